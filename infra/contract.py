@@ -27,8 +27,8 @@ OUTPUT_KEYS: dict[str, str] = {
     "endpoints": "model name -> endpoint name (only models with an approved package in this stack)",
     "approvedPackages": "model name -> approved model package ARN deployed by this stack ('' when none)",
     "trainingDefaults": "allowedInstanceTypes, defaultInstanceType, useSpot, maxRuntimeSeconds, maxWaitSeconds, "
-    "checkpointS3Uri, outputS3Uri, volumeKmsKeyArn, vpc (subnetIds, securityGroupIds)",
-    "monitoring": "driftNamespace, driftMetricName, driftThreshold, dashboardName, logGroupName",
+    "checkpointS3Uri, outputS3Uri, volumeKmsKeyArn, vpc (subnetIds, securityGroupIds), jobNamePrefix",
+    "monitoring": "driftNamespace, driftMetricName, driftDimensions (model -> dimensions), driftThreshold, dashboardName, logGroupName",
     "deployerRoleArn": "GitHub Actions OIDC role that CI assumes to deploy this environment",
 }
 
@@ -44,6 +44,7 @@ class TrainingDefaults:
     outputS3Uri: str
     volumeKmsKeyArn: str
     vpc: dict[str, list[str]] = field(default_factory=dict)
+    jobNamePrefix: str = ""  # training job names start with it (EventBridge and IAM scope on it)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class MonitoringOutputs:
     driftThreshold: float
     dashboardName: str
     logGroupName: str
+    driftDimensions: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> CloudWatch dimensions
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+"""Small helpers every component shares: naming, tags and IAM documents."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pulumi
+
+
+def physical_name(stack: str, *parts: str) -> str:
+    """Deterministic names (`mlops-dev-data-…`) so the pipeline and the local backend find resources."""
+    return "-".join(["mlops", stack, *parts])
+
+
+def content_hash(*values: Any, length: int = 8) -> str:
+    """Short stable digest of a resource's content, for names that must change when content does."""
+    blob = json.dumps(values, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def policy_document(statements: list[dict[str, Any]]) -> pulumi.Output[str]:
+    """An IAM policy document as a JSON string; statements may hold Outputs."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """The statement that makes a bucket TLS-only."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }

@@ -1,0 +1,596 @@
+"""One typed, validated configuration object per stack.
+
+Every environment runs the same program; what differs lives in `stacks/Pulumi.<stack>.yaml`
+and is checked here, in one place, before any resource is declared. An error names the key,
+the bad value and what is allowed, and lists every problem at once.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NAMESPACE = "mlops"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = REPO_ROOT / "stacks"
+
+ENVIRONMENTS = ("dev", "staging", "prod", "local")
+REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2")
+
+# SageMaker GPU training instance types we support, by family.
+GPU_TRAINING_TYPES = (
+    "ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g4dn.12xlarge",
+    "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g5.4xlarge", "ml.g5.12xlarge", "ml.g5.48xlarge",
+    "ml.g6.xlarge", "ml.g6.2xlarge", "ml.g6.12xlarge", "ml.g6e.xlarge", "ml.g6e.12xlarge",
+    "ml.p3.2xlarge", "ml.p3.8xlarge", "ml.p3.16xlarge",
+    "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.p5e.48xlarge",
+)
+# The most each environment tier may ask for: dev stays on single small GPUs, prod may use p4d/p5.
+TIER_TRAINING_TYPES = {
+    "dev": ("ml.g4dn.xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge"),
+    "local": ("ml.g4dn.xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge"),
+    "staging": tuple(t for t in GPU_TRAINING_TYPES if not t.startswith(("ml.p4", "ml.p5"))),
+    "prod": GPU_TRAINING_TYPES,
+}
+HOSTING_TYPES = (
+    "ml.t2.medium", "ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5.large", "ml.c5.xlarge",
+    "ml.c5.2xlarge", "ml.c6i.large", "ml.c6i.xlarge", "ml.g4dn.xlarge", "ml.g4dn.2xlarge",
+    "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge", "ml.p3.2xlarge",
+)
+SERVING_MODES = ("serverless", "instance")
+ROLLOUT_TYPES = ("canary", "linear", "all_at_once")
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+GATE_METRICS = ("roc_auc", "accuracy", "f1", "log_loss")
+ENFORCEMENT_LEVELS = ("advisory", "mandatory", "disabled")
+PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]{1,63}/\d+$")
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+GITHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
+
+
+class ConfigError(ValueError):
+    """A stack configuration that must not be deployed; carries every problem found."""
+
+    def __init__(self, stack: str, problems: list[str]):
+        self.stack = stack
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"stack '{stack}' has {len(problems)} configuration error(s):\n{lines}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    allowedInstanceTypes: tuple[str, ...]
+    defaultInstanceType: str
+    spot: bool
+    maxRuntimeSeconds: int
+    maxWaitSeconds: int
+
+
+@dataclass(frozen=True)
+class AutoscalingConfig:
+    minCapacity: int
+    maxCapacity: int
+    targetInvocationsPerInstance: int
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    type: str
+    stepPercent: int
+    bakeSeconds: int
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    mode: str
+    instanceType: str
+    initialInstanceCount: int
+    serverlessMemoryMb: int
+    serverlessMaxConcurrency: int
+    autoscaling: AutoscalingConfig
+    rollout: RolloutConfig
+    dataCaptureSamplingPercent: int
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    metric: str
+    minImprovement: float
+    minimums: dict[str, float]
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    alertEmail: str
+    latencyP99Ms: int
+    error5xxThreshold: int
+    driftThreshold: float
+    monthlyBudgetUsd: float
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    logDays: int
+    artifactDays: int
+    captureDays: int
+
+
+@dataclass(frozen=True)
+class GithubConfig:
+    repository: str
+    environment: str
+    manageOidcProvider: bool = True  # one GitHub OIDC provider per account: let one stack own it
+
+
+@dataclass(frozen=True)
+class VpcConfig:
+    subnetIds: tuple[str, ...] = ()
+    securityGroupIds: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.subnetIds)
+
+
+@dataclass(frozen=True)
+class Suppression:
+    rule: str
+    resource: str
+    reason: str
+    expires: date
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    defaultEnforcement: str = "advisory"
+    enforcement: dict[str, str] = field(default_factory=dict)
+    suppressions: tuple[Suppression, ...] = ()
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    stack: str
+    region: str
+    environment: str
+    models: tuple[str, ...]
+    approvedPackages: dict[str, str]
+    previousPackages: dict[str, tuple[str, ...]]
+    training: TrainingConfig
+    serving: ServingConfig
+    gate: GateConfig
+    promotion: dict[str, str]
+    monitoring: MonitoringConfig
+    retention: RetentionConfig
+    tags: dict[str, str]
+    github: GithubConfig
+    vpc: VpcConfig
+    policy: PolicyConfig
+    endpoints: dict[str, str] = field(default_factory=dict)  # aws:endpoints overrides (local stack)
+
+    @property
+    def deployed_models(self) -> list[str]:
+        """Models with an approved package: only these get an endpoint (and cost)."""
+        return [m for m in self.models if self.approvedPackages.get(m)]
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def stack_file(stack: str | Path) -> tuple[str, Path]:
+    """Resolve a stack name (dev) or a file path (…/Pulumi.dev.yaml) to (name, path)."""
+    path = Path(stack)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
+        return name, path
+    return str(stack), STACKS_DIR / f"Pulumi.{stack}.yaml"
+
+
+def read_raw_config(stack: str | Path) -> tuple[str, dict[str, Any]]:
+    """The `config:` mapping of a stack file, keys as written (`mlops:training`, `aws:region`)."""
+    name, path = stack_file(stack)
+    if not path.exists():
+        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+        raise ConfigError(name, [f"no stack file {path}; known stacks: {', '.join(known) or 'none'}"])
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(name, [f"{path} is not valid YAML: {err}"]) from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise ConfigError(name, [f"{path} has no 'config:' mapping"])
+    return name, config
+
+
+def load_stack_config(stack: str | Path, overrides: dict[str, Any] | None = None) -> StackConfig:
+    """Read and validate a stack file; `overrides` replace top-level keys (`mlops:serving`)."""
+    name, raw = read_raw_config(stack)
+    raw = {**raw, **(overrides or {})}
+    return parse_config(name, raw)
+
+
+def to_pulumi_config(raw: dict[str, Any]) -> dict[str, str]:
+    """Stack-file config in the form the Pulumi runtime holds it: strings, objects as JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+
+
+def from_pulumi_config(runtime_config: dict[str, str]) -> dict[str, Any]:
+    """The inverse of `to_pulumi_config`, for the program reading config under the CLI or mocks."""
+    out: dict[str, Any] = {}
+    for key, value in runtime_config.items():
+        try:
+            decoded = json.loads(value)
+            out[key] = decoded if isinstance(decoded, (dict, list)) else value
+        except (TypeError, json.JSONDecodeError):
+            out[key] = value
+    return out
+
+
+# --- validation ----------------------------------------------------------------------------
+
+KNOWN_KEYS = {
+    "environment", "models", "approvedPackages", "previousPackages", "training", "serving", "gate",
+    "promotion", "monitoring", "retention", "tags", "github", "vpc", "policy",
+}
+
+
+class _Checker:
+    """Collects problems so a user sees every mistake in one run."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, key: str, value: Any, allowed: str) -> None:
+        self.problems.append(f"{key}: {value!r} is not valid; {allowed}")
+
+    def mapping(self, raw: dict, key: str, fields_: dict[str, Any], required: bool = True) -> dict:
+        value = raw.get(f"{NAMESPACE}:{key}")
+        if value is None:
+            if required:
+                self.problems.append(f"{NAMESPACE}:{key}: missing; expected a mapping with {', '.join(fields_)}")
+            return {}
+        if not isinstance(value, dict):
+            self.fail(f"{NAMESPACE}:{key}", value, "expected a mapping")
+            return {}
+        for unknown in sorted(set(value) - set(fields_)):
+            self.problems.append(f"{NAMESPACE}:{key}.{unknown}: unknown key; allowed: {', '.join(fields_)}")
+        return value
+
+    def choice(self, key: str, value: Any, allowed: tuple) -> Any:
+        if value not in allowed:
+            self.fail(key, value, f"allowed: {', '.join(map(str, allowed))}")
+        return value
+
+    def integer(self, key: str, value: Any, low: int = 1, high: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            self.fail(key, value, "expected a whole number")
+            return low
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            self.fail(key, value, f"expected {bound}")
+        return int(value)
+
+    def number(self, key: str, value: Any, low: float = 0.0, high: float | None = None, strict: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, value, "expected a number")
+            return low
+        if (value <= low if strict else value < low) or (high is not None and value > high):
+            bound = f"{'over' if strict else 'at least'} {low}" + (f" and at most {high}" if high is not None else "")
+            self.fail(key, value, f"expected a number {bound}")
+        return float(value)
+
+    def boolean(self, key: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            self.fail(key, value, "expected true or false")
+            return False
+        return value
+
+    def string_list(self, key: str, value: Any, pattern: re.Pattern | None = None) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, value, "expected a list of strings")
+            return ()
+        for i, v in enumerate(value):
+            if pattern and not pattern.match(v):
+                self.fail(f"{key}[{i}]", v, f"expected to match {pattern.pattern}")
+        return tuple(value)
+
+
+def parse_config(stack: str, raw: dict[str, Any]) -> StackConfig:
+    """Validate the whole stack config; raise one ConfigError listing every problem."""
+    c = _Checker()
+    ns = f"{NAMESPACE}:"
+    for key in sorted(raw):
+        if key.startswith(ns) and key[len(ns):] not in KNOWN_KEYS:
+            c.problems.append(f"{key}: unknown key; allowed: {', '.join(ns + k for k in sorted(KNOWN_KEYS))}")
+        elif ":" not in key:
+            c.problems.append(f"{key}: keys must be namespaced, e.g. {ns}{key} or aws:{key}")
+
+    region = c.choice("aws:region", raw.get("aws:region"), REGIONS)
+    env = c.choice(f"{ns}environment", raw.get(f"{ns}environment"), ENVIRONMENTS)
+    tier = env if env in ENVIRONMENTS else "dev"
+
+    models = c.string_list(f"{ns}models", raw.get(f"{ns}models", []), MODEL_NAME)
+    if not models:
+        c.problems.append(f"{ns}models: at least one model name is required, e.g. [churn]")
+
+    approved = _approved_packages(c, raw.get(f"{ns}approvedPackages", {}), models)
+    previous = _previous_packages(c, raw.get(f"{ns}previousPackages", {}), models)
+    training = _training(c, raw, tier)
+    serving = _serving(c, raw, tier)
+    gate = _gate(c, raw)
+    promotion = _promotion(c, raw, env)
+    monitoring = _monitoring(c, raw, tier)
+    retention = _retention(c, raw)
+    tags = _tags(c, raw)
+    github = _github(c, raw)
+    vpc = _vpc(c, raw)
+    policy = _policy(c, raw)
+    endpoints = _endpoints(c, raw, tier)
+
+    if c.problems:
+        raise ConfigError(stack, c.problems)
+    return StackConfig(
+        stack=stack, region=region, environment=env, models=models, approvedPackages=approved,
+        previousPackages=previous, training=training, serving=serving, gate=gate, promotion=promotion,
+        monitoring=monitoring, retention=retention, tags=tags, github=github, vpc=vpc, policy=policy,
+        endpoints=endpoints,
+    )
+
+
+def _approved_packages(c: _Checker, value: Any, models: tuple[str, ...]) -> dict[str, str]:
+    key = f"{NAMESPACE}:approvedPackages"
+    if not isinstance(value, dict):
+        c.fail(key, value, "expected a mapping of model name to model package ARN ('' when none)")
+        return {}
+    out = {}
+    for model, arn in value.items():
+        if model not in models:
+            c.problems.append(f"{key}.{model}: not a model of this stack; models: {', '.join(models)}")
+        if arn in ("", None):
+            out[model] = ""
+        elif not isinstance(arn, str) or not PACKAGE_ARN.match(arn):
+            c.fail(f"{key}.{model}", arn, "expected a versioned model package ARN like "
+                   "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-dev/3, or ''")
+        else:
+            out[model] = arn
+    return {m: out.get(m, "") for m in models} | {m: a for m, a in out.items() if m not in models}
+
+
+def _previous_packages(c: _Checker, value: Any, models: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    key = f"{NAMESPACE}:previousPackages"
+    if not isinstance(value, dict):
+        c.fail(key, value, "expected a mapping of model name to a list of model package ARNs")
+        return {}
+    return {model: c.string_list(f"{key}.{model}", arns, PACKAGE_ARN) for model, arns in value.items()}
+
+
+def _training(c: _Checker, raw: dict, tier: str) -> TrainingConfig:
+    key = f"{NAMESPACE}:training"
+    t = c.mapping(raw, "training", {"allowedInstanceTypes": 0, "defaultInstanceType": 0, "spot": 0,
+                                    "maxRuntimeSeconds": 0, "maxWaitSeconds": 0})
+    allowed = c.string_list(f"{key}.allowedInstanceTypes", t.get("allowedInstanceTypes", []))
+    if not allowed:
+        c.problems.append(f"{key}.allowedInstanceTypes: at least one GPU instance type is required")
+    ceiling = TIER_TRAINING_TYPES[tier]
+    for i, itype in enumerate(allowed):
+        if itype not in GPU_TRAINING_TYPES:
+            c.fail(f"{key}.allowedInstanceTypes[{i}]", itype,
+                   f"not a supported GPU training instance type; supported: {', '.join(GPU_TRAINING_TYPES)}")
+        elif itype not in ceiling:
+            c.fail(f"{key}.allowedInstanceTypes[{i}]", itype,
+                   f"GPU type not allowed in a {tier} environment; allowed there: {', '.join(ceiling)}")
+    default = t.get("defaultInstanceType")
+    if default not in allowed:
+        c.fail(f"{key}.defaultInstanceType", default, f"must be one of allowedInstanceTypes: {', '.join(allowed)}")
+    spot = c.boolean(f"{key}.spot", t.get("spot"))
+    runtime = c.integer(f"{key}.maxRuntimeSeconds", t.get("maxRuntimeSeconds"), 60, 28 * 24 * 3600)
+    wait = c.integer(f"{key}.maxWaitSeconds", t.get("maxWaitSeconds", runtime), 60, 28 * 24 * 3600)
+    if spot and wait < runtime:
+        c.fail(f"{key}.maxWaitSeconds", wait, f"with spot on it must be at least maxRuntimeSeconds ({runtime})")
+    return TrainingConfig(allowed, str(default), spot, runtime, wait)
+
+
+def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
+    key = f"{NAMESPACE}:serving"
+    s = c.mapping(raw, "serving", {"mode": 0, "instanceType": 0, "initialInstanceCount": 0, "serverlessMemoryMb": 0,
+                                   "serverlessMaxConcurrency": 0, "autoscaling": 0, "rollout": 0,
+                                   "dataCaptureSamplingPercent": 0})
+    mode = c.choice(f"{key}.mode", s.get("mode"), SERVING_MODES)
+    itype = s.get("instanceType", "ml.m5.large")
+    c.choice(f"{key}.instanceType", itype, HOSTING_TYPES)
+    count = c.integer(f"{key}.initialInstanceCount", s.get("initialInstanceCount", 1), 1, 100)
+    memory = s.get("serverlessMemoryMb", 2048)
+    c.choice(f"{key}.serverlessMemoryMb", memory, SERVERLESS_MEMORY_MB)
+    concurrency = c.integer(f"{key}.serverlessMaxConcurrency", s.get("serverlessMaxConcurrency", 5), 1, 200)
+
+    a = s.get("autoscaling", {"minCapacity": count, "maxCapacity": count, "targetInvocationsPerInstance": 100})
+    if not isinstance(a, dict):
+        c.fail(f"{key}.autoscaling", a, "expected a mapping with minCapacity, maxCapacity, targetInvocationsPerInstance")
+        a = {}
+    for unknown in sorted(set(a) - {"minCapacity", "maxCapacity", "targetInvocationsPerInstance"}):
+        c.problems.append(f"{key}.autoscaling.{unknown}: unknown key; allowed: minCapacity, maxCapacity, targetInvocationsPerInstance")
+    lo = c.integer(f"{key}.autoscaling.minCapacity", a.get("minCapacity", count), 1, 100)
+    hi = c.integer(f"{key}.autoscaling.maxCapacity", a.get("maxCapacity", count), 1, 100)
+    if hi < lo:
+        c.fail(f"{key}.autoscaling.maxCapacity", hi, f"must be at least minCapacity ({lo})")
+    target = c.integer(f"{key}.autoscaling.targetInvocationsPerInstance", a.get("targetInvocationsPerInstance", 100), 1)
+
+    r = s.get("rollout", {"type": "all_at_once", "stepPercent": 100, "bakeSeconds": 300})
+    if not isinstance(r, dict):
+        c.fail(f"{key}.rollout", r, "expected a mapping with type, stepPercent, bakeSeconds")
+        r = {}
+    for unknown in sorted(set(r) - {"type", "stepPercent", "bakeSeconds"}):
+        c.problems.append(f"{key}.rollout.{unknown}: unknown key; allowed: type, stepPercent, bakeSeconds")
+    rtype = c.choice(f"{key}.rollout.type", r.get("type"), ROLLOUT_TYPES)
+    step = c.integer(f"{key}.rollout.stepPercent", r.get("stepPercent", 100), 1, 100)
+    if rtype in ("canary", "linear") and step == 100:
+        c.fail(f"{key}.rollout.stepPercent", step, f"a {rtype} rollout shifts part of the traffic: use 1-99")
+    bake = c.integer(f"{key}.rollout.bakeSeconds", r.get("bakeSeconds", 300), 0, 3600)
+    capture = c.integer(f"{key}.dataCaptureSamplingPercent", s.get("dataCaptureSamplingPercent", 0), 0, 100)
+
+    if mode == "serverless":
+        if rtype in ("canary", "linear"):
+            c.fail(f"{key}.rollout.type", rtype, "serverless endpoints support only all_at_once; use mode: instance for canary/linear")
+        if capture:
+            c.fail(f"{key}.dataCaptureSamplingPercent", capture, "serverless endpoints cannot capture data; use 0 or mode: instance")
+    if tier == "prod":
+        if mode != "instance":
+            c.fail(f"{key}.mode", mode, "prod serves from instances (mode: instance), for capture and safe rollout")
+        if rtype == "all_at_once":
+            c.fail(f"{key}.rollout.type", rtype, "prod rolls out with canary or linear traffic shifting")
+        if capture == 0:
+            c.fail(f"{key}.dataCaptureSamplingPercent", capture, "prod must capture data (1-100) for drift monitoring")
+    if tier == "dev" and mode == "instance":
+        c.fail(f"{key}.mode", mode, "dev must not bill by the hour when idle: use mode: serverless")
+    return ServingConfig(mode, itype, count, memory, concurrency, AutoscalingConfig(lo, hi, target),
+                         RolloutConfig(rtype, step, bake), capture)
+
+
+def _gate(c: _Checker, raw: dict) -> GateConfig:
+    key = f"{NAMESPACE}:gate"
+    g = c.mapping(raw, "gate", {"metric": 0, "minImprovement": 0, "minimums": 0})
+    metric = c.choice(f"{key}.metric", g.get("metric", "roc_auc"), GATE_METRICS)
+    margin = c.number(f"{key}.minImprovement", g.get("minImprovement", 0.0), 0.0, 1.0)
+    minimums = g.get("minimums", {})
+    if not isinstance(minimums, dict):
+        c.fail(f"{key}.minimums", minimums, "expected a mapping of metric to minimum value")
+        minimums = {}
+    for m, v in minimums.items():
+        c.choice(f"{key}.minimums.{m}", m, GATE_METRICS)
+        c.number(f"{key}.minimums.{m}", v, 0.0)
+    return GateConfig(metric, margin, {m: float(v) for m, v in minimums.items() if isinstance(v, (int, float))})
+
+
+def _promotion(c: _Checker, raw: dict, env: str) -> dict[str, str]:
+    key = f"{NAMESPACE}:promotion"
+    p = c.mapping(raw, "promotion", {"requireLiveIn": 0}, required=False)
+    live_in = p.get("requireLiveIn", "")
+    if live_in:
+        c.choice(f"{key}.requireLiveIn", live_in, tuple(e for e in ENVIRONMENTS if e != env))
+    if env == "prod" and live_in != "staging":
+        c.fail(f"{key}.requireLiveIn", live_in, "prod requires packages to have been live in staging: use 'staging'")
+    return {"requireLiveIn": live_in or ""}
+
+
+def _monitoring(c: _Checker, raw: dict, tier: str) -> MonitoringConfig:
+    key = f"{NAMESPACE}:monitoring"
+    m = c.mapping(raw, "monitoring", {"alertEmail": 0, "latencyP99Ms": 0, "error5xxThreshold": 0,
+                                      "driftThreshold": 0, "monthlyBudgetUsd": 0})
+    email = m.get("alertEmail", "")
+    if email and (not isinstance(email, str) or not EMAIL.match(email)):
+        c.fail(f"{key}.alertEmail", email, "expected an e-mail address")
+    if not email and tier in ("staging", "prod"):
+        c.problems.append(f"{key}.alertEmail: missing; {tier} must page a person: give an e-mail address")
+    latency = c.integer(f"{key}.latencyP99Ms", m.get("latencyP99Ms", 500), 1, 60_000)
+    errors = c.integer(f"{key}.error5xxThreshold", m.get("error5xxThreshold", 5), 1)
+    drift = c.number(f"{key}.driftThreshold", m.get("driftThreshold", 0.2), 0.0, 10.0, strict=True)
+    budget = c.number(f"{key}.monthlyBudgetUsd", m.get("monthlyBudgetUsd"), 0.0, strict=True)
+    return MonitoringConfig(email or "", latency, errors, drift, budget)
+
+
+def _retention(c: _Checker, raw: dict) -> RetentionConfig:
+    key = f"{NAMESPACE}:retention"
+    r = c.mapping(raw, "retention", {"logDays": 0, "artifactDays": 0, "captureDays": 0})
+    log_days = r.get("logDays", 30)
+    # CloudWatch Logs accepts only these retention periods.
+    c.choice(f"{key}.logDays", log_days, (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653))
+    return RetentionConfig(int(log_days) if isinstance(log_days, int) else 30,
+                           c.integer(f"{key}.artifactDays", r.get("artifactDays", 365), 1),
+                           c.integer(f"{key}.captureDays", r.get("captureDays", 90), 1))
+
+
+def _tags(c: _Checker, raw: dict) -> dict[str, str]:
+    key = f"{NAMESPACE}:tags"
+    tags = raw.get(key, {})
+    if not isinstance(tags, dict):
+        c.fail(key, tags, "expected a mapping of tag key to value")
+        return {}
+    for k, v in tags.items():
+        if not TAG_KEY.match(str(k)) or str(k).lower().startswith("aws:"):
+            c.fail(f"{key}.{k}", k, "tag keys are 1-128 letters, digits, spaces or _.:/=+-@ and may not start with aws:")
+        if not isinstance(v, str) or len(v) > 256:
+            c.fail(f"{key}.{k}", v, "tag values are strings of at most 256 characters")
+    for required in ("owner", "cost-center"):
+        if required not in tags:
+            c.problems.append(f"{key}.{required}: missing; every stack tags its resources with owner and cost-center")
+    return {str(k): str(v) for k, v in tags.items()}
+
+
+def _github(c: _Checker, raw: dict) -> GithubConfig:
+    key = f"{NAMESPACE}:github"
+    g = c.mapping(raw, "github", {"repository": 0, "environment": 0, "manageOidcProvider": 0})
+    repo = g.get("repository", "")
+    if not isinstance(repo, str) or not GITHUB_REPO.match(repo):
+        c.fail(f"{key}.repository", repo, "expected owner/name of the GitHub repository CI runs in")
+    environment = g.get("environment", "")
+    if not isinstance(environment, str) or not environment:
+        c.fail(f"{key}.environment", environment, "expected the GitHub environment name that deploys this stack")
+    manage = c.boolean(f"{key}.manageOidcProvider", g.get("manageOidcProvider", True))
+    return GithubConfig(str(repo), str(environment), manage)
+
+
+def _vpc(c: _Checker, raw: dict) -> VpcConfig:
+    key = f"{NAMESPACE}:vpc"
+    v = c.mapping(raw, "vpc", {"subnetIds": 0, "securityGroupIds": 0}, required=False)
+    subnets = c.string_list(f"{key}.subnetIds", v.get("subnetIds", []), re.compile(r"^subnet-[0-9a-f]{8,17}$"))
+    groups = c.string_list(f"{key}.securityGroupIds", v.get("securityGroupIds", []), re.compile(r"^sg-[0-9a-f]{8,17}$"))
+    if bool(subnets) != bool(groups):
+        c.problems.append(f"{key}: give both subnetIds and securityGroupIds, or neither")
+    return VpcConfig(subnets, groups)
+
+
+def _policy(c: _Checker, raw: dict) -> PolicyConfig:
+    key = f"{NAMESPACE}:policy"
+    p = c.mapping(raw, "policy", {"defaultEnforcement": 0, "enforcement": 0, "suppressions": 0}, required=False)
+    default = c.choice(f"{key}.defaultEnforcement", p.get("defaultEnforcement", "advisory"), ENFORCEMENT_LEVELS[:2])
+    levels = p.get("enforcement", {})
+    if not isinstance(levels, dict):
+        c.fail(f"{key}.enforcement", levels, "expected a mapping of rule id to advisory, mandatory or disabled")
+        levels = {}
+    for rule, level in levels.items():
+        c.choice(f"{key}.enforcement.{rule}", level, ENFORCEMENT_LEVELS)
+    suppressions = []
+    entries = p.get("suppressions", [])
+    if not isinstance(entries, list):
+        c.fail(f"{key}.suppressions", entries, "expected a list of {rule, resource, reason, expires}")
+        entries = []
+    for i, s in enumerate(entries):
+        where = f"{key}.suppressions[{i}]"
+        if not isinstance(s, dict) or set(s) != {"rule", "resource", "reason", "expires"}:
+            c.fail(where, s, "each suppression has exactly rule, resource, reason and expires (YYYY-MM-DD)")
+            continue
+        try:
+            expires = s["expires"] if isinstance(s["expires"], date) else date.fromisoformat(str(s["expires"]))
+        except ValueError:
+            c.fail(f"{where}.expires", s["expires"], "expected a date YYYY-MM-DD")
+            continue
+        if not str(s["reason"]).strip():
+            c.fail(f"{where}.reason", s["reason"], "say why the rule does not apply")
+        suppressions.append(Suppression(str(s["rule"]), str(s["resource"]), str(s["reason"]), expires))
+    return PolicyConfig(default, dict(levels), tuple(suppressions))
+
+
+def _endpoints(c: _Checker, raw: dict, tier: str) -> dict[str, str]:
+    """`aws:endpoints` (the provider's custom endpoints): only the local stack, only loopback."""
+    value = raw.get("aws:endpoints")
+    if value is None:
+        return {}
+    if tier != "local":
+        c.fail("aws:endpoints", value, "custom endpoints are for the local stack only")
+        return {}
+    entries = value if isinstance(value, list) else [value]
+    out: dict[str, str] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            c.fail("aws:endpoints", entry, "expected a list of {service: url}")
+            continue
+        for service, url in entry.items():
+            if not isinstance(url, str) or not re.match(r"^https?://(127\.0\.0\.1|localhost)(:\d+)?/?$", url):
+                c.fail(f"aws:endpoints.{service}", url, "the local stack talks only to an emulator on loopback (http://127.0.0.1:PORT)")
+            out[service] = str(url)
+    return out

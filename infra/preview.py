@@ -1,0 +1,216 @@
+"""Run the real Pulumi program offline, under Pulumi's mocks, and return what it declares.
+
+No Pulumi CLI and no cloud account are needed: the SDK's mock monitor stands in for the
+engine, and `AwsMocks` answers every registration with realistic ids and ARNs (inputs built
+from an `arn` or `id` are silently dropped when a mock returns none). Every registration is
+recorded as a resource record: type, name, URN, wire-form properties, parent, provider and
+dependencies — the same shape the policies read from CrossGuard and from stack exports.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+
+from infra.common import content_hash
+from infra.config import load_stack_config, read_raw_config, to_pulumi_config
+
+PROJECT = "mlops"
+PROGRAM = Path(__file__).resolve().parent / "__main__.py"
+ACCOUNT_ID = "123456789012"  # moto's default account too, so preview names match the emulator's
+
+
+@dataclass
+class Preview:
+    stack: str
+    resources: list[dict[str, Any]]
+    outputs: dict[str, Any]
+    seconds: float = 0.0
+    config: Any = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stack": self.stack, "project": PROJECT, "resources": self.resources, "outputs": self.outputs}
+
+    def of_type(self, type_token: str) -> list[dict[str, Any]]:
+        return [r for r in self.resources if r["type"] == type_token]
+
+    def by_name(self, name: str) -> dict[str, Any]:
+        matches = [r for r in self.resources if r["name"] == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+
+# --- mocks ---------------------------------------------------------------------------------
+
+def _arn(service: str, region: str, resource: str, account: str = ACCOUNT_ID) -> str:
+    return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+
+class AwsMocks(pulumi_mocks.Mocks):
+    """Answers like AWS would: the physical name as id, ARNs in each service's format."""
+
+    def __init__(self, region: str):
+        self.region = region
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        inputs = dict(args.inputs)
+        token, r = args.typ, self.region
+        name = (inputs.get("name") or inputs.get("bucket") or inputs.get("modelPackageGroupName")
+                or inputs.get("dashboardName") or f"{args.name}-{content_hash(args.name, length=7)}")
+        out: dict[str, Any] = {**inputs}
+        resource_id = str(name)
+        if token == "aws:kms/key:Key":
+            digest = content_hash(args.name, length=32)
+            resource_id = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
+            out.update(keyId=resource_id, arn=_arn("kms", r, f"key/{resource_id}"))
+        elif token == "aws:kms/alias:Alias":
+            out.update(arn=_arn("kms", r, str(name)))
+        elif token == "aws:s3/bucket:Bucket":
+            out.update(bucket=name, arn=f"arn:aws:s3:::{name}", bucketDomainName=f"{name}.s3.amazonaws.com",
+                       region=r)
+        elif token == "aws:iam/role:Role":
+            out.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", uniqueId=f"AROA{content_hash(name, length=16).upper()}")
+        elif token == "aws:iam/rolePolicy:RolePolicy":
+            resource_id = f"{inputs.get('role', 'role')}:{args.name}"
+        elif token == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            host = str(inputs.get("url", "")).removeprefix("https://")
+            out.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}")
+            resource_id = out["arn"]
+        elif token == "aws:ecr/repository:Repository":
+            out.update(arn=_arn("ecr", r, f"repository/{name}"), registryId=ACCOUNT_ID,
+                       repositoryUrl=f"{ACCOUNT_ID}.dkr.ecr.{r}.amazonaws.com/{name}")
+        elif token == "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
+            out.update(arn=_arn("sagemaker", r, f"model-package-group/{name}"))
+        elif token == "aws:sagemaker/model:Model":
+            out.update(arn=_arn("sagemaker", r, f"model/{name}"))
+        elif token == "aws:sagemaker/endpointConfiguration:EndpointConfiguration":
+            out.update(arn=_arn("sagemaker", r, f"endpoint-config/{name}"))
+        elif token == "aws:sagemaker/endpoint:Endpoint":
+            out.update(arn=_arn("sagemaker", r, f"endpoint/{name}"))
+        elif token == "aws:sns/topic:Topic":
+            out.update(arn=_arn("sns", r, str(name)))
+            resource_id = out["arn"]
+        elif token == "aws:sns/topicSubscription:TopicSubscription":
+            out.update(arn=f"{inputs.get('topic')}:{content_hash(args.name, length=8)}")
+            resource_id = out["arn"]
+        elif token == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            out.update(arn=_arn("cloudwatch", r, f"alarm:{name}"))
+        elif token == "aws:cloudwatch/eventRule:EventRule":
+            out.update(arn=_arn("events", r, f"rule/{name}"))
+        elif token == "aws:cloudwatch/logGroup:LogGroup":
+            out.update(arn=_arn("logs", r, f"log-group:{name}"))
+        elif token == "aws:cloudwatch/dashboard:Dashboard":
+            out.update(dashboardArn=f"arn:aws:cloudwatch::{ACCOUNT_ID}:dashboard/{name}")
+        elif token == "aws:budgets/budget:Budget":
+            out.update(arn=f"arn:aws:budgets::{ACCOUNT_ID}:budget/{name}")
+            resource_id = f"{ACCOUNT_ID}:{name}"
+        elif token == "aws:appautoscaling/target:Target":
+            resource_id = str(inputs.get("resourceId", args.name))
+            out.update(arn=_arn("application-autoscaling", r, f"scalable-target/{content_hash(resource_id)}"))
+        elif token == "aws:appautoscaling/policy:Policy":
+            out.update(arn=_arn("autoscaling", r, f"scalingPolicy:{name}"))
+        elif token.startswith("aws:") and "arn" not in out:
+            out["arn"] = _arn(token.split(":")[1].split("/")[0], r, f"{token.rsplit(':', 1)[-1].lower()}/{name}")
+        return resource_id, out
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/preview", "userId": "AIDAPREVIEW",
+                    "id": ACCOUNT_ID}
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, keeping each registration as a resource record."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.records: list[dict[str, Any]] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            self.records.append(_record(response.urn, request, "", {}))
+            return response
+        from pulumi.runtime import rpc
+
+        state = rpc.deserialize_properties(response.object) if request.custom else {}
+        inputs = rpc.deserialize_properties(request.object)
+        self.records.append(_record(response.urn, request, response.id, {**inputs, **state}))
+        return response
+
+
+def _record(urn: str, request, resource_id: str, props: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "urn": urn,
+        "type": request.type,
+        "name": request.name,
+        "custom": bool(request.custom),
+        "id": resource_id or "",
+        "parent": request.parent or "",
+        "provider": request.provider or "",
+        "dependencies": list(request.dependencies),
+        "props": _plain(props),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Wire values as JSON-able Python: drop the SDK's unknown/secret markers."""
+    if isinstance(value, dict):
+        if value.get("4dabf18193072939515e22adb298388d") == "1b47061264138c4ac30d75fd1eb44270":
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+# --- running the program --------------------------------------------------------------------
+
+def preview_stack(stack: str | Path, config_overrides: dict[str, Any] | None = None) -> Preview:
+    """Validate the stack's config, run infra/__main__.py under mocks, return its graph and outputs."""
+    started = time.perf_counter()
+    config = load_stack_config(stack, config_overrides)  # a bad config fails here, before any resource
+    _, raw = read_raw_config(stack)
+    raw = {**raw, **(config_overrides or {})}
+
+    monitor = RecordingMonitor(AwsMocks(config.region))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        pulumi_settings.ROOT.set(None)
+        pulumi.runtime.set_all_config(to_pulumi_config(raw))
+        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=config.stack, preview=False, monitor=monitor)
+        root = pulumi_settings.get_root_resource()
+        loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+        outputs = loop.run_until_complete(pulumi.Output.from_input(root.outputs).future())
+    finally:
+        pulumi_settings.ROOT.set(None)
+        loop.close()
+        asyncio.set_event_loop(None)
+    return Preview(stack=config.stack, resources=monitor.records, outputs=_plain(outputs),
+                   seconds=time.perf_counter() - started, config=config)
+
+
+def main() -> None:  # python -m infra.preview dev
+    import sys
+
+    print(json.dumps(preview_stack(sys.argv[1] if len(sys.argv) > 1 else "dev").to_json(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Compose the components of one environment and return the outputs contract (infra/contract.py)."""
+from __future__ import annotations
+
+import pulumi
+
+from infra.common import physical_name
+from infra.config import StackConfig
+from infra.identity import Identity, IdentityArgs
+from infra.monitoring import DRIFT_METRIC, DRIFT_NAMESPACE, Monitoring, MonitoringArgs, endpoint_name
+from infra.registry import Registry, RegistryArgs
+from infra.serving import ModelEndpoint, ServingArgs
+from infra.storage import Storage, StorageArgs
+from infra.training import TrainingArgs, TrainingPlatform
+
+
+def resource_tags(config: StackConfig) -> dict[str, str]:
+    """Every taggable resource carries these: who owns it, what it costs, which environment."""
+    return {"project": "mlops", "environment": config.stack, "managed-by": "pulumi", **config.tags}
+
+
+def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str, pulumi.Input]:
+    tags = resource_tags(config)
+    stack = config.stack
+    storage = Storage("storage", StorageArgs(
+        stack=stack, account_id=account_id, region=config.region, artifact_days=config.retention.artifactDays,
+        capture_days=config.retention.captureDays, log_days=config.retention.logDays, tags=tags))
+    registry = Registry("registry", RegistryArgs(
+        stack=stack, environment=config.environment, models=config.models, account_id=account_id,
+        region=config.region, kms_key_arn=storage.key.arn, tags=tags))
+    training = TrainingPlatform("training", TrainingArgs(
+        stack=stack, account_id=account_id, region=config.region, kms_key_arn=storage.key.arn,
+        data_bucket_arn=storage.data_bucket.arn, artifact_bucket_arn=storage.artifact_bucket.arn,
+        capture_bucket_arn=storage.capture_bucket.arn, repository_arn=registry.repository.arn,
+        log_days=config.retention.logDays, vpc_enabled=config.vpc.enabled, tags=tags))
+    deployed = tuple(config.deployed_models)
+    monitoring = Monitoring("monitoring", MonitoringArgs(
+        stack=stack, account_id=account_id, region=config.region, kms_key_arn=storage.key.arn,
+        alert_email=config.monitoring.alertEmail, deployed_models=deployed,
+        latency_p99_ms=config.monitoring.latencyP99Ms, error_5xx_threshold=config.monitoring.error5xxThreshold,
+        drift_threshold=config.monitoring.driftThreshold, monthly_budget_usd=config.monitoring.monthlyBudgetUsd,
+        tags=tags))
+    endpoints = {}
+    for model in deployed:
+        endpoints[model] = ModelEndpoint(f"serving-{model}", ServingArgs(
+            stack=stack, model=model, package_arn=config.approvedPackages[model],
+            execution_role_arn=training.role.arn, kms_key_arn=storage.key.arn,
+            capture_bucket=storage.capture_bucket.bucket, serving=config.serving, vpc=config.vpc,
+            alarms=monitoring.alarms[model], alarm_resources=monitoring.alarm_resources[model], tags=tags))
+    identity = Identity("identity", IdentityArgs(
+        stack=stack, account_id=account_id, region=config.region, repository=config.github.repository,
+        github_environment=config.github.environment, manage_oidc_provider=config.github.manageOidcProvider,
+        execution_role_arn=training.role.arn,
+        bucket_arns=[storage.data_bucket.arn, storage.artifact_bucket.arn, storage.capture_bucket.arn],
+        kms_key_arn=storage.key.arn, topic_arn=monitoring.topic.arn, tags=tags))
+
+    artifact = storage.artifact_bucket.bucket
+    return {
+        "stackName": stack,
+        "environment": config.environment,
+        "region": config.region,
+        "accountId": account_id,
+        "kmsKeyArn": storage.key.arn,
+        "dataBucket": storage.data_bucket.bucket,
+        "artifactBucket": artifact,
+        "captureBucket": storage.capture_bucket.bucket,
+        "accessLogBucket": storage.log_bucket.bucket,
+        "executionRoleArn": training.role.arn,
+        "modelPackageGroups": {m: g.model_package_group_name for m, g in registry.groups.items()},
+        "ecrRepositoryUrl": registry.repository.repository_url,
+        "alertTopicArn": monitoring.topic.arn,
+        "endpoints": {m: e.endpoint.name for m, e in endpoints.items()},
+        "approvedPackages": dict(config.approvedPackages),
+        "trainingDefaults": {
+            "allowedInstanceTypes": list(config.training.allowedInstanceTypes),
+            "defaultInstanceType": config.training.defaultInstanceType,
+            "useSpot": config.training.spot,
+            "maxRuntimeSeconds": config.training.maxRuntimeSeconds,
+            "maxWaitSeconds": config.training.maxWaitSeconds,
+            "checkpointS3Uri": pulumi.Output.concat("s3://", artifact, "/checkpoints/"),
+            "outputS3Uri": pulumi.Output.concat("s3://", artifact, "/training-output/"),
+            "volumeKmsKeyArn": storage.key.arn,
+            "vpc": {"subnetIds": list(config.vpc.subnetIds), "securityGroupIds": list(config.vpc.securityGroupIds)},
+            "jobNamePrefix": physical_name(stack),
+        },
+        "monitoring": {
+            "driftNamespace": DRIFT_NAMESPACE,
+            "driftMetricName": DRIFT_METRIC,
+            "driftDimensions": {m: {"EndpointName": endpoint_name(stack, m)} for m in config.models},
+            "driftThreshold": config.monitoring.driftThreshold,
+            "dashboardName": monitoring.dashboard.dashboard_name,
+            "logGroupName": training.log_group.name,
+        },
+        "deployerRoleArn": identity.role.arn,
+    }

@@ -1,0 +1,121 @@
+"""The GPU training platform: the SageMaker execution role and the defaults the pipeline uses.
+
+The role is trusted by SageMaker in this account only and may touch exactly this
+environment's buckets, key, repository and log streams — never another environment's, never
+`*` actions, never an AWS-managed FullAccess policy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.common import physical_name, policy_document
+
+# AWS Deep Learning Containers live in this account's registry in every commercial region.
+DLC_ACCOUNT = "763104351884"
+PIPELINE_METRIC_NAMESPACES = ["/aws/sagemaker/TrainingJobs", "/aws/sagemaker/Endpoints", "MLOps/Drift", "MLOps/Training"]
+
+
+@dataclass(frozen=True)
+class TrainingArgs:
+    stack: str
+    account_id: pulumi.Input[str]
+    region: str
+    kms_key_arn: pulumi.Input[str]
+    data_bucket_arn: pulumi.Input[str]
+    artifact_bucket_arn: pulumi.Input[str]
+    capture_bucket_arn: pulumi.Input[str]
+    repository_arn: pulumi.Input[str]
+    log_days: int
+    vpc_enabled: bool
+    tags: dict[str, str]
+
+
+class TrainingPlatform(pulumi.ComponentResource):
+    def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:training:TrainingPlatform", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account, region = args.account_id, args.region
+        prefix = physical_name(args.stack)
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-pipeline-logs",
+            name=f"/mlops/{args.stack}/pipeline",
+            retention_in_days=args.log_days,
+            kms_key_id=args.kms_key_arn,
+            tags=args.tags,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-execution-role",
+            name=f"{prefix}-sagemaker-execution",
+            description=f"SageMaker training jobs and models of mlops {args.stack}",
+            assume_role_policy=policy_document([{
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            }]),
+            max_session_duration=43200,
+            tags=args.tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-execution-permissions",
+            role=self.role.id,
+            policy=policy_document(self._statements(args, prefix)),
+            opts=child,
+        )
+        self.register_outputs({"executionRoleArn": self.role.arn, "logGroupName": self.log_group.name})
+
+    @staticmethod
+    def _statements(args: TrainingArgs, prefix: str) -> list[dict]:
+        account, region = args.account_id, args.region
+        every = lambda arn: [arn, pulumi.Output.concat(arn, "/*")]  # noqa: E731 - bucket and its objects
+        statements = [
+            {"Sid": "ReadTrainingData", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
+             "Resource": every(args.data_bucket_arn)},
+            {"Sid": "ReadWriteArtifacts", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
+                        "s3:GetBucketLocation", "s3:AbortMultipartUpload"],
+             "Resource": every(args.artifact_bucket_arn)},
+            {"Sid": "WriteCapturedData", "Effect": "Allow",
+             "Action": ["s3:PutObject", "s3:GetBucketLocation"],
+             "Resource": every(args.capture_bucket_arn)},
+            {"Sid": "UseEnvironmentKey", "Effect": "Allow",
+             "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
+             "Resource": args.kms_key_arn},
+            {"Sid": "PullEnvironmentAndFrameworkImages", "Effect": "Allow",
+             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+             "Resource": [args.repository_arn, f"arn:aws:ecr:{region}:{DLC_ACCOUNT}:repository/*"]},
+            # GetAuthorizationToken has no resource-level permissions: it is read-only.
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Sid": "WriteOwnLogStreams", "Effect": "Allow",
+             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+             "Resource": [
+                 pulumi.Output.concat("arn:aws:logs:", region, ":", account, ":log-group:/aws/sagemaker/TrainingJobs:log-stream:", prefix, "-*"),
+                 pulumi.Output.concat("arn:aws:logs:", region, ":", account, ":log-group:/aws/sagemaker/TrainingJobs"),
+                 pulumi.Output.concat("arn:aws:logs:", region, ":", account, ":log-group:/aws/sagemaker/Endpoints/", prefix, "-*"),
+             ]},
+            # PutMetricData has no resource-level permissions; the namespace condition scopes it.
+            {"Sid": "PublishOwnMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+             "Condition": {"StringEquals": {"cloudwatch:namespace": PIPELINE_METRIC_NAMESPACES}}},
+        ]
+        if args.vpc_enabled:
+            statements.append({
+                "Sid": "RunInsideTheVpc", "Effect": "Allow",
+                "Action": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                           "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
+            })
+            statements.append({
+                "Sid": "DescribeVpc", "Effect": "Allow",
+                "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
+                           "ec2:DescribeSecurityGroups", "ec2:DescribeDhcpOptions"],
+                "Resource": "*",
+            })
+        return statements
