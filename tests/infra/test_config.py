@@ -1,0 +1,191 @@
+"""A bad stack config fails before any resource is declared, naming the key, the value and what is allowed."""
+import copy
+
+import pytest
+
+from infra.config import STACKS_DIR, ConfigError, load_stack_config, parse_config, read_raw_config
+from infra.preview import preview_stack
+
+
+def raw(stack="prod"):
+    return copy.deepcopy(read_raw_config(stack)[1])
+
+
+def problems_of(stack, mutate):
+    config = raw(stack)
+    mutate(config)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(stack, config)
+    return str(caught.value)
+
+
+def test_every_shipped_stack_is_valid():
+    for stack in ("dev", "staging", "prod", "local"):
+        config = load_stack_config(stack)
+        assert config.stack == stack
+        assert config.deployed_models == []  # nothing approved until `mlops promote`
+
+
+BAD = [
+    # (id, stack, mutation, fragments that must appear in the message)
+    ("unknown-training-type", "prod",
+     lambda c: c["mlops:training"]["allowedInstanceTypes"].append("ml.x9.huge"),
+     ["mlops:training.allowedInstanceTypes[4]", "'ml.x9.huge'", "supported:", "ml.p5.48xlarge"]),
+    ("gpu-not-allowed-in-dev", "dev",
+     lambda c: c["mlops:training"].update(allowedInstanceTypes=["ml.g5.xlarge", "ml.p5.48xlarge"]),
+     ["mlops:training.allowedInstanceTypes[1]", "'ml.p5.48xlarge'", "not allowed in a dev environment", "ml.g5.xlarge"]),
+    ("default-not-in-allowlist", "staging",
+     lambda c: c["mlops:training"].update(defaultInstanceType="ml.g4dn.xlarge"),
+     ["mlops:training.defaultInstanceType", "'ml.g4dn.xlarge'", "must be one of allowedInstanceTypes"]),
+    ("zero-instances", "prod",
+     lambda c: c["mlops:serving"].update(initialInstanceCount=0),
+     ["mlops:serving.initialInstanceCount", "0", "between 1 and 100"]),
+    ("negative-autoscaling", "staging",
+     lambda c: c["mlops:serving"]["autoscaling"].update(minCapacity=-1),
+     ["mlops:serving.autoscaling.minCapacity", "-1"]),
+    ("max-below-min", "prod",
+     lambda c: c["mlops:serving"]["autoscaling"].update(maxCapacity=1),
+     ["mlops:serving.autoscaling.maxCapacity", "must be at least minCapacity (2)"]),
+    ("canary-step-over-100", "prod",
+     lambda c: c["mlops:serving"]["rollout"].update(stepPercent=150),
+     ["mlops:serving.rollout.stepPercent", "150", "between 1 and 100"]),
+    ("unknown-rollout", "staging",
+     lambda c: c["mlops:serving"]["rollout"].update(type="big-bang"),
+     ["mlops:serving.rollout.type", "'big-bang'", "canary, linear, all_at_once"]),
+    ("prod-without-alert-email", "prod",
+     lambda c: c["mlops:monitoring"].pop("alertEmail"),
+     ["mlops:monitoring.alertEmail: missing", "prod must page a person"]),
+    ("malformed-email", "dev",
+     lambda c: c["mlops:monitoring"].update(alertEmail="not-an-address"),
+     ["mlops:monitoring.alertEmail", "'not-an-address'", "e-mail"]),
+    ("malformed-package-arn", "staging",
+     lambda c: c["mlops:approvedPackages"].update(churn="arn:aws:sagemaker:us-east-1:1:model/churn"),
+     ["mlops:approvedPackages.churn", "versioned model package ARN"]),
+    ("package-for-unknown-model", "dev",
+     lambda c: c["mlops:approvedPackages"].update(fraud=""),
+     ["mlops:approvedPackages.fraud", "not a model of this stack"]),
+    ("unknown-top-level-key", "dev",
+     lambda c: c.update({"mlops:trainng": {}}),
+     ["mlops:trainng: unknown key", "mlops:training"]),
+    ("unknown-nested-key", "dev",
+     lambda c: c["mlops:training"].update(maxRuntime=5),
+     ["mlops:training.maxRuntime: unknown key", "maxRuntimeSeconds"]),
+    ("zero-budget", "staging",
+     lambda c: c["mlops:monitoring"].update(monthlyBudgetUsd=0),
+     ["mlops:monitoring.monthlyBudgetUsd", "over 0"]),
+    ("spot-wait-below-runtime", "dev",
+     lambda c: c["mlops:training"].update(maxWaitSeconds=60),
+     ["mlops:training.maxWaitSeconds", "at least maxRuntimeSeconds (7200)"]),
+    ("dev-bills-by-the-hour", "dev",
+     lambda c: c["mlops:serving"].update(mode="instance", instanceType="ml.g5.xlarge"),
+     ["mlops:serving.mode", "dev must not bill by the hour"]),
+    ("prod-without-capture", "prod",
+     lambda c: c["mlops:serving"].update(dataCaptureSamplingPercent=0),
+     ["mlops:serving.dataCaptureSamplingPercent", "prod must capture data"]),
+    ("prod-all-at-once", "prod",
+     lambda c: c["mlops:serving"]["rollout"].update(type="all_at_once", stepPercent=100),
+     ["mlops:serving.rollout.type", "canary or linear"]),
+    ("prod-skips-staging", "prod",
+     lambda c: c.update({"mlops:promotion": {"requireLiveIn": "dev"}}),
+     ["mlops:promotion.requireLiveIn", "'dev'", "staging"]),
+    ("unknown-region", "dev",
+     lambda c: c.update({"aws:region": "mars-north-1"}),
+     ["aws:region", "'mars-north-1'", "us-east-1"]),
+    ("missing-required-tag", "dev",
+     lambda c: c["mlops:tags"].pop("cost-center"),
+     ["mlops:tags.cost-center: missing"]),
+    ("bad-log-retention", "dev",
+     lambda c: c["mlops:retention"].update(logDays=10),
+     ["mlops:retention.logDays", "10", "14"]),
+    ("custom-endpoint-outside-local", "prod",
+     lambda c: c.update({"aws:endpoints": [{"s3": "http://127.0.0.1:5000"}]}),
+     ["aws:endpoints", "local stack only"]),
+    ("local-endpoint-not-loopback", "local",
+     lambda c: c["aws:endpoints"][0].update(s3="http://10.0.0.5:5000"),
+     ["aws:endpoints.s3", "loopback"]),
+    ("suppression-without-expiry", "staging",
+     lambda c: c.update({"mlops:policy": {"suppressions": [{"rule": "s3-access-logging", "resource": "x", "reason": "y"}]}}),
+     ["mlops:policy.suppressions[0]", "expires"]),
+    ("bad-enforcement-level", "staging",
+     lambda c: c.update({"mlops:policy": {"enforcement": {"s3-versioning": "sometimes"}}}),
+     ["mlops:policy.enforcement.s3-versioning", "'sometimes'", "advisory, mandatory, disabled"]),
+    ("vpc-half-configured", "staging",
+     lambda c: c.update({"mlops:vpc": {"subnetIds": ["subnet-0123abcd"]}}),
+     ["mlops:vpc: give both subnetIds and securityGroupIds"]),
+    ("training-count-not-a-number", "dev",
+     lambda c: c["mlops:training"].update(maxRuntimeSeconds="lots"),
+     ["mlops:training.maxRuntimeSeconds", "'lots'", "whole number"]),
+]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[b[0] for b in BAD])
+def test_bad_config_names_key_value_and_what_is_allowed(case):
+    _, stack, mutate, fragments = case
+    message = problems_of(stack, mutate)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} missing from:\n{message}"
+
+
+def test_every_problem_is_reported_at_once():
+    def two_mistakes(c):
+        c["mlops:serving"].update(initialInstanceCount=0)
+        c["mlops:monitoring"].pop("alertEmail")
+
+    message = problems_of("prod", two_mistakes)
+    assert "2 configuration error(s)" in message
+    assert "initialInstanceCount" in message and "alertEmail" in message
+
+
+def test_bad_config_declares_no_resource(monkeypatch):
+    """The program must refuse before Pulumi sees a single registration."""
+    from infra import preview as preview_module
+
+    registrations = []
+    original = preview_module.RecordingMonitor.RegisterResource
+    monkeypatch.setattr(preview_module.RecordingMonitor, "RegisterResource",
+                        lambda self, request: registrations.append(request.type) or original(self, request))
+    with pytest.raises(ConfigError, match="initialInstanceCount"):
+        preview_stack("prod", {"mlops:serving": {**raw("prod")["mlops:serving"], "initialInstanceCount": 0}})
+    assert registrations == []
+
+
+def test_program_validates_config_itself_under_the_engine():
+    """`pulumi up` does not go through preview_stack: __main__.py must reject bad config on its own."""
+    import asyncio
+    import runpy
+
+    import pulumi
+    from pulumi.runtime import settings
+    from pulumi.runtime.stack import run_pulumi_func
+
+    from infra.config import to_pulumi_config
+    from infra.preview import PROGRAM, AwsMocks, RecordingMonitor
+
+    bad = raw("dev")
+    bad["mlops:training"]["allowedInstanceTypes"] = ["ml.p5.48xlarge"]
+    monitor = RecordingMonitor(AwsMocks("us-east-1"))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        settings.ROOT.set(None)
+        pulumi.runtime.set_all_config(to_pulumi_config(bad))
+        pulumi.runtime.set_mocks(monitor.mocks, project="mlops", stack="dev", preview=False, monitor=monitor)
+        with pytest.raises(ConfigError, match="not allowed in a dev environment"):
+            loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+    finally:
+        settings.ROOT.set(None)
+        loop.close()
+        asyncio.set_event_loop(None)
+    assert [r["type"] for r in monitor.records if r["custom"]] == []
+
+
+def test_unknown_stack_names_the_known_ones():
+    with pytest.raises(ConfigError, match="known stacks: dev, local, prod, staging"):
+        load_stack_config("qa")
+
+
+def test_config_file_outside_stacks_dir(tmp_path):
+    target = tmp_path / "Pulumi.sandbox.yaml"
+    target.write_text((STACKS_DIR / "Pulumi.dev.yaml").read_text())
+    config = load_stack_config(target)
+    assert config.stack == "sandbox" and config.environment == "dev"

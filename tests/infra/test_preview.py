@@ -1,0 +1,324 @@
+"""Every stack previews offline, exports the whole outputs contract, and holds its security properties."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from infra.contract import OUTPUT_KEYS, StackOutputs
+from infra.preview import ACCOUNT_ID
+
+APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-staging/7"  # as in conftest.py
+
+
+def custom(preview, type_token):
+    return [r for r in preview.resources if r["type"] == type_token]
+
+
+def by_bucket(preview, type_token):
+    """Bucket sub-resources keyed by the bucket they configure."""
+    return {r["props"]["bucket"]: r["props"] for r in custom(preview, type_token)}
+
+
+def doc(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def statements(policy):
+    found = doc(policy)["Statement"]
+    return found if isinstance(found, list) else [found]
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+# --- the graph and the contract ------------------------------------------------------------
+
+def test_outputs_contract_is_complete(shipped):
+    assert set(shipped.outputs) == set(OUTPUT_KEYS)
+    outputs = StackOutputs.from_dict(shipped.outputs)
+    stack = shipped.stack
+    assert outputs.stackName == stack
+    assert outputs.dataBucket == f"mlops-{stack}-data-{ACCOUNT_ID}"
+    assert outputs.executionRoleArn == f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-{stack}-sagemaker-execution"
+    assert outputs.modelPackageGroups == {"churn": f"churn-{stack}"}
+    assert outputs.trainingDefaults.checkpointS3Uri == f"s3://mlops-{stack}-artifacts-{ACCOUNT_ID}/checkpoints/"
+    assert outputs.trainingDefaults.defaultInstanceType in outputs.trainingDefaults.allowedInstanceTypes
+    assert outputs.alertTopicArn.endswith(f":mlops-{stack}-alerts")
+    assert outputs.endpoints == {}
+
+
+def test_every_resource_is_parented_to_a_component(shipped):
+    components = {r["urn"] for r in shipped.resources if not r["custom"] and r["type"].startswith("mlops:")}
+    assert {r["type"] for r in shipped.resources if r["urn"] in components} >= {
+        "mlops:storage:Storage", "mlops:registry:Registry", "mlops:training:TrainingPlatform",
+        "mlops:monitoring:Monitoring", "mlops:identity:Identity"}
+    orphans = [r["name"] for r in shipped.resources if r["custom"] and r["parent"] not in components]
+    assert orphans == []
+
+
+def test_inputs_built_from_arns_survive_the_mocks(shipped):
+    """A mock without ARNs silently drops every input built from one; ours must not."""
+    role_policy = custom(shipped, "aws:iam/rolePolicy:RolePolicy")[0]
+    assert "arn:aws:kms:" in role_policy["props"]["policy"]
+    topic = custom(shipped, "aws:sns/topic:Topic")[0]
+    assert topic["props"]["kmsMasterKeyId"].startswith("arn:aws:kms:")
+
+
+def test_shipped_stacks_declare_no_endpoint_and_no_hourly_cost(shipped):
+    for token in ("aws:sagemaker/endpoint:Endpoint", "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+                  "aws:sagemaker/model:Model", "aws:appautoscaling/target:Target"):
+        assert custom(shipped, token) == []
+
+
+def test_mlops_preview_command_table_and_json():
+    table = subprocess.run([sys.executable, "-m", "ci.cli", "preview", "--stack", "staging"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "storage (mlops:storage:Storage)" in table and "aws:kms/key:Key" in table
+    graph = json.loads(subprocess.run([sys.executable, "-m", "ci.cli", "preview", "--stack", "local", "--json"],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert graph["stack"] == "local" and graph["outputs"]["stackName"] == "local"
+    assert {"urn", "type", "name", "props", "parent", "provider", "dependencies"} <= set(graph["resources"][1])
+
+
+def test_mlops_preview_reports_bad_config_without_traceback(tmp_path):
+    bad = tmp_path / "Pulumi.broken.yaml"
+    bad.write_text("config:\n  aws:region: us-east-1\n  mlops:environment: qa\n")
+    done = subprocess.run([sys.executable, "-m", "ci.cli", "preview", "--stack", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "mlops:environment: 'qa' is not valid" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- storage -------------------------------------------------------------------------------
+
+def test_buckets_are_versioned_encrypted_private_tls_only_and_logged(shipped):
+    buckets = {r["props"]["bucket"] for r in custom(shipped, "aws:s3/bucket:Bucket")}
+    assert len(buckets) == 4
+    key_arn = custom(shipped, "aws:kms/key:Key")[0]["props"]["arn"]
+    versioning = by_bucket(shipped, "aws:s3/bucketVersioning:BucketVersioning")
+    sse = by_bucket(shipped, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    blocks = by_bucket(shipped, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    policies = by_bucket(shipped, "aws:s3/bucketPolicy:BucketPolicy")
+    lifecycles = by_bucket(shipped, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    logging = by_bucket(shipped, "aws:s3/bucketLogging:BucketLogging")
+    log_bucket = shipped.outputs["accessLogBucket"]
+    for bucket in buckets:
+        assert versioning[bucket]["versioningConfiguration"]["status"] == "Enabled"
+        assert all(blocks[bucket][flag] is True for flag in
+                   ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+        deny = [s for s in statements(policies[bucket]["policy"]) if s["Effect"] == "Deny"]
+        assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert lifecycles[bucket]["rules"]
+        default = sse[bucket]["rules"][0]["applyServerSideEncryptionByDefault"]
+        if bucket == log_bucket:  # S3 cannot deliver access logs into an SSE-KMS bucket
+            assert default["sseAlgorithm"] == "AES256"
+            continue
+        assert default == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn}
+        assert logging[bucket]["targetBucket"] == log_bucket
+
+
+def test_kms_key_rotates_and_grants_no_wildcard_principal(shipped):
+    key = custom(shipped, "aws:kms/key:Key")[0]["props"]
+    assert key["enableKeyRotation"] is True
+    for s in statements(key["policy"]):
+        assert s["Principal"] != "*" and s["Principal"] != {"AWS": "*"}
+
+
+def test_capture_data_expires_after_configured_days(shipped):
+    lifecycle = by_bucket(shipped, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    capture = lifecycle[shipped.outputs["captureBucket"]]
+    expire = [r for r in capture["rules"] if "expiration" in r][0]
+    assert expire["expiration"]["days"] == shipped.config.retention.captureDays
+
+
+# --- registry ------------------------------------------------------------------------------
+
+def test_ecr_scans_on_push_immutable_kms(shipped):
+    repo = custom(shipped, "aws:ecr/repository:Repository")[0]["props"]
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    assert repo["encryptionConfigurations"][0]["encryptionType"] == "KMS"
+
+
+@pytest.mark.parametrize("stack,reader", [("dev", "staging"), ("staging", "prod")])
+def test_next_environment_may_read_packages(preview_of, stack, reader):
+    preview = preview_of(stack, False)
+    policy = custom(preview, "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy")[0]["props"]
+    (s,) = statements(policy["resourcePolicy"])
+    assert s["Condition"]["ArnLike"]["aws:PrincipalArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-{reader}-*"
+    assert all(a.startswith("sagemaker:Describe") or a.startswith("sagemaker:List") for a in s["Action"])
+
+
+def test_prod_packages_are_read_by_nobody_else(preview_of):
+    assert custom(preview_of("prod", False), "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy") == []
+
+
+# --- IAM -----------------------------------------------------------------------------------
+
+WRITE_VERBS = ("Put", "Create", "Delete", "Update", "Pass", "Stop", "Add", "Abort", "Encrypt", "Generate")
+
+
+def test_roles_have_no_wildcard_actions_and_no_managed_full_access(shipped):
+    for policy in custom(shipped, "aws:iam/rolePolicy:RolePolicy"):
+        for s in statements(policy["props"]["policy"]):
+            for action in as_list(s["Action"]):
+                assert action != "*" and not action.endswith(":*"), (policy["name"], action)
+                verb = action.split(":")[1]
+                if s["Resource"] == "*" and verb.startswith(WRITE_VERBS):
+                    assert "Condition" in s, f"{policy['name']}: {action} on * without a condition"
+    assert custom(shipped, "aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
+
+
+def test_execution_role_trusts_sagemaker_of_this_account_only(shipped):
+    role = [r for r in custom(shipped, "aws:iam/role:Role") if r["name"] == "training-execution-role"][0]["props"]
+    (s,) = statements(role["assumeRolePolicy"])
+    assert s["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert s["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
+
+
+def test_execution_role_touches_only_its_own_environment(preview_of):
+    dev = preview_of("dev", False)
+    policy = [r for r in custom(dev, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "training-execution-permissions"][0]
+    text = policy["props"]["policy"]
+    assert "mlops-dev-data" in text and "mlops-dev-artifacts" in text
+    for other in ("staging", "prod", "local"):
+        assert f"mlops-{other}" not in text
+
+
+def test_deployer_trusted_only_for_this_repository_environment(shipped):
+    role = [r for r in custom(shipped, "aws:iam/role:Role") if r["name"] == "identity-deployer"][0]["props"]
+    (s,) = statements(role["assumeRolePolicy"])
+    assert s["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert s["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+    conditions = s["Condition"]["StringEquals"]
+    assert conditions["token.actions.githubusercontent.com:sub"] == \
+        f"repo:example-org/mlops-blueprint:environment:{shipped.stack}"
+    assert conditions["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+
+
+def test_one_oidc_provider_per_account(preview_of):
+    owners = [s for s in ("dev", "staging", "prod") if custom(preview_of(s, False), "aws:iam/openIdConnectProvider:OpenIdConnectProvider")]
+    assert owners == ["dev"]
+
+
+# --- monitoring ----------------------------------------------------------------------------
+
+def test_topic_encrypted_and_alerting_email(shipped):
+    topic = custom(shipped, "aws:sns/topic:Topic")[0]["props"]
+    assert topic["kmsMasterKeyId"].startswith("arn:aws:kms:")
+    (sub,) = custom(shipped, "aws:sns/topicSubscription:TopicSubscription")
+    assert sub["props"]["protocol"] == "email" and sub["props"]["endpoint"] == shipped.config.monitoring.alertEmail
+
+
+def test_failed_training_jobs_alert_through_eventbridge(shipped):
+    rule = custom(shipped, "aws:cloudwatch/eventRule:EventRule")[0]["props"]
+    pattern = json.loads(rule["eventPattern"])
+    assert pattern["detail-type"] == ["SageMaker Training Job State Change"]
+    assert "Failed" in pattern["detail"]["TrainingJobStatus"]
+    assert pattern["detail"]["TrainingJobName"] == [{"prefix": f"mlops-{shipped.stack}-"}]
+    (target,) = custom(shipped, "aws:cloudwatch/eventTarget:EventTarget")
+    assert target["props"]["arn"] == shipped.outputs["alertTopicArn"]
+    alarm = [a["props"] for a in custom(shipped, "aws:cloudwatch/metricAlarm:MetricAlarm")
+             if a["props"]["namespace"] == "AWS/Events"][0]
+    assert alarm["dimensions"] == {"RuleName": rule["name"]}
+
+
+def test_budget_notifies_the_topic(shipped):
+    (budget,) = custom(shipped, "aws:budgets/budget:Budget")
+    props = budget["props"]
+    assert float(props["limitAmount"]) == shipped.config.monitoring.monthlyBudgetUsd
+    assert all(n["subscriberSnsTopicArns"] == [shipped.outputs["alertTopicArn"]] for n in props["notifications"])
+
+
+def test_every_taggable_resource_carries_required_tags(shipped):
+    for r in shipped.resources:
+        if r["custom"] and "tags" in r["props"]:
+            assert {"owner", "cost-center", "environment", "project"} <= set(r["props"]["tags"]), r["name"]
+    untagged = [r["type"] for r in shipped.resources if r["custom"] and "tags" not in r["props"] and r["type"] in (
+        "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:iam/role:Role", "aws:sns/topic:Topic",
+        "aws:ecr/repository:Repository", "aws:cloudwatch/metricAlarm:MetricAlarm")]
+    assert untagged == []
+
+
+# --- serving, once a package is approved ----------------------------------------------------
+
+def test_approved_package_gets_isolated_model_and_endpoint(deployed):
+    (model,) = custom(deployed, "aws:sagemaker/model:Model")
+    assert model["props"]["enableNetworkIsolation"] is True
+    assert model["props"]["primaryContainer"]["modelPackageName"] == APPROVED
+    assert model["props"]["executionRoleArn"] == deployed.outputs["executionRoleArn"]
+    assert deployed.outputs["endpoints"] == {"churn": f"mlops-{deployed.stack}-churn"}
+
+
+def test_endpoint_alarms_watch_the_endpoint_with_exact_dimensions(deployed):
+    endpoint = f"mlops-{deployed.stack}-churn"
+    alarms = {a["props"]["metricName"]: a["props"] for a in custom(deployed, "aws:cloudwatch/metricAlarm:MetricAlarm")}
+    for metric in ("Invocation5XXErrors", "ModelLatency"):
+        assert alarms[metric]["namespace"] == "AWS/SageMaker"
+        assert alarms[metric]["dimensions"] == {"EndpointName": endpoint, "VariantName": "primary"}
+    assert alarms["ModelLatency"]["extendedStatistic"] == "p99"
+    assert alarms["ModelLatency"]["threshold"] == deployed.config.monitoring.latencyP99Ms * 1000
+    drift = alarms["DriftScore"]
+    assert (drift["namespace"], drift["dimensions"]) == ("MLOps/Drift", {"EndpointName": endpoint})
+    assert drift["threshold"] == deployed.config.monitoring.driftThreshold
+    for alarm in alarms.values():
+        assert alarm["alarmActions"] == [deployed.outputs["alertTopicArn"]]
+
+
+def test_endpoint_config_name_follows_its_content(preview_of):
+    first = custom(preview_of("staging", True), "aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]
+    from infra.preview import preview_stack
+
+    other = preview_stack("staging", {"mlops:approvedPackages": {"churn": APPROVED.replace("/7", "/8")}})
+    second = custom(other, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]
+    assert first["props"]["name"] != second["props"]["name"]
+    assert first["props"]["name"].startswith("mlops-staging-churn-")
+
+
+def test_prod_rolls_out_by_canary_with_alarm_rollback(preview_of):
+    prod = preview_of("prod", True)
+    (endpoint,) = custom(prod, "aws:sagemaker/endpoint:Endpoint")
+    deployment = endpoint["props"]["deploymentConfig"]
+    routing = deployment["blueGreenUpdatePolicy"]["trafficRoutingConfiguration"]
+    assert routing["type"] == "CANARY" and routing["canarySize"] == {"type": "CAPACITY_PERCENT", "value": 10}
+    assert routing["waitIntervalInSeconds"] == 600
+    rollback = [a["alarmName"] for a in deployment["autoRollbackConfiguration"]["alarms"]]
+    assert rollback == ["mlops-prod-churn-5xx-errors", "mlops-prod-churn-latency-p99"]
+    alarm_urns = {a["urn"] for a in custom(prod, "aws:cloudwatch/metricAlarm:MetricAlarm") if a["props"]["name"] in rollback}
+    assert alarm_urns <= set(endpoint["dependencies"])  # the alarms exist before the deployment that watches them
+
+
+def test_instance_endpoints_capture_with_kms_and_autoscale(preview_of):
+    for stack in ("staging", "prod"):
+        preview = preview_of(stack, True)
+        (config,) = custom(preview, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+        capture = config["props"]["dataCaptureConfig"]
+        assert capture["enableCapture"] is True
+        assert capture["kmsKeyId"] == preview.outputs["kmsKeyArn"]
+        assert capture["destinationS3Uri"] == f"s3://{preview.outputs['captureBucket']}/churn"
+        assert config["props"]["kmsKeyArn"] == preview.outputs["kmsKeyArn"]
+        (target,) = custom(preview, "aws:appautoscaling/target:Target")
+        assert target["props"]["resourceId"] == f"endpoint/mlops-{stack}-churn/variant/primary"
+        assert target["props"]["minCapacity"] == preview.config.serving.autoscaling.minCapacity
+        (policy,) = custom(preview, "aws:appautoscaling/policy:Policy")
+        spec = policy["props"]["targetTrackingScalingPolicyConfiguration"]
+        assert spec["predefinedMetricSpecification"]["predefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+
+
+def test_dev_endpoint_is_serverless_and_never_bills_idle(preview_of):
+    dev = preview_of("dev", True)
+    (config,) = custom(dev, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    (variant,) = config["props"]["productionVariants"]
+    assert "serverlessConfig" in variant and "instanceType" not in variant
+    assert custom(dev, "aws:appautoscaling/target:Target") == []
+
+
+def test_vpc_config_reaches_the_model(preview_of):
+    from infra.preview import preview_stack
+
+    vpc = {"subnetIds": ["subnet-0123456789abcdef0"], "securityGroupIds": ["sg-0123456789abcdef0"]}
+    preview = preview_stack("staging", {"mlops:vpc": vpc, "mlops:approvedPackages": {"churn": APPROVED}})
+    (model,) = custom(preview, "aws:sagemaker/model:Model")
+    assert model["props"]["vpcConfig"] == {"subnets": vpc["subnetIds"], "securityGroupIds": vpc["securityGroupIds"]}
+    assert preview.outputs["trainingDefaults"]["vpc"] == vpc
