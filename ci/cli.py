@@ -10,9 +10,10 @@ import argparse
 import sys
 
 from ci import commands_infra
+from ci import commands_pipeline
 
 # Modules that contribute subcommands; each has register(subparsers).
-COMMAND_MODULES = [commands_infra]
+COMMAND_MODULES = [commands_infra, commands_pipeline]
 
 
 def build_parser() -> argparse.ArgumentParser:

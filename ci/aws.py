@@ -1,0 +1,206 @@
+"""AWS sessions for the pipeline: one place that decides where calls go and how they retry.
+
+Real AWS and an emulator (moto on loopback) look the same to the rest of `ci/`: when
+`AWS_ENDPOINT_URL` is set, *every* client of the session points there, including the ones the
+sagemaker SDK builds itself (it would otherwise call STS at a fixed AWS address). Throttling is
+retried by botocore's standard retry mode (exponential backoff with jitter); errors a person can
+act on (no credentials, emulator down, throttled past every retry) become `AwsAccessError`s
+with one clear sentence.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+
+from ci.errors import AwsAccessError
+
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+MAX_ATTEMPTS_ENV = "MLOPS_AWS_MAX_ATTEMPTS"
+DEFAULT_MAX_ATTEMPTS = 8
+THROTTLING_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "ProvisionedThroughputExceededException",
+}
+EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def endpoint_url() -> str | None:
+    """The emulator endpoint, if this run targets one (None means real AWS)."""
+    value = os.environ.get(ENDPOINT_ENV, "").strip()
+    return value or None
+
+
+def retry_config() -> Config:
+    attempts = int(os.environ.get(MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS))
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+
+
+class EndpointSession(boto3.session.Session):
+    """A boto3 session whose every client and resource uses one endpoint and one retry policy."""
+
+    def __init__(self, *args, endpoint: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mlops_endpoint = endpoint
+
+    def client(self, *args, **kwargs):  # type: ignore[override]
+        self._defaults(kwargs)
+        return super().client(*args, **kwargs)
+
+    def resource(self, *args, **kwargs):  # type: ignore[override]
+        self._defaults(kwargs)
+        return super().resource(*args, **kwargs)
+
+    def _defaults(self, kwargs: dict) -> None:
+        if self.mlops_endpoint and not kwargs.get("endpoint_url"):
+            kwargs["endpoint_url"] = self.mlops_endpoint
+        config = retry_config()
+        kwargs["config"] = config.merge(kwargs["config"]) if kwargs.get("config") else config
+
+
+def make_session(region: str) -> EndpointSession:
+    """A session for `region`; against an emulator, checked reachable and given dummy credentials."""
+    endpoint = endpoint_url()
+    if endpoint:
+        check_reachable(endpoint)
+        session = EndpointSession(region_name=region, endpoint=endpoint)
+        if session.get_credentials() is None:
+            session = EndpointSession(region_name=region, endpoint=endpoint, **EMULATOR_CREDENTIALS)
+        return session
+    session = EndpointSession(region_name=region)
+    if session.get_credentials() is None:
+        raise AwsAccessError(no_credentials_message())
+    return session
+
+
+def check_reachable(url: str, timeout: float = 2.0) -> None:
+    """Fail in one second, not after every retry, when the emulator is not listening."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise AwsAccessError(f"{ENDPOINT_ENV}={url!r} is not an http(s) URL; use e.g. http://127.0.0.1:5000")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as err:
+        raise AwsAccessError(emulator_unreachable_message(url, err)) from err
+
+
+def no_credentials_message() -> str:
+    return (
+        "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+        "(in CI, the OIDC deployer role), or set AWS_ENDPOINT_URL to run against an emulator"
+    )
+
+
+def emulator_unreachable_message(url: str, err: object) -> str:
+    return (
+        f"the AWS emulator at {url} ({ENDPOINT_ENV}) is unreachable ({err}); start it with "
+        "`moto_server -H 127.0.0.1 -p 5000` or unset AWS_ENDPOINT_URL to use AWS"
+    )
+
+
+def error_code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")
+
+
+def is_throttling(err: BaseException) -> bool:
+    return isinstance(err, ClientError) and error_code(err) in THROTTLING_CODES
+
+
+def translate(err: BaseException) -> AwsAccessError | None:
+    """The clear error for a botocore failure a person can act on, or None to let it propagate."""
+    if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
+        return AwsAccessError(no_credentials_message())
+    if isinstance(err, NoRegionError):
+        return AwsAccessError("no AWS region: the stack outputs carry one; pass --stack or set AWS_DEFAULT_REGION")
+    if isinstance(err, (EndpointConnectionError, ConnectTimeoutError)):
+        url = endpoint_url()
+        if url:
+            return AwsAccessError(emulator_unreachable_message(url, err))
+        return AwsAccessError(f"cannot reach AWS: {err}")
+    if is_throttling(err):
+        attempts = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1  # type: ignore[union-attr]
+        op = getattr(err, "operation_name", "the call")
+        return AwsAccessError(
+            f"AWS throttled {op} after {attempts} attempts with backoff; retry later or raise "
+            f"{MAX_ATTEMPTS_ENV} (now {os.environ.get(MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS)})"
+        )
+    if isinstance(err, ClientError) and error_code(err) in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        return AwsAccessError(f"access denied: {err}")
+    return None
+
+
+@contextlib.contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn botocore's actionable failures into `AwsAccessError`; leave the rest alone."""
+    try:
+        yield
+    except AwsAccessError:
+        raise
+    except Exception as err:  # noqa: BLE001 - re-raised unless it translates
+        clear = translate(err)
+        if clear is None:
+            raise
+        raise clear from err
+
+
+def sagemaker_sdk_session(boto_session: boto3.session.Session, default_bucket: str, prefix: str):
+    """A sagemaker (v3) SDK session on our boto3 session: staging in our bucket, telemetry off.
+
+    Against an emulator the SDK's role validation is off (moto has no policy simulation); the
+    telemetry opt-out is always set, since the pipeline must not call home from CI or loopback.
+    """
+    _opt_out_of_sdk_telemetry()
+    if endpoint_url():
+        os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    from sagemaker.core.helper.session_helper import Session
+
+    return Session(
+        boto_session=boto_session,
+        sagemaker_client=boto_session.client("sagemaker"),
+        default_bucket=default_bucket,
+        default_bucket_prefix=prefix,
+    )
+
+
+_TELEMETRY_CONFIG = """\
+SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+"""
+
+
+def _opt_out_of_sdk_telemetry() -> None:
+    if os.environ.get("SAGEMAKER_USER_CONFIG_OVERRIDE"):
+        return
+    path = Path(tempfile.gettempdir()) / "mlops-sagemaker-config.yaml"
+    if not path.exists() or path.read_text() != _TELEMETRY_CONFIG:
+        path.write_text(_TELEMETRY_CONFIG)
+    os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(path)

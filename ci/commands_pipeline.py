@@ -1,0 +1,396 @@
+"""The lifecycle subcommands of `mlops`: train, evaluate, register, approve, reject, promote,
+rollback, packages, monitor, reproduce, local, demo.
+
+Each handler parses flags into a call of `ci.pipeline` (or a sibling module), prints progress
+on stderr, a human summary or one JSON document on stdout, and returns the exit code of the
+error class when something fails (see ci/errors.py). CI runs exactly these commands.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Callable
+
+from ci.errors import MlopsError, UsageError
+from ci.jsonable import dumps
+from ci.outputs import SOURCES
+from ci.progress import Progress
+
+EXIT_CODES = """exit codes: 0 ok, 1 failed, 2 bad input or unknown stack, 3 AWS access (credentials, emulator,
+throttling), 4 refused by a gate (nothing changed), 5 training job failed or stopped, 6 not found"""
+
+
+class GateFailed(MlopsError):
+    """`mlops evaluate` ran and the candidate lost: the report is written, the exit code says no."""
+
+    exit_code = 4
+
+
+class ReproduceMismatch(MlopsError):
+    exit_code = 1
+
+
+# --- shared plumbing -----------------------------------------------------------------------
+
+def _common(parser: argparse.ArgumentParser, *, stack: bool = True, stack_required: bool = True) -> None:
+    if stack:
+        parser.add_argument("--stack", required=stack_required, help="stack name (dev, staging, prod, local)")
+    parser.add_argument("--stacks-dir", type=Path, default=None,
+                        help="folder with the Pulumi.<stack>.yaml files (default: ./stacks of this repository, or $MLOPS_STACKS_DIR)")
+    parser.add_argument("--outputs", metavar="FILE", default=None,
+                        help="stack outputs from `pulumi stack output --json` (a file, or - for stdin)")
+    parser.add_argument("--outputs-from", choices=SOURCES, default="auto",
+                        help="where stack outputs come from (default auto: --outputs, the Pulumi CLI, the local backend, the offline preview)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout (progress stays on stderr)")
+
+
+def _add(sub, name: str, help_: str, description: str, handler: Callable, **kwargs) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_, description=textwrap.fill(description, 100), epilog=EXIT_CODES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def command(fn: Callable[[argparse.Namespace, Progress], tuple[dict[str, Any], str]]) -> Callable[[argparse.Namespace], int]:
+    """Run a step: translate errors into one line and an exit code; print JSON or the summary."""
+    @functools.wraps(fn)
+    def handler(args: argparse.Namespace) -> int:
+        from ci.aws import aws_errors
+
+        progress = Progress(enabled=True)
+        try:
+            with aws_errors():
+                try:
+                    result, summary = fn(args, progress)
+                except ValueError as err:
+                    if type(err).__name__ == "ConfigError":
+                        raise UsageError(str(err)) from err
+                    raise
+        except MlopsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            if getattr(args, "json", False):
+                print(dumps({"ok": False, "error": str(err), "exitCode": err.exit_code, **err.details}))
+            return err.exit_code
+        if getattr(args, "json", False):
+            print(dumps({"ok": True, **result}))
+        else:
+            print(summary)
+        return 0
+    return handler
+
+
+def _context(args: argparse.Namespace, progress: Progress, stack: str | None = None):
+    from ci.pipeline import open_context
+
+    return open_context(stack or args.stack, stacks_dir=args.stacks_dir, outputs_file=args.outputs,
+                        outputs_from=args.outputs_from, progress=progress)
+
+
+def _key_values(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--hp {pair!r}: expected KEY=VALUE, e.g. --hp epochs=5")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _who(args: argparse.Namespace) -> str:
+    return args.by or os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown"
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+@command
+def run_train(args, progress):
+    from ci.pipeline import TrainRequest, train
+
+    ctx = _context(args, progress)
+    req = TrainRequest(
+        model=args.model, data_dir=args.data, data_uri=args.data_uri, synthetic_rows=args.synthetic,
+        synthetic_drift=args.synthetic_drift, latest_data=args.latest_data, instance_type=args.instance_type,
+        hyperparameters=_key_values(args.hp), seed=args.seed, local=args.local, wait=not args.no_wait,
+        poll_seconds=args.poll_seconds, framework_version=args.framework_version, training_image=args.training_image,
+    )
+    run = train(ctx, req)
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.get("metrics", {}).items()))
+    summary = (f"training job {run['job']}: {run['status']}\n  model   {run['modelDataUrl']}\n"
+               f"  data    {run['dataset']['uri']} (sha256 {run['dataset']['sha256'][:16]}...)\n"
+               f"  image   {run['pinnedImage']}\n  metrics {metrics or '(none yet)'}\n"
+               f"next: mlops evaluate --stack {ctx.stack} --job {run['job']}")
+    return {"run": run}, summary
+
+
+@command
+def run_evaluate(args, progress):
+    from ci.pipeline import evaluate
+
+    ctx = _context(args, progress)
+    report = evaluate(ctx, args.job)
+    gate = report["gate"]
+    if not gate["passed"]:
+        raise GateFailed(f"gate failed for {args.job}: {gate['reason']} (report: {report['reportUri']})",
+                         details={"report": report})
+    return {"report": report}, (f"gate passed for {args.job}: {gate['reason']}\n  report {report['reportUri']}\n"
+                                f"next: mlops register --stack {ctx.stack} --job {args.job}")
+
+
+@command
+def run_register(args, progress):
+    from ci.pipeline import register
+    from ci.register import require_reason
+
+    reason = require_reason(args.force, args.reason)
+    ctx = _context(args, progress)
+    result = register(ctx, args.job, inference_image=args.inference_image, force_reason=reason)
+    pkg = result["package"]
+    verb = "registered" if result["created"] else "already registered"
+    return result, (f"{verb} {pkg['arn']} ({pkg['status']}, gate {pkg['gate']})\n"
+                    f"next: mlops approve {pkg['arn']} --reason '...'")
+
+
+def _status_handler(status: str):
+    @command
+    def run(args, progress):
+        from ci import aws, registry
+
+        region = _region_of(args.package)
+        session = aws.make_session(region)
+        package = registry.set_status(session.client("sagemaker"), args.package, status, by=_who(args), reason=args.reason)
+        progress.step(f"{package.arn} is {package.status}: {package.approval_description}")
+        nxt = f"\nnext: mlops promote {package.arn} --to dev" if status == registry.APPROVED else ""
+        return {"package": package.to_dict()}, f"{package.arn}: {package.status} ({package.approval_description}){nxt}"
+    return run
+
+
+def _region_of(arn: str) -> str:
+    from ci.registry import check_package_arn
+
+    check_package_arn(arn)
+    return arn.split(":")[3]
+
+
+@command
+def run_promote(args, progress):
+    from ci import aws
+    from ci.promote import promote
+
+    session = aws.make_session(_region_of(args.package))
+    result = promote(session, args.package, args.to, model=args.model, stacks_dir=args.stacks_dir,
+                     outputs_source=args.outputs_from, progress=progress)
+    if not result["changed"]:
+        return result, f"{args.package} is already deployed for {result['model']} in {result['stack']}; nothing changed"
+    return result, (f"promoted {args.package} to {result['stack']} ({result['stackFile']})"
+                    + (f", replacing {result['replaced']}" if result["replaced"] else "")
+                    + f"\nnext: commit the stack file in a pull request; CI runs `pulumi up --stack {result['stack']}` on merge")
+
+
+@command
+def run_rollback(args, progress):
+    from ci import aws
+    from ci.outputs import stack_file
+    from ci.promote import rollback
+    from ci.stackfile import read_config
+
+    region = read_config(stack_file(args.env, args.stacks_dir)).get("aws:region", "us-east-1")
+    result = rollback(aws.make_session(region), args.env, args.model, stacks_dir=args.stacks_dir, progress=progress)
+    return result, (f"rolled back {result['model']} in {result['stack']} to {result['restored']}\n"
+                    f"next: commit the stack file; `pulumi up --stack {result['stack']}` rolls it out")
+
+
+@command
+def run_packages(args, progress):
+    from ci import registry
+
+    ctx = _context(args, progress)
+    model = ctx.model(args.model)
+    group = ctx.outputs.modelPackageGroups[model]
+    rows = []
+    for summary in registry.list_packages(ctx.sagemaker, group, args.status):
+        pkg = registry.describe(ctx.sagemaker, summary["ModelPackageArn"])
+        rows.append(pkg.to_dict())
+    lines = [f"{group}: {len(rows)} package(s)"] + [
+        f"  v{r['version']:<4} {r['status']:<22} gate {r['gate'] or '-':<7} {r['trainingJob']:<45} {r['arn']}" for r in rows]
+    return {"group": group, "packages": rows}, "\n".join(lines)
+
+
+@command
+def run_monitor(args, progress):
+    from ci.monitor import monitor
+    from ci.pipeline import TrainRequest, train_gate_register
+
+    ctx = _context(args, progress)
+    model = ctx.model(args.model)
+    retrain = None
+    if not args.no_retrain:
+        req = TrainRequest(model=model, latest_data=True, local=args.retrain_local, poll_seconds=args.poll_seconds,
+                           hyperparameters=_key_values(args.hp))
+        retrain = lambda: train_gate_register(ctx, req)  # noqa: E731
+    result = monitor(ctx.session, ctx.outputs, model, since_hours=args.since_hours or None, retrain=retrain, progress=progress)
+    m = result["metric"]
+    text = [f"drift score {result['score']:.4f} (threshold {result['threshold']:g}) on {result['endpoint']}: "
+            + ("DRIFTED" if result["drifted"] else "ok"),
+            f"  published {m['namespace']}/{m['name']} {m['dimensions']}", f"  report {result['reportUri']}"]
+    if result["notified"]:
+        text.append(f"  notified {result['notified']['topic']}")
+    if result["retrain"]:
+        text.append(f"  retrained: {result['retrain'].get('job')} (gate {'passed' if result['retrain']['gate']['passed'] else 'failed'})")
+    return result, "\n".join(text)
+
+
+@command
+def run_reproduce(args, progress):
+    from ci.pipeline import reproduce
+
+    stack = args.stack or _package_stack(args.package)
+    ctx = _context(args, progress, stack=stack)
+    result = reproduce(ctx, args.package, local=args.local, tolerance=args.tolerance, poll_seconds=args.poll_seconds)
+    lines = [f"rerun {result['rerunJob']}: metrics {'MATCH' if result['match'] else 'DIFFER'} (tolerance {args.tolerance:g})"]
+    for name, c in result["metrics"].items():
+        lines.append(f"  {name:<14} recorded {c['recorded']:.6g}  reproduced {c['reproduced']:.6g}  {'ok' if c['match'] else 'DIFFERENT'}")
+    if not result["match"]:
+        raise ReproduceMismatch("\n".join(lines), details=result)
+    return result, "\n".join(lines)
+
+
+def _package_stack(arn: str) -> str:
+    """A package's group is `<model>-<stack>` (infra/registry.py): its stack is the suffix."""
+    from ci.registry import PACKAGE_ARN
+
+    match = PACKAGE_ARN.match(arn)
+    if not match:
+        raise UsageError(f"{arn!r} is not a versioned model package ARN")
+    return match.group(1).rsplit("-", 1)[-1]
+
+
+@command
+def run_local_up(args, progress):
+    from ci.local import provision
+
+    raw = provision(args.stack, args.stacks_dir, progress)
+    return {"outputs": raw}, (f"stack {args.stack} provisioned in the emulator; endpoints: "
+                              f"{', '.join(f'{m}={e}' for m, e in raw['endpoints'].items()) or 'none'}")
+
+
+@command
+def run_demo(args, progress):
+    from ci.demo import run_demo as demo
+
+    result = demo(out_dir=args.out, rows=args.rows, progress=progress, keep_server=False)
+    return result, f"demo finished in {result['seconds']:.0f} s; report: {result['report']}"
+
+
+# --- registration --------------------------------------------------------------------------
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "train", "train a model: pin the data, launch a SageMaker job (or run locally), follow it",
+             "Uploads or references a data set version (S3 versions and SHA-256 recorded), then runs ml/train.py as a "
+             "SageMaker training job through the sagemaker SDK's ModelTrainer on the environment's GPU type, with managed "
+             "spot, checkpoints, KMS and VPC from the stack; follows it and streams its metrics. --local runs the same "
+             "code here under the training-container contract and uploads model.tar.gz where SageMaker would.", run_train)
+    _common(p)
+    p.add_argument("--model", help="model name (default: the stack's only model)")
+    data = p.add_argument_group("data (exactly one)")
+    data.add_argument("--data", type=Path, help="local folder with train/ validation/ test/ (or train.csv validation.csv test.csv)")
+    data.add_argument("--data-uri", help="an S3 prefix holding train/ validation/ test/")
+    data.add_argument("--synthetic", type=int, metavar="ROWS", help="generate ROWS synthetic rows with ml.data (demos, smoke tests)")
+    data.add_argument("--synthetic-drift", type=float, default=0.0, help="drift of the synthetic rows, 0-1 (default 0)")
+    data.add_argument("--latest-data", action="store_true", help="the newest data set version uploaded for the model")
+    p.add_argument("--instance-type", help="GPU type; must be in the stack's allowedInstanceTypes (default: its defaultInstanceType)")
+    p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="hyperparameter for ml/train.py (repeatable)")
+    p.add_argument("--seed", type=int, default=42, help="random seed, recorded in lineage (default 42)")
+    p.add_argument("--local", action="store_true", help="run ml/train.py here under the container contract instead of SageMaker")
+    p.add_argument("--no-wait", action="store_true", help="create the job and return; `mlops evaluate --job` picks it up")
+    p.add_argument("--poll-seconds", type=float, default=30.0, help="how often to poll the job (default 30)")
+    p.add_argument("--framework-version", default="2.10.0", help="PyTorch training image version (default 2.10.0)")
+    p.add_argument("--training-image", help="use this training image instead of the framework's (pinned by digest when ECR knows it)")
+
+    p = _add(sub, "evaluate", "score a training run against the champion on held-out data; the gate",
+             "Scores the run's model and the champion (newest Approved package) on the run's held-out test split, applies "
+             "the stack's gate (mlops:gate metric, minImprovement, minimums) and writes the evaluation report to S3. "
+             "Exits 4 when the gate fails.", run_evaluate)
+    _common(p)
+    p.add_argument("--job", required=True, help="training job name (from `mlops train`)")
+
+    p = _add(sub, "register", "create the model package for a gated run (PendingManualApproval)",
+             "Creates the model package: inference image, model data, content and instance types, model metrics pointing "
+             "at the evaluation report, the lineage record as customer metadata. Refuses a failed gate unless --force "
+             "--reason. Registering the same job twice returns the first package.", run_register)
+    _common(p)
+    p.add_argument("--job", required=True, help="training job name")
+    p.add_argument("--inference-image", help="serving image (default: <ecrRepositoryUrl>:<git commit>), pinned by digest when known")
+    p.add_argument("--force", action="store_true", help="register although the gate failed (needs --reason)")
+    p.add_argument("--reason", help="why the gate is overridden; recorded on the package")
+
+    for name, status, verb in (("approve", "Approved", "approve"), ("reject", "Rejected", "reject")):
+        p = _add(sub, name, f"{verb} a model package, recording who and why",
+                 f"Sets the package to {status}; who (--by, or $GITHUB_ACTOR, or $USER) and why (--reason) are recorded in "
+                 "its ApprovalDescription and customer metadata.", _status_handler(status))
+        p.add_argument("package", help="model package ARN")
+        p.add_argument("--reason", required=True, help="why; recorded on the package")
+        p.add_argument("--by", help="who decides (default $GITHUB_ACTOR or $USER)")
+        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+    p = _add(sub, "promote", "write an approved package into an environment's stack config",
+             "Checks the package is Approved, passed the gate, serves a model of the environment, and was live where the "
+             "environment requires (mlops:promotion.requireLiveIn, e.g. staging before prod); then writes it into "
+             "stacks/Pulumi.<env>.yaml (the old one goes to mlops:previousPackages). A refused promotion changes nothing.",
+             run_promote)
+    _common(p, stack=False)
+    p.add_argument("package", help="model package ARN")
+    p.add_argument("--to", required=True, help="target environment / stack (dev, staging, prod, local)")
+    p.add_argument("--model", help="model name (default: the package's)")
+
+    p = _add(sub, "rollback", "restore an environment's previous package for a model",
+             "Moves the newest entry of mlops:previousPackages.<model> back into mlops:approvedPackages.<model>.", run_rollback)
+    _common(p, stack=False)
+    p.add_argument("--env", required=True, help="environment / stack to roll back")
+    p.add_argument("--model", required=True, help="model name")
+
+    p = _add(sub, "packages", "list a model's packages in the stack's registry group", "Newest first.", run_packages)
+    _common(p)
+    p.add_argument("--model", help="model name (default: the stack's only model)")
+    p.add_argument("--status", choices=("Approved", "PendingManualApproval", "Rejected"), help="only this approval status")
+
+    p = _add(sub, "monitor", "compute drift of captured traffic, publish it, alert and retrain past the threshold",
+             "Reads the endpoint's captured data, computes drift against the deployed package's baseline, publishes it "
+             "under the namespace, metric and dimensions of the stack's drift alarm, and past the threshold notifies the "
+             "alert topic and retrains on the newest data through the same gate.", run_monitor)
+    _common(p)
+    p.add_argument("--model", help="model name (default: the stack's only model)")
+    p.add_argument("--since-hours", type=float, default=24.0, help="captured data of the last N hours (0: all; default 24)")
+    p.add_argument("--no-retrain", action="store_true", help="notify only; do not retrain")
+    p.add_argument("--retrain-local", action="store_true", help="retrain with the local runner instead of SageMaker")
+    p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="hyperparameters for the retraining run")
+    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while following the retraining job")
+
+    p = _add(sub, "reproduce", "re-run training from a package's lineage record and compare the metrics",
+             "Reads the lineage record (its SHA-256 checked against the package), trains again on the exact recorded data "
+             "versions with the same hyperparameters, seed and image, and reports whether the metrics match.", run_reproduce)
+    _common(p, stack=True, stack_required=False)
+    p.add_argument("package", help="model package ARN")
+    p.add_argument("--local", action="store_true", help="re-run with the local runner instead of SageMaker")
+    p.add_argument("--tolerance", type=float, default=1e-6, help="largest absolute metric difference that still matches")
+    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while following the job")
+
+    p = _add(sub, "local", "the local backend: provision a stack in the AWS emulator (no Pulumi CLI, no account)",
+             "`mlops local up --stack local` creates the stack's core resources in the emulator at AWS_ENDPOINT_URL with the "
+             "names the offline preview gives, deploys approved packages to endpoints, and records the outputs.", None)
+    local_sub = p.add_subparsers(dest="local_command", metavar="ACTION", required=True)
+    up = local_sub.add_parser("up", help="create or update the stack's resources in the emulator",
+                              description="Idempotent: run it again after `mlops promote` to roll out.", epilog=EXIT_CODES)
+    _common(up)
+    up.set_defaults(handler=run_local_up)
+
+    p = _add(sub, "demo", "the whole lifecycle on this machine against an emulator on loopback; ends with an HTML report",
+             "Starts moto on 127.0.0.1, provisions the local stack, trains (local runner, small data), evaluates, registers, "
+             "approves, promotes, deploys, serves traffic through ml.serve with data capture, detects drift and raises the "
+             "alert, then writes an HTML report.", run_demo)
+    p.add_argument("--out", type=Path, default=Path("demo-report"), help="folder for the report (default ./demo-report)")
+    p.add_argument("--rows", type=int, default=2000, help="synthetic rows to train on (default 2000)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

@@ -1,0 +1,138 @@
+"""`mlops evaluate`: the candidate against the champion on the same held-out data, and the gate.
+
+The champion is the newest Approved package in the model's group. Both models are scored on
+the candidate's held-out `test` split (the exact object versions the data manifest recorded),
+so the comparison is fair even when the champion was trained on older data; a champion whose
+archive cannot be scored any more falls back to the metrics its own evaluation report holds,
+and the report says so. The gate (`ml.evaluate.compare`) uses the stack's metric, margin and
+minimums. The report is written to S3 whether the gate passes or not: a refusal is evidence.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from infra.contract import StackOutputs
+from ci import registry
+from ci import s3 as s3util
+from ci.container import CorruptArchiveError, unpack_model
+from ci.datasets import Manifest, download_split
+from ci.errors import MlopsError, NotFoundError, UsageError
+from ci.jsonable import plain
+from ci.progress import QUIET, Progress
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    metric: str
+    margin: float
+    minimums: dict[str, float]
+
+
+def report_uri(artifact_bucket: str, job_name: str) -> str:
+    return f"s3://{artifact_bucket}/evaluations/{job_name}/evaluation.json"
+
+
+def fetch_model(s3, model_data_url: str, dest: Path) -> Path:
+    """Download and unpack a model archive; a corrupt one is a clear error, not a traceback."""
+    archive = dest / "model.tar.gz"
+    s3util.download(s3, model_data_url, archive)
+    try:
+        return unpack_model(archive, dest / "model")
+    except CorruptArchiveError as err:
+        raise MlopsError(f"corrupt model archive {model_data_url}: {err}") from err
+
+
+def load_frame(directory: Path):
+    """The split's files as one frame (CSV or Parquet), through ml.data so types follow the schema."""
+    from ml.data import load_channel
+
+    return load_channel(directory)
+
+
+def evaluate_run(session, outputs: StackOutputs, run: dict[str, Any], gate: GateSettings,
+                 progress: Progress = QUIET, work_dir: Path | None = None) -> dict[str, Any]:
+    """Score candidate and champion, apply the gate, write the report; returns the report."""
+    from ml.evaluate import compare, evaluate
+
+    if run.get("status") != "Completed":
+        raise MlopsError(f"training job {run['job']} is {run.get('status')}: only a Completed job can be evaluated"
+                         + (f" ({run.get('failureReason')})" if run.get("failureReason") else ""))
+    model = run["model"]
+    group = outputs.modelPackageGroups.get(model)
+    if not group:
+        raise UsageError(f"model {model!r} has no package group in stack {outputs.stackName}")
+    s3 = session.client("s3")
+    sm = session.client("sagemaker")
+    work = Path(work_dir or tempfile.mkdtemp(prefix="mlops-evaluate-"))
+    manifest = Manifest.from_dict(run["dataset"])
+    progress.step(f"evaluating {run['job']} on the held-out split of data set {manifest.id}")
+    frame = load_frame(download_split(s3, manifest, "test", work / "test"))
+    candidate_dir = fetch_model(s3, run["modelDataUrl"], work / "candidate")
+    candidate = plain(evaluate(candidate_dir, frame))
+    progress.info("candidate: " + _summary(candidate, gate.metric))
+
+    champion_pkg = registry.champion(sm, group)
+    champion_block: dict[str, Any] | None = None
+    champion_metrics = None
+    if champion_pkg is not None and champion_pkg.training_job == run["job"]:
+        champion_pkg = None  # re-evaluating the champion itself: nothing to compare against
+    if champion_pkg is not None:
+        champion_metrics, source = _champion_metrics(s3, champion_pkg, frame, work / "champion", evaluate)
+        champion_block = {"arn": champion_pkg.arn, "trainingJob": champion_pkg.training_job, "metrics": champion_metrics,
+                          "source": source}
+        progress.info(f"champion {champion_pkg.arn}: " + _summary(champion_metrics, gate.metric) + f" ({source})")
+    else:
+        progress.info(f"no Approved package in {group}: the candidate is measured against the minimums alone")
+    result = compare(candidate, champion_metrics, gate.metric, gate.margin, gate.minimums)
+    report = {
+        "job": run["job"],
+        "model": model,
+        "stack": outputs.stackName,
+        "modelDataUrl": run["modelDataUrl"],
+        "evaluatedAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "testSet": {"dataset": manifest.id, "objects": manifest.objects_in("test"), "rows": int(len(frame))},
+        "candidate": {"metrics": candidate},
+        "champion": champion_block,
+        "gate": {"metric": gate.metric, "margin": gate.margin, "minimums": gate.minimums, **plain(result.to_dict())},
+        # SageMaker's model-quality statistics shape, so the registry console can show the numbers.
+        "binary_classification_metrics": {k: {"value": v, "standard_deviation": "NaN"} for k, v in candidate.items()
+                                          if isinstance(v, (int, float))},
+    }
+    uri = report_uri(outputs.artifactBucket, run["job"])
+    version = s3util.put_json(s3, uri, report, outputs.kmsKeyArn)
+    report["reportUri"] = uri
+    report["reportVersionId"] = version.version_id
+    verdict = "PASSED" if result.passed else "FAILED"
+    progress.step(f"gate {verdict}: {result.reason}")
+    return report
+
+
+def _champion_metrics(s3, package, frame, dest: Path, evaluate) -> tuple[dict[str, Any], str]:
+    try:
+        model_dir = fetch_model(s3, package.model_data_url, dest)
+        return plain(evaluate(model_dir, frame)), "re-scored on the candidate's held-out data"
+    except Exception as err:  # noqa: BLE001 - any failure to re-score falls back to the recorded report
+        report_uri_ = package.metadata.get(registry.K_REPORT)
+        if not report_uri_:
+            raise MlopsError(f"cannot score champion {package.arn} ({err}) and it has no evaluation report") from err
+        recorded = s3util.get_json(s3, report_uri_)
+        return dict(recorded["candidate"]["metrics"]), f"recorded in {report_uri_} (re-scoring failed: {err})"
+
+
+def load_report(s3, artifact_bucket: str, job_name: str) -> dict[str, Any]:
+    uri = report_uri(artifact_bucket, job_name)
+    try:
+        report = s3util.get_json(s3, uri)
+    except NotFoundError as err:
+        raise NotFoundError(f"no evaluation report for {job_name} at {uri}; run `mlops evaluate --job {job_name}` first") from err
+    report["reportUri"] = uri
+    return report
+
+
+def _summary(metrics: dict[str, Any], main: str) -> str:
+    keys = [main] + [k for k in ("accuracy", "f1", "roc_auc", "log_loss") if k != main]
+    return ", ".join(f"{k}={metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), (int, float)))

@@ -1,0 +1,146 @@
+"""`mlops monitor`: captured traffic -> drift score -> the metric the stack's alarm watches.
+
+Reads the endpoint's data capture (SageMaker's JSON Lines under
+`s3://<captureBucket>/<model>/<endpoint>/<variant>/yyyy/mm/dd/hh/`), compares it with the
+baseline stored with the deployed package, and publishes the score under exactly the
+namespace, metric name and dimensions the stack's drift alarm declares (from the outputs, not
+from constants here). Past the threshold it notifies the alert topic itself (an emulator never
+evaluates alarms, and a person should not have to wait an alarm period to hear about it) and,
+unless told not to, retrains on the newest data through the same gates. No captured data is
+an error that publishes nothing.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from infra.contract import StackOutputs
+from ci import registry
+from ci import s3 as s3util
+from ci.errors import MlopsError, NotFoundError, UsageError
+from ci.jsonable import plain
+from ci.progress import QUIET, Progress
+
+
+def capture_prefix(outputs: StackOutputs, model: str, endpoint: str) -> str:
+    return f"s3://{outputs.captureBucket}/{model}/{endpoint}/"
+
+
+def drift_dimensions(outputs: StackOutputs, model: str, endpoint: str) -> dict[str, str]:
+    dims = (outputs.monitoring.driftDimensions or {}).get(model)
+    return dict(dims) if dims else {"EndpointName": endpoint}
+
+
+def read_captured_lines(s3, prefix: str, since: datetime | None) -> tuple[list[str], list[str]]:
+    """All capture lines under the prefix written since `since`; (lines, object URIs)."""
+    bucket, _ = s3util.split_uri(prefix)
+    lines: list[str] = []
+    uris: list[str] = []
+    for obj in s3util.list_objects(s3, prefix):
+        if since is not None and obj["LastModified"] < since:
+            continue
+        uri = f"s3://{bucket}/{obj['Key']}"
+        text = s3util.get_bytes(s3, uri).decode("utf-8", errors="replace")
+        lines.extend(ln for ln in text.splitlines() if ln.strip())
+        uris.append(uri)
+    return lines, uris
+
+
+def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | None = 24.0,
+            retrain: Callable[[], dict[str, Any]] | None = None, progress: Progress = QUIET) -> dict[str, Any]:
+    from ml.drift import drift_report, read_capture
+
+    endpoint = outputs.endpoints.get(model)
+    package_arn = outputs.approvedPackages.get(model, "")
+    if not endpoint or not package_arn:
+        raise UsageError(f"model {model!r} is not deployed in stack {outputs.stackName} (no endpoint); "
+                         "promote a package there and deploy it first")
+    s3 = session.client("s3")
+    package = registry.describe(session.client("sagemaker"), package_arn)
+    baseline_uri = package.metadata.get(registry.K_BASELINE)
+    if not baseline_uri:
+        raise NotFoundError(f"the deployed package {package_arn} has no drift baseline ({registry.K_BASELINE})")
+    baseline = s3util.get_json(s3, baseline_uri)
+
+    prefix = capture_prefix(outputs, model, endpoint)
+    since = datetime.now(timezone.utc) - timedelta(hours=since_hours) if since_hours else None
+    progress.step(f"reading captured traffic of {endpoint} from {prefix}" + (f" (last {since_hours:g} h)" if since else ""))
+    lines, objects = read_captured_lines(s3, prefix, since)
+    if not lines:
+        raise NotFoundError(f"no captured data for endpoint {endpoint} under {prefix}"
+                            + (f" in the last {since_hours:g} h" if since else "")
+                            + "; is data capture on (mlops:serving.dataCaptureSamplingPercent) and is there traffic? "
+                            "Nothing was published")
+    frame = read_capture(lines)
+    if len(frame) == 0:
+        raise NotFoundError(f"the captured data of {endpoint} holds no request rows; nothing was published")
+    report = drift_report(baseline, frame)
+    score = float(report.score)
+    threshold = float(outputs.monitoring.driftThreshold)
+    drifted = score > threshold
+    progress.info(f"{len(frame)} captured rows from {len(objects)} objects; drift score {score:.4f} (threshold {threshold:g})")
+
+    dims = drift_dimensions(outputs, model, endpoint)
+    now = datetime.now(timezone.utc)
+    metric_data = [{"MetricName": outputs.monitoring.driftMetricName, "Dimensions": _dims(dims), "Value": score,
+                    "Timestamp": now, "Unit": "None"}]
+    for feature, value in sorted(_per_feature_scores(report).items()):
+        metric_data.append({"MetricName": outputs.monitoring.driftMetricName,
+                            "Dimensions": _dims({**dims, "Feature": feature}), "Value": value, "Timestamp": now, "Unit": "None"})
+    cloudwatch = session.client("cloudwatch")
+    for start in range(0, len(metric_data), 500):  # PutMetricData takes up to 1000 data points a call
+        cloudwatch.put_metric_data(Namespace=outputs.monitoring.driftNamespace, MetricData=metric_data[start:start + 500])
+    progress.step(f"published {outputs.monitoring.driftNamespace}/{outputs.monitoring.driftMetricName} {dims} = {score:.4f}")
+
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    report_doc = {"endpoint": endpoint, "model": model, "package": package_arn, "stack": outputs.stackName,
+                  "score": score, "threshold": threshold, "drifted": drifted, "rows": int(len(frame)),
+                  "captureObjects": objects, "baseline": baseline_uri, "at": now.isoformat(timespec="seconds"),
+                  "report": plain(report.to_dict())}
+    report_uri = f"s3://{outputs.artifactBucket}/monitoring/{endpoint}/{stamp}.json"
+    s3util.put_json(s3, report_uri, report_doc, outputs.kmsKeyArn)
+    result: dict[str, Any] = {**report_doc, "reportUri": report_uri, "metric": {
+        "namespace": outputs.monitoring.driftNamespace, "name": outputs.monitoring.driftMetricName, "dimensions": dims,
+        "value": score}, "notified": None, "retrain": None}
+    result.pop("report")
+    result["perFeature"] = _per_feature_scores(report)
+    if not drifted:
+        progress.step("no drift past the threshold: nothing else to do")
+        return result
+    top = sorted(result["perFeature"].items(), key=lambda kv: kv[1], reverse=True)[:5]
+    message = {
+        "event": "mlops.drift", "stack": outputs.stackName, "endpoint": endpoint, "model": model, "package": package_arn,
+        "score": score, "threshold": threshold, "topFeatures": dict(top), "report": report_uri,
+        "action": "retraining on the newest data" if retrain else "retraining not requested (--no-retrain)",
+    }
+    sns = session.client("sns")
+    sent = sns.publish(TopicArn=outputs.alertTopicArn, Subject=f"Drift on {endpoint}: {score:.3f} > {threshold:g}"[:100],
+                       Message=json.dumps(message, indent=2),
+                       MessageAttributes={"event": {"DataType": "String", "StringValue": "mlops.drift"}})
+    result["notified"] = {"topic": outputs.alertTopicArn, "messageId": sent["MessageId"]}
+    progress.step(f"drift past the threshold: notified {outputs.alertTopicArn}")
+    if retrain is not None:
+        progress.step("retraining on the newest data (same gates as any candidate)")
+        try:
+            result["retrain"] = retrain()
+        except MlopsError as err:
+            result["retrain"] = {"error": str(err)}
+            raise MlopsError(f"drift notified, but retraining failed: {err}", details={"monitor": result}) from err
+    return result
+
+
+def _dims(dims: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Name": k, "Value": v} for k, v in dims.items()]
+
+
+def _per_feature_scores(report) -> dict[str, float]:
+    per = getattr(report, "per_feature", {}) or {}
+    out = {}
+    for name, value in per.items():
+        score = value.get("score") if isinstance(value, dict) else getattr(value, "score", value)
+        try:
+            out[str(name)] = float(score)
+        except (TypeError, ValueError):
+            continue
+    return out

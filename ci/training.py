@@ -1,0 +1,490 @@
+"""`mlops train`: pin the data, plan the job from the stack, run it on SageMaker or locally, follow it.
+
+The plan is pure: stack outputs + request -> every setting of the job (GPU type from the
+environment's allowed list, image pinned by digest when known, managed spot with max wait,
+checkpoint and output URIs, KMS keys, VPC, metric definitions, tags). An instance type the
+environment does not allow is refused here, before any AWS call. The SageMaker path launches
+through the sagemaker SDK's `ModelTrainer` with `ml/` as source code and follows the job,
+streaming its metric lines from CloudWatch Logs; the local path runs the same `ml/train.py`
+under the same container contract (`ci/container.py`) and uploads `model.tar.gz` to exactly
+where SageMaker would. Either way a run record lands in S3 for evaluate/register/reproduce.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from infra.contract import StackOutputs
+from ci import s3 as s3util
+from ci.container import REPO_ROOT, package_model, package_output, run_training
+from ci.datasets import TRAINING_CHANNELS, Manifest, download_split
+from ci.errors import MlopsError, NotFoundError, RefusedError, TrainingFailedError, UsageError
+from ci.progress import QUIET, Progress
+
+FRAMEWORK = "pytorch"
+FRAMEWORK_VERSION = "2.10.0"
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TERMINAL = ("Completed", "Failed", "Stopped")
+# The metric lines ml/train.py prints (`metric: val_loss=0.31; epoch=3`); SageMaker scrapes the
+# same regexes from the job's logs into CloudWatch, we parse them while following.
+METRIC_NAMES = ("train_loss", "val_loss", "val_roc_auc", "val_accuracy", "val_f1", "val_log_loss", "epoch")
+NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+_METRIC_LINE = re.compile(r"metric:\s*(.*)$")
+_PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_:.-]*)=" + NUMBER)
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    return [{"Name": name, "Regex": rf"\b{name}={NUMBER}"} for name in METRIC_NAMES]
+
+
+def parse_metric_line(line: str) -> dict[str, float]:
+    """`metric: val_loss=0.31; epoch=3` -> {'val_loss': 0.31, 'epoch': 3.0}; other lines -> {}."""
+    match = _METRIC_LINE.search(line)
+    if not match:
+        return {}
+    return {name: float(value) for name, value in _PAIR.findall(match.group(1))}
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobPlan:
+    stack: str
+    model: str
+    base_job_name: str
+    instance_type: str
+    image_uri: str
+    image_digest: str | None
+    use_spot: bool
+    max_runtime_seconds: int
+    max_wait_seconds: int
+    checkpoint_s3_uri: str
+    output_s3_uri: str
+    kms_key_arn: str
+    role_arn: str
+    hyperparameters: dict[str, str]
+    channels: dict[str, str]
+    subnets: list[str] = field(default_factory=list)
+    security_group_ids: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    metric_definitions: list[dict[str, str]] = field(default_factory=metric_definitions)
+    artifact_bucket: str = ""
+
+    @property
+    def pinned_image(self) -> str:
+        return pin_image(self.image_uri, self.image_digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["pinnedImage"] = self.pinned_image
+        return out
+
+
+def choose_instance_type(outputs: StackOutputs, requested: str | None) -> str:
+    """The environment's GPU type: the default, or one it allows; anything else is refused."""
+    allowed = list(outputs.trainingDefaults.allowedInstanceTypes)
+    chosen = requested or outputs.trainingDefaults.defaultInstanceType
+    if chosen not in allowed:
+        raise RefusedError(
+            f"instance type {chosen} is not allowed in stack {outputs.stackName} ({outputs.environment}); "
+            f"allowed: {', '.join(allowed)} (mlops:training.allowedInstanceTypes)"
+        )
+    return chosen
+
+
+def resolve_training_image(region: str, instance_type: str, framework_version: str = FRAMEWORK_VERSION) -> str:
+    """The framework's training image for this region and GPU type (offline, from the SDK's tables)."""
+    from sagemaker.core import image_uris
+
+    try:
+        return image_uris.retrieve(framework=FRAMEWORK, region=region, version=framework_version,
+                                   instance_type=instance_type, image_scope="training")
+    except ValueError as err:
+        raise UsageError(f"no {FRAMEWORK} {framework_version} training image for {instance_type} in {region}: {err}") from err
+
+
+def split_image(image_uri: str) -> tuple[str, str, str, str | None]:
+    """(registry id, region-less host, repository, tag) of an ECR image URI."""
+    host, _, rest = image_uri.partition("/")
+    repository, _, tag = rest.partition(":")
+    if "@" in repository:
+        repository = repository.split("@", 1)[0]
+        tag = None
+    return host.split(".", 1)[0], host, repository, tag or None
+
+
+def resolve_digest(ecr, image_uri: str) -> str | None:
+    """The image's digest from ECR, or None when the registry does not tell us (then it stays a tag)."""
+    if "@sha256:" in image_uri:
+        return image_uri.split("@", 1)[1]
+    registry, _, repository, tag = split_image(image_uri)
+    if not tag:
+        return None
+    try:
+        images = ecr.describe_images(registryId=registry, repositoryName=repository, imageIds=[{"imageTag": tag}])
+    except ClientError:
+        return None
+    details = images.get("imageDetails") or []
+    return details[0].get("imageDigest") if details else None
+
+
+def pin_image(image_uri: str, digest: str | None) -> str:
+    if not digest or "@" in image_uri:
+        return image_uri
+    return image_uri.rsplit(":", 1)[0] + "@" + digest
+
+
+def plan_job(
+    outputs: StackOutputs,
+    model: str,
+    manifest: Manifest,
+    *,
+    instance_type: str,
+    image_uri: str,
+    image_digest: str | None,
+    hyperparameters: dict[str, str],
+    tags: dict[str, str],
+    git: dict[str, Any],
+) -> JobPlan:
+    if model not in outputs.modelPackageGroups:
+        raise UsageError(f"model {model!r} is not in stack {outputs.stackName}; models: {', '.join(outputs.modelPackageGroups)}")
+    td = outputs.trainingDefaults
+    prefix = td.jobNamePrefix or f"mlops-{outputs.stackName}"
+    vpc = td.vpc or {}
+    job_tags = {
+        **tags,
+        "mlops:model": model,
+        "mlops:stack": outputs.stackName,
+        "mlops:dataset": manifest.manifest_uri or manifest.uri,
+        "mlops:datasetSha256": manifest.sha256,
+        "mlops:gitCommit": str(git.get("commit", "unknown")),
+    }
+    return JobPlan(
+        stack=outputs.stackName,
+        model=model,
+        base_job_name=f"{prefix}-{model}",
+        instance_type=instance_type,
+        image_uri=image_uri,
+        image_digest=image_digest,
+        use_spot=bool(td.useSpot),
+        max_runtime_seconds=int(td.maxRuntimeSeconds),
+        max_wait_seconds=int(td.maxWaitSeconds),
+        checkpoint_s3_uri=td.checkpointS3Uri,
+        output_s3_uri=td.outputS3Uri,
+        kms_key_arn=td.volumeKmsKeyArn or outputs.kmsKeyArn,
+        role_arn=outputs.executionRoleArn,
+        hyperparameters={k: str(v) for k, v in hyperparameters.items()},
+        channels={c: manifest.split_uri(c) for c in TRAINING_CHANNELS},
+        subnets=list(vpc.get("subnetIds") or []),
+        security_group_ids=list(vpc.get("securityGroupIds") or []),
+        tags={k: str(v)[:256] for k, v in job_tags.items()},
+        environment={"MLOPS_STACK": outputs.stackName, "MLOPS_MODEL": model},
+        artifact_bucket=outputs.artifactBucket,
+    )
+
+
+def checkpoint_uri(plan: JobPlan, job_name: str) -> str:
+    return s3util.join(plan.checkpoint_s3_uri, plan.model, job_name) + "/"
+
+
+def model_artifact_uri(plan: JobPlan, job_name: str) -> str:
+    """Where SageMaker puts the model: `<outputS3Uri>/<job>/output/model.tar.gz`."""
+    return s3util.join(plan.output_s3_uri, job_name, "output", "model.tar.gz")
+
+
+# --- run records ---------------------------------------------------------------------------
+
+def run_record_uri(artifact_bucket: str, job_name: str) -> str:
+    return f"s3://{artifact_bucket}/runs/{job_name}/run.json"
+
+
+def new_run_record(plan: JobPlan, job_name: str, mode: str, manifest: Manifest, git: dict[str, Any], seed: int | None) -> dict[str, Any]:
+    return {
+        "job": job_name,
+        "mode": mode,
+        "model": plan.model,
+        "stack": plan.stack,
+        "status": "InProgress",
+        "failureReason": "",
+        "modelDataUrl": model_artifact_uri(plan, job_name),
+        "instanceType": plan.instance_type,
+        "imageUri": plan.image_uri,
+        "imageDigest": plan.image_digest,
+        "pinnedImage": plan.pinned_image,
+        "hyperparameters": plan.hyperparameters,
+        "seed": seed,
+        "spot": plan.use_spot,
+        "checkpointS3Uri": checkpoint_uri(plan, job_name),
+        "dataset": manifest.to_dict(),
+        "git": git,
+        "metrics": {},
+        "metricDefinitions": plan.metric_definitions,
+        "startedAt": _now(),
+        "finishedAt": None,
+    }
+
+
+def save_run(s3, artifact_bucket: str, record: dict[str, Any], kms_key: str | None = None) -> str:
+    uri = run_record_uri(artifact_bucket, record["job"])
+    s3util.put_json(s3, uri, record, kms_key)
+    return uri
+
+
+def load_run(s3, artifact_bucket: str, job_name: str) -> dict[str, Any]:
+    uri = run_record_uri(artifact_bucket, job_name)
+    try:
+        return s3util.get_json(s3, uri)
+    except NotFoundError as err:
+        raise NotFoundError(f"no run record for training job {job_name!r} at {uri}; was it started with `mlops train`?") from err
+
+
+def refresh_run(session, record: dict[str, Any], kms_key: str | None = None) -> dict[str, Any]:
+    """Bring a SageMaker run record up to date with its job (for jobs started with --no-wait)."""
+    if record.get("mode") != "sagemaker" or record.get("status") in TERMINAL:
+        return record
+    description = session.client("sagemaker").describe_training_job(TrainingJobName=record["job"])
+    record = apply_description(record, description)
+    bucket, _ = s3util.split_uri(record["modelDataUrl"])
+    save_run(session.client("s3"), bucket, record, kms_key)
+    return record
+
+
+def apply_description(record: dict[str, Any], description: dict[str, Any]) -> dict[str, Any]:
+    record = dict(record)
+    record["status"] = description["TrainingJobStatus"]
+    record["failureReason"] = description.get("FailureReason", "")
+    record["modelDataUrl"] = (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts", record["modelDataUrl"])
+    final = {m["MetricName"]: float(m["Value"]) for m in description.get("FinalMetricDataList") or []}
+    record["metrics"] = {**record.get("metrics", {}), **final}
+    if record["status"] in TERMINAL:
+        record["finishedAt"] = _now()
+        record["billableSeconds"] = description.get("BillableTimeInSeconds")
+    return record
+
+
+# --- SageMaker -----------------------------------------------------------------------------
+
+def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> str:
+    """Create the training job through ModelTrainer (not waiting); returns its name."""
+    from ci.aws import sagemaker_sdk_session
+
+    sdk_session = sagemaker_sdk_session(session, plan.artifact_bucket, "training-input")
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.configs import (
+        CheckpointConfig, Compute, InputData, MetricDefinition, Networking, OutputDataConfig, SourceCode,
+        StoppingCondition, Tag,
+    )
+
+    staging = Path(tempfile.mkdtemp(prefix="mlops-code-"))
+    try:
+        shutil.copytree(REPO_ROOT / "ml", staging / "ml", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        networking = Networking(enable_network_isolation=True)
+        if plan.subnets:
+            networking = Networking(subnets=plan.subnets, security_group_ids=plan.security_group_ids,
+                                    enable_network_isolation=True, enable_inter_container_traffic_encryption=True)
+        stopping = (StoppingCondition(max_runtime_in_seconds=plan.max_runtime_seconds, max_wait_time_in_seconds=plan.max_wait_seconds)
+                    if plan.use_spot else StoppingCondition(max_runtime_in_seconds=plan.max_runtime_seconds))
+        trainer = ModelTrainer(
+            sagemaker_session=sdk_session,
+            role=plan.role_arn,
+            base_job_name=plan.base_job_name,
+            training_image=plan.pinned_image,
+            source_code=SourceCode(source_dir=str(staging), command="python -m ml.train"),
+            compute=Compute(instance_type=plan.instance_type, instance_count=1, volume_size_in_gb=50,
+                            volume_kms_key_id=plan.kms_key_arn, enable_managed_spot_training=plan.use_spot),
+            networking=networking,
+            stopping_condition=stopping,
+            output_data_config=OutputDataConfig(s3_output_path=plan.output_s3_uri, kms_key_id=plan.kms_key_arn),
+            hyperparameters=dict(plan.hyperparameters),
+            environment=dict(plan.environment),
+            tags=[Tag(key=k, value=v) for k, v in plan.tags.items()],
+        )
+        trainer = trainer.with_metric_definitions(
+            [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in plan.metric_definitions])
+        # One checkpoint prefix per launch, named like the job (the SDK names the job itself, to
+        # the second; the URI actually used is read back from the job).
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+        trainer = trainer.with_checkpoint_config(CheckpointConfig(s3_uri=checkpoint_uri(plan, f"{plan.base_job_name}-{stamp}")))
+        trainer.train(input_data_config=[InputData(channel_name=c, data_source=uri) for c, uri in plan.channels.items()],
+                      wait=False, logs=False)
+        created = trainer._latest_training_job.training_job_name
+        progress.step(f"training job {created} created ({plan.instance_type}, spot={plan.use_spot})")
+        return created
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def follow(session, job_name: str, progress: Progress = QUIET, *, poll_seconds: float = 30.0,
+           timeout_seconds: float | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+    """Poll the job to a terminal status, printing status changes and metric lines as they arrive."""
+    sm = session.client("sagemaker")
+    logs = session.client("logs")
+    seen_events: set[str] = set()
+    streamed: dict[str, float] = {}
+    last_status = None
+    started = time.monotonic()
+    while True:
+        description = sm.describe_training_job(TrainingJobName=job_name)
+        status = (description["TrainingJobStatus"], description.get("SecondaryStatus", ""))
+        if status != last_status:
+            message = ""
+            transitions = description.get("SecondaryStatusTransitions") or []
+            if transitions:
+                message = transitions[-1].get("StatusMessage", "")
+            progress.step(f"{job_name}: {status[0]} / {status[1]}" + (f" - {message}" if message else ""))
+            last_status = status
+        for line in _new_log_lines(logs, job_name, seen_events):
+            for name, value in parse_metric_line(line).items():
+                streamed[name] = value
+                progress.metric(name, value)
+        if status[0] in TERMINAL:
+            return description, streamed
+        if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
+            raise MlopsError(f"gave up following {job_name} after {timeout_seconds:.0f} s; it is still {status[0]}. "
+                             f"Resume with `mlops evaluate --job {job_name}` once it completes.")
+        time.sleep(poll_seconds)
+
+
+def _new_log_lines(logs, job_name: str, seen: set[str]) -> list[str]:
+    lines: list[str] = []
+    kwargs: dict[str, Any] = {"logGroupName": TRAINING_LOG_GROUP, "logStreamNamePrefix": f"{job_name}/"}
+    try:
+        while True:
+            page = logs.filter_log_events(**kwargs)
+            for event in page.get("events", []):
+                if event["eventId"] not in seen:
+                    seen.add(event["eventId"])
+                    lines.append(event["message"])
+            token = page.get("nextToken")
+            if not token:
+                break
+            kwargs["nextToken"] = token
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ResourceNotFoundException":  # no logs yet
+            raise
+    return lines
+
+
+def train_sagemaker(session, plan: JobPlan, record_fields: dict[str, Any], progress: Progress = QUIET, *,
+                    wait: bool = True, poll_seconds: float = 30.0) -> dict[str, Any]:
+    """Launch, record, follow, record again. A Failed or Stopped job raises TrainingFailedError."""
+    s3 = session.client("s3")
+    job_name = launch_sagemaker(session, plan, progress)
+    record = new_run_record(plan, job_name, "sagemaker", record_fields["manifest"], record_fields["git"], record_fields.get("seed"))
+    launched = session.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+    record["checkpointS3Uri"] = (launched.get("CheckpointConfig") or {}).get("S3Uri", record["checkpointS3Uri"])
+    save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
+    if not wait:
+        return record
+    timeout = plan.max_wait_seconds if plan.use_spot else plan.max_runtime_seconds
+    description, streamed = follow(session, job_name, progress, poll_seconds=poll_seconds, timeout_seconds=timeout + 3600)
+    record = apply_description(record, description)
+    record["streamedMetrics"] = streamed
+    save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
+    if record["status"] != "Completed":
+        raise TrainingFailedError(
+            f"training job {job_name} {record['status']}: {record['failureReason'] or 'no reason given'}; nothing was registered",
+            details={"run": record})
+    progress.step(f"{job_name} completed; model at {record['modelDataUrl']}")
+    return record
+
+
+# --- local ---------------------------------------------------------------------------------
+
+def local_job_name(plan: JobPlan) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")[:-3]
+    return f"{plan.base_job_name}-local-{stamp}"[:63]
+
+
+def train_local(session, plan: JobPlan, manifest: Manifest, git: dict[str, Any], seed: int | None,
+                progress: Progress = QUIET, job_name: str | None = None, keep_dir: Path | None = None) -> dict[str, Any]:
+    """Run ml/train.py under the container contract here; upload its model where SageMaker would."""
+    s3 = session.client("s3")
+    job_name = job_name or local_job_name(plan)
+    record = new_run_record(plan, job_name, "local", manifest, git, seed)
+    save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
+    base = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix=f"mlops-{job_name}-"))
+    try:
+        progress.step(f"local training job {job_name}: downloading channels {', '.join(plan.channels)}")
+        staged = base / "staged-channels"
+        channels = {c: download_split(s3, manifest, c, staged / c) for c in plan.channels}
+        ckpt = checkpoint_uri(plan, job_name)
+        _restore_checkpoints(s3, ckpt, base / "checkpoints")
+        metrics: dict[str, float] = {}
+
+        def on_line(line: str) -> None:
+            for name, value in parse_metric_line(line).items():
+                metrics[name] = value
+                progress.metric(name, value)
+
+        progress.step(f"running ml/train.py under the container contract in {base}")
+        result = run_training(
+            base, plan.hyperparameters, channels, on_line=on_line,
+            checkpoint_sync=lambda d: _sync_checkpoints(s3, d, ckpt, plan.kms_key_arn),
+            extra_env=plan.environment, timeout_seconds=plan.max_runtime_seconds,
+        )
+        if not result.succeeded:
+            record.update(status="Failed", failureReason=result.failure_reason, finishedAt=_now(), streamedMetrics=metrics)
+            save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
+            raise TrainingFailedError(f"training job {job_name} Failed: {result.failure_reason}; nothing was registered",
+                                      details={"run": record})
+        archive = package_model(result.model_dir, base / "upload" / "model.tar.gz")
+        s3util.upload_file(s3, archive, record["modelDataUrl"], plan.kms_key_arn)
+        output_archive = package_output(result.output_dir, base / "upload" / "output.tar.gz")
+        s3util.upload_file(s3, output_archive, s3util.join(plan.output_s3_uri, job_name, "output", "output.tar.gz"), plan.kms_key_arn)
+        final = _read_metrics(result.model_dir)
+        record.update(status="Completed", finishedAt=_now(), metrics={**metrics, **final}, streamedMetrics=metrics)
+        save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
+        progress.step(f"{job_name} completed; model at {record['modelDataUrl']}")
+        return record
+    finally:
+        if keep_dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _read_metrics(model_dir: Path) -> dict[str, float]:
+    import json
+
+    path = model_dir / "metrics.json"
+    if not path.exists():
+        return {}
+    raw = json.loads(path.read_text())
+    return {k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _restore_checkpoints(s3, uri: str, dest: Path) -> None:
+    """A resumed job starts from what the checkpoint URI holds, as SageMaker does on spot restarts."""
+    dest.mkdir(parents=True, exist_ok=True)
+    bucket, _ = s3util.split_uri(uri)
+    for obj in s3util.list_objects(s3, uri):
+        rel = obj["Key"][len(s3util.split_uri(uri)[1]):]
+        if rel:
+            s3util.download(s3, f"s3://{bucket}/{obj['Key']}", dest / rel)
+
+
+def _sync_checkpoints(s3, directory: Path, uri: str, kms_key: str | None) -> None:
+    if not directory.exists():
+        return
+    bucket, prefix = s3util.split_uri(uri)
+    remote = {o["Key"]: o.get("ETag") for o in s3util.list_objects(s3, uri)}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        key = prefix + path.relative_to(directory).as_posix()
+        data = path.read_bytes()
+        import hashlib
+
+        if remote.get(key, "").strip('"') == hashlib.md5(data).hexdigest():  # noqa: S324 - S3's ETag, not security
+            continue
+        s3util.put_bytes(s3, f"s3://{bucket}/{key}", data, kms_key=kms_key)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
