@@ -11,9 +11,10 @@ import sys
 
 from ci import commands_infra
 from ci import commands_pipeline
+from policies import cli as policies_cli
 
 # Modules that contribute subcommands; each has register(subparsers).
-COMMAND_MODULES = [commands_infra, commands_pipeline]
+COMMAND_MODULES = [commands_infra, commands_pipeline, policies_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

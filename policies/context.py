@@ -146,23 +146,23 @@ class PolicyContext:
             required_tags=tuple(config.get("requiredTags") or ()),
             monthly_budget_usd=float(budget) if budget is not None else None,
             github_repository=config.get("githubRepository"),
-            default_enforcement=config.get("defaultEnforcement"),
-            enforcement=dict(config.get("enforcement") or {}),
             suppressions=suppressions,
             today=today or date.today(),
         )
 
     def to_pack_config(self) -> dict[str, Any]:
-        """The inverse of `from_pack_config`: what `mlops audit --policy-config` writes for CrossGuard."""
+        """The stack facts a CrossGuard policy reads from its config (the inverse of `from_pack_config`).
+
+        Enforcement levels are not here: Pulumi carries them per policy as `enforcementLevel`.
+        """
         out: dict[str, Any] = {"stack": self.stack, "requiredTags": list(self.required_tags),
-                               "enforcement": dict(self.enforcement),
                                "suppressions": [s.to_json() for s in self.suppressions]}
         optional = {"environment": self.environment, "region": self.region,
                     "models": list(self.models) if self.models is not None else None,
                     "allowedTrainingInstanceTypes": list(self.allowed_training_types)
                     if self.allowed_training_types is not None else None,
                     "hasVpc": self.has_vpc, "monthlyBudgetUsd": self.monthly_budget_usd,
-                    "githubRepository": self.github_repository, "defaultEnforcement": self.default_enforcement}
+                    "githubRepository": self.github_repository}
         out.update({k: v for k, v in optional.items() if v is not None})
         return out
 

@@ -1,0 +1,158 @@
+"""The offline auditor: run the rules over a stack's preview, every stack, or an exported state file.
+
+This is the one module of `policies` that reaches into `infra` (for the offline preview and the
+typed stack config), and only lazily, inside the functions that need it: the rules themselves see
+resource records and a `PolicyContext`, nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+from policies.context import PolicyContext, infer_context
+from policies.engine import AuditResult, evaluate
+from policies.records import Resource, from_preview_graph, load_state
+
+
+class AuditError(ValueError):
+    """A user error: unknown stack, invalid config, unreadable state file."""
+
+
+@dataclass
+class AuditTarget:
+    """What to audit: the records, the context to judge them by, and where they came from."""
+
+    name: str
+    records: list[Resource]
+    context: PolicyContext
+    source: str  # "preview" | "state"
+    location: str  # the stack file or state file, for SARIF and messages
+
+
+def stack_names() -> list[str]:
+    """Every stack with a `stacks/Pulumi.<name>.yaml`."""
+    from infra.config import STACKS_DIR
+
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+
+
+def stack_context(stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None) -> PolicyContext:
+    from infra.config import ConfigError, load_stack_config
+
+    try:
+        return PolicyContext.from_stack_config(load_stack_config(stack, config_overrides), today=today)
+    except ConfigError as err:
+        raise AuditError(str(err)) from None
+
+
+def target_from_stack(stack: str, config_overrides: dict[str, Any] | None = None,
+                      today: date | None = None) -> AuditTarget:
+    """The offline preview of a stack (infra.preview), judged by its own config."""
+    from infra.config import ConfigError, stack_file
+    from infra.preview import preview_stack
+
+    try:
+        preview = preview_stack(stack, config_overrides=config_overrides)
+    except ConfigError as err:
+        raise AuditError(str(err)) from None
+    context = PolicyContext.from_stack_config(preview.config, today=today) if preview.config is not None \
+        else stack_context(stack, config_overrides, today)
+    _, path = stack_file(stack)
+    return AuditTarget(preview.stack, from_preview_graph(preview.resources, preview.outputs), context, "preview",
+                       _relative(path))
+
+
+def target_from_state(path: str | Path, stack: str | None = None, today: date | None = None) -> AuditTarget:
+    """A `pulumi stack export` file, judged by `stack`'s config when given, else by what it shows."""
+    try:
+        state = load_state(path)
+    except ValueError as err:
+        raise AuditError(str(err)) from None
+    if stack:
+        context = stack_context(stack, today=today).with_notes(
+            f"state of '{state.stack or '?'}' judged against stack config '{stack}'")
+    else:
+        context = infer_context(state.resources, state.stack, today=today)
+    return AuditTarget(state.stack or Path(path).stem, state.resources, context, "state", str(path))
+
+
+def audit(target: AuditTarget) -> AuditResult:
+    return evaluate(target.records, target.context)
+
+
+def audit_all(today: date | None = None, progress: Callable[[str], None] | None = None) -> list[tuple[AuditTarget, AuditResult]]:
+    results = []
+    for name in stack_names():
+        if progress:
+            progress(f"previewing and auditing stack {name}")
+        target = target_from_stack(name, today=today)
+        results.append((target, audit(target)))
+    return results
+
+
+# --- output ------------------------------------------------------------------------------
+
+def format_table(target: AuditTarget, result: AuditResult) -> str:
+    """Violations grouped by resource, then suppressions, skipped rules and notes."""
+    s = result.summary()
+    lines = [f"stack {target.name} ({target.source}: {target.location}; environment "
+             f"{result.context.environment or 'unknown'}): {s['resources']} resources, {s['rulesEvaluated']} rules, "
+             f"{s['violations']} violation(s): {s['mandatory']} mandatory, {s['advisory']} advisory"]
+    by_resource: dict[tuple[str, str, str], list] = {}
+    for v in result.violations:
+        by_resource.setdefault((v.name, v.type, v.urn), []).append(v)
+    for (name, type_, _urn), violations in sorted(by_resource.items()):
+        lines.append("")
+        lines.append(f"  {name}  {type_}")
+        for v in sorted(violations, key=lambda v: (v.enforcement != "mandatory", v.rule)):
+            lines.append(f"    [{v.enforcement}/{v.severity}] {v.rule}")
+            lines.append(f"        {_strip_label(v.message, name)}")
+    if result.suppressed:
+        lines += ["", f"  suppressed ({len(result.suppressed)}):"]
+        for v in result.suppressed:
+            sup = v.suppression
+            lines.append(f"    {v.rule} on {v.name} until {sup.expires.isoformat()}: {sup.reason}")
+    for label, items in (("expired suppressions (no longer applied)", result.expired_suppressions),
+                         ("unused suppressions (nothing to suppress)", result.unused_suppressions)):
+        if items:
+            lines += ["", f"  {label}:"]
+            lines += [f"    {x.rule} on {x.resource} (expires {x.expires.isoformat()}): {x.reason}" for x in items]
+    if result.not_evaluated:
+        lines += ["", "  not evaluated:"]
+        lines += [f"    {rule}: {why}" for rule, why in sorted(result.not_evaluated.items())]
+    for note in result.context.notes:
+        lines.append(f"  note: {note}")
+    lines += ["", f"  result: {'FAIL' if result.exit_code else 'PASS'} "
+                  f"({s['mandatory']} mandatory violation(s))"]
+    return "\n".join(lines)
+
+
+def _strip_label(message: str, name: str) -> str:
+    """The table already names the resource; drop the message's leading 'name (type): '."""
+    head, sep, rest = message.partition("): ")
+    return rest if sep and head.startswith(name) else message
+
+
+def combined_json(results: list[tuple[AuditTarget, AuditResult]]) -> dict[str, Any]:
+    """One JSON document for one or many stacks: violations carry their stack; the summary adds up."""
+    violations, suppressed, per_stack = [], [], {}
+    for target, result in results:
+        violations += [{"stack": target.name, **v.to_json()} for v in result.violations]
+        suppressed += [{"stack": target.name, **v.to_json()} for v in result.suppressed]
+        per_stack[target.name] = {"source": target.source, "location": target.location, **result.summary()}
+    mandatory = sum(s["mandatory"] for s in per_stack.values())
+    return {
+        "violations": violations,
+        "suppressed": suppressed,
+        "summary": {"stacks": per_stack, "violations": len(violations), "mandatory": mandatory,
+                    "advisory": len(violations) - mandatory, "suppressed": len(suppressed), "passed": mandatory == 0},
+    }
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
