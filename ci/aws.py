@@ -18,6 +18,8 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
@@ -82,16 +84,30 @@ class EndpointSession(boto3.session.Session):
         kwargs["config"] = config.merge(kwargs["config"]) if kwargs.get("config") else config
 
 
+_LOADER = None
+
+
+def _botocore_session():
+    """A fresh botocore session sharing one loader: service models are parsed once per process."""
+    global _LOADER
+    if _LOADER is None:
+        _LOADER = botocore.loaders.create_loader()
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _LOADER)
+    return session
+
+
 def make_session(region: str) -> EndpointSession:
     """A session for `region`; against an emulator, checked reachable and given dummy credentials."""
     endpoint = endpoint_url()
     if endpoint:
         check_reachable(endpoint)
-        session = EndpointSession(region_name=region, endpoint=endpoint)
+        session = EndpointSession(region_name=region, endpoint=endpoint, botocore_session=_botocore_session())
         if session.get_credentials() is None:
-            session = EndpointSession(region_name=region, endpoint=endpoint, **EMULATOR_CREDENTIALS)
+            session = EndpointSession(region_name=region, endpoint=endpoint, botocore_session=_botocore_session(),
+                                      **EMULATOR_CREDENTIALS)
         return session
-    session = EndpointSession(region_name=region)
+    session = EndpointSession(region_name=region, botocore_session=_botocore_session())
     if session.get_credentials() is None:
         raise AwsAccessError(no_credentials_message())
     return session

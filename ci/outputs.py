@@ -9,6 +9,7 @@ Every command finds its buckets, role, groups and topic here, never from hard-co
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -125,12 +126,12 @@ def preview_outputs(path: Path) -> StackOutputs:
     return parse_outputs(_preview_raw(path), f"the offline preview of {path.name}")
 
 
-_PREVIEW_CACHE: dict[tuple[str, float], dict] = {}
+_PREVIEW_CACHE: dict[tuple[str, str], dict] = {}
 
 
 def _preview_raw(path: Path) -> dict:
-    """Outputs of the offline preview, cached per file version (a preview takes a second or two)."""
-    key = (str(path.resolve()), path.stat().st_mtime)
+    """Outputs of the offline preview, cached per stack name and file content (a preview takes a second)."""
+    key = (path.name, hashlib.sha256(path.read_bytes()).hexdigest())
     if key not in _PREVIEW_CACHE:
         from infra.preview import preview_stack
 

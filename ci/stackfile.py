@@ -87,8 +87,7 @@ def write_keys(path: Path, values: dict[str, Any], validate=None) -> str:
     then left as it was.
     """
     path = Path(path)
-    original = path.read_text()
-    text = original
+    text = path.read_bytes().decode("utf-8")  # not read_text(): keep CRLF line ends as they are
     previous_key = None
     for key, value in values.items():
         text = set_config_value(text, key, value, after=previous_key)

@@ -1,0 +1,103 @@
+"""Clear errors for the things a person can fix, and throttling retried with backoff."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from ci import aws
+from ci.errors import AwsAccessError
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                 "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_no_credentials_is_one_clear_sentence(no_credentials):
+    with pytest.raises(AwsAccessError, match="no AWS credentials found"):
+        aws.make_session("us-east-1")
+
+
+def test_cli_without_credentials_exits_3(no_credentials, stacks, mlops):
+    result = mlops("packages", "--stack", "dev", "--outputs-from", "preview")
+    assert result.code == 3
+    assert "no AWS credentials found" in result.err and "Traceback" not in result.err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_emulator_fails_fast_and_says_so(stacks, mlops, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    started = time.monotonic()
+    result = mlops("packages", "--stack", "dev", "--outputs-from", "preview", "--json")
+    assert result.code == 3
+    assert f"the AWS emulator at {url}" in result.err and "moto_server" in result.err
+    assert result.json["ok"] is False and result.json["exitCode"] == 3
+    assert time.monotonic() - started < 30
+
+
+def _throttle(times: int, calls: list):
+    def handler(request, **kwargs):
+        calls.append(request.url)
+        if len(calls) <= times:
+            body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+            return AWSResponse(request.url, 400, {"x-amzn-errortype": "ThrottlingException"}, _Raw(body))
+        return None
+    return handler
+
+
+class _Raw:
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def stream(self, **kwargs):
+        yield self.body
+
+
+def test_throttling_is_retried_with_backoff(emulator):
+    session = aws.make_session("us-east-1")
+    sm = session.client("sagemaker")
+    calls: list = []
+    sm.meta.events.register("before-send.sagemaker.ListModelPackageGroups", _throttle(2, calls))
+    response = sm.list_model_package_groups()
+    assert len(calls) == 3
+    assert response["ResponseMetadata"]["RetryAttempts"] == 2
+
+
+def test_throttling_past_every_retry_is_a_clear_error(emulator, monkeypatch):
+    monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "2")
+    session = aws.make_session("us-east-1")
+    sm = session.client("sagemaker")
+    calls: list = []
+    sm.meta.events.register("before-send.sagemaker.ListModelPackageGroups", _throttle(99, calls))
+    with pytest.raises(AwsAccessError, match=r"throttled ListModelPackageGroups after 2 attempts"):
+        with aws.aws_errors():
+            sm.list_model_package_groups()
+    assert len(calls) == 2
+
+
+def test_every_client_of_the_session_points_at_the_emulator(emulator):
+    session = aws.make_session("us-east-1")
+    for service in ("s3", "sts", "sagemaker", "iam", "logs", "sns", "cloudwatch", "ecr"):
+        assert session.client(service).meta.endpoint_url == emulator
+    assert session.client("sts").get_caller_identity()["Account"] == "123456789012"
+
+
+def test_a_non_http_endpoint_is_refused(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "127.0.0.1:5000")
+    with pytest.raises(AwsAccessError, match="not an http"):
+        aws.make_session("us-east-1")
