@@ -132,7 +132,7 @@ class PolicyContext:
         env = config.get("environment")
         if env is not None and env not in ENVIRONMENTS:
             raise ValueError(f"policy config 'environment': {env!r} is not valid; allowed: {', '.join(ENVIRONMENTS)}")
-        suppressions = tuple(_suppression(s, f"policy config 'suppressions[{i}]'")
+        suppressions = tuple(_suppression(s, f"policy config suppressions[{i}]")
                              for i, s in enumerate(config.get("suppressions") or []))
         types = config.get("allowedTrainingInstanceTypes")
         budget = config.get("monthlyBudgetUsd")

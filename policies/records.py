@@ -239,8 +239,12 @@ def load_state(path: str | Path) -> StateFile:
     if version != 3:
         raise StateFileError(f"{path}: deployment version {version!r} is not supported; expected 3 "
                              "(`pulumi stack export` from Pulumi 3.x)")
-    deployment = document["deployment"] or {}
-    raw_resources = deployment.get("resources") or []
+    deployment = document["deployment"]
+    if not isinstance(deployment, dict):
+        raise StateFileError(f"{path}: 'deployment' is not an object")
+    raw_resources = deployment.get("resources")
+    if raw_resources is None:
+        raw_resources = []  # an empty stack exports no resources key
     if not isinstance(raw_resources, list):
         raise StateFileError(f"{path}: deployment.resources is not a list")
     records = [from_state_resource(r) for r in raw_resources]
