@@ -1,0 +1,522 @@
+"""Is live traffic still the data the model was trained on?
+
+Training writes `baseline.json`: per feature, decile bin edges and fractions (for the
+population stability index), a sorted reference sample (for Kolmogorov-Smirnov), category
+counts (for chi-square), and the label and prediction distributions. `drift_report` compares a
+frame against it, per feature and overall. `read_capture` turns SageMaker data-capture JSON
+Lines into such a frame.
+
+Speed: one sort per numeric column, then everything (KS statistic, PSI bins) comes from
+binary searches of the baseline's few points into the sorted column; columns run on a thread
+pool (numpy releases the GIL while sorting). The KS statistic equals scipy.stats.ks_2samp's
+exactly; the p-value is its asymptotic one (method="asymp").
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ml.schema import Schema
+
+PSI_BINS = 10
+PSI_FLOOR = 1e-4  # fractions below this count as this, so an empty bin does not give log(0)
+DEFAULT_THRESHOLD = 0.2  # PSI: < 0.1 stable, 0.1-0.2 moving, >= 0.2 shifted (the usual reading)
+DEFAULT_ALPHA = 0.01
+MISSING = "__missing__"
+UNSEEN = "__unseen__"
+
+
+# ---------------------------------------------------------------------------------------------
+# Baseline (written at training time)
+# ---------------------------------------------------------------------------------------------
+def _numeric_baseline(values: np.ndarray, sample: int, rng: np.random.Generator) -> dict[str, Any]:
+    valid = values[~np.isnan(values)]
+    summary: dict[str, Any] = {"type": "numeric", "count": int(len(values)), "missing_fraction": float(1 - len(valid) / max(len(values), 1))}
+    if not len(valid):
+        summary.update({"edges": [], "fractions": [], "reference": []})
+        return summary
+    edges = np.unique(np.quantile(valid, np.linspace(0, 1, PSI_BINS + 1)[1:-1], method="inverted_cdf"))
+    counts = np.bincount(np.searchsorted(edges, valid, side="left"), minlength=len(edges) + 1)
+    reference = valid if len(valid) <= sample else rng.choice(valid, size=sample, replace=False)
+    summary.update(
+        {
+            "edges": edges.tolist(),
+            "fractions": (counts / len(valid)).tolist(),
+            "reference": np.sort(reference).tolist(),
+            "mean": float(valid.mean()),
+            "std": float(valid.std()),
+            "min": float(valid.min()),
+            "max": float(valid.max()),
+            "quantiles": dict(zip(("p01", "p25", "p50", "p75", "p99"), np.quantile(valid, [0.01, 0.25, 0.5, 0.75, 0.99]).tolist())),
+        }
+    )
+    return summary
+
+
+def _categorical_baseline(values: pd.Series, categories: Sequence[str]) -> dict[str, Any]:
+    missing = values.isna()
+    text = values[~missing].astype(str)
+    counts = text.value_counts()
+    known = [str(c) for c in categories]
+    extra = sorted(set(counts.index) - set(known))
+    cats = known + extra
+    return {
+        "type": "categorical",
+        "count": int(len(values)),
+        "missing_fraction": float(missing.mean()) if len(values) else 0.0,
+        "categories": cats,
+        "counts": [int(counts.get(c, 0)) for c in cats],
+        "missing_count": int(missing.sum()),
+    }
+
+
+def build_baseline(
+    frame: pd.DataFrame,
+    schema: Schema,
+    *,
+    classes: Sequence[Any] | None = None,
+    predictions: np.ndarray | None = None,
+    sample: int = 10000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Baseline statistics of the training data (and, when given, of the model's predicted
+    probabilities on validation data, rows x classes)."""
+    rng = np.random.default_rng(seed)
+    features: dict[str, Any] = {}
+    for feature in schema.features:
+        if feature.is_numeric:
+            features[feature.name] = _numeric_baseline(frame[feature.name].to_numpy(dtype=np.float64), sample, rng)
+        else:
+            features[feature.name] = _categorical_baseline(frame[feature.name], feature.categories)
+    baseline: dict[str, Any] = {"version": 1, "n_rows": int(len(frame)), "label_column": schema.label, "features": features}
+    class_names = [str(c) for c in (classes if classes is not None else (schema.classes or []))]
+    if schema.label in frame.columns and class_names:
+        baseline["label"] = _categorical_baseline(frame[schema.label], class_names)
+    if predictions is not None and class_names:
+        predicted = pd.Series(np.asarray(class_names, dtype=object)[predictions.argmax(axis=1)])
+        baseline["prediction"] = _categorical_baseline(predicted, class_names)
+        if len(class_names) == 2:
+            baseline["score"] = _numeric_baseline(predictions[:, 1].astype(np.float64), sample, rng)
+            baseline["score"]["column"] = f"proba_{class_names[1]}"
+    return baseline
+
+
+class Baseline:
+    """A baseline dict with its arrays ready (sorted unique reference values and their
+    cumulative counts), so repeated reports do not re-parse JSON lists."""
+
+    def __init__(self, raw: dict[str, Any]):
+        if not isinstance(raw, dict) or "features" not in raw:
+            raise ValueError("baseline: expected the contents of baseline.json (an object with 'features')")
+        self.raw = raw
+        self.features = {name: _prepare(stats) for name, stats in raw["features"].items()}
+        self.label = _prepare(raw["label"]) if raw.get("label") else None
+        self.prediction = _prepare(raw["prediction"]) if raw.get("prediction") else None
+        self.score = _prepare(raw["score"]) if raw.get("score") else None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Baseline":
+        return cls(json.loads(Path(path).read_text()))
+
+
+def _prepare(stats: dict[str, Any]) -> dict[str, Any]:
+    out = dict(stats)
+    if stats["type"] == "numeric":
+        reference = np.asarray(stats.get("reference", []), dtype=np.float64)
+        unique, counts = np.unique(reference, return_counts=True)
+        out["_unique"] = unique
+        out["_cumulative"] = np.cumsum(counts)
+        out["_m"] = len(reference)
+        out["_edges"] = np.asarray(stats.get("edges", []), dtype=np.float64)
+        out["_fractions"] = np.asarray(stats.get("fractions", []), dtype=np.float64)
+    else:
+        out["_index"] = {c: i for i, c in enumerate(stats["categories"])}
+        out["_counts"] = np.asarray(stats["counts"], dtype=np.float64)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------------------------
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index between two sets of bin fractions."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def ks_from_sorted(reference_unique: np.ndarray, reference_cumulative: np.ndarray, m: int, current_sorted: np.ndarray) -> float:
+    """Two-sample KS statistic between a reference (as sorted unique values and cumulative
+    counts) and a sorted current sample; the same number scipy.stats.ks_2samp computes.
+
+    Both ECDFs are step functions, so the largest gap is at a reference point r_k (gap
+    F_ref(r_k) - F_cur(r_k)) or just below one, at the largest current value under r_k (gap
+    F_ref(r_{k-1}) - #(cur < r_k)/n). Binary searches of the references into the sorted current
+    sample give both counts, and the divisions are the ones scipy does, so the floats agree.
+    """
+    n = len(current_sorted)
+    at_or_below = np.searchsorted(current_sorted, reference_unique, side="right")
+    below = np.searchsorted(current_sorted, reference_unique, side="left")
+    f_ref = reference_cumulative / m
+    f_ref_before = np.concatenate(([0.0], f_ref[:-1]))
+    gaps_at = f_ref - at_or_below / n
+    gaps_below = f_ref_before - below / n
+    high = max(gaps_at.max(), gaps_below.max())
+    low = min(gaps_at.min(), gaps_below.min())
+    return float(max(np.clip(-low, 0, 1), high)) + 0.0  # + 0.0: no negative zero
+
+
+def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
+    """Asymptotic two-sided p-value, as scipy.stats.ks_2samp(method="asymp")."""
+    from scipy.stats import kstwo
+
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    en = m * n / (m + n)
+    return float(np.clip(kstwo.sf(statistic, np.round(en)), 0, 1))
+
+
+def chi_square(baseline_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    """scipy.stats.chi2_contingency on the 2 x categories table (categories empty in both
+    dropped); (0, 1) when fewer than two categories remain."""
+    from scipy.stats import chi2_contingency
+
+    table = np.vstack([baseline_counts, current_counts])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 0.0, 1.0
+    result = chi2_contingency(table)
+    return float(result.statistic), float(result.pvalue)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per column
+# ---------------------------------------------------------------------------------------------
+def _numeric_drift(values: np.ndarray, stats: dict[str, Any], alpha: float, threshold: float) -> dict[str, Any]:
+    ordered = np.sort(values)  # NaN sort last
+    n_total = len(ordered)
+    n = int(np.searchsorted(ordered, np.inf, side="right"))
+    valid = ordered[:n]
+    missing_fraction = 1 - n / n_total if n_total else 0.0
+    base_missing = stats.get("missing_fraction", 0.0)
+    out: dict[str, Any] = {
+        "type": "numeric",
+        "test": "ks",
+        "n": n,
+        "missing_fraction": missing_fraction,
+        "baseline_missing_fraction": base_missing,
+    }
+    edges, fractions = stats["_edges"], stats["_fractions"]
+    if n == 0 or stats["_m"] == 0:
+        out.update({"psi": 0.0 if n == stats["_m"] == 0 else None, "statistic": None, "p_value": None, "drifted": False})
+        return out
+    cumulative = np.searchsorted(valid, edges, side="right")
+    counts = np.diff(np.concatenate(([0], cumulative, [n])))
+    # Missing values are one more bin, so a column that starts arriving empty shows up too.
+    expected = np.append(fractions * (1 - base_missing), base_missing)
+    actual = np.append(counts / n * (1 - missing_fraction), missing_fraction)
+    statistic = ks_from_sorted(stats["_unique"], stats["_cumulative"], stats["_m"], valid)
+    p_value = ks_pvalue(statistic, stats["_m"], n)
+    value = psi(expected, actual)
+    out.update(
+        {
+            "psi": value,
+            "statistic": statistic,
+            "p_value": p_value,
+            "mean": float(valid.mean()),
+            "baseline_mean": stats.get("mean"),
+            "drifted": bool(value >= threshold and p_value < alpha),
+        }
+    )
+    return out
+
+
+def _category_codes(column: pd.Series, index: dict[str, int]) -> tuple[np.ndarray, int]:
+    """Codes into the baseline's categories, len(index) for unseen values; and the missing count."""
+    missing = column.isna().to_numpy()
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        lookup = np.array([index.get(str(c), len(index)) for c in column.cat.categories] + [len(index)], dtype=np.int64)
+        codes = lookup[column.cat.codes.to_numpy()]  # code -1 (missing) picks the last entry
+    else:
+        categories = list(index)
+        codes = pd.Categorical(column, categories=categories).codes.astype(np.int64)
+        codes[codes < 0] = len(index)
+    return codes[~missing], int(missing.sum())
+
+
+def _categorical_drift(column: pd.Series, stats: dict[str, Any], alpha: float, threshold: float) -> dict[str, Any]:
+    if not isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+        column = column.astype(str).where(column.notna(), None)
+    index = stats["_index"]
+    codes, n_missing = _category_codes(column, index)
+    counts = np.bincount(codes, minlength=len(index) + 1).astype(np.float64)
+    base = np.append(stats["_counts"], 0.0)
+    base_missing = float(stats.get("missing_count", 0))
+    current = np.append(counts, n_missing)
+    expected_counts = np.append(base, base_missing)
+    n_total = current.sum()
+    out: dict[str, Any] = {
+        "type": "categorical",
+        "test": "chi2",
+        "n": int(n_total - n_missing),
+        "missing_fraction": float(n_missing / n_total) if n_total else 0.0,
+        "baseline_missing_fraction": stats.get("missing_fraction", 0.0),
+        "unseen": int(counts[-1]),
+    }
+    if n_total == 0 or expected_counts.sum() == 0:
+        out.update({"psi": None, "statistic": None, "p_value": None, "drifted": False})
+        return out
+    statistic, p_value = chi_square(expected_counts, current)
+    value = psi(expected_counts / expected_counts.sum(), current / n_total)
+    top = np.argsort(-current[:-2])[:5] if len(current) > 2 else []
+    out.update(
+        {
+            "psi": value,
+            "statistic": statistic,
+            "p_value": p_value,
+            "fractions": {stats["categories"][i]: float(current[i] / n_total) for i in top},
+            "drifted": bool(value >= threshold and p_value < alpha),
+        }
+    )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class DriftReport:
+    score: float  # the largest per-feature PSI
+    threshold: float
+    drifted: bool  # some feature (or the predictions) moved by >= threshold PSI, significantly
+    n_rows: int
+    per_feature: dict[str, dict[str, Any]]
+    label: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    score_drift: dict[str, Any] | None = None
+    missing_features: list[str] = field(default_factory=list)
+
+    @property
+    def features_drifted(self) -> list[str]:
+        return [name for name, d in self.per_feature.items() if d.get("drifted")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "n_rows": self.n_rows,
+            "features_drifted": self.features_drifted,
+            "missing_features": self.missing_features,
+            "per_feature": self.per_feature,
+            "label": self.label,
+            "prediction": self.prediction,
+            "score_drift": self.score_drift,
+        }
+
+    def to_text(self) -> str:
+        lines = [
+            f"drift score {self.score:.3f} (largest PSI; alarm at {self.threshold:g}): "
+            f"{'DRIFT' if self.drifted else 'no drift'} over {self.n_rows} rows",
+            f"  {'feature':<24} {'test':<5} {'psi':>8} {'stat':>9} {'p-value':>9}",
+        ]
+        for name, d in sorted(self.per_feature.items(), key=lambda kv: -(kv[1].get("psi") or 0)):
+            lines.append(
+                f"  {name:<24} {d['test']:<5} {_fmt(d.get('psi')):>8} {_fmt(d.get('statistic')):>9} {_fmt(d.get('p_value')):>9}"
+                + ("  <- drifted" if d.get("drifted") else "")
+            )
+        for title, part in (("label", self.label), ("prediction", self.prediction), ("score", self.score_drift)):
+            if part:
+                lines.append(f"  {title:<24} {part['test']:<5} {_fmt(part.get('psi')):>8} {_fmt(part.get('statistic')):>9} {_fmt(part.get('p_value')):>9}")
+        return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _align_positional(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Headerless CSV captures come with columns "0", "1", ...: name them in baseline order."""
+    positional = [str(i) for i in range(len(names))]
+    if not set(names) & set(map(str, frame.columns)) and all(p in frame.columns for p in positional):
+        return frame.rename(columns=dict(zip(positional, names)))
+    return frame
+
+
+def drift_report(
+    baseline: dict[str, Any] | Baseline,
+    frame: pd.DataFrame,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    alpha: float = DEFAULT_ALPHA,
+    workers: int | None = None,
+) -> DriftReport:
+    """Per-feature PSI and KS (numeric) or chi-square (categorical) against the training
+    baseline; label drift when `frame` has the label column, prediction drift when it has
+    `predicted_label` (and score drift with `proba_<positive class>`, binary models)."""
+    base = baseline if isinstance(baseline, Baseline) else Baseline(baseline)
+    names = list(base.features)
+    frame = _align_positional(frame, names)
+    present = [n for n in names if n in frame.columns]
+    missing = [n for n in names if n not in frame.columns]
+
+    def one(name: str) -> tuple[str, dict[str, Any]]:
+        stats = base.features[name]
+        column = frame[name]
+        if stats["type"] == "numeric":
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+            return name, _numeric_drift(values, stats, alpha, threshold)
+        return name, _categorical_drift(column, stats, alpha, threshold)
+
+    workers = workers or min(len(present), os.cpu_count() or 1) or 1
+    if workers > 1 and len(frame) >= 50_000:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            per_feature = dict(pool.map(one, present))
+    else:
+        per_feature = dict(map(one, present))
+
+    label = prediction = score_drift = None
+    label_name = base.raw.get("label_column", "label")
+    if base.label is not None and label_name in frame.columns:
+        label = _categorical_drift(frame[label_name], base.label, alpha, threshold)
+    if base.prediction is not None and "predicted_label" in frame.columns:
+        prediction = _categorical_drift(frame["predicted_label"], base.prediction, alpha, threshold)
+    if base.score is not None and base.score.get("column") in frame.columns:
+        values = pd.to_numeric(frame[base.score["column"]], errors="coerce").to_numpy(dtype=np.float64)
+        score_drift = _numeric_drift(values, base.score, alpha, threshold)
+
+    psis = [d["psi"] for d in per_feature.values() if d.get("psi") is not None]
+    score = max(psis) if psis else 0.0
+    drifted = any(d.get("drifted") for d in per_feature.values()) or bool(prediction and prediction.get("drifted"))
+    return DriftReport(
+        score=float(score),
+        threshold=threshold,
+        drifted=bool(drifted),
+        n_rows=int(len(frame)),
+        per_feature=per_feature,
+        label=label,
+        prediction=prediction,
+        score_drift=score_drift,
+        missing_features=missing,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# SageMaker data capture
+# ---------------------------------------------------------------------------------------------
+def _capture_body(part: dict[str, Any]) -> tuple[bytes, str]:
+    data = part.get("data", "")
+    encoding = str(part.get("encoding", "")).upper()
+    content_type = part.get("observedContentType", "")
+    body = base64.b64decode(data) if encoding == "BASE64" else str(data).encode()
+    if not content_type:
+        content_type = "text/csv" if encoding == "CSV" else "application/json"
+    return body, content_type
+
+
+def _output_columns(body: bytes, content_type: str) -> pd.DataFrame:
+    from ml.payload import media_type
+
+    if media_type(content_type) in ("text/csv", "application/csv"):
+        rows = [line.split(",") for line in body.decode().splitlines() if line.strip()]
+        out = pd.DataFrame({"predicted_label": [r[0] for r in rows]})
+        for j in range(1, max((len(r) for r in rows), default=1)):
+            out[f"proba_{j - 1}"] = [float(r[j]) if j < len(r) else np.nan for r in rows]
+        return out
+    document = json.loads(body)
+    predictions = document.get("predictions", document) if isinstance(document, dict) else document
+    out = pd.DataFrame({"predicted_label": [str(p.get("label")) for p in predictions]})
+    for name in dict.fromkeys(k for p in predictions for k in (p.get("probabilities") or {})):
+        out[f"proba_{name}"] = [float((p.get("probabilities") or {}).get(name, np.nan)) for p in predictions]
+    return out
+
+
+def _lines(source: Any) -> Iterable[str]:
+    if isinstance(source, (str, Path)) and not (isinstance(source, str) and source.lstrip().startswith("{")):
+        path = Path(source)
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json")) if path.is_dir() else [path]
+        for file in files:
+            with open(file, encoding="utf-8") as handle:
+                yield from handle
+    elif isinstance(source, bytes):
+        yield from source.decode().splitlines()
+    elif isinstance(source, str):
+        yield from source.splitlines()
+    else:
+        for item in source:
+            yield from _lines(item)
+
+
+def read_capture(paths_or_lines: Any, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Captured requests (and responses) as one frame: the request's feature columns, plus
+    `predicted_label` and `proba_<class>` from the response, `event_id` and `inference_time`.
+
+    Accepts a capture file or directory (every *.jsonl under it), a list of them, or the lines
+    themselves. Headerless CSV requests get `columns` as names, or "0", "1", ... (which
+    drift_report maps to the baseline's feature order). Lines that cannot be read are skipped
+    and counted in `frame.attrs["capture_errors"]`.
+    """
+    from ml.payload import PayloadError, parse_body
+
+    parts: list[pd.DataFrame] = []
+    errors: list[str] = []
+    for number, line in enumerate(_lines(paths_or_lines)):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            capture = record["captureData"]
+            body, content_type = _capture_body(capture["endpointInput"])
+            inputs, _ = parse_body(body, content_type, None)
+            if columns is not None and list(inputs.columns) == [str(i) for i in range(len(columns))]:
+                inputs.columns = list(columns)
+            if "endpointOutput" in capture:
+                out_body, out_type = _capture_body(capture["endpointOutput"])
+                outputs = _output_columns(out_body, out_type)
+                if len(outputs) == len(inputs):
+                    inputs = pd.concat([inputs.reset_index(drop=True), outputs], axis=1)
+            meta = record.get("eventMetadata", {})
+            inputs["event_id"] = meta.get("eventId")
+            inputs["inference_time"] = meta.get("inferenceTime")
+            parts.append(inputs)
+        except (KeyError, TypeError, ValueError, PayloadError, json.JSONDecodeError) as err:
+            errors.append(f"line {number + 1}: {type(err).__name__}: {err}")
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    frame.attrs["capture_errors"] = errors
+    return frame
+
+
+def capture_record(
+    request_body: bytes,
+    request_type: str,
+    response_body: bytes,
+    response_type: str,
+    event_id: str,
+    inference_time: str,
+) -> dict[str, Any]:
+    """One data-capture line in SageMaker's format (text bodies inline, others base64)."""
+
+    def part(body: bytes, content_type: str, mode: str) -> dict[str, Any]:
+        kind = content_type.split(";")[0].strip().lower()
+        if kind == "text/csv":
+            return {"observedContentType": content_type, "mode": mode, "data": body.decode(), "encoding": "CSV"}
+        if kind == "application/json":
+            return {"observedContentType": content_type, "mode": mode, "data": body.decode(), "encoding": "JSON"}
+        return {"observedContentType": content_type, "mode": mode, "data": base64.b64encode(body).decode(), "encoding": "BASE64"}
+
+    return {
+        "captureData": {
+            "endpointInput": part(request_body, request_type, "INPUT"),
+            "endpointOutput": part(response_body, response_type, "OUTPUT"),
+        },
+        "eventMetadata": {"eventId": event_id, "inferenceTime": inference_time},
+        "eventVersion": "0",
+    }

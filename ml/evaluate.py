@@ -1,0 +1,200 @@
+"""Held-out evaluation and the champion/challenger gate.
+
+`evaluate(model_dir, frame)` gives the same flat metric dict that training writes to
+metrics.json, so a candidate's training metrics, a re-evaluation on fresh data and the live
+champion's numbers can all be fed to `compare`, which says whether the candidate beats the
+champion by the configured margin, and why not when it does not.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+# Metrics where a smaller value is better; every other metric is better when larger.
+LOWER_IS_BETTER = frozenset({"log_loss", "val_loss", "calibration_error", "brier_score"})
+METRIC_NAMES = ("accuracy", "f1", "roc_auc", "log_loss", "calibration_error", "brier_score")
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics from probabilities.
+# ---------------------------------------------------------------------------------------------
+def calibration_error(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top label: the row-weighted gap between confidence and
+    accuracy over `bins` equal-width confidence bins."""
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y).astype(np.float64)
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, weights=correct, minlength=bins) - np.bincount(which, weights=confidence, minlength=bins))
+    return float(gap.sum() / max(len(y), 1)) if counts.sum() else float("nan")
+
+
+def metrics_from_proba(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    """accuracy, f1 (positive class if binary, macro otherwise), roc_auc (one-vs-rest macro if
+    multiclass; None when the data hold a single class), log_loss, calibration_error, brier_score
+    (binary: mean squared error of P(positive); multiclass: summed over classes), n_rows."""
+    from sklearn.metrics import f1_score, log_loss, roc_auc_score
+
+    y = np.asarray(y, dtype=np.int64)
+    n_classes = proba.shape[1]
+    labels = list(range(n_classes))
+    predicted = proba.argmax(axis=1)
+    binary = n_classes == 2
+    present = np.unique(y)
+    if len(present) < 2:
+        roc_auc = None
+    elif binary:
+        roc_auc = float(roc_auc_score(y, proba[:, 1]))
+    elif len(present) == n_classes:
+        roc_auc = float(roc_auc_score(y, proba, multi_class="ovr", labels=labels))
+    else:
+        roc_auc = None
+    onehot = np.eye(n_classes)[y]
+    brier = float(np.mean((proba[:, 1] - y) ** 2)) if binary else float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+    return {
+        "accuracy": float(np.mean(predicted == y)),
+        "f1": float(f1_score(y, predicted, average="binary" if binary else "macro", labels=labels, zero_division=0)),
+        "roc_auc": roc_auc,
+        "log_loss": float(log_loss(y, proba, labels=labels)),
+        "calibration_error": calibration_error(y, proba),
+        "brier_score": brier,
+        "n_rows": int(len(y)),
+    }
+
+
+def confusion(y: np.ndarray, proba: np.ndarray) -> list[list[int]]:
+    """rows: true class, columns: predicted class, both in `classes` order."""
+    n = proba.shape[1]
+    table = np.bincount(np.asarray(y, dtype=np.int64) * n + proba.argmax(axis=1), minlength=n * n)
+    return table.reshape(n, n).astype(int).tolist()
+
+
+def calibration_curve(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Reliability diagram data per equal-width bin: mean predicted probability, observed
+    frequency and row count. Binary: P(positive class) against the positive rate; multiclass:
+    top-label confidence against accuracy."""
+    y = np.asarray(y, dtype=np.int64)
+    if proba.shape[1] == 2:
+        kind, predicted, observed = "positive class", proba[:, 1], (y == 1).astype(np.float64)
+    else:
+        kind, predicted, observed = "top label", proba.max(axis=1), (proba.argmax(axis=1) == y).astype(np.float64)
+    which = np.minimum((predicted * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    keep = counts > 0
+    mean_predicted = np.bincount(which, weights=predicted, minlength=bins)[keep] / counts[keep]
+    frequency = np.bincount(which, weights=observed, minlength=bins)[keep] / counts[keep]
+    return {"kind": kind, "predicted": mean_predicted.tolist(), "observed": frequency.tolist(), "count": counts[keep].astype(int).tolist()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating a model directory on a labelled frame.
+# ---------------------------------------------------------------------------------------------
+def _labelled(model, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    from ml.model import encode_labels
+
+    label = model.schema.label
+    missing = [c for c in model.feature_names + [label] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"evaluation data: missing columns {missing}")
+    if len(frame) == 0:
+        raise ValueError("evaluation data: no rows")
+    return frame, encode_labels(frame[label], model.classes)
+
+
+def evaluate_report(model_or_dir: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    """Metrics plus the confusion matrix, calibration curve and class names."""
+    from ml.model import load_model
+
+    model = load_model(model_or_dir) if isinstance(model_or_dir, (str, Path)) else model_or_dir
+    frame, y = _labelled(model, frame)
+    proba = model.predict_proba(frame)
+    return {
+        "metrics": metrics_from_proba(y, proba),
+        "classes": list(model.classes),
+        "confusion_matrix": confusion(y, proba),
+        "calibration": calibration_curve(y, proba),
+    }
+
+
+def evaluate(model_dir: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    """Flat metrics of a model (directory or loaded model) on a labelled frame: the same keys
+    training writes to metrics.json."""
+    return evaluate_report(model_dir, frame)["metrics"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    reason: str
+    metric: str
+    candidate: float | None
+    champion: float | None
+    margin: float
+    higher_is_better: bool
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _value(metrics: dict[str, Any] | None, name: str) -> float | None:
+    if not metrics or name not in metrics or metrics[name] is None:
+        return None
+    try:
+        value = float(metrics[name])
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def compare(
+    candidate: dict[str, Any],
+    champion: dict[str, Any] | None,
+    metric: str,
+    margin: float,
+    minimums: dict[str, float] | None = None,
+) -> GateResult:
+    """Does the candidate beat the champion by at least `margin` on `metric` (both measured on the
+    same data)? With no champion, the candidate passes if it meets `minimums` (metric -> floor,
+    or ceiling for lower-is-better metrics such as log_loss)."""
+    higher = metric not in LOWER_IS_BETTER
+    if margin < 0 or margin != margin:
+        raise ValueError(f"margin: expected a number >= 0, got {margin}")
+    failures: list[str] = []
+    value = _value(candidate, metric)
+    best = _value(champion, metric) if champion else None
+    if value is None:
+        failures.append(f"candidate has no value for {metric} (has: {', '.join(sorted(candidate or {})) or 'nothing'})")
+    for name, bound in (minimums or {}).items():
+        got = _value(candidate, name)
+        lower = name in LOWER_IS_BETTER
+        if got is None:
+            failures.append(f"candidate has no value for {name}, which has a required {'maximum' if lower else 'minimum'} of {bound:g}")
+        elif (got > bound) if lower else (got < bound):
+            failures.append(f"{name} {got:.4f} is {'above the maximum' if lower else 'below the minimum'} {bound:g}")
+    if champion is not None and value is not None:
+        if best is None:
+            failures.append(f"champion has no value for {metric}, so the two cannot be compared")
+        else:
+            delta = (value - best) if higher else (best - value)
+            if delta < margin:
+                direction = "higher" if higher else "lower"
+                failures.append(
+                    f"{metric} {value:.4f} vs champion {best:.4f}: improvement {delta:+.4f} is less than the required "
+                    f"margin {margin:g} ({direction} is better)"
+                )
+    if failures:
+        return GateResult(False, "; ".join(failures), metric, value, best, margin, higher, failures)
+    if champion is None:
+        reason = f"no champion; {metric} {value:.4f}" + (" meets every minimum" if minimums else "")
+    else:
+        reason = f"{metric} {value:.4f} beats champion {best:.4f} by {abs(value - best):.4f} (margin {margin:g})"
+    return GateResult(True, reason, metric, value, best, margin, higher, [])

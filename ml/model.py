@@ -1,0 +1,295 @@
+"""The models and what they need to predict: preprocessing fitted on training data only, a torch
+tabular network, a scikit-learn gradient-boosting baseline, and the one loader that serving,
+evaluation, explanation and drift all use.
+
+A trained model is a directory:
+  model.json         family, classes, architecture, file names (what to load and how)
+  model.pt           torch weights (family "mlp"), loaded with weights_only=True
+  model.joblib       scikit-learn estimator (family "gbdt")
+  preprocess.joblib  the fitted preprocessing, as plain arrays and lists (no pickled classes)
+  schema.json        the features and label the model was trained on
+To add a family, give it a `build`/`save` pair here and a fit function in train.py (docs/ml.md).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import joblib
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ml.schema import Schema
+
+FAMILIES = ("mlp", "gbdt")
+MODEL_META = "model.json"
+TORCH_FILE = "model.pt"
+SKLEARN_FILE = "model.joblib"
+PREPROCESS_FILE = "preprocess.joblib"
+SCHEMA_FILE = "schema.json"
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory that is incomplete or was written by an incompatible version."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Preprocessing: standardisation and category codes, fitted on the training rows only.
+# ---------------------------------------------------------------------------------------------
+class Preprocessor:
+    """Numeric columns standardised with the training mean/std (missing -> the mean, i.e. 0);
+    categorical columns as integer codes, 0 meaning unknown or missing, 1.. the categories seen
+    in training, in schema order."""
+
+    def __init__(self, numeric: list[str], mean: np.ndarray, std: np.ndarray, categorical: list[str], vocab: list[list[str]]):
+        self.numeric = list(numeric)
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.std = np.asarray(std, dtype=np.float64)
+        self.categorical = list(categorical)
+        self.vocab = [list(v) for v in vocab]
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, schema: Schema) -> "Preprocessor":
+        numeric = [f.name for f in schema.numeric]
+        values = frame[numeric].to_numpy(dtype=np.float64) if numeric else np.zeros((len(frame), 0))
+        mean = np.nanmean(values, axis=0) if len(values) else np.zeros(len(numeric))
+        std = np.nanstd(values, axis=0) if len(values) else np.ones(len(numeric))
+        mean = np.nan_to_num(mean)
+        std = np.where(~np.isfinite(std) | (std < 1e-12), 1.0, std)
+        vocab = []
+        for feature in schema.categorical:
+            seen = set(frame[feature.name].dropna().astype(str))
+            vocab.append([c for c in feature.categories if c in seen] + sorted(seen - set(feature.categories)))
+        return cls(numeric, mean, std, [f.name for f in schema.categorical], vocab)
+
+    @property
+    def cardinalities(self) -> list[int]:
+        return [len(v) for v in self.vocab]
+
+    def codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """(rows, categorical) int64 codes; 0 for missing or unseen values."""
+        out = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
+        for j, (name, vocab) in enumerate(zip(self.categorical, self.vocab)):
+            column = frame[name]
+            if not isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+                column = column.astype(str).where(column.notna(), None)  # 1 and "1" are the same category
+            out[:, j] = pd.Categorical(column, categories=vocab).codes.astype(np.int64) + 1
+        return out
+
+    def raw_numeric(self, frame: pd.DataFrame) -> np.ndarray:
+        if not self.numeric:
+            return np.zeros((len(frame), 0))
+        return frame[self.numeric].to_numpy(dtype=np.float64)
+
+    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(standardised numeric float32, categorical codes int64) for the torch network."""
+        numeric = (self.raw_numeric(frame) - self.mean) / self.std
+        numeric = np.nan_to_num(numeric, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+        return numeric, self.codes(frame)
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw numeric values (missing kept as NaN) then category codes (unknown as NaN), for
+        gradient boosting with native categorical support."""
+        codes = self.codes(frame).astype(np.float64) - 1.0
+        codes[codes < 0] = np.nan
+        return np.hstack([self.raw_numeric(frame), codes])
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "numeric": self.numeric,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "categorical": self.categorical,
+            "vocab": self.vocab,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Preprocessor":
+        if state.get("version") != 1:
+            raise ModelLoadError(f"{PREPROCESS_FILE}: unsupported version {state.get('version')!r}")
+        return cls(state["numeric"], state["mean"], state["std"], state["categorical"], state["vocab"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Label encoding: classes as declared (or as seen), compared as text so 1 and "1" agree.
+# ---------------------------------------------------------------------------------------------
+def encode_labels(labels: Sequence[Any] | pd.Series, classes: Sequence[Any]) -> np.ndarray:
+    index = {str(c): i for i, c in enumerate(classes)}
+    series = pd.Series(labels).astype(str)
+    codes = series.map(index)
+    if codes.isna().any():
+        unknown = sorted(set(series[codes.isna()]))[:5]
+        raise ValueError(f"label: values {unknown} are not among the classes {list(classes)}")
+    return codes.to_numpy(dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# The torch network.
+# ---------------------------------------------------------------------------------------------
+def embedding_dim(cardinality: int, cap: int = 16) -> int:
+    """A common rule of thumb: about half the categories, at most `cap`."""
+    return int(min(cap, max(2, (cardinality + 2) // 2)))
+
+
+class TabularMLP(nn.Module):
+    """Standardised numbers and one embedding per categorical column, concatenated, through
+    Linear-ReLU-Dropout blocks to one logit per class."""
+
+    def __init__(
+        self,
+        n_numeric: int,
+        cardinalities: Sequence[int],
+        n_classes: int,
+        hidden_sizes: Sequence[int] = (128, 64),
+        dropout: float = 0.1,
+        embedding_cap: int = 16,
+    ):
+        super().__init__()
+        self.config = {
+            "n_numeric": int(n_numeric),
+            "cardinalities": [int(c) for c in cardinalities],
+            "n_classes": int(n_classes),
+            "hidden_sizes": [int(h) for h in hidden_sizes],
+            "dropout": float(dropout),
+            "embedding_cap": int(embedding_cap),
+        }
+        # index 0 of every table is "unknown or missing"
+        self.embeddings = nn.ModuleList(nn.Embedding(c + 1, embedding_dim(c + 1, embedding_cap)) for c in cardinalities)
+        width = n_numeric + sum(e.embedding_dim for e in self.embeddings)
+        blocks: list[nn.Module] = []
+        for size in hidden_sizes:
+            blocks += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        self.body = nn.Sequential(*blocks)
+        self.head = nn.Linear(width, n_classes)
+
+    def forward(self, numeric: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        parts = [numeric] + [table(codes[:, i]) for i, table in enumerate(self.embeddings)]
+        return self.head(self.body(torch.cat(parts, dim=1)))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "TabularMLP":
+        return cls(
+            config["n_numeric"],
+            config["cardinalities"],
+            config["n_classes"],
+            config["hidden_sizes"],
+            config["dropout"],
+            config.get("embedding_cap", 16),
+        )
+
+
+def make_gbdt(
+    max_iter: int, learning_rate: float, max_leaf_nodes: int, seed: int, categorical_mask: Sequence[bool], patience: int
+):
+    """scikit-learn's histogram gradient boosting with native categorical support."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=max_iter,
+        learning_rate=learning_rate,
+        max_leaf_nodes=max_leaf_nodes,
+        categorical_features=list(categorical_mask) if any(categorical_mask) else None,
+        early_stopping=patience > 0,
+        n_iter_no_change=max(patience, 1),
+        scoring="loss",
+        random_state=seed,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# A trained model: everything needed to go from a frame of features to class probabilities.
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class TrainedModel:
+    family: str
+    schema: Schema
+    preprocessor: Preprocessor
+    classes: list[Any]
+    estimator: Any  # TabularMLP (eval mode, CPU) or a fitted scikit-learn classifier
+    meta: dict[str, Any]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.schema.feature_names
+
+    def predict_proba(self, frame: pd.DataFrame, chunk_rows: int = 65536) -> np.ndarray:
+        """(rows, classes) float64 probabilities, in `classes` order."""
+        if len(frame) == 0:
+            return np.zeros((0, len(self.classes)))
+        if self.family == "gbdt":
+            return self.estimator.predict_proba(self.preprocessor.matrix(frame)).astype(np.float64)
+        numeric, codes = self.preprocessor.transform(frame)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(frame), chunk_rows):
+                logits = self.estimator(
+                    torch.from_numpy(numeric[start : start + chunk_rows]), torch.from_numpy(codes[start : start + chunk_rows])
+                )
+                out.append(torch.softmax(logits.double(), dim=1).numpy())
+        return np.concatenate(out)
+
+    def predict(self, frame: pd.DataFrame) -> tuple[list[Any], np.ndarray]:
+        proba = self.predict_proba(frame)
+        return [self.classes[i] for i in proba.argmax(axis=1)], proba
+
+
+def save_model(
+    model_dir: str | Path,
+    family: str,
+    estimator: Any,
+    preprocessor: Preprocessor,
+    schema: Schema,
+    classes: Sequence[Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the files a model needs to predict; returns the model.json contents."""
+    directory = Path(model_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {"format": 1, "family": family, "classes": list(classes), "preprocess": PREPROCESS_FILE, "schema": SCHEMA_FILE}
+    if family == "mlp":
+        module = estimator.module if hasattr(estimator, "module") else estimator
+        module = getattr(module, "_orig_mod", module)  # unwrap torch.compile
+        state = {k: v.detach().to("cpu", torch.float32).clone() for k, v in module.state_dict().items()}
+        torch.save({"config": module.config, "state_dict": state}, directory / TORCH_FILE)
+        meta.update({"weights": TORCH_FILE, "architecture": module.config})
+    elif family == "gbdt":
+        joblib.dump(estimator, directory / SKLEARN_FILE)
+        meta.update({"weights": SKLEARN_FILE, "architecture": {"n_iter": int(getattr(estimator, "n_iter_", 0))}})
+    else:
+        raise ValueError(f"model: unknown family {family!r}; use one of {', '.join(FAMILIES)}")
+    joblib.dump(preprocessor.to_state(), directory / PREPROCESS_FILE)
+    schema.with_classes(classes).save(directory / SCHEMA_FILE)
+    meta.update(extra or {})
+    (directory / MODEL_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return meta
+
+
+def load_model(model_dir: str | Path) -> TrainedModel:
+    """Load a model directory written by `save_model` (training writes one)."""
+    directory = Path(model_dir)
+    meta_path = directory / MODEL_META
+    if not meta_path.is_file():
+        raise ModelLoadError(f"{directory}: no {MODEL_META}; is this a model directory written by ml.train?")
+    meta = json.loads(meta_path.read_text())
+    family = meta.get("family")
+    if family not in FAMILIES:
+        raise ModelLoadError(f"{meta_path}: unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    for name in (meta["weights"], meta["preprocess"], meta["schema"]):
+        if not (directory / name).is_file():
+            raise ModelLoadError(f"{directory}: {name} is missing")
+    schema = Schema.load(directory / meta["schema"])
+    preprocessor = Preprocessor.from_state(joblib.load(directory / meta["preprocess"]))
+    if family == "mlp":
+        payload = torch.load(directory / meta["weights"], map_location="cpu", weights_only=True)
+        estimator = TabularMLP.from_config(payload["config"])
+        estimator.load_state_dict(payload["state_dict"])
+        estimator.eval()
+    else:
+        estimator = joblib.load(directory / meta["weights"])
+    return TrainedModel(family, schema, preprocessor, list(meta["classes"]), estimator, meta)

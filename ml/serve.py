@@ -1,0 +1,300 @@
+"""The inference side of the container contract: `GET /ping`, `POST /invocations`.
+
+`python -m ml.serve --model-dir D --port P` (SageMaker starts the image with the argument
+`serve`; the model archive is unpacked to /opt/ml/model; the port is 8080 unless
+SAGEMAKER_BIND_TO_PORT or PORT says otherwise). JSON and CSV in (see ml/payload.py), JSON or
+CSV out (Accept), any number of rows per request. A malformed body, unknown or missing
+columns, wrong types or a body over the size limit get a 4xx with a JSON reason; nothing a
+client sends can crash the server. Optional data capture writes SageMaker's capture format.
+
+The functions `model_fn`, `input_fn`, `predict_fn`, `output_fn` are the same handler in the
+shape SageMaker's framework containers (inference toolkit) call.
+"""
+from __future__ import annotations
+
+if not __package__:  # run as a script: make this folder the `ml` package
+    import _standalone  # noqa: F401
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pandas as pd
+
+from ml.model import ModelLoadError, TrainedModel
+from ml.model import load_model as _load_model
+from ml.payload import PayloadError, format_predictions, media_type, parse_body, response_type
+
+DEFAULT_PORT = 8080
+DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints accept 6 MB
+
+
+# ---------------------------------------------------------------------------------------------
+# Load, predict
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Predictions:
+    labels: list[Any]
+    probabilities: np.ndarray  # rows x classes
+    classes: list[Any]
+    attributions: np.ndarray | None = None  # rows x features, when asked for
+    features: list[str] | None = None
+
+    def to_records(self) -> list[dict[str, Any]]:
+        names = [str(c) for c in self.classes]
+        records = []
+        for i, (label, row) in enumerate(zip(self.labels, np.round(self.probabilities, 6).tolist())):
+            record = {"label": label, "probability": max(row), "probabilities": dict(zip(names, row))}
+            if self.attributions is not None:
+                record["attributions"] = dict(zip(self.features, np.round(self.attributions[i], 6).tolist()))
+            records.append(record)
+        return records
+
+
+def load_model(model_dir: str | Path) -> TrainedModel:
+    """The model in a model directory (what ml.train writes), ready to predict on CPU."""
+    model = _load_model(model_dir)
+    baseline = Path(model_dir) / "baseline.json"
+    if baseline.is_file():
+        from ml.explain import reference_row
+
+        model.meta["reference_row"] = reference_row(json.loads(baseline.read_text()))
+    return model
+
+
+def predict(model: TrainedModel, frame: pd.DataFrame, explain: bool = False) -> Predictions:
+    """Labels and class probabilities for a frame of features (schema columns; extra columns
+    such as the label are ignored)."""
+    proba = model.predict_proba(frame)
+    labels = [model.classes[i] for i in proba.argmax(axis=1)]
+    result = Predictions(labels, proba, list(model.classes))
+    if explain and model.meta.get("reference_row"):
+        from ml.explain import attributions
+
+        result.attributions = attributions(model, frame, model.meta["reference_row"])
+        result.features = model.feature_names
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# SageMaker inference-toolkit handler functions
+# ---------------------------------------------------------------------------------------------
+def model_fn(model_dir: str) -> TrainedModel:
+    return load_model(model_dir)
+
+
+def input_fn(request_body: bytes | str, request_content_type: str) -> tuple[bytes, str]:
+    """Kept raw: the schema to check it against lives with the model (see predict_fn)."""
+    body = request_body.encode() if isinstance(request_body, str) else request_body
+    return body, request_content_type
+
+
+def predict_fn(input_data: tuple[bytes, str], model: TrainedModel) -> Predictions:
+    frame, options = parse_body(input_data[0], input_data[1], model.schema)
+    return predict(model, frame, explain=bool(options.get("explain")))
+
+
+def output_fn(prediction: Predictions, accept: str) -> tuple[bytes, str]:
+    kind = response_type(accept)
+    if kind is None:
+        raise PayloadError(406, f"cannot answer in {accept!r}; accept application/json or text/csv")
+    if kind == "application/json" and prediction.attributions is not None:
+        return json.dumps({"predictions": prediction.to_records()}).encode(), kind
+    return format_predictions(prediction.labels, prediction.probabilities, prediction.classes, kind), kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Data capture
+# ---------------------------------------------------------------------------------------------
+class CaptureWriter:
+    """Appends SageMaker-format capture lines under <dir>/YYYY/MM/DD/HH/, one file per process."""
+
+    def __init__(self, directory: str | Path, percent: float = 100.0):
+        self.directory = Path(directory)
+        self.percent = percent
+        self.lock = threading.Lock()
+        self.random = random.Random()
+
+    def maybe_write(self, request: bytes, request_type: str, response: bytes, response_type_: str) -> None:
+        if self.percent < 100 and self.random.uniform(0, 100) >= self.percent:
+            return
+        from ml.drift import capture_record
+
+        moment = datetime.now(timezone.utc)
+        record = capture_record(request, request_type, response, response_type_, str(uuid.uuid4()), moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        folder = self.directory / moment.strftime("%Y/%m/%d/%H")
+        line = json.dumps(record) + "\n"
+        with self.lock:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f"capture-{os.getpid()}.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(line)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+# ---------------------------------------------------------------------------------------------
+class InferenceService:
+    """What the HTTP layer calls: one request in, (status, body, content type) out."""
+
+    def __init__(self, model: TrainedModel, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, capture: CaptureWriter | None = None):
+        self.model = model
+        self.max_payload_bytes = max_payload_bytes
+        self.capture = capture
+
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None, query: dict[str, list[str]]) -> tuple[int, bytes, str]:
+        try:
+            kind = response_type(accept)
+            if kind is None:
+                raise PayloadError(406, f"cannot answer in {accept!r}; accept application/json or text/csv")
+            frame, options = parse_body(body, content_type, self.model.schema)
+            explain = bool(options.get("explain")) or query.get("explain", ["false"])[0].lower() in ("1", "true", "yes")
+            prediction = predict(self.model, frame, explain=explain)
+            payload, out_type = output_fn(prediction, kind)
+        except PayloadError as err:
+            return err.status, json.dumps(err.to_dict()).encode(), "application/json"
+        if self.capture is not None:
+            try:
+                self.capture.maybe_write(body, media_type(content_type) or "application/json", payload, out_type)
+            except OSError as err:  # capture must never fail a prediction
+                print(f"data capture failed: {err}", file=sys.stderr)
+        return 200, payload, out_type
+
+
+def make_handler(service: InferenceService) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+        server_version = "mlops-serve/1"
+        timeout = 60  # a client that stops sending does not hold a thread for ever
+
+        def _send(self, status: int, body: bytes, content_type: str = "application/json", close: bool = False) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, status: int, reason: str, close: bool = False) -> None:
+            self._send(status, json.dumps({"error": reason, "status": status}).encode(), close=close)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            path = urlsplit(self.path).path
+            if path == "/ping":
+                self._send(200, b'{"status": "ok"}')
+            elif path == "/execution-parameters":  # batch transform asks this
+                self._send(200, json.dumps({"MaxConcurrentTransforms": max(1, os.cpu_count() or 1), "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": service.max_payload_bytes // (1024 * 1024)}).encode())
+            else:
+                self._error(404, f"no such path {path!r}; use GET /ping or POST /invocations")
+
+        def do_POST(self) -> None:  # noqa: N802
+            parts = urlsplit(self.path)
+            try:
+                if parts.path != "/invocations":
+                    self._error(404, f"no such path {parts.path!r}; use POST /invocations", close=True)
+                    return
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    self._error(411, "chunked bodies are not accepted; send Content-Length", close=True)
+                    return
+                length_header = self.headers.get("Content-Length")
+                if length_header is None:
+                    self._error(411, "Content-Length is required", close=True)
+                    return
+                try:
+                    length = int(length_header)
+                    if length < 0:
+                        raise ValueError
+                except ValueError:
+                    self._error(400, f"Content-Length {length_header!r} is not a byte count", close=True)
+                    return
+                if length > service.max_payload_bytes:
+                    self._error(413, f"payload of {length} bytes is over the limit of {service.max_payload_bytes} bytes; split the batch", close=True)
+                    return
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    self._error(400, f"body ended after {len(body)} of {length} bytes", close=True)
+                    return
+                status, payload, content_type = service.invoke(body, self.headers.get("Content-Type"), self.headers.get("Accept"), parse_qs(parts.query))
+                self._send(status, payload, content_type)
+            except (ConnectionError, TimeoutError):
+                self.close_connection = True
+            except Exception as err:  # noqa: BLE001 - a bug in prediction answers 500, the server stays up
+                print(f"internal error on /invocations: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+                try:
+                    self._error(500, f"internal error: {type(err).__name__}", close=True)
+                except OSError:
+                    self.close_connection = True
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            if os.environ.get("MLOPS_SERVE_ACCESS_LOG"):
+                super().log_message(format, *args)
+
+    return Handler
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def make_server(model_dir: str | Path, host: str = "0.0.0.0", port: int = DEFAULT_PORT, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, capture_dir: str | Path | None = None, capture_percent: float = 100.0) -> Server:
+    """A bound server (port 0 picks a free one: `server.server_address[1]`); call serve_forever()."""
+    model = load_model(model_dir)
+    capture = CaptureWriter(capture_dir, capture_percent) if capture_dir else None
+    service = InferenceService(model, max_payload_bytes, capture)
+    server = Server((host, port), make_handler(service))
+    server.service = service  # type: ignore[attr-defined]
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ml.serve", description="Serve a trained model by the SageMaker inference container contract.")
+    parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker starts inference images with 'serve'; optional")
+    parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"), help="model directory (default $SM_MODEL_DIR or /opt/ml/model)")
+    parser.add_argument("--host", default=os.environ.get("MLOPS_SERVE_HOST", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or os.environ.get("PORT") or DEFAULT_PORT))
+    parser.add_argument("--max-payload-mb", type=float, default=float(os.environ.get("MLOPS_MAX_PAYLOAD_MB", "6")))
+    parser.add_argument("--capture-dir", default=os.environ.get("MLOPS_CAPTURE_DIR"), help="write requests and responses in SageMaker's data-capture format here")
+    parser.add_argument("--capture-percent", type=float, default=float(os.environ.get("MLOPS_CAPTURE_PERCENT", "100")))
+    args = parser.parse_args(argv)
+    if not 0 <= args.capture_percent <= 100:
+        parser.error(f"--capture-percent: expected 0 to 100, got {args.capture_percent}")
+    if args.max_payload_mb <= 0:
+        parser.error(f"--max-payload-mb: expected a positive size, got {args.max_payload_mb}")
+    try:
+        server = make_server(args.model_dir, args.host, args.port, int(args.max_payload_mb * 1024 * 1024), args.capture_dir, args.capture_percent)
+    except (ModelLoadError, FileNotFoundError) as err:
+        print(f"error: cannot load the model: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
+        return 2
+    host, port = server.server_address[:2]
+    print(f"serving {args.model_dir} on http://{host}:{port} (POST /invocations, GET /ping)", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,475 @@
+"""Training entry point, by SageMaker's container contract: `python ml/train.py` or
+`python -m ml.train`, the same file in a SageMaker training job and on a laptop.
+
+Reads what SageMaker gives a training container (ml/environment.py), validates the data
+before anything is trained, trains the torch network (or the gradient-boosting baseline),
+and writes the model directory: weights, preprocessing, schema, metrics, curves, drift
+baseline, feature importance, lineage and a model card. On failure it writes
+`<base>/output/failure` with the reason and exits non-zero.
+
+The torch loop below is the whole story: the data sit on the device as tensors, each epoch is
+a seeded permutation of row indices sliced into batches (no DataLoader), bf16 autocast and a
+fused optimizer on GPUs, torch.compile on CUDA, DDP across processes, a checkpoint every N
+steps with the RNG states, early stopping on validation.
+"""
+from __future__ import annotations
+
+if not __package__:  # run as a script (python ml/train.py): make this folder the `ml` package
+    import _standalone  # noqa: F401
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ml import distributed
+from ml.checkpoint import CheckpointStore, fingerprint
+from ml.data import DEFAULT_SCHEMA, DataValidationError, coerce, find_data_files, load_channel, read_schema_beside, split, validate
+from ml.environment import ContainerLayoutError, TrainingEnvironment
+from ml.evaluate import metrics_from_proba
+from ml.hyperparameters import LOWER_IS_BETTER, HyperparameterError, Hyperparameters, parse_hyperparameters
+from ml.model import Preprocessor, TabularMLP, encode_labels, make_gbdt
+from ml.schema import Schema, SchemaError, infer_schema
+
+FAULT_ENV = "MLOPS_FAULT_KILL_AFTER_STEP"  # test hook: SIGKILL this process after global step K
+
+
+class TrainingError(RuntimeError):
+    """A failure with a reason meant for people (goes to output/failure as is)."""
+
+
+def log(runtime: distributed.Runtime | None, message: str) -> None:
+    if runtime is None or runtime.is_main:
+        print(message, flush=True)
+
+
+def metric_line(**values: float | int | None) -> str:
+    """`metric: name=value; ...` -- SageMaker metric definitions match e.g. `val_loss=([0-9.]+)`."""
+    parts = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        parts.append(f"{name}={value}" if isinstance(value, int) else f"{name}={value:.6f}")
+    return "metric: " + "; ".join(parts) + ";"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    schema: Schema
+    classes: list[Any]
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    files: dict[str, list[Path]]
+    roots: dict[str, Path]
+
+
+def resolve_schema(env: TrainingEnvironment, hp: Hyperparameters, train_dir: Path) -> Schema | None:
+    if hp.schema == "default":
+        return DEFAULT_SCHEMA
+    if hp.schema == "infer":
+        return None
+    return read_schema_beside(train_dir) or DEFAULT_SCHEMA
+
+
+def load_data(env: TrainingEnvironment, hp: Hyperparameters, runtime: distributed.Runtime) -> Dataset:
+    train_dir = env.channel("train")
+    if train_dir is None:
+        raise TrainingError(f"channel 'train' is missing: expected data in {env.channels.get('train') or env.base_dir / 'input/data/train'}")
+    schema = resolve_schema(env, hp, train_dir)
+    files = {"train": find_data_files(train_dir, env.content_type("train"))}
+    roots = {"train": train_dir}
+    train = load_channel(train_dir, schema, env.content_type("train"))
+    if schema is None:
+        schema = infer_schema(train, label=hp.label)
+        log(runtime, f"schema inferred from the training data: {len(schema.features)} features, label {schema.label!r}")
+    report = validate(
+        train,
+        schema,
+        min_rows=hp.min_rows,
+        min_class_fraction=hp.min_class_fraction,
+        max_duplicate_fraction=hp.max_duplicate_fraction,
+    )
+    reports = {"train": report.to_dict()}
+    valid_dir = env.channel("validation")
+    valid_report = None
+    if valid_dir is not None:
+        files["validation"] = find_data_files(valid_dir, env.content_type("validation"))
+        roots["validation"] = valid_dir
+        valid = load_channel(valid_dir, schema, env.content_type("validation"))
+        valid_report = validate(valid, schema, min_rows=1, min_class_fraction=0.0, max_duplicate_fraction=1.0)
+        reports["validation"] = valid_report.to_dict()
+    if runtime.is_main:
+        env.output_data_dir.mkdir(parents=True, exist_ok=True)
+        (env.output_data_dir / "validation.json").write_text(json.dumps(reports, indent=2) + "\n")
+    if not report.ok:
+        raise DataValidationError(report, "training data")
+    if valid_report is not None and not valid_report.ok:
+        raise DataValidationError(valid_report, "validation data")
+    for line in report.to_text().splitlines():
+        log(runtime, line)
+
+    train = coerce(train, schema)
+    classes = list(schema.classes) if schema.classes is not None else sorted(pd.unique(train[schema.label]).tolist())
+    classes = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    schema = schema.with_classes(classes)
+    if valid_dir is not None:
+        valid = coerce(valid, schema)
+    else:
+        train, valid = split(train, schema.label, hp.validation_fraction, hp.seed)
+        log(runtime, f"no validation channel: holding out {hp.validation_fraction:.0%} of train (stratified, seed {hp.seed})")
+    unknown = set(valid[schema.label].astype(str)) - {str(c) for c in classes}
+    if unknown:
+        raise TrainingError(f"validation data: labels {sorted(unknown)} never occur in training data (classes {classes})")
+    return Dataset(schema, classes, train, valid, files, roots)
+
+
+# ---------------------------------------------------------------------------------------------
+# The torch training loop
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Tensors:
+    numeric: torch.Tensor
+    codes: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def build(cls, preprocessor: Preprocessor, frame: pd.DataFrame, labels: np.ndarray, device: torch.device) -> "Tensors":
+        numeric, codes = preprocessor.transform(frame)
+        return cls(
+            torch.from_numpy(numeric).to(device),
+            torch.from_numpy(codes).to(device),
+            torch.from_numpy(np.array(labels, dtype=np.int64)).to(device),
+        )
+
+
+def derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+    """The row order of one epoch: a function of (seed, epoch) only, so a resumed run replays it."""
+    generator = torch.Generator().manual_seed(derived_seed(seed, epoch))
+    return torch.randperm(n, generator=generator).to(device)
+
+
+@torch.no_grad()
+def predict_tensors(model: torch.nn.Module, data: Tensors, amp: bool, chunk: int = 65536) -> np.ndarray:
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(data), chunk):
+        with torch.autocast(device_type=data.numeric.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(data.numeric[start : start + chunk], data.codes[start : start + chunk])
+        out.append(torch.softmax(logits.float(), dim=1).double().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+@dataclass
+class FitResult:
+    model: TabularMLP
+    curves: dict[str, list]
+    best_epoch: int
+    steps: int
+    resumed_from: int | None
+    seconds: float
+
+
+def fit_mlp(
+    model: TabularMLP,
+    train: Tensors,
+    valid: Tensors,
+    hp: Hyperparameters,
+    runtime: distributed.Runtime = distributed.Runtime(),
+    store: CheckpointStore | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> FitResult:
+    """Train `model` in place; returns it holding the best validation weights."""
+    device = runtime.device
+    cuda = device.type == "cuda"
+    amp = cuda and hp.amp in ("auto", "bf16")
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=cuda or None)
+    torch.manual_seed(derived_seed(hp.seed, 1, runtime.rank))  # dropout stream, one per rank
+
+    n, batch_size, world = len(train), hp.batch_size, runtime.world_size
+    steps_per_epoch = math.ceil(n / batch_size)
+    lower_better = hp.target_metric in LOWER_IS_BETTER
+    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best_score": None, "best_epoch": -1, "bad_epochs": 0}
+    best_weights = None
+    running = torch.zeros((), dtype=torch.float64, device=device)  # sum of per-row losses this epoch
+
+    resumed_from = None
+    if store is not None:
+        chosen = runtime.from_main((store.steps() or [-1])[-1])
+        if chosen >= 0:
+            checkpoint = store.load(chosen)
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            state.update(checkpoint["state"])
+            best_weights = checkpoint["best_weights"]
+            mine = checkpoint["ranks"][runtime.rank]
+            torch.set_rng_state(mine["cpu_rng"])
+            if cuda and mine["cuda_rng"] is not None:
+                torch.cuda.set_rng_state(mine["cuda_rng"], device)
+            running.fill_(mine["running"])
+            resumed_from = chosen
+            log(runtime, f"resuming from checkpoint at step {chosen} (epoch {state['epoch'] + 1}, step {state['step_in_epoch']} of {steps_per_epoch})")
+        elif runtime.is_main and store.others():
+            log(runtime, f"ignoring {len(store.others())} checkpoint(s) of other runs in {store.directory}")
+
+    net: torch.nn.Module = model
+    if runtime.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+    if hp.compile == "true" or (hp.compile == "auto" and cuda):
+        net = torch.compile(net)
+
+    def save_checkpoint() -> None:
+        mine = {
+            "cpu_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
+            "running": float(running.item()),
+        }
+        ranks = [None] * world
+        if runtime.distributed:
+            torch.distributed.all_gather_object(ranks, mine)
+        else:
+            ranks = [mine]
+        if runtime.is_main:
+            store.save(
+                state["global_step"],
+                {
+                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "optimizer": optimizer.state_dict(),
+                    "state": dict(state),
+                    "best_weights": best_weights,
+                    "ranks": ranks,
+                    "fingerprint": store.fingerprint,
+                },
+            )
+
+    fault_step = int(os.environ.get(FAULT_ENV) or 0)
+    started = time.perf_counter()
+    net.train()
+    for epoch in range(state["epoch"], hp.epochs):
+        state["epoch"] = epoch
+        order = epoch_order(n, hp.seed, epoch, device)
+        for step in range(state["step_in_epoch"], steps_per_epoch):
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            mine = batch[runtime.rank :: world]  # each process its share of the global batch
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = net(train.numeric[mine], train.codes[mine])
+            losses = F.cross_entropy(logits.float(), train.labels[mine], reduction="sum")
+            # DDP averages gradients over processes: scaling by world/len(batch) makes the result
+            # the mean over the whole global batch, the same as one process would compute.
+            loss = losses * (world / len(batch))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += losses.detach()
+            state["global_step"] += 1
+            state["step_in_epoch"] = step + 1
+            if store is not None and hp.checkpoint_every and state["global_step"] % hp.checkpoint_every == 0:
+                save_checkpoint()
+            if fault_step and state["global_step"] == fault_step:
+                print(f"fault injection: killing the process after step {fault_step}", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+            if on_step is not None:
+                on_step(state["global_step"])
+
+        # End of epoch: validation, early stopping.
+        train_loss = float(runtime.all_reduce_sum(running.clone()).item()) / n
+        proba = predict_tensors(model, valid, amp)
+        metrics = metrics_from_proba(valid.labels.cpu().numpy(), proba)
+        metrics["val_loss"] = metrics["log_loss"]
+        score = metrics.get(hp.target_metric)
+        improved = score is not None and (
+            state["best_score"] is None
+            or (state["best_score"] - score > hp.min_delta if lower_better else score - state["best_score"] > hp.min_delta)
+        )
+        if improved:
+            state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+            best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            state["bad_epochs"] += 1
+        state["history"].append(
+            {"epoch": epoch + 1, "step": state["global_step"], "train_loss": train_loss, **{k: v for k, v in metrics.items() if k != "n_rows"}}
+        )
+        log(
+            runtime,
+            metric_line(
+                epoch=epoch + 1,
+                train_loss=train_loss,
+                val_loss=metrics["val_loss"],
+                val_accuracy=metrics["accuracy"],
+                val_f1=metrics["f1"],
+                val_roc_auc=metrics["roc_auc"],
+            ),
+        )
+        state["step_in_epoch"] = 0
+        running.zero_()
+        stop = runtime.from_main(int(hp.patience > 0 and state["bad_epochs"] >= hp.patience))
+        if stop:
+            log(runtime, f"early stopping: no {hp.target_metric} improvement for {hp.patience} epochs (best epoch {state['best_epoch'] + 1})")
+            break
+
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    history = state["history"]
+    curves = {key: [h.get(key) for h in history] for key in ("epoch", "step", "train_loss", "val_loss", "accuracy", "f1", "roc_auc")}
+    return FitResult(model.cpu().eval(), curves, state["best_epoch"] + 1, state["global_step"], resumed_from, time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------------------------------------
+# The scikit-learn baseline
+# ---------------------------------------------------------------------------------------------
+def fit_gbdt(preprocessor: Preprocessor, data: Dataset, y_train: np.ndarray, y_valid: np.ndarray, hp: Hyperparameters):
+    X = preprocessor.matrix(data.train)
+    X_valid = preprocessor.matrix(data.valid)
+    mask = [False] * len(preprocessor.numeric) + [c < 255 for c in preprocessor.cardinalities]  # HGB bins <= 255
+    estimator = make_gbdt(hp.gbdt_max_iter, hp.gbdt_learning_rate, hp.gbdt_max_leaf_nodes, hp.seed, mask, hp.patience)
+    estimator.fit(X, y_train, X_val=X_valid, y_val=y_valid)
+    if len(getattr(estimator, "validation_score_", [])):
+        val_loss = (-np.asarray(estimator.validation_score_)).tolist()
+        train_loss = (-np.asarray(estimator.train_score_)).tolist()
+    else:
+        from sklearn.metrics import log_loss
+
+        labels = list(range(len(data.classes)))
+        val_loss = [float(log_loss(y_valid, p, labels=labels)) for p in estimator.staged_predict_proba(X_valid)]
+        train_loss = [None] * len(val_loss)
+    curves = {"iteration": list(range(len(val_loss))), "train_loss": train_loss, "val_loss": val_loss}
+    for i in range(0, len(val_loss), max(1, len(val_loss) // 10)):
+        print(metric_line(iteration=i, train_loss=train_loss[i], val_loss=val_loss[i]), flush=True)
+    return estimator, curves
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+def configure_determinism(hp: Hyperparameters) -> None:
+    if hp.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
+    """Train and write the model directory; returns the validation metrics."""
+    from ml.artifacts import write_model_dir  # after training; keeps matplotlib out of workers' start-up
+
+    started = time.time()
+    configure_determinism(hp)
+    use_cuda = hp.model == "mlp" and env.num_gpus > 0 and torch.cuda.is_available()
+    runtime = distributed.start(os.environ, use_cuda)
+    try:
+        log(runtime, f"training {hp.model} on {runtime.device} x{runtime.world_size} (hosts {env.hosts}, seed {hp.seed})")
+        data = load_data(env, hp, runtime)
+        preprocessor = Preprocessor.fit(data.train, data.schema)
+        y_train = encode_labels(data.train[data.schema.label], data.classes)
+        y_valid = encode_labels(data.valid[data.schema.label], data.classes)
+        from ml.lineage import hash_files
+
+        data_files = {ch: hash_files(data.roots[ch], data.files[ch]) for ch in data.files}
+        summary: dict[str, Any] = {"device": str(runtime.device), "world_size": runtime.world_size}
+        if hp.model == "mlp":
+            torch.manual_seed(hp.seed)
+            model = TabularMLP(len(preprocessor.numeric), preprocessor.cardinalities, len(data.classes), hp.hidden_sizes, hp.dropout, hp.embedding_cap)
+            store = CheckpointStore(
+                env.checkpoint_dir,
+                fingerprint(
+                    {k: v for k, v in hp.to_dict().items() if k not in ("checkpoint_every", "keep_checkpoints", "importance_repeats", "importance_max_rows", "baseline_sample")},
+                    data_files,
+                    runtime.world_size,
+                ),
+                hp.keep_checkpoints,
+            )
+            result = fit_mlp(
+                model,
+                Tensors.build(preprocessor, data.train, y_train, runtime.device),
+                Tensors.build(preprocessor, data.valid, y_valid, runtime.device),
+                hp,
+                runtime,
+                store if hp.checkpoint_every else None,
+            )
+            estimator, curves = result.model, result.curves
+            summary.update(best_epoch=result.best_epoch, steps=result.steps, resumed_from_step=result.resumed_from, loop_seconds=round(result.seconds, 3))
+        else:
+            estimator, curves = fit_gbdt(preprocessor, data, y_train, y_valid, hp)
+            summary.update(iterations=int(estimator.n_iter_))
+        metrics: dict[str, Any] = {}
+        if runtime.is_main:
+            summary.update(hosts=env.hosts, instance_type=env.instance_type, num_gpus=env.num_gpus, started_at=started)
+            metrics = write_model_dir(env, hp, data, preprocessor, estimator, curves, y_valid, data_files, summary)
+            log(runtime, metric_line(**{f"final_{k}": v for k, v in metrics.items() if k != "n_rows"}))
+            log(runtime, f"model written to {env.model_dir}")
+        runtime.barrier()
+        return metrics
+    finally:
+        distributed.stop(runtime)
+
+
+def write_failure(env: TrainingEnvironment | None, base_dir: Path, reason: str) -> None:
+    """SageMaker shows the start of this file as the job's FailureReason."""
+    output = env.output_dir if env is not None else base_dir / "output"
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        failure = output / "failure"
+        if not failure.exists() or int(os.environ.get("RANK", "0")) == 0:
+            failure.write_text(reason.rstrip() + "\n")
+    except OSError as err:
+        print(f"could not write the failure file in {output}: {err}", file=sys.stderr)
+    print(f"training failed: {reason}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ml.train", description="Train a tabular classifier by the SageMaker training container contract.")
+    parser.add_argument("--base-dir", help="SageMaker-style base directory (default: $SM_BASE_DIR or /opt/ml)")
+    args = parser.parse_args(argv)
+    base_dir = Path(args.base_dir or os.environ.get("SM_BASE_DIR") or "/opt/ml")
+    env = None
+    try:
+        env = TrainingEnvironment.from_env(base_dir)
+        env.check_input_modes()
+        hp = parse_hyperparameters(env.hyperparameters)
+        plan = distributed.plan(env.hosts, env.current_host, env.num_gpus if torch.cuda.is_available() else 0, os.environ)
+        if hp.model == "mlp" and plan.world_size > 1 and not distributed.is_worker(os.environ):
+            print(f"starting {plan.procs_per_host} worker processes on {env.current_host} (world size {plan.world_size})", flush=True)
+            code = distributed.launch(plan, [sys.executable, str(Path(__file__).resolve()), "--base-dir", str(base_dir)])
+            if code != 0 and not env.failure_file.exists():
+                write_failure(env, base_dir, f"a worker process exited with code {code}")
+            return 0 if code == 0 else 1
+        if hp.model == "gbdt" and plan.node_rank > 0:
+            print(f"gbdt trains on the first host only; {env.current_host} has nothing to do", flush=True)
+            return 0
+        run(env, hp)
+        return 0
+    except (HyperparameterError, DataValidationError, ContainerLayoutError, SchemaError, TrainingError, FileNotFoundError) as err:
+        write_failure(env, base_dir, str(err))
+        return 1
+    except Exception:  # noqa: BLE001 - the job must always leave a reason behind
+        write_failure(env, base_dir, "unexpected error:\n" + traceback.format_exc())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
