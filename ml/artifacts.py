@@ -114,9 +114,10 @@ def write_model_dir(env, hp, data, preprocessor, estimator, curves, y_valid, dat
     )
     write_record(record, model_dir / "lineage.json")
 
-    from ml.card import write_card
+    if hp.model_card:
+        from ml.card import write_card
 
-    write_card(model_dir)
+        write_card(model_dir)
     return metrics
 
 

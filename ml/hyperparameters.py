@@ -53,6 +53,7 @@ class Hyperparameters:
     importance_repeats: int = 5
     importance_max_rows: int = 5000
     baseline_sample: int = 10000
+    model_card: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -192,6 +193,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "importance_repeats": _integer(1, 100),
     "importance_max_rows": _integer(10, 10**7),
     "baseline_sample": _integer(100, 10**7),
+    "model_card": _boolean,
 }
 assert set(PARSERS) == {f.name for f in fields(Hyperparameters)}
 

@@ -45,6 +45,8 @@ from ml.model import Preprocessor, TabularMLP, encode_labels, make_gbdt
 from ml.schema import Schema, SchemaError, infer_schema
 
 FAULT_ENV = "MLOPS_FAULT_KILL_AFTER_STEP"  # test hook: SIGKILL this process after global step K
+# Hyperparameters that do not change the weights: a run may resume with different values.
+AFTER_TRAINING = {"checkpoint_every", "keep_checkpoints", "importance_repeats", "importance_max_rows", "baseline_sample", "model_card"}
 
 
 class TrainingError(RuntimeError):
@@ -179,7 +181,7 @@ def predict_tensors(model: torch.nn.Module, data: Tensors, amp: bool, chunk: int
     for start in range(0, len(data), chunk):
         with torch.autocast(device_type=data.numeric.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(data.numeric[start : start + chunk], data.codes[start : start + chunk])
-        out.append(torch.softmax(logits.float(), dim=1).double().cpu())
+        out.append(torch.softmax(logits.double(), dim=1).cpu())
     model.train(was_training)
     return torch.cat(out).numpy()
 
@@ -366,9 +368,11 @@ def fit_gbdt(preprocessor: Preprocessor, data: Dataset, y_train: np.ndarray, y_v
 # ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
-def configure_determinism(hp: Hyperparameters) -> None:
-    if hp.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts
+def configure_determinism(hp: Hyperparameters, cuda: bool) -> None:
+    """CPU kernels are deterministic for a fixed thread count already; on CUDA some are not
+    unless asked (and cuBLAS needs its workspace setting before CUDA starts)."""
+    if hp.deterministic and cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
 
@@ -378,8 +382,8 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
     from ml.artifacts import write_model_dir  # after training; keeps matplotlib out of workers' start-up
 
     started = time.time()
-    configure_determinism(hp)
     use_cuda = hp.model == "mlp" and env.num_gpus > 0 and torch.cuda.is_available()
+    configure_determinism(hp, use_cuda)
     runtime = distributed.start(os.environ, use_cuda)
     try:
         log(runtime, f"training {hp.model} on {runtime.device} x{runtime.world_size} (hosts {env.hosts}, seed {hp.seed})")
@@ -397,7 +401,7 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
             store = CheckpointStore(
                 env.checkpoint_dir,
                 fingerprint(
-                    {k: v for k, v in hp.to_dict().items() if k not in ("checkpoint_every", "keep_checkpoints", "importance_repeats", "importance_max_rows", "baseline_sample")},
+                    {k: v for k, v in hp.to_dict().items() if k not in AFTER_TRAINING},
                     data_files,
                     runtime.world_size,
                 ),
