@@ -176,8 +176,9 @@ def stack_region(graph: StackGraph, ctx: PolicyContext) -> str:
         return region
     for r in graph.records:
         arn = r.props.get("arn")
-        if isinstance(arn, str) and arn.startswith("arn:aws") and arn.split(":")[3]:
-            return arn.split(":")[3]
+        parts = arn.split(":") if isinstance(arn, str) and arn.startswith("arn:aws") else []
+        if len(parts) > 3 and parts[3]:
+            return parts[3]
     raise CostError("cannot tell the stack's region: pass --stack (config aws:region) or a graph with ARNs")
 
 

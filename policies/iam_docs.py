@@ -152,9 +152,7 @@ def is_write(action: str) -> bool:
     if is_full_wildcard(action):
         return True
     _, _, verb = action.partition(":")
-    if not verb or "*" in verb and not any(verb.startswith(v) for v in READ_VERBS):
-        return True
-    return not verb.startswith(READ_VERBS)
+    return not verb or not verb.startswith(READ_VERBS)
 
 
 def needs_star(action: str) -> bool:
