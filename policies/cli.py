@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -131,9 +132,9 @@ def run_cost(args: argparse.Namespace) -> int:
         doc = result.to_json()
         doc["budgetUsd"] = budget
         doc["withinBudget"] = None if budget is None else result.monthly_total <= budget
-        print(json.dumps(doc, indent=2, sort_keys=True))
+        _emit(json.dumps(doc, indent=2, sort_keys=True), None)
     else:
-        print(format_cost(result, budget))
+        _emit(format_cost(result, budget), None)
     return 0
 
 
@@ -188,7 +189,11 @@ def _emit(text: str, output: str | None) -> None:
         Path(output).write_text(text + "\n")
         _progress(f"wrote {output}")
     else:
-        print(text)
+        try:
+            print(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `mlops audit ... | head`: the reader left; not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _date(value: str) -> date:
