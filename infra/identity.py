@@ -30,6 +30,7 @@ class IdentityArgs:
     bucket_arns: list[pulumi.Input[str]]
     kms_key_arn: pulumi.Input[str]
     topic_arn: pulumi.Input[str]
+    training_instance_types: tuple[str, ...]
     tags: dict[str, str]
 
 
@@ -76,7 +77,9 @@ class Identity(pulumi.ComponentResource):
             {"Sid": "RunTrainingJobs", "Effect": "Allow",
              "Action": ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
                         "sagemaker:AddTags"],
-             "Resource": sm(f"training-job/{physical_name(stack)}-*")},
+             "Resource": sm(f"training-job/{physical_name(stack)}-*"),
+             # CI may launch only the GPU types this environment allows.
+             "Condition": {"ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(args.training_instance_types)}}},
             {"Sid": "ManageModelPackages", "Effect": "Allow",
              "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage",
                         "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],

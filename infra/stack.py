@@ -51,7 +51,8 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
         github_environment=config.github.environment, manage_oidc_provider=config.github.manageOidcProvider,
         execution_role_arn=training.role.arn,
         bucket_arns=[storage.data_bucket.arn, storage.artifact_bucket.arn, storage.capture_bucket.arn],
-        kms_key_arn=storage.key.arn, topic_arn=monitoring.topic.arn, tags=tags))
+        kms_key_arn=storage.key.arn, topic_arn=monitoring.topic.arn,
+        training_instance_types=config.training.allowedInstanceTypes, tags=tags))
 
     artifact = storage.artifact_bucket.bucket
     return {

@@ -322,3 +322,10 @@ def test_vpc_config_reaches_the_model(preview_of):
     (model,) = custom(preview, "aws:sagemaker/model:Model")
     assert model["props"]["vpcConfig"] == {"subnets": vpc["subnetIds"], "securityGroupIds": vpc["securityGroupIds"]}
     assert preview.outputs["trainingDefaults"]["vpc"] == vpc
+
+
+def test_deployer_launches_only_allowed_gpu_types(shipped):
+    policy = [r for r in custom(shipped, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "identity-deployer-pipeline"][0]
+    (run,) = [s for s in statements(policy["props"]["policy"]) if s["Sid"] == "RunTrainingJobs"]
+    allowed = run["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+    assert allowed == list(shipped.config.training.allowedInstanceTypes)
