@@ -25,10 +25,19 @@ def test_audit_stack_json_shape_and_exit_code(capsys):
     assert doc["summary"]["mandatory"] == 0 and doc["summary"]["stacks"]["prod"]["environment"] == "prod"
 
 
-def test_audit_table_groups_by_resource(capsys):
+def test_audit_table_of_a_clean_stack(capsys):
     code, out, _ = run(capsys, "audit", "--stack", "dev")
     assert code == 0 and out.startswith("stack dev (preview: stacks/Pulumi.dev.yaml; environment dev)")
-    assert "  identity-deployer-pipeline  aws:iam/rolePolicy:RolePolicy" in out and "result: PASS" in out
+    assert "0 violation(s)" in out and "result: PASS" in out
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures not present at {FIXTURES}")
+def test_audit_table_groups_by_resource(capsys):
+    code, out, _ = run(capsys, "audit", "--state", str(FIXTURES / "kms-key.json"), "--stack", "dev")
+    assert code == 0 and "result: PASS" in out  # dev: advisory only
+    key_section = out.split("  a  aws:kms/key:Key\n", 1)[1].split("\n\n", 1)[0]
+    assert "[advisory/high] kms-key-rotation" in key_section and "tags-required" in key_section
+    assert "cost-budget-exists" not in key_section  # a stack-level finding sits under the stack resource
 
 
 @pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures not present at {FIXTURES}")
