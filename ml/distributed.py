@@ -87,13 +87,16 @@ def launch(p: Plan, command: Sequence[str]) -> int:
     previous = signal.signal(signal.SIGTERM, forward)
     try:
         code = 0
-        while any(proc.poll() is None for proc in procs):
-            failed = [proc.returncode for proc in procs if proc.returncode not in (None, 0)]
+        while True:
+            states = [proc.poll() for proc in procs]  # poll every one: returncode is set by poll()
+            failed = [state for state in states if state not in (None, 0)]
             if failed:
                 code = failed[0]
                 for proc in procs:
                     if proc.poll() is None:
                         proc.terminate()
+                break
+            if all(state == 0 for state in states):
                 break
             time.sleep(0.05)
         for proc in procs:

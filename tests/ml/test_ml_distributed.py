@@ -1,0 +1,69 @@
+"""DDP: two gloo processes on this CPU train to the same weights as one process, within
+floating-point tolerance (the global batch and the loss scaling are the same)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ml.data import make_synthetic
+from ml.distributed import launch, plan
+from ml.train import main
+from ml_testkit import FAST, make_base_dir, run_train_subprocess
+
+HP = {**FAST, "epochs": "3", "batch_size": "64", "dropout": "0", "patience": "0", "seed": "11"}
+
+
+def _weights(model_dir):
+    return torch.load(model_dir / "model.pt", weights_only=True)["state_dict"]
+
+
+def test_two_processes_match_one(tmp_path):
+    train, valid = make_synthetic(700, seed=5), make_synthetic(200, seed=6)  # 11 steps, the last one short
+    single = make_base_dir(tmp_path / "single", train, valid, HP)
+    double = make_base_dir(tmp_path / "double", train, valid, HP)
+
+    assert main(["--base-dir", str(single)]) == 0
+    result = run_train_subprocess(double, timeout=180, MLOPS_PROCS_PER_HOST="2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "starting 2 worker processes" in result.stdout
+    assert "on cpu x2" in result.stdout
+
+    a, b = _weights(single / "model"), _weights(double / "model")
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=2e-5, rtol=1e-4), name
+    metrics_a = json.loads((single / "model" / "metrics.json").read_text())
+    metrics_b = json.loads((double / "model" / "metrics.json").read_text())
+    assert metrics_a["log_loss"] == pytest.approx(metrics_b["log_loss"], abs=1e-4)
+    assert json.loads((double / "model" / "lineage.json").read_text())["training"]["world_size"] == 2
+
+
+def test_a_failing_worker_stops_the_others_and_fails_the_job():
+    """Rank 1 exits with 3 at once; rank 0 would sleep for a minute but is stopped."""
+    import sys
+    import time
+
+    worker = "import os, sys, time; rank = os.environ['RANK']; (time.sleep(60) if rank == '0' else sys.exit(3))"
+    started = time.monotonic()
+    code = launch(plan(["algo-1"], "algo-1", 0, {"MLOPS_PROCS_PER_HOST": "2"}), [sys.executable, "-c", worker])
+    assert code == 3
+    assert time.monotonic() - started < 30
+
+
+def test_workers_get_the_torch_distributed_environment(tmp_path):
+    import sys
+
+    worker = "import json, os, sys; json.dump({k: os.environ[k] for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')}, open(sys.argv[1] + os.environ['RANK'], 'w'))"
+    p = plan(["algo-1", "algo-2"], "algo-2", 0, {"MLOPS_PROCS_PER_HOST": "2", "MASTER_PORT": "29600"})
+    assert launch(p, [sys.executable, "-c", worker, str(tmp_path / "rank")]) == 0
+    seen = {json.loads((tmp_path / f"rank{r}").read_text())["LOCAL_RANK"]: json.loads((tmp_path / f"rank{r}").read_text()) for r in (2, 3)}
+    assert seen["0"] == {"RANK": "2", "LOCAL_RANK": "0", "WORLD_SIZE": "4", "MASTER_ADDR": "algo-1", "MASTER_PORT": "29600"}
+    assert seen["1"]["RANK"] == "3"
+
+
+def test_plan_numbers_hosts_and_processes():
+    p = plan(["algo-1", "algo-2"], "algo-2", 4, {})
+    assert (p.procs_per_host, p.n_hosts, p.node_rank, p.world_size, p.master_addr, p.master_port) == (4, 2, 1, 8, "algo-1", 29500)
+    assert plan(["algo-1"], "algo-1", 0, {}).world_size == 1
+    assert plan(["algo-1"], "algo-1", 0, {"MLOPS_PROCS_PER_HOST": "2"}).master_addr == "127.0.0.1"
