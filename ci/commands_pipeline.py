@@ -230,7 +230,12 @@ def run_monitor(args, progress):
     if not args.no_retrain:
         req = TrainRequest(model=model, latest_data=True, local=args.retrain_local, poll_seconds=args.poll_seconds,
                            hyperparameters=_key_values(args.hp))
-        retrain = lambda: train_gate_register(ctx, req)  # noqa: E731
+
+        def retrain(package):
+            """Retrain where the deployed package was trained (its stack), on that stack's newest data."""
+            home = package.metadata.get("mlops:stack") or ctx.stack
+            home_ctx = ctx if home == ctx.stack else _context(args, progress, stack=home)
+            return train_gate_register(home_ctx, req)
     result = monitor(ctx.session, ctx.outputs, model, since_hours=args.since_hours or None, retrain=retrain, progress=progress)
     m = result["metric"]
     text = [f"drift score {result['score']:.4f} (threshold {result['threshold']:g}) on {result['endpoint']}: "

@@ -50,10 +50,17 @@ class ContainerResult:
         return self.exit_code == 0
 
 
-def prepare_tree(base_dir: Path, hyperparameters: dict[str, str], channels: dict[str, Path], content_types: dict[str, str] | None = None) -> None:
-    """Lay out `/opt/ml` under base_dir: config files, channel data, empty model/output/checkpoints."""
+def prepare_tree(base_dir: Path, hyperparameters: dict[str, str], channels: dict[str, Path],
+                 content_types: dict[str, str] | None = None, data_manifest: dict | None = None) -> None:
+    """Lay out `/opt/ml` under base_dir: config files, channel data, empty model/output/checkpoints.
+
+    `data_manifest` (S3 versions and SHA-256 of the channels) goes to input/config/data_manifest.json,
+    where ml/environment.py looks for it; SageMaker jobs get it merged into lineage at registration.
+    """
     config = base_dir / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
+    if data_manifest is not None:
+        (config / "data_manifest.json").write_text(json.dumps(data_manifest, indent=2, sort_keys=True))
     # SageMaker hands hyperparameters to the container as strings, whatever they were.
     (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in hyperparameters.items()}, indent=2))
     (config / "inputdataconfig.json").write_text(json.dumps({
@@ -131,11 +138,17 @@ def run_training(
     sync_every_seconds: float = 30.0,
     extra_env: dict[str, str] | None = None,
     timeout_seconds: float | None = None,
+    data_manifest: dict | None = None,
+    code_dir: Path | None = None,
     python: str = sys.executable,
 ) -> ContainerResult:
-    """Run `python -m ml.train` in the tree; stream its lines; sync checkpoints while it runs."""
-    prepare_tree(base_dir, hyperparameters, channels)
-    code = stage_code(base_dir)
+    """Run `python -m ml.train` in the tree; stream its lines; sync checkpoints while it runs.
+
+    `code_dir` is a source tree holding `ml/` (what a SageMaker job's code channel delivered);
+    by default this repository's `ml/` is staged.
+    """
+    prepare_tree(base_dir, hyperparameters, channels, data_manifest=data_manifest)
+    code = stage_code(base_dir, Path(code_dir) / "ml" if code_dir else ML_PACKAGE)
     env = container_env(base_dir, hyperparameters, list(channels), extra_env)
     env["PYTHONPATH"] = str(code)
     result = ContainerResult(exit_code=-1, base_dir=base_dir)

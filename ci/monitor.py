@@ -48,7 +48,8 @@ def read_captured_lines(s3, prefix: str, since: datetime | None) -> tuple[list[s
 
 
 def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | None = 24.0,
-            retrain: Callable[[], dict[str, Any]] | None = None, progress: Progress = QUIET) -> dict[str, Any]:
+            retrain: Callable[[registry.Package], dict[str, Any]] | None = None, progress: Progress = QUIET) -> dict[str, Any]:
+    """`retrain(package)` runs when drift passes the threshold, given the deployed package."""
     from ml.drift import drift_report, read_capture
 
     endpoint = outputs.endpoints.get(model)
@@ -75,7 +76,7 @@ def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | 
     frame = read_capture(lines)
     if len(frame) == 0:
         raise NotFoundError(f"the captured data of {endpoint} holds no request rows; nothing was published")
-    report = drift_report(baseline, frame)
+    report = drift_report(baseline, frame, threshold=float(outputs.monitoring.driftThreshold))
     score = float(report.score)
     threshold = float(outputs.monitoring.driftThreshold)
     drifted = score > threshold
@@ -123,7 +124,7 @@ def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | 
     if retrain is not None:
         progress.step("retraining on the newest data (same gates as any candidate)")
         try:
-            result["retrain"] = retrain()
+            result["retrain"] = retrain(package)
         except MlopsError as err:
             result["retrain"] = {"error": str(err)}
             raise MlopsError(f"drift notified, but retraining failed: {err}", details={"monitor": result}) from err
@@ -138,7 +139,7 @@ def _per_feature_scores(report) -> dict[str, float]:
     per = getattr(report, "per_feature", {}) or {}
     out = {}
     for name, value in per.items():
-        score = value.get("score") if isinstance(value, dict) else getattr(value, "score", value)
+        score = (value.get("psi", value.get("score")) if isinstance(value, dict) else getattr(value, "psi", value))
         try:
             out[str(name)] = float(score)
         except (TypeError, ValueError):

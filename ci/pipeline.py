@@ -7,6 +7,8 @@ region.
 """
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,11 +110,14 @@ def resolve_data(ctx: Context, model: str, req: TrainRequest) -> datasets.Manife
         return manifest
     if req.data_uri:
         return datasets.reference(ctx.s3, req.data_uri, o.artifactBucket, model, o.kmsKeyArn, ctx.progress)
-    directory = req.data_dir
     if req.synthetic_rows:
         directory = datasets.synthetic(model, req.synthetic_rows, req.seed, req.synthetic_drift)
-        ctx.progress.step(f"generated {req.synthetic_rows} synthetic rows (drift {req.synthetic_drift:g}) in {directory}")
-    return datasets.upload(ctx.s3, o.dataBucket, model, Path(directory), o.kmsKeyArn, ctx.progress)
+        ctx.progress.step(f"generated {req.synthetic_rows} synthetic rows (drift {req.synthetic_drift:g})")
+        try:
+            return datasets.upload(ctx.s3, o.dataBucket, model, directory, o.kmsKeyArn, ctx.progress)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    return datasets.upload(ctx.s3, o.dataBucket, model, Path(req.data_dir), o.kmsKeyArn, ctx.progress)
 
 
 def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
@@ -176,8 +181,6 @@ def reproduce(ctx: Context, package_arn: str, *, local: bool, tolerance: float, 
     recorded_sha = package.metadata.get(registry.K_LINEAGE_SHA)
     if recorded_sha and s3util.sha256_bytes(raw) != recorded_sha:
         raise MlopsError(f"the lineage record {lineage_uri} does not match the SHA-256 on the package: it was changed")
-    import json
-
     record = json.loads(raw)
     manifest = datasets.Manifest.from_dict(record["dataManifest"])
     if not local:

@@ -11,6 +11,10 @@ where SageMaker would. Either way a run record lands in S3 for evaluate/register
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import logging
 import re
 import shutil
 import tempfile
@@ -35,7 +39,10 @@ TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")
 # The metric lines ml/train.py prints (`metric: val_loss=0.31; epoch=3`); SageMaker scrapes the
 # same regexes from the job's logs into CloudWatch, we parse them while following.
-METRIC_NAMES = ("train_loss", "val_loss", "val_roc_auc", "val_accuracy", "val_f1", "val_log_loss", "epoch")
+METRIC_NAMES = (
+    "epoch", "iteration", "train_loss", "val_loss", "val_roc_auc", "val_accuracy", "val_f1",
+    "final_roc_auc", "final_accuracy", "final_f1", "final_log_loss", "final_calibration_error", "final_brier_score",
+)
 NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _METRIC_LINE = re.compile(r"metric:\s*(.*)$")
 _PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_:.-]*)=" + NUMBER)
@@ -187,7 +194,11 @@ def plan_job(
         subnets=list(vpc.get("subnetIds") or []),
         security_group_ids=list(vpc.get("securityGroupIds") or []),
         tags={k: str(v)[:256] for k, v in job_tags.items()},
-        environment={"MLOPS_STACK": outputs.stackName, "MLOPS_MODEL": model},
+        # ml/lineage.py reads these inside the container (it sees no git and no AWS).
+        environment={"MLOPS_STACK": outputs.stackName, "MLOPS_MODEL": model,
+                     "MLOPS_GIT_COMMIT": str(git.get("commit", "unknown")),
+                     "MLOPS_GIT_DIRTY": str(git.get("dirty")).lower(),
+                     "MLOPS_IMAGE_URI": pin_image(image_uri, image_digest)},
         artifact_bucket=outputs.artifactBucket,
     )
 
@@ -314,13 +325,25 @@ def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> str:
         # the second; the URI actually used is read back from the job).
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
         trainer = trainer.with_checkpoint_config(CheckpointConfig(s3_uri=checkpoint_uri(plan, f"{plan.base_job_name}-{stamp}")))
-        trainer.train(input_data_config=[InputData(channel_name=c, data_source=uri) for c, uri in plan.channels.items()],
-                      wait=False, logs=False)
+        with _quiet_sdk():  # its warnings here are expected (hyperparameters reach us as SM_HPS and the JSON file)
+            trainer.train(input_data_config=[InputData(channel_name=c, data_source=uri) for c, uri in plan.channels.items()],
+                          wait=False, logs=False)
         created = trainer._latest_training_job.training_job_name
         progress.step(f"training job {created} created ({plan.instance_type}, spot={plan.use_spot})")
         return created
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _quiet_sdk():
+    logger = logging.getLogger("sagemaker")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def follow(session, job_name: str, progress: Progress = QUIET, *, poll_seconds: float = 30.0,
@@ -430,7 +453,8 @@ def train_local(session, plan: JobPlan, manifest: Manifest, git: dict[str, Any],
         result = run_training(
             base, plan.hyperparameters, channels, on_line=on_line,
             checkpoint_sync=lambda d: _sync_checkpoints(s3, d, ckpt, plan.kms_key_arn),
-            extra_env=plan.environment, timeout_seconds=plan.max_runtime_seconds,
+            extra_env={**plan.environment, "TRAINING_JOB_NAME": job_name}, timeout_seconds=plan.max_runtime_seconds,
+            data_manifest=manifest.to_dict(),
         )
         if not result.succeeded:
             record.update(status="Failed", failureReason=result.failure_reason, finishedAt=_now(), streamedMetrics=metrics)
@@ -452,8 +476,6 @@ def train_local(session, plan: JobPlan, manifest: Manifest, git: dict[str, Any],
 
 
 def _read_metrics(model_dir: Path) -> dict[str, float]:
-    import json
-
     path = model_dir / "metrics.json"
     if not path.exists():
         return {}
@@ -479,8 +501,6 @@ def _sync_checkpoints(s3, directory: Path, uri: str, kms_key: str | None) -> Non
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         key = prefix + path.relative_to(directory).as_posix()
         data = path.read_bytes()
-        import hashlib
-
         if remote.get(key, "").strip('"') == hashlib.md5(data).hexdigest():  # noqa: S324 - S3's ETag, not security
             continue
         s3util.put_bytes(s3, f"s3://{bucket}/{key}", data, kms_key=kms_key)

@@ -96,3 +96,16 @@ def mlops(capsys):
 def snapshot(directory: Path) -> dict[str, bytes]:
     """Every stack file's bytes, to assert that a refused step changed nothing."""
     return {p.name: p.read_bytes() for p in sorted(directory.glob("Pulumi.*.yaml"))}
+
+
+@pytest.fixture
+def sagemaker(emulator, monkeypatch):
+    """Training jobs driven as SageMaker would (see sagemaker_sim.py); set `.outcome` to script one."""
+    from tests.ci.sagemaker_sim import SageMakerSimulator
+
+    return SageMakerSimulator(emulator).install(monkeypatch)
+
+
+# Small, fast, good enough for the dev gate (roc_auc >= 0.70): gradient boosting on ~1k rows.
+FAST_HP = ["--hp", "model=gbdt", "--hp", "gbdt_max_iter=40", "--hp", "importance_repeats=1",
+           "--hp", "importance_max_rows=200", "--hp", "baseline_sample=500"]
