@@ -68,7 +68,8 @@ def make_synthetic(
 
     `drift` in [0, 1] moves the data away from the training distribution: covariate shift (newer,
     pricier, more troubled customers; more electronic checks) and concept drift (the label rule
-    changes: support calls stop mattering, price sensitivity rises, region starts to matter).
+    changes: support calls stop mattering, price sensitivity rises, region starts to matter,
+    churn becomes more common).
     `covariate_shift` / `concept_drift` set the two separately; each defaults to `drift`.
     """
     if n_rows < 1:
@@ -107,9 +108,10 @@ def make_synthetic(
         - 0.3 * has_partner
         + 0.9 * ((usage > 60) & (tenure < 12))  # an interaction a linear model misses
     )
-    # ... and after: support calls stop mattering, price matters more, one region churns.
+    # ... and after: support calls stop mattering, price matters more, one region churns, and
+    # churn is more common overall.
     after = (
-        -1.3
+        -0.2
         + 0.8 * (contract == 0)
         - 0.02 * tenure
         + 0.05 * (monthly - 65)

@@ -40,7 +40,12 @@ UNSEEN = "__unseen__"
 # ---------------------------------------------------------------------------------------------
 def _numeric_baseline(values: np.ndarray, sample: int, rng: np.random.Generator) -> dict[str, Any]:
     valid = values[~np.isnan(values)]
-    summary: dict[str, Any] = {"type": "numeric", "count": int(len(values)), "missing_fraction": float(1 - len(valid) / max(len(values), 1))}
+    summary: dict[str, Any] = {
+        "type": "numeric",
+        "count": int(len(values)),
+        "missing_count": int(len(values) - len(valid)),
+        "missing_fraction": float(1 - len(valid) / max(len(values), 1)),
+    }
     if not len(valid):
         summary.update({"edges": [], "fractions": [], "reference": []})
         return summary
@@ -226,14 +231,19 @@ def _numeric_drift(values: np.ndarray, stats: dict[str, Any], alpha: float, thre
     statistic = ks_from_sorted(stats["_unique"], stats["_cumulative"], stats["_m"], valid)
     p_value = ks_pvalue(statistic, stats["_m"], n)
     value = psi(expected, actual)
+    # Missing values have their own test: the KS test only sees the values that are there.
+    base_count = stats.get("count", stats["_m"])
+    base_missing_count = stats.get("missing_count", round(base_missing * base_count))
+    _, missing_p = chi_square(np.array([base_missing_count, base_count - base_missing_count]), np.array([n_total - n, n]))
     out.update(
         {
             "psi": value,
             "statistic": statistic,
             "p_value": p_value,
+            "missing_p_value": missing_p,
             "mean": float(valid.mean()),
             "baseline_mean": stats.get("mean"),
-            "drifted": bool(value >= threshold and p_value < alpha),
+            "drifted": bool(value >= threshold and min(p_value, missing_p) < alpha),
         }
     )
     return out

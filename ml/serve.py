@@ -178,6 +178,7 @@ def make_handler(service: InferenceService) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
         server_version = "mlops-serve/1"
         timeout = 60  # a client that stops sending does not hold a thread for ever
+        disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
 
         def _send(self, status: int, body: bytes, content_type: str = "application/json", close: bool = False) -> None:
             self.send_response(status)
