@@ -7,9 +7,11 @@ frame against it, per feature and overall. `read_capture` turns SageMaker data-c
 Lines into such a frame.
 
 Speed: one sort per numeric column, then everything (KS statistic, PSI bins) comes from
-binary searches of the baseline's few points into the sorted column; columns run on a thread
-pool (numpy releases the GIL while sorting). The KS statistic equals scipy.stats.ks_2samp's
-exactly; the p-value is its asymptotic one (method="asymp").
+binary searches of the baseline's points into the sorted column; columns run on a thread pool
+(numpy releases the GIL while sorting). The KS statistic equals scipy.stats.ks_2samp's exactly;
+chi-square is scipy.stats.chi2_contingency itself; the KS p-value is ks_2samp's own for small
+samples and the limiting Kolmogorov distribution for large ones unless exact_p_values asks
+for ks_2samp's everywhere (see ks_pvalue).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ PSI_BINS = 10
 PSI_FLOOR = 1e-4  # fractions below this count as this, so an empty bin does not give log(0)
 DEFAULT_THRESHOLD = 0.2  # PSI: < 0.1 stable, 0.1-0.2 moving, >= 0.2 shifted (the usual reading)
 DEFAULT_ALPHA = 0.01
+EXACT_P_MAX_EN = 1000  # KS p-values from scipy's finite-sample distribution up to this size
 MISSING = "__missing__"
 UNSEEN = "__unseen__"
 
@@ -170,7 +173,14 @@ def ks_from_sorted(reference_unique: np.ndarray, reference_cumulative: np.ndarra
     """
     n = len(current_sorted)
     at_or_below = np.searchsorted(current_sorted, reference_unique, side="right")
-    below = np.searchsorted(current_sorted, reference_unique, side="left")
+    # #(cur < r) differs from #(cur <= r) only where some current value equals r, and then the
+    # largest value <= r is r itself: search again only for those (ties are rare unless the
+    # data are discrete, and then there are few reference values).
+    below = at_or_below.copy()
+    last = current_sorted[np.maximum(at_or_below - 1, 0)]
+    tie = (at_or_below > 0) & (last == reference_unique)
+    if tie.any():
+        below[tie] = np.searchsorted(current_sorted, reference_unique[tie], side="left")
     f_ref = reference_cumulative / m
     f_ref_before = np.concatenate(([0.0], f_ref[:-1]))
     gaps_at = f_ref - at_or_below / n
@@ -180,13 +190,24 @@ def ks_from_sorted(reference_unique: np.ndarray, reference_cumulative: np.ndarra
     return float(max(np.clip(-low, 0, 1), high)) + 0.0  # + 0.0: no negative zero
 
 
-def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
-    """Asymptotic two-sided p-value, as scipy.stats.ks_2samp(method="asymp")."""
-    from scipy.stats import kstwo
+def ks_pvalue(statistic: float, n1: int, n2: int, exact: bool = False) -> float:
+    """Two-sided p-value for a two-sample KS statistic, with en = n1 n2 / (n1 + n2).
+
+    scipy.stats.kstwo.sf(D, round(en)) is what ks_2samp(method="asymp") returns; it is cheap for
+    small samples but costs up to ~0.1 s per column at a million rows. So above en = 1000 the
+    default is the limiting Kolmogorov distribution, scipy.stats.kstwobign.sf(D sqrt(en)) (a few
+    microseconds), which agrees with it to about 1% wherever p > 1e-6 -- far finer than any
+    drift decision needs; exact=True always uses kstwo.
+    """
+    from scipy.stats import kstwo, kstwobign
 
     m, n = sorted([float(n1), float(n2)], reverse=True)
     en = m * n / (m + n)
-    return float(np.clip(kstwo.sf(statistic, np.round(en)), 0, 1))
+    if exact or en <= EXACT_P_MAX_EN:
+        value = kstwo.sf(statistic, np.round(en))
+    else:
+        value = kstwobign.sf(statistic * math.sqrt(en))
+    return float(np.clip(value, 0, 1))
 
 
 def chi_square(baseline_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
@@ -205,7 +226,7 @@ def chi_square(baseline_counts: np.ndarray, current_counts: np.ndarray) -> tuple
 # ---------------------------------------------------------------------------------------------
 # Per column
 # ---------------------------------------------------------------------------------------------
-def _numeric_drift(values: np.ndarray, stats: dict[str, Any], alpha: float, threshold: float) -> dict[str, Any]:
+def _numeric_drift(values: np.ndarray, stats: dict[str, Any], alpha: float, threshold: float, exact_p: bool = False) -> dict[str, Any]:
     ordered = np.sort(values)  # NaN sort last
     n_total = len(ordered)
     n = int(np.searchsorted(ordered, np.inf, side="right"))
@@ -229,7 +250,7 @@ def _numeric_drift(values: np.ndarray, stats: dict[str, Any], alpha: float, thre
     expected = np.append(fractions * (1 - base_missing), base_missing)
     actual = np.append(counts / n * (1 - missing_fraction), missing_fraction)
     statistic = ks_from_sorted(stats["_unique"], stats["_cumulative"], stats["_m"], valid)
-    p_value = ks_pvalue(statistic, stats["_m"], n)
+    p_value = ks_pvalue(statistic, stats["_m"], n, exact_p)
     value = psi(expected, actual)
     # Missing values have their own test: the KS test only sees the values that are there.
     base_count = stats.get("count", stats["_m"])
@@ -249,25 +270,22 @@ def _numeric_drift(values: np.ndarray, stats: dict[str, Any], alpha: float, thre
     return out
 
 
-def _category_codes(column: pd.Series, index: dict[str, int]) -> tuple[np.ndarray, int]:
-    """Codes into the baseline's categories, len(index) for unseen values; and the missing count."""
-    missing = column.isna().to_numpy()
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        lookup = np.array([index.get(str(c), len(index)) for c in column.cat.categories] + [len(index)], dtype=np.int64)
-        codes = lookup[column.cat.codes.to_numpy()]  # code -1 (missing) picks the last entry
-    else:
-        categories = list(index)
-        codes = pd.Categorical(column, categories=categories).codes.astype(np.int64)
-        codes[codes < 0] = len(index)
-    return codes[~missing], int(missing.sum())
+def _category_counts(column: pd.Series, index: dict[str, int]) -> tuple[np.ndarray, int]:
+    """Counts per baseline category, then one count of unseen values; and the missing count.
+    value_counts hashes the rows once; only the distinct values are looked up."""
+    counts = np.zeros(len(index) + 1, dtype=np.float64)
+    missing = 0
+    for value, count in column.value_counts(dropna=False, sort=False).items():
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
+            missing += int(count)
+        else:
+            counts[index.get(str(value), len(index))] += count
+    return counts, missing
 
 
 def _categorical_drift(column: pd.Series, stats: dict[str, Any], alpha: float, threshold: float) -> dict[str, Any]:
-    if not isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
-        column = column.astype(str).where(column.notna(), None)
     index = stats["_index"]
-    codes, n_missing = _category_codes(column, index)
-    counts = np.bincount(codes, minlength=len(index) + 1).astype(np.float64)
+    counts, n_missing = _category_counts(column, index)
     base = np.append(stats["_counts"], 0.0)
     base_missing = float(stats.get("missing_count", 0))
     current = np.append(counts, n_missing)
@@ -368,10 +386,13 @@ def drift_report(
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
     workers: int | None = None,
+    exact_p_values: bool = False,
 ) -> DriftReport:
     """Per-feature PSI and KS (numeric) or chi-square (categorical) against the training
     baseline; label drift when `frame` has the label column, prediction drift when it has
-    `predicted_label` (and score drift with `proba_<positive class>`, binary models)."""
+    `predicted_label` (and score drift with `proba_<positive class>`, binary models).
+    `exact_p_values`: KS p-values exactly as scipy's ks_2samp(method="asymp") (slower; see
+    ks_pvalue)."""
     base = baseline if isinstance(baseline, Baseline) else Baseline(baseline)
     names = list(base.features)
     frame = _align_positional(frame, names)
@@ -382,8 +403,10 @@ def drift_report(
         stats = base.features[name]
         column = frame[name]
         if stats["type"] == "numeric":
-            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-            return name, _numeric_drift(values, stats, alpha, threshold)
+            if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+                column = pd.to_numeric(column, errors="coerce")  # text that is not a number: missing
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            return name, _numeric_drift(values, stats, alpha, threshold, exact_p_values)
         return name, _categorical_drift(column, stats, alpha, threshold)
 
     workers = workers or min(len(present), os.cpu_count() or 1) or 1
@@ -401,7 +424,7 @@ def drift_report(
         prediction = _categorical_drift(frame["predicted_label"], base.prediction, alpha, threshold)
     if base.score is not None and base.score.get("column") in frame.columns:
         values = pd.to_numeric(frame[base.score["column"]], errors="coerce").to_numpy(dtype=np.float64)
-        score_drift = _numeric_drift(values, base.score, alpha, threshold)
+        score_drift = _numeric_drift(values, base.score, alpha, threshold, exact_p_values)
 
     psis = [d["psi"] for d in per_feature.values() if d.get("psi") is not None]
     score = max(psis) if psis else 0.0

@@ -74,10 +74,7 @@ class Preprocessor:
         """(rows, categorical) int64 codes; 0 for missing or unseen values."""
         out = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
         for j, (name, vocab) in enumerate(zip(self.categorical, self.vocab)):
-            column = frame[name]
-            if not isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
-                column = column.astype(str).where(column.notna(), None)  # 1 and "1" are the same category
-            out[:, j] = pd.Categorical(column, categories=vocab).codes.astype(np.int64) + 1
+            out[:, j] = category_codes(frame[name], vocab)
         return out
 
     def raw_numeric(self, frame: pd.DataFrame) -> np.ndarray:
@@ -113,6 +110,15 @@ class Preprocessor:
         if state.get("version") != 1:
             raise ModelLoadError(f"{PREPROCESS_FILE}: unsupported version {state.get('version')!r}")
         return cls(state["numeric"], state["mean"], state["std"], state["categorical"], state["vocab"])
+
+
+def category_codes(column: pd.Series, vocab: Sequence[str]) -> np.ndarray:
+    """1 + the position of each value in `vocab`, 0 for missing or unknown values; values compare
+    as text, so 1 and "1" are the same category. Factorises first (one hash pass over the rows),
+    then looks up only the distinct values."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    lookup = pd.Index(list(vocab), dtype=object).get_indexer([str(u) for u in uniques]) + 1
+    return np.append(lookup, 0)[codes].astype(np.int64)  # code -1 (missing) picks the trailing 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -58,16 +58,24 @@ def _frame(n, seed, shift=0.0, probs=(0.5, 0.3, 0.2)):
 
 
 @pytest.mark.parametrize("shift, n", [(0.0, 4000), (0.05, 20000), (0.5, 777), (0.0, 13)])
-def test_ks_statistic_equals_scipy_and_p_value_its_asymptotic_one(shift, n):
+def test_ks_statistic_equals_scipy_and_p_values_agree(shift, n):
     train, current = _frame(5000, 1), _frame(n, 2, shift)
     base = build_baseline(train, SCHEMA, sample=2500, seed=3)
-    report = drift_report(base, current)
+    fast = drift_report(base, current)
+    exact = drift_report(base, current, exact_p_values=True)
     for name in ("x", "k"):
         reference = np.asarray(base["features"][name]["reference"])
         expected = stats.ks_2samp(reference, current[name].to_numpy(), method="asymp")
-        got = report.per_feature[name]
-        assert got["statistic"] == expected.statistic  # exactly the same float
-        assert got["p_value"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+        assert fast.per_feature[name]["statistic"] == expected.statistic  # exactly the same float
+        assert exact.per_feature[name]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+        en = 2500 * n / (2500 + n)
+        if en <= 1000:  # small samples: scipy's own p-value
+            assert fast.per_feature[name]["p_value"] == exact.per_feature[name]["p_value"]
+        else:  # large ones: the limiting distribution, within a few percent of scipy's
+            limiting = stats.kstwobign.sf(expected.statistic * np.sqrt(en))
+            assert fast.per_feature[name]["p_value"] == pytest.approx(limiting, rel=1e-12, abs=1e-300)
+            if expected.pvalue > 1e-6:
+                assert fast.per_feature[name]["p_value"] == pytest.approx(expected.pvalue, rel=0.05, abs=2e-3)
 
 
 def test_chi_square_equals_scipy_with_unseen_and_missing_categories():
