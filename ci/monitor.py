@@ -66,11 +66,12 @@ def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | 
 
     prefix = capture_prefix(outputs, model, endpoint)
     since = datetime.now(timezone.utc) - timedelta(hours=since_hours) if since_hours else None
-    progress.step(f"reading captured traffic of {endpoint} from {prefix}" + (f" (last {since_hours:g} h)" if since else ""))
+    progress.step(f"reading captured traffic of {endpoint} from {prefix}"
+                  + (f" (since {since.isoformat(timespec='seconds')})" if since else ""))
     lines, objects = read_captured_lines(s3, prefix, since)
     if not lines:
         raise NotFoundError(f"no captured data for endpoint {endpoint} under {prefix}"
-                            + (f" in the last {since_hours:g} h" if since else "")
+                            + (f" since {since.isoformat(timespec='seconds')}" if since else "")
                             + "; is data capture on (mlops:serving.dataCaptureSamplingPercent) and is there traffic? "
                             "Nothing was published")
     frame = read_capture(lines)

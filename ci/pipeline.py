@@ -35,8 +35,15 @@ class Context:
     outputs: StackOutputs
     outputs_source: str
     config: dict[str, Any]
-    session: Any
     progress: Progress = QUIET
+    _session: Any = None
+
+    @property
+    def session(self):
+        """Made on first use: checks that need no AWS (a refused GPU type) run before any connection."""
+        if self._session is None:
+            self._session = aws.make_session(self.outputs.region)
+        return self._session
 
     @property
     def s3(self):
@@ -70,8 +77,7 @@ def open_context(stack: str, *, stacks_dir: Path | None = None, outputs_file: st
     path = stack_file(stack, stacks_dir)
     resolved = resolve_outputs(stack, stacks_dir=stacks_dir, outputs_file=outputs_file, source=outputs_from)
     progress.info(f"stack {stack_name(stack)}: outputs from {resolved.source}")
-    session = aws.make_session(resolved.outputs.region)
-    return Context(stack_name(stack), path, stacks_dir, resolved.outputs, resolved.source, read_config(path), session, progress)
+    return Context(stack_name(stack), path, stacks_dir, resolved.outputs, resolved.source, read_config(path), progress)
 
 
 # --- train ---------------------------------------------------------------------------------

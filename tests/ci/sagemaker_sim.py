@@ -5,7 +5,7 @@ This drives each job as SageMaker would, one step per `DescribeTrainingJob`: Sta
 Downloading -> Training (the job's own code channel, i.e. the `ml/` that the SDK uploaded,
 runs under the container contract on its S3 channels; its lines go to CloudWatch Logs) ->
 Uploading -> Completed with `model.tar.gz` at `S3ModelArtifacts` and FinalMetricDataList
-scraped with the job's own metric definitions. Each state lasts at least `min_state_seconds`. Scripted outcomes: Failed (with a reason),
+scraped with the job's own metric definitions. Each state lasts at least `min_state_seconds`. Scripted outcomes: Failed (with SageMaker's reason),
 Stopped, or a corrupt model archive.
 """
 from __future__ import annotations
@@ -29,6 +29,9 @@ class SageMakerSimulator:
         self.endpoint = endpoint
         self.region = region
         self.outcome = "Completed"  # Completed | Failed | Stopped | Corrupt
+        # (model.tar.gz bytes, log lines) of a finished run: jobs then "train" by uploading them
+        # instead of running the container again (tests that need a model, not a training run).
+        self.replay: tuple[bytes, list[str]] | None = None
         self.failure_reason = "AlgorithmError: ClientError: out of memory on GPU 0"
         self.min_state_seconds = 0.3
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -90,6 +93,10 @@ class SageMakerSimulator:
                 self._set(job, "Stopped", "Stopped", "Training job stopped")
                 job.failure_reason = "Training job stopped by the user (StopTrainingJob)"
                 return
+            if state["outcome"] == "Failed":  # as SageMaker reports a container that exited non-zero
+                self._set(job, "Failed", "Failed", self.failure_reason)
+                job.failure_reason = self.failure_reason
+                return
             state["thread"] = threading.Thread(target=self._run, args=(state,), daemon=True)
             state["thread"].start()
         elif not state["thread"].is_alive():
@@ -139,10 +146,15 @@ class SageMakerSimulator:
         except logs.exceptions.ResourceAlreadyExistsException:
             pass
         logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        bucket, key = job.model_artifacts["S3ModelArtifacts"][5:].split("/", 1)
+        if outcome == "Corrupt" or self.replay is not None:
+            body, lines = (b"this is not a gzip tar archive", []) if outcome == "Corrupt" else self.replay
+            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
+                                logEvents=[{"timestamp": int(time.time() * 1000), "message": ln} for ln in lines or ["(replayed)"]])
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            return {"ok": True, "final_metrics": _scrape(job.algorithm_specification["MetricDefinitions"], lines), "seconds": 1}
         lines: list[str] = []
         hyperparameters = dict(job.hyper_parameters or {})
-        if outcome == "Failed":
-            hyperparameters["epochs"] = "not-a-number"  # the container itself fails, with its reason
         started = time.monotonic()
         result = run_training(base / "opt_ml", hyperparameters, channels, code_dir=code_dir, on_line=lines.append)
         now = int(time.time() * 1000)
@@ -152,9 +164,7 @@ class SageMakerSimulator:
         if not result.succeeded:
             return {"ok": False, "reason": f"AlgorithmError: {result.failure_reason}"}
         archive = package_model(result.model_dir, base / "model.tar.gz")
-        bucket, key = job.model_artifacts["S3ModelArtifacts"][5:].split("/", 1)
-        body = b"this is not a gzip tar archive" if outcome == "Corrupt" else archive.read_bytes()
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        s3.put_object(Bucket=bucket, Key=key, Body=archive.read_bytes())
         return {"ok": True, "final_metrics": _scrape(job.algorithm_specification["MetricDefinitions"], lines),
                 "seconds": time.monotonic() - started}
 
