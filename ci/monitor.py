@@ -18,7 +18,7 @@ from typing import Any, Callable
 from infra.contract import StackOutputs
 from ci import registry
 from ci import s3 as s3util
-from ci.errors import MlopsError, NotFoundError, UsageError
+from ci.errors import MlopsError, NotFoundError
 from ci.jsonable import plain
 from ci.progress import QUIET, Progress
 
@@ -55,7 +55,7 @@ def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | 
     endpoint = outputs.endpoints.get(model)
     package_arn = outputs.approvedPackages.get(model, "")
     if not endpoint or not package_arn:
-        raise UsageError(f"model {model!r} is not deployed in stack {outputs.stackName} (no endpoint); "
+        raise NotFoundError(f"model {model!r} is not deployed in stack {outputs.stackName} (no endpoint); "
                          "promote a package there and deploy it first")
     s3 = session.client("s3")
     package = registry.describe(session.client("sagemaker"), package_arn)

@@ -94,7 +94,7 @@ def register_run(session, outputs: StackOutputs, run: dict[str, Any], *, inferen
         registry.K_MODEL: model,
         registry.K_STACK: outputs.stackName,
         registry.K_GATE: gate_state,
-        registry.K_GATE_REASON: gate["reason"][:256],
+        registry.K_GATE_REASON: gate["reason"][:registry.MAX_VALUE_LEN],
         registry.K_REPORT: report["reportUri"],
         registry.K_LINEAGE: lineage_uri,
         registry.K_LINEAGE_SHA: stored.sha256,
@@ -109,8 +109,9 @@ def register_run(session, outputs: StackOutputs, run: dict[str, Any], *, inferen
         metadata[registry.K_BASELINE] = baseline_uri
     if force_reason:
         metadata[registry.K_FORCE_REASON] = force_reason[:256]
-    hyper = registry.lineage_metadata({"hyperparameters": run.get("hyperparameters", {})})
-    metadata.update({k: v for k, v in hyper.items() if len(metadata) < registry.MAX_KEYS})
+    for name, value in sorted((run.get("hyperparameters") or {}).items()):
+        if len(metadata) < registry.MAX_KEYS:
+            metadata[f"lineage:hp.{name}"] = str(value)[:registry.MAX_VALUE_LEN]
     description = f"{model} from {run['job']} ({outputs.stackName}); gate {gate_state}: {gate['reason']}"
     package, created = registry.register(sm, registry.Registration(
         group=group, training_job=run["job"], model_data_url=run["modelDataUrl"], image=image,

@@ -10,7 +10,6 @@ are copied here too, so a person sees them in the console.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -150,31 +149,26 @@ def find_by_training_job(sm, group: str, job_name: str) -> Package | None:
     return None
 
 
+# CreateModelPackage: keys and values match ^([\p{L}\p{Z}\p{N}_.:\/=+\-@]*)$
+def metadata_text(value: Any) -> str:
+    """A value in the characters SageMaker allows in metadata; anything else becomes `_`."""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return "".join(c if (c.isalnum() or c.isspace() or c in "_.:/=+-@") else "_" for c in text)
+
+
 def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
-    """Enforce SageMaker's metadata limits here, with a message that names the key."""
+    """SageMaker's metadata rules, enforced here: at most 50 keys, keys 1-128 and values up to 256
+    characters, both from letters, digits, spaces and `_.:/=+-@` (values are cleaned, keys must be)."""
     if len(metadata) > MAX_KEYS:
         raise UsageError(f"customer metadata has {len(metadata)} keys; SageMaker allows {MAX_KEYS}")
     out = {}
     for key, value in metadata.items():
-        value = str(value)
-        if len(key) > MAX_KEY_LEN:
-            raise UsageError(f"customer metadata key {key!r} is longer than {MAX_KEY_LEN} characters")
+        if not key or len(key) > MAX_KEY_LEN or metadata_text(key) != key:
+            raise UsageError(f"customer metadata key {key!r}: 1-{MAX_KEY_LEN} letters, digits, spaces or _.:/=+-@")
+        value = metadata_text(value)
         if len(value) > MAX_VALUE_LEN:
             raise UsageError(f"customer metadata {key!r} is {len(value)} characters; SageMaker allows {MAX_VALUE_LEN}")
         out[key] = value
-    return out
-
-
-def lineage_metadata(record: dict[str, Any], prefix: str = "lineage:") -> dict[str, str]:
-    """The short fields of a lineage record, flattened one level, each within the value limit."""
-    out: dict[str, str] = {}
-    for key, value in record.items():
-        items = value.items() if isinstance(value, dict) and key in ("git", "image") else [(None, value)]
-        for sub, item in items:
-            name = f"{prefix}{key}" + (f".{sub}" if sub else "")
-            text = item if isinstance(item, str) else json.dumps(item, sort_keys=True, separators=(",", ":"))
-            if len(text) <= MAX_VALUE_LEN and len(name) <= MAX_KEY_LEN:
-                out[name] = text
     return out
 
 

@@ -113,7 +113,7 @@ def test_giving_two_data_sources_is_a_usage_error(dev, mlops):
 
 def test_monitor_of_a_model_that_is_not_deployed_says_so(dev, mlops):
     result = mlops("monitor", "--stack", "dev", "--no-retrain")
-    assert result.code == 2 and "is not deployed in stack dev" in result.err
+    assert result.code == 6 and "is not deployed in stack dev" in result.err
 
 
 def test_a_failed_local_run_reports_the_containers_reason(dev, mlops, boto):

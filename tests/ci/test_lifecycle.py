@@ -7,13 +7,12 @@ the alert topic -> retraining on the newest data through the same gate.
 """
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
-import tarfile
-import io
 
 import pytest
 
-from ci import registry
 from tests.ci.conftest import FAST_HP, snapshot
 
 pytestmark = pytest.mark.moto_server
@@ -68,7 +67,6 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     for obj in run["dataset"]["objects"]:
         bucket, key = obj["uri"][5:].split("/", 1)
         body = s3.get_object(Bucket=bucket, Key=key, VersionId=obj["versionId"])["Body"].read()
-        import hashlib
         assert hashlib.sha256(body).hexdigest() == obj["sha256"]
 
     # -- gate + register -------------------------------------------------------------------------
@@ -95,7 +93,6 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert meta["mlops:trainingJob"] == job and meta["mlops:gate"] == "passed"
     assert meta["lineage:dataSha256"] == run["dataset"]["sha256"]
     lineage_obj = s3.get_object(Bucket="mlops-dev-artifacts-123456789012", Key=f"training-output/{job}/lineage.json")["Body"].read()
-    import hashlib
     assert hashlib.sha256(lineage_obj).hexdigest() == meta["mlops:lineageSha256"]
     lineage = json.loads(lineage_obj)
     assert lineage["dataManifest"]["objects"] == run["dataset"]["objects"] and lineage["seed"] == 42
@@ -153,7 +150,7 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert {k: result["metric"][k] for k in ("namespace", "name", "dimensions")} == watched
     dims = [{"Name": k, "Value": v} for k, v in watched["dimensions"].items()]
     stats = boto("cloudwatch").get_metric_statistics(Namespace=watched["namespace"], MetricName=watched["name"], Dimensions=dims,
-                                                     StartTime=__import__("datetime").datetime(2000, 1, 1), EndTime=__import__("datetime").datetime(2100, 1, 1),
+                                                     StartTime=datetime.datetime(2000, 1, 1), EndTime=datetime.datetime(2100, 1, 1),
                                                      Period=3600, Statistics=["Maximum"])
     assert stats["Datapoints"] and stats["Datapoints"][0]["Maximum"] == pytest.approx(result["score"])
 

@@ -163,3 +163,10 @@ def test_promotion_to_a_stack_without_the_model_is_refused(boto, stacks, mlops):
     result = promote(mlops, arn, "dev")
     assert result.code == 4 and "does not serve model 'fraud'" in result.err
     assert snapshot(stacks) == files
+
+
+def test_metadata_values_are_cleaned_to_what_sagemaker_accepts_and_bad_keys_refused():
+    cleaned = registry.check_metadata({"mlops:gateReason": "roc_auc 0.81 (margin 0.005); ok, {x}", "lineage:hp.lr": "0.001"})
+    assert cleaned == {"mlops:gateReason": "roc_auc 0.81 _margin 0.005__ ok_ _x_", "lineage:hp.lr": "0.001"}
+    with pytest.raises(Exception, match="letters, digits"):
+        registry.check_metadata({"bad{key}": "x"})
