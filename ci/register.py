@@ -10,6 +10,7 @@ customer metadata) as PendingManualApproval. The same training job never makes t
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ def register_run(session, outputs: StackOutputs, run: dict[str, Any], *, inferen
         raise UsageError(f"model {model!r} has no package group in stack {outputs.stackName}")
     sm = session.client("sagemaker")
     s3 = session.client("s3")
-    existing = registry.find_by_training_job(sm, group, run["job"])
+    started = job_started(run)
+    existing = registry.find_by_training_job(sm, group, run["job"], started)
     if existing is not None:
         progress.step(f"{run['job']} is already registered as {existing.arn}; nothing to do")
         return {"package": existing.to_dict(), "created": False}
@@ -117,10 +119,18 @@ def register_run(session, outputs: StackOutputs, run: dict[str, Any], *, inferen
         group=group, training_job=run["job"], model_data_url=run["modelDataUrl"], image=image,
         content_types=CONTENT_TYPES, response_types=RESPONSE_TYPES, realtime_instance_types=instance_types,
         evaluation_report_uri=report["reportUri"], metadata=metadata, description=description,
-        tags={**tags, "mlops:model": model, "mlops:stack": outputs.stackName},
+        tags={**tags, "mlops:model": model, "mlops:stack": outputs.stackName}, job_started=started,
     ))
     progress.step(f"registered {package.arn} ({package.status})" if created else f"already registered: {package.arn}")
     return {"package": package.to_dict(), "created": created, "lineageUri": lineage_uri, "baselineUri": baseline_uri}
+
+
+def job_started(run: dict[str, Any]) -> datetime | None:
+    """When the run started, a minute early (clock skew): its package cannot be older."""
+    try:
+        return datetime.fromisoformat(run["startedAt"]) - timedelta(minutes=1)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def require_reason(force: bool, reason: str | None) -> str | None:

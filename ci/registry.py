@@ -122,11 +122,13 @@ def _package(raw: dict[str, Any]) -> Package:
     )
 
 
-def list_packages(sm, group: str, status: str | None = None) -> list[dict[str, Any]]:
-    """Summaries of a group's packages, newest first."""
+def list_packages(sm, group: str, status: str | None = None, created_after: datetime | None = None) -> list[dict[str, Any]]:
+    """Summaries of a group's packages, newest first (only those created after `created_after`)."""
     kwargs: dict[str, Any] = {"ModelPackageGroupName": group, "SortBy": "CreationTime", "SortOrder": "Descending"}
     if status:
         kwargs["ModelApprovalStatus"] = status
+    if created_after is not None:
+        kwargs["CreationTimeAfter"] = created_after
     out: list[dict[str, Any]] = []
     for page in sm.get_paginator("list_model_packages").paginate(**kwargs):
         out.extend(page.get("ModelPackageSummaryList", []))
@@ -140,9 +142,13 @@ def champion(sm, group: str) -> Package | None:
     return describe(sm, approved[0]["ModelPackageArn"]) if approved else None
 
 
-def find_by_training_job(sm, group: str, job_name: str) -> Package | None:
-    """The package registered from this training job, if any (registration is idempotent on it)."""
-    for summary in list_packages(sm, group):
+def find_by_training_job(sm, group: str, job_name: str, created_after: datetime | None = None) -> Package | None:
+    """The package registered from this training job, if any (registration is idempotent on it).
+
+    A package of job J was created after J started: given that time, only those are described,
+    so the check stays a few calls however many packages the group holds.
+    """
+    for summary in list_packages(sm, group, created_after=created_after):
         package = describe(sm, summary["ModelPackageArn"])
         if package.training_job == job_name:
             return package
@@ -187,11 +193,12 @@ class Registration:
     tags: dict[str, str]
     domain: str = "MACHINE_LEARNING"
     task: str = "CLASSIFICATION"
+    job_started: datetime | None = None  # bounds the idempotency lookup
 
 
 def register(sm, reg: Registration) -> tuple[Package, bool]:
     """Create the package as PendingManualApproval; (package, created). Same job twice: one package."""
-    existing = find_by_training_job(sm, reg.group, reg.training_job)
+    existing = find_by_training_job(sm, reg.group, reg.training_job, reg.job_started)
     if existing is not None:
         return existing, False
     metadata = check_metadata({**reg.metadata, K_JOB: reg.training_job})
