@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence, Union
 
 import joblib
 import numpy as np
@@ -26,6 +26,9 @@ from torch import nn
 from ml.schema import Schema
 
 FAMILIES = ("mlp", "gbdt")
+SMALL_BATCH = 2048  # up to this many rows, per-value dict lookups beat pandas' vectorised set-up
+# Model inputs: a DataFrame, or (serving's fast path) a mapping of column name -> values.
+Columns = Union[pd.DataFrame, Mapping[str, Any]]
 MODEL_META = "model.json"
 TORCH_FILE = "model.pt"
 SKLEARN_FILE = "model.joblib"
@@ -70,25 +73,29 @@ class Preprocessor:
     def cardinalities(self) -> list[int]:
         return [len(v) for v in self.vocab]
 
-    def codes(self, frame: pd.DataFrame) -> np.ndarray:
+    def codes(self, frame: Columns) -> np.ndarray:
         """(rows, categorical) int64 codes; 0 for missing or unseen values."""
-        out = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
+        if not hasattr(self, "_lookups"):
+            self._lookups = [{c: i + 1 for i, c in enumerate(vocab)} for vocab in self.vocab]
+        out = np.zeros((n_rows(frame), len(self.categorical)), dtype=np.int64)
         for j, (name, vocab) in enumerate(zip(self.categorical, self.vocab)):
-            out[:, j] = category_codes(frame[name], vocab)
+            out[:, j] = category_codes(frame[name], vocab, self._lookups[j])
         return out
 
-    def raw_numeric(self, frame: pd.DataFrame) -> np.ndarray:
+    def raw_numeric(self, frame: Columns) -> np.ndarray:
         if not self.numeric:
-            return np.zeros((len(frame), 0))
-        return frame[self.numeric].to_numpy(dtype=np.float64)
+            return np.zeros((n_rows(frame), 0))
+        if isinstance(frame, pd.DataFrame):
+            return frame[self.numeric].to_numpy(dtype=np.float64)
+        return np.column_stack([np.asarray(frame[name], dtype=np.float64) for name in self.numeric])
 
-    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def transform(self, frame: Columns) -> tuple[np.ndarray, np.ndarray]:
         """(standardised numeric float32, categorical codes int64) for the torch network."""
         numeric = (self.raw_numeric(frame) - self.mean) / self.std
         numeric = np.nan_to_num(numeric, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
         return numeric, self.codes(frame)
 
-    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+    def matrix(self, frame: Columns) -> np.ndarray:
         """Raw numeric values (missing kept as NaN) then category codes (unknown as NaN), for
         gradient boosting with native categorical support."""
         codes = self.codes(frame).astype(np.float64) - 1.0
@@ -112,13 +119,31 @@ class Preprocessor:
         return cls(state["numeric"], state["mean"], state["std"], state["categorical"], state["vocab"])
 
 
-def category_codes(column: pd.Series, vocab: Sequence[str]) -> np.ndarray:
+def category_codes(column: Any, vocab: Sequence[str], lookup: dict[str, int] | None = None) -> np.ndarray:
     """1 + the position of each value in `vocab`, 0 for missing or unknown values; values compare
-    as text, so 1 and "1" are the same category. Factorises first (one hash pass over the rows),
-    then looks up only the distinct values."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    lookup = pd.Index(list(vocab), dtype=object).get_indexer([str(u) for u in uniques]) + 1
-    return np.append(lookup, 0)[codes].astype(np.int64)  # code -1 (missing) picks the trailing 0
+    as text, so 1 and "1" are the same category. Few rows (serving): a dict lookup per value.
+    Many rows (training): factorise first, one hash pass, then look up only the distinct values."""
+    lookup = lookup if lookup is not None else {c: i + 1 for i, c in enumerate(vocab)}
+    if len(column) <= SMALL_BATCH:
+        return np.fromiter((_code(v, lookup) for v in column), dtype=np.int64, count=len(column))
+    codes, uniques = pd.factorize(np.asarray(column, dtype=object) if not isinstance(column, pd.Series) else column, use_na_sentinel=True)
+    table = np.fromiter((_code(u, lookup) for u in uniques), dtype=np.int64, count=len(uniques))
+    return np.append(table, 0)[codes]  # code -1 (missing) picks the trailing 0
+
+
+def _code(value: Any, lookup: dict[str, int]) -> int:
+    if type(value) is str:
+        return lookup.get(value, 0)
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return 0
+    return lookup.get(str(value), 0)
+
+
+def n_rows(frame: Columns) -> int:
+    """Rows of a DataFrame or of a mapping of column -> values."""
+    if isinstance(frame, pd.DataFrame):
+        return len(frame)
+    return len(next(iter(frame.values()))) if len(frame) else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,23 +249,24 @@ class TrainedModel:
     def feature_names(self) -> list[str]:
         return self.schema.feature_names
 
-    def predict_proba(self, frame: pd.DataFrame, chunk_rows: int = 65536) -> np.ndarray:
+    def predict_proba(self, frame: Columns, chunk_rows: int = 65536) -> np.ndarray:
         """(rows, classes) float64 probabilities, in `classes` order."""
-        if len(frame) == 0:
+        rows = n_rows(frame)
+        if rows == 0:
             return np.zeros((0, len(self.classes)))
         if self.family == "gbdt":
             return self.estimator.predict_proba(self.preprocessor.matrix(frame)).astype(np.float64)
         numeric, codes = self.preprocessor.transform(frame)
         out = []
         with torch.inference_mode():
-            for start in range(0, len(frame), chunk_rows):
+            for start in range(0, rows, chunk_rows):
                 logits = self.estimator(
                     torch.from_numpy(numeric[start : start + chunk_rows]), torch.from_numpy(codes[start : start + chunk_rows])
                 )
                 out.append(torch.softmax(logits.double(), dim=1).numpy())
         return np.concatenate(out)
 
-    def predict(self, frame: pd.DataFrame) -> tuple[list[Any], np.ndarray]:
+    def predict(self, frame: Columns) -> tuple[list[Any], np.ndarray]:
         proba = self.predict_proba(frame)
         return [self.classes[i] for i in proba.argmax(axis=1)], proba
 

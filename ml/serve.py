@@ -36,7 +36,7 @@ import pandas as pd
 
 from ml.model import ModelLoadError, TrainedModel
 from ml.model import load_model as _load_model
-from ml.payload import PayloadError, format_predictions, media_type, parse_body, response_type
+from ml.payload import PayloadError, format_predictions, media_type, parse_columns, response_type
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints accept 6 MB
@@ -75,16 +75,17 @@ def load_model(model_dir: str | Path) -> TrainedModel:
     return model
 
 
-def predict(model: TrainedModel, frame: pd.DataFrame, explain: bool = False) -> Predictions:
+def predict(model: TrainedModel, frame: pd.DataFrame | dict[str, Any], explain: bool = False) -> Predictions:
     """Labels and class probabilities for a frame of features (schema columns; extra columns
-    such as the label are ignored)."""
+    such as the label are ignored), or a mapping of column -> values."""
     proba = model.predict_proba(frame)
     labels = [model.classes[i] for i in proba.argmax(axis=1)]
     result = Predictions(labels, proba, list(model.classes))
     if explain and model.meta.get("reference_row"):
         from ml.explain import attributions
 
-        result.attributions = attributions(model, frame, model.meta["reference_row"])
+        table = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+        result.attributions = attributions(model, table, model.meta["reference_row"])
         result.features = model.feature_names
     return result
 
@@ -103,8 +104,8 @@ def input_fn(request_body: bytes | str, request_content_type: str) -> tuple[byte
 
 
 def predict_fn(input_data: tuple[bytes, str], model: TrainedModel) -> Predictions:
-    frame, options = parse_body(input_data[0], input_data[1], model.schema)
-    return predict(model, frame, explain=bool(options.get("explain")))
+    columns, options = parse_columns(input_data[0], input_data[1], model.schema)
+    return predict(model, columns, explain=bool(options.get("explain")))
 
 
 def output_fn(prediction: Predictions, accept: str) -> tuple[bytes, str]:
@@ -159,9 +160,9 @@ class InferenceService:
             kind = response_type(accept)
             if kind is None:
                 raise PayloadError(406, f"cannot answer in {accept!r}; accept application/json or text/csv")
-            frame, options = parse_body(body, content_type, self.model.schema)
+            columns, options = parse_columns(body, content_type, self.model.schema)
             explain = bool(options.get("explain")) or query.get("explain", ["false"])[0].lower() in ("1", "true", "yes")
-            prediction = predict(self.model, frame, explain=explain)
+            prediction = predict(self.model, columns, explain=explain)
             payload, out_type = output_fn(prediction, kind)
         except PayloadError as err:
             return err.status, json.dumps(err.to_dict()).encode(), "application/json"
@@ -178,7 +179,8 @@ def make_handler(service: InferenceService) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
         server_version = "mlops-serve/1"
         timeout = 60  # a client that stops sending does not hold a thread for ever
-        disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
+        disable_nagle_algorithm = True  # no 40 ms wait for the peer's ACK between writes ...
+        wbufsize = 1 << 16  # ... and headers and body leave in one write (flushed per request)
 
         def _send(self, status: int, body: bytes, content_type: str = "application/json", close: bool = False) -> None:
             self.send_response(status)

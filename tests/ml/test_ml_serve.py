@@ -146,7 +146,10 @@ def test_oversized_payload_is_413_without_reading_it(server):
 def test_missing_content_length_and_unknown_paths(server):
     with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
         sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n")
-        head = sock.recv(4096).decode()
+        head = b""
+        while chunk := sock.recv(4096):  # the server closes the connection after answering
+            head += chunk
+        head = head.decode()
     assert head.startswith("HTTP/1.1 411") and "Content-Length is required" in head
     assert request(server, "GET", "/predict")[0] == 404
     assert request(server, "POST", "/predict", "{}", {"Content-Type": "application/json"})[0] == 404
