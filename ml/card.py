@@ -159,8 +159,18 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(head: list[str], rows: list[list[Any]], cls: str = "") -> str:
-    out = [f'<table class="{cls}"><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+def _num(value: Any) -> str:
+    """A data value for people: 120, 18.5, 14,941.5, 0.0123."""
+    if value is None:
+        return "–"
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _table(head: list[str] | None, rows: list[list[Any]]) -> str:
+    out = ["<table>" + ("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>" if head else "") + "<tbody>"]
     for row in rows:
         out.append("<tr>" + "".join(f"<td>{_fmt(c) if not (isinstance(c, str) and c.startswith('<')) else c}</td>" for c in row) + "</tr>")
     out.append("</tbody></table>")
@@ -240,7 +250,7 @@ def render(model_dir: str | Path) -> str:
     feature_rows = []
     for f in train.get("features", []):
         if f["type"] == "numeric":
-            detail = f"{_fmt(f.get('min'))} … {_fmt(f.get('max'))} (mean {_fmt(f.get('mean'))})"
+            detail = f"{_num(f.get('min'))} … {_num(f.get('max'))} (mean {_num(f.get('mean'))})"
         else:
             detail = f"{f.get('distinct')} values; most common {html.escape(str(f.get('top')))} ({f.get('top_share', 0):.0%})"
         feature_rows.append([f["name"], f["type"], detail, f.get("missing")])
@@ -272,7 +282,7 @@ def render(model_dir: str | Path) -> str:
     model_files = [[k, f"<code>{v[:16]}…</code>"] for k, v in sorted((lineage.get("model_files") or {}).items())]
     parts.append(
         "<section><h2>Lineage</h2>"
-        + _table(["", ""], lineage_rows)
+        + _table(None, lineage_rows)
         + "<h3>Data files</h3>"
         + _table(["channel", "file", "bytes", "sha256"], files)
         + "<div class=grid2><div><h3>Hyperparameters</h3>"
