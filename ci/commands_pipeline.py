@@ -59,7 +59,9 @@ def command(fn: Callable[[argparse.Namespace, Progress], tuple[dict[str, Any], s
     """Run a step: translate errors into one line and an exit code; print JSON or the summary."""
     @functools.wraps(fn)
     def handler(args: argparse.Namespace) -> int:
-        from ci.aws import aws_errors
+        from botocore.exceptions import ClientError
+
+        from ci.aws import aws_errors, translate
 
         progress = Progress(enabled=True)
         try:
@@ -70,6 +72,11 @@ def command(fn: Callable[[argparse.Namespace, Progress], tuple[dict[str, Any], s
                     if type(err).__name__ == "ConfigError":
                         raise UsageError(str(err)) from err
                     raise
+                except ClientError as err:  # AWS said no to something the checks above let through
+                    if translate(err) is not None:
+                        raise
+                    error = err.response.get("Error", {})
+                    raise MlopsError(f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}") from err
         except MlopsError as err:
             print(f"error: {err}", file=sys.stderr)
             if getattr(args, "json", False):

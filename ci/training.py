@@ -284,8 +284,8 @@ def apply_description(record: dict[str, Any], description: dict[str, Any]) -> di
 
 # --- SageMaker -----------------------------------------------------------------------------
 
-def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> str:
-    """Create the training job through ModelTrainer (not waiting); returns its name."""
+def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tuple[str, str]:
+    """Create the training job through ModelTrainer (not waiting); returns its name and checkpoint URI."""
     from ci.aws import sagemaker_sdk_session
 
     sdk_session = sagemaker_sdk_session(session, plan.artifact_bucket, "training-input")
@@ -324,13 +324,14 @@ def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> str:
         # One checkpoint prefix per launch, named like the job (the SDK names the job itself, to
         # the second; the URI actually used is read back from the job).
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-        trainer = trainer.with_checkpoint_config(CheckpointConfig(s3_uri=checkpoint_uri(plan, f"{plan.base_job_name}-{stamp}")))
+        checkpoint = checkpoint_uri(plan, f"{plan.base_job_name}-{stamp}")
+        trainer = trainer.with_checkpoint_config(CheckpointConfig(s3_uri=checkpoint))
         with _quiet_sdk():  # its warnings here are expected (hyperparameters reach us as SM_HPS and the JSON file)
             trainer.train(input_data_config=[InputData(channel_name=c, data_source=uri) for c, uri in plan.channels.items()],
                           wait=False, logs=False)
         created = trainer._latest_training_job.training_job_name
         progress.step(f"training job {created} created ({plan.instance_type}, spot={plan.use_spot})")
-        return created
+        return created, checkpoint
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -353,26 +354,26 @@ def follow(session, job_name: str, progress: Progress = QUIET, *, poll_seconds: 
     logs = session.client("logs")
     seen_events: set[str] = set()
     streamed: dict[str, float] = {}
-    last_status = None
+    shown = 0
     started = time.monotonic()
     while True:
         description = sm.describe_training_job(TrainingJobName=job_name)
-        status = (description["TrainingJobStatus"], description.get("SecondaryStatus", ""))
-        if status != last_status:
-            message = ""
-            transitions = description.get("SecondaryStatusTransitions") or []
-            if transitions:
-                message = transitions[-1].get("StatusMessage", "")
-            progress.step(f"{job_name}: {status[0]} / {status[1]}" + (f" - {message}" if message else ""))
-            last_status = status
+        status = description["TrainingJobStatus"]
+        # Every secondary-status transition is shown, including those between two polls.
+        transitions = description.get("SecondaryStatusTransitions") or []
+        for transition in transitions[shown:]:
+            message = transition.get("StatusMessage", "")
+            progress.step(f"{job_name}: {transition['Status']}" + (f" - {message}" if message else ""))
+        shown = max(shown, len(transitions))
         for line in _new_log_lines(logs, job_name, seen_events):
             for name, value in parse_metric_line(line).items():
                 streamed[name] = value
                 progress.metric(name, value)
-        if status[0] in TERMINAL:
+        if status in TERMINAL:
+            progress.step(f"{job_name}: {status}" + (f" ({description['FailureReason']})" if description.get("FailureReason") else ""))
             return description, streamed
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
-            raise MlopsError(f"gave up following {job_name} after {timeout_seconds:.0f} s; it is still {status[0]}. "
+            raise MlopsError(f"gave up following {job_name} after {timeout_seconds:.0f} s; it is still {status}. "
                              f"Resume with `mlops evaluate --job {job_name}` once it completes.")
         time.sleep(poll_seconds)
 
@@ -401,10 +402,9 @@ def train_sagemaker(session, plan: JobPlan, record_fields: dict[str, Any], progr
                     wait: bool = True, poll_seconds: float = 30.0) -> dict[str, Any]:
     """Launch, record, follow, record again. A Failed or Stopped job raises TrainingFailedError."""
     s3 = session.client("s3")
-    job_name = launch_sagemaker(session, plan, progress)
+    job_name, checkpoint = launch_sagemaker(session, plan, progress)
     record = new_run_record(plan, job_name, "sagemaker", record_fields["manifest"], record_fields["git"], record_fields.get("seed"))
-    launched = session.client("sagemaker").describe_training_job(TrainingJobName=job_name)
-    record["checkpointS3Uri"] = (launched.get("CheckpointConfig") or {}).get("S3Uri", record["checkpointS3Uri"])
+    record["checkpointS3Uri"] = checkpoint
     save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
     if not wait:
         return record
