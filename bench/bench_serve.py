@@ -46,11 +46,13 @@ def train_model(directory: Path, family: str) -> Path:
     return base / "model"
 
 
-def start_server(model_dir: Path) -> tuple[subprocess.Popen, int]:
+def start_server(model_dir: Path, threads: int) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ml.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", "0"],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        # OpenMP threads (torch's and scikit-learn's) spin while they wait; on cores the clients
+        # need too, that spinning costs more than it gives. A dedicated endpoint sets its own.
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)},
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -112,6 +114,7 @@ def main() -> int:
     parser.add_argument("--family", choices=["mlp", "gbdt"], default="mlp")
     parser.add_argument("--single", type=int, default=2000, help="single-row requests per scenario")
     parser.add_argument("--batches", type=int, default=60, help="1,000-row requests per scenario")
+    parser.add_argument("--server-threads", type=int, default=1, help="OMP_NUM_THREADS of the server process")
     args = parser.parse_args()
 
     import torch
@@ -139,7 +142,7 @@ def main() -> int:
             seconds, lat = in_process(model, frame, calls)
             results.append((label, calls, len(next(iter(frame.values()))), seconds, lat))
 
-        proc, port = start_server(model_dir)
+        proc, port = start_server(model_dir, args.server_threads)
         try:
             run_clients(port, one, "application/json", 50, 1)  # warm-up
             scenarios = [
@@ -157,7 +160,7 @@ def main() -> int:
             proc.wait(timeout=20)
 
     print()
-    print(f"serving a {args.family} model ({model_dir.name}), {os.cpu_count()} cores shared by server and clients; payloads: 1 row = {len(one)} B, 1,000 rows = {len(batch_json):,} B JSON / {len(batch_csv):,} B CSV")
+    print(f"serving a {args.family} model, {os.cpu_count()} cores shared by server (OMP_NUM_THREADS={args.server_threads}) and clients; payloads: 1 row = {len(one)} B, 1,000 rows = {len(batch_json):,} B JSON / {len(batch_csv):,} B CSV")
     print(f"{'scenario':<44} {'requests':>8} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for label, n, n_rows, seconds, lat in results:
         ms = np.asarray(lat) * 1000
