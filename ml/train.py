@@ -133,7 +133,11 @@ def load_data(env: TrainingEnvironment, hp: Hyperparameters, runtime: distribute
     if valid_dir is not None:
         valid = coerce(valid, schema)
     else:
-        train, valid = split(train, schema.label, hp.validation_fraction, hp.seed)
+        try:
+            train, valid = split(train, schema.label, hp.validation_fraction, hp.seed)
+        except ValueError as err:  # e.g. a class with a single row cannot be stratified
+            raise TrainingError(f"cannot hold out validation_fraction={hp.validation_fraction} of train: {err}; "
+                                "add a validation channel or more rows of the rare class") from None
         log(runtime, f"no validation channel: holding out {hp.validation_fraction:.0%} of train (stratified, seed {hp.seed})")
     unknown = set(valid[schema.label].astype(str)) - {str(c) for c in classes}
     if unknown:
