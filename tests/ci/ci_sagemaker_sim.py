@@ -32,6 +32,7 @@ class SageMakerSimulator:
         # (model.tar.gz bytes, log lines) of a finished run: jobs then "train" by uploading them
         # instead of running the container again (tests that need a model, not a training run).
         self.replay: tuple[bytes, list[str]] | None = None
+        self.results: dict[str, tuple[bytes, list[str]]] = {}  # job -> what its real run produced
         self.failure_reason = "AlgorithmError: ClientError: out of memory on GPU 0"
         self.min_state_seconds = 0.3
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -163,8 +164,9 @@ class SageMakerSimulator:
                                 logEvents=[{"timestamp": now, "message": line} for line in lines])
         if not result.succeeded:
             return {"ok": False, "reason": f"AlgorithmError: {result.failure_reason}"}
-        archive = package_model(result.model_dir, base / "model.tar.gz")
-        s3.put_object(Bucket=bucket, Key=key, Body=archive.read_bytes())
+        archive = package_model(result.model_dir, base / "model.tar.gz").read_bytes()
+        s3.put_object(Bucket=bucket, Key=key, Body=archive)
+        self.results[job.training_job_name] = (archive, lines)
         return {"ok": True, "final_metrics": _scrape(job.algorithm_specification["MetricDefinitions"], lines),
                 "seconds": time.monotonic() - started}
 

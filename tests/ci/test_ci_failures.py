@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from tests.ci.conftest import FAST_HP, snapshot
+from ci_testkit import FAST_HP, snapshot
 
 pytestmark = pytest.mark.moto_server
 
@@ -65,10 +65,10 @@ def test_a_corrupt_model_archive_is_caught_before_registration(dev, sagemaker, m
     assert packages(boto) == [] and snapshot(dev) == files
 
 
-def test_a_candidate_that_loses_to_the_champion_is_not_registered(dev, sagemaker, mlops, boto, trained_model):
-    sagemaker.replay = trained_model
+def test_a_candidate_that_loses_to_the_champion_is_not_registered(dev, sagemaker, mlops, boto):
     first = train(mlops)
     job1 = first.json["run"]["job"]
+    sagemaker.replay = sagemaker.results[job1]  # the second job delivers the same model
     assert mlops("evaluate", "--stack", "dev", "--job", job1).code == 0
     champion = mlops("register", "--stack", "dev", "--job", job1, "--json").json["package"]["arn"]
     assert mlops("approve", champion, "--by", "alice", "--reason", "first model").code == 0

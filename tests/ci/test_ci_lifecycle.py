@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.ci.conftest import FAST_HP, snapshot
+from ci_testkit import FAST_HP, snapshot
 
 pytestmark = pytest.mark.moto_server
 
@@ -31,7 +31,7 @@ def receive(boto, queue_url: str) -> list[dict]:
     return [json.loads(m["Body"]) for m in messages]
 
 
-def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops, boto, tmp_path, trained_model):
+def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops, boto, tmp_path):
     for env in ("dev", "staging", "prod"):
         assert mlops("local", "up", "--stack", env).code == 0
 
@@ -136,7 +136,7 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     newer = mlops("train", "--stack", "dev", "--synthetic", "1000", "--seed", "3", "--no-wait", "--poll-seconds", "0.05", *FAST_HP, "--json")
     assert newer.code == 0, newer
 
-    sagemaker.replay = trained_model  # the retraining job delivers a ready model; the container already ran above
+    sagemaker.replay = sagemaker.results[job]  # the retraining job delivers a ready model; the container ran above
     monitored = mlops("monitor", "--stack", "prod", "--poll-seconds", "0.05", *FAST_HP, "--json")
     assert monitored.code == 0, monitored
     result = monitored.json

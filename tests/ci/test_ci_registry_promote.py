@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ci import registry
-from tests.ci.conftest import snapshot
+from ci_testkit import snapshot
 
 
 def make_package(boto, group="churn-dev", job="mlops-dev-churn-1", gate="passed", status=None, model="churn"):

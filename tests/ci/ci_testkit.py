@@ -1,0 +1,30 @@
+"""Helpers shared by the delivery-pipeline tests (fixtures live in conftest.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+# Small, fast, good enough for the dev gate (roc_auc >= 0.70): gradient boosting on ~1k rows.
+FAST_HP = ["--hp", "model=gbdt", "--hp", "gbdt_max_iter=40", "--hp", "importance_repeats=1",
+           "--hp", "importance_max_rows=200", "--hp", "baseline_sample=500"]
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def json(self):
+        return json.loads(self.out)
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, err={self.err[-2000:]!r})"
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every stack file's bytes, to assert that a refused step changed nothing."""
+    return {p.name: p.read_bytes() for p in sorted(directory.glob("Pulumi.*.yaml"))}
