@@ -12,9 +12,10 @@ import sys
 from ci import commands_infra
 from ci import commands_pipeline
 from policies import cli as policies_cli
+from ml import cli as ml_cli
 
 # Modules that contribute subcommands; each has register(subparsers).
-COMMAND_MODULES = [commands_infra, commands_pipeline, policies_cli]
+COMMAND_MODULES = [commands_infra, commands_pipeline, policies_cli, ml_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,153 @@
+"""`mlops data-check`, `mlops drift`, `mlops model-card`: the ML code's own checks, on local files.
+
+Registered in ci/cli.py; each handler imports what it needs when it runs, so `mlops --help`
+stays fast and `ml/` still imports nothing of ours.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "data-check",
+        help="validate a data set (CSV/Parquet files) against its schema, as training would",
+        description="Runs the validation a training job runs before it trains: columns, types, missing values, ranges, "
+        "categories, duplicates, label classes and balance, minimum rows. Exits 1 and names every problem when it fails.",
+    )
+    p.add_argument("data", help="a folder of CSV/Parquet files (a channel) or one file")
+    p.add_argument("--schema", help="schema.json (default: schema.json beside the data, else the built-in churn schema)")
+    p.add_argument("--min-rows", type=int, default=50)
+    p.add_argument("--min-class-fraction", type=float, default=0.01)
+    p.add_argument("--max-duplicate-fraction", type=float, default=0.05)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=run_data_check)
+
+    p = sub.add_parser(
+        "drift",
+        help="drift of a data set or of captured traffic against a model's training baseline",
+        description="Compares rows (CSV/Parquet files, or SageMaker data-capture JSON Lines) with baseline.json: PSI and KS "
+        "(numeric) or chi-square (categorical) per feature, label and prediction drift. Exits 1 when drift passes the threshold.",
+    )
+    p.add_argument("--baseline", required=True, help="baseline.json, or a model directory that holds one")
+    p.add_argument("--data", required=True, help="CSV/Parquet files or a folder of them, or capture *.jsonl files or a folder of them")
+    p.add_argument("--threshold", type=float, default=0.2, help="PSI at which a feature counts as drifted (default 0.2)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=run_drift)
+
+    p = sub.add_parser("model-card", help="(re)build a model directory's HTML model card", description="Writes model_card.html from the files training left in the model directory.")
+    p.add_argument("model_dir", help="a model directory written by ml/train.py (unpacked model.tar.gz)")
+    p.add_argument("--json", action="store_true", help="print {\"card\": path} as JSON")
+    p.set_defaults(handler=run_model_card)
+
+
+def _fail(message: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "error": message}))
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _read_rows(path: Path, schema=None):
+    import pandas as pd
+
+    from ml.data import load_channel
+
+    if path.is_file():
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype={f.name: str for f in schema.categorical} if schema else None)
+    return load_channel(path, schema)
+
+
+def run_data_check(args: argparse.Namespace) -> int:
+    from ml.data import DEFAULT_SCHEMA, read_schema_beside, validate
+    from ml.schema import Schema, SchemaError
+
+    data = Path(args.data)
+    if not data.exists():
+        return _fail(f"{data} does not exist", args.json)
+    try:
+        if args.schema:
+            schema, source = Schema.load(args.schema), args.schema
+        else:
+            beside = read_schema_beside(data if data.is_dir() else data.parent)
+            schema, source = (beside, "schema.json beside the data") if beside else (DEFAULT_SCHEMA, "the built-in churn schema")
+        print(f"checking {data} against {source}", file=sys.stderr)
+        frame = _read_rows(data, schema)
+    except (SchemaError, FileNotFoundError, ValueError, OSError) as err:
+        return _fail(str(err), args.json)
+    report = validate(frame, schema, min_rows=args.min_rows, min_class_fraction=args.min_class_fraction, max_duplicate_fraction=args.max_duplicate_fraction)
+    if args.json:
+        print(json.dumps({**report.to_dict(), "schema": source}, indent=2))
+    else:
+        print(report.to_text())
+    return 0 if report.ok else 1
+
+
+def _capture_like(path: Path) -> bool:
+    files = [path] if path.is_file() else sorted(path.rglob("*"))
+    return any(f.is_file() and f.suffix in (".jsonl", ".json") for f in files)
+
+
+def run_drift(args: argparse.Namespace) -> int:
+    from ml.drift import drift_report, read_capture
+
+    baseline_path = Path(args.baseline)
+    if baseline_path.is_dir():
+        baseline_path = baseline_path / "baseline.json"
+    if not baseline_path.is_file():
+        return _fail(f"no baseline at {baseline_path} (expected baseline.json or a model directory holding one)", args.json)
+    data = Path(args.data)
+    if not data.exists():
+        return _fail(f"{data} does not exist", args.json)
+    if args.threshold <= 0:
+        return _fail(f"--threshold: expected a positive PSI, got {args.threshold}", args.json)
+    try:
+        baseline = json.loads(baseline_path.read_text())
+        frame = read_capture(data) if _capture_like(data) else _read_rows(data)
+    except (json.JSONDecodeError, FileNotFoundError, ValueError, OSError) as err:
+        return _fail(str(err), args.json)
+    if len(frame) == 0:
+        return _fail(f"no rows in {data}", args.json)
+    try:
+        report = drift_report(baseline, frame, threshold=args.threshold)
+    except (KeyError, ValueError) as err:
+        return _fail(f"{baseline_path} is not a drift baseline written by ml/train.py ({err})", args.json)
+    errors = frame.attrs.get("capture_errors") or []
+    if errors:
+        print(f"skipped {len(errors)} unreadable capture lines (first: {errors[0]})", file=sys.stderr)
+    if args.json:
+        print(json.dumps(_plain(report.to_dict()), indent=2))
+    else:
+        print(report.to_text())
+    return 1 if report.drifted else 0
+
+
+def _plain(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def run_model_card(args: argparse.Namespace) -> int:
+    from ml.card import write_card
+
+    directory = Path(args.model_dir)
+    if not (directory / "model.json").is_file():
+        return _fail(f"{directory} is not a model directory (no model.json); unpack model.tar.gz first", args.json)
+    path = write_card(directory)
+    print(json.dumps({"card": str(path)}) if args.json else path)
+    return 0
