@@ -403,6 +403,7 @@ def register(sub: argparse._SubParsersAction) -> None:
              "Starts moto on 127.0.0.1, provisions the local stack, trains (local runner, small data), evaluates, registers, "
              "approves, promotes, deploys, serves traffic through ml.serve with data capture, detects drift and raises the "
              "alert, then writes an HTML report.", run_demo)
-    p.add_argument("--out", type=Path, default=Path("demo-report"), help="folder for the report (default ./demo-report)")
+    p.add_argument("--out", type=Path, default=Path(".mlops/demo-report"),
+                   help="folder for the report (default .mlops/demo-report, which git ignores)")
     p.add_argument("--rows", type=int, default=2000, help="synthetic rows to train on (default 2000)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

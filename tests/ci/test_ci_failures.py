@@ -125,3 +125,16 @@ def test_a_failed_local_run_reports_the_containers_reason(dev, mlops, boto):
     key = run["modelDataUrl"].split("/", 3)[3]
     assert boto("s3").list_objects_v2(Bucket="mlops-dev-artifacts-123456789012", Prefix=key).get("KeyCount", 0) == 0
     assert packages(boto) == [] and snapshot(dev) == files
+
+
+def test_a_stack_with_a_vpc_trains_inside_it(emulator, stacks, sagemaker, mlops):
+    path = stacks / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace("  mlops:gate:", "  mlops:vpc:\n    subnetIds: [subnet-0123456789abcdef0]\n"
+                                             "    securityGroupIds: [sg-0123456789abcdef0]\n  mlops:gate:"))
+    assert mlops("local", "up", "--stack", "dev").code == 0
+    sagemaker.outcome = "Stopped"  # the request is what this test is about
+    result = train(mlops)
+    assert result.code == 5
+    request = sagemaker.requests[result.json["run"]["job"]]
+    assert request["vpc_config"] == {"Subnets": ["subnet-0123456789abcdef0"], "SecurityGroupIds": ["sg-0123456789abcdef0"]}
+    assert request["enable_network_isolation"] is True and request["enable_inter_container_traffic_encryption"] is True

@@ -102,6 +102,18 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert len(boto("sagemaker").list_model_packages(ModelPackageGroupName="churn-dev")["ModelPackageSummaryList"]) == 1
     assert snapshot(stacks) == files_before_register  # registering deploys nothing
 
+    # -- reproduce on SageMaker: the recorded data versions copied to a fresh prefix, same hp/seed/image
+    sagemaker.replay = sagemaker.results[job]  # the rerun's container output (the plumbing is what is tested here)
+    again = mlops("reproduce", arn, "--poll-seconds", "0.05", "--json")
+    assert again.code == 0, again
+    assert again.json["match"] is True and again.json["rerunJob"] != job
+    rerun = sagemaker.requests[again.json["rerunJob"]]
+    assert rerun["hyper_parameters"] == request["hyper_parameters"]
+    assert rerun["algorithm_specification"]["TrainingImage"] == request["algorithm_specification"]["TrainingImage"]
+    rerun_channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in rerun["input_data_config"]}
+    assert rerun_channels["train"] == "s3://mlops-dev-artifacts-123456789012/reproduce/churn-dev-1/train/"
+    sagemaker.replay = None
+
     # -- approve, promote dev -> staging -> prod, deploy each -------------------------------------
     assert mlops("approve", arn, "--by", "alice", "--reason", "passes the gate; reviewed the card").code == 0
     for env in ("dev", "staging", "prod"):
