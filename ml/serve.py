@@ -22,7 +22,6 @@ import random
 import signal
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone

@@ -5,7 +5,6 @@ import ast
 import base64
 import json
 import re
-from pathlib import Path
 
 from ml.lineage import build_record, customer_metadata, hash_files, metadata_text
 from ml_testkit import REPO
