@@ -66,7 +66,16 @@ def put_json(s3, uri: str, document: Any, kms_key: str | None = None) -> ObjectV
 
 
 def upload_file(s3, path: Path, uri: str, kms_key: str | None = None) -> ObjectVersion:
-    return put_bytes(s3, uri, Path(path).read_bytes(), _content_type(Path(path)), kms_key)
+    """Upload a file of any size (boto3's managed, multipart transfer), recording its SHA-256."""
+    path = Path(path)
+    bucket, key = split_uri(uri)
+    sha = sha256_file(path)
+    extra: dict[str, Any] = {"ContentType": _content_type(path), "Metadata": {SHA_META: sha}}
+    if kms_key:
+        extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key)
+    s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
+    head = s3.head_object(Bucket=bucket, Key=key)
+    return ObjectVersion(uri, head.get("VersionId") or "null", sha, int(head.get("ContentLength", path.stat().st_size)))
 
 
 def get_bytes(s3, uri: str, version_id: str | None = None) -> bytes:
@@ -123,12 +132,20 @@ def list_objects(s3, uri: str) -> Iterator[dict[str, Any]]:
 
 
 def download(s3, uri: str, dest: Path, version_id: str | None = None, expected_sha256: str | None = None) -> Path:
-    """Download one object (one version); refuse it if its bytes do not hash as recorded."""
-    data = get_bytes(s3, uri, version_id)
-    if expected_sha256 and sha256_bytes(data) != expected_sha256:
-        raise UsageError(f"{uri} (version {version_id}) does not match its recorded SHA-256 {expected_sha256}")
+    """Download one object (one version) of any size; refuse it if it does not hash as recorded."""
+    bucket, key = split_uri(uri)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(data)
+    extra = {"VersionId": version_id} if version_id and version_id != "null" else None
+    try:
+        s3.download_file(bucket, key, str(dest), ExtraArgs=extra)
+    except ClientError as err:
+        if err.response["Error"]["Code"] in ("404", "NoSuchKey", "NoSuchVersion", "NoSuchBucket", "400"):
+            suffix = f" (version {version_id})" if version_id else ""
+            raise NotFoundError(f"{uri}{suffix} does not exist") from err
+        raise
+    if expected_sha256 and sha256_file(dest) != expected_sha256:
+        dest.unlink(missing_ok=True)
+        raise UsageError(f"{uri} (version {version_id}) does not match its recorded SHA-256 {expected_sha256}")
     return dest
 
 

@@ -12,12 +12,12 @@ where SageMaker would. Either way a run record lands in S3 for evaluate/register
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import re
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -452,7 +452,7 @@ def train_local(session, plan: JobPlan, manifest: Manifest, git: dict[str, Any],
         progress.step(f"running ml/train.py under the container contract in {base}")
         result = run_training(
             base, plan.hyperparameters, channels, on_line=on_line,
-            checkpoint_sync=lambda d: _sync_checkpoints(s3, d, ckpt, plan.kms_key_arn),
+            checkpoint_sync=CheckpointSync(s3, ckpt, plan.kms_key_arn),
             extra_env={**plan.environment, "TRAINING_JOB_NAME": job_name}, timeout_seconds=plan.max_runtime_seconds,
             data_manifest=manifest.to_dict(),
         )
@@ -493,17 +493,29 @@ def _restore_checkpoints(s3, uri: str, dest: Path) -> None:
             s3util.download(s3, f"s3://{bucket}/{obj['Key']}", dest / rel)
 
 
-def _sync_checkpoints(s3, directory: Path, uri: str, kms_key: str | None) -> None:
-    if not directory.exists():
-        return
-    bucket, prefix = s3util.split_uri(uri)
-    remote = {o["Key"]: o.get("ETag") for o in s3util.list_objects(s3, uri)}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        key = prefix + path.relative_to(directory).as_posix()
-        data = path.read_bytes()
-        if remote.get(key, "").strip('"') == hashlib.md5(data).hexdigest():  # noqa: S324 - S3's ETag, not security
-            continue
-        s3util.put_bytes(s3, f"s3://{bucket}/{key}", data, kms_key=kms_key)
+class CheckpointSync:
+    """Mirror the checkpoint directory to the checkpoint URI, as SageMaker does while a job runs:
+    new or changed files are uploaded, files the trainer deleted (old checkpoints) are deleted."""
+
+    def __init__(self, s3, uri: str, kms_key: str | None):
+        self.s3, self.uri, self.kms_key = s3, uri, kms_key
+        self.bucket, self.prefix = s3util.split_uri(uri)
+        self.uploaded: dict[str, str] = {}  # key -> sha256 of what this run uploaded
+        self.lock = threading.Lock()
+
+    def __call__(self, directory: Path) -> None:
+        with self.lock:  # the periodic sync and the final one must not interleave
+            present = set()
+            for path in sorted(p for p in directory.rglob("*") if p.is_file()) if directory.exists() else []:
+                key = self.prefix + path.relative_to(directory).as_posix()
+                present.add(key)
+                digest = s3util.sha256_file(path)
+                if self.uploaded.get(key) != digest:
+                    s3util.upload_file(self.s3, path, f"s3://{self.bucket}/{key}", self.kms_key)
+                    self.uploaded[key] = digest
+            for key in [k for k in self.uploaded if k not in present]:
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
+                del self.uploaded[key]
 
 
 def _now() -> str:
