@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from ci.errors import NotFoundError, UsageError
@@ -73,7 +74,12 @@ def upload_file(s3, path: Path, uri: str, kms_key: str | None = None) -> ObjectV
     extra: dict[str, Any] = {"ContentType": _content_type(path), "Metadata": {SHA_META: sha}}
     if kms_key:
         extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key)
-    s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
+    try:
+        s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
+    except S3UploadFailedError as err:  # boto3 wraps the service's answer; callers handle ClientError
+        if isinstance(err.__cause__, ClientError):
+            raise err.__cause__ from err
+        raise
     head = s3.head_object(Bucket=bucket, Key=key)
     return ObjectVersion(uri, head.get("VersionId") or "null", sha, int(head.get("ContentLength", path.stat().st_size)))
 
