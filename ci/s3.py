@@ -77,8 +77,9 @@ def upload_file(s3, path: Path, uri: str, kms_key: str | None = None) -> ObjectV
     try:
         s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
     except S3UploadFailedError as err:  # boto3 wraps the service's answer; callers handle ClientError
-        if isinstance(err.__cause__, ClientError):
-            raise err.__cause__ from err
+        original = err.__cause__ or err.__context__
+        if isinstance(original, ClientError):
+            raise original from err
         raise
     head = s3.head_object(Bucket=bucket, Key=key)
     return ObjectVersion(uri, head.get("VersionId") or "null", sha, int(head.get("ContentLength", path.stat().st_size)))
