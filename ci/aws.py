@@ -216,7 +216,7 @@ SageMaker:
 def _opt_out_of_sdk_telemetry() -> None:
     if os.environ.get("SAGEMAKER_USER_CONFIG_OVERRIDE"):
         return
-    path = Path(tempfile.gettempdir()) / "mlops-sagemaker-config.yaml"
+    path = Path(tempfile.gettempdir()) / f"mlops-sagemaker-config-{os.getuid() if hasattr(os, 'getuid') else 'user'}.yaml"
     if not path.exists() or path.read_text() != _TELEMETRY_CONFIG:
         path.write_text(_TELEMETRY_CONFIG)
     os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(path)

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from ci.errors import UsageError
 from ci.outputs import REPO_ROOT
 from ci.progress import QUIET, Progress
 
@@ -37,7 +38,10 @@ MODEL = "churn"
 
 @contextmanager
 def _emulator(progress: Progress) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as err:
+        raise UsageError("the demo needs the AWS emulator: pip install 'moto[server]' (it is in requirements.lock)") from err
 
     logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
