@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from ci.errors import UsageError
+from ci.errors import MlopsError, UsageError
 from ci.outputs import REPO_ROOT
 from ci.progress import QUIET, Progress
 
@@ -110,6 +110,8 @@ def run_demo(out_dir: Path, rows: int = 2000, progress: Progress = QUIET, keep_s
         }):
             summary["emulator"] = url
             _lifecycle(steps, summary, rows, out_dir, progress)
+    except MlopsError as err:
+        raise MlopsError(f"{err} (the report shows the steps so far: {out_dir / 'index.html'})") from err
     finally:
         summary["steps"] = steps.rows
         summary["seconds"] = round(time.monotonic() - started, 1)
@@ -148,7 +150,7 @@ def _lifecycle(steps: Steps, summary: dict[str, Any], rows: int, out_dir: Path, 
         summary["evaluation"] = {"uri": report["reportUri"], "candidate": report["candidate"]["metrics"]}
         row["detail"] = report["gate"]["reason"]
         if not report["gate"]["passed"]:
-            raise RuntimeError(f"the gate failed: {report['gate']['reason']}")
+            raise MlopsError(f"the gate failed: {report['gate']['reason']}")
 
     with steps.step("register the model package") as row:
         image = _push_placeholder_image(ctx)
@@ -203,7 +205,7 @@ def _lifecycle(steps: Steps, summary: dict[str, Any], rows: int, out_dir: Path, 
         messages = _receive(sqs, queue_url)
         summary["alerts"] = messages
         if not messages:
-            raise RuntimeError("no drift notification reached the alert topic's subscription")
+            raise MlopsError("no drift notification reached the alert topic's subscription")
         row["detail"] = messages[0]["Subject"]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from infra.contract import StackOutputs
 from infra.monitoring import VARIANT_NAME
 from ci import s3 as s3util
+from ci.errors import MlopsError, NotFoundError
 from ci.progress import QUIET, Progress
 
 
@@ -66,14 +67,14 @@ def send_traffic(session, outputs: StackOutputs, model: str, model_dir: Path, fr
     """Serve `model_dir`, send `frame` in batches, upload what was captured; returns counts and URIs."""
     endpoint = outputs.endpoints.get(model)
     if not endpoint:
-        raise ValueError(f"model {model!r} has no endpoint in stack {outputs.stackName}")
+        raise NotFoundError(f"model {model!r} has no endpoint in stack {outputs.stackName}")
     capture_dir = Path(tempfile.mkdtemp(prefix="mlops-capture-"))
     statuses: dict[int, int] = {}
     try:
         with LocalEndpoint(model_dir, capture_dir, capture_percent) as live:
             progress.step(f"serving {endpoint} with ml.serve at {live.url} (capture {capture_percent:g}%)")
             if live.ping() != 200:
-                raise RuntimeError(f"{live.url}/ping did not answer 200")
+                raise MlopsError(f"{live.url}/ping did not answer 200: the model does not load")
             for body in csv_batches(frame, batch_rows):
                 status, _ = live.invoke(body)
                 statuses[status] = statuses.get(status, 0) + 1
