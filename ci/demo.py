@@ -157,7 +157,8 @@ def _lifecycle(steps: Steps, summary: dict[str, Any], rows: int, out_dir: Path, 
         registered = pipeline.register(ctx, run["job"], inference_image=image)
         arn = registered["package"]["arn"]
         summary["package"] = registered["package"]
-        row["detail"] = f"{arn} (PendingManualApproval), image pinned {registered['package']['image'].split('@')[-1][:19]}..."
+        row["detail"] = (f"{arn} (PendingManualApproval); placeholder serving image pinned by digest "
+                         f"{registered['package']['image'].split('@')[-1][:19]}...")
 
     with steps.step("approve (who and why recorded)") as row:
         approved = registry.set_status(ctx.sagemaker, arn, registry.APPROVED, by="mlops-demo",
@@ -291,7 +292,8 @@ def render_report(summary: dict[str, Any]) -> str:
                      f"{_e(gate['reason'])}</p>")
         metrics = summary.get("evaluation", {}).get("candidate", {})
         parts.append("<table><tr><th>metric (held-out)</th><th>value</th></tr>" + "".join(
-            f"<tr><td>{_e(k)}</td><td>{v:.4f}</td></tr>" for k, v in sorted(metrics.items()) if isinstance(v, (int, float))) + "</table>")
+            f"<tr><td>{_e(k)}</td><td>{v:.4f}</td></tr>" for k, v in sorted(metrics.items())
+            if isinstance(v, (int, float)) and k != "n_rows") + "</table>")
     if "package" in summary:
         pkg = summary["package"]
         parts.append(f"<h2>Model package</h2><p><code>{_e(pkg['arn'])}</code> &mdash; {_e(pkg['status'])}: "
