@@ -42,6 +42,11 @@ def emulator(moto_url, monkeypatch, tmp_path):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "4")
+    # what ci.aws.sagemaker_sdk_session would set for the process, set here so it is undone after the test
+    config = tmp_path / "sagemaker-config.yaml"
+    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
+    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
     return moto_url
 
 
