@@ -112,10 +112,11 @@ def resolve_outputs(
         return ResolvedOutputs(outputs, f"file:{outputs_file}")
     path = stack_file(stack, stacks_dir)
     name = stack_name(stack)
-    if source == "pulumi" or (source == "auto" and shutil.which("pulumi") and name != "local"):
+    emulated = bool(os.environ.get("AWS_ENDPOINT_URL"))  # an emulator run never reads a deployed stack
+    if source == "pulumi" or (source == "auto" and shutil.which("pulumi") and name != "local" and not emulated):
         return ResolvedOutputs(_pulumi_outputs(name), "pulumi")
     local = local_outputs_path(name)
-    if source == "local" or (source == "auto" and local.is_file() and os.environ.get("AWS_ENDPOINT_URL")):
+    if source == "local" or (source == "auto" and local.is_file() and emulated):
         if not local.is_file():
             raise MlopsError(f"no local backend state for stack {name!r} at {local}; run `mlops local up --stack {name}`")
         return ResolvedOutputs(parse_outputs(json.loads(local.read_text()), str(local)), f"local:{local}")

@@ -90,8 +90,9 @@ def test_unknown_stack_lists_the_known_ones(stacks):
         resolve_outputs("qa")
 
 
-def test_preview_gives_every_contract_key(stacks, monkeypatch):
+def test_preview_gives_every_contract_key(stacks, monkeypatch, tmp_path):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Pulumi CLI
     resolved = resolve_outputs("staging")
     assert resolved.source == "preview"
     outputs = resolved.outputs
@@ -112,3 +113,19 @@ def test_cli_unknown_stack_exits_2_without_traceback(stacks, mlops):
     assert result.code == 2
     assert "unknown stack 'qa'" in result.err and "Traceback" not in result.err
     assert result.json == {"ok": False, "error": result.json["error"], "exitCode": 2}
+
+
+def test_the_pulumi_cli_is_asked_when_it_is_there(stacks, monkeypatch, tmp_path):
+    """With `pulumi` on PATH (and no emulator), a deployed stack's outputs win over the preview."""
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    log = tmp_path / "calls"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\ncat <<'EOF'\n{json.dumps(OUTPUTS)}\nEOF\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    resolved = resolve_outputs("dev")
+    assert resolved.source == "pulumi" and resolved.outputs.trainingDefaults.vpc["subnetIds"] == ["subnet-0123456789abcdef0"]
+    assert log.read_text().split() == ["stack", "output", "--json", "--show-secrets", "--stack", "dev"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    assert resolve_outputs("dev").source == "preview"  # an emulator run never reads the deployed stack
