@@ -59,11 +59,10 @@ def provision(stack: str, stacks_dir: Path | None = None, progress: Progress = Q
         _repository(session, declared.ecrRepositoryUrl, key_arn, progress)
         topic_arn = _topic(session, declared.alertTopicArn, key_arn, progress)
         _log_group(session, declared.monitoring.logGroupName, progress)
-        config = read_config(path)
-        deployed = _deploy(session, name, declared, config, key_arn, topic_arn, progress)
+        approved = approved_packages(path)
+        deployed = _deploy(session, name, declared, read_config(path), approved, key_arn, topic_arn, progress)
     raw = _outputs_dict(declared)
-    raw.update(kmsKeyArn=key_arn, alertTopicArn=topic_arn, endpoints=deployed,
-               approvedPackages={m: a for m, a in approved_packages(path).items()})
+    raw.update(kmsKeyArn=key_arn, alertTopicArn=topic_arn, endpoints=deployed, approvedPackages=approved)
     raw["trainingDefaults"]["volumeKmsKeyArn"] = key_arn
     out = local_outputs_path(name)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -169,13 +168,14 @@ def _log_group(session, name: str, progress: Progress) -> None:
             raise
 
 
-def _deploy(session, stack: str, outputs, config: dict[str, Any], key_arn: str, topic_arn: str, progress: Progress) -> dict[str, str]:
+def _deploy(session, stack: str, outputs, config: dict[str, Any], approved: dict[str, str], key_arn: str, topic_arn: str,
+            progress: Progress) -> dict[str, str]:
     """Roll each approved package out to its endpoint (replace on change: moto has no update_endpoint)."""
     sm = session.client("sagemaker")
     serving = config.get("mlops:serving") or {}
     capture_percent = int(serving.get("dataCaptureSamplingPercent", 0) or 0)
     deployed: dict[str, str] = {}
-    for model, package_arn in approved_packages_from(config).items():
+    for model, package_arn in approved.items():
         endpoint = endpoint_name(stack, model)
         if not package_arn:
             _delete_endpoint(sm, endpoint, progress)
@@ -211,10 +211,6 @@ def _deploy(session, stack: str, outputs, config: dict[str, Any], key_arn: str, 
         _drift_alarm(session, stack, model, endpoint, outputs, topic_arn)
         deployed[model] = endpoint
     return deployed
-
-
-def approved_packages_from(config: dict[str, Any]) -> dict[str, str]:
-    return {m: a or "" for m, a in (config.get("mlops:approvedPackages") or {}).items()}
 
 
 def _endpoint_config(sm, endpoint: str) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ci.errors import NotFoundError, UsageError
+from ml.lineage import metadata_text  # SageMaker's metadata charset: letters, digits, spaces, _.:/=+-@
 
 APPROVED, PENDING, REJECTED = "Approved", "PendingManualApproval", "Rejected"
 STATUSES = (APPROVED, PENDING, REJECTED)
@@ -153,13 +154,6 @@ def find_by_training_job(sm, group: str, job_name: str, created_after: datetime 
         if package.training_job == job_name:
             return package
     return None
-
-
-# CreateModelPackage: keys and values match ^([\p{L}\p{Z}\p{N}_.:\/=+\-@]*)$
-def metadata_text(value: Any) -> str:
-    """A value in the characters SageMaker allows in metadata; anything else becomes `_`."""
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    return "".join(c if (c.isalnum() or c.isspace() or c in "_.:/=+-@") else "_" for c in text)
 
 
 def check_metadata(metadata: dict[str, str]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from ci.errors import NotFoundError, UsageError
+from ml.lineage import sha256_file  # the container hashes its data files the same way
 
 SHA_META = "sha256"  # x-amz-meta-sha256 on every object the pipeline writes
 
@@ -26,14 +27,6 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:

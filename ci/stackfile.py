@@ -38,15 +38,14 @@ def load_document(path: Path) -> dict[str, Any]:
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """The `config:` mapping of a stack file (keys like `mlops:gate`, `aws:region`)."""
-    config = load_document(path).get("config") or {}
-    if not isinstance(config, dict):
-        raise StackFileError(f"{path}: `config` must be a mapping")
-    return config
+    """The `config:` mapping of a stack file (keys like `mlops:gate`, `aws:region`), as infra reads it."""
+    from infra.config import read_raw_config
+
+    return read_raw_config(Path(path))[1]
 
 
 def approved_packages(path: Path) -> dict[str, str]:
-    return dict(read_config(path).get(APPROVED_KEY) or {})
+    return {model: arn or "" for model, arn in (read_config(path).get(APPROVED_KEY) or {}).items()}
 
 
 def previous_packages(path: Path) -> dict[str, list[str]]:

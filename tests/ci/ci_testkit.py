@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,3 +29,10 @@ class CliResult:
 def snapshot(directory: Path) -> dict[str, bytes]:
     """Every stack file's bytes, to assert that a refused step changed nothing."""
     return {p.name: p.read_bytes() for p in sorted(directory.glob("Pulumi.*.yaml"))}
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for ml.serve, or an emulator that is not there)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,7 +1,6 @@
 """Clear errors for the things a person can fix, and throttling retried with backoff."""
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -9,6 +8,7 @@ from botocore.awsrequest import AWSResponse
 
 from ci import aws
 from ci.errors import AwsAccessError
+from ci_testkit import free_port
 
 
 @pytest.fixture
@@ -31,12 +31,6 @@ def test_cli_without_credentials_exits_3(no_credentials, stacks, mlops):
     result = mlops("packages", "--stack", "dev", "--outputs-from", "preview")
     assert result.code == 3
     assert "no AWS credentials found" in result.err and "Traceback" not in result.err
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_unreachable_emulator_fails_fast_and_says_so(stacks, mlops, monkeypatch):

@@ -1,11 +1,9 @@
 """Failure paths: each says why, exits non-zero, and leaves the registry and the stack files as they were."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from ci_testkit import FAST_HP, snapshot
+from ci_testkit import FAST_HP, free_port, snapshot
 
 pytestmark = pytest.mark.moto_server
 
@@ -96,10 +94,7 @@ def test_a_candidate_that_loses_to_the_champion_is_not_registered(dev, sagemaker
 
 
 def test_a_disallowed_gpu_type_is_refused_before_any_aws_call(stacks, mlops, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed}")  # any call would fail with exit 3
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # any call would fail with exit 3
     result = mlops("train", "--stack", "dev", "--outputs-from", "preview", "--synthetic", "100",
                    "--instance-type", "ml.p5.48xlarge", "--json")
     assert result.code == 4, result

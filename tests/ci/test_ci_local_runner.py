@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 import tarfile
@@ -14,17 +13,12 @@ import urllib.request
 import pytest
 
 from ci.container import CorruptArchiveError, container_env, prepare_tree, unpack_model
+from ci_testkit import free_port
 
 pytestmark = pytest.mark.moto_server
 
 LOCAL_HP = ["--hp", "epochs=2", "--hp", "checkpoint_every=1", "--hp", "importance_repeats=1",
             "--hp", "importance_max_rows=200", "--hp", "baseline_sample=500"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_local_training_is_served_by_ml_serve_and_reproduces(emulator, stacks, mlops, boto, tmp_path):
