@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import tarfile
-import time
-import urllib.request
 
 import pytest
 
 from ci.container import CorruptArchiveError, container_env, prepare_tree, unpack_model
-from ci_testkit import free_port
 
 pytestmark = pytest.mark.moto_server
 
@@ -47,30 +42,20 @@ def test_local_training_is_served_by_ml_serve_and_reproduces(emulator, stacks, m
     model_dir.mkdir()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(model_dir, filter="data")
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "ml.serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
-                               "--port", str(port)], stderr=subprocess.PIPE)
-    try:
-        for _ in range(150):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as ping:
-                    assert ping.status == 200
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("ml.serve did not answer /ping: " + server.stderr.read1().decode())
-        from ml.data import make_synthetic
+    from ci.traffic import LocalEndpoint
+    from ml.data import make_synthetic
 
+    with LocalEndpoint(model_dir, tmp_path / "capture") as live:  # ml.serve.make_server on a free loopback port
+        assert live.ping() == 200
         rows = make_synthetic(5, seed=1).drop(columns=["label"]).to_csv(index=False).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=rows, method="POST",
-                                         headers={"Content-Type": "text/csv", "Accept": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            predictions = json.loads(response.read())["predictions"]
+        status, body = live.invoke(rows, "text/csv", "application/json")
+        assert status == 200
+        predictions = body["predictions"]
         assert len(predictions) == 5 and all(p["label"] in (0, 1, "0", "1") for p in predictions)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        bad_status, bad = live.invoke(b"not,the,schema\n1,2,3\n", "text/csv")
+        assert bad_status == 400 and bad  # the container's contract: a clear 4xx, not a crash
+    captured = list((tmp_path / "capture").rglob("*.jsonl"))
+    assert captured and len(captured[0].read_text().splitlines()) == 1  # data capture, SageMaker's format
 
     # register it, then re-run training from its lineage record: same data versions, seed, hyperparameters
     assert mlops("evaluate", "--stack", "local", "--job", job).code == 0
