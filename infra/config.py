@@ -42,6 +42,11 @@ HOSTING_TYPES = (
     "ml.c5.2xlarge", "ml.c6i.large", "ml.c6i.xlarge", "ml.g4dn.xlarge", "ml.g4dn.2xlarge",
     "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge", "ml.p3.2xlarge",
 )
+# A package is registered in the environment that trained it and deployed downstream as it is
+# (dev -> staging -> prod), so an environment reads the registry, model data and key of these:
+UPSTREAM_ENVIRONMENTS = {"dev": (), "local": (), "staging": ("dev",), "prod": ("dev", "staging")}
+DOWNSTREAM_ENVIRONMENTS = {env: tuple(d for d, ups in UPSTREAM_ENVIRONMENTS.items() if env in ups)
+                           for env in UPSTREAM_ENVIRONMENTS}
 SERVING_MODES = ("serverless", "instance")
 ROLLOUT_TYPES = ("canary", "linear", "all_at_once")
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)

@@ -31,6 +31,7 @@ class IdentityArgs:
     kms_key_arn: pulumi.Input[str]
     topic_arn: pulumi.Input[str]
     training_instance_types: tuple[str, ...]
+    upstream: tuple[str, ...]  # environments whose packages this one may be promoted
     tags: dict[str, str]
 
 
@@ -84,6 +85,12 @@ class Identity(pulumi.ComponentResource):
              "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage",
                         "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
              "Resource": [sm(f"model-package/*-{stack}/*"), sm(f"model-package-group/*-{stack}")]},
+            *([{"Sid": "ReadUpstreamPackages", "Effect": "Allow",
+                "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
+                           "sagemaker:DescribeModelPackageGroup"],
+                "Resource": [arn for up in args.upstream for arn in
+                             (sm(f"model-package/*-{up}/*"), sm(f"model-package-group/*-{up}"))]}]
+              if args.upstream else []),
             {"Sid": "ReadEndpoints", "Effect": "Allow",
              "Action": ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:InvokeEndpoint"],
              "Resource": [sm(f"endpoint/{physical_name(stack)}-*"), sm(f"endpoint-config/{physical_name(stack)}-*")]},

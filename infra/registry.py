@@ -1,7 +1,8 @@
 """The model registry: one SageMaker model package group per model, and the ECR repository.
 
-Promotion crosses environments, so each group carries a resource policy that lets the next
-environment's roles (dev -> staging -> prod) read its packages, and nothing else.
+A package is registered where it was trained and promoted downstream as it is, so each group
+carries a resource policy that lets the downstream environments' roles (dev's packages: staging
+and prod; staging's: prod) read its packages, and nothing else.
 """
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import physical_name, policy_document
-
-NEXT_ENVIRONMENT = {"dev": "staging", "staging": "prod", "local": ""}
+from infra.config import DOWNSTREAM_ENVIRONMENTS
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Registry(pulumi.ComponentResource):
         super().__init__("mlops:registry:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.groups: dict[str, aws.sagemaker.ModelPackageGroup] = {}
-        next_env = NEXT_ENVIRONMENT.get(args.environment, "")
+        readers = DOWNSTREAM_ENVIRONMENTS.get(args.environment, ())
         for model in args.models:
             group = aws.sagemaker.ModelPackageGroup(
                 f"{name}-{model}",
@@ -46,11 +46,11 @@ class Registry(pulumi.ComponentResource):
                 opts=child,
             )
             self.groups[model] = group
-            if next_env:
+            if readers:
                 aws.sagemaker.ModelPackageGroupPolicy(
-                    f"{name}-{model}-read-by-{next_env}",
+                    f"{name}-{model}-read-downstream",
                     model_package_group_name=group.model_package_group_name,
-                    resource_policy=self._read_policy(args, model, next_env),
+                    resource_policy=self._read_policy(args, model, readers),
                     opts=child,
                 )
 
@@ -82,19 +82,20 @@ class Registry(pulumi.ComponentResource):
         })
 
     @staticmethod
-    def _read_policy(args: RegistryArgs, model: str, next_env: str) -> pulumi.Output[str]:
-        """Roles of the next environment (by name prefix, so it may be deployed later) may read packages."""
+    def _read_policy(args: RegistryArgs, model: str, readers: tuple[str, ...]) -> pulumi.Output[str]:
+        """Roles of the downstream environments (by name prefix, so they may be deployed later) may read packages."""
         group_arn = pulumi.Output.concat("arn:aws:sagemaker:", args.region, ":", args.account_id,
                                          ":model-package-group/", group_name(model, args.stack))
         package_arns = pulumi.Output.concat("arn:aws:sagemaker:", args.region, ":", args.account_id,
                                             ":model-package/", group_name(model, args.stack), "/*")
         return policy_document([{
-            "Sid": f"ReadBy{next_env.capitalize()}",
+            "Sid": "ReadByDownstreamEnvironments",
             "Effect": "Allow",
             "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", args.account_id, ":root")},
             "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
                        "sagemaker:DescribeModelPackageGroup"],
             "Resource": [group_arn, package_arns],
-            "Condition": {"ArnLike": {"aws:PrincipalArn": pulumi.Output.concat(
-                "arn:aws:iam::", args.account_id, ":role/", physical_name(next_env), "-*")}},
+            "Condition": {"ArnLike": {"aws:PrincipalArn": [
+                pulumi.Output.concat("arn:aws:iam::", args.account_id, ":role/", physical_name(env), "-*")
+                for env in readers]}},
         }])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pulumi
 
 from infra.common import physical_name
-from infra.config import StackConfig
+from infra.config import UPSTREAM_ENVIRONMENTS, StackConfig
 from infra.identity import Identity, IdentityArgs
 from infra.monitoring import DRIFT_METRIC, DRIFT_NAMESPACE, Monitoring, MonitoringArgs, endpoint_name
 from infra.registry import Registry, RegistryArgs
@@ -31,7 +31,8 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
         stack=stack, account_id=account_id, region=config.region, kms_key_arn=storage.key.arn,
         data_bucket_arn=storage.data_bucket.arn, artifact_bucket_arn=storage.artifact_bucket.arn,
         capture_bucket_arn=storage.capture_bucket.arn, repository_arn=registry.repository.arn,
-        log_days=config.retention.logDays, vpc_enabled=config.vpc.enabled, tags=tags))
+        log_days=config.retention.logDays, vpc_enabled=config.vpc.enabled,
+        upstream=UPSTREAM_ENVIRONMENTS[config.environment], tags=tags))
     deployed = tuple(config.deployed_models)
     monitoring = Monitoring("monitoring", MonitoringArgs(
         stack=stack, account_id=account_id, region=config.region, kms_key_arn=storage.key.arn,
@@ -52,7 +53,8 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
         execution_role_arn=training.role.arn,
         bucket_arns=[storage.data_bucket.arn, storage.artifact_bucket.arn, storage.capture_bucket.arn],
         kms_key_arn=storage.key.arn, topic_arn=monitoring.topic.arn,
-        training_instance_types=config.training.allowedInstanceTypes, tags=tags))
+        training_instance_types=config.training.allowedInstanceTypes,
+        upstream=UPSTREAM_ENVIRONMENTS[config.environment], tags=tags))
 
     artifact = storage.artifact_bucket.bucket
     return {

@@ -30,6 +30,7 @@ class TrainingArgs:
     repository_arn: pulumi.Input[str]
     log_days: int
     vpc_enabled: bool
+    upstream: tuple[str, ...]  # environments whose promoted packages this one serves
     tags: dict[str, str]
 
 
@@ -104,6 +105,19 @@ class TrainingPlatform(pulumi.ComponentResource):
             {"Sid": "PublishOwnMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
              "Condition": {"StringEquals": {"cloudwatch:namespace": PIPELINE_METRIC_NAMESPACES}}},
         ]
+        if args.upstream:
+            # A promoted package's model data stays in the artifact bucket of the environment that
+            # trained it: read it there, and decrypt it with that environment's key (by alias).
+            statements.append({
+                "Sid": "ReadPromotedModelData", "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": [pulumi.Output.concat("arn:aws:s3:::", physical_name(up, "artifacts"), "-", account,
+                                                  "/training-output/*") for up in args.upstream]})
+            statements.append({
+                "Sid": "DecryptPromotedModelData", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"],
+                "Resource": pulumi.Output.concat("arn:aws:kms:", region, ":", account, ":key/*"),
+                "Condition": {"ForAnyValue:StringEquals": {
+                    "kms:ResourceAliases": [f"alias/{physical_name(up)}" for up in args.upstream]}}})
         if args.vpc_enabled:
             statements.append({
                 "Sid": "RunInsideTheVpc", "Effect": "Allow",

@@ -141,13 +141,30 @@ def test_ecr_scans_on_push_immutable_kms(shipped):
     assert repo["encryptionConfigurations"][0]["encryptionType"] == "KMS"
 
 
-@pytest.mark.parametrize("stack,reader", [("dev", "staging"), ("staging", "prod")])
-def test_next_environment_may_read_packages(preview_of, stack, reader):
+@pytest.mark.parametrize("stack,readers", [("dev", ["staging", "prod"]), ("staging", ["prod"])])
+def test_downstream_environments_may_read_packages(preview_of, stack, readers):
     preview = preview_of(stack, False)
     policy = custom(preview, "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy")[0]["props"]
     (s,) = statements(policy["resourcePolicy"])
-    assert s["Condition"]["ArnLike"]["aws:PrincipalArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-{reader}-*"
+    assert s["Condition"]["ArnLike"]["aws:PrincipalArn"] == [f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-{r}-*" for r in readers]
     assert all(a.startswith("sagemaker:Describe") or a.startswith("sagemaker:List") for a in s["Action"])
+
+
+def test_promoted_packages_are_readable_where_they_are_deployed(preview_of):
+    """prod serves a package registered (and stored) in dev: its roles can read it there, and nothing more."""
+    prod = preview_of("prod", False)
+    policies = {r["name"]: {s["Sid"]: s for s in statements(r["props"]["policy"])}
+                for r in custom(prod, "aws:iam/rolePolicy:RolePolicy")}
+    data = policies["training-execution-permissions"]["ReadPromotedModelData"]
+    assert data["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert data["Resource"] == [f"arn:aws:s3:::mlops-{e}-artifacts-{ACCOUNT_ID}/training-output/*" for e in ("dev", "staging")]
+    key = policies["training-execution-permissions"]["DecryptPromotedModelData"]
+    assert key["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == ["alias/mlops-dev", "alias/mlops-staging"]
+    upstream = policies["identity-deployer-pipeline"]["ReadUpstreamPackages"]
+    assert f"arn:aws:sagemaker:us-east-1:{ACCOUNT_ID}:model-package/*-dev/*" in upstream["Resource"]
+    dev = preview_of("dev", False)
+    dev_policy = [r for r in custom(dev, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "training-execution-permissions"][0]
+    assert "ReadPromotedModelData" not in dev_policy["props"]["policy"]
 
 
 def test_prod_packages_are_read_by_nobody_else(preview_of):

@@ -152,7 +152,7 @@ def _public_package_group(records):
     def change(statements):
         statements[0]["Principal"] = "*"
         statements[0].pop("Condition", None)
-    return edit(records, "ModelPackageGroupPolicy", "registry-churn-read-by-staging",
+    return edit(records, "ModelPackageGroupPolicy", "registry-churn-read-downstream",
                 _in_policy("resourcePolicy", change))
 
 
