@@ -1,4 +1,4 @@
-"""The lifecycle subcommands of `mlops`: train, evaluate, register, approve, reject, promote,
+"""The lifecycle subcommands of `mlops`: train, image, evaluate, register, approve, reject, promote,
 rollback, packages, monitor, reproduce, local, demo.
 
 Each handler parses flags into a call of `ci.pipeline` (or a sibling module), prints progress
@@ -131,6 +131,16 @@ def run_train(args, progress):
                f"  image   {run['pinnedImage']}\n  metrics {metrics or '(none yet)'}\n"
                f"next: mlops evaluate --stack {ctx.stack} --job {run['job']}")
     return {"run": run}, summary
+
+
+@command
+def run_image(args, progress):
+    from ci.image import build_and_push
+
+    ctx = _context(args, progress)
+    result = build_and_push(ctx.session, ctx.outputs, tag=args.tag, push=not args.no_push, docker=args.docker,
+                            progress=progress)
+    return result, f"{result['image']} {result['digest'] or '(built, not pushed)'}"
 
 
 @command
@@ -321,6 +331,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--poll-seconds", type=float, default=30.0, help="how often to poll the job (default 30)")
     p.add_argument("--framework-version", default="2.10.0", help="PyTorch training image version (default 2.10.0)")
     p.add_argument("--training-image", help="use this training image instead of the framework's (pinned by digest when ECR knows it)")
+
+    p = _add(sub, "image", "build the serving image (container/Dockerfile) and push it to the stack's ECR repository",
+             "Builds ml/serve.py into the inference image with Docker, tags it with the ML code's git commit (the tag "
+             "`mlops register` references by default) and pushes it to the environment's ECR repository; an existing tag "
+             "is reused (tags are immutable). Prints the digest the model package will pin.", run_image)
+    _common(p)
+    p.add_argument("--tag", help="image tag (default: the first 12 characters of the git commit)")
+    p.add_argument("--no-push", action="store_true", help="build only")
+    p.add_argument("--docker", default="docker", help="the docker client to run (default docker)")
 
     p = _add(sub, "evaluate", "score a training run against the champion on held-out data; the gate",
              "Scores the run's model and the champion (newest Approved package) on the run's held-out test split, applies "

@@ -30,6 +30,7 @@ class IdentityArgs:
     bucket_arns: list[pulumi.Input[str]]
     kms_key_arn: pulumi.Input[str]
     topic_arn: pulumi.Input[str]
+    repository_arn: pulumi.Input[str]
     training_instance_types: tuple[str, ...]
     upstream: tuple[str, ...]  # environments whose packages this one may be promoted
     tags: dict[str, str]
@@ -104,6 +105,12 @@ class Identity(pulumi.ComponentResource):
              "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
              "Resource": args.kms_key_arn},
             {"Sid": "Alert", "Effect": "Allow", "Action": "sns:Publish", "Resource": args.topic_arn},
+            {"Sid": "PushServingImage", "Effect": "Allow",
+             "Action": ["ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+                        "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:DescribeImages", "ecr:BatchGetImage"],
+             "Resource": args.repository_arn},
+            # GetAuthorizationToken has no resource-level permissions: it is read-only.
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Sid": "PublishDrift", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
              "Condition": {"StringEquals": {"cloudwatch:namespace": "MLOps/Drift"}}},
         ]

@@ -52,7 +52,7 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
         github_environment=config.github.environment, manage_oidc_provider=config.github.manageOidcProvider,
         execution_role_arn=training.role.arn,
         bucket_arns=[storage.data_bucket.arn, storage.artifact_bucket.arn, storage.capture_bucket.arn],
-        kms_key_arn=storage.key.arn, topic_arn=monitoring.topic.arn,
+        kms_key_arn=storage.key.arn, topic_arn=monitoring.topic.arn, repository_arn=registry.repository.arn,
         training_instance_types=config.training.allowedInstanceTypes,
         upstream=UPSTREAM_ENVIRONMENTS[config.environment], tags=tags))
 

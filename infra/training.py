@@ -106,13 +106,18 @@ class TrainingPlatform(pulumi.ComponentResource):
              "Condition": {"StringEquals": {"cloudwatch:namespace": PIPELINE_METRIC_NAMESPACES}}},
         ]
         if args.upstream:
-            # A promoted package's model data stays in the artifact bucket of the environment that
-            # trained it: read it there, and decrypt it with that environment's key (by alias).
+            # A promoted package's model data and serving image stay in the environment that trained
+            # it: read them there, and decrypt with that environment's key (matched by alias).
             statements.append({
                 "Sid": "ReadPromotedModelData", "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
                 "Resource": [pulumi.Output.concat("arn:aws:s3:::", physical_name(up, "artifacts"), "-", account,
                                                   "/training-output/*") for up in args.upstream]})
+            statements.append({
+                "Sid": "PullPromotedServingImages", "Effect": "Allow",
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                "Resource": [pulumi.Output.concat("arn:aws:ecr:", region, ":", account, ":repository/", physical_name(up))
+                             for up in args.upstream]})
             statements.append({
                 "Sid": "DecryptPromotedModelData", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"],
                 "Resource": pulumi.Output.concat("arn:aws:kms:", region, ":", account, ":key/*"),

@@ -160,6 +160,8 @@ def test_promoted_packages_are_readable_where_they_are_deployed(preview_of):
     assert data["Resource"] == [f"arn:aws:s3:::mlops-{e}-artifacts-{ACCOUNT_ID}/training-output/*" for e in ("dev", "staging")]
     key = policies["training-execution-permissions"]["DecryptPromotedModelData"]
     assert key["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == ["alias/mlops-dev", "alias/mlops-staging"]
+    image = policies["training-execution-permissions"]["PullPromotedServingImages"]
+    assert image["Resource"] == [f"arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/mlops-{e}" for e in ("dev", "staging")]
     upstream = policies["identity-deployer-pipeline"]["ReadUpstreamPackages"]
     assert f"arn:aws:sagemaker:us-east-1:{ACCOUNT_ID}:model-package/*-dev/*" in upstream["Resource"]
     dev = preview_of("dev", False)
@@ -346,3 +348,9 @@ def test_deployer_launches_only_allowed_gpu_types(shipped):
     (run,) = [s for s in statements(policy["props"]["policy"]) if s["Sid"] == "RunTrainingJobs"]
     allowed = run["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
     assert allowed == list(shipped.config.training.allowedInstanceTypes)
+
+
+def test_deployer_pushes_only_to_its_own_repository(shipped):
+    policy = [r for r in custom(shipped, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "identity-deployer-pipeline"][0]
+    (push,) = [s for s in statements(policy["props"]["policy"]) if s["Sid"] == "PushServingImage"]
+    assert push["Resource"] == f"arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/mlops-{shipped.stack}"

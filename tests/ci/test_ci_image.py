@@ -1,0 +1,91 @@
+"""`mlops image`: the serving image is built from container/Dockerfile and pushed under the commit tag."""
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci.image import DOCKERFILE, image_tag
+
+FAKE_DOCKER = """#!{python}
+# Stands in for the docker client: records each call; `push` puts a manifest into the emulator's ECR.
+import json, os, sys
+import boto3
+args = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(json.dumps({{"args": args, "stdin": sys.stdin.read() if args[0] == "login" else None}}) + "\\n")
+if args[0] == "build" and os.environ.get("FAKE_DOCKER_FAIL"):
+    print("COPY failed: file not found", file=sys.stderr); sys.exit(1)
+if args[0] == "push":
+    url, tag = args[1].rsplit(":", 1)
+    ecr = boto3.client("ecr", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    manifest = {{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {{"digest": "sha256:" + "1" * 64, "size": 1, "mediaType": "application/vnd.docker.container.image.v1+json"}},
+                "layers": []}}
+    ecr.put_image(repositoryName=url.split("/", 1)[1], imageManifest=json.dumps(manifest), imageTag=tag)
+"""
+
+
+@pytest.fixture
+def docker(tmp_path, monkeypatch):
+    script = tmp_path / "docker"
+    script.write_text(FAKE_DOCKER.format(python=sys.executable))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "docker.log"
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+    return script, log
+
+
+def calls(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_dockerfile_serves_ml_by_the_inference_contract():
+    text = DOCKERFILE.read_text()
+    assert "COPY ml/ /opt/program/ml/" in text
+    assert 'ENTRYPOINT ["python", "-m", "ml.serve"]' in text  # SageMaker appends `serve`
+    pins = (DOCKERFILE.parent / "requirements.txt").read_text().split()
+    assert all("==" in pin for pin in pins) and any(p.startswith("torch==") for p in pins)
+
+
+def test_build_and_push_under_the_commit_tag(emulator, stacks, boto, mlops, docker):
+    script, log = docker
+    assert mlops("local", "up", "--stack", "dev").code == 0
+    done = mlops("image", "--stack", "dev", "--docker", str(script), "--tag", "abc123def456", "--json")
+    assert done.code == 0, done.err
+    result = json.loads(done.out)
+    repo_url = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev"
+    assert result["image"] == f"{repo_url}:abc123def456" and result["pushed"] is True
+    listed = boto("ecr").describe_images(repositoryName="mlops-dev")["imageDetails"]
+    assert result["digest"] == listed[0]["imageDigest"]
+    build, login, push = calls(log)
+    assert build["args"][:3] == ["build", "-f", str(DOCKERFILE)] and build["args"][4] == f"{repo_url}:abc123def456"
+    assert login["args"][:3] == ["login", "--username", "AWS"] and login["stdin"]  # password on stdin, never argv
+    assert push["args"] == ["push", f"{repo_url}:abc123def456"]
+
+    again = mlops("image", "--stack", "dev", "--docker", str(script), "--tag", "abc123def456", "--json")
+    assert json.loads(again.out)["pushed"] is False and len(calls(log)) == 3  # immutable tag: reused
+
+
+def test_a_failed_build_pushes_nothing(emulator, stacks, boto, mlops, docker, monkeypatch):
+    script, log = docker
+    monkeypatch.setenv("FAKE_DOCKER_FAIL", "1")
+    assert mlops("local", "up", "--stack", "dev").code == 0
+    done = mlops("image", "--stack", "dev", "--docker", str(script), "--tag", "t1")
+    assert done.code == 1 and "COPY failed" in done.err and "Traceback" not in done.err
+    assert [c["args"][0] for c in calls(log)] == ["build"]
+    assert boto("ecr").describe_images(repositoryName="mlops-dev")["imageDetails"] == []
+
+
+def test_missing_docker_is_a_usage_error(emulator, stacks, mlops):
+    assert mlops("local", "up", "--stack", "dev").code == 0
+    done = mlops("image", "--stack", "dev", "--docker", "/nonexistent/docker")
+    assert done.code == 2 and "install Docker" in done.err
+
+
+def test_default_tag_is_the_commit_register_looks_for():
+    assert image_tag("0123456789abcdef0123") == "0123456789ab"
+    assert len(image_tag()) == 12 or image_tag() == "unknown"
