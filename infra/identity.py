@@ -32,7 +32,7 @@ class IdentityArgs:
     topic_arn: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
     training_instance_types: tuple[str, ...]
-    upstream: tuple[str, ...]  # environments whose packages this one may be promoted
+    upstream: tuple[str, ...]  # environments whose packages may be promoted to this one
     tags: dict[str, str]
 
 
