@@ -48,15 +48,22 @@ class Storage(pulumi.ComponentResource):
                     "Resource": "*",
                 },
                 {
-                    "Sid": "ServicesEncryptForThisAccount",
+                    # Alarms, EventBridge rules and budgets publish to the KMS-encrypted alert topic.
+                    "Sid": "AlertPublishersUseTheKey",
                     "Effect": "Allow",
-                    "Principal": {"Service": [
-                        f"logs.{args.region}.amazonaws.com", "cloudwatch.amazonaws.com",
-                        "events.amazonaws.com", "budgets.amazonaws.com", "sns.amazonaws.com",
-                    ]},
+                    "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com", "budgets.amazonaws.com"]},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                },
+                {
+                    # CloudWatch Logs encrypts this account's log groups, and only those.
+                    "Sid": "LogsEncryptThisAccountsLogGroups",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
                     "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
                     "Resource": "*",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+                    "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
+                        "arn:aws:logs:", args.region, ":", account, ":log-group:*")}},
                 },
             ]),
             tags=args.tags,

@@ -354,3 +354,13 @@ def test_deployer_pushes_only_to_its_own_repository(shipped):
     policy = [r for r in custom(shipped, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "identity-deployer-pipeline"][0]
     (push,) = [s for s in statements(policy["props"]["policy"]) if s["Sid"] == "PushServingImage"]
     assert push["Resource"] == f"arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/mlops-{shipped.stack}"
+
+
+def test_key_lets_logs_encrypt_only_this_accounts_log_groups(shipped):
+    key = custom(shipped, "aws:kms/key:Key")[0]["props"]
+    (logs,) = [s for s in statements(key["policy"]) if s["Sid"] == "LogsEncryptThisAccountsLogGroups"]
+    assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == \
+        f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:*"
+    (publishers,) = [s for s in statements(key["policy"]) if s["Sid"] == "AlertPublishersUseTheKey"]
+    assert set(publishers["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}  # enough to publish, no more
