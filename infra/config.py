@@ -259,11 +259,15 @@ class _Checker:
             if required:
                 self.problems.append(f"{NAMESPACE}:{key}: missing; expected a mapping with {', '.join(fields_)}")
             return {}
+        return self.nested(f"{NAMESPACE}:{key}", value, fields_)
+
+    def nested(self, key: str, value: Any, fields_) -> dict:
+        """A mapping inside the config: refuse other types and unknown keys, naming the allowed ones."""
         if not isinstance(value, dict):
-            self.fail(f"{NAMESPACE}:{key}", value, "expected a mapping")
+            self.fail(key, value, f"expected a mapping with {', '.join(fields_)}")
             return {}
         for unknown in sorted(set(value) - set(fields_)):
-            self.problems.append(f"{NAMESPACE}:{key}.{unknown}: unknown key; allowed: {', '.join(fields_)}")
+            self.problems.append(f"{key}.{unknown}: unknown key; allowed: {', '.join(fields_)}")
         return value
 
     def choice(self, key: str, value: Any, allowed: tuple) -> Any:
@@ -413,24 +417,15 @@ def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
     c.choice(f"{key}.serverlessMemoryMb", memory, SERVERLESS_MEMORY_MB)
     concurrency = c.integer(f"{key}.serverlessMaxConcurrency", s.get("serverlessMaxConcurrency", 5), 1, 200)
 
-    a = s.get("autoscaling", {"minCapacity": count, "maxCapacity": count, "targetInvocationsPerInstance": 100})
-    if not isinstance(a, dict):
-        c.fail(f"{key}.autoscaling", a, "expected a mapping with minCapacity, maxCapacity, targetInvocationsPerInstance")
-        a = {}
-    for unknown in sorted(set(a) - {"minCapacity", "maxCapacity", "targetInvocationsPerInstance"}):
-        c.problems.append(f"{key}.autoscaling.{unknown}: unknown key; allowed: minCapacity, maxCapacity, targetInvocationsPerInstance")
+    a = c.nested(f"{key}.autoscaling", s.get("autoscaling", {}),
+                 ("minCapacity", "maxCapacity", "targetInvocationsPerInstance"))
     lo = c.integer(f"{key}.autoscaling.minCapacity", a.get("minCapacity", count), 1, 100)
     hi = c.integer(f"{key}.autoscaling.maxCapacity", a.get("maxCapacity", count), 1, 100)
     if hi < lo:
         c.fail(f"{key}.autoscaling.maxCapacity", hi, f"must be at least minCapacity ({lo})")
     target = c.integer(f"{key}.autoscaling.targetInvocationsPerInstance", a.get("targetInvocationsPerInstance", 100), 1)
 
-    r = s.get("rollout", {"type": "all_at_once", "stepPercent": 100, "bakeSeconds": 300})
-    if not isinstance(r, dict):
-        c.fail(f"{key}.rollout", r, "expected a mapping with type, stepPercent, bakeSeconds")
-        r = {}
-    for unknown in sorted(set(r) - {"type", "stepPercent", "bakeSeconds"}):
-        c.problems.append(f"{key}.rollout.{unknown}: unknown key; allowed: type, stepPercent, bakeSeconds")
+    r = c.nested(f"{key}.rollout", s.get("rollout", {"type": "all_at_once"}), ("type", "stepPercent", "bakeSeconds"))
     rtype = c.choice(f"{key}.rollout.type", r.get("type"), ROLLOUT_TYPES)
     step = c.integer(f"{key}.rollout.stepPercent", r.get("stepPercent", 100), 1, 100)
     if rtype in ("canary", "linear") and step == 100:
