@@ -6,6 +6,7 @@ has to do first. In-process, the rule evaluation and the cost estimate are timed
 
     .venv/bin/python bench/bench_audit.py [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,12 @@ def in_process(repeat: int) -> dict[str, float]:
         start = time.perf_counter()
         estimate(StackGraph(prod.records), prod.context)
         cost.append(time.perf_counter() - start)
-    return {"rules_all_stacks": statistics.median(rules), "cost_prod": statistics.median(cost),
-            "resources": sum(len(t.records) for t in targets), "stacks": len(targets)}
+    return {
+        "rules_all_stacks": statistics.median(rules),
+        "cost_prod": statistics.median(cost),
+        "resources": sum(len(t.records) for t in targets),
+        "stacks": len(targets),
+    }
 
 
 def main() -> None:
@@ -84,14 +89,20 @@ def main() -> None:
         ("mlops audit --all", audit_all, f"{len(stacks)} x mlops preview (one process each)", preview_all),
         ("mlops cost --stack prod", cost_prod, "mlops preview --stack prod", preview_prod),
     ]
-    print(f"{'command':<24} {'wall s':>7} {'CPU s':>6}  {'baseline':<40} {'wall s':>7} {'CPU s':>6} "
-          f"{'CPU ratio':>9}  {'CPU < 5 s':>9}")
+    print(
+        f"{'command':<24} {'wall s':>7} {'CPU s':>6}  {'baseline':<40} {'wall s':>7} {'CPU s':>6} "
+        f"{'CPU ratio':>9}  {'CPU < 5 s':>9}"
+    )
     for name, (w, c), base_name, (bw, bc) in rows:
-        print(f"{name:<24} {w:>7.2f} {c:>6.2f}  {base_name:<40} {bw:>7.2f} {bc:>6.2f} {c / bc:>9.2f}  "
-              f"{'yes' if c < TARGET_SECONDS else 'NO':>9}")
+        print(
+            f"{name:<24} {w:>7.2f} {c:>6.2f}  {base_name:<40} {bw:>7.2f} {bc:>6.2f} {c / bc:>9.2f}  "
+            f"{'yes' if c < TARGET_SECONDS else 'NO':>9}"
+        )
     print()
-    print(f"in process: 43 rules over {inner['stacks']} stacks ({inner['resources']} records) "
-          f"{inner['rules_all_stacks'] * 1000:.1f} ms; cost estimate of prod {inner['cost_prod'] * 1000:.2f} ms")
+    print(
+        f"in process: 43 rules over {inner['stacks']} stacks ({inner['resources']} records) "
+        f"{inner['rules_all_stacks'] * 1000:.1f} ms; cost estimate of prod {inner['cost_prod'] * 1000:.2f} ms"
+    )
     print(f"load average (1 min) {load_before:.2f} before, {load_after:.2f} after, on {os.cpu_count()} CPUs")
 
 

@@ -8,6 +8,7 @@ for each column, scipy.stats.ks_2samp(method="asymp") and np.histogram PSI (nume
 value_counts + scipy.stats.chi2_contingency and PSI (categorical). Prints a table and checks
 that every statistic agrees.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,8 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml.drift import PSI_FLOOR, Baseline, build_baseline, drift_report  # noqa: E402
-from ml.schema import CATEGORICAL, NUMERIC, Feature, Schema  # noqa: E402
+from ml.drift import PSI_FLOOR, Baseline, build_baseline, drift_report
+from ml.schema import CATEGORICAL, NUMERIC, Feature, Schema
 
 
 def make_frames(rows: int, baseline_rows: int, n_numeric: int, n_categorical: int, seed: int = 0):
@@ -66,19 +67,32 @@ def scipy_loop(baseline: dict, current: pd.DataFrame) -> dict[str, dict[str, flo
             values = current[name].to_numpy(dtype=np.float64)
             values = values[~np.isnan(values)]
             result = stats.ks_2samp(reference, values, method="asymp")
-            counts, _ = np.histogram(values, bins=np.concatenate(([-np.inf], np.nextafter(st["edges"], np.inf), [np.inf])))
+            counts, _ = np.histogram(
+                values, bins=np.concatenate(([-np.inf], np.nextafter(st["edges"], np.inf), [np.inf]))
+            )
             expected = np.append(np.asarray(st["fractions"]), 0.0)
             actual = np.append(counts / len(values), 0.0)
-            out[name] = {"statistic": float(result.statistic), "p_value": float(result.pvalue), "psi": _psi(expected, actual)}
+            out[name] = {
+                "statistic": float(result.statistic),
+                "p_value": float(result.pvalue),
+                "psi": _psi(expected, actual),
+            }
         else:
             counts = current[name].value_counts()
             categories = st["categories"]
-            observed = np.array([counts.get(c, 0) for c in categories] + [int(counts[~counts.index.isin(categories)].sum()), int(current[name].isna().sum())])
+            observed = np.array(
+                [counts.get(c, 0) for c in categories]
+                + [int(counts[~counts.index.isin(categories)].sum()), int(current[name].isna().sum())]
+            )
             base = np.array(st["counts"] + [0, st.get("missing_count", 0)])
             table = np.vstack([base, observed])
             table = table[:, table.sum(axis=0) > 0]
             result = stats.chi2_contingency(table)
-            out[name] = {"statistic": float(result.statistic), "p_value": float(result.pvalue), "psi": _psi(base / base.sum(), observed / observed.sum())}
+            out[name] = {
+                "statistic": float(result.statistic),
+                "p_value": float(result.pvalue),
+                "psi": _psi(base / base.sum(), observed / observed.sum()),
+            }
     return out
 
 
@@ -106,7 +120,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    print(f"building data: {args.rows:,} rows x {args.numeric + args.categorical} columns vs a {args.baseline_rows:,}-row baseline ...", file=sys.stderr)
+    print(
+        f"building data: {args.rows:,} rows x {args.numeric + args.categorical} columns vs a "
+        f"{args.baseline_rows:,}-row baseline ...",
+        file=sys.stderr,
+    )
     schema, train, current = make_frames(args.rows, args.baseline_rows, args.numeric, args.categorical)
     raw = build_baseline(train, schema, sample=args.baseline_rows, seed=0)
     prepared = Baseline(raw)
@@ -137,7 +155,10 @@ def main() -> int:
 
     cols = args.numeric + args.categorical
     print()
-    print(f"drift report, {args.rows:,} rows x {cols} columns ({args.numeric} numeric, {args.categorical} categorical), baseline {args.baseline_rows:,} rows; {os.cpu_count()} cores")
+    print(
+        f"drift report, {args.rows:,} rows x {cols} columns ({args.numeric} numeric, "
+        f"{args.categorical} categorical), baseline {args.baseline_rows:,} rows; {os.cpu_count()} cores"
+    )
     print(f"{'method':<52} {'seconds':>9} {'vs loop':>9}")
     print(f"{'per-column scipy.stats loop (baseline)':<52} {loop_s:>9.3f} {1.0:>8.1f}x")
     print(f"{'drift_report, prepared baseline, thread pool':<52} {ours_s:>9.3f} {loop_s / ours_s:>8.1f}x")
@@ -145,10 +166,14 @@ def main() -> int:
     print(f"{'drift_report from the baseline.json dict (cold)':<52} {cold_s:>9.3f} {loop_s / cold_s:>8.1f}x")
     print(f"{'drift_report, exact_p_values=True (scipy kstwo)':<52} {exact_s:>9.3f} {loop_s / exact_s:>8.1f}x")
     print()
-    print(f"same numbers: {exact_ks}/{args.numeric} KS statistics bit-identical; largest relative difference "
-          f"chi2/KS statistic {worst['statistic']:.1e}, PSI {worst['psi']:.1e}; largest absolute p-value difference "
-          f"{worst['p_value']:.1e} with exact_p_values, {worst['fast_p_value']:.1e} by default (limiting distribution)")
-    print(f"report: score {report.score:.4f}, drifted {report.drifted}, {len(report.features_drifted)} features drifted")
+    print(
+        f"same numbers: {exact_ks}/{args.numeric} KS statistics bit-identical; largest relative difference "
+        f"chi2/KS statistic {worst['statistic']:.1e}, PSI {worst['psi']:.1e}; largest absolute p-value difference "
+        f"{worst['p_value']:.1e} with exact_p_values, {worst['fast_p_value']:.1e} by default (limiting distribution)"
+    )
+    print(
+        f"report: score {report.score:.4f}, drifted {report.drifted}, {len(report.features_drifted)} features drifted"
+    )
     return 0
 
 

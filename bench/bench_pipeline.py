@@ -8,23 +8,24 @@
 
 Run: .venv/bin/python bench/bench_pipeline.py
 """
+
 from __future__ import annotations
 
 import os
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+from moto import mock_aws
 
-from ci import aws, registry  # noqa: E402
+from ci import aws, registry
 
 SERVICES = ("s3", "sagemaker", "sns", "cloudwatch", "logs")
 
@@ -58,16 +59,28 @@ def idempotency(n: int) -> tuple[float, float]:
         sm = boto3.client("sagemaker", region_name="us-east-1")
         sm.create_model_package_group(ModelPackageGroupName="churn-dev")
         for i in range(n):
-            sm.create_model_package(ModelPackageGroupName="churn-dev", ModelApprovalStatus="PendingManualApproval",
-                                    InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": f"s3://b/{i}"}],
-                                                            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["application/json"]},
-                                    CustomerMetadataProperties={registry.K_JOB: f"job-{i}"})
+            sm.create_model_package(
+                ModelPackageGroupName="churn-dev",
+                ModelApprovalStatus="PendingManualApproval",
+                InferenceSpecification={
+                    "Containers": [{"Image": "x", "ModelDataUrl": f"s3://b/{i}"}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["application/json"],
+                },
+                CustomerMetadataProperties={registry.K_JOB: f"job-{i}"},
+            )
         time.sleep(1.1)  # the job starts after the earlier packages (moto keeps whole-second order)
-        started = datetime.now(timezone.utc)
-        sm.create_model_package(ModelPackageGroupName="churn-dev", ModelApprovalStatus="PendingManualApproval",
-                                InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": "s3://b/new"}],
-                                                        "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["application/json"]},
-                                CustomerMetadataProperties={registry.K_JOB: "job-new"})
+        started = datetime.now(UTC)
+        sm.create_model_package(
+            ModelPackageGroupName="churn-dev",
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/new"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            CustomerMetadataProperties={registry.K_JOB: "job-new"},
+        )
         # the lookup that misses (a new job, not registered yet) is the one every registration pays
         full = timed(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered"), 3)
         bounded = timed(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered", started), 3)
@@ -81,10 +94,14 @@ def main() -> None:
     rows.append(("session + 5 clients", "fresh boto3 session", fresh, "shared loader (ci.aws)", shared))
     for n in (10, 100, 300):
         full, bounded = idempotency(n)
-        rows.append((f"idempotency lookup, {n} packages", "describe every package", full, "created after job start", bounded))
+        rows.append(
+            (f"idempotency lookup, {n} packages", "describe every package", full, "created after job start", bounded)
+        )
     print(f"{'case':<34} {'baseline':<24} {'ms':>9}   {'ours':<24} {'ms':>9}   {'speed-up':>8}")
     for case, base_name, base, ours_name, ours in rows:
-        print(f"{case:<34} {base_name:<24} {base * 1000:9.1f}   {ours_name:<24} {ours * 1000:9.1f}   {base / ours:7.1f}x")
+        print(
+            f"{case:<34} {base_name:<24} {base * 1000:9.1f}   {ours_name:<24} {ours * 1000:9.1f}   {base / ours:7.1f}x"
+        )
 
 
 if __name__ == "__main__":

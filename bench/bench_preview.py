@@ -7,6 +7,7 @@ MockMonitor without our recording, so the ratio is what recording the graph cost
 
     .venv/bin/python bench/bench_preview.py [--repeat 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra import preview as preview_module  # noqa: E402
-from infra.preview import preview_stack  # noqa: E402
+from infra import preview as preview_module
+from infra.preview import preview_stack
 
 APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-staging/7"
 STACKS = ("dev", "staging", "prod", "local")
@@ -44,8 +45,12 @@ def baseline(stack: str, repeat: int, overrides) -> float:
 
 def cold(stack: str) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "infra.preview", stack], check=True, capture_output=True,
-                   cwd=Path(__file__).resolve().parent.parent)
+    subprocess.run(
+        [sys.executable, "-m", "infra.preview", stack],
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     return time.perf_counter() - started
 
 
@@ -54,16 +59,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     preview_stack("dev")  # import pulumi_aws once, so warm means warm
-    print(f"{'stack':<10}{'serving':>9}{'resources':>11}{'cold s':>9}{'warm s':>9}{'res/s':>9}"
-          f"{'baseline s':>12}{'ratio':>8}")
+    print(
+        f"{'stack':<10}{'serving':>9}{'resources':>11}{'cold s':>9}{'warm s':>9}{'res/s':>9}"
+        f"{'baseline s':>12}{'ratio':>8}"
+    )
     for stack in STACKS:
         for deployed in (False, True):
             overrides = {"mlops:approvedPackages": {"churn": APPROVED}} if deployed else None
             w, n = warm(stack, args.repeat, overrides)
             b = baseline(stack, args.repeat, overrides)
             c = cold(stack) if not deployed else float("nan")
-            print(f"{stack:<10}{'yes' if deployed else 'no':>9}{n:>11}{c:>9.2f}{w:>9.3f}{n / w:>9.0f}"
-                  f"{b:>12.3f}{w / b:>8.2f}")
+            print(
+                f"{stack:<10}{'yes' if deployed else 'no':>9}{n:>11}{c:>9.2f}{w:>9.3f}{n / w:>9.0f}"
+                f"{b:>12.3f}{w / b:>8.2f}"
+            )
 
 
 if __name__ == "__main__":

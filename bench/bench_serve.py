@@ -7,6 +7,7 @@ HTTP, no parsing).
 The server runs as its own process (as in the container); clients are threads in this process
 with keep-alive connections. Client and server share this machine's cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -128,16 +129,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         print(f"training a small {args.family} model ...", file=sys.stderr)
         model_dir = train_model(Path(tmp), args.family)
-        from ml.serve import load_model
-
         from ml.payload import parse_columns
+        from ml.serve import load_model
 
         model = load_model(model_dir)
         results = []
         # The floor: the columns the server would parse, predicted without HTTP, parsing or JSON.
         one_columns = parse_columns(one, "application/json", model.schema)[0]
         batch_columns = parse_columns(batch_json, "application/json", model.schema)[0]
-        for label, frame, calls in (("in-process predict(), 1 row (floor)", one_columns, args.single), ("in-process predict(), 1,000 rows (floor)", batch_columns, args.batches)):
+        for label, frame, calls in (
+            ("in-process predict(), 1 row (floor)", one_columns, args.single),
+            ("in-process predict(), 1,000 rows (floor)", batch_columns, args.batches),
+        ):
             in_process(model, frame, 20)
             seconds, lat = in_process(model, frame, calls)
             results.append((label, calls, len(next(iter(frame.values()))), seconds, lat))
@@ -160,17 +163,27 @@ def main() -> int:
             proc.wait(timeout=20)
 
     print()
-    print(f"serving a {args.family} model, {os.cpu_count()} cores shared by server (OMP_NUM_THREADS={args.server_threads}) and clients; payloads: 1 row = {len(one)} B, 1,000 rows = {len(batch_json):,} B JSON / {len(batch_csv):,} B CSV")
+    print(
+        f"serving a {args.family} model, {os.cpu_count()} cores shared by server "
+        f"(OMP_NUM_THREADS={args.server_threads}) and clients; payloads: 1 row = {len(one)} B, "
+        f"1,000 rows = {len(batch_json):,} B JSON / {len(batch_csv):,} B CSV"
+    )
     print(f"{'scenario':<44} {'requests':>8} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for label, n, n_rows, seconds, lat in results:
         ms = np.asarray(lat) * 1000
-        print(f"{label:<44} {n:>8} {n / seconds:>9,.1f} {n * n_rows / seconds:>10,.0f} {np.percentile(ms, 50):>8.2f} {np.percentile(ms, 99):>8.2f}")
+        print(
+            f"{label:<44} {n:>8} {n / seconds:>9,.1f} {n * n_rows / seconds:>10,.0f} "
+            f"{np.percentile(ms, 50):>8.2f} {np.percentile(ms, 99):>8.2f}"
+        )
     single = next(r for r in results if r[0].startswith("HTTP JSON, 1 row, 1 client"))
     batched = next(r for r in results if r[0].startswith("HTTP JSON, 1,000 rows, 1 client"))
     floor = next(r for r in results if r[0].startswith("in-process predict(), 1,000"))
     print()
-    print(f"batching: {batched[1] * 1000 / batched[3] / (single[1] / single[3]):.0f}x the rows/s of single-row requests; "
-          f"HTTP + parsing + formatting cost {np.median(batched[4]) / np.median(floor[4]):.1f}x the bare predict() on 1,000 rows")
+    print(
+        f"batching: {batched[1] * 1000 / batched[3] / (single[1] / single[3]):.0f}x the rows/s of single-row requests; "
+        f"HTTP + parsing + formatting cost {np.median(batched[4]) / np.median(floor[4]):.1f}x the "
+        "bare predict() on 1,000 rows"
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ torch.compile. Canonical: the tutorial loop -- DataLoader(TensorDataset(X, y), s
 each batch copied to the device, fp32, default AdamW. Prints samples/s, the ratio, and the
 held-out accuracy each reaches.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml.distributed import Runtime  # noqa: E402
-from ml.hyperparameters import Hyperparameters  # noqa: E402
-from ml.model import TabularMLP  # noqa: E402
-from ml.train import Tensors, fit_mlp, predict_tensors  # noqa: E402
+from ml.distributed import Runtime
+from ml.hyperparameters import Hyperparameters
+from ml.model import TabularMLP
+from ml.train import Tensors, fit_mlp, predict_tensors
 
 
 def make_data(rows: int, features: int, seed: int = 0):
@@ -79,11 +80,22 @@ def main() -> int:
     print(f"building {args.rows:,} x {args.features} rows ...", file=sys.stderr)
     X, y = make_data(args.rows + 50_000, args.features)
     X_train, y_train, X_test, y_test = X[: args.rows], y[: args.rows], X[args.rows :], y[args.rows :]
+
     def no_codes(n):  # the model takes (numeric, categorical codes); these data have no categoricals
         return torch.empty(n, 0, dtype=torch.long, device=device)
 
     test = Tensors(X_test.to(device), no_codes(len(X_test)), y_test.to(device))
-    hp = Hyperparameters(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, weight_decay=1e-4, hidden_sizes=(128, 64), dropout=0.1, patience=0, seed=0, checkpoint_every=0)
+    hp = Hyperparameters(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=1e-3,
+        weight_decay=1e-4,
+        hidden_sizes=(128, 64),
+        dropout=0.1,
+        patience=0,
+        seed=0,
+        checkpoint_every=0,
+    )
 
     def fresh_model():
         torch.manual_seed(0)
@@ -93,7 +105,9 @@ def main() -> int:
     # that neither pays start-up costs inside the timing.
     small = Tensors(X_train[:20_000].to(device), no_codes(20_000), y_train[:20_000].to(device))
     fit_mlp(fresh_model(), small, test, dataclasses.replace(hp, epochs=1), Runtime(device=device))
-    canonical_loop(fresh_model(), X_train[:20_000], y_train[:20_000], 1, args.batch_size, hp.lr, hp.weight_decay, device)
+    canonical_loop(
+        fresh_model(), X_train[:20_000], y_train[:20_000], 1, args.batch_size, hp.lr, hp.weight_decay, device
+    )
 
     # Ours (ml.train.fit_mlp). The validation set it reports on each epoch is the test set.
     model = fresh_model()
@@ -113,11 +127,21 @@ def main() -> int:
     canonical_acc = accuracy(model, test, amp=False)
 
     samples = args.rows * args.epochs
-    where = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads ({os.cpu_count()} cores)"
+    where = (
+        torch.cuda.get_device_name(device)
+        if cuda
+        else f"CPU, {torch.get_num_threads()} threads ({os.cpu_count()} cores)"
+    )
     print()
-    print(f"training throughput, {args.rows:,} rows x {args.features} features, {args.epochs} epochs, batch {args.batch_size}, on {where}")
+    print(
+        f"training throughput, {args.rows:,} rows x {args.features} features, {args.epochs} epochs, "
+        f"batch {args.batch_size}, on {where}"
+    )
     print(f"{'loop':<58} {'seconds':>8} {'samples/s':>12} {'speed-up':>9} {'test acc':>9}")
-    print(f"{'canonical DataLoader(TensorDataset), fp32 (baseline)':<58} {canonical_s:>8.2f} {samples / canonical_s:>12,.0f} {1.0:>8.1f}x {canonical_acc:>9.4f}")
+    print(
+        f"{'canonical DataLoader(TensorDataset), fp32 (baseline)':<58} {canonical_s:>8.2f} "
+        f"{samples / canonical_s:>12,.0f} {1.0:>8.1f}x {canonical_acc:>9.4f}"
+    )
     label = "ml.train.fit_mlp: resident tensors, index slicing" + (", bf16, fused, compiled" if cuda else "")
     print(f"{label:<58} {ours_s:>8.2f} {samples / ours_s:>12,.0f} {canonical_s / ours_s:>8.1f}x {ours_acc:>9.4f}")
     print("(ours includes one validation pass per epoch over the 50,000 test rows)")

@@ -7,14 +7,15 @@ retried by botocore's standard retry mode (exponential backoff with jitter); err
 act on (no credentials, emulator down, throttled past every retry) become `AwsAccessError`s
 with one clear sentence.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
 import boto3
@@ -104,8 +105,9 @@ def make_session(region: str) -> EndpointSession:
         check_reachable(endpoint)
         session = EndpointSession(region_name=region, endpoint=endpoint, botocore_session=_botocore_session())
         if session.get_credentials() is None:
-            session = EndpointSession(region_name=region, endpoint=endpoint, botocore_session=_botocore_session(),
-                                      **EMULATOR_CREDENTIALS)
+            session = EndpointSession(
+                region_name=region, endpoint=endpoint, botocore_session=_botocore_session(), **EMULATOR_CREDENTIALS
+            )
         return session
     session = EndpointSession(region_name=region, botocore_session=_botocore_session())
     if session.get_credentials() is None:
@@ -166,7 +168,11 @@ def translate(err: BaseException) -> AwsAccessError | None:
             f"AWS throttled {op} after {attempts} attempts with backoff; retry later or raise "
             f"{MAX_ATTEMPTS_ENV} (now {os.environ.get(MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS)})"
         )
-    if isinstance(err, ClientError) and error_code(err) in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+    if isinstance(err, ClientError) and error_code(err) in (
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+    ):
         return AwsAccessError(f"access denied: {err}")
     return None
 
@@ -178,7 +184,7 @@ def aws_errors() -> Iterator[None]:
         yield
     except AwsAccessError:
         raise
-    except Exception as err:  # noqa: BLE001 - re-raised unless it translates
+    except Exception as err:
         clear = translate(err)
         if clear is None:
             raise
@@ -216,7 +222,9 @@ SageMaker:
 def _opt_out_of_sdk_telemetry() -> None:
     if os.environ.get("SAGEMAKER_USER_CONFIG_OVERRIDE"):
         return
-    path = Path(tempfile.gettempdir()) / f"mlops-sagemaker-config-{os.getuid() if hasattr(os, 'getuid') else 'user'}.yaml"
+    path = (
+        Path(tempfile.gettempdir()) / f"mlops-sagemaker-config-{os.getuid() if hasattr(os, 'getuid') else 'user'}.yaml"
+    )
     if not path.exists() or path.read_text() != _TELEMETRY_CONFIG:
         path.write_text(_TELEMETRY_CONFIG)
     os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(path)

@@ -4,15 +4,15 @@ Each area registers its own subcommands through a `register(subparsers)` functio
 module stays a table of contents. A subcommand handler takes the parsed args and returns an
 exit code; with `--json` it prints one JSON document on stdout and nothing else there.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ci import commands_infra
-from ci import commands_pipeline
-from policies import cli as policies_cli
+from ci import commands_infra, commands_pipeline
 from ml import cli as ml_cli
+from policies import cli as policies_cli
 
 # Modules that contribute subcommands; each has register(subparsers).
 COMMAND_MODULES = [commands_infra, commands_pipeline, policies_cli, ml_cli]

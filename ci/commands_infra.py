@@ -1,4 +1,5 @@
 """`mlops preview`: run the Pulumi program offline and show what a stack declares."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Runs infra/ for a stack under Pulumi's mocks: no CLI, no cloud account. "
         "Prints the resources grouped by component, or the whole graph with --json.",
     )
-    p.add_argument("--stack", required=True, help="stack name (dev, staging, prod, local) or a path to a Pulumi.<stack>.yaml file")
+    p.add_argument(
+        "--stack", required=True, help="stack name (dev, staging, prod, local) or a path to a Pulumi.<stack>.yaml file"
+    )
     p.add_argument("--json", action="store_true", help="print the resource graph and outputs as JSON")
     p.set_defaults(handler=run_preview)
 
@@ -43,7 +46,9 @@ def format_table(preview) -> str:
         if not r["custom"]:
             continue
         owner = by_urn.get(r["parent"])
-        groups[owner["name"] + " (" + owner["type"] + ")" if owner and owner["type"] != "pulumi:pulumi:Stack" else "stack"].append(r)
+        groups[
+            owner["name"] + " (" + owner["type"] + ")" if owner and owner["type"] != "pulumi:pulumi:Stack" else "stack"
+        ].append(r)
     lines = [f"stack {preview.stack}: {sum(len(v) for v in groups.values())} resources in {len(groups)} components", ""]
     for component in sorted(groups):
         lines.append(component)

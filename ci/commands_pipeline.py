@@ -5,6 +5,7 @@ Each handler parses flags into a call of `ci.pipeline` (or a sibling module), pr
 on stderr, a human summary or one JSON document on stdout, and returns the exit code of the
 error class when something fails (see ci/errors.py). CI runs exactly these commands.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,9 @@ import functools
 import os
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ci.errors import MlopsError, UsageError
 from ci.jsonable import dumps
@@ -36,27 +38,52 @@ class ReproduceMismatch(MlopsError):
 
 # --- shared plumbing -----------------------------------------------------------------------
 
+
 def _common(parser: argparse.ArgumentParser, *, stack: bool = True, stack_required: bool = True) -> None:
     if stack:
         parser.add_argument("--stack", required=stack_required, help="stack name (dev, staging, prod, local)")
-    parser.add_argument("--stacks-dir", type=Path, default=None,
-                        help="folder with the Pulumi.<stack>.yaml files (default: ./stacks of this repository, or $MLOPS_STACKS_DIR)")
-    parser.add_argument("--outputs", metavar="FILE", default=None,
-                        help="stack outputs from `pulumi stack output --json` (a file, or - for stdin)")
-    parser.add_argument("--outputs-from", choices=SOURCES, default="auto",
-                        help="where stack outputs come from (default auto: --outputs, the Pulumi CLI, the local backend, the offline preview)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout (progress stays on stderr)")
+    parser.add_argument(
+        "--stacks-dir",
+        type=Path,
+        default=None,
+        help="folder with the Pulumi.<stack>.yaml files (default: ./stacks of this repository, or $MLOPS_STACKS_DIR)",
+    )
+    parser.add_argument(
+        "--outputs",
+        metavar="FILE",
+        default=None,
+        help="stack outputs from `pulumi stack output --json` (a file, or - for stdin)",
+    )
+    parser.add_argument(
+        "--outputs-from",
+        choices=SOURCES,
+        default="auto",
+        help="where stack outputs come from "
+        "(default auto: --outputs, the Pulumi CLI, the local backend, the offline preview)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout (progress stays on stderr)"
+    )
 
 
 def _add(sub, name: str, help_: str, description: str, handler: Callable, **kwargs) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help_, description=textwrap.fill(description, 100), epilog=EXIT_CODES,
-                            formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    parser = sub.add_parser(
+        name,
+        help=help_,
+        description=textwrap.fill(description, 100),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
     parser.set_defaults(handler=handler)
     return parser
 
 
-def command(fn: Callable[[argparse.Namespace, Progress], tuple[dict[str, Any], str]]) -> Callable[[argparse.Namespace], int]:
+def command(
+    fn: Callable[[argparse.Namespace, Progress], tuple[dict[str, Any], str]],
+) -> Callable[[argparse.Namespace], int]:
     """Run a step: translate errors into one line and an exit code; print JSON or the summary."""
+
     @functools.wraps(fn)
     def handler(args: argparse.Namespace) -> int:
         from botocore.exceptions import ClientError
@@ -76,7 +103,9 @@ def command(fn: Callable[[argparse.Namespace, Progress], tuple[dict[str, Any], s
                     if translate(err) is not None:
                         raise
                     error = err.response.get("Error", {})
-                    raise MlopsError(f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}") from err
+                    raise MlopsError(
+                        f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}"
+                    ) from err
         except MlopsError as err:
             print(f"error: {err}", file=sys.stderr)
             if getattr(args, "json", False):
@@ -87,14 +116,20 @@ def command(fn: Callable[[argparse.Namespace, Progress], tuple[dict[str, Any], s
         else:
             print(summary)
         return 0
+
     return handler
 
 
 def _context(args: argparse.Namespace, progress: Progress, stack: str | None = None):
     from ci.pipeline import open_context
 
-    return open_context(stack or args.stack, stacks_dir=args.stacks_dir, outputs_file=args.outputs,
-                        outputs_from=args.outputs_from, progress=progress)
+    return open_context(
+        stack or args.stack,
+        stacks_dir=args.stacks_dir,
+        outputs_file=args.outputs,
+        outputs_from=args.outputs_from,
+        progress=progress,
+    )
 
 
 def _key_values(pairs: list[str]) -> dict[str, str]:
@@ -113,23 +148,36 @@ def _who(args: argparse.Namespace) -> str:
 
 # --- handlers ------------------------------------------------------------------------------
 
+
 @command
 def run_train(args, progress):
     from ci.pipeline import TrainRequest, train
 
     ctx = _context(args, progress)
     req = TrainRequest(
-        model=args.model, data_dir=args.data, data_uri=args.data_uri, synthetic_rows=args.synthetic,
-        synthetic_drift=args.synthetic_drift, latest_data=args.latest_data, instance_type=args.instance_type,
-        hyperparameters=_key_values(args.hp), seed=args.seed, local=args.local, wait=not args.no_wait,
-        poll_seconds=args.poll_seconds, framework_version=args.framework_version, training_image=args.training_image,
+        model=args.model,
+        data_dir=args.data,
+        data_uri=args.data_uri,
+        synthetic_rows=args.synthetic,
+        synthetic_drift=args.synthetic_drift,
+        latest_data=args.latest_data,
+        instance_type=args.instance_type,
+        hyperparameters=_key_values(args.hp),
+        seed=args.seed,
+        local=args.local,
+        wait=not args.no_wait,
+        poll_seconds=args.poll_seconds,
+        framework_version=args.framework_version,
+        training_image=args.training_image,
     )
     run = train(ctx, req)
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.get("metrics", {}).items()))
-    summary = (f"training job {run['job']}: {run['status']}\n  model   {run['modelDataUrl']}\n"
-               f"  data    {run['dataset']['uri']} (sha256 {run['dataset']['sha256'][:16]}...)\n"
-               f"  image   {run['pinnedImage']}\n  metrics {metrics or '(none yet)'}\n"
-               f"next: mlops evaluate --stack {ctx.stack} --job {run['job']}")
+    summary = (
+        f"training job {run['job']}: {run['status']}\n  model   {run['modelDataUrl']}\n"
+        f"  data    {run['dataset']['uri']} (sha256 {run['dataset']['sha256'][:16]}...)\n"
+        f"  image   {run['pinnedImage']}\n  metrics {metrics or '(none yet)'}\n"
+        f"next: mlops evaluate --stack {ctx.stack} --job {run['job']}"
+    )
     return {"run": run}, summary
 
 
@@ -138,8 +186,9 @@ def run_image(args, progress):
     from ci.image import build_and_push
 
     ctx = _context(args, progress)
-    result = build_and_push(ctx.session, ctx.outputs, tag=args.tag, push=not args.no_push, docker=args.docker,
-                            progress=progress)
+    result = build_and_push(
+        ctx.session, ctx.outputs, tag=args.tag, push=not args.no_push, docker=args.docker, progress=progress
+    )
     return result, f"{result['image']} {result['digest'] or '(built, not pushed)'}"
 
 
@@ -151,10 +200,13 @@ def run_evaluate(args, progress):
     report = evaluate(ctx, args.job)
     gate = report["gate"]
     if not gate["passed"]:
-        raise GateFailed(f"gate failed for {args.job}: {gate['reason']} (report: {report['reportUri']})",
-                         details={"report": report})
-    return {"report": report}, (f"gate passed for {args.job}: {gate['reason']}\n  report {report['reportUri']}\n"
-                                f"next: mlops register --stack {ctx.stack} --job {args.job}")
+        raise GateFailed(
+            f"gate failed for {args.job}: {gate['reason']} (report: {report['reportUri']})", details={"report": report}
+        )
+    return {"report": report}, (
+        f"gate passed for {args.job}: {gate['reason']}\n  report {report['reportUri']}\n"
+        f"next: mlops register --stack {ctx.stack} --job {args.job}"
+    )
 
 
 @command
@@ -167,8 +219,9 @@ def run_register(args, progress):
     result = register(ctx, args.job, inference_image=args.inference_image, force_reason=reason)
     pkg = result["package"]
     verb = "registered" if result["created"] else "already registered"
-    return result, (f"{verb} {pkg['arn']} ({pkg['status']}, gate {pkg['gate']})\n"
-                    f"next: mlops approve {pkg['arn']} --reason '...'")
+    return result, (
+        f"{verb} {pkg['arn']} ({pkg['status']}, gate {pkg['gate']})\nnext: mlops approve {pkg['arn']} --reason '...'"
+    )
 
 
 def _status_handler(status: str):
@@ -178,10 +231,13 @@ def _status_handler(status: str):
 
         region = _region_of(args.package)
         session = aws.make_session(region)
-        package = registry.set_status(session.client("sagemaker"), args.package, status, by=_who(args), reason=args.reason)
+        package = registry.set_status(
+            session.client("sagemaker"), args.package, status, by=_who(args), reason=args.reason
+        )
         progress.step(f"{package.arn} is {package.status}: {package.approval_description}")
         nxt = f"\nnext: mlops promote {package.arn} --to dev" if status == registry.APPROVED else ""
         return {"package": package.to_dict()}, f"{package.arn}: {package.status} ({package.approval_description}){nxt}"
+
     return run
 
 
@@ -198,13 +254,22 @@ def run_promote(args, progress):
     from ci.promote import promote
 
     session = aws.make_session(_region_of(args.package))
-    result = promote(session, args.package, args.to, model=args.model, stacks_dir=args.stacks_dir,
-                     outputs_source=args.outputs_from, progress=progress)
+    result = promote(
+        session,
+        args.package,
+        args.to,
+        model=args.model,
+        stacks_dir=args.stacks_dir,
+        outputs_source=args.outputs_from,
+        progress=progress,
+    )
     if not result["changed"]:
         return result, f"{args.package} is already deployed for {result['model']} in {result['stack']}; nothing changed"
-    return result, (f"promoted {args.package} to {result['stack']} ({result['stackFile']})"
-                    + (f", replacing {result['replaced']}" if result["replaced"] else "")
-                    + f"\nnext: commit the stack file in a pull request; CI runs `pulumi up --stack {result['stack']}` on merge")
+    return result, (
+        f"promoted {args.package} to {result['stack']} ({result['stackFile']})"
+        + (f", replacing {result['replaced']}" if result["replaced"] else "")
+        + f"\nnext: commit the stack file in a pull request; CI runs `pulumi up --stack {result['stack']}` on merge"
+    )
 
 
 @command
@@ -216,8 +281,10 @@ def run_rollback(args, progress):
 
     region = read_config(stack_file(args.env, args.stacks_dir)).get("aws:region", "us-east-1")
     result = rollback(aws.make_session(region), args.env, args.model, stacks_dir=args.stacks_dir, progress=progress)
-    return result, (f"rolled back {result['model']} in {result['stack']} to {result['restored']}\n"
-                    f"next: commit the stack file; `pulumi up --stack {result['stack']}` rolls it out")
+    return result, (
+        f"rolled back {result['model']} in {result['stack']} to {result['restored']}\n"
+        f"next: commit the stack file; `pulumi up --stack {result['stack']}` rolls it out"
+    )
 
 
 @command
@@ -232,7 +299,9 @@ def run_packages(args, progress):
         pkg = registry.describe(ctx.sagemaker, summary["ModelPackageArn"])
         rows.append(pkg.to_dict())
     lines = [f"{group}: {len(rows)} package(s)"] + [
-        f"  v{r['version']:<4} {r['status']:<22} gate {r['gate'] or '-':<7} {r['trainingJob']:<45} {r['arn']}" for r in rows]
+        f"  v{r['version']:<4} {r['status']:<22} gate {r['gate'] or '-':<7} {r['trainingJob']:<45} {r['arn']}"
+        for r in rows
+    ]
     return {"group": group, "packages": rows}, "\n".join(lines)
 
 
@@ -245,23 +314,37 @@ def run_monitor(args, progress):
     model = ctx.model(args.model)
     retrain = None
     if not args.no_retrain:
-        req = TrainRequest(model=model, latest_data=True, local=args.retrain_local, poll_seconds=args.poll_seconds,
-                           hyperparameters=_key_values(args.hp))
+        req = TrainRequest(
+            model=model,
+            latest_data=True,
+            local=args.retrain_local,
+            poll_seconds=args.poll_seconds,
+            hyperparameters=_key_values(args.hp),
+        )
 
         def retrain(package):
             """Retrain where the deployed package was trained (its stack), on that stack's newest data."""
             home = package.metadata.get("mlops:stack") or ctx.stack
             home_ctx = ctx if home == ctx.stack else _context(args, progress, stack=home)
             return train_gate_register(home_ctx, req)
-    result = monitor(ctx.session, ctx.outputs, model, since_hours=args.since_hours or None, retrain=retrain, progress=progress)
+
+    result = monitor(
+        ctx.session, ctx.outputs, model, since_hours=args.since_hours or None, retrain=retrain, progress=progress
+    )
     m = result["metric"]
-    text = [f"drift score {result['score']:.4f} (threshold {result['threshold']:g}) on {result['endpoint']}: "
-            + ("DRIFTED" if result["drifted"] else "ok"),
-            f"  published {m['namespace']}/{m['name']} {m['dimensions']}", f"  report {result['reportUri']}"]
+    text = [
+        f"drift score {result['score']:.4f} (threshold {result['threshold']:g}) on {result['endpoint']}: "
+        + ("DRIFTED" if result["drifted"] else "ok"),
+        f"  published {m['namespace']}/{m['name']} {m['dimensions']}",
+        f"  report {result['reportUri']}",
+    ]
     if result["notified"]:
         text.append(f"  notified {result['notified']['topic']}")
     if result["retrain"]:
-        text.append(f"  retrained: {result['retrain'].get('job')} (gate {'passed' if result['retrain']['gate']['passed'] else 'failed'})")
+        text.append(
+            f"  retrained: {result['retrain'].get('job')} (gate "
+            f"{'passed' if result['retrain']['gate']['passed'] else 'failed'})"
+        )
     return result, "\n".join(text)
 
 
@@ -272,9 +355,14 @@ def run_reproduce(args, progress):
     stack = args.stack or _package_stack(args.package)
     ctx = _context(args, progress, stack=stack)
     result = reproduce(ctx, args.package, local=args.local, tolerance=args.tolerance, poll_seconds=args.poll_seconds)
-    lines = [f"rerun {result['rerunJob']}: metrics {'MATCH' if result['match'] else 'DIFFER'} (tolerance {args.tolerance:g})"]
+    lines = [
+        f"rerun {result['rerunJob']}: metrics {'MATCH' if result['match'] else 'DIFFER'} (tolerance {args.tolerance:g})"
+    ]
     for name, c in result["metrics"].items():
-        lines.append(f"  {name:<14} recorded {c['recorded']:.6g}  reproduced {c['reproduced']:.6g}  {'ok' if c['match'] else 'DIFFERENT'}")
+        lines.append(
+            f"  {name:<14} recorded {c['recorded']:.6g}  reproduced {c['reproduced']:.6g}  "
+            f"{'ok' if c['match'] else 'DIFFERENT'}"
+        )
     if not result["match"]:
         raise ReproduceMismatch("\n".join(lines), details=result)
     return result, "\n".join(lines)
@@ -295,8 +383,10 @@ def run_local_up(args, progress):
     from ci.local import provision
 
     raw = provision(args.stack, args.stacks_dir, progress)
-    return {"outputs": raw}, (f"stack {args.stack} provisioned in the emulator; endpoints: "
-                              f"{', '.join(f'{m}={e}' for m, e in raw['endpoints'].items()) or 'none'}")
+    return {"outputs": raw}, (
+        f"stack {args.stack} provisioned in the emulator; endpoints: "
+        f"{', '.join(f'{m}={e}' for m, e in raw['endpoints'].items()) or 'none'}"
+    )
 
 
 @command
@@ -309,76 +399,128 @@ def run_demo(args, progress):
 
 # --- registration --------------------------------------------------------------------------
 
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = _add(sub, "train", "train a model: pin the data, launch a SageMaker job (or run locally), follow it",
-             "Uploads or references a data set version (S3 versions and SHA-256 recorded), then runs ml/train.py as a "
-             "SageMaker training job through the sagemaker SDK's ModelTrainer on the environment's GPU type, with managed "
-             "spot, checkpoints, KMS and VPC from the stack; follows it and streams its metrics. --local runs the same "
-             "code here under the training-container contract and uploads model.tar.gz where SageMaker would.", run_train)
+    p = _add(
+        sub,
+        "train",
+        "train a model: pin the data, launch a SageMaker job (or run locally), follow it",
+        "Uploads or references a data set version (S3 versions and SHA-256 recorded), then runs ml/train.py as a "
+        "SageMaker training job through the sagemaker SDK's ModelTrainer on the environment's GPU type, with managed "
+        "spot, checkpoints, KMS and VPC from the stack; follows it and streams its metrics. --local runs the same "
+        "code here under the training-container contract and uploads model.tar.gz where SageMaker would.",
+        run_train,
+    )
     _common(p)
     p.add_argument("--model", help="model name (default: the stack's only model)")
     data = p.add_argument_group("data (exactly one)")
-    data.add_argument("--data", type=Path, help="local folder with train/ validation/ test/ (or train.csv validation.csv test.csv)")
+    data.add_argument(
+        "--data", type=Path, help="local folder with train/ validation/ test/ (or train.csv validation.csv test.csv)"
+    )
     data.add_argument("--data-uri", help="an S3 prefix holding train/ validation/ test/")
-    data.add_argument("--synthetic", type=int, metavar="ROWS", help="generate ROWS synthetic rows with ml.data (demos, smoke tests)")
+    data.add_argument(
+        "--synthetic", type=int, metavar="ROWS", help="generate ROWS synthetic rows with ml.data (demos, smoke tests)"
+    )
     data.add_argument("--synthetic-drift", type=float, default=0.0, help="drift of the synthetic rows, 0-1 (default 0)")
     data.add_argument("--latest-data", action="store_true", help="the newest data set version uploaded for the model")
-    p.add_argument("--instance-type", help="GPU type; must be in the stack's allowedInstanceTypes (default: its defaultInstanceType)")
+    p.add_argument(
+        "--instance-type",
+        help="GPU type; must be in the stack's allowedInstanceTypes (default: its defaultInstanceType)",
+    )
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="hyperparameter for ml/train.py (repeatable)")
     p.add_argument("--seed", type=int, default=42, help="random seed, recorded in lineage (default 42)")
-    p.add_argument("--local", action="store_true", help="run ml/train.py here under the container contract instead of SageMaker")
-    p.add_argument("--no-wait", action="store_true", help="create the job and return; `mlops evaluate --job` picks it up")
+    p.add_argument(
+        "--local", action="store_true", help="run ml/train.py here under the container contract instead of SageMaker"
+    )
+    p.add_argument(
+        "--no-wait", action="store_true", help="create the job and return; `mlops evaluate --job` picks it up"
+    )
     p.add_argument("--poll-seconds", type=float, default=30.0, help="how often to poll the job (default 30)")
     p.add_argument("--framework-version", default="2.10.0", help="PyTorch training image version (default 2.10.0)")
-    p.add_argument("--training-image", help="use this training image instead of the framework's (pinned by digest when ECR knows it)")
+    p.add_argument(
+        "--training-image",
+        help="use this training image instead of the framework's (pinned by digest when ECR knows it)",
+    )
 
-    p = _add(sub, "image", "build the serving image (container/Dockerfile) and push it to the stack's ECR repository",
-             "Builds ml/serve.py into the inference image with Docker, tags it with the ML code's git commit (the tag "
-             "`mlops register` references by default) and pushes it to the environment's ECR repository; an existing tag "
-             "is reused (tags are immutable). Prints the digest the model package will pin.", run_image)
+    p = _add(
+        sub,
+        "image",
+        "build the serving image (container/Dockerfile) and push it to the stack's ECR repository",
+        "Builds ml/serve.py into the inference image with Docker, tags it with the ML code's git commit (the tag "
+        "`mlops register` references by default) and pushes it to the environment's ECR repository; an existing tag "
+        "is reused (tags are immutable). Prints the digest the model package will pin.",
+        run_image,
+    )
     _common(p)
     p.add_argument("--tag", help="image tag (default: the first 12 characters of the git commit)")
     p.add_argument("--no-push", action="store_true", help="build only")
     p.add_argument("--docker", default="docker", help="the docker client to run (default docker)")
 
-    p = _add(sub, "evaluate", "score a training run against the champion on held-out data; the gate",
-             "Scores the run's model and the champion (newest Approved package) on the run's held-out test split, applies "
-             "the stack's gate (mlops:gate metric, minImprovement, minimums) and writes the evaluation report to S3. "
-             "Exits 4 when the gate fails.", run_evaluate)
+    p = _add(
+        sub,
+        "evaluate",
+        "score a training run against the champion on held-out data; the gate",
+        "Scores the run's model and the champion (newest Approved package) on the run's held-out test split, applies "
+        "the stack's gate (mlops:gate metric, minImprovement, minimums) and writes the evaluation report to S3. "
+        "Exits 4 when the gate fails.",
+        run_evaluate,
+    )
     _common(p)
     p.add_argument("--job", required=True, help="training job name (from `mlops train`)")
 
-    p = _add(sub, "register", "create the model package for a gated run (PendingManualApproval)",
-             "Creates the model package: inference image, model data, content and instance types, model metrics pointing "
-             "at the evaluation report, the lineage record as customer metadata. Refuses a failed gate unless --force "
-             "--reason. Registering the same job twice returns the first package.", run_register)
+    p = _add(
+        sub,
+        "register",
+        "create the model package for a gated run (PendingManualApproval)",
+        "Creates the model package: inference image, model data, content and instance types, model metrics pointing "
+        "at the evaluation report, the lineage record as customer metadata. Refuses a failed gate unless --force "
+        "--reason. Registering the same job twice returns the first package.",
+        run_register,
+    )
     _common(p)
     p.add_argument("--job", required=True, help="training job name")
-    p.add_argument("--inference-image", help="serving image (default: <ecrRepositoryUrl>:<git commit>), pinned by digest when known")
+    p.add_argument(
+        "--inference-image",
+        help="serving image (default: <ecrRepositoryUrl>:<git commit>), pinned by digest when known",
+    )
     p.add_argument("--force", action="store_true", help="register although the gate failed (needs --reason)")
     p.add_argument("--reason", help="why the gate is overridden; recorded on the package")
 
     for name, status, verb in (("approve", "Approved", "approve"), ("reject", "Rejected", "reject")):
-        p = _add(sub, name, f"{verb} a model package, recording who and why",
-                 f"Sets the package to {status}; who (--by, or $GITHUB_ACTOR, or $USER) and why (--reason) are recorded in "
-                 "its ApprovalDescription and customer metadata.", _status_handler(status))
+        p = _add(
+            sub,
+            name,
+            f"{verb} a model package, recording who and why",
+            f"Sets the package to {status}; who (--by, or $GITHUB_ACTOR, or $USER) and why (--reason) are recorded in "
+            "its ApprovalDescription and customer metadata.",
+            _status_handler(status),
+        )
         p.add_argument("package", help="model package ARN")
         p.add_argument("--reason", required=True, help="why; recorded on the package")
         p.add_argument("--by", help="who decides (default $GITHUB_ACTOR or $USER)")
         p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
-    p = _add(sub, "promote", "write an approved package into an environment's stack config",
-             "Checks the package is Approved, passed the gate, serves a model of the environment, and was live where the "
-             "environment requires (mlops:promotion.requireLiveIn, e.g. staging before prod); then writes it into "
-             "stacks/Pulumi.<env>.yaml (the old one goes to mlops:previousPackages). A refused promotion changes nothing.",
-             run_promote)
+    p = _add(
+        sub,
+        "promote",
+        "write an approved package into an environment's stack config",
+        "Checks the package is Approved, passed the gate, serves a model of the environment, and was live where the "
+        "environment requires (mlops:promotion.requireLiveIn, e.g. staging before prod); then writes it into "
+        "stacks/Pulumi.<env>.yaml (the old one goes to mlops:previousPackages). A refused promotion changes nothing.",
+        run_promote,
+    )
     _common(p, stack=False)
     p.add_argument("package", help="model package ARN")
     p.add_argument("--to", required=True, help="target environment / stack (dev, staging, prod, local)")
     p.add_argument("--model", help="model name (default: the package's)")
 
-    p = _add(sub, "rollback", "restore an environment's previous package for a model",
-             "Moves the newest entry of mlops:previousPackages.<model> back into mlops:approvedPackages.<model>.", run_rollback)
+    p = _add(
+        sub,
+        "rollback",
+        "restore an environment's previous package for a model",
+        "Moves the newest entry of mlops:previousPackages.<model> back into mlops:approvedPackages.<model>.",
+        run_rollback,
+    )
     _common(p, stack=False)
     p.add_argument("--env", required=True, help="environment / stack to roll back")
     p.add_argument("--model", required=True, help="model name")
@@ -386,43 +528,79 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = _add(sub, "packages", "list a model's packages in the stack's registry group", "Newest first.", run_packages)
     _common(p)
     p.add_argument("--model", help="model name (default: the stack's only model)")
-    p.add_argument("--status", choices=("Approved", "PendingManualApproval", "Rejected"), help="only this approval status")
+    p.add_argument(
+        "--status", choices=("Approved", "PendingManualApproval", "Rejected"), help="only this approval status"
+    )
 
-    p = _add(sub, "monitor", "compute drift of captured traffic, publish it, alert and retrain past the threshold",
-             "Reads the endpoint's captured data, computes drift against the deployed package's baseline, publishes it "
-             "under the namespace, metric and dimensions of the stack's drift alarm, and past the threshold notifies the "
-             "alert topic and retrains on the newest data through the same gate.", run_monitor)
+    p = _add(
+        sub,
+        "monitor",
+        "compute drift of captured traffic, publish it, alert and retrain past the threshold",
+        "Reads the endpoint's captured data, computes drift against the deployed package's baseline, publishes it "
+        "under the namespace, metric and dimensions of the stack's drift alarm, and past the threshold notifies the "
+        "alert topic and retrains on the newest data through the same gate.",
+        run_monitor,
+    )
     _common(p)
     p.add_argument("--model", help="model name (default: the stack's only model)")
-    p.add_argument("--since-hours", type=float, default=24.0, help="captured data of the last N hours (0: all; default 24)")
+    p.add_argument(
+        "--since-hours", type=float, default=24.0, help="captured data of the last N hours (0: all; default 24)"
+    )
     p.add_argument("--no-retrain", action="store_true", help="notify only; do not retrain")
     p.add_argument("--retrain-local", action="store_true", help="retrain with the local runner instead of SageMaker")
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="hyperparameters for the retraining run")
     p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while following the retraining job")
 
-    p = _add(sub, "reproduce", "re-run training from a package's lineage record and compare the metrics",
-             "Reads the lineage record (its SHA-256 checked against the package), trains again on the exact recorded data "
-             "versions with the same hyperparameters, seed and image, and reports whether the metrics match.", run_reproduce)
+    p = _add(
+        sub,
+        "reproduce",
+        "re-run training from a package's lineage record and compare the metrics",
+        "Reads the lineage record (its SHA-256 checked against the package), trains again on the exact recorded data "
+        "versions with the same hyperparameters, seed and image, and reports whether the metrics match.",
+        run_reproduce,
+    )
     _common(p, stack=True, stack_required=False)
     p.add_argument("package", help="model package ARN")
     p.add_argument("--local", action="store_true", help="re-run with the local runner instead of SageMaker")
-    p.add_argument("--tolerance", type=float, default=1e-6, help="largest absolute metric difference that still matches")
+    p.add_argument(
+        "--tolerance", type=float, default=1e-6, help="largest absolute metric difference that still matches"
+    )
     p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while following the job")
 
-    p = _add(sub, "local", "the local backend: provision a stack in the AWS emulator (no Pulumi CLI, no account)",
-             "`mlops local up --stack local` creates the stack's core resources in the emulator at AWS_ENDPOINT_URL with the "
-             "names the offline preview gives, deploys approved packages to endpoints, and records the outputs.", None)
+    p = _add(
+        sub,
+        "local",
+        "the local backend: provision a stack in the AWS emulator (no Pulumi CLI, no account)",
+        "`mlops local up --stack local` creates the stack's core resources in the emulator at "
+        "AWS_ENDPOINT_URL with the "
+        "names the offline preview gives, deploys approved packages to endpoints, and records the outputs.",
+        None,
+    )
     local_sub = p.add_subparsers(dest="local_command", metavar="ACTION", required=True)
-    up = local_sub.add_parser("up", help="create or update the stack's resources in the emulator",
-                              description="Idempotent: run it again after `mlops promote` to roll out.", epilog=EXIT_CODES)
+    up = local_sub.add_parser(
+        "up",
+        help="create or update the stack's resources in the emulator",
+        description="Idempotent: run it again after `mlops promote` to roll out.",
+        epilog=EXIT_CODES,
+    )
     _common(up)
     up.set_defaults(handler=run_local_up)
 
-    p = _add(sub, "demo", "the whole lifecycle on this machine against an emulator on loopback; ends with an HTML report",
-             "Starts moto on 127.0.0.1, provisions the local stack, trains (local runner, small data), evaluates, registers, "
-             "approves, promotes, deploys, serves traffic through ml.serve with data capture, detects drift and raises the "
-             "alert, then writes an HTML report.", run_demo)
-    p.add_argument("--out", type=Path, default=Path(".mlops/demo-report"),
-                   help="folder for the report (default .mlops/demo-report, which git ignores)")
+    p = _add(
+        sub,
+        "demo",
+        "the whole lifecycle on this machine against an emulator on loopback; ends with an HTML report",
+        "Starts moto on 127.0.0.1, provisions the local stack, trains (local runner, small data), "
+        "evaluates, registers, "
+        "approves, promotes, deploys, serves traffic through ml.serve with data capture, detects drift and raises the "
+        "alert, then writes an HTML report.",
+        run_demo,
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path(".mlops/demo-report"),
+        help="folder for the report (default .mlops/demo-report, which git ignores)",
+    )
     p.add_argument("--rows", type=int, default=2000, help="synthetic rows to train on (default 2000)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

@@ -7,6 +7,7 @@ checkpoints/), the `SM_*` environment, the code staged as SageMaker's ModelTrain
 (`input/data/code`), and the same exit contract: a non-zero exit with `output/failure` holding
 the reason. Only `model/` (tarred to model.tar.gz) and `output/` survive, as on SageMaker.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ import subprocess
 import sys
 import tarfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ML_PACKAGE = REPO_ROOT / "ml"
@@ -50,8 +51,13 @@ class ContainerResult:
         return self.exit_code == 0
 
 
-def prepare_tree(base_dir: Path, hyperparameters: dict[str, str], channels: dict[str, Path],
-                 content_types: dict[str, str] | None = None, data_manifest: dict | None = None) -> None:
+def prepare_tree(
+    base_dir: Path,
+    hyperparameters: dict[str, str],
+    channels: dict[str, Path],
+    content_types: dict[str, str] | None = None,
+    data_manifest: dict | None = None,
+) -> None:
     """Lay out `/opt/ml` under base_dir: config files, channel data, empty model/output/checkpoints.
 
     `data_manifest` (S3 versions and SHA-256 of the channels) goes to input/config/data_manifest.json,
@@ -63,13 +69,26 @@ def prepare_tree(base_dir: Path, hyperparameters: dict[str, str], channels: dict
         (config / "data_manifest.json").write_text(json.dumps(data_manifest, indent=2, sort_keys=True))
     # SageMaker hands hyperparameters to the container as strings, whatever they were.
     (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in hyperparameters.items()}, indent=2))
-    (config / "inputdataconfig.json").write_text(json.dumps({
-        name: {"ContentType": (content_types or {}).get(name, "text/csv"), "TrainingInputMode": "File",
-               "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
-        for name in channels
-    }, indent=2))
-    (config / "resourceconfig.json").write_text(json.dumps(
-        {"current_host": HOST, "current_instance_type": "local", "hosts": [HOST], "network_interface_name": "lo"}, indent=2))
+    (config / "inputdataconfig.json").write_text(
+        json.dumps(
+            {
+                name: {
+                    "ContentType": (content_types or {}).get(name, "text/csv"),
+                    "TrainingInputMode": "File",
+                    "S3DistributionType": "FullyReplicated",
+                    "RecordWrapperType": "None",
+                }
+                for name in channels
+            },
+            indent=2,
+        )
+    )
+    (config / "resourceconfig.json").write_text(
+        json.dumps(
+            {"current_host": HOST, "current_instance_type": "local", "hosts": [HOST], "network_interface_name": "lo"},
+            indent=2,
+        )
+    )
     for name, source in channels.items():
         dest = base_dir / "input" / "data" / name
         if dest.exists():
@@ -94,26 +113,30 @@ def stage_code(base_dir: Path, ml_package: Path = ML_PACKAGE) -> Path:
     return code
 
 
-def container_env(base_dir: Path, hyperparameters: dict[str, str], channels: list[str], extra: dict[str, str] | None = None) -> dict[str, str]:
+def container_env(
+    base_dir: Path, hyperparameters: dict[str, str], channels: list[str], extra: dict[str, str] | None = None
+) -> dict[str, str]:
     """The `SM_*` variables SageMaker's training toolkit sets, pointing into base_dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "AWS_", "SAGEMAKER_"))}
-    env.update({
-        "SM_BASE_DIR": str(base_dir),
-        "SM_MODEL_DIR": str(base_dir / "model"),
-        "SM_OUTPUT_DIR": str(base_dir / "output"),
-        "SM_OUTPUT_DATA_DIR": str(base_dir / "output" / "data"),
-        "SM_INPUT_DIR": str(base_dir / "input"),
-        "SM_INPUT_CONFIG_DIR": str(base_dir / "input" / "config"),
-        "SM_CHECKPOINT_DIR": str(base_dir / "checkpoints"),
-        "SM_CHANNELS": json.dumps(sorted(channels)),
-        "SM_HPS": json.dumps({k: str(v) for k, v in hyperparameters.items()}),
-        "SM_HOSTS": json.dumps([HOST]),
-        "SM_CURRENT_HOST": HOST,
-        "SM_NUM_GPUS": str(_num_gpus()),
-        "SM_NUM_CPUS": str(os.cpu_count() or 1),
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
+    env.update(
+        {
+            "SM_BASE_DIR": str(base_dir),
+            "SM_MODEL_DIR": str(base_dir / "model"),
+            "SM_OUTPUT_DIR": str(base_dir / "output"),
+            "SM_OUTPUT_DATA_DIR": str(base_dir / "output" / "data"),
+            "SM_INPUT_DIR": str(base_dir / "input"),
+            "SM_INPUT_CONFIG_DIR": str(base_dir / "input" / "config"),
+            "SM_CHECKPOINT_DIR": str(base_dir / "checkpoints"),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HPS": json.dumps({k: str(v) for k, v in hyperparameters.items()}),
+            "SM_HOSTS": json.dumps([HOST]),
+            "SM_CURRENT_HOST": HOST,
+            "SM_NUM_GPUS": str(_num_gpus()),
+            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     for name in channels:
         env[f"SM_CHANNEL_{name.upper()}"] = str(base_dir / "input" / "data" / name)
     env.update(extra or {})
@@ -155,14 +178,21 @@ def run_training(
     stop = threading.Event()
     syncer = None
     if checkpoint_sync is not None:
+
         def _sync_loop() -> None:
             while not stop.wait(sync_every_seconds):
                 checkpoint_sync(base_dir / "checkpoints")
+
         syncer = threading.Thread(target=_sync_loop, name="checkpoint-sync", daemon=True)
         syncer.start()
     proc = subprocess.Popen(
         [python, "-m", "ml.train", "--base-dir", str(base_dir)],
-        cwd=code, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        cwd=code,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
     )
     timer = threading.Timer(timeout_seconds, proc.kill) if timeout_seconds else None
     if timer:

@@ -6,13 +6,14 @@ split (`train/`, `validation/` for training, `test/` held out for the gate) and 
 addressed (the id is a digest of the files), so the same files are one version, not two. The
 manifest is what lineage records and what `mlops reproduce` reads back, version for version.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,27 @@ class Manifest:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"uri": self.uri, "id": self.id, "created": self.created, "sha256": self.sha256,
-                "manifestUri": self.manifest_uri, "manifestVersionId": self.manifest_version, "objects": self.objects}
+        return {
+            "uri": self.uri,
+            "id": self.id,
+            "created": self.created,
+            "sha256": self.sha256,
+            "manifestUri": self.manifest_uri,
+            "manifestVersionId": self.manifest_version,
+            "objects": self.objects,
+        }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "Manifest":
+    def from_dict(cls, raw: dict[str, Any]) -> Manifest:
         try:
-            return cls(uri=raw["uri"], id=raw["id"], created=raw["created"], objects=list(raw["objects"]),
-                       manifest_uri=raw.get("manifestUri", ""), manifest_version=raw.get("manifestVersionId", ""))
+            return cls(
+                uri=raw["uri"],
+                id=raw["id"],
+                created=raw["created"],
+                objects=list(raw["objects"]),
+                manifest_uri=raw.get("manifestUri", ""),
+                manifest_version=raw.get("manifestVersionId", ""),
+            )
         except KeyError as err:
             raise UsageError(f"data manifest lacks {err.args[0]!r}") from err
 
@@ -82,7 +96,9 @@ def find_split_files(directory: Path) -> dict[str, list[Path]]:
     return found
 
 
-def upload(s3, data_bucket: str, model: str, directory: Path, kms_key: str | None = None, progress: Progress = QUIET) -> Manifest:
+def upload(
+    s3, data_bucket: str, model: str, directory: Path, kms_key: str | None = None, progress: Progress = QUIET
+) -> Manifest:
     """Upload a local data set as a new version (or find the identical one already there)."""
     files = find_split_files(directory)
     digests = {(split, p.name): s3util.sha256_file(p) for split, paths in files.items() for p in paths}
@@ -106,7 +122,9 @@ def upload(s3, data_bucket: str, model: str, directory: Path, kms_key: str | Non
     return write_manifest(s3, manifest, manifest_uri, kms_key)
 
 
-def reference(s3, uri: str, artifact_bucket: str, model: str, kms_key: str | None = None, progress: Progress = QUIET) -> Manifest:
+def reference(
+    s3, uri: str, artifact_bucket: str, model: str, kms_key: str | None = None, progress: Progress = QUIET
+) -> Manifest:
     """Pin data already in S3 (a prefix with train/ validation/ test/): record versions and digests."""
     if not uri.endswith("/"):
         uri += "/"
@@ -145,9 +163,16 @@ def read_manifest(s3, uri: str, version_id: str | None = None) -> Manifest:
 
 def latest(s3, data_bucket: str, model: str) -> Manifest:
     """The newest data set version of a model: what drift-triggered retraining trains on."""
-    manifests = [o for o in s3util.list_objects(s3, f"s3://{data_bucket}/datasets/{model}/") if o["Key"].endswith("/manifest.json")]
+    manifests = [
+        o
+        for o in s3util.list_objects(s3, f"s3://{data_bucket}/datasets/{model}/")
+        if o["Key"].endswith("/manifest.json")
+    ]
     if not manifests:
-        raise NotFoundError(f"no data set versions for model {model!r} under s3://{data_bucket}/datasets/{model}/; upload one with `mlops train --data DIR`")
+        raise NotFoundError(
+            f"no data set versions for model {model!r} under s3://{data_bucket}/datasets/{model}/; "
+            "upload one with `mlops train --data DIR`"
+        )
     newest = max(manifests, key=lambda o: (o["LastModified"], o["Key"]))
     return read_manifest(s3, f"s3://{data_bucket}/{newest['Key']}")
 
@@ -160,7 +185,7 @@ def download_split(s3, manifest: Manifest, split: str, dest: Path) -> Path:
     if not objects:
         raise NotFoundError(f"data set {manifest.id} has no {split} split")
     for obj in objects:
-        rel = obj["uri"][len(prefix):] if obj["uri"].startswith(prefix) else obj["uri"].rsplit("/", 1)[-1]
+        rel = obj["uri"][len(prefix) :] if obj["uri"].startswith(prefix) else obj["uri"].rsplit("/", 1)[-1]
         s3util.download(s3, obj["uri"], dest / rel, obj.get("versionId"), obj.get("sha256"))
     return dest
 
@@ -173,10 +198,10 @@ def synthetic(model: str, rows: int, seed: int, drift: float = 0.0) -> Path:
     directory = Path(tempfile.mkdtemp(prefix=f"mlops-{model}-data-"))
     n_train, n_val = int(rows * 0.7), int(rows * 0.15)
     frame.iloc[:n_train].to_csv(directory / "train.csv", index=False)
-    frame.iloc[n_train:n_train + n_val].to_csv(directory / "validation.csv", index=False)
-    frame.iloc[n_train + n_val:].to_csv(directory / "test.csv", index=False)
+    frame.iloc[n_train : n_train + n_val].to_csv(directory / "validation.csv", index=False)
+    frame.iloc[n_train + n_val :].to_csv(directory / "test.csv", index=False)
     return directory
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -4,6 +4,7 @@ Every user-facing failure (bad input, a refused gate, an unreachable emulator) i
 `MlopsError`; the CLI layer prints its message and returns its exit code. Anything else is a
 bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 

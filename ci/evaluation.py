@@ -7,15 +7,15 @@ archive cannot be scored any more falls back to the metrics its own evaluation r
 and the report says so. The gate (`ml.evaluate.compare`) uses the stack's metric, margin and
 minimums. The report is written to S3 whether the gate passes or not: a refusal is evidence.
 """
+
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.contract import StackOutputs
 from ci import registry
 from ci import s3 as s3util
 from ci.container import CorruptArchiveError, unpack_model
@@ -23,6 +23,7 @@ from ci.datasets import Manifest, download_split
 from ci.errors import MlopsError, NotFoundError, UsageError
 from ci.jsonable import plain
 from ci.progress import QUIET, Progress
+from infra.contract import StackOutputs
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,22 @@ def load_frame(directory: Path):
     return load_channel(directory)
 
 
-def evaluate_run(session, outputs: StackOutputs, run: dict[str, Any], gate: GateSettings,
-                 progress: Progress = QUIET, work_dir: Path | None = None) -> dict[str, Any]:
+def evaluate_run(
+    session,
+    outputs: StackOutputs,
+    run: dict[str, Any],
+    gate: GateSettings,
+    progress: Progress = QUIET,
+    work_dir: Path | None = None,
+) -> dict[str, Any]:
     """Score candidate and champion, apply the gate, write the report; returns the report."""
     from ml.evaluate import compare, evaluate
 
     if run.get("status") != "Completed":
-        raise MlopsError(f"training job {run['job']} is {run.get('status')}: only a Completed job can be evaluated"
-                         + (f" ({run.get('failureReason')})" if run.get("failureReason") else ""))
+        raise MlopsError(
+            f"training job {run['job']} is {run.get('status')}: only a Completed job can be evaluated"
+            + (f" ({run.get('failureReason')})" if run.get("failureReason") else "")
+        )
     model = run["model"]
     group = outputs.modelPackageGroups.get(model)
     if not group:
@@ -82,8 +91,12 @@ def evaluate_run(session, outputs: StackOutputs, run: dict[str, Any], gate: Gate
         champion_pkg = None  # re-evaluating the champion itself: nothing to compare against
     if champion_pkg is not None:
         champion_metrics, source = _champion_metrics(s3, champion_pkg, frame, work / "champion", evaluate)
-        champion_block = {"arn": champion_pkg.arn, "trainingJob": champion_pkg.training_job, "metrics": champion_metrics,
-                          "source": source}
+        champion_block = {
+            "arn": champion_pkg.arn,
+            "trainingJob": champion_pkg.training_job,
+            "metrics": champion_metrics,
+            "source": source,
+        }
         progress.info(f"champion {champion_pkg.arn}: " + _summary(champion_metrics, gate.metric) + f" ({source})")
     else:
         progress.info(f"no Approved package in {group}: the candidate is measured against the minimums alone")
@@ -93,14 +106,15 @@ def evaluate_run(session, outputs: StackOutputs, run: dict[str, Any], gate: Gate
         "model": model,
         "stack": outputs.stackName,
         "modelDataUrl": run["modelDataUrl"],
-        "evaluatedAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "testSet": {"dataset": manifest.id, "objects": manifest.objects_in("test"), "rows": int(len(frame))},
+        "evaluatedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+        "testSet": {"dataset": manifest.id, "objects": manifest.objects_in("test"), "rows": len(frame)},
         "candidate": {"metrics": candidate},
         "champion": champion_block,
         "gate": {"metric": gate.metric, "margin": gate.margin, "minimums": gate.minimums, **plain(result.to_dict())},
         # SageMaker's model-quality statistics shape, so the registry console can show the numbers.
-        "binary_classification_metrics": {k: {"value": v, "standard_deviation": "NaN"} for k, v in candidate.items()
-                                          if isinstance(v, (int, float))},
+        "binary_classification_metrics": {
+            k: {"value": v, "standard_deviation": "NaN"} for k, v in candidate.items() if isinstance(v, (int, float))
+        },
     }
     uri = report_uri(outputs.artifactBucket, run["job"])
     version = s3util.put_json(s3, uri, report, outputs.kmsKeyArn)
@@ -115,7 +129,7 @@ def _champion_metrics(s3, package, frame, dest: Path, evaluate) -> tuple[dict[st
     try:
         model_dir = fetch_model(s3, package.model_data_url, dest)
         return plain(evaluate(model_dir, frame)), "re-scored on the candidate's held-out data"
-    except Exception as err:  # noqa: BLE001 - any failure to re-score falls back to the recorded report
+    except Exception as err:
         report_uri_ = package.metadata.get(registry.K_REPORT)
         if not report_uri_:
             raise MlopsError(f"cannot score champion {package.arn} ({err}) and it has no evaluation report") from err
@@ -128,7 +142,9 @@ def load_report(s3, artifact_bucket: str, job_name: str) -> dict[str, Any]:
     try:
         report = s3util.get_json(s3, uri)
     except NotFoundError as err:
-        raise NotFoundError(f"no evaluation report for {job_name} at {uri}; run `mlops evaluate --job {job_name}` first") from err
+        raise NotFoundError(
+            f"no evaluation report for {job_name} at {uri}; run `mlops evaluate --job {job_name}` first"
+        ) from err
     report["reportUri"] = uri
     return report
 

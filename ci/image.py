@@ -4,6 +4,7 @@ The tag is the git commit of the ML code, the tag `mlops register` looks for; th
 has immutable tags, so an existing tag is reused rather than overwritten. The digest ECR
 reports is what the model package pins.
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,8 +26,16 @@ def image_tag(commit: str | None = None) -> str:
     return (commit or git_state()["commit"])[:12]
 
 
-def build_and_push(session, outputs: StackOutputs, *, tag: str | None = None, push: bool = True,
-                   docker: str = "docker", dockerfile: Path = DOCKERFILE, progress: Progress = QUIET) -> dict[str, Any]:
+def build_and_push(
+    session,
+    outputs: StackOutputs,
+    *,
+    tag: str | None = None,
+    push: bool = True,
+    docker: str = "docker",
+    dockerfile: Path = DOCKERFILE,
+    progress: Progress = QUIET,
+) -> dict[str, Any]:
     if shutil.which(docker) is None:
         raise UsageError(f"{docker!r} is not on PATH: install Docker (or pass --docker) to build the serving image")
     tag = tag or image_tag()

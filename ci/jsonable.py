@@ -1,4 +1,5 @@
 """JSON for CI: numpy scalars, tuples, datetimes and paths turned into plain values."""
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ flag, the data manifest with S3 versions and SHA-256, the image URI with its dig
 stack, the training job). The merged record is stored beside `model.tar.gz` and referenced,
 with its SHA-256, from the model package; `mlops reproduce` reads it back.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,6 +21,7 @@ SCHEMA_VERSION = 1
 
 def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:
     """Commit and dirty flag of the code that trains; CI's GITHUB_SHA when git is not there."""
+
     def _git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)

@@ -13,6 +13,7 @@ Deliberately not here: the IAM policies, bucket policies, lifecycle rules, budge
 the canary/rollback machinery (moto evaluates no alarms and has no `update_endpoint`, so an
 endpoint whose config changed is replaced). `pulumi up` does all of that for real stacks.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,13 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from infra.common import content_hash, physical_name
-from infra.monitoring import VARIANT_NAME, alarm_names, endpoint_name
 from ci import aws
 from ci.errors import UsageError
 from ci.outputs import local_outputs_path, preview_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
 from ci.stackfile import approved_packages, read_config
+from infra.common import content_hash, physical_name
+from infra.monitoring import VARIANT_NAME, alarm_names, endpoint_name
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -37,7 +38,8 @@ def require_emulator() -> str:
     url = aws.endpoint_url()
     if not url or urlparse(url).hostname not in LOOPBACK:
         raise UsageError(
-            "the local backend provisions only into an emulator on loopback: set AWS_ENDPOINT_URL=http://127.0.0.1:PORT "
+            "the local backend provisions only into an emulator on loopback: set "
+            "AWS_ENDPOINT_URL=http://127.0.0.1:PORT "
             "(start one with `moto_server -H 127.0.0.1 -p 5000`); use `pulumi up` for AWS"
         )
     return url
@@ -85,8 +87,10 @@ def _kms_key(session, stack: str, progress: Progress) -> str:
     except ClientError as err:
         if aws.error_code(err) != "NotFoundException":
             raise
-    key = kms.create_key(Description=f"mlops {stack}: data, artifacts, capture, topics, logs",
-                         Tags=[{"TagKey": "mlops:stack", "TagValue": stack}])["KeyMetadata"]
+    key = kms.create_key(
+        Description=f"mlops {stack}: data, artifacts, capture, topics, logs",
+        Tags=[{"TagKey": "mlops:stack", "TagValue": stack}],
+    )["KeyMetadata"]
     kms.enable_key_rotation(KeyId=key["KeyId"])
     kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
     progress.info(f"kms key {alias} -> {key['Arn']}")
@@ -95,8 +99,12 @@ def _kms_key(session, stack: str, progress: Progress) -> str:
 
 def _buckets(session, outputs, key_arn: str, progress: Progress) -> None:
     s3 = session.client("s3")
-    for bucket, kms in ((outputs.dataBucket, True), (outputs.artifactBucket, True), (outputs.captureBucket, True),
-                        (outputs.accessLogBucket, False)):
+    for bucket, kms in (
+        (outputs.dataBucket, True),
+        (outputs.artifactBucket, True),
+        (outputs.captureBucket, True),
+        (outputs.accessLogBucket, False),
+    ):
         try:
             kwargs: dict[str, Any] = {"Bucket": bucket}
             if outputs.region != "us-east-1":
@@ -107,18 +115,33 @@ def _buckets(session, outputs, key_arn: str, progress: Progress) -> None:
             if aws.error_code(err) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        rule = ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn} if kms else {"SSEAlgorithm": "AES256"})
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": rule, "BucketKeyEnabled": kms}]})
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+        rule = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn} if kms else {"SSEAlgorithm": "AES256"}
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": rule, "BucketKeyEnabled": kms}]
+            },
+        )
+        s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
 
 
 def _role(session, role_arn: str, progress: Progress) -> None:
     iam = session.client("iam")
     name = role_arn.rsplit("/", 1)[-1]
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-                                                       "Action": "sts:AssumeRole"}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
     try:
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
         progress.info(f"role {name}")
@@ -141,9 +164,12 @@ def _repository(session, url: str, key_arn: str, progress: Progress) -> None:
     ecr = session.client("ecr")
     name = url.split("/", 1)[1]
     try:
-        ecr.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE",
-                              imageScanningConfiguration={"scanOnPush": True},
-                              encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key_arn})
+        ecr.create_repository(
+            repositoryName=name,
+            imageTagMutability="IMMUTABLE",
+            imageScanningConfiguration={"scanOnPush": True},
+            encryptionConfiguration={"encryptionType": "KMS", "kmsKey": key_arn},
+        )
         progress.info(f"ecr repository {name}")
     except ClientError as err:
         if aws.error_code(err) != "RepositoryAlreadyExistsException":
@@ -168,8 +194,16 @@ def _log_group(session, name: str, progress: Progress) -> None:
             raise
 
 
-def _deploy(session, stack: str, outputs, config: dict[str, Any], approved: dict[str, str], key_arn: str, topic_arn: str,
-            progress: Progress) -> dict[str, str]:
+def _deploy(
+    session,
+    stack: str,
+    outputs,
+    config: dict[str, Any],
+    approved: dict[str, str],
+    key_arn: str,
+    topic_arn: str,
+    progress: Progress,
+) -> dict[str, str]:
     """Roll each approved package out to its endpoint (replace on change: moto has no update_endpoint)."""
     sm = session.client("sagemaker")
     serving = config.get("mlops:serving") or {}
@@ -184,22 +218,39 @@ def _deploy(session, stack: str, outputs, config: dict[str, Any], approved: dict
         try:
             sm.describe_model(ModelName=model_name)
         except ClientError:
-            sm.create_model(ModelName=model_name, PrimaryContainer={"ModelPackageName": package_arn},
-                            ExecutionRoleArn=outputs.executionRoleArn, EnableNetworkIsolation=True)
-        variant = {"VariantName": VARIANT_NAME, "ModelName": model_name,
-                   "InstanceType": serving.get("instanceType", "ml.m5.large"),
-                   "InitialInstanceCount": int(serving.get("initialInstanceCount", 1)), "InitialVariantWeight": 1.0}
+            sm.create_model(
+                ModelName=model_name,
+                PrimaryContainer={"ModelPackageName": package_arn},
+                ExecutionRoleArn=outputs.executionRoleArn,
+                EnableNetworkIsolation=True,
+            )
+        variant = {
+            "VariantName": VARIANT_NAME,
+            "ModelName": model_name,
+            "InstanceType": serving.get("instanceType", "ml.m5.large"),
+            "InitialInstanceCount": int(serving.get("initialInstanceCount", 1)),
+            "InitialVariantWeight": 1.0,
+        }
         config_name = physical_name(stack, model, content_hash(package_arn, variant, capture_percent))
         try:
             sm.describe_endpoint_config(EndpointConfigName=config_name)
         except ClientError:
-            kwargs: dict[str, Any] = {"EndpointConfigName": config_name, "ProductionVariants": [variant], "KmsKeyId": key_arn}
+            kwargs: dict[str, Any] = {
+                "EndpointConfigName": config_name,
+                "ProductionVariants": [variant],
+                "KmsKeyId": key_arn,
+            }
             if capture_percent:
                 kwargs["DataCaptureConfig"] = {
-                    "EnableCapture": True, "InitialSamplingPercentage": capture_percent,
-                    "DestinationS3Uri": f"s3://{outputs.captureBucket}/{model}", "KmsKeyId": key_arn,
+                    "EnableCapture": True,
+                    "InitialSamplingPercentage": capture_percent,
+                    "DestinationS3Uri": f"s3://{outputs.captureBucket}/{model}",
+                    "KmsKeyId": key_arn,
                     "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-                    "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]},
+                    "CaptureContentTypeHeader": {
+                        "JsonContentTypes": ["application/json"],
+                        "CsvContentTypes": ["text/csv"],
+                    },
                 }
             sm.create_endpoint_config(**kwargs)
         current = _endpoint_config(sm, endpoint)
@@ -231,8 +282,17 @@ def _drift_alarm(session, stack: str, model: str, endpoint: str, outputs, topic_
     mon = outputs.monitoring
     dims = (mon.driftDimensions or {}).get(model) or {"EndpointName": endpoint}
     session.client("cloudwatch").put_metric_alarm(
-        AlarmName=alarm_names(stack, model).drift, Namespace=mon.driftNamespace, MetricName=mon.driftMetricName,
-        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()], Statistic="Maximum", Period=3600,
-        EvaluationPeriods=1, Threshold=float(mon.driftThreshold), ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching", AlarmActions=[topic_arn], OKActions=[topic_arn],
-        AlarmDescription=f"{endpoint}: data drift score published by `mlops monitor` over {mon.driftThreshold}")
+        AlarmName=alarm_names(stack, model).drift,
+        Namespace=mon.driftNamespace,
+        MetricName=mon.driftMetricName,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+        Statistic="Maximum",
+        Period=3600,
+        EvaluationPeriods=1,
+        Threshold=float(mon.driftThreshold),
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        AlarmActions=[topic_arn],
+        OKActions=[topic_arn],
+        AlarmDescription=f"{endpoint}: data drift score published by `mlops monitor` over {mon.driftThreshold}",
+    )

@@ -9,18 +9,20 @@ evaluates alarms, and a person should not have to wait an alarm period to hear a
 unless told not to, retrains on the newest data through the same gates. No captured data is
 an error that publishes nothing.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from infra.contract import StackOutputs
 from ci import registry
 from ci import s3 as s3util
 from ci.errors import MlopsError, NotFoundError
 from ci.jsonable import plain
 from ci.progress import QUIET, Progress
+from infra.contract import StackOutputs
 
 
 def capture_prefix(outputs: StackOutputs, model: str, endpoint: str) -> str:
@@ -47,16 +49,25 @@ def read_captured_lines(s3, prefix: str, since: datetime | None) -> tuple[list[s
     return lines, uris
 
 
-def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | None = 24.0,
-            retrain: Callable[[registry.Package], dict[str, Any]] | None = None, progress: Progress = QUIET) -> dict[str, Any]:
+def monitor(
+    session,
+    outputs: StackOutputs,
+    model: str,
+    *,
+    since_hours: float | None = 24.0,
+    retrain: Callable[[registry.Package], dict[str, Any]] | None = None,
+    progress: Progress = QUIET,
+) -> dict[str, Any]:
     """`retrain(package)` runs when drift passes the threshold, given the deployed package."""
     from ml.drift import drift_report, read_capture
 
     endpoint = outputs.endpoints.get(model)
     package_arn = outputs.approvedPackages.get(model, "")
     if not endpoint or not package_arn:
-        raise NotFoundError(f"model {model!r} is not deployed in stack {outputs.stackName} (no endpoint); "
-                         "promote a package there and deploy it first")
+        raise NotFoundError(
+            f"model {model!r} is not deployed in stack {outputs.stackName} (no endpoint); "
+            "promote a package there and deploy it first"
+        )
     s3 = session.client("s3")
     package = registry.describe(session.client("sagemaker"), package_arn)
     baseline_uri = package.metadata.get(registry.K_BASELINE)
@@ -65,15 +76,19 @@ def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | 
     baseline = s3util.get_json(s3, baseline_uri)
 
     prefix = capture_prefix(outputs, model, endpoint)
-    since = datetime.now(timezone.utc) - timedelta(hours=since_hours) if since_hours else None
-    progress.step(f"reading captured traffic of {endpoint} from {prefix}"
-                  + (f" (since {since.isoformat(timespec='seconds')})" if since else ""))
+    since = datetime.now(UTC) - timedelta(hours=since_hours) if since_hours else None
+    progress.step(
+        f"reading captured traffic of {endpoint} from {prefix}"
+        + (f" (since {since.isoformat(timespec='seconds')})" if since else "")
+    )
     lines, objects = read_captured_lines(s3, prefix, since)
     if not lines:
-        raise NotFoundError(f"no captured data for endpoint {endpoint} under {prefix}"
-                            + (f" since {since.isoformat(timespec='seconds')}" if since else "")
-                            + "; is data capture on (mlops:serving.dataCaptureSamplingPercent) and is there traffic? "
-                            "Nothing was published")
+        raise NotFoundError(
+            f"no captured data for endpoint {endpoint} under {prefix}"
+            + (f" since {since.isoformat(timespec='seconds')}" if since else "")
+            + "; is data capture on (mlops:serving.dataCaptureSamplingPercent) and is there traffic? "
+            "Nothing was published"
+        )
     frame = read_capture(lines)
     if len(frame) == 0:
         raise NotFoundError(f"the captured data of {endpoint} holds no request rows; nothing was published")
@@ -81,30 +96,69 @@ def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | 
     score = float(report.score)
     threshold = float(outputs.monitoring.driftThreshold)
     drifted = score > threshold
-    progress.info(f"{len(frame)} captured rows from {len(objects)} objects; drift score {score:.4f} (threshold {threshold:g})")
+    progress.info(
+        f"{len(frame)} captured rows from {len(objects)} objects; drift score {score:.4f} (threshold {threshold:g})"
+    )
 
     dims = drift_dimensions(outputs, model, endpoint)
-    now = datetime.now(timezone.utc)
-    metric_data = [{"MetricName": outputs.monitoring.driftMetricName, "Dimensions": _dims(dims), "Value": score,
-                    "Timestamp": now, "Unit": "None"}]
+    now = datetime.now(UTC)
+    metric_data = [
+        {
+            "MetricName": outputs.monitoring.driftMetricName,
+            "Dimensions": _dims(dims),
+            "Value": score,
+            "Timestamp": now,
+            "Unit": "None",
+        }
+    ]
     for feature, value in sorted(_per_feature_scores(report).items()):
-        metric_data.append({"MetricName": outputs.monitoring.driftMetricName,
-                            "Dimensions": _dims({**dims, "Feature": feature}), "Value": value, "Timestamp": now, "Unit": "None"})
+        metric_data.append(
+            {
+                "MetricName": outputs.monitoring.driftMetricName,
+                "Dimensions": _dims({**dims, "Feature": feature}),
+                "Value": value,
+                "Timestamp": now,
+                "Unit": "None",
+            }
+        )
     cloudwatch = session.client("cloudwatch")
     for start in range(0, len(metric_data), 500):  # PutMetricData takes up to 1000 data points a call
-        cloudwatch.put_metric_data(Namespace=outputs.monitoring.driftNamespace, MetricData=metric_data[start:start + 500])
-    progress.step(f"published {outputs.monitoring.driftNamespace}/{outputs.monitoring.driftMetricName} {dims} = {score:.4f}")
+        cloudwatch.put_metric_data(
+            Namespace=outputs.monitoring.driftNamespace, MetricData=metric_data[start : start + 500]
+        )
+    progress.step(
+        f"published {outputs.monitoring.driftNamespace}/{outputs.monitoring.driftMetricName} {dims} = {score:.4f}"
+    )
 
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    report_doc = {"endpoint": endpoint, "model": model, "package": package_arn, "stack": outputs.stackName,
-                  "score": score, "threshold": threshold, "drifted": drifted, "rows": int(len(frame)),
-                  "captureObjects": objects, "baseline": baseline_uri, "at": now.isoformat(timespec="seconds"),
-                  "report": plain(report.to_dict())}
+    report_doc = {
+        "endpoint": endpoint,
+        "model": model,
+        "package": package_arn,
+        "stack": outputs.stackName,
+        "score": score,
+        "threshold": threshold,
+        "drifted": drifted,
+        "rows": len(frame),
+        "captureObjects": objects,
+        "baseline": baseline_uri,
+        "at": now.isoformat(timespec="seconds"),
+        "report": plain(report.to_dict()),
+    }
     report_uri = f"s3://{outputs.artifactBucket}/monitoring/{endpoint}/{stamp}.json"
     s3util.put_json(s3, report_uri, report_doc, outputs.kmsKeyArn)
-    result: dict[str, Any] = {**report_doc, "reportUri": report_uri, "metric": {
-        "namespace": outputs.monitoring.driftNamespace, "name": outputs.monitoring.driftMetricName, "dimensions": dims,
-        "value": score}, "notified": None, "retrain": None}
+    result: dict[str, Any] = {
+        **report_doc,
+        "reportUri": report_uri,
+        "metric": {
+            "namespace": outputs.monitoring.driftNamespace,
+            "name": outputs.monitoring.driftMetricName,
+            "dimensions": dims,
+            "value": score,
+        },
+        "notified": None,
+        "retrain": None,
+    }
     result.pop("report")
     result["perFeature"] = _per_feature_scores(report)
     if not drifted:
@@ -112,14 +166,24 @@ def monitor(session, outputs: StackOutputs, model: str, *, since_hours: float | 
         return result
     top = sorted(result["perFeature"].items(), key=lambda kv: kv[1], reverse=True)[:5]
     message = {
-        "event": "mlops.drift", "stack": outputs.stackName, "endpoint": endpoint, "model": model, "package": package_arn,
-        "score": score, "threshold": threshold, "topFeatures": dict(top), "report": report_uri,
+        "event": "mlops.drift",
+        "stack": outputs.stackName,
+        "endpoint": endpoint,
+        "model": model,
+        "package": package_arn,
+        "score": score,
+        "threshold": threshold,
+        "topFeatures": dict(top),
+        "report": report_uri,
         "action": "retraining on the newest data" if retrain else "retraining not requested (--no-retrain)",
     }
     sns = session.client("sns")
-    sent = sns.publish(TopicArn=outputs.alertTopicArn, Subject=f"Drift on {endpoint}: {score:.3f} > {threshold:g}"[:100],
-                       Message=json.dumps(message, indent=2),
-                       MessageAttributes={"event": {"DataType": "String", "StringValue": "mlops.drift"}})
+    sent = sns.publish(
+        TopicArn=outputs.alertTopicArn,
+        Subject=f"Drift on {endpoint}: {score:.3f} > {threshold:g}"[:100],
+        Message=json.dumps(message, indent=2),
+        MessageAttributes={"event": {"DataType": "String", "StringValue": "mlops.drift"}},
+    )
     result["notified"] = {"topic": outputs.alertTopicArn, "messageId": sent["MessageId"]}
     progress.step(f"drift past the threshold: notified {outputs.alertTopicArn}")
     if retrain is not None:
@@ -140,7 +204,7 @@ def _per_feature_scores(report) -> dict[str, float]:
     per = getattr(report, "per_feature", {}) or {}
     out = {}
     for name, value in per.items():
-        score = (value.get("psi", value.get("score")) if isinstance(value, dict) else getattr(value, "psi", value))
+        score = value.get("psi", value.get("score")) if isinstance(value, dict) else getattr(value, "psi", value)
         try:
             out[str(name)] = float(score)
         except (TypeError, ValueError):

@@ -7,6 +7,7 @@ Sources, in the order `auto` tries them:
   4. the offline preview of the stack's program (`infra.preview.preview_stack`).
 Every command finds its buckets, role, groups and topic here, never from hard-coded names.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.contract import MissingOutputsError, StackOutputs
 from ci.errors import MlopsError, UnknownStackError, UsageError
+from infra.contract import MissingOutputsError, StackOutputs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("auto", "file", "pulumi", "local", "preview")
@@ -86,7 +87,9 @@ def read_outputs_file(path: str) -> StackOutputs:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as err:
-        raise UsageError(f"stack outputs in {origin} are not JSON ({err}); produce them with `pulumi stack output --json`") from err
+        raise UsageError(
+            f"stack outputs in {origin} are not JSON ({err}); produce them with `pulumi stack output --json`"
+        ) from err
     return parse_outputs(raw, origin)
 
 
@@ -118,7 +121,9 @@ def resolve_outputs(
     local = local_outputs_path(name)
     if source == "local" or (source == "auto" and local.is_file() and emulated):
         if not local.is_file():
-            raise MlopsError(f"no local backend state for stack {name!r} at {local}; run `mlops local up --stack {name}`")
+            raise MlopsError(
+                f"no local backend state for stack {name!r} at {local}; run `mlops local up --stack {name}`"
+            )
         return ResolvedOutputs(parse_outputs(json.loads(local.read_text()), str(local)), f"local:{local}")
     return ResolvedOutputs(preview_outputs(path), "preview")
 

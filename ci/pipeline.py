@@ -5,6 +5,7 @@ the demo all call these, so a step behaves the same whoever runs it. Each step s
 `Context`: the stack's file, its outputs (wherever they come from) and an AWS session in its
 region.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,16 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.contract import StackOutputs
-from ci import aws, datasets, lineage, registry
+from ci import aws, datasets, lineage, registry, training
 from ci import s3 as s3util
-from ci import training
 from ci.errors import MlopsError, NotFoundError, UsageError
 from ci.evaluation import GateSettings, evaluate_run
 from ci.outputs import resolve_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
 from ci.register import default_inference_image, register_run, serving_instance_types
 from ci.stackfile import read_config
+from infra.contract import StackOutputs
 
 DEFAULT_SEED = 42
 
@@ -57,7 +57,9 @@ class Context:
         models = list(self.outputs.modelPackageGroups)
         if requested:
             if requested not in models:
-                raise UsageError(f"--model {requested!r} is not a model of stack {self.stack}; models: {', '.join(models)}")
+                raise UsageError(
+                    f"--model {requested!r} is not a model of stack {self.stack}; models: {', '.join(models)}"
+                )
             return requested
         if len(models) != 1:
             raise UsageError(f"stack {self.stack} has models {', '.join(models)}: pick one with --model")
@@ -65,15 +67,28 @@ class Context:
 
     def gate(self) -> GateSettings:
         gate = self.config.get("mlops:gate") or {}
-        return GateSettings(metric=gate.get("metric", "roc_auc"), margin=float(gate.get("minImprovement", 0.0)),
-                            minimums={k: float(v) for k, v in (gate.get("minimums") or {}).items()})
+        return GateSettings(
+            metric=gate.get("metric", "roc_auc"),
+            margin=float(gate.get("minImprovement", 0.0)),
+            minimums={k: float(v) for k, v in (gate.get("minimums") or {}).items()},
+        )
 
     def tags(self) -> dict[str, str]:
-        return {"project": "mlops", "environment": self.stack, **{str(k): str(v) for k, v in (self.config.get("mlops:tags") or {}).items()}}
+        return {
+            "project": "mlops",
+            "environment": self.stack,
+            **{str(k): str(v) for k, v in (self.config.get("mlops:tags") or {}).items()},
+        }
 
 
-def open_context(stack: str, *, stacks_dir: Path | None = None, outputs_file: str | None = None,
-                 outputs_from: str = "auto", progress: Progress = QUIET) -> Context:
+def open_context(
+    stack: str,
+    *,
+    stacks_dir: Path | None = None,
+    outputs_file: str | None = None,
+    outputs_from: str = "auto",
+    progress: Progress = QUIET,
+) -> Context:
     path = stack_file(stack, stacks_dir)
     resolved = resolve_outputs(stack, stacks_dir=stacks_dir, outputs_file=outputs_file, source=outputs_from)
     progress.info(f"stack {stack_name(stack)}: outputs from {resolved.source}")
@@ -81,6 +96,7 @@ def open_context(stack: str, *, stacks_dir: Path | None = None, outputs_file: st
 
 
 # --- train ---------------------------------------------------------------------------------
+
 
 @dataclass
 class TrainRequest:
@@ -104,11 +120,21 @@ class TrainRequest:
 def resolve_data(ctx: Context, model: str, req: TrainRequest) -> datasets.Manifest:
     if req.manifest is not None:
         return req.manifest
-    chosen = [n for n, v in (("--data", req.data_dir), ("--data-uri", req.data_uri),
-                             ("--synthetic", req.synthetic_rows), ("--latest-data", req.latest_data)) if v]
+    chosen = [
+        n
+        for n, v in (
+            ("--data", req.data_dir),
+            ("--data-uri", req.data_uri),
+            ("--synthetic", req.synthetic_rows),
+            ("--latest-data", req.latest_data),
+        )
+        if v
+    ]
     if len(chosen) != 1:
-        raise UsageError("give exactly one data source: --data DIR, --data-uri s3://..., --synthetic ROWS or --latest-data"
-                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+        raise UsageError(
+            "give exactly one data source: --data DIR, --data-uri s3://..., --synthetic ROWS or --latest-data"
+            + (f" (got {', '.join(chosen)})" if chosen else "")
+        )
     o = ctx.outputs
     if req.latest_data:
         manifest = datasets.latest(ctx.s3, o.dataBucket, model)
@@ -130,19 +156,36 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
     """Plan (refusing a disallowed GPU type before any call), pin the data, run, record."""
     model = ctx.model(req.model)
     instance_type = training.choose_instance_type(ctx.outputs, req.instance_type)
-    image = req.training_image or training.resolve_training_image(ctx.outputs.region, instance_type, req.framework_version)
+    image = req.training_image or training.resolve_training_image(
+        ctx.outputs.region, instance_type, req.framework_version
+    )
     hyperparameters = {**{k: str(v) for k, v in req.hyperparameters.items()}, "seed": str(req.seed)}
     manifest = resolve_data(ctx, model, req)
     digest = training.resolve_digest(ctx.session.client("ecr"), image)
     if not digest:
         ctx.progress.info(f"training image {image}: digest unknown to this registry, recorded by tag")
     git = lineage.git_state()
-    plan = training.plan_job(ctx.outputs, model, manifest, instance_type=instance_type, image_uri=image,
-                             image_digest=digest, hyperparameters=hyperparameters, tags=ctx.tags(), git=git)
+    plan = training.plan_job(
+        ctx.outputs,
+        model,
+        manifest,
+        instance_type=instance_type,
+        image_uri=image,
+        image_digest=digest,
+        hyperparameters=hyperparameters,
+        tags=ctx.tags(),
+        git=git,
+    )
     if req.local:
         return training.train_local(ctx.session, plan, manifest, git, req.seed, ctx.progress)
-    return training.train_sagemaker(ctx.session, plan, {"manifest": manifest, "git": git, "seed": req.seed}, ctx.progress,
-                                    wait=req.wait, poll_seconds=req.poll_seconds)
+    return training.train_sagemaker(
+        ctx.session,
+        plan,
+        {"manifest": manifest, "git": git, "seed": req.seed},
+        ctx.progress,
+        wait=req.wait,
+        poll_seconds=req.poll_seconds,
+    )
 
 
 def load_run(ctx: Context, job: str) -> dict[str, Any]:
@@ -154,19 +197,33 @@ def evaluate(ctx: Context, job: str) -> dict[str, Any]:
     return evaluate_run(ctx.session, ctx.outputs, load_run(ctx, job), ctx.gate(), ctx.progress)
 
 
-def register(ctx: Context, job: str, *, inference_image: str | None = None, force_reason: str | None = None) -> dict[str, Any]:
+def register(
+    ctx: Context, job: str, *, inference_image: str | None = None, force_reason: str | None = None
+) -> dict[str, Any]:
     run = load_run(ctx, job)
     image = inference_image or default_inference_image(ctx.outputs, run.get("git", {}).get("commit", "latest")[:12])
-    return register_run(ctx.session, ctx.outputs, run, inference_image=image,
-                        instance_types=serving_instance_types(ctx.config), tags=ctx.tags(),
-                        force_reason=force_reason, progress=ctx.progress)
+    return register_run(
+        ctx.session,
+        ctx.outputs,
+        run,
+        inference_image=image,
+        instance_types=serving_instance_types(ctx.config),
+        tags=ctx.tags(),
+        force_reason=force_reason,
+        progress=ctx.progress,
+    )
 
 
 def train_gate_register(ctx: Context, req: TrainRequest, inference_image: str | None = None) -> dict[str, Any]:
     """Train, evaluate against the champion, and register only if the gate passes (never forced)."""
     run = train(ctx, req)
     report = evaluate(ctx, run["job"])
-    out: dict[str, Any] = {"job": run["job"], "run": run, "gate": report["gate"], "evaluationReport": report["reportUri"]}
+    out: dict[str, Any] = {
+        "job": run["job"],
+        "run": run,
+        "gate": report["gate"],
+        "evaluationReport": report["reportUri"],
+    }
     if report["gate"]["passed"]:
         out["registered"] = register(ctx, run["job"], inference_image=inference_image)
     else:
@@ -177,7 +234,10 @@ def train_gate_register(ctx: Context, req: TrainRequest, inference_image: str | 
 
 # --- reproduce -----------------------------------------------------------------------------
 
-def reproduce(ctx: Context, package_arn: str, *, local: bool, tolerance: float, poll_seconds: float = 30.0) -> dict[str, Any]:
+
+def reproduce(
+    ctx: Context, package_arn: str, *, local: bool, tolerance: float, poll_seconds: float = 30.0
+) -> dict[str, Any]:
     """Re-run training from the package's lineage record; compare metrics with what it recorded."""
     package = registry.describe(ctx.sagemaker, package_arn)
     lineage_uri = package.metadata.get(registry.K_LINEAGE)
@@ -196,12 +256,21 @@ def reproduce(ctx: Context, package_arn: str, *, local: bool, tolerance: float, 
     current = lineage.git_state()
     recorded_commit = (record.get("git") or {}).get("commit")
     if recorded_commit and current["commit"] != recorded_commit:
-        ctx.progress.warn(f"the code is at {current['commit'][:12]}, the package was trained at {recorded_commit[:12]}: "
-                          "check out that commit for a faithful rerun")
+        ctx.progress.warn(
+            f"the code is at {current['commit'][:12]}, the package was trained at {recorded_commit[:12]}: "
+            "check out that commit for a faithful rerun"
+        )
     image = (record.get("trainingImage") or {}).get("pinned") or (record.get("trainingImage") or {}).get("uri")
-    req = TrainRequest(model=package.model or record.get("model"), hyperparameters=hyper, seed=seed, local=local,
-                       instance_type=record.get("instanceType"), training_image=image, manifest=manifest,
-                       poll_seconds=poll_seconds)
+    req = TrainRequest(
+        model=package.model or record.get("model"),
+        hyperparameters=hyper,
+        seed=seed,
+        local=local,
+        instance_type=record.get("instanceType"),
+        training_image=image,
+        manifest=manifest,
+        poll_seconds=poll_seconds,
+    )
     ctx.progress.step(f"re-running training of {package_arn} from its lineage record")
     run = train(ctx, req)
     recorded = {**(record.get("metrics") or {}).get("training", {})}
@@ -209,14 +278,28 @@ def reproduce(ctx: Context, package_arn: str, *, local: bool, tolerance: float, 
     for name, value in sorted(recorded.items()):
         if name in run.get("metrics", {}) and isinstance(value, (int, float)):
             got = float(run["metrics"][name])
-            compared[name] = {"recorded": float(value), "reproduced": got, "delta": got - float(value),
-                              "match": abs(got - float(value)) <= tolerance}
+            compared[name] = {
+                "recorded": float(value),
+                "reproduced": got,
+                "delta": got - float(value),
+                "match": abs(got - float(value)) <= tolerance,
+            }
     if not compared:
-        raise MlopsError(f"no metric of the rerun {run['job']} can be compared with the record (recorded: {', '.join(recorded) or 'none'})")
+        raise MlopsError(
+            f"no metric of the rerun {run['job']} can be compared with the record (recorded: "
+            f"{', '.join(recorded) or 'none'})"
+        )
     match = all(c["match"] for c in compared.values())
     ctx.progress.step(("metrics MATCH" if match else "metrics DIFFER") + f" within {tolerance:g}")
-    return {"package": package_arn, "rerunJob": run["job"], "match": match, "tolerance": tolerance,
-            "metrics": compared, "recordedCommit": recorded_commit, "currentCommit": current["commit"]}
+    return {
+        "package": package_arn,
+        "rerunJob": run["job"],
+        "match": match,
+        "tolerance": tolerance,
+        "metrics": compared,
+        "recordedCommit": recorded_commit,
+        "currentCommit": current["commit"],
+    }
 
 
 def _pinned_copy(ctx: Context, manifest: datasets.Manifest, package: registry.Package) -> datasets.Manifest:
@@ -224,7 +307,7 @@ def _pinned_copy(ctx: Context, manifest: datasets.Manifest, package: registry.Pa
     prefix = f"s3://{ctx.outputs.artifactBucket}/reproduce/{package.group}-{package.version}/"
     objects = []
     for obj in manifest.objects:
-        rel = obj["uri"][len(manifest.split_uri(obj["split"])):]
+        rel = obj["uri"][len(manifest.split_uri(obj["split"])) :]
         data = s3util.get_bytes(ctx.s3, obj["uri"], obj.get("versionId"))
         if s3util.sha256_bytes(data) != obj["sha256"]:
             raise MlopsError(f"{obj['uri']} version {obj.get('versionId')} no longer matches its recorded SHA-256")

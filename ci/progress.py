@@ -1,4 +1,5 @@
 """Progress for long steps, on stderr, so stdout stays one JSON document under `--json`."""
+
 from __future__ import annotations
 
 import sys

@@ -8,6 +8,7 @@ backend) rolls it out with the stack's canary and rollback alarms. Every check r
 file is touched: a refused promotion leaves it byte for byte as it was. Rollback restores the
 newest earlier package the same way.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,12 +46,16 @@ def check_promotable(sm, package_arn: str, model: str | None) -> registry.Packag
         why = package.metadata.get(registry.K_REJECTION_REASON, package.approval_description)
         raise RefusedError(f"cannot promote {package_arn}: it was Rejected by {who} ({why})")
     if package.status != registry.APPROVED:
-        raise RefusedError(f"cannot promote {package_arn}: it is {package.status}, not Approved; "
-                           f"approve it first with `mlops approve {package_arn} --reason '...'`")
+        raise RefusedError(
+            f"cannot promote {package_arn}: it is {package.status}, not Approved; "
+            f"approve it first with `mlops approve {package_arn} --reason '...'`"
+        )
     if package.gate != "passed":
         detail = package.metadata.get(registry.K_FORCE_REASON) or package.metadata.get(registry.K_GATE_REASON, "")
-        raise RefusedError(f"cannot promote {package_arn}: its gate is {package.gate or 'unknown'}, not passed"
-                           + (f" ({detail})" if detail else ""))
+        raise RefusedError(
+            f"cannot promote {package_arn}: its gate is {package.gate or 'unknown'}, not passed"
+            + (f" ({detail})" if detail else "")
+        )
     if model and package.model and package.model != model:
         raise RefusedError(f"cannot promote {package_arn} as model {model!r}: it is a {package.model!r} package")
     return package
@@ -65,8 +70,16 @@ def was_live_in(env: str, model: str, package_arn: str, *, stacks_dir: Path | No
     return package_arn in history
 
 
-def promote(session, package_arn: str, target: str, *, model: str | None = None, stacks_dir: Path | None = None,
-            outputs_source: str = "auto", progress: Progress = QUIET) -> dict[str, Any]:
+def promote(
+    session,
+    package_arn: str,
+    target: str,
+    *,
+    model: str | None = None,
+    stacks_dir: Path | None = None,
+    outputs_source: str = "auto",
+    progress: Progress = QUIET,
+) -> dict[str, Any]:
     registry.check_package_arn(package_arn)
     path = stack_file(target, stacks_dir)
     config = stackfile.read_config(path)
@@ -78,28 +91,49 @@ def promote(session, package_arn: str, target: str, *, model: str | None = None,
         raise UsageError(f"{package_arn} records no model name; pass --model")
     models = config.get("mlops:models") or []
     if model not in models:
-        raise RefusedError(f"cannot promote to {stack_name(target)}: it does not serve model {model!r} (mlops:models: {', '.join(models)})")
+        raise RefusedError(
+            f"cannot promote to {stack_name(target)}: it does not serve model {model!r} "
+            f"(mlops:models: {', '.join(models)})"
+        )
     require = ((config.get("mlops:promotion") or {}).get("requireLiveIn") or "").strip()
     if require:
         if not was_live_in(require, model, package_arn, stacks_dir=stacks_dir, outputs_source=outputs_source):
-            raise RefusedError(f"cannot promote {package_arn} to {env}: it has not been live in {require} "
-                               f"(mlops:promotion.requireLiveIn); promote it to {require} and deploy there first")
+            raise RefusedError(
+                f"cannot promote {package_arn} to {env}: it has not been live in {require} "
+                f"(mlops:promotion.requireLiveIn); promote it to {require} and deploy there first"
+            )
         progress.info(f"was live in {require}: yes")
     plan = stackfile.plan_promotion(path, model, package_arn)
-    result = {"package": package.to_dict(), "stack": stack_name(target), "model": model, "stackFile": str(path),
-              "replaced": plan["replaced"], "changed": plan["replaced"] != package_arn}
+    result = {
+        "package": package.to_dict(),
+        "stack": stack_name(target),
+        "model": model,
+        "stackFile": str(path),
+        "replaced": plan["replaced"],
+        "changed": plan["replaced"] != package_arn,
+    }
     if not result["changed"]:
-        progress.step(f"{package_arn} is already the approved package of {model} in {stack_name(target)}; nothing changed")
+        progress.step(
+            f"{package_arn} is already the approved package of {model} in {stack_name(target)}; nothing changed"
+        )
         return result
-    stackfile.write_keys(path, {stackfile.APPROVED_KEY: plan[stackfile.APPROVED_KEY],
-                                stackfile.PREVIOUS_KEY: plan[stackfile.PREVIOUS_KEY]}, validate=validate_with_infra(path))
-    progress.step(f"wrote {model} -> {package_arn} into {path.name}"
-                  + (f" (was {plan['replaced']})" if plan["replaced"] else ""))
-    progress.info(f"roll it out: open a pull request with this change; on merge CI runs `pulumi up --stack {stack_name(target)}`")
+    stackfile.write_keys(
+        path,
+        {stackfile.APPROVED_KEY: plan[stackfile.APPROVED_KEY], stackfile.PREVIOUS_KEY: plan[stackfile.PREVIOUS_KEY]},
+        validate=validate_with_infra(path),
+    )
+    progress.step(
+        f"wrote {model} -> {package_arn} into {path.name}" + (f" (was {plan['replaced']})" if plan["replaced"] else "")
+    )
+    progress.info(
+        f"roll it out: open a pull request with this change; on merge CI runs `pulumi up --stack {stack_name(target)}`"
+    )
     return result
 
 
-def rollback(session, target: str, model: str, *, stacks_dir: Path | None = None, progress: Progress = QUIET) -> dict[str, Any]:
+def rollback(
+    session, target: str, model: str, *, stacks_dir: Path | None = None, progress: Progress = QUIET
+) -> dict[str, Any]:
     path = stack_file(target, stacks_dir)
     config = stackfile.read_config(path)
     if model not in (config.get("mlops:models") or []):
@@ -115,8 +149,17 @@ def rollback(session, target: str, model: str, *, stacks_dir: Path | None = None
         raise RefusedError(f"cannot roll back to {restored}: it no longer exists in the registry") from err
     if package.status != registry.APPROVED:
         raise RefusedError(f"cannot roll back to {restored}: it is {package.status} now, not Approved")
-    stackfile.write_keys(path, {stackfile.APPROVED_KEY: plan[stackfile.APPROVED_KEY],
-                                stackfile.PREVIOUS_KEY: plan[stackfile.PREVIOUS_KEY]}, validate=validate_with_infra(path))
+    stackfile.write_keys(
+        path,
+        {stackfile.APPROVED_KEY: plan[stackfile.APPROVED_KEY], stackfile.PREVIOUS_KEY: plan[stackfile.PREVIOUS_KEY]},
+        validate=validate_with_infra(path),
+    )
     progress.step(f"rolled {model} in {stack_name(target)} back to {restored} (from {plan['replaced'] or 'nothing'})")
-    return {"stack": stack_name(target), "model": model, "restored": restored, "replaced": plan["replaced"],
-            "stackFile": str(path), "package": package.to_dict()}
+    return {
+        "stack": stack_name(target),
+        "model": model,
+        "restored": restored,
+        "replaced": plan["replaced"],
+        "stackFile": str(path),
+        "package": package.to_dict(),
+    }

@@ -7,6 +7,7 @@ beside the model, and creates the package (inference image pinned by digest when
 it, content and instance types, model metrics pointing at the evaluation report, lineage as
 customer metadata) as PendingManualApproval. The same training job never makes two packages.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -14,13 +15,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from infra.contract import StackOutputs
 from ci import lineage, registry
 from ci import s3 as s3util
-from ci.evaluation import fetch_model, load_report
 from ci.errors import RefusedError, UsageError
+from ci.evaluation import fetch_model, load_report
 from ci.progress import QUIET, Progress
 from ci.training import pin_image, resolve_digest
+from infra.contract import StackOutputs
 
 CONTENT_TYPES = ["text/csv", "application/json"]
 RESPONSE_TYPES = ["application/json"]
@@ -31,9 +32,17 @@ def default_inference_image(outputs: StackOutputs, tag: str) -> str:
     return f"{outputs.ecrRepositoryUrl}:{tag}"
 
 
-def register_run(session, outputs: StackOutputs, run: dict[str, Any], *, inference_image: str,
-                 instance_types: list[str], tags: dict[str, str], force_reason: str | None = None,
-                 progress: Progress = QUIET) -> dict[str, Any]:
+def register_run(
+    session,
+    outputs: StackOutputs,
+    run: dict[str, Any],
+    *,
+    inference_image: str,
+    instance_types: list[str],
+    tags: dict[str, str],
+    force_reason: str | None = None,
+    progress: Progress = QUIET,
+) -> dict[str, Any]:
     model = run["model"]
     group = outputs.modelPackageGroups.get(model)
     if not group:
@@ -46,14 +55,18 @@ def register_run(session, outputs: StackOutputs, run: dict[str, Any], *, inferen
         progress.step(f"{run['job']} is already registered as {existing.arn}; nothing to do")
         return {"package": existing.to_dict(), "created": False}
     if run.get("status") != "Completed":
-        raise RefusedError(f"training job {run['job']} is {run.get('status')}: nothing to register"
-                           + (f" ({run.get('failureReason')})" if run.get("failureReason") else ""))
+        raise RefusedError(
+            f"training job {run['job']} is {run.get('status')}: nothing to register"
+            + (f" ({run.get('failureReason')})" if run.get("failureReason") else "")
+        )
     report = load_report(s3, outputs.artifactBucket, run["job"])
     gate = report["gate"]
     if not gate["passed"]:
         if not force_reason:
-            raise RefusedError(f"the gate failed for {run['job']}: {gate['reason']}; "
-                               "register anyway only with --force --reason 'why'", details={"gate": gate})
+            raise RefusedError(
+                f"the gate failed for {run['job']}: {gate['reason']}; register anyway only with --force --reason 'why'",
+                details={"gate": gate},
+            )
         progress.warn(f"registering despite a failed gate, forced: {force_reason}")
     elif force_reason:
         progress.info("--force given but the gate passed; the reason is recorded anyway")
@@ -74,20 +87,27 @@ def register_run(session, outputs: StackOutputs, run: dict[str, Any], *, inferen
     image = pin_image(inference_image, digest)
     if not digest:
         progress.warn(f"no digest for {inference_image} in ECR; the package references the tag")
-    record = lineage.merge(lineage.read_container_record(model_dir), {
-        "git": run.get("git", {}),
-        "dataManifest": run.get("dataset", {}),
-        "trainingImage": {"uri": run.get("imageUri"), "digest": run.get("imageDigest"), "pinned": run.get("pinnedImage")},
-        "inferenceImage": {"uri": inference_image, "digest": digest, "pinned": image},
-        "hyperparameters": run.get("hyperparameters", {}),
-        "seed": run.get("seed"),
-        "stack": outputs.stackName,
-        "trainingJob": run["job"],
-        "mode": run.get("mode"),
-        "instanceType": run.get("instanceType"),
-        "metrics": {"training": run.get("metrics", {}), "evaluation": report["candidate"]["metrics"]},
-        "evaluationReport": report["reportUri"],
-    })
+    record = lineage.merge(
+        lineage.read_container_record(model_dir),
+        {
+            "git": run.get("git", {}),
+            "dataManifest": run.get("dataset", {}),
+            "trainingImage": {
+                "uri": run.get("imageUri"),
+                "digest": run.get("imageDigest"),
+                "pinned": run.get("pinnedImage"),
+            },
+            "inferenceImage": {"uri": inference_image, "digest": digest, "pinned": image},
+            "hyperparameters": run.get("hyperparameters", {}),
+            "seed": run.get("seed"),
+            "stack": outputs.stackName,
+            "trainingJob": run["job"],
+            "mode": run.get("mode"),
+            "instanceType": run.get("instanceType"),
+            "metrics": {"training": run.get("metrics", {}), "evaluation": report["candidate"]["metrics"]},
+            "evaluationReport": report["reportUri"],
+        },
+    )
     lineage_uri = s3util.join(output_root, "lineage.json")
     stored = s3util.put_bytes(s3, lineage_uri, lineage.canonical_bytes(record), "application/json", outputs.kmsKeyArn)
 
@@ -96,7 +116,7 @@ def register_run(session, outputs: StackOutputs, run: dict[str, Any], *, inferen
         registry.K_MODEL: model,
         registry.K_STACK: outputs.stackName,
         registry.K_GATE: gate_state,
-        registry.K_GATE_REASON: gate["reason"][:registry.MAX_VALUE_LEN],
+        registry.K_GATE_REASON: gate["reason"][: registry.MAX_VALUE_LEN],
         registry.K_REPORT: report["reportUri"],
         registry.K_LINEAGE: lineage_uri,
         registry.K_LINEAGE_SHA: stored.sha256,
@@ -113,14 +133,25 @@ def register_run(session, outputs: StackOutputs, run: dict[str, Any], *, inferen
         metadata[registry.K_FORCE_REASON] = force_reason[:256]
     for name, value in sorted((run.get("hyperparameters") or {}).items()):
         if len(metadata) < registry.MAX_KEYS:
-            metadata[f"lineage:hp.{name}"] = str(value)[:registry.MAX_VALUE_LEN]
+            metadata[f"lineage:hp.{name}"] = str(value)[: registry.MAX_VALUE_LEN]
     description = f"{model} from {run['job']} ({outputs.stackName}); gate {gate_state}: {gate['reason']}"
-    package, created = registry.register(sm, registry.Registration(
-        group=group, training_job=run["job"], model_data_url=run["modelDataUrl"], image=image,
-        content_types=CONTENT_TYPES, response_types=RESPONSE_TYPES, realtime_instance_types=instance_types,
-        evaluation_report_uri=report["reportUri"], metadata=metadata, description=description,
-        tags={**tags, "mlops:model": model, "mlops:stack": outputs.stackName}, job_started=started,
-    ))
+    package, created = registry.register(
+        sm,
+        registry.Registration(
+            group=group,
+            training_job=run["job"],
+            model_data_url=run["modelDataUrl"],
+            image=image,
+            content_types=CONTENT_TYPES,
+            response_types=RESPONSE_TYPES,
+            realtime_instance_types=instance_types,
+            evaluation_report_uri=report["reportUri"],
+            metadata=metadata,
+            description=description,
+            tags={**tags, "mlops:model": model, "mlops:stack": outputs.stackName},
+            job_started=started,
+        ),
+    )
     progress.step(f"registered {package.arn} ({package.status})" if created else f"already registered: {package.arn}")
     return {"package": package.to_dict(), "created": created, "lineageUri": lineage_uri, "baselineUri": baseline_uri}
 

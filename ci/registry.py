@@ -8,11 +8,12 @@ SageMaker limits metadata to 50 keys of 128 characters with values of 256: the f
 record lives as JSON beside the model (its S3 URI and SHA-256 are here); the short fields of it
 are copied here too, so a person sees them in the console.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -123,7 +124,9 @@ def _package(raw: dict[str, Any]) -> Package:
     )
 
 
-def list_packages(sm, group: str, status: str | None = None, created_after: datetime | None = None) -> list[dict[str, Any]]:
+def list_packages(
+    sm, group: str, status: str | None = None, created_after: datetime | None = None
+) -> list[dict[str, Any]]:
     """Summaries of a group's packages, newest first (only those created after `created_after`)."""
     kwargs: dict[str, Any] = {"ModelPackageGroupName": group, "SortBy": "CreationTime", "SortOrder": "Descending"}
     if status:
@@ -133,7 +136,13 @@ def list_packages(sm, group: str, status: str | None = None, created_after: date
     out: list[dict[str, Any]] = []
     for page in sm.get_paginator("list_model_packages").paginate(**kwargs):
         out.extend(page.get("ModelPackageSummaryList", []))
-    out.sort(key=lambda s: (s.get("CreationTime") or datetime.min.replace(tzinfo=timezone.utc), s.get("ModelPackageVersion", 0)), reverse=True)
+    out.sort(
+        key=lambda s: (
+            s.get("CreationTime") or datetime.min.replace(tzinfo=UTC),
+            s.get("ModelPackageVersion", 0),
+        ),
+        reverse=True,
+    )
     return out
 
 
@@ -221,7 +230,9 @@ def register(sm, reg: Registration) -> tuple[Package, bool]:
         kwargs["DriftCheckBaselines"] = {
             "ModelDataQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": baseline}}
         }
-        kwargs["ModelMetrics"]["ModelDataQuality"] = {"Statistics": {"ContentType": "application/json", "S3Uri": baseline}}
+        kwargs["ModelMetrics"]["ModelDataQuality"] = {
+            "Statistics": {"ContentType": "application/json", "S3Uri": baseline}
+        }
     arn = sm.create_model_package(**kwargs)["ModelPackageArn"]
     return describe(sm, arn), True
 
@@ -235,7 +246,7 @@ def set_status(sm, arn: str, status: str, *, by: str, reason: str) -> Package:
     if not by.strip():
         raise UsageError("--by is required: who decides is recorded on the package")
     package = describe(sm, arn)
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     metadata = dict(package.metadata)
     if status == APPROVED:
         metadata.update({K_APPROVED_BY: by, K_APPROVAL_REASON: reason, K_APPROVED_AT: now})

@@ -1,11 +1,13 @@
 """S3 the way lineage needs it: every object we write or read is pinned by version and SHA-256."""
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
@@ -44,7 +46,9 @@ class ObjectVersion:
         return {"uri": self.uri, "versionId": self.version_id, "sha256": self.sha256, "size": self.size}
 
 
-def put_bytes(s3, uri: str, data: bytes, content_type: str = "application/octet-stream", kms_key: str | None = None) -> ObjectVersion:
+def put_bytes(
+    s3, uri: str, data: bytes, content_type: str = "application/octet-stream", kms_key: str | None = None
+) -> ObjectVersion:
     bucket, key = split_uri(uri)
     sha = sha256_bytes(data)
     extra: dict[str, Any] = {"ContentType": content_type, "Metadata": {SHA_META: sha}}
@@ -150,5 +154,10 @@ def download(s3, uri: str, dest: Path, version_id: str | None = None, expected_s
 
 
 def _content_type(path: Path) -> str:
-    return {".csv": "text/csv", ".json": "application/json", ".parquet": "application/x-parquet",
-            ".gz": "application/gzip", ".jsonl": "application/jsonlines"}.get(path.suffix, "application/octet-stream")
+    return {
+        ".csv": "text/csv",
+        ".json": "application/json",
+        ".parquet": "application/x-parquet",
+        ".gz": "application/gzip",
+        ".jsonl": "application/jsonlines",
+    }.get(path.suffix, "application/octet-stream")

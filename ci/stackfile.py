@@ -6,6 +6,7 @@ on the text: the block of the one key is re-rendered (flow or block style, as it
 other byte of the file stays as it was. The result is parsed again and must equal the intended
 configuration exactly, or nothing is written; the write itself is atomic (temp file + rename).
 """
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,9 @@ def plan_rollback(path: Path, model: str) -> dict[str, Any]:
     previous = previous_packages(path)
     history = previous.get(model, [])
     if not history:
-        raise StackFileError(f"{path.name}: no earlier package for model {model!r} in {PREVIOUS_KEY}; nothing to roll back to")
+        raise StackFileError(
+            f"{path.name}: no earlier package for model {model!r} in {PREVIOUS_KEY}; nothing to roll back to"
+        )
     restored = history[-1]
     current = approved.get(model, "")
     approved[model] = restored
@@ -127,8 +130,16 @@ def set_config_value(text: str, key: str, value: Any, after: str | None = None) 
         key_line = lines[start].rstrip("\r\n")
         inline_value, comment = _split_value(_after_key(key_line))
         nested = _nested_step(lines, start, end, child_indent)
-        rendered = _render(key, value, child_indent, nested, comment, newline,
-                           style="flow" if inline_value else "block", key_text=_key_text(key_line))
+        rendered = _render(
+            key,
+            value,
+            child_indent,
+            nested,
+            comment,
+            newline,
+            style="flow" if inline_value else "block",
+            key_text=_key_text(key_line),
+        )
         return _finish(lines[:start] + rendered + lines[end:], had_final_newline)
     if after in children:
         insert_at = children[after][1]
@@ -169,7 +180,7 @@ def _nested_step(lines: list[str], start: int, end: int, child_indent: str) -> s
     for i in range(start + 1, end):
         stripped = lines[i].strip()
         if stripped and not stripped.startswith("#"):
-            return _indent(lines[i])[len(child_indent):] or "  "
+            return _indent(lines[i])[len(child_indent) :] or "  "
     return "  "
 
 

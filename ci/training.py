@@ -9,6 +9,7 @@ streaming its metric lines from CloudWatch Logs; the local path runs the same `m
 under the same container contract (`ci/container.py`) and uploads `model.tar.gz` to exactly
 where SageMaker would. Either way a run record lands in S3 for evaluate/register/reproduce.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,18 +21,18 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from infra.contract import StackOutputs
 from ci import s3 as s3util
 from ci.container import REPO_ROOT, package_model, package_output, run_training
 from ci.datasets import TRAINING_CHANNELS, Manifest, download_split
 from ci.errors import MlopsError, NotFoundError, RefusedError, TrainingFailedError, UsageError
 from ci.progress import QUIET, Progress
+from infra.contract import StackOutputs
 
 FRAMEWORK = "pytorch"
 FRAMEWORK_VERSION = "2.10.0"
@@ -40,8 +41,19 @@ TERMINAL = ("Completed", "Failed", "Stopped")
 # The metric lines ml/train.py prints (`metric: val_loss=0.31; epoch=3`); SageMaker scrapes the
 # same regexes from the job's logs into CloudWatch, we parse them while following.
 METRIC_NAMES = (
-    "epoch", "iteration", "train_loss", "val_loss", "val_roc_auc", "val_accuracy", "val_f1",
-    "final_roc_auc", "final_accuracy", "final_f1", "final_log_loss", "final_calibration_error", "final_brier_score",
+    "epoch",
+    "iteration",
+    "train_loss",
+    "val_loss",
+    "val_roc_auc",
+    "val_accuracy",
+    "val_f1",
+    "final_roc_auc",
+    "final_accuracy",
+    "final_f1",
+    "final_log_loss",
+    "final_calibration_error",
+    "final_brier_score",
 )
 NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _METRIC_LINE = re.compile(r"metric:\s*(.*)$")
@@ -61,6 +73,7 @@ def parse_metric_line(line: str) -> dict[str, float]:
 
 
 # --- the plan ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class JobPlan:
@@ -113,10 +126,17 @@ def resolve_training_image(region: str, instance_type: str, framework_version: s
     from sagemaker.core import image_uris
 
     try:
-        return image_uris.retrieve(framework=FRAMEWORK, region=region, version=framework_version,
-                                   instance_type=instance_type, image_scope="training")
+        return image_uris.retrieve(
+            framework=FRAMEWORK,
+            region=region,
+            version=framework_version,
+            instance_type=instance_type,
+            image_scope="training",
+        )
     except ValueError as err:
-        raise UsageError(f"no {FRAMEWORK} {framework_version} training image for {instance_type} in {region}: {err}") from err
+        raise UsageError(
+            f"no {FRAMEWORK} {framework_version} training image for {instance_type} in {region}: {err}"
+        ) from err
 
 
 def split_image(image_uri: str) -> tuple[str, str, str, str | None]:
@@ -163,7 +183,9 @@ def plan_job(
     git: dict[str, Any],
 ) -> JobPlan:
     if model not in outputs.modelPackageGroups:
-        raise UsageError(f"model {model!r} is not in stack {outputs.stackName}; models: {', '.join(outputs.modelPackageGroups)}")
+        raise UsageError(
+            f"model {model!r} is not in stack {outputs.stackName}; models: {', '.join(outputs.modelPackageGroups)}"
+        )
     td = outputs.trainingDefaults
     prefix = td.jobNamePrefix or f"mlops-{outputs.stackName}"
     vpc = td.vpc or {}
@@ -195,10 +217,13 @@ def plan_job(
         security_group_ids=list(vpc.get("securityGroupIds") or []),
         tags={k: str(v)[:256] for k, v in job_tags.items()},
         # ml/lineage.py reads these inside the container (it sees no git and no AWS).
-        environment={"MLOPS_STACK": outputs.stackName, "MLOPS_MODEL": model,
-                     "MLOPS_GIT_COMMIT": str(git.get("commit", "unknown")),
-                     "MLOPS_GIT_DIRTY": str(git.get("dirty")).lower(),
-                     "MLOPS_IMAGE_URI": pin_image(image_uri, image_digest)},
+        environment={
+            "MLOPS_STACK": outputs.stackName,
+            "MLOPS_MODEL": model,
+            "MLOPS_GIT_COMMIT": str(git.get("commit", "unknown")),
+            "MLOPS_GIT_DIRTY": str(git.get("dirty")).lower(),
+            "MLOPS_IMAGE_URI": pin_image(image_uri, image_digest),
+        },
         artifact_bucket=outputs.artifactBucket,
     )
 
@@ -214,11 +239,14 @@ def model_artifact_uri(plan: JobPlan, job_name: str) -> str:
 
 # --- run records ---------------------------------------------------------------------------
 
+
 def run_record_uri(artifact_bucket: str, job_name: str) -> str:
     return f"s3://{artifact_bucket}/runs/{job_name}/run.json"
 
 
-def new_run_record(plan: JobPlan, job_name: str, mode: str, manifest: Manifest, git: dict[str, Any], seed: int | None) -> dict[str, Any]:
+def new_run_record(
+    plan: JobPlan, job_name: str, mode: str, manifest: Manifest, git: dict[str, Any], seed: int | None
+) -> dict[str, Any]:
     return {
         "job": job_name,
         "mode": mode,
@@ -255,7 +283,9 @@ def load_run(s3, artifact_bucket: str, job_name: str) -> dict[str, Any]:
     try:
         return s3util.get_json(s3, uri)
     except NotFoundError as err:
-        raise NotFoundError(f"no run record for training job {job_name!r} at {uri}; was it started with `mlops train`?") from err
+        raise NotFoundError(
+            f"no run record for training job {job_name!r} at {uri}; was it started with `mlops train`?"
+        ) from err
 
 
 def refresh_run(session, record: dict[str, Any], kms_key: str | None = None) -> dict[str, Any]:
@@ -284,6 +314,7 @@ def apply_description(record: dict[str, Any], description: dict[str, Any]) -> di
 
 # --- SageMaker -----------------------------------------------------------------------------
 
+
 def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tuple[str, str]:
     """Create the training job through ModelTrainer (not waiting); returns its name and checkpoint URI."""
     from ci.aws import sagemaker_sdk_session
@@ -291,8 +322,15 @@ def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tupl
     sdk_session = sagemaker_sdk_session(session, plan.artifact_bucket, "training-input")
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import (
-        CheckpointConfig, Compute, InputData, MetricDefinition, Networking, OutputDataConfig, SourceCode,
-        StoppingCondition, Tag,
+        CheckpointConfig,
+        Compute,
+        InputData,
+        MetricDefinition,
+        Networking,
+        OutputDataConfig,
+        SourceCode,
+        StoppingCondition,
+        Tag,
     )
 
     staging = Path(tempfile.mkdtemp(prefix="mlops-code-"))
@@ -300,18 +338,32 @@ def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tupl
         shutil.copytree(REPO_ROOT / "ml", staging / "ml", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         networking = Networking(enable_network_isolation=True)
         if plan.subnets:
-            networking = Networking(subnets=plan.subnets, security_group_ids=plan.security_group_ids,
-                                    enable_network_isolation=True, enable_inter_container_traffic_encryption=True)
-        stopping = (StoppingCondition(max_runtime_in_seconds=plan.max_runtime_seconds, max_wait_time_in_seconds=plan.max_wait_seconds)
-                    if plan.use_spot else StoppingCondition(max_runtime_in_seconds=plan.max_runtime_seconds))
+            networking = Networking(
+                subnets=plan.subnets,
+                security_group_ids=plan.security_group_ids,
+                enable_network_isolation=True,
+                enable_inter_container_traffic_encryption=True,
+            )
+        stopping = (
+            StoppingCondition(
+                max_runtime_in_seconds=plan.max_runtime_seconds, max_wait_time_in_seconds=plan.max_wait_seconds
+            )
+            if plan.use_spot
+            else StoppingCondition(max_runtime_in_seconds=plan.max_runtime_seconds)
+        )
         trainer = ModelTrainer(
             sagemaker_session=sdk_session,
             role=plan.role_arn,
             base_job_name=plan.base_job_name,
             training_image=plan.pinned_image,
             source_code=SourceCode(source_dir=str(staging), command="python -m ml.train"),
-            compute=Compute(instance_type=plan.instance_type, instance_count=1, volume_size_in_gb=50,
-                            volume_kms_key_id=plan.kms_key_arn, enable_managed_spot_training=plan.use_spot),
+            compute=Compute(
+                instance_type=plan.instance_type,
+                instance_count=1,
+                volume_size_in_gb=50,
+                volume_kms_key_id=plan.kms_key_arn,
+                enable_managed_spot_training=plan.use_spot,
+            ),
             networking=networking,
             stopping_condition=stopping,
             output_data_config=OutputDataConfig(s3_output_path=plan.output_s3_uri, kms_key_id=plan.kms_key_arn),
@@ -320,15 +372,19 @@ def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tupl
             tags=[Tag(key=k, value=v) for k, v in plan.tags.items()],
         )
         trainer = trainer.with_metric_definitions(
-            [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in plan.metric_definitions])
+            [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in plan.metric_definitions]
+        )
         # One checkpoint prefix per launch, named like the job (the SDK names the job itself, to
         # the second; the URI actually used is read back from the job).
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         checkpoint = checkpoint_uri(plan, f"{plan.base_job_name}-{stamp}")
         trainer = trainer.with_checkpoint_config(CheckpointConfig(s3_uri=checkpoint))
         with _quiet_sdk():  # its warnings here are expected (hyperparameters reach us as SM_HPS and the JSON file)
-            trainer.train(input_data_config=[InputData(channel_name=c, data_source=uri) for c, uri in plan.channels.items()],
-                          wait=False, logs=False)
+            trainer.train(
+                input_data_config=[InputData(channel_name=c, data_source=uri) for c, uri in plan.channels.items()],
+                wait=False,
+                logs=False,
+            )
         created = trainer._latest_training_job.training_job_name
         progress.step(f"training job {created} created ({plan.instance_type}, spot={plan.use_spot})")
         return created, checkpoint
@@ -347,8 +403,14 @@ def _quiet_sdk():
         logger.setLevel(level)
 
 
-def follow(session, job_name: str, progress: Progress = QUIET, *, poll_seconds: float = 30.0,
-           timeout_seconds: float | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+def follow(
+    session,
+    job_name: str,
+    progress: Progress = QUIET,
+    *,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float | None = None,
+) -> tuple[dict[str, Any], dict[str, float]]:
     """Poll the job to a terminal status, printing status changes and metric lines as they arrive."""
     sm = session.client("sagemaker")
     logs = session.client("logs")
@@ -370,11 +432,16 @@ def follow(session, job_name: str, progress: Progress = QUIET, *, poll_seconds: 
                 streamed[name] = value
                 progress.metric(name, value)
         if status in TERMINAL:
-            progress.step(f"{job_name}: {status}" + (f" ({description['FailureReason']})" if description.get("FailureReason") else ""))
+            progress.step(
+                f"{job_name}: {status}"
+                + (f" ({description['FailureReason']})" if description.get("FailureReason") else "")
+            )
             return description, streamed
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
-            raise MlopsError(f"gave up following {job_name} after {timeout_seconds:.0f} s; it is still {status}. "
-                             f"Resume with `mlops evaluate --job {job_name}` once it completes.")
+            raise MlopsError(
+                f"gave up following {job_name} after {timeout_seconds:.0f} s; it is still {status}. "
+                f"Resume with `mlops evaluate --job {job_name}` once it completes."
+            )
         time.sleep(poll_seconds)
 
 
@@ -398,38 +465,60 @@ def _new_log_lines(logs, job_name: str, seen: set[str]) -> list[str]:
     return lines
 
 
-def train_sagemaker(session, plan: JobPlan, record_fields: dict[str, Any], progress: Progress = QUIET, *,
-                    wait: bool = True, poll_seconds: float = 30.0) -> dict[str, Any]:
+def train_sagemaker(
+    session,
+    plan: JobPlan,
+    record_fields: dict[str, Any],
+    progress: Progress = QUIET,
+    *,
+    wait: bool = True,
+    poll_seconds: float = 30.0,
+) -> dict[str, Any]:
     """Launch, record, follow, record again. A Failed or Stopped job raises TrainingFailedError."""
     s3 = session.client("s3")
     job_name, checkpoint = launch_sagemaker(session, plan, progress)
-    record = new_run_record(plan, job_name, "sagemaker", record_fields["manifest"], record_fields["git"], record_fields.get("seed"))
+    record = new_run_record(
+        plan, job_name, "sagemaker", record_fields["manifest"], record_fields["git"], record_fields.get("seed")
+    )
     record["checkpointS3Uri"] = checkpoint
     save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
     if not wait:
         return record
     timeout = plan.max_wait_seconds if plan.use_spot else plan.max_runtime_seconds
-    description, streamed = follow(session, job_name, progress, poll_seconds=poll_seconds, timeout_seconds=timeout + 3600)
+    description, streamed = follow(
+        session, job_name, progress, poll_seconds=poll_seconds, timeout_seconds=timeout + 3600
+    )
     record = apply_description(record, description)
     record["streamedMetrics"] = streamed
     save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
     if record["status"] != "Completed":
         raise TrainingFailedError(
-            f"training job {job_name} {record['status']}: {record['failureReason'] or 'no reason given'}; nothing was registered",
-            details={"run": record})
+            f"training job {job_name} {record['status']}: "
+            f"{record['failureReason'] or 'no reason given'}; nothing was registered",
+            details={"run": record},
+        )
     progress.step(f"{job_name} completed; model at {record['modelDataUrl']}")
     return record
 
 
 # --- local ---------------------------------------------------------------------------------
 
+
 def local_job_name(plan: JobPlan) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")[:-3]
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")[:-3]
     return f"{plan.base_job_name}-local-{stamp}"[:63]
 
 
-def train_local(session, plan: JobPlan, manifest: Manifest, git: dict[str, Any], seed: int | None,
-                progress: Progress = QUIET, job_name: str | None = None, keep_dir: Path | None = None) -> dict[str, Any]:
+def train_local(
+    session,
+    plan: JobPlan,
+    manifest: Manifest,
+    git: dict[str, Any],
+    seed: int | None,
+    progress: Progress = QUIET,
+    job_name: str | None = None,
+    keep_dir: Path | None = None,
+) -> dict[str, Any]:
     """Run ml/train.py under the container contract here; upload its model where SageMaker would."""
     s3 = session.client("s3")
     job_name = job_name or local_job_name(plan)
@@ -451,20 +540,30 @@ def train_local(session, plan: JobPlan, manifest: Manifest, git: dict[str, Any],
 
         progress.step(f"running ml/train.py under the container contract in {base}")
         result = run_training(
-            base, plan.hyperparameters, channels, on_line=on_line,
+            base,
+            plan.hyperparameters,
+            channels,
+            on_line=on_line,
             checkpoint_sync=CheckpointSync(s3, ckpt, plan.kms_key_arn),
-            extra_env={**plan.environment, "TRAINING_JOB_NAME": job_name}, timeout_seconds=plan.max_runtime_seconds,
+            extra_env={**plan.environment, "TRAINING_JOB_NAME": job_name},
+            timeout_seconds=plan.max_runtime_seconds,
             data_manifest=manifest.to_dict(),
         )
         if not result.succeeded:
-            record.update(status="Failed", failureReason=result.failure_reason, finishedAt=_now(), streamedMetrics=metrics)
+            record.update(
+                status="Failed", failureReason=result.failure_reason, finishedAt=_now(), streamedMetrics=metrics
+            )
             save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
-            raise TrainingFailedError(f"training job {job_name} Failed: {result.failure_reason}; nothing was registered",
-                                      details={"run": record})
+            raise TrainingFailedError(
+                f"training job {job_name} Failed: {result.failure_reason}; nothing was registered",
+                details={"run": record},
+            )
         archive = package_model(result.model_dir, base / "upload" / "model.tar.gz")
         s3util.upload_file(s3, archive, record["modelDataUrl"], plan.kms_key_arn)
         output_archive = package_output(result.output_dir, base / "upload" / "output.tar.gz")
-        s3util.upload_file(s3, output_archive, s3util.join(plan.output_s3_uri, job_name, "output", "output.tar.gz"), plan.kms_key_arn)
+        s3util.upload_file(
+            s3, output_archive, s3util.join(plan.output_s3_uri, job_name, "output", "output.tar.gz"), plan.kms_key_arn
+        )
         final = _read_metrics(result.model_dir)
         record.update(status="Completed", finishedAt=_now(), metrics={**metrics, **final}, streamedMetrics=metrics)
         save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
@@ -488,7 +587,7 @@ def _restore_checkpoints(s3, uri: str, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     bucket, _ = s3util.split_uri(uri)
     for obj in s3util.list_objects(s3, uri):
-        rel = obj["Key"][len(s3util.split_uri(uri)[1]):]
+        rel = obj["Key"][len(s3util.split_uri(uri)[1]) :]
         if rel:
             s3util.download(s3, f"s3://{bucket}/{obj['Key']}", dest / rel)
 
@@ -519,4 +618,4 @@ class CheckpointSync:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -2,16 +2,17 @@
 
 Run by `pulumi up -s <stack>` (main: infra/) and, offline, by `infra/preview.py` under Pulumi's mocks.
 """
+
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `infra` importable when Pulumi runs this file
 
-import pulumi  # noqa: E402
-import pulumi_aws as aws  # noqa: E402
+import pulumi
+import pulumi_aws as aws
 
-from infra.config import from_pulumi_config, parse_config  # noqa: E402
-from infra.stack import build_stack  # noqa: E402
+from infra.config import from_pulumi_config, parse_config
+from infra.stack import build_stack
 
 raw = from_pulumi_config(pulumi.runtime.config.get_config_env() | dict(pulumi.runtime.config.CONFIG.get()))
 config = parse_config(pulumi.get_stack(), raw)  # fails before any resource is declared

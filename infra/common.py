@@ -1,4 +1,5 @@
 """Small helpers every component shares: naming, tags and IAM documents."""
+
 from __future__ import annotations
 
 import hashlib

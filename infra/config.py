@@ -4,6 +4,7 @@ Every environment runs the same program; what differs lives in `stacks/Pulumi.<s
 and is checked here, in one place, before any resource is declared. An error names the key,
 the bad value and what is allowed, and lists every problem at once.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,26 @@ REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "
 
 # SageMaker GPU training instance types we support, by family.
 GPU_TRAINING_TYPES = (
-    "ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g4dn.12xlarge",
-    "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g5.4xlarge", "ml.g5.12xlarge", "ml.g5.48xlarge",
-    "ml.g6.xlarge", "ml.g6.2xlarge", "ml.g6.12xlarge", "ml.g6e.xlarge", "ml.g6e.12xlarge",
-    "ml.p3.2xlarge", "ml.p3.8xlarge", "ml.p3.16xlarge",
-    "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.p5e.48xlarge",
+    "ml.g4dn.xlarge",
+    "ml.g4dn.2xlarge",
+    "ml.g4dn.12xlarge",
+    "ml.g5.xlarge",
+    "ml.g5.2xlarge",
+    "ml.g5.4xlarge",
+    "ml.g5.12xlarge",
+    "ml.g5.48xlarge",
+    "ml.g6.xlarge",
+    "ml.g6.2xlarge",
+    "ml.g6.12xlarge",
+    "ml.g6e.xlarge",
+    "ml.g6e.12xlarge",
+    "ml.p3.2xlarge",
+    "ml.p3.8xlarge",
+    "ml.p3.16xlarge",
+    "ml.p4d.24xlarge",
+    "ml.p4de.24xlarge",
+    "ml.p5.48xlarge",
+    "ml.p5e.48xlarge",
 )
 # The most each environment tier may ask for: dev stays on single small GPUs, prod may use p4d/p5.
 TIER_TRAINING_TYPES = {
@@ -38,15 +54,28 @@ TIER_TRAINING_TYPES = {
     "prod": GPU_TRAINING_TYPES,
 }
 HOSTING_TYPES = (
-    "ml.t2.medium", "ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5.large", "ml.c5.xlarge",
-    "ml.c5.2xlarge", "ml.c6i.large", "ml.c6i.xlarge", "ml.g4dn.xlarge", "ml.g4dn.2xlarge",
-    "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge", "ml.p3.2xlarge",
+    "ml.t2.medium",
+    "ml.m5.large",
+    "ml.m5.xlarge",
+    "ml.m5.2xlarge",
+    "ml.c5.large",
+    "ml.c5.xlarge",
+    "ml.c5.2xlarge",
+    "ml.c6i.large",
+    "ml.c6i.xlarge",
+    "ml.g4dn.xlarge",
+    "ml.g4dn.2xlarge",
+    "ml.g5.xlarge",
+    "ml.g5.2xlarge",
+    "ml.g6.xlarge",
+    "ml.p3.2xlarge",
 )
 # A package is registered in the environment that trained it and deployed downstream as it is
 # (dev -> staging -> prod), so an environment reads the registry, model data and key of these:
 UPSTREAM_ENVIRONMENTS = {"dev": (), "local": (), "staging": ("dev",), "prod": ("dev", "staging")}
-DOWNSTREAM_ENVIRONMENTS = {env: tuple(d for d, ups in UPSTREAM_ENVIRONMENTS.items() if env in ups)
-                           for env in UPSTREAM_ENVIRONMENTS}
+DOWNSTREAM_ENVIRONMENTS = {
+    env: tuple(d for d, ups in UPSTREAM_ENVIRONMENTS.items() if env in ups) for env in UPSTREAM_ENVIRONMENTS
+}
 SERVING_MODES = ("serverless", "instance")
 ROLLOUT_TYPES = ("canary", "linear", "all_at_once")
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
@@ -187,6 +216,7 @@ class StackConfig:
 
 # --- loading -------------------------------------------------------------------------------
 
+
 def stack_file(stack: str | Path) -> tuple[str, Path]:
     """Resolve a stack name (dev) or a file path (…/Pulumi.dev.yaml) to (name, path)."""
     path = Path(stack)
@@ -239,8 +269,20 @@ def from_pulumi_config(runtime_config: dict[str, str]) -> dict[str, Any]:
 # --- validation ----------------------------------------------------------------------------
 
 KNOWN_KEYS = {
-    "environment", "models", "approvedPackages", "previousPackages", "training", "serving", "gate",
-    "promotion", "monitoring", "retention", "tags", "github", "vpc", "policy",
+    "environment",
+    "models",
+    "approvedPackages",
+    "previousPackages",
+    "training",
+    "serving",
+    "gate",
+    "promotion",
+    "monitoring",
+    "retention",
+    "tags",
+    "github",
+    "vpc",
+    "policy",
 }
 
 
@@ -314,7 +356,7 @@ def parse_config(stack: str, raw: dict[str, Any]) -> StackConfig:
     c = _Checker()
     ns = f"{NAMESPACE}:"
     for key in sorted(raw):
-        if key.startswith(ns) and key[len(ns):] not in KNOWN_KEYS:
+        if key.startswith(ns) and key[len(ns) :] not in KNOWN_KEYS:
             c.problems.append(f"{key}: unknown key; allowed: {', '.join(ns + k for k in sorted(KNOWN_KEYS))}")
         elif ":" not in key:
             c.problems.append(f"{key}: keys must be namespaced, e.g. {ns}{key} or aws:{key}")
@@ -344,9 +386,22 @@ def parse_config(stack: str, raw: dict[str, Any]) -> StackConfig:
     if c.problems:
         raise ConfigError(stack, c.problems)
     return StackConfig(
-        stack=stack, region=region, environment=env, models=models, approvedPackages=approved,
-        previousPackages=previous, training=training, serving=serving, gate=gate, promotion=promotion,
-        monitoring=monitoring, retention=retention, tags=tags, github=github, vpc=vpc, policy=policy,
+        stack=stack,
+        region=region,
+        environment=env,
+        models=models,
+        approvedPackages=approved,
+        previousPackages=previous,
+        training=training,
+        serving=serving,
+        gate=gate,
+        promotion=promotion,
+        monitoring=monitoring,
+        retention=retention,
+        tags=tags,
+        github=github,
+        vpc=vpc,
+        policy=policy,
         endpoints=endpoints,
     )
 
@@ -363,8 +418,12 @@ def _approved_packages(c: _Checker, value: Any, models: tuple[str, ...]) -> dict
         if arn in ("", None):
             out[model] = ""
         elif not isinstance(arn, str) or not PACKAGE_ARN.match(arn):
-            c.fail(f"{key}.{model}", arn, "expected a versioned model package ARN like "
-                   "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-dev/3, or ''")
+            c.fail(
+                f"{key}.{model}",
+                arn,
+                "expected a versioned model package ARN like "
+                "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-dev/3, or ''",
+            )
         else:
             out[model] = arn
     return {m: out.get(m, "") for m in models} | {m: a for m, a in out.items() if m not in models}
@@ -380,19 +439,28 @@ def _previous_packages(c: _Checker, value: Any, models: tuple[str, ...]) -> dict
 
 def _training(c: _Checker, raw: dict, tier: str) -> TrainingConfig:
     key = f"{NAMESPACE}:training"
-    t = c.mapping(raw, "training", {"allowedInstanceTypes": 0, "defaultInstanceType": 0, "spot": 0,
-                                    "maxRuntimeSeconds": 0, "maxWaitSeconds": 0})
+    t = c.mapping(
+        raw,
+        "training",
+        {"allowedInstanceTypes": 0, "defaultInstanceType": 0, "spot": 0, "maxRuntimeSeconds": 0, "maxWaitSeconds": 0},
+    )
     allowed = c.string_list(f"{key}.allowedInstanceTypes", t.get("allowedInstanceTypes", []))
     if not allowed:
         c.problems.append(f"{key}.allowedInstanceTypes: at least one GPU instance type is required")
     ceiling = TIER_TRAINING_TYPES[tier]
     for i, itype in enumerate(allowed):
         if itype not in GPU_TRAINING_TYPES:
-            c.fail(f"{key}.allowedInstanceTypes[{i}]", itype,
-                   f"not a supported GPU training instance type; supported: {', '.join(GPU_TRAINING_TYPES)}")
+            c.fail(
+                f"{key}.allowedInstanceTypes[{i}]",
+                itype,
+                f"not a supported GPU training instance type; supported: {', '.join(GPU_TRAINING_TYPES)}",
+            )
         elif itype not in ceiling:
-            c.fail(f"{key}.allowedInstanceTypes[{i}]", itype,
-                   f"GPU type not allowed in a {tier} environment; allowed there: {', '.join(ceiling)}")
+            c.fail(
+                f"{key}.allowedInstanceTypes[{i}]",
+                itype,
+                f"GPU type not allowed in a {tier} environment; allowed there: {', '.join(ceiling)}",
+            )
     default = t.get("defaultInstanceType")
     if default not in allowed:
         c.fail(f"{key}.defaultInstanceType", default, f"must be one of allowedInstanceTypes: {', '.join(allowed)}")
@@ -406,9 +474,20 @@ def _training(c: _Checker, raw: dict, tier: str) -> TrainingConfig:
 
 def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
     key = f"{NAMESPACE}:serving"
-    s = c.mapping(raw, "serving", {"mode": 0, "instanceType": 0, "initialInstanceCount": 0, "serverlessMemoryMb": 0,
-                                   "serverlessMaxConcurrency": 0, "autoscaling": 0, "rollout": 0,
-                                   "dataCaptureSamplingPercent": 0})
+    s = c.mapping(
+        raw,
+        "serving",
+        {
+            "mode": 0,
+            "instanceType": 0,
+            "initialInstanceCount": 0,
+            "serverlessMemoryMb": 0,
+            "serverlessMaxConcurrency": 0,
+            "autoscaling": 0,
+            "rollout": 0,
+            "dataCaptureSamplingPercent": 0,
+        },
+    )
     mode = c.choice(f"{key}.mode", s.get("mode"), SERVING_MODES)
     itype = s.get("instanceType", "ml.m5.large")
     c.choice(f"{key}.instanceType", itype, HOSTING_TYPES)
@@ -417,8 +496,9 @@ def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
     c.choice(f"{key}.serverlessMemoryMb", memory, SERVERLESS_MEMORY_MB)
     concurrency = c.integer(f"{key}.serverlessMaxConcurrency", s.get("serverlessMaxConcurrency", 5), 1, 200)
 
-    a = c.nested(f"{key}.autoscaling", s.get("autoscaling", {}),
-                 ("minCapacity", "maxCapacity", "targetInvocationsPerInstance"))
+    a = c.nested(
+        f"{key}.autoscaling", s.get("autoscaling", {}), ("minCapacity", "maxCapacity", "targetInvocationsPerInstance")
+    )
     lo = c.integer(f"{key}.autoscaling.minCapacity", a.get("minCapacity", count), 1, 100)
     hi = c.integer(f"{key}.autoscaling.maxCapacity", a.get("maxCapacity", count), 1, 100)
     if hi < lo:
@@ -435,9 +515,17 @@ def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
 
     if mode == "serverless":
         if rtype in ("canary", "linear"):
-            c.fail(f"{key}.rollout.type", rtype, "serverless endpoints support only all_at_once; use mode: instance for canary/linear")
+            c.fail(
+                f"{key}.rollout.type",
+                rtype,
+                "serverless endpoints support only all_at_once; use mode: instance for canary/linear",
+            )
         if capture:
-            c.fail(f"{key}.dataCaptureSamplingPercent", capture, "serverless endpoints cannot capture data; use 0 or mode: instance")
+            c.fail(
+                f"{key}.dataCaptureSamplingPercent",
+                capture,
+                "serverless endpoints cannot capture data; use 0 or mode: instance",
+            )
     if tier == "prod":
         if mode != "instance":
             c.fail(f"{key}.mode", mode, "prod serves from instances (mode: instance), for capture and safe rollout")
@@ -447,8 +535,16 @@ def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
             c.fail(f"{key}.dataCaptureSamplingPercent", capture, "prod must capture data (1-100) for drift monitoring")
     if tier == "dev" and mode == "instance":
         c.fail(f"{key}.mode", mode, "dev must not bill by the hour when idle: use mode: serverless")
-    return ServingConfig(mode, itype, count, memory, concurrency, AutoscalingConfig(lo, hi, target),
-                         RolloutConfig(rtype, step, bake), capture)
+    return ServingConfig(
+        mode,
+        itype,
+        count,
+        memory,
+        concurrency,
+        AutoscalingConfig(lo, hi, target),
+        RolloutConfig(rtype, step, bake),
+        capture,
+    )
 
 
 def _gate(c: _Checker, raw: dict) -> GateConfig:
@@ -479,8 +575,11 @@ def _promotion(c: _Checker, raw: dict, env: str) -> dict[str, str]:
 
 def _monitoring(c: _Checker, raw: dict, tier: str) -> MonitoringConfig:
     key = f"{NAMESPACE}:monitoring"
-    m = c.mapping(raw, "monitoring", {"alertEmail": 0, "latencyP99Ms": 0, "error5xxThreshold": 0,
-                                      "driftThreshold": 0, "monthlyBudgetUsd": 0})
+    m = c.mapping(
+        raw,
+        "monitoring",
+        {"alertEmail": 0, "latencyP99Ms": 0, "error5xxThreshold": 0, "driftThreshold": 0, "monthlyBudgetUsd": 0},
+    )
     email = m.get("alertEmail", "")
     if email and (not isinstance(email, str) or not EMAIL.match(email)):
         c.fail(f"{key}.alertEmail", email, "expected an e-mail address")
@@ -498,10 +597,16 @@ def _retention(c: _Checker, raw: dict) -> RetentionConfig:
     r = c.mapping(raw, "retention", {"logDays": 0, "artifactDays": 0, "captureDays": 0})
     log_days = r.get("logDays", 30)
     # CloudWatch Logs accepts only these retention periods.
-    c.choice(f"{key}.logDays", log_days, (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653))
-    return RetentionConfig(int(log_days) if isinstance(log_days, int) else 30,
-                           c.integer(f"{key}.artifactDays", r.get("artifactDays", 365), 1),
-                           c.integer(f"{key}.captureDays", r.get("captureDays", 90), 1))
+    c.choice(
+        f"{key}.logDays",
+        log_days,
+        (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653),
+    )
+    return RetentionConfig(
+        int(log_days) if isinstance(log_days, int) else 30,
+        c.integer(f"{key}.artifactDays", r.get("artifactDays", 365), 1),
+        c.integer(f"{key}.captureDays", r.get("captureDays", 90), 1),
+    )
 
 
 def _tags(c: _Checker, raw: dict) -> dict[str, str]:
@@ -512,7 +617,9 @@ def _tags(c: _Checker, raw: dict) -> dict[str, str]:
         return {}
     for k, v in tags.items():
         if not TAG_KEY.match(str(k)) or str(k).lower().startswith("aws:"):
-            c.fail(f"{key}.{k}", k, "tag keys are 1-128 letters, digits, spaces or _.:/=+-@ and may not start with aws:")
+            c.fail(
+                f"{key}.{k}", k, "tag keys are 1-128 letters, digits, spaces or _.:/=+-@ and may not start with aws:"
+            )
         if not isinstance(v, str) or len(v) > 256:
             c.fail(f"{key}.{k}", v, "tag values are strings of at most 256 characters")
     for required in ("owner", "cost-center"):
@@ -591,6 +698,10 @@ def _endpoints(c: _Checker, raw: dict, tier: str) -> dict[str, str]:
             continue
         for service, url in entry.items():
             if not isinstance(url, str) or not re.match(r"^https?://(127\.0\.0\.1|localhost)(:\d+)?/?$", url):
-                c.fail(f"aws:endpoints.{service}", url, "the local stack talks only to an emulator on loopback (http://127.0.0.1:PORT)")
+                c.fail(
+                    f"aws:endpoints.{service}",
+                    url,
+                    "the local stack talks only to an emulator on loopback (http://127.0.0.1:PORT)",
+                )
             out[service] = str(url)
     return out

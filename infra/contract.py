@@ -4,6 +4,7 @@
 prints them); `ci/` reads them back with `StackOutputs.from_dict`, whether they come from the
 Pulumi CLI, the offline preview, or the local backend.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -28,7 +29,8 @@ OUTPUT_KEYS: dict[str, str] = {
     "approvedPackages": "model name -> approved model package ARN deployed by this stack ('' when none)",
     "trainingDefaults": "allowedInstanceTypes, defaultInstanceType, useSpot, maxRuntimeSeconds, maxWaitSeconds, "
     "checkpointS3Uri, outputS3Uri, volumeKmsKeyArn, vpc (subnetIds, securityGroupIds), jobNamePrefix",
-    "monitoring": "driftNamespace, driftMetricName, driftDimensions (model -> dimensions), driftThreshold, dashboardName, logGroupName",
+    "monitoring": "driftNamespace, driftMetricName, driftDimensions (model -> dimensions), driftThreshold, "
+    "dashboardName, logGroupName",
     "deployerRoleArn": "GitHub Actions OIDC role that CI assumes to deploy this environment",
 }
 
@@ -79,7 +81,7 @@ class StackOutputs:
     deployerRoleArn: str
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "StackOutputs":
+    def from_dict(cls, raw: dict[str, Any]) -> StackOutputs:
         """Build from `pulumi stack output --json`; a missing key is an error that names it."""
         missing = [k for k in OUTPUT_KEYS if k not in raw]
         if missing:
@@ -94,7 +96,9 @@ class StackOutputs:
 class MissingOutputsError(KeyError):
     def __init__(self, missing: list[str]):
         self.missing = missing
-        super().__init__(f"stack outputs lack {', '.join(missing)}; run `pulumi up` for this stack or check the outputs contract")
+        super().__init__(
+            f"stack outputs lack {', '.join(missing)}; run `pulumi up` for this stack or check the outputs contract"
+        )
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
         return self.args[0]

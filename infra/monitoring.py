@@ -4,6 +4,7 @@ Alarms name the exact namespace, metric and dimensions that SageMaker (or our pi
 drift) emits, otherwise they never fire. Endpoint alarms double as the rollout's automatic
 rollback alarms, so they are declared here, before the endpoints, under deterministic names.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,19 +62,32 @@ class Monitoring(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         prefix = physical_name(args.stack)
 
-        self.topic = aws.sns.Topic(f"{name}-alerts", name=f"{prefix}-alerts", kms_master_key_id=args.kms_key_arn,
-                                   tags=args.tags, opts=child)
-        aws.sns.TopicPolicy(f"{name}-alerts-publishers", arn=self.topic.arn, policy=policy_document([{
-            "Sid": "AwsServicesOfThisAccountPublish",
-            "Effect": "Allow",
-            "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com", "budgets.amazonaws.com"]},
-            "Action": "sns:Publish",
-            "Resource": self.topic.arn,
-            "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
-        }]), opts=child)
+        self.topic = aws.sns.Topic(
+            f"{name}-alerts", name=f"{prefix}-alerts", kms_master_key_id=args.kms_key_arn, tags=args.tags, opts=child
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-alerts-publishers",
+            arn=self.topic.arn,
+            policy=policy_document(
+                [
+                    {
+                        "Sid": "AwsServicesOfThisAccountPublish",
+                        "Effect": "Allow",
+                        "Principal": {
+                            "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com", "budgets.amazonaws.com"]
+                        },
+                        "Action": "sns:Publish",
+                        "Resource": self.topic.arn,
+                        "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                    }
+                ]
+            ),
+            opts=child,
+        )
         if args.alert_email:
-            aws.sns.TopicSubscription(f"{name}-alerts-email", topic=self.topic.arn, protocol="email",
-                                      endpoint=args.alert_email, opts=child)
+            aws.sns.TopicSubscription(
+                f"{name}-alerts-email", topic=self.topic.arn, protocol="email", endpoint=args.alert_email, opts=child
+            )
 
         self.alarms: dict[str, EndpointAlarmNames] = {}
         self.alarm_resources: dict[str, tuple[aws.cloudwatch.MetricAlarm, ...]] = {}
@@ -82,8 +96,8 @@ class Monitoring(pulumi.ComponentResource):
 
         self._training_failures(name, args)
         self.dashboard = aws.cloudwatch.Dashboard(
-            f"{name}-dashboard", dashboard_name=prefix,
-            dashboard_body=json.dumps(self._dashboard(args)), opts=child)
+            f"{name}-dashboard", dashboard_name=prefix, dashboard_body=json.dumps(self._dashboard(args)), opts=child
+        )
         self._budget(name, args)
         self.register_outputs({"alertTopicArn": self.topic.arn, "dashboardName": self.dashboard.dashboard_name})
 
@@ -94,26 +108,60 @@ class Monitoring(pulumi.ComponentResource):
         dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
         actions = dict(alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn])
         errors = aws.cloudwatch.MetricAlarm(
-            f"{name}-{model}-5xx", name=names.errors,
+            f"{name}-{model}-5xx",
+            name=names.errors,
             alarm_description=f"{endpoint}: model container 5xx errors; rolls back a deployment in progress",
-            namespace="AWS/SageMaker", metric_name="Invocation5XXErrors", dimensions=dims,
-            statistic="Sum", period=60, evaluation_periods=2, datapoints_to_alarm=2,
-            threshold=args.error_5xx_threshold, comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching", tags=args.tags, opts=child, **actions)
+            namespace="AWS/SageMaker",
+            metric_name="Invocation5XXErrors",
+            dimensions=dims,
+            statistic="Sum",
+            period=60,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            threshold=args.error_5xx_threshold,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            tags=args.tags,
+            opts=child,
+            **actions,
+        )
         latency = aws.cloudwatch.MetricAlarm(
-            f"{name}-{model}-latency", name=names.latency,
-            alarm_description=f"{endpoint}: p99 model latency over {args.latency_p99_ms} ms (ModelLatency is in microseconds)",
-            namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions=dims,
-            extended_statistic="p99", period=60, evaluation_periods=3, datapoints_to_alarm=3,
-            threshold=args.latency_p99_ms * 1000, comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching", tags=args.tags, opts=child, **actions)
+            f"{name}-{model}-latency",
+            name=names.latency,
+            alarm_description=(
+                f"{endpoint}: p99 model latency over {args.latency_p99_ms} ms (ModelLatency is in microseconds)"
+            ),
+            namespace="AWS/SageMaker",
+            metric_name="ModelLatency",
+            dimensions=dims,
+            extended_statistic="p99",
+            period=60,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+            threshold=args.latency_p99_ms * 1000,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            tags=args.tags,
+            opts=child,
+            **actions,
+        )
         aws.cloudwatch.MetricAlarm(
-            f"{name}-{model}-drift", name=names.drift,
+            f"{name}-{model}-drift",
+            name=names.drift,
             alarm_description=f"{endpoint}: data drift score published by `mlops monitor` over {args.drift_threshold}",
-            namespace=DRIFT_NAMESPACE, metric_name=DRIFT_METRIC, dimensions={"EndpointName": endpoint},
-            statistic="Maximum", period=3600, evaluation_periods=1,
-            threshold=args.drift_threshold, comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching", tags=args.tags, opts=child, **actions)
+            namespace=DRIFT_NAMESPACE,
+            metric_name=DRIFT_METRIC,
+            dimensions={"EndpointName": endpoint},
+            statistic="Maximum",
+            period=3600,
+            evaluation_periods=1,
+            threshold=args.drift_threshold,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            tags=args.tags,
+            opts=child,
+            **actions,
+        )
         self.alarm_resources[model] = (errors, latency)
         return names
 
@@ -122,45 +170,106 @@ class Monitoring(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         rule_name = physical_name(args.stack, "training-failed")
         rule = aws.cloudwatch.EventRule(
-            f"{name}-training-failed", name=rule_name,
+            f"{name}-training-failed",
+            name=rule_name,
             description=f"SageMaker training jobs of mlops {args.stack} that failed or stopped",
-            event_pattern=json.dumps({
-                "source": ["aws.sagemaker"],
-                "detail-type": ["SageMaker Training Job State Change"],
-                "detail": {"TrainingJobStatus": ["Failed", "Stopped"],
-                           "TrainingJobName": [{"prefix": physical_name(args.stack) + "-"}]},
-            }),
-            tags=args.tags, opts=child)
-        aws.cloudwatch.EventTarget(f"{name}-training-failed-alert", rule=rule.name, arn=self.topic.arn,
-                                   target_id="alert-topic", opts=child)
+            event_pattern=json.dumps(
+                {
+                    "source": ["aws.sagemaker"],
+                    "detail-type": ["SageMaker Training Job State Change"],
+                    "detail": {
+                        "TrainingJobStatus": ["Failed", "Stopped"],
+                        "TrainingJobName": [{"prefix": physical_name(args.stack) + "-"}],
+                    },
+                }
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-training-failed-alert", rule=rule.name, arn=self.topic.arn, target_id="alert-topic", opts=child
+        )
         aws.cloudwatch.MetricAlarm(
-            f"{name}-training-failed", name=physical_name(args.stack, "training-failed"),
+            f"{name}-training-failed",
+            name=physical_name(args.stack, "training-failed"),
             alarm_description=f"a training job of mlops {args.stack} failed or stopped",
-            namespace="AWS/Events", metric_name="TriggeredRules", dimensions={"RuleName": rule_name},
-            statistic="Sum", period=300, evaluation_periods=1, threshold=1,
-            comparison_operator="GreaterThanOrEqualToThreshold", treat_missing_data="notBreaching",
-            alarm_actions=[self.topic.arn], tags=args.tags, opts=child)
+            namespace="AWS/Events",
+            metric_name="TriggeredRules",
+            dimensions={"RuleName": rule_name},
+            statistic="Sum",
+            period=300,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.topic.arn],
+            tags=args.tags,
+            opts=child,
+        )
 
     def _dashboard(self, args: MonitoringArgs) -> dict:
         widgets = []
         for i, model in enumerate(args.deployed_models):
             endpoint = endpoint_name(args.stack, model)
             dims = ["EndpointName", endpoint, "VariantName", VARIANT_NAME]
-            for j, (title, metric, stat) in enumerate([
-                ("invocations", "Invocations", "Sum"), ("p99 latency (µs)", "ModelLatency", "p99"),
-                ("5xx errors", "Invocation5XXErrors", "Sum"),
-            ]):
-                widgets.append({"type": "metric", "x": 6 * j, "y": 6 * i, "width": 6, "height": 6, "properties": {
-                    "title": f"{model}: {title}", "region": args.region, "stat": stat, "period": 60,
-                    "metrics": [["AWS/SageMaker", metric, *dims]]}})
-            widgets.append({"type": "metric", "x": 18, "y": 6 * i, "width": 6, "height": 6, "properties": {
-                "title": f"{model}: drift score", "region": args.region, "stat": "Maximum", "period": 3600,
-                "metrics": [[DRIFT_NAMESPACE, DRIFT_METRIC, "EndpointName", endpoint]],
-                "annotations": {"horizontal": [{"label": "threshold", "value": args.drift_threshold}]}}})
-        widgets.append({"type": "metric", "x": 0, "y": 6 * len(args.deployed_models), "width": 12, "height": 6,
-                        "properties": {"title": "failed training jobs", "region": args.region, "stat": "Sum",
-                                       "period": 300, "metrics": [["AWS/Events", "TriggeredRules", "RuleName",
-                                                                   physical_name(args.stack, "training-failed")]]}})
+            for j, (title, metric, stat) in enumerate(
+                [
+                    ("invocations", "Invocations", "Sum"),
+                    ("p99 latency (µs)", "ModelLatency", "p99"),
+                    ("5xx errors", "Invocation5XXErrors", "Sum"),
+                ]
+            ):
+                widgets.append(
+                    {
+                        "type": "metric",
+                        "x": 6 * j,
+                        "y": 6 * i,
+                        "width": 6,
+                        "height": 6,
+                        "properties": {
+                            "title": f"{model}: {title}",
+                            "region": args.region,
+                            "stat": stat,
+                            "period": 60,
+                            "metrics": [["AWS/SageMaker", metric, *dims]],
+                        },
+                    }
+                )
+            widgets.append(
+                {
+                    "type": "metric",
+                    "x": 18,
+                    "y": 6 * i,
+                    "width": 6,
+                    "height": 6,
+                    "properties": {
+                        "title": f"{model}: drift score",
+                        "region": args.region,
+                        "stat": "Maximum",
+                        "period": 3600,
+                        "metrics": [[DRIFT_NAMESPACE, DRIFT_METRIC, "EndpointName", endpoint]],
+                        "annotations": {"horizontal": [{"label": "threshold", "value": args.drift_threshold}]},
+                    },
+                }
+            )
+        widgets.append(
+            {
+                "type": "metric",
+                "x": 0,
+                "y": 6 * len(args.deployed_models),
+                "width": 12,
+                "height": 6,
+                "properties": {
+                    "title": "failed training jobs",
+                    "region": args.region,
+                    "stat": "Sum",
+                    "period": 300,
+                    "metrics": [
+                        ["AWS/Events", "TriggeredRules", "RuleName", physical_name(args.stack, "training-failed")]
+                    ],
+                },
+            }
+        )
         return {"widgets": widgets}
 
     def _budget(self, name: str, args: MonitoringArgs) -> None:
@@ -169,13 +278,29 @@ class Monitoring(pulumi.ComponentResource):
         if args.alert_email:
             subscribers["subscriber_email_addresses"] = [args.alert_email]
         aws.budgets.Budget(
-            f"{name}-budget", name=physical_name(args.stack, "monthly"),
-            budget_type="COST", time_unit="MONTHLY", limit_amount=f"{args.monthly_budget_usd:.2f}", limit_unit="USD",
+            f"{name}-budget",
+            name=physical_name(args.stack, "monthly"),
+            budget_type="COST",
+            time_unit="MONTHLY",
+            limit_amount=f"{args.monthly_budget_usd:.2f}",
+            limit_unit="USD",
             cost_filters=[{"name": "TagKeyValue", "values": [f"user:environment${args.stack}"]}],
             notifications=[
-                {"comparison_operator": "GREATER_THAN", "notification_type": "ACTUAL", "threshold": 80,
-                 "threshold_type": "PERCENTAGE", **subscribers},
-                {"comparison_operator": "GREATER_THAN", "notification_type": "FORECASTED", "threshold": 100,
-                 "threshold_type": "PERCENTAGE", **subscribers},
+                {
+                    "comparison_operator": "GREATER_THAN",
+                    "notification_type": "ACTUAL",
+                    "threshold": 80,
+                    "threshold_type": "PERCENTAGE",
+                    **subscribers,
+                },
+                {
+                    "comparison_operator": "GREATER_THAN",
+                    "notification_type": "FORECASTED",
+                    "threshold": 100,
+                    "threshold_type": "PERCENTAGE",
+                    **subscribers,
+                },
             ],
-            tags=args.tags, opts=child)
+            tags=args.tags,
+            opts=child,
+        )

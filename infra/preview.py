@@ -6,6 +6,7 @@ from an `arn` or `id` are silently dropped when a mock returns none). Every regi
 recorded as a resource record: type, name, URN, wire-form properties, parent, provider and
 dependencies — the same shape the policies read from CrossGuard and from stack exports.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,6 +53,7 @@ class Preview:
 
 # --- mocks ---------------------------------------------------------------------------------
 
+
 def _arn(service: str, region: str, resource: str, account: str = ACCOUNT_ID) -> str:
     return f"arn:aws:{service}:{region}:{account}:{resource}"
 
@@ -65,8 +67,13 @@ class AwsMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         inputs = dict(args.inputs)
         token, r = args.typ, self.region
-        name = (inputs.get("name") or inputs.get("bucket") or inputs.get("modelPackageGroupName")
-                or inputs.get("dashboardName") or f"{args.name}-{content_hash(args.name, length=7)}")
+        name = (
+            inputs.get("name")
+            or inputs.get("bucket")
+            or inputs.get("modelPackageGroupName")
+            or inputs.get("dashboardName")
+            or f"{args.name}-{content_hash(args.name, length=7)}"
+        )
         out: dict[str, Any] = {**inputs}
         resource_id = str(name)
         if token == "aws:kms/key:Key":
@@ -76,10 +83,11 @@ class AwsMocks(pulumi_mocks.Mocks):
         elif token == "aws:kms/alias:Alias":
             out.update(arn=_arn("kms", r, str(name)))
         elif token == "aws:s3/bucket:Bucket":
-            out.update(bucket=name, arn=f"arn:aws:s3:::{name}", bucketDomainName=f"{name}.s3.amazonaws.com",
-                       region=r)
+            out.update(bucket=name, arn=f"arn:aws:s3:::{name}", bucketDomainName=f"{name}.s3.amazonaws.com", region=r)
         elif token == "aws:iam/role:Role":
-            out.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", uniqueId=f"AROA{content_hash(name, length=16).upper()}")
+            out.update(
+                arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", uniqueId=f"AROA{content_hash(name, length=16).upper()}"
+            )
         elif token == "aws:iam/rolePolicy:RolePolicy":
             resource_id = f"{inputs.get('role', 'role')}:{args.name}"
         elif token == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
@@ -87,8 +95,11 @@ class AwsMocks(pulumi_mocks.Mocks):
             out.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}")
             resource_id = out["arn"]
         elif token == "aws:ecr/repository:Repository":
-            out.update(arn=_arn("ecr", r, f"repository/{name}"), registryId=ACCOUNT_ID,
-                       repositoryUrl=f"{ACCOUNT_ID}.dkr.ecr.{r}.amazonaws.com/{name}")
+            out.update(
+                arn=_arn("ecr", r, f"repository/{name}"),
+                registryId=ACCOUNT_ID,
+                repositoryUrl=f"{ACCOUNT_ID}.dkr.ecr.{r}.amazonaws.com/{name}",
+            )
         elif token == "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
             out.update(arn=_arn("sagemaker", r, f"model-package-group/{name}"))
         elif token == "aws:sagemaker/model:Model":
@@ -125,8 +136,12 @@ class AwsMocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs):
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/preview", "userId": "AIDAPREVIEW",
-                    "id": ACCOUNT_ID}
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/preview",
+                "userId": "AIDAPREVIEW",
+                "id": ACCOUNT_ID,
+            }
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
         return {}
@@ -181,6 +196,7 @@ def _plain(value: Any) -> Any:
 
 # --- running the program --------------------------------------------------------------------
 
+
 def preview_stack(stack: str | Path, config_overrides: dict[str, Any] | None = None) -> Preview:
     """Validate the stack's config, run infra/__main__.py under mocks, return its graph and outputs."""
     started = time.perf_counter()
@@ -202,8 +218,13 @@ def preview_stack(stack: str | Path, config_overrides: dict[str, Any] | None = N
         pulumi_settings.ROOT.set(None)
         loop.close()
         asyncio.set_event_loop(None)
-    return Preview(stack=config.stack, resources=monitor.records, outputs=_plain(outputs),
-                   seconds=time.perf_counter() - started, config=config)
+    return Preview(
+        stack=config.stack,
+        resources=monitor.records,
+        outputs=_plain(outputs),
+        seconds=time.perf_counter() - started,
+        config=config,
+    )
 
 
 def main() -> None:  # python -m infra.preview dev

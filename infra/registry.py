@@ -4,6 +4,7 @@ A package is registered where it was trained and promoted downstream as it is, s
 carries a resource policy that lets the downstream environments' roles (dev's packages: staging
 and prod; staging's: prod) read its packages, and nothing else.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,35 +68,74 @@ class Registry(pulumi.ComponentResource):
         aws.ecr.LifecyclePolicy(
             f"{name}-images-expire-untagged",
             repository=self.repository.name,
-            policy=json.dumps({"rules": [{
-                "rulePriority": 1,
-                "description": "expire untagged images after 14 days",
-                "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
-                              "countUnit": "days", "countNumber": 14},
-                "action": {"type": "expire"},
-            }]}),
+            policy=json.dumps(
+                {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": "expire untagged images after 14 days",
+                            "selection": {
+                                "tagStatus": "untagged",
+                                "countType": "sinceImagePushed",
+                                "countUnit": "days",
+                                "countNumber": 14,
+                            },
+                            "action": {"type": "expire"},
+                        }
+                    ]
+                }
+            ),
             opts=child,
         )
-        self.register_outputs({
-            "modelPackageGroups": {m: g.model_package_group_name for m, g in self.groups.items()},
-            "ecrRepositoryUrl": self.repository.repository_url,
-        })
+        self.register_outputs(
+            {
+                "modelPackageGroups": {m: g.model_package_group_name for m, g in self.groups.items()},
+                "ecrRepositoryUrl": self.repository.repository_url,
+            }
+        )
 
     @staticmethod
     def _read_policy(args: RegistryArgs, model: str, readers: tuple[str, ...]) -> pulumi.Output[str]:
         """Roles of the downstream environments (by name prefix, so they may be deployed later) may read packages."""
-        group_arn = pulumi.Output.concat("arn:aws:sagemaker:", args.region, ":", args.account_id,
-                                         ":model-package-group/", group_name(model, args.stack))
-        package_arns = pulumi.Output.concat("arn:aws:sagemaker:", args.region, ":", args.account_id,
-                                            ":model-package/", group_name(model, args.stack), "/*")
-        return policy_document([{
-            "Sid": "ReadByDownstreamEnvironments",
-            "Effect": "Allow",
-            "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", args.account_id, ":root")},
-            "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
-                       "sagemaker:DescribeModelPackageGroup"],
-            "Resource": [group_arn, package_arns],
-            "Condition": {"ArnLike": {"aws:PrincipalArn": [
-                pulumi.Output.concat("arn:aws:iam::", args.account_id, ":role/", physical_name(env), "-*")
-                for env in readers]}},
-        }])
+        group_arn = pulumi.Output.concat(
+            "arn:aws:sagemaker:",
+            args.region,
+            ":",
+            args.account_id,
+            ":model-package-group/",
+            group_name(model, args.stack),
+        )
+        package_arns = pulumi.Output.concat(
+            "arn:aws:sagemaker:",
+            args.region,
+            ":",
+            args.account_id,
+            ":model-package/",
+            group_name(model, args.stack),
+            "/*",
+        )
+        return policy_document(
+            [
+                {
+                    "Sid": "ReadByDownstreamEnvironments",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", args.account_id, ":root")},
+                    "Action": [
+                        "sagemaker:DescribeModelPackage",
+                        "sagemaker:ListModelPackages",
+                        "sagemaker:DescribeModelPackageGroup",
+                    ],
+                    "Resource": [group_arn, package_arns],
+                    "Condition": {
+                        "ArnLike": {
+                            "aws:PrincipalArn": [
+                                pulumi.Output.concat(
+                                    "arn:aws:iam::", args.account_id, ":role/", physical_name(env), "-*"
+                                )
+                                for env in readers
+                            ]
+                        }
+                    },
+                }
+            ]
+        )

@@ -5,6 +5,7 @@ endpoint config's name derives from its content (a known provider bug otherwise 
 endpoint on its old config), and the endpoint rolls out new configs blue/green with canary
 or linear traffic shifting, rolled back automatically by the endpoint's own alarms.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,8 +40,11 @@ class ModelEndpoint(pulumi.ComponentResource):
         super().__init__("mlops:serving:ModelEndpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         s = args.serving
-        vpc = ({"subnets": list(args.vpc.subnetIds), "security_group_ids": list(args.vpc.securityGroupIds)}
-               if args.vpc.enabled else None)
+        vpc = (
+            {"subnets": list(args.vpc.subnetIds), "security_group_ids": list(args.vpc.securityGroupIds)}
+            if args.vpc.enabled
+            else None
+        )
 
         self.model = aws.sagemaker.Model(
             f"{name}-model",
@@ -49,17 +53,30 @@ class ModelEndpoint(pulumi.ComponentResource):
             execution_role_arn=args.execution_role_arn,
             enable_network_isolation=True,
             vpc_config=vpc,
-            tags={**args.tags, "model-package": args.package_arn.rsplit("/", 2)[-2] + "/" + args.package_arn.rsplit("/", 1)[-1]},
+            tags={
+                **args.tags,
+                "model-package": args.package_arn.rsplit("/", 2)[-2] + "/" + args.package_arn.rsplit("/", 1)[-1],
+            },
             opts=child,
         )
 
         if s.mode == "serverless":
-            variant = {"variant_name": VARIANT_NAME, "model_name": self.model.name,
-                       "serverless_config": {"memory_size_in_mb": s.serverlessMemoryMb,
-                                             "max_concurrency": s.serverlessMaxConcurrency}}
+            variant = {
+                "variant_name": VARIANT_NAME,
+                "model_name": self.model.name,
+                "serverless_config": {
+                    "memory_size_in_mb": s.serverlessMemoryMb,
+                    "max_concurrency": s.serverlessMaxConcurrency,
+                },
+            }
         else:
-            variant = {"variant_name": VARIANT_NAME, "model_name": self.model.name, "instance_type": s.instanceType,
-                       "initial_instance_count": s.initialInstanceCount, "initial_variant_weight": 1}
+            variant = {
+                "variant_name": VARIANT_NAME,
+                "model_name": self.model.name,
+                "instance_type": s.instanceType,
+                "initial_instance_count": s.initialInstanceCount,
+                "initial_variant_weight": 1,
+            }
         capture = None
         if s.dataCaptureSamplingPercent:
             capture = {
@@ -70,8 +87,16 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
                 "capture_content_type_header": CAPTURE_CONTENT_TYPES,
             }
-        digest = content_hash(args.package_arn, s.mode, s.instanceType, s.initialInstanceCount, s.serverlessMemoryMb,
-                              s.serverlessMaxConcurrency, s.dataCaptureSamplingPercent, args.vpc)
+        digest = content_hash(
+            args.package_arn,
+            s.mode,
+            s.instanceType,
+            s.initialInstanceCount,
+            s.serverlessMemoryMb,
+            s.serverlessMaxConcurrency,
+            s.dataCaptureSamplingPercent,
+            args.vpc,
+        )
         self.config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
             name=physical_name(args.stack, args.model, digest),
@@ -108,7 +133,9 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "traffic_routing_configuration": routing,
                 "termination_wait_in_seconds": min(r.bakeSeconds, 3600),
                 # SageMaker allows 600-14400 s for the whole blue/green deployment.
-                "maximum_execution_timeout_in_seconds": min(14400, 1800 + 2 * r.bakeSeconds * (100 // max(r.stepPercent, 1))),
+                "maximum_execution_timeout_in_seconds": min(
+                    14400, 1800 + 2 * r.bakeSeconds * (100 // max(r.stepPercent, 1))
+                ),
             },
             "auto_rollback_configuration": {"alarms": [{"alarm_name": a} for a in args.alarms.rollback]},
         }

@@ -1,4 +1,5 @@
 """Compose the components of one environment and return the outputs contract (infra/contract.py)."""
+
 from __future__ import annotations
 
 import pulumi
@@ -21,40 +22,101 @@ def resource_tags(config: StackConfig) -> dict[str, str]:
 def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str, pulumi.Input]:
     tags = resource_tags(config)
     stack = config.stack
-    storage = Storage("storage", StorageArgs(
-        stack=stack, account_id=account_id, region=config.region, artifact_days=config.retention.artifactDays,
-        capture_days=config.retention.captureDays, log_days=config.retention.logDays, tags=tags))
-    registry = Registry("registry", RegistryArgs(
-        stack=stack, environment=config.environment, models=config.models, account_id=account_id,
-        region=config.region, kms_key_arn=storage.key.arn, tags=tags))
-    training = TrainingPlatform("training", TrainingArgs(
-        stack=stack, account_id=account_id, region=config.region, kms_key_arn=storage.key.arn,
-        data_bucket_arn=storage.data_bucket.arn, artifact_bucket_arn=storage.artifact_bucket.arn,
-        capture_bucket_arn=storage.capture_bucket.arn, repository_arn=registry.repository.arn,
-        log_days=config.retention.logDays, vpc_enabled=config.vpc.enabled,
-        upstream=UPSTREAM_ENVIRONMENTS[config.environment], tags=tags))
+    storage = Storage(
+        "storage",
+        StorageArgs(
+            stack=stack,
+            account_id=account_id,
+            region=config.region,
+            artifact_days=config.retention.artifactDays,
+            capture_days=config.retention.captureDays,
+            log_days=config.retention.logDays,
+            tags=tags,
+        ),
+    )
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            stack=stack,
+            environment=config.environment,
+            models=config.models,
+            account_id=account_id,
+            region=config.region,
+            kms_key_arn=storage.key.arn,
+            tags=tags,
+        ),
+    )
+    training = TrainingPlatform(
+        "training",
+        TrainingArgs(
+            stack=stack,
+            account_id=account_id,
+            region=config.region,
+            kms_key_arn=storage.key.arn,
+            data_bucket_arn=storage.data_bucket.arn,
+            artifact_bucket_arn=storage.artifact_bucket.arn,
+            capture_bucket_arn=storage.capture_bucket.arn,
+            repository_arn=registry.repository.arn,
+            log_days=config.retention.logDays,
+            vpc_enabled=config.vpc.enabled,
+            upstream=UPSTREAM_ENVIRONMENTS[config.environment],
+            tags=tags,
+        ),
+    )
     deployed = tuple(config.deployed_models)
-    monitoring = Monitoring("monitoring", MonitoringArgs(
-        stack=stack, account_id=account_id, region=config.region, kms_key_arn=storage.key.arn,
-        alert_email=config.monitoring.alertEmail, deployed_models=deployed,
-        latency_p99_ms=config.monitoring.latencyP99Ms, error_5xx_threshold=config.monitoring.error5xxThreshold,
-        drift_threshold=config.monitoring.driftThreshold, monthly_budget_usd=config.monitoring.monthlyBudgetUsd,
-        tags=tags))
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            stack=stack,
+            account_id=account_id,
+            region=config.region,
+            kms_key_arn=storage.key.arn,
+            alert_email=config.monitoring.alertEmail,
+            deployed_models=deployed,
+            latency_p99_ms=config.monitoring.latencyP99Ms,
+            error_5xx_threshold=config.monitoring.error5xxThreshold,
+            drift_threshold=config.monitoring.driftThreshold,
+            monthly_budget_usd=config.monitoring.monthlyBudgetUsd,
+            tags=tags,
+        ),
+    )
     endpoints = {}
     for model in deployed:
-        endpoints[model] = ModelEndpoint(f"serving-{model}", ServingArgs(
-            stack=stack, model=model, package_arn=config.approvedPackages[model],
-            execution_role_arn=training.role.arn, kms_key_arn=storage.key.arn,
-            capture_bucket=storage.capture_bucket.bucket, serving=config.serving, vpc=config.vpc,
-            alarms=monitoring.alarms[model], alarm_resources=monitoring.alarm_resources[model], tags=tags))
-    identity = Identity("identity", IdentityArgs(
-        stack=stack, account_id=account_id, region=config.region, repository=config.github.repository,
-        github_environment=config.github.environment, manage_oidc_provider=config.github.manageOidcProvider,
-        execution_role_arn=training.role.arn,
-        bucket_arns=[storage.data_bucket.arn, storage.artifact_bucket.arn, storage.capture_bucket.arn],
-        kms_key_arn=storage.key.arn, topic_arn=monitoring.topic.arn, repository_arn=registry.repository.arn,
-        training_instance_types=config.training.allowedInstanceTypes,
-        upstream=UPSTREAM_ENVIRONMENTS[config.environment], tags=tags))
+        endpoints[model] = ModelEndpoint(
+            f"serving-{model}",
+            ServingArgs(
+                stack=stack,
+                model=model,
+                package_arn=config.approvedPackages[model],
+                execution_role_arn=training.role.arn,
+                kms_key_arn=storage.key.arn,
+                capture_bucket=storage.capture_bucket.bucket,
+                serving=config.serving,
+                vpc=config.vpc,
+                alarms=monitoring.alarms[model],
+                alarm_resources=monitoring.alarm_resources[model],
+                tags=tags,
+            ),
+        )
+    identity = Identity(
+        "identity",
+        IdentityArgs(
+            stack=stack,
+            account_id=account_id,
+            region=config.region,
+            repository=config.github.repository,
+            github_environment=config.github.environment,
+            manage_oidc_provider=config.github.manageOidcProvider,
+            execution_role_arn=training.role.arn,
+            bucket_arns=[storage.data_bucket.arn, storage.artifact_bucket.arn, storage.capture_bucket.arn],
+            kms_key_arn=storage.key.arn,
+            topic_arn=monitoring.topic.arn,
+            repository_arn=registry.repository.arn,
+            training_instance_types=config.training.allowedInstanceTypes,
+            upstream=UPSTREAM_ENVIRONMENTS[config.environment],
+            tags=tags,
+        ),
+    )
 
     artifact = storage.artifact_bucket.bucket
     return {

@@ -5,6 +5,7 @@ public access block, owner-enforced object ownership, a TLS-only policy, lifecyc
 server access logging into a log bucket (which must use SSE-S3: S3 cannot write access logs
 into an SSE-KMS bucket).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,55 +40,83 @@ class Storage(pulumi.ComponentResource):
             description=f"mlops {args.stack}: data, artifacts, capture, topics and logs",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=policy_document([
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account, ":root")},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    # Alarms, EventBridge rules and budgets publish to the KMS-encrypted alert topic.
-                    "Sid": "AlertPublishersUseTheKey",
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com", "budgets.amazonaws.com"]},
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                    "Resource": "*",
-                },
-                {
-                    # CloudWatch Logs encrypts this account's log groups, and only those.
-                    "Sid": "LogsEncryptThisAccountsLogGroups",
-                    "Effect": "Allow",
-                    "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
-                    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
-                    "Resource": "*",
-                    "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
-                        "arn:aws:logs:", args.region, ":", account, ":log-group:*")}},
-                },
-            ]),
+            policy=policy_document(
+                [
+                    {
+                        "Sid": "AccountAdministers",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account, ":root")},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        # Alarms, EventBridge rules and budgets publish to the KMS-encrypted alert topic.
+                        "Sid": "AlertPublishersUseTheKey",
+                        "Effect": "Allow",
+                        "Principal": {
+                            "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com", "budgets.amazonaws.com"]
+                        },
+                        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                        "Resource": "*",
+                    },
+                    {
+                        # CloudWatch Logs encrypts this account's log groups, and only those.
+                        "Sid": "LogsEncryptThisAccountsLogGroups",
+                        "Effect": "Allow",
+                        "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
+                        "Action": [
+                            "kms:Encrypt",
+                            "kms:Decrypt",
+                            "kms:ReEncrypt*",
+                            "kms:GenerateDataKey*",
+                            "kms:DescribeKey",
+                        ],
+                        "Resource": "*",
+                        "Condition": {
+                            "ArnLike": {
+                                "kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
+                                    "arn:aws:logs:", args.region, ":", account, ":log-group:*"
+                                )
+                            }
+                        },
+                    },
+                ]
+            ),
             tags=args.tags,
             opts=child,
         )
-        self.alias = aws.kms.Alias(f"{name}-key-alias", name=f"alias/{physical_name(args.stack)}",
-                                   target_key_id=self.key.key_id, opts=child)
+        self.alias = aws.kms.Alias(
+            f"{name}-key-alias", name=f"alias/{physical_name(args.stack)}", target_key_id=self.key.key_id, opts=child
+        )
 
         self.log_bucket = self._bucket(name, "access-logs", args, kms=False, expire_days=max(args.log_days, 90))
         self.data_bucket = self._bucket(name, "data", args, kms=True, noncurrent_days=args.artifact_days)
-        self.artifact_bucket = self._bucket(name, "artifacts", args, kms=True, noncurrent_days=args.artifact_days,
-                                            expire_prefix=("checkpoints/", 30))
+        self.artifact_bucket = self._bucket(
+            name, "artifacts", args, kms=True, noncurrent_days=args.artifact_days, expire_prefix=("checkpoints/", 30)
+        )
         self.capture_bucket = self._bucket(name, "capture", args, kms=True, expire_days=args.capture_days)
 
-        self.register_outputs({
-            "kmsKeyArn": self.key.arn,
-            "dataBucket": self.data_bucket.bucket,
-            "artifactBucket": self.artifact_bucket.bucket,
-            "captureBucket": self.capture_bucket.bucket,
-            "accessLogBucket": self.log_bucket.bucket,
-        })
+        self.register_outputs(
+            {
+                "kmsKeyArn": self.key.arn,
+                "dataBucket": self.data_bucket.bucket,
+                "artifactBucket": self.artifact_bucket.bucket,
+                "captureBucket": self.capture_bucket.bucket,
+                "accessLogBucket": self.log_bucket.bucket,
+            }
+        )
 
-    def _bucket(self, name: str, purpose: str, args: StorageArgs, *, kms: bool, expire_days: int | None = None,
-                noncurrent_days: int | None = None, expire_prefix: tuple[str, int] | None = None) -> aws.s3.Bucket:
+    def _bucket(
+        self,
+        name: str,
+        purpose: str,
+        args: StorageArgs,
+        *,
+        kms: bool,
+        expire_days: int | None = None,
+        noncurrent_days: int | None = None,
+        expire_prefix: tuple[str, int] | None = None,
+    ) -> aws.s3.Bucket:
         child = pulumi.ResourceOptions(parent=self)
         logical = f"{name}-{purpose}"
         bucket = aws.s3.Bucket(
@@ -97,46 +126,82 @@ class Storage(pulumi.ComponentResource):
             tags={**args.tags, "purpose": purpose},
             opts=child,
         )
-        aws.s3.BucketOwnershipControls(logical, bucket=bucket.id,
-                                       rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
-        aws.s3.BucketPublicAccessBlock(logical, bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-                                       ignore_public_acls=True, restrict_public_buckets=True, opts=child)
-        aws.s3.BucketVersioning(logical, bucket=bucket.id,
-                                versioning_configuration={"status": "Enabled"}, opts=child)
-        sse = ({"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn} if kms
-               else {"sse_algorithm": "AES256"})
+        aws.s3.BucketOwnershipControls(
+            logical, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
+        )
+        aws.s3.BucketPublicAccessBlock(
+            logical,
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketVersioning(logical, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child)
+        sse = {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn} if kms else {"sse_algorithm": "AES256"}
         aws.s3.BucketServerSideEncryptionConfiguration(
-            logical, bucket=bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": sse, "bucket_key_enabled": kms}], opts=child)
+            logical,
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": sse, "bucket_key_enabled": kms}],
+            opts=child,
+        )
 
         statements = [deny_insecure_transport(bucket.arn)]
         if not kms:  # the access-log bucket: let S3's logging service deliver, from this account only
-            statements.append({
-                "Sid": "S3ServerAccessLogsDelivery",
-                "Effect": "Allow",
-                "Principal": {"Service": "logging.s3.amazonaws.com"},
-                "Action": "s3:PutObject",
-                "Resource": pulumi.Output.concat(bucket.arn, "/*"),
-                "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
-            })
+            statements.append(
+                {
+                    "Sid": "S3ServerAccessLogsDelivery",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "logging.s3.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": pulumi.Output.concat(bucket.arn, "/*"),
+                    "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                }
+            )
         aws.s3.BucketPolicy(logical, bucket=bucket.id, policy=policy_document(statements), opts=child)
 
-        rules = [{"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {"prefix": ""},
-                  "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}]
+        rules = [
+            {
+                "id": "abort-incomplete-uploads",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+            }
+        ]
         if expire_days:
-            rules.append({"id": "expire-objects", "status": "Enabled", "filter": {"prefix": ""},
-                          "expiration": {"days": expire_days},
-                          "noncurrent_version_expiration": {"noncurrent_days": 7}})
+            rules.append(
+                {
+                    "id": "expire-objects",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "expiration": {"days": expire_days},
+                    "noncurrent_version_expiration": {"noncurrent_days": 7},
+                }
+            )
         if noncurrent_days:
-            rules.append({"id": "expire-noncurrent-versions", "status": "Enabled", "filter": {"prefix": ""},
-                          "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days}})
+            rules.append(
+                {
+                    "id": "expire-noncurrent-versions",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days},
+                }
+            )
         if expire_prefix:
             prefix, days = expire_prefix
-            rules.append({"id": f"expire-{prefix.strip('/')}", "status": "Enabled", "filter": {"prefix": prefix},
-                          "expiration": {"days": days}})
+            rules.append(
+                {
+                    "id": f"expire-{prefix.strip('/')}",
+                    "status": "Enabled",
+                    "filter": {"prefix": prefix},
+                    "expiration": {"days": days},
+                }
+            )
         aws.s3.BucketLifecycleConfiguration(logical, bucket=bucket.id, rules=rules, opts=child)
 
         if kms:
-            aws.s3.BucketLogging(logical, bucket=bucket.id, target_bucket=self.log_bucket.id,
-                                 target_prefix=f"{purpose}/", opts=child)
+            aws.s3.BucketLogging(
+                logical, bucket=bucket.id, target_bucket=self.log_bucket.id, target_prefix=f"{purpose}/", opts=child
+            )
         return bucket

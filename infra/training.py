@@ -4,6 +4,7 @@ The role is trusted by SageMaker in this account only and may touch exactly this
 environment's buckets, key, repository and log streams — never another environment's, never
 `*` actions, never an AWS-managed FullAccess policy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,12 @@ from infra.common import physical_name, policy_document
 
 # AWS Deep Learning Containers live in this account's registry in every commercial region.
 DLC_ACCOUNT = "763104351884"
-PIPELINE_METRIC_NAMESPACES = ["/aws/sagemaker/TrainingJobs", "/aws/sagemaker/Endpoints", "MLOps/Drift", "MLOps/Training"]
+PIPELINE_METRIC_NAMESPACES = [
+    "/aws/sagemaker/TrainingJobs",
+    "/aws/sagemaker/Endpoints",
+    "MLOps/Drift",
+    "MLOps/Training",
+]
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class TrainingPlatform(pulumi.ComponentResource):
     def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:training:TrainingPlatform", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account, region = args.account_id, args.region
+        account = args.account_id
         prefix = physical_name(args.stack)
 
         self.log_group = aws.cloudwatch.LogGroup(
@@ -53,12 +59,16 @@ class TrainingPlatform(pulumi.ComponentResource):
             f"{name}-execution-role",
             name=f"{prefix}-sagemaker-execution",
             description=f"SageMaker training jobs and models of mlops {args.stack}",
-            assume_role_policy=policy_document([{
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }]),
+            assume_role_policy=policy_document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "sagemaker.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+                    }
+                ]
+            ),
             max_session_duration=43200,
             tags=args.tags,
             opts=child,
@@ -76,65 +86,148 @@ class TrainingPlatform(pulumi.ComponentResource):
         account, region = args.account_id, args.region
         every = lambda arn: [arn, pulumi.Output.concat(arn, "/*")]  # noqa: E731 - bucket and its objects
         statements = [
-            {"Sid": "ReadTrainingData", "Effect": "Allow",
-             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
-             "Resource": every(args.data_bucket_arn)},
-            {"Sid": "ReadWriteArtifacts", "Effect": "Allow",
-             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
-                        "s3:GetBucketLocation", "s3:AbortMultipartUpload"],
-             "Resource": every(args.artifact_bucket_arn)},
-            {"Sid": "WriteCapturedData", "Effect": "Allow",
-             "Action": ["s3:PutObject", "s3:GetBucketLocation"],
-             "Resource": every(args.capture_bucket_arn)},
-            {"Sid": "UseEnvironmentKey", "Effect": "Allow",
-             "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
-             "Resource": args.kms_key_arn},
-            {"Sid": "PullEnvironmentAndFrameworkImages", "Effect": "Allow",
-             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-             "Resource": [args.repository_arn, f"arn:aws:ecr:{region}:{DLC_ACCOUNT}:repository/*"]},
+            {
+                "Sid": "ReadTrainingData",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": every(args.data_bucket_arn),
+            },
+            {
+                "Sid": "ReadWriteArtifacts",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject",
+                    "s3:GetObjectVersion",
+                    "s3:PutObject",
+                    "s3:ListBucket",
+                    "s3:GetBucketLocation",
+                    "s3:AbortMultipartUpload",
+                ],
+                "Resource": every(args.artifact_bucket_arn),
+            },
+            {
+                "Sid": "WriteCapturedData",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetBucketLocation"],
+                "Resource": every(args.capture_bucket_arn),
+            },
+            {
+                "Sid": "UseEnvironmentKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
+                "Resource": args.kms_key_arn,
+            },
+            {
+                "Sid": "PullEnvironmentAndFrameworkImages",
+                "Effect": "Allow",
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                "Resource": [args.repository_arn, f"arn:aws:ecr:{region}:{DLC_ACCOUNT}:repository/*"],
+            },
             # GetAuthorizationToken has no resource-level permissions: it is read-only.
             {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-            {"Sid": "WriteOwnLogStreams", "Effect": "Allow",
-             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-             "Resource": [
-                 pulumi.Output.concat("arn:aws:logs:", region, ":", account, ":log-group:/aws/sagemaker/TrainingJobs:log-stream:", prefix, "-*"),
-                 pulumi.Output.concat("arn:aws:logs:", region, ":", account, ":log-group:/aws/sagemaker/TrainingJobs"),
-                 pulumi.Output.concat("arn:aws:logs:", region, ":", account, ":log-group:/aws/sagemaker/Endpoints/", prefix, "-*"),
-             ]},
+            {
+                "Sid": "WriteOwnLogStreams",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                "Resource": [
+                    pulumi.Output.concat(
+                        "arn:aws:logs:",
+                        region,
+                        ":",
+                        account,
+                        ":log-group:/aws/sagemaker/TrainingJobs:log-stream:",
+                        prefix,
+                        "-*",
+                    ),
+                    pulumi.Output.concat(
+                        "arn:aws:logs:", region, ":", account, ":log-group:/aws/sagemaker/TrainingJobs"
+                    ),
+                    pulumi.Output.concat(
+                        "arn:aws:logs:", region, ":", account, ":log-group:/aws/sagemaker/Endpoints/", prefix, "-*"
+                    ),
+                ],
+            },
             # PutMetricData has no resource-level permissions; the namespace condition scopes it.
-            {"Sid": "PublishOwnMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
-             "Condition": {"StringEquals": {"cloudwatch:namespace": PIPELINE_METRIC_NAMESPACES}}},
+            {
+                "Sid": "PublishOwnMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": PIPELINE_METRIC_NAMESPACES}},
+            },
         ]
         if args.upstream:
             # A promoted package's model data and serving image stay in the environment that trained
             # it: read them there, and decrypt with that environment's key (matched by alias).
-            statements.append({
-                "Sid": "ReadPromotedModelData", "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": [pulumi.Output.concat("arn:aws:s3:::", physical_name(up, "artifacts"), "-", account,
-                                                  "/training-output/*") for up in args.upstream]})
-            statements.append({
-                "Sid": "PullPromotedServingImages", "Effect": "Allow",
-                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                "Resource": [pulumi.Output.concat("arn:aws:ecr:", region, ":", account, ":repository/", physical_name(up))
-                             for up in args.upstream]})
-            statements.append({
-                "Sid": "DecryptPromotedModelData", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"],
-                "Resource": pulumi.Output.concat("arn:aws:kms:", region, ":", account, ":key/*"),
-                "Condition": {"ForAnyValue:StringEquals": {
-                    "kms:ResourceAliases": [f"alias/{physical_name(up)}" for up in args.upstream]}}})
+            statements.append(
+                {
+                    "Sid": "ReadPromotedModelData",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                    "Resource": [
+                        pulumi.Output.concat(
+                            "arn:aws:s3:::", physical_name(up, "artifacts"), "-", account, "/training-output/*"
+                        )
+                        for up in args.upstream
+                    ],
+                }
+            )
+            statements.append(
+                {
+                    "Sid": "PullPromotedServingImages",
+                    "Effect": "Allow",
+                    "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                    "Resource": [
+                        pulumi.Output.concat("arn:aws:ecr:", region, ":", account, ":repository/", physical_name(up))
+                        for up in args.upstream
+                    ],
+                }
+            )
+            statements.append(
+                {
+                    "Sid": "DecryptPromotedModelData",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:DescribeKey"],
+                    "Resource": pulumi.Output.concat("arn:aws:kms:", region, ":", account, ":key/*"),
+                    "Condition": {
+                        "ForAnyValue:StringEquals": {
+                            "kms:ResourceAliases": [f"alias/{physical_name(up)}" for up in args.upstream]
+                        }
+                    },
+                }
+            )
         if args.vpc_enabled:
-            statements.append({
-                "Sid": "RunInsideTheVpc", "Effect": "Allow",
-                "Action": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                           "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
-            })
-            statements.append({
-                "Sid": "DescribeVpc", "Effect": "Allow",
-                "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
-                           "ec2:DescribeSecurityGroups", "ec2:DescribeDhcpOptions"],
-                "Resource": "*",
-            })
+            statements.append(
+                {
+                    "Sid": "RunInsideTheVpc",
+                    "Effect": "Allow",
+                    "Action": [
+                        "ec2:CreateNetworkInterface",
+                        "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DeleteNetworkInterfacePermission",
+                    ],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
+                }
+            )
+            statements.append(
+                {
+                    "Sid": "DescribeVpc",
+                    "Effect": "Allow",
+                    "Action": [
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeVpcs",
+                        "ec2:DescribeSubnets",
+                        "ec2:DescribeSecurityGroups",
+                        "ec2:DescribeDhcpOptions",
+                    ],
+                    "Resource": "*",
+                }
+            )
         return statements

@@ -6,6 +6,7 @@ entry point as a plain script: Python then puts the folder itself on sys.path, w
 a script imports this module first: it registers the folder as `ml` (whatever its name) and
 takes the folder off sys.path so that nothing of ours shadows another package.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -10,10 +10,12 @@ data_summary.json rows, class balance, per-feature summary of train and validati
 lineage.json      the lineage record, with the SHA-256 of every file above
 model_card.html   a human-readable report of all of it
 """
+
 from __future__ import annotations
 
 import json
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -63,20 +65,33 @@ def data_summary(frame: pd.DataFrame, schema, classes) -> dict[str, Any]:
         if feature.is_numeric:
             values = column.to_numpy(dtype=np.float64)
             entry.update(
-                min=float(np.nanmin(values)), mean=float(np.nanmean(values)), max=float(np.nanmax(values)), std=float(np.nanstd(values))
+                min=float(np.nanmin(values)),
+                mean=float(np.nanmean(values)),
+                max=float(np.nanmax(values)),
+                std=float(np.nanstd(values)),
             )
         else:
             top = column.astype(str).value_counts()
-            entry.update(distinct=int(column.nunique()), top=str(top.index[0]) if len(top) else None, top_share=float(top.iloc[0] / len(column)) if len(top) else 0.0)
+            entry.update(
+                distinct=int(column.nunique()),
+                top=str(top.index[0]) if len(top) else None,
+                top_share=float(top.iloc[0] / len(column)) if len(top) else 0.0,
+            )
         features.append(entry)
-    return {"rows": int(len(frame)), "classes": {str(c): int(counts.get(str(c), 0)) for c in classes}, "features": features}
+    return {
+        "rows": len(frame),
+        "classes": {str(c): int(counts.get(str(c), 0)) for c in classes},
+        "features": features,
+    }
 
 
 def write_model_dir(env, hp, data, preprocessor, estimator, curves, y_valid, data_files, summary) -> dict[str, Any]:
     """Write the model directory; returns the validation metrics (as in metrics.json)."""
     model_dir = Path(env.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model_dir, hp.model, estimator, preprocessor, data.schema, data.classes, {"hyperparameters": hp.to_dict()})
+    save_model(
+        model_dir, hp.model, estimator, preprocessor, data.schema, data.classes, {"hyperparameters": hp.to_dict()}
+    )
 
     model = load_model(model_dir)  # evaluate what will be served, not what is in memory
     report = evaluate_report(model, data.valid)
@@ -86,22 +101,37 @@ def write_model_dir(env, hp, data, preprocessor, estimator, curves, y_valid, dat
     _write_json(model_dir / "curves.json", {"family": hp.model, **curves})
 
     valid_proba = model.predict_proba(data.valid)
-    baseline = build_baseline(data.train, data.schema, classes=data.classes, predictions=valid_proba, sample=hp.baseline_sample, seed=hp.seed)
+    baseline = build_baseline(
+        data.train, data.schema, classes=data.classes, predictions=valid_proba, sample=hp.baseline_sample, seed=hp.seed
+    )
     _write_json(model_dir / "baseline.json", baseline)
 
     metric = hp.target_metric if hp.target_metric not in ("val_loss",) else "log_loss"
     importance = permutation_importance(
-        model, data.valid, y_valid, metric=metric, repeats=hp.importance_repeats, seed=hp.seed, max_rows=hp.importance_max_rows
+        model,
+        data.valid,
+        y_valid,
+        metric=metric,
+        repeats=hp.importance_repeats,
+        seed=hp.seed,
+        max_rows=hp.importance_max_rows,
     )
     _write_json(model_dir / "importance.json", importance)
     _write_json(
         model_dir / "data_summary.json",
-        {"train": data_summary(data.train, data.schema, data.classes), "validation": data_summary(data.valid, data.schema, data.classes)},
+        {
+            "train": data_summary(data.train, data.schema, data.classes),
+            "validation": data_summary(data.valid, data.schema, data.classes),
+        },
     )
 
     finished = time.time()
     training = dict(summary)
-    training.update(started_at=_iso(training.get("started_at", finished)), finished_at=now(), duration_s=round(finished - summary.get("started_at", finished), 3))
+    training.update(
+        started_at=_iso(training.get("started_at", finished)),
+        finished_at=now(),
+        duration_s=round(finished - summary.get("started_at", finished), 3),
+    )
     record = build_record(
         hyperparameters=hp.to_dict(),
         seed=hp.seed,
@@ -122,6 +152,6 @@ def write_model_dir(env, hp, data, preprocessor, estimator, curves, y_valid, dat
 
 
 def _iso(epoch_seconds: float) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="seconds")

@@ -2,6 +2,7 @@
 the model directory from the files training leaves there, so it can also be rebuilt later:
 `python -m ml.card MODEL_DIR`.
 """
+
 from __future__ import annotations
 
 if not __package__:  # run as a script: make this folder the `ml` package
@@ -18,8 +19,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 CARD_FILE = "model_card.html"
 INK = "#1f2933"
@@ -55,7 +56,9 @@ def plot_curves(curves: dict[str, Any]) -> str | None:
     xs = curves.get(x_key) or []
     if not xs:
         return None
-    has_quality = any(v is not None for v in curves.get("roc_auc") or []) or any(v is not None for v in curves.get("accuracy") or [])
+    has_quality = any(v is not None for v in curves.get("roc_auc") or []) or any(
+        v is not None for v in curves.get("accuracy") or []
+    )
     fig, axes = plt.subplots(1, 2 if has_quality else 1, figsize=(9 if has_quality else 5.2, 3.2))
     axes = np.atleast_1d(axes)
     ax = axes[0]
@@ -63,7 +66,14 @@ def plot_curves(curves: dict[str, Any]) -> str | None:
         ys = curves.get(key) or []
         points = [(x, y) for x, y in zip(xs, ys) if y is not None]
         if points:
-            ax.plot(*zip(*points), color=color, linewidth=2, marker="o" if len(points) < 40 else None, markersize=3, label=label)
+            ax.plot(
+                *zip(*points),
+                color=color,
+                linewidth=2,
+                marker="o" if len(points) < 40 else None,
+                markersize=3,
+                label=label,
+            )
     ax.set_xlabel(x_key, color=INK)
     ax.set_ylabel("log loss", color=INK)
     ax.set_title("Loss", color=INK, fontsize=11, loc="left")
@@ -75,7 +85,14 @@ def plot_curves(curves: dict[str, Any]) -> str | None:
             ys = curves.get(key) or []
             points = [(x, y) for x, y in zip(xs, ys) if y is not None]
             if points:
-                ax.plot(*zip(*points), color=color, linewidth=2, marker="o" if len(points) < 40 else None, markersize=3, label=label)
+                ax.plot(
+                    *zip(*points),
+                    color=color,
+                    linewidth=2,
+                    marker="o" if len(points) < 40 else None,
+                    markersize=3,
+                    label=label,
+                )
         ax.set_xlabel(x_key, color=INK)
         ax.set_title("Validation quality", color=INK, fontsize=11, loc="left")
         ax.legend(frameon=False, fontsize=9)
@@ -93,7 +110,12 @@ def plot_confusion(matrix: list[list[int]], classes: list[Any]) -> str:
     for i in range(len(classes)):
         for j in range(len(classes)):
             ax.text(
-                j, i, f"{int(table[i, j])}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize=9,
+                j,
+                i,
+                f"{int(table[i, j])}\n{shares[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=9,
                 color="white" if shares[i, j] > 0.55 else INK,
             )
     ax.set_xticks(range(len(classes)), [str(c) for c in classes])
@@ -116,7 +138,9 @@ def plot_calibration(calibration: dict[str, Any]) -> str | None:
     top.plot([0, 1], [0, 1], linestyle="--", color=MUTED, linewidth=1, label="perfectly calibrated")
     top.plot(predicted, observed, color=BLUE, linewidth=2, marker="o", markersize=4, label="model")
     top.set_ylabel("observed positive rate" if positive else "accuracy", color=INK)
-    top.set_title("Calibration (" + ("P(positive)" if positive else "top label") + ")", color=INK, fontsize=11, loc="left")
+    top.set_title(
+        "Calibration (" + ("P(positive)" if positive else "top label") + ")", color=INK, fontsize=11, loc="left"
+    )
     top.legend(frameon=False, fontsize=9, loc="upper left")
     top.set_ylim(0, 1.02)
     _style(top)
@@ -136,10 +160,18 @@ def plot_importance(importance: dict[str, Any], limit: int = 20) -> str | None:
     rows = rows[:limit][::-1]
     fig, ax = plt.subplots(figsize=(6, 0.5 + 0.32 * len(rows)))
     values = [r["importance"] for r in rows]
-    ax.barh([r["feature"] for r in rows], values, xerr=[r["std"] for r in rows], color=[BLUE if v >= 0 else MUTED for v in values], error_kw={"ecolor": MUTED, "lw": 1})
+    ax.barh(
+        [r["feature"] for r in rows],
+        values,
+        xerr=[r["std"] for r in rows],
+        color=[BLUE if v >= 0 else MUTED for v in values],
+        error_kw={"ecolor": MUTED, "lw": 1},
+    )
     ax.axvline(0, color=MUTED, linewidth=0.8)
     metric = importance.get("metric")
-    ax.set_xlabel("increase in log loss when shuffled" if metric == "log_loss" else f"drop in {metric} when shuffled", color=INK)
+    ax.set_xlabel(
+        "increase in log loss when shuffled" if metric == "log_loss" else f"drop in {metric} when shuffled", color=INK
+    )
     ax.set_title("Permutation importance (validation)", color=INK, fontsize=11, loc="left")
     _style(ax)
     ax.grid(axis="y", visible=False)
@@ -148,7 +180,11 @@ def plot_importance(importance: dict[str, Any], limit: int = 20) -> str | None:
 
 
 def _img(data: str | None, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">' if data else f"<p class=muted>{html.escape(alt)}: not available</p>"
+    return (
+        f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+        if data
+        else f"<p class=muted>{html.escape(alt)}: not available</p>"
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -170,9 +206,17 @@ def _num(value: Any) -> str:
 
 
 def _table(head: list[str] | None, rows: list[list[Any]]) -> str:
-    out = ["<table>" + ("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>" if head else "") + "<tbody>"]
+    out = [
+        "<table>"
+        + ("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>" if head else "")
+        + "<tbody>"
+    ]
     for row in rows:
-        out.append("<tr>" + "".join(f"<td>{_fmt(c) if not (isinstance(c, str) and c.startswith('<')) else c}</td>" for c in row) + "</tr>")
+        out.append(
+            "<tr>"
+            + "".join(f"<td>{_fmt(c) if not (isinstance(c, str) and c.startswith('<')) else c}</td>" for c in row)
+            + "</tr>"
+        )
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -185,7 +229,8 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:18px;margin:0 0 12px}
 section{background:#fff;border:1px solid #e4e7eb;border-radius:10px;padding:18px 20px;margin:0 0 18px}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:12px;margin:0 0 18px}
 .tile{background:#fff;border:1px solid #e4e7eb;border-radius:10px;padding:12px 14px}
-.tile .v{font-size:24px;font-weight:600}.tile .k{color:#7b8794;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.tile .v{font-size:24px;font-weight:600}
+.tile .k{color:#7b8794;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:18px}
 @media(max-width:800px){.grid2{grid-template-columns:1fr}}
 img{max-width:100%;height:auto}
@@ -223,14 +268,22 @@ def render(model_dir: str | Path) -> str:
 
     tiles = "".join(
         f'<div class="tile"><div class="k">{label}</div><div class="v">{_fmt(metrics.get(key))}</div></div>'
-        for key, label in (("accuracy", "accuracy"), ("f1", "F1"), ("roc_auc", "ROC AUC"), ("log_loss", "log loss"), ("calibration_error", "calibration error"))
+        for key, label in (
+            ("accuracy", "accuracy"),
+            ("f1", "F1"),
+            ("roc_auc", "ROC AUC"),
+            ("log_loss", "log loss"),
+            ("calibration_error", "calibration error"),
+        )
     )
 
     parts = [
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width,initial-scale=1'>"
+        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
+        "content='width=device-width,initial-scale=1'>"
         f"<title>Model card: {html.escape(name)}</title><style>{CSS}</style></head><body><main>",
         f"<h1>{html.escape(title)}{badges}</h1>",
-        f"<p class=sub>Trained {html.escape(str((lineage.get('training') or {}).get('finished_at', lineage.get('created_at', ''))))}"
+        "<p class=sub>Trained "
+        f"{html.escape(str((lineage.get('training') or {}).get('finished_at', lineage.get('created_at', ''))))}"
         f" · seed {_fmt(lineage.get('seed'))} · validated on {_fmt(metrics.get('n_rows'))} held-out rows"
         f" · classes {html.escape(', '.join(map(str, meta.get('classes', []))))}</p>",
         f'<div class="tiles">{tiles}</div>',
@@ -240,13 +293,17 @@ def render(model_dir: str | Path) -> str:
         f"<section><h2>Calibration</h2>{_img(plot_calibration(evaluation.get('calibration')), 'calibration plot')}</section>",
         "</div>",
         f"<section><h2>What drives it</h2>{_img(plot_importance(importance), 'feature importance')}"
-        f"<p class=muted>Each bar: how much {html.escape(str(importance.get('metric', 'the metric')))} worsens when that column of the validation data is shuffled "
-        f"({_fmt(importance.get('repeats'))} repeats on {_fmt(importance.get('rows'))} rows); error bars are one standard deviation.</p></section>",
+        "<p class=muted>Each bar: how much "
+        f"{html.escape(str(importance.get('metric', 'the metric')))} worsens when that column of the validation data is shuffled "
+        f"({_fmt(importance.get('repeats'))} repeats on {_fmt(importance.get('rows'))} rows); error "
+        "bars are one standard deviation.</p></section>",
     ]
 
     # Data summary
     train, valid = summary.get("train") or {}, summary.get("validation") or {}
-    class_rows = [[c, train.get("classes", {}).get(c), valid.get("classes", {}).get(c)] for c in (train.get("classes") or {})]
+    class_rows = [
+        [c, train.get("classes", {}).get(c), valid.get("classes", {}).get(c)] for c in (train.get("classes") or {})
+    ]
     feature_rows = []
     for f in train.get("features", []):
         if f["type"] == "numeric":
@@ -265,20 +322,36 @@ def render(model_dir: str | Path) -> str:
 
     # Lineage
     data = lineage.get("data") or {}
-    files = [[ch, f"<code>{html.escape(e['path'])}</code>", f"{e['bytes']:,}", f"<code>{e['sha256'][:16]}…</code>"] for ch, entries in (data.get("files") or {}).items() for e in entries]
+    files = [
+        [ch, f"<code>{html.escape(e['path'])}</code>", f"{e['bytes']:,}", f"<code>{e['sha256'][:16]}…</code>"]
+        for ch, entries in (data.get("files") or {}).items()
+        for e in entries
+    ]
     training = lineage.get("training") or {}
     lineage_rows = [
-        ["git commit", f"<code>{html.escape(str(git.get('commit')))}</code>" if git.get("commit") else "not given (MLOPS_GIT_COMMIT)"],
+        [
+            "git commit",
+            f"<code>{html.escape(str(git.get('commit')))}</code>"
+            if git.get("commit")
+            else "not given (MLOPS_GIT_COMMIT)",
+        ],
         ["uncommitted changes", "unknown" if dirty is None else ("yes" if dirty else "no")],
         ["stack", lineage.get("stack") or "–"],
         ["image", f"<code>{html.escape(str(lineage['image_uri']))}</code>" if lineage.get("image_uri") else "–"],
         ["training job", (lineage.get("training_job") or {}).get("name") or "local run"],
-        ["device", f"{training.get('device', '?')} × {training.get('world_size', 1)} on {', '.join(training.get('hosts') or [])}"],
+        [
+            "device",
+            f"{training.get('device', '?')} × {training.get('world_size', 1)} on "
+            f"{', '.join(training.get('hosts') or [])}",
+        ],
         ["duration", f"{training.get('duration_s', '?')} s"],
         ["data manifest", "given" if data.get("manifest") else "none (local files only)"],
         ["libraries", ", ".join(f"{k} {v}" for k, v in (lineage.get("libraries") or {}).items())],
     ]
-    hp_rows = [[k, json.dumps(v) if isinstance(v, (list, dict)) else v] for k, v in sorted((lineage.get("hyperparameters") or {}).items())]
+    hp_rows = [
+        [k, json.dumps(v) if isinstance(v, (list, dict)) else v]
+        for k, v in sorted((lineage.get("hyperparameters") or {}).items())
+    ]
     model_files = [[k, f"<code>{v[:16]}…</code>"] for k, v in sorted((lineage.get("model_files") or {}).items())]
     parts.append(
         "<section><h2>Lineage</h2>"
@@ -291,7 +364,9 @@ def render(model_dir: str | Path) -> str:
         + _table(["file", "sha256"], model_files)
         + "</div></div></section>"
     )
-    parts.append("<p class=muted>Generated by ml/card.py from the files in this model directory.</p></main></body></html>")
+    parts.append(
+        "<p class=muted>Generated by ml/card.py from the files in this model directory.</p></main></body></html>"
+    )
     return "\n".join(parts)
 
 

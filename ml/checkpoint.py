@@ -5,6 +5,7 @@ replacement instance starts, so a job that saves every N steps loses at most N s
 named by a fingerprint of the run (hyperparameters, data, world size) and the global step:
 a checkpoint from another configuration in the same directory is never resumed by mistake.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,6 +78,10 @@ class CheckpointStore:
         for step in reversed(self.steps()):
             try:
                 return step, self.load(step)
-            except Exception as err:  # noqa: BLE001 - any unreadable file means: try the previous one
-                print(f"checkpoint {self.path_for(step).name} is unreadable ({type(err).__name__}: {err}); trying an older one", flush=True)
+            except Exception as err:
+                print(
+                    f"checkpoint {self.path_for(step).name} is unreadable ({type(err).__name__}: "
+                    f"{err}); trying an older one",
+                    flush=True,
+                )
         return None

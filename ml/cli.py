@@ -3,6 +3,7 @@
 Registered in ci/cli.py; each handler imports what it needs when it runs, so `mlops --help`
 stays fast and `ml/` still imports nothing of ours.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,10 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "data-check",
         help="validate a data set (CSV/Parquet files) against its schema, as training would",
         description="Runs the validation a training job runs before it trains: columns, types, missing values, ranges, "
-        "categories, duplicates, label classes and balance, minimum rows. Exits 1 and names every problem when it fails.",
+        "categories, duplicates, label classes and balance, minimum rows. Exits 1 and names every "
+        "problem when it fails.",
     )
     p.add_argument("data", help="a folder of CSV/Parquet files (a channel) or one file")
-    p.add_argument("--schema", help="schema.json (default: schema.json beside the data, else the built-in churn schema)")
+    p.add_argument(
+        "--schema", help="schema.json (default: schema.json beside the data, else the built-in churn schema)"
+    )
     p.add_argument("--min-rows", type=int, default=50)
     p.add_argument("--min-class-fraction", type=float, default=0.01)
     p.add_argument("--max-duplicate-fraction", type=float, default=0.05)
@@ -30,18 +34,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "drift",
         help="drift of a data set or of captured traffic against a model's training baseline",
-        description="Compares rows (CSV/Parquet files, or SageMaker data-capture JSON Lines) with baseline.json: PSI and KS "
-        "(numeric) or chi-square (categorical) per feature, label and prediction drift. Exits 1 when drift passes the threshold.",
+        description="Compares rows (CSV/Parquet files, or SageMaker data-capture JSON Lines) with baseline.json: "
+        "PSI and KS "
+        "(numeric) or chi-square (categorical) per feature, label and prediction drift. Exits 1 when "
+        "drift passes the threshold.",
     )
     p.add_argument("--baseline", required=True, help="baseline.json, or a model directory that holds one")
-    p.add_argument("--data", required=True, help="CSV/Parquet files or a folder of them, or capture *.jsonl files or a folder of them")
-    p.add_argument("--threshold", type=float, default=0.2, help="PSI at which a feature counts as drifted (default 0.2)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="CSV/Parquet files or a folder of them, or capture *.jsonl files or a folder of them",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=0.2, help="PSI at which a feature counts as drifted (default 0.2)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=run_drift)
 
-    p = sub.add_parser("model-card", help="(re)build a model directory's HTML model card", description="Writes model_card.html from the files training left in the model directory.")
+    p = sub.add_parser(
+        "model-card",
+        help="(re)build a model directory's HTML model card",
+        description="Writes model_card.html from the files training left in the model directory.",
+    )
     p.add_argument("model_dir", help="a model directory written by ml/train.py (unpacked model.tar.gz)")
-    p.add_argument("--json", action="store_true", help="print {\"card\": path} as JSON")
+    p.add_argument("--json", action="store_true", help='print {"card": path} as JSON')
     p.set_defaults(handler=run_model_card)
 
 
@@ -76,12 +92,20 @@ def run_data_check(args: argparse.Namespace) -> int:
             schema, source = Schema.load(args.schema), args.schema
         else:
             beside = read_schema_beside(data if data.is_dir() else data.parent)
-            schema, source = (beside, "schema.json beside the data") if beside else (DEFAULT_SCHEMA, "the built-in churn schema")
+            schema, source = (
+                (beside, "schema.json beside the data") if beside else (DEFAULT_SCHEMA, "the built-in churn schema")
+            )
         print(f"checking {data} against {source}", file=sys.stderr)
         frame = _read_rows(data, schema)
     except (SchemaError, FileNotFoundError, ValueError, OSError) as err:
         return _fail(str(err), args.json)
-    report = validate(frame, schema, min_rows=args.min_rows, min_class_fraction=args.min_class_fraction, max_duplicate_fraction=args.max_duplicate_fraction)
+    report = validate(
+        frame,
+        schema,
+        min_rows=args.min_rows,
+        min_class_fraction=args.min_class_fraction,
+        max_duplicate_fraction=args.max_duplicate_fraction,
+    )
     if args.json:
         print(json.dumps({**report.to_dict(), "schema": source}, indent=2))
     else:
@@ -101,7 +125,9 @@ def run_drift(args: argparse.Namespace) -> int:
     if baseline_path.is_dir():
         baseline_path = baseline_path / "baseline.json"
     if not baseline_path.is_file():
-        return _fail(f"no baseline at {baseline_path} (expected baseline.json or a model directory holding one)", args.json)
+        return _fail(
+            f"no baseline at {baseline_path} (expected baseline.json or a model directory holding one)", args.json
+        )
     data = Path(args.data)
     if not data.exists():
         return _fail(f"{data} does not exist", args.json)

@@ -4,12 +4,14 @@ a seeded synthetic churn data set with a drift knob, and scikit-learn's bundled 
 Validation runs before any training: a failure stops the job with a report that names each
 column and problem, so nothing is trained on data that does not match what was declared.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -316,7 +318,9 @@ def validate(
 
     present_features = [f.name for f in schema.features if f.name in columns]
     if len(frame) and present_features:
-        duplicated = int(frame.duplicated(subset=present_features + ([schema.label] if schema.label in columns else [])).sum())
+        duplicated = int(
+            frame.duplicated(subset=present_features + ([schema.label] if schema.label in columns else [])).sum()
+        )
         if duplicated:
             share = duplicated / len(frame)
             severity = "error" if share > max_duplicate_fraction else "warning"
@@ -347,10 +351,18 @@ def _check_numeric(feature: Feature, present: pd.Series, add) -> None:
         values = values[~infinite]
     if feature.min is not None and (values < feature.min).any():
         below = values < feature.min
-        add(Problem(feature.name, f"{int(below.sum())} values below the minimum {feature.min:g} (lowest {values.min():g})"))
+        add(
+            Problem(
+                feature.name, f"{int(below.sum())} values below the minimum {feature.min:g} (lowest {values.min():g})"
+            )
+        )
     if feature.max is not None and (values > feature.max).any():
         above = values > feature.max
-        add(Problem(feature.name, f"{int(above.sum())} values above the maximum {feature.max:g} (highest {values.max():g})"))
+        add(
+            Problem(
+                feature.name, f"{int(above.sum())} values above the maximum {feature.max:g} (highest {values.max():g})"
+            )
+        )
     if feature.integer and (np.mod(values, 1) != 0).any():
         fractional = values[np.mod(values, 1) != 0]
         add(Problem(feature.name, f"{len(fractional)} values are not whole numbers (e.g. {_examples(fractional)})"))
@@ -369,13 +381,18 @@ def _check_label(label: pd.Series, schema: Schema, min_class_fraction: float, ad
             add(
                 Problem(
                     name,
-                    f"{int(unknown.sum())} labels outside the declared classes (e.g. {_examples(pd.unique(present[unknown]))}); "
+                    f"{int(unknown.sum())} labels outside the declared classes (e.g. "
+                    f"{_examples(pd.unique(present[unknown]))}); "
                     f"allowed: {', '.join(sorted(allowed))}",
                 )
             )
     counts = present.astype(str).value_counts()
     if len(present) and len(counts) < 2:
-        add(Problem(name, f"only one class present ({counts.index[0]!r}); at least two are needed to train a classifier"))
+        add(
+            Problem(
+                name, f"only one class present ({counts.index[0]!r}); at least two are needed to train a classifier"
+            )
+        )
         return
     if len(present):
         if schema.classes is not None:
@@ -385,7 +402,11 @@ def _check_label(label: pd.Series, schema: Schema, min_class_fraction: float, ad
         shares = counts / len(present)
         for cls, share in shares.items():
             if share < min_class_fraction:
-                add(Problem(name, f"class {cls!r} is {share:.2%} of rows; at least {min_class_fraction:.2%} is required"))
+                add(
+                    Problem(
+                        name, f"class {cls!r} is {share:.2%} of rows; at least {min_class_fraction:.2%} is required"
+                    )
+                )
 
 
 # ---------------------------------------------------------------------------------------------

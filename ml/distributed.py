@@ -6,6 +6,7 @@ first host. Under torchrun (RANK/WORLD_SIZE already set) it runs as the worker i
 On CPU the backend is gloo, so two processes on this machine exercise the same code path
 (`MLOPS_PROCS_PER_HOST=2`).
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -114,7 +115,7 @@ class Runtime:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = torch.device("cpu")  # noqa: RUF009 - immutable value
 
     @property
     def is_main(self) -> bool:

@@ -13,16 +13,18 @@ chi-square is scipy.stats.chi2_contingency itself; the KS p-value is ks_2samp's 
 samples and the limiting Kolmogorov distribution for large ones unless exact_p_values asks
 for ks_2samp's everywhere (see ks_pvalue).
 """
+
 from __future__ import annotations
 
 import base64
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,7 +47,7 @@ def _numeric_baseline(values: np.ndarray, sample: int, rng: np.random.Generator)
     valid = values[~np.isnan(values)]
     summary: dict[str, Any] = {
         "type": "numeric",
-        "count": int(len(values)),
+        "count": len(values),
         "missing_count": int(len(values) - len(valid)),
         "missing_fraction": float(1 - len(valid) / max(len(values), 1)),
     }
@@ -64,7 +66,9 @@ def _numeric_baseline(values: np.ndarray, sample: int, rng: np.random.Generator)
             "std": float(valid.std()),
             "min": float(valid.min()),
             "max": float(valid.max()),
-            "quantiles": dict(zip(("p01", "p25", "p50", "p75", "p99"), np.quantile(valid, [0.01, 0.25, 0.5, 0.75, 0.99]).tolist())),
+            "quantiles": dict(
+                zip(("p01", "p25", "p50", "p75", "p99"), np.quantile(valid, [0.01, 0.25, 0.5, 0.75, 0.99]).tolist())
+            ),
         }
     )
     return summary
@@ -79,7 +83,7 @@ def _categorical_baseline(values: pd.Series, categories: Sequence[str]) -> dict[
     cats = known + extra
     return {
         "type": "categorical",
-        "count": int(len(values)),
+        "count": len(values),
         "missing_fraction": float(missing.mean()) if len(values) else 0.0,
         "categories": cats,
         "counts": [int(counts.get(c, 0)) for c in cats],
@@ -105,7 +109,12 @@ def build_baseline(
             features[feature.name] = _numeric_baseline(frame[feature.name].to_numpy(dtype=np.float64), sample, rng)
         else:
             features[feature.name] = _categorical_baseline(frame[feature.name], feature.categories)
-    baseline: dict[str, Any] = {"version": 1, "n_rows": int(len(frame)), "label_column": schema.label, "features": features}
+    baseline: dict[str, Any] = {
+        "version": 1,
+        "n_rows": len(frame),
+        "label_column": schema.label,
+        "features": features,
+    }
     class_names = [str(c) for c in (classes if classes is not None else (schema.classes or []))]
     if schema.label in frame.columns and class_names:
         baseline["label"] = _categorical_baseline(frame[schema.label], class_names)
@@ -132,7 +141,7 @@ class Baseline:
         self.score = _prepare(raw["score"]) if raw.get("score") else None
 
     @classmethod
-    def load(cls, path: str | Path) -> "Baseline":
+    def load(cls, path: str | Path) -> Baseline:
         return cls(json.loads(Path(path).read_text()))
 
 
@@ -162,7 +171,9 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def ks_from_sorted(reference_unique: np.ndarray, reference_cumulative: np.ndarray, m: int, current_sorted: np.ndarray) -> float:
+def ks_from_sorted(
+    reference_unique: np.ndarray, reference_cumulative: np.ndarray, m: int, current_sorted: np.ndarray
+) -> float:
     """Two-sample KS statistic between a reference (as sorted unique values and cumulative
     counts) and a sorted current sample; the same number scipy.stats.ks_2samp computes.
 
@@ -226,7 +237,9 @@ def chi_square(baseline_counts: np.ndarray, current_counts: np.ndarray) -> tuple
 # ---------------------------------------------------------------------------------------------
 # Per column
 # ---------------------------------------------------------------------------------------------
-def _numeric_drift(values: np.ndarray, stats: dict[str, Any], alpha: float, threshold: float, exact_p: bool = False) -> dict[str, Any]:
+def _numeric_drift(
+    values: np.ndarray, stats: dict[str, Any], alpha: float, threshold: float, exact_p: bool = False
+) -> dict[str, Any]:
     ordered = np.sort(values)  # NaN sort last
     n_total = len(ordered)
     n = int(np.searchsorted(ordered, np.inf, side="right"))
@@ -242,7 +255,9 @@ def _numeric_drift(values: np.ndarray, stats: dict[str, Any], alpha: float, thre
     }
     edges, fractions = stats["_edges"], stats["_fractions"]
     if n == 0 or stats["_m"] == 0:
-        out.update({"psi": 0.0 if n == stats["_m"] == 0 else None, "statistic": None, "p_value": None, "drifted": False})
+        out.update(
+            {"psi": 0.0 if n == stats["_m"] == 0 else None, "statistic": None, "p_value": None, "drifted": False}
+        )
         return out
     cumulative = np.searchsorted(valid, edges, side="right")
     counts = np.diff(np.concatenate(([0], cumulative, [n])))
@@ -255,7 +270,9 @@ def _numeric_drift(values: np.ndarray, stats: dict[str, Any], alpha: float, thre
     # Missing values have their own test: the KS test only sees the values that are there.
     base_count = stats.get("count", stats["_m"])
     base_missing_count = stats.get("missing_count", round(base_missing * base_count))
-    _, missing_p = chi_square(np.array([base_missing_count, base_count - base_missing_count]), np.array([n_total - n, n]))
+    _, missing_p = chi_square(
+        np.array([base_missing_count, base_count - base_missing_count]), np.array([n_total - n, n])
+    )
     out.update(
         {
             "psi": value,
@@ -358,12 +375,15 @@ class DriftReport:
         ]
         for name, d in sorted(self.per_feature.items(), key=lambda kv: -(kv[1].get("psi") or 0)):
             lines.append(
-                f"  {name:<24} {d['test']:<5} {_fmt(d.get('psi')):>8} {_fmt(d.get('statistic')):>9} {_fmt(d.get('p_value')):>9}"
-                + ("  <- drifted" if d.get("drifted") else "")
+                f"  {name:<24} {d['test']:<5} {_fmt(d.get('psi')):>8} {_fmt(d.get('statistic')):>9} "
+                f"{_fmt(d.get('p_value')):>9}" + ("  <- drifted" if d.get("drifted") else "")
             )
         for title, part in (("label", self.label), ("prediction", self.prediction), ("score", self.score_drift)):
             if part:
-                lines.append(f"  {title:<24} {part['test']:<5} {_fmt(part.get('psi')):>8} {_fmt(part.get('statistic')):>9} {_fmt(part.get('p_value')):>9}")
+                lines.append(
+                    f"  {title:<24} {part['test']:<5} {_fmt(part.get('psi')):>8} "
+                    f"{_fmt(part.get('statistic')):>9} {_fmt(part.get('p_value')):>9}"
+                )
         return "\n".join(lines)
 
 
@@ -433,7 +453,7 @@ def drift_report(
         score=float(score),
         threshold=threshold,
         drifted=bool(drifted),
-        n_rows=int(len(frame)),
+        n_rows=len(frame),
         per_feature=per_feature,
         label=label,
         prediction=prediction,
@@ -475,7 +495,11 @@ def _output_columns(body: bytes, content_type: str) -> pd.DataFrame:
 def _lines(source: Any) -> Iterable[str]:
     if isinstance(source, (str, Path)) and not (isinstance(source, str) and source.lstrip().startswith("{")):
         path = Path(source)
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json")) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json"))
+            if path.is_dir()
+            else [path]
+        )
         for file in files:
             with open(file, encoding="utf-8") as handle:
                 yield from handle
@@ -543,7 +567,12 @@ def capture_record(
             return {"observedContentType": content_type, "mode": mode, "data": body.decode(), "encoding": "CSV"}
         if kind == "application/json":
             return {"observedContentType": content_type, "mode": mode, "data": body.decode(), "encoding": "JSON"}
-        return {"observedContentType": content_type, "mode": mode, "data": base64.b64encode(body).decode(), "encoding": "BASE64"}
+        return {
+            "observedContentType": content_type,
+            "mode": mode,
+            "data": base64.b64encode(body).decode(),
+            "encoding": "BASE64",
+        }
 
     return {
         "captureData": {

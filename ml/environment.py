@@ -11,13 +11,15 @@ Layout under the base directory (default /opt/ml; env SM_BASE_DIR or --base-dir 
   checkpoints/                        synced to S3 (SM_CHECKPOINT_DIR here, fixed path on SageMaker)
 The SM_* variables, when set, win over the layout, as they do in SageMaker's own toolkit.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 DEFAULT_BASE_DIR = "/opt/ml"
 
@@ -65,7 +67,9 @@ class TrainingEnvironment:
         return self.output_dir / "failure"
 
     @classmethod
-    def from_env(cls, base_dir: str | Path | None = None, environ: Mapping[str, str] | None = None) -> "TrainingEnvironment":
+    def from_env(
+        cls, base_dir: str | Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> TrainingEnvironment:
         env = dict(os.environ if environ is None else environ)
         base = Path(base_dir or env.get("SM_BASE_DIR") or DEFAULT_BASE_DIR)
         config_dir = base / "input" / "config"
@@ -86,15 +90,15 @@ class TrainingEnvironment:
         if idc_path.is_file():
             input_data_config = _read_json(idc_path, "input data config")
         else:  # local runs without the file: every channel directory present
-            input_data_config = {p.name: {} for p in sorted(data_dir.iterdir()) if p.is_dir()} if data_dir.is_dir() else {}
+            input_data_config = (
+                {p.name: {} for p in sorted(data_dir.iterdir()) if p.is_dir()} if data_dir.is_dir() else {}
+            )
         if not isinstance(input_data_config, dict):
             raise ContainerLayoutError(f"{idc_path}: expected an object of channel -> settings")
         for name in env:
             if name.startswith("SM_CHANNEL_") and name != "SM_CHANNELS":
-                input_data_config.setdefault(name[len("SM_CHANNEL_"):].lower(), {})
-        channels = {
-            name: Path(env.get(f"SM_CHANNEL_{name.upper()}") or data_dir / name) for name in input_data_config
-        }
+                input_data_config.setdefault(name[len("SM_CHANNEL_") :].lower(), {})
+        channels = {name: Path(env.get(f"SM_CHANNEL_{name.upper()}") or data_dir / name) for name in input_data_config}
 
         rc_path = config_dir / "resourceconfig.json"
         resource_config: dict[str, Any] = _read_json(rc_path, "resource config") if rc_path.is_file() else {}
@@ -109,7 +113,8 @@ class TrainingEnvironment:
         resource_config.setdefault("current_host", resource_config["hosts"][0])
         if resource_config["current_host"] not in resource_config["hosts"]:
             raise ContainerLayoutError(
-                f"resource config: current_host {resource_config['current_host']!r} is not in hosts {resource_config['hosts']}"
+                f"resource config: current_host {resource_config['current_host']!r} is not in hosts "
+                f"{resource_config['hosts']}"
             )
 
         manifest_path = config_dir / "data_manifest.json"

@@ -5,6 +5,7 @@ metrics.json, so a candidate's training metrics, a re-evaluation on fresh data a
 champion's numbers can all be fed to `compare`, which says whether the candidate beats the
 champion by the configured margin, and why not when it does not.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,9 @@ def calibration_error(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> float
     correct = (proba.argmax(axis=1) == y).astype(np.float64)
     which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
     counts = np.bincount(which, minlength=bins)
-    gap = np.abs(np.bincount(which, weights=correct, minlength=bins) - np.bincount(which, weights=confidence, minlength=bins))
+    gap = np.abs(
+        np.bincount(which, weights=correct, minlength=bins) - np.bincount(which, weights=confidence, minlength=bins)
+    )
     return float(gap.sum() / max(len(y), 1)) if counts.sum() else float("nan")
 
 
@@ -69,7 +72,9 @@ def metrics_from_proba(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
         roc_auc = roc_auc_binary(y == 1, proba[:, 1]) if present.all() else None
         brier = float(np.mean((proba[:, 1] - y) ** 2))
     else:
-        roc_auc = float(np.mean([roc_auc_binary(y == k, proba[:, k]) for k in range(n_classes)])) if present.all() else None
+        roc_auc = (
+            float(np.mean([roc_auc_binary(y == k, proba[:, k]) for k in range(n_classes)])) if present.all() else None
+        )
         brier = float(np.mean(np.sum((proba - np.eye(n_classes)[y]) ** 2, axis=1)))
     eps = np.finfo(proba.dtype).eps
     chosen = np.clip(proba[np.arange(n), y], eps, 1 - eps)
@@ -105,7 +110,12 @@ def calibration_curve(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[
     keep = counts > 0
     mean_predicted = np.bincount(which, weights=predicted, minlength=bins)[keep] / counts[keep]
     frequency = np.bincount(which, weights=observed, minlength=bins)[keep] / counts[keep]
-    return {"kind": kind, "predicted": mean_predicted.tolist(), "observed": frequency.tolist(), "count": counts[keep].astype(int).tolist()}
+    return {
+        "kind": kind,
+        "predicted": mean_predicted.tolist(),
+        "observed": frequency.tolist(),
+        "count": counts[keep].astype(int).tolist(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +204,10 @@ def compare(
         got = _value(candidate, name)
         lower = name in LOWER_IS_BETTER
         if got is None:
-            failures.append(f"candidate has no value for {name}, which has a required {'maximum' if lower else 'minimum'} of {bound:g}")
+            failures.append(
+                f"candidate has no value for {name}, which has a required "
+                f"{'maximum' if lower else 'minimum'} of {bound:g}"
+            )
         elif (got > bound) if lower else (got < bound):
             failures.append(f"{name} {got:.4f} is {'above the maximum' if lower else 'below the minimum'} {bound:g}")
     if champion is not None and value is not None:

@@ -6,6 +6,7 @@ model-agnostic, so the torch network and the gradient-boosting baseline are expl
 way. Attributions: for one row, how much the predicted class's probability changes when a feature
 is replaced by a typical value (the training median or most frequent category), one batched call.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,7 +26,14 @@ def _score(model, frame: pd.DataFrame, y: np.ndarray, metric: str) -> float:
 
 
 def permutation_importance(
-    model, frame: pd.DataFrame, y: np.ndarray, *, metric: str = "roc_auc", repeats: int = 5, seed: int = 0, max_rows: int = 5000
+    model,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    metric: str = "roc_auc",
+    repeats: int = 5,
+    seed: int = 0,
+    max_rows: int = 5000,
 ) -> dict[str, Any]:
     """Mean and standard deviation over `repeats` shuffles of the drop in `metric` per feature,
     on at most `max_rows` rows (a seeded subsample), most important first."""
@@ -51,7 +59,7 @@ def permutation_importance(
         "metric": used,  # importance: how much worse (log loss: higher) the metric gets
         "baseline_score": -reference if used == "log_loss" else reference,
         "repeats": repeats,
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "features": results,
     }
 

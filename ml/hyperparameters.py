@@ -4,11 +4,13 @@ SageMaker hands every hyperparameter to the container as a string (and the SDK s
 JSON-quotes them, `"\"mlp\""`), so each value is parsed here and checked; a bad one is named
 together with what is allowed, and all bad ones are reported at once.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 TARGET_METRICS = ("val_loss", "log_loss", "accuracy", "f1", "roc_auc")
 LOWER_IS_BETTER = {"val_loss", "log_loss"}
@@ -216,7 +218,9 @@ def parse_hyperparameters(raw: dict[str, Any] | None) -> Hyperparameters:
     if raw is None:
         return Hyperparameters()
     if not isinstance(raw, dict):
-        raise HyperparameterError([f"hyperparameters: expected a JSON object of name -> value, got {type(raw).__name__}"])
+        raise HyperparameterError(
+            [f"hyperparameters: expected a JSON object of name -> value, got {type(raw).__name__}"]
+        )
     values: dict[str, Any] = {}
     problems: list[str] = []
     for name, value in raw.items():

@@ -7,16 +7,18 @@ library versions, hardware, metrics and the hashes of the model files. Written a
 `lineage.json` beside the model; `customer_metadata` flattens it into SageMaker's
 CustomerMetadataProperties (string keys and values, bounded lengths).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import platform
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 RECORD_VERSION = 1
 LIBRARIES = ("torch", "scikit-learn", "numpy", "pandas", "scipy", "pyarrow", "joblib")
@@ -43,7 +45,9 @@ def hash_files(root: str | Path, files: Iterable[Path] | None = None) -> list[di
     """[{path (relative to root), bytes, sha256}] for every file under `root` (or the given ones)."""
     base = Path(root)
     chosen = sorted(files) if files is not None else sorted(p for p in base.rglob("*") if p.is_file())
-    return [{"path": p.relative_to(base).as_posix(), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in chosen]
+    return [
+        {"path": p.relative_to(base).as_posix(), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in chosen
+    ]
 
 
 def library_versions() -> dict[str, str]:
@@ -63,7 +67,7 @@ def _dirty(value: str | None) -> bool | None:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def build_record(
@@ -91,7 +95,10 @@ def build_record(
         "training_job": {"name": env.get("TRAINING_JOB_NAME") or None, "arn": env.get("TRAINING_JOB_ARN") or None},
         "hyperparameters": dict(hyperparameters),
         "seed": seed,
-        "data": {"manifest": dict(data_manifest) if data_manifest else None, "files": {k: list(v) for k, v in data_files.items()}},
+        "data": {
+            "manifest": dict(data_manifest) if data_manifest else None,
+            "files": {k: list(v) for k, v in data_files.items()},
+        },
         "libraries": library_versions(),
         "platform": {"system": platform.system(), "machine": platform.machine(), "python": sys.version.split()[0]},
         "training": dict(training or {}),
@@ -107,7 +114,9 @@ def write_record(record: Mapping[str, Any], path: str | Path) -> None:
 def data_digest(record: Mapping[str, Any]) -> str:
     """One SHA-256 over every channel file's hash: a short name for "the same data"."""
     files = record.get("data", {}).get("files", {})
-    text = json.dumps({ch: [(f["path"], f["sha256"]) for f in entries] for ch, entries in sorted(files.items())}, sort_keys=True)
+    text = json.dumps(
+        {ch: [(f["path"], f["sha256"]) for f in entries] for ch, entries in sorted(files.items())}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -10,12 +10,14 @@ A trained model is a directory:
   schema.json        the features and label the model was trained on
 To add a family, give it a `build`/`save` pair here and a fit function in train.py (docs/ml.md).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 import joblib
 import numpy as np
@@ -28,7 +30,7 @@ from ml.schema import Schema
 FAMILIES = ("mlp", "gbdt")
 SMALL_BATCH = 2048  # up to this many rows, per-value dict lookups beat pandas' vectorised set-up
 # Model inputs: a DataFrame, or (serving's fast path) a mapping of column name -> values.
-Columns = Union[pd.DataFrame, Mapping[str, Any]]
+Columns = pd.DataFrame | Mapping[str, Any]
 MODEL_META = "model.json"
 TORCH_FILE = "model.pt"
 SKLEARN_FILE = "model.joblib"
@@ -48,7 +50,9 @@ class Preprocessor:
     categorical columns as integer codes, 0 meaning unknown or missing, 1.. the categories seen
     in training, in schema order."""
 
-    def __init__(self, numeric: list[str], mean: np.ndarray, std: np.ndarray, categorical: list[str], vocab: list[list[str]]):
+    def __init__(
+        self, numeric: list[str], mean: np.ndarray, std: np.ndarray, categorical: list[str], vocab: list[list[str]]
+    ):
         self.numeric = list(numeric)
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
@@ -56,7 +60,7 @@ class Preprocessor:
         self.vocab = [list(v) for v in vocab]
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, schema: Schema) -> "Preprocessor":
+    def fit(cls, frame: pd.DataFrame, schema: Schema) -> Preprocessor:
         numeric = [f.name for f in schema.numeric]
         values = frame[numeric].to_numpy(dtype=np.float64) if numeric else np.zeros((len(frame), 0))
         mean = np.nanmean(values, axis=0) if len(values) else np.zeros(len(numeric))
@@ -113,7 +117,7 @@ class Preprocessor:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "Preprocessor":
+    def from_state(cls, state: dict[str, Any]) -> Preprocessor:
         if state.get("version") != 1:
             raise ModelLoadError(f"{PREPROCESS_FILE}: unsupported version {state.get('version')!r}")
         return cls(state["numeric"], state["mean"], state["std"], state["categorical"], state["vocab"])
@@ -126,7 +130,9 @@ def category_codes(column: Any, vocab: Sequence[str], lookup: dict[str, int] | N
     lookup = lookup if lookup is not None else {c: i + 1 for i, c in enumerate(vocab)}
     if len(column) <= SMALL_BATCH:
         return np.fromiter((_code(v, lookup) for v in column), dtype=np.int64, count=len(column))
-    codes, uniques = pd.factorize(np.asarray(column, dtype=object) if not isinstance(column, pd.Series) else column, use_na_sentinel=True)
+    codes, uniques = pd.factorize(
+        np.asarray(column, dtype=object) if not isinstance(column, pd.Series) else column, use_na_sentinel=True
+    )
     table = np.fromiter((_code(u, lookup) for u in uniques), dtype=np.int64, count=len(uniques))
     return np.append(table, 0)[codes]  # code -1 (missing) picks the trailing 0
 
@@ -204,7 +210,7 @@ class TabularMLP(nn.Module):
         return self.head(self.body(torch.cat(parts, dim=1)))
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "TabularMLP":
+    def from_config(cls, config: dict[str, Any]) -> TabularMLP:
         return cls(
             config["n_numeric"],
             config["cardinalities"],
@@ -261,7 +267,8 @@ class TrainedModel:
         with torch.inference_mode():
             for start in range(0, rows, chunk_rows):
                 logits = self.estimator(
-                    torch.from_numpy(numeric[start : start + chunk_rows]), torch.from_numpy(codes[start : start + chunk_rows])
+                    torch.from_numpy(numeric[start : start + chunk_rows]),
+                    torch.from_numpy(codes[start : start + chunk_rows]),
                 )
                 out.append(torch.softmax(logits.double(), dim=1).numpy())
         return np.concatenate(out)
@@ -283,7 +290,13 @@ def save_model(
     """Write the files a model needs to predict; returns the model.json contents."""
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    meta: dict[str, Any] = {"format": 1, "family": family, "classes": list(classes), "preprocess": PREPROCESS_FILE, "schema": SCHEMA_FILE}
+    meta: dict[str, Any] = {
+        "format": 1,
+        "family": family,
+        "classes": list(classes),
+        "preprocess": PREPROCESS_FILE,
+        "schema": SCHEMA_FILE,
+    }
     if family == "mlp":
         module = estimator.module if hasattr(estimator, "module") else estimator
         module = getattr(module, "_orig_mod", module)  # unwrap torch.compile

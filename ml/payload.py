@@ -11,13 +11,15 @@ With a schema (serving), every problem is a PayloadError carrying the HTTP statu
 that names the column and row. Without one (reading captured traffic), values are taken as they
 come. Used by ml.serve and by ml.drift.read_capture, so both read requests the same way.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,14 +49,18 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def parse_body(body: bytes, content_type: str | None, schema: Schema | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def parse_body(
+    body: bytes, content_type: str | None, schema: Schema | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(frame of features, options) from a request body. Options come from a JSON object's other
     top-level keys (e.g. {"explain": true})."""
     columns, options = parse_columns(body, content_type, schema)
     return pd.DataFrame(columns), options
 
 
-def parse_columns(body: bytes, content_type: str | None, schema: Schema | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def parse_columns(
+    body: bytes, content_type: str | None, schema: Schema | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """As parse_body, but column name -> numpy array (schema order): what the model takes, without
     the cost of building a DataFrame for every request."""
     kind = media_type(content_type)
@@ -119,7 +125,9 @@ def _from_rows(rows: list[Any], columns: list[str] | None, schema: Schema | None
         if columns is None:
             if not all(isinstance(r, list) for r in rows):
                 bad = next(i for i, r in enumerate(rows) if not isinstance(r, (list, dict)))
-                raise PayloadError(400, f"{where}[{bad}]: expected a record (object) or a row (list), got {type(rows[bad]).__name__}")
+                raise PayloadError(
+                    400, f"{where}[{bad}]: expected a record (object) or a row (list), got {type(rows[bad]).__name__}"
+                )
             if schema is None:
                 width = max(len(r) for r in rows)
                 columns = [str(i) for i in range(width)]
@@ -129,9 +137,13 @@ def _from_rows(rows: list[Any], columns: list[str] | None, schema: Schema | None
             _check_names(columns, schema)
         for i, row in enumerate(rows):
             if not isinstance(row, list):
-                raise PayloadError(400, f"{where}[{i}]: expected a list of {len(columns)} values, got {type(row).__name__}")
+                raise PayloadError(
+                    400, f"{where}[{i}]: expected a list of {len(columns)} values, got {type(row).__name__}"
+                )
             if len(row) != len(columns):
-                raise PayloadError(400, f"{where}[{i}]: {len(row)} values, expected {len(columns)} ({', '.join(columns)})")
+                raise PayloadError(
+                    400, f"{where}[{i}]: {len(row)} values, expected {len(columns)} ({', '.join(columns)})"
+                )
         values = {name: [r[j] for r in rows] for j, name in enumerate(columns)}
     if schema is None:
         return {k: [None if v is _ABSENT else v for v in vs] for k, vs in values.items()}
@@ -173,10 +185,14 @@ def _typed(values: dict[str, list[Any]], schema: Schema, where: str, n: int) -> 
                 if not (type(v) is float or type(v) is int or (v is None and feature.nullable))
             ]
             if bad:
-                raise _type_error(where, feature.name, "a number" + (" or null" if feature.nullable else ""), column, bad)
+                raise _type_error(
+                    where, feature.name, "a number" + (" or null" if feature.nullable else ""), column, bad
+                )
             array = np.array([np.nan if v is None else v for v in column], dtype=np.float64)
             if np.isinf(array).any():
-                raise PayloadError(400, f"{where}: column {feature.name!r}: infinite values are not allowed", column=feature.name)
+                raise PayloadError(
+                    400, f"{where}: column {feature.name!r}: infinite values are not allowed", column=feature.name
+                )
             if not feature.nullable and np.isnan(array).any():
                 raise PayloadError(400, f"{where}: column {feature.name!r}: NaN is not allowed", column=feature.name)
             out[feature.name] = array
@@ -187,7 +203,9 @@ def _typed(values: dict[str, list[Any]], schema: Schema, where: str, n: int) -> 
                 if not (type(v) is str or type(v) is int or (v is None and feature.nullable))
             ]
             if bad:
-                raise _type_error(where, feature.name, "a string" + (" or null" if feature.nullable else ""), column, bad)
+                raise _type_error(
+                    where, feature.name, "a string" + (" or null" if feature.nullable else ""), column, bad
+                )
             out[feature.name] = np.array([v if v is None or type(v) is str else str(v) for v in column], dtype=object)
     return out
 
@@ -255,7 +273,9 @@ def _parse_csv(body: bytes, schema: Schema | None) -> dict[str, Any]:
                     bad.append(i)
                 parsed.append(value)
             if bad:
-                raise _type_error("csv", feature.name, "a finite number" + (" or empty" if feature.nullable else ""), cells, bad)
+                raise _type_error(
+                    "csv", feature.name, "a finite number" + (" or empty" if feature.nullable else ""), cells, bad
+                )
             out[feature.name] = np.array(parsed, dtype=np.float64)
         else:
             if not feature.nullable and any(c == "" for c in cells):
@@ -299,7 +319,9 @@ def response_type(accept: str | None) -> str | None:
     return None
 
 
-def format_predictions(labels: Sequence[Any], proba: np.ndarray, classes: Sequence[Any], kind: str = "application/json") -> bytes:
+def format_predictions(
+    labels: Sequence[Any], proba: np.ndarray, classes: Sequence[Any], kind: str = "application/json"
+) -> bytes:
     """JSON {"predictions": [{"label", "probability", "probabilities": {class: p}}]} or CSV rows of
     the label followed by one probability per class (in `classes` order)."""
     names = [str(c) for c in classes]

@@ -5,13 +5,15 @@ A schema travels with the data (a `schema.json` beside the training files) and w
 (`schema.json` in the model directory), so that training, validation, serving and drift checks
 all agree on what a row is. It is plain JSON so that a team can write its own by hand.
 """
+
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,7 +60,7 @@ class Feature:
         return out
 
     @classmethod
-    def from_dict(cls, raw: Any, where: str) -> "Feature":
+    def from_dict(cls, raw: Any, where: str) -> Feature:
         if not isinstance(raw, dict):
             raise SchemaError(f"{where}: expected an object with name and type, got {type(raw).__name__}")
         name = raw.get("name")
@@ -78,7 +80,9 @@ class Feature:
             bounds = []
             for key in ("min", "max"):
                 value = raw.get(key)
-                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value)):
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value)
+                ):
                     raise SchemaError(f"{where}.{key} ({name}): expected a number or null, got {value!r}")
                 bounds.append(None if value is None else float(value))
             if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
@@ -152,7 +156,7 @@ class Schema:
         Path(path).write_text(self.to_json() + "\n")
 
     @classmethod
-    def from_dict(cls, raw: Any) -> "Schema":
+    def from_dict(cls, raw: Any) -> Schema:
         if not isinstance(raw, dict):
             raise SchemaError("schema: expected a JSON object with 'features' and 'label'")
         features_raw = raw.get("features")
@@ -167,17 +171,19 @@ class Schema:
         classes = label_raw.get("classes")
         if classes is not None and (not isinstance(classes, list) or any(isinstance(c, (list, dict)) for c in classes)):
             raise SchemaError("label.classes: expected a list of class values or null")
-        return cls(features, label_raw["name"], None if classes is None else tuple(classes), str(raw.get("name", "dataset")))
+        return cls(
+            features, label_raw["name"], None if classes is None else tuple(classes), str(raw.get("name", "dataset"))
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "Schema":
+    def load(cls, path: str | Path) -> Schema:
         try:
             raw = json.loads(Path(path).read_text())
         except json.JSONDecodeError as err:
             raise SchemaError(f"{path}: not valid JSON ({err})") from None
         return cls.from_dict(raw)
 
-    def with_classes(self, classes: Iterable[Any]) -> "Schema":
+    def with_classes(self, classes: Iterable[Any]) -> Schema:
         return Schema(self.features, self.label, tuple(classes), self.name)
 
 
@@ -196,7 +202,8 @@ def infer_schema(frame: pd.DataFrame, label: str = "label", max_categories: int 
             values = sorted({str(v) for v in series.dropna().unique()})
             if len(values) > max_categories:
                 raise SchemaError(
-                    f"features ({column}): {len(values)} distinct text values, more than max_categories={max_categories}; "
+                    f"features ({column}): {len(values)} distinct text values, more than "
+                    f"max_categories={max_categories}; "
                     "declare it in a schema.json or encode it"
                 )
             features.append(Feature(str(column), CATEGORICAL, categories=tuple(values), nullable=nullable))

@@ -10,6 +10,7 @@ client sends can crash the server. Optional data capture writes SageMaker's capt
 The functions `model_fn`, `input_fn`, `predict_fn`, `output_fn` are the same handler in the
 shape SageMaker's framework containers (inference toolkit) call.
 """
+
 from __future__ import annotations
 
 if not __package__:  # run as a script: make this folder the `ml` package
@@ -24,7 +25,7 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,15 @@ class CaptureWriter:
             return
         from ml.drift import capture_record
 
-        moment = datetime.now(timezone.utc)
-        record = capture_record(request, request_type, response, response_type_, str(uuid.uuid4()), moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        moment = datetime.now(UTC)
+        record = capture_record(
+            request,
+            request_type,
+            response,
+            response_type_,
+            str(uuid.uuid4()),
+            moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        )
         folder = self.directory / moment.strftime("%Y/%m/%d/%H")
         line = json.dumps(record) + "\n"
         with self.lock:
@@ -149,12 +157,19 @@ class CaptureWriter:
 class InferenceService:
     """What the HTTP layer calls: one request in, (status, body, content type) out."""
 
-    def __init__(self, model: TrainedModel, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, capture: CaptureWriter | None = None):
+    def __init__(
+        self,
+        model: TrainedModel,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        capture: CaptureWriter | None = None,
+    ):
         self.model = model
         self.max_payload_bytes = max_payload_bytes
         self.capture = capture
 
-    def invoke(self, body: bytes, content_type: str | None, accept: str | None, query: dict[str, list[str]]) -> tuple[int, bytes, str]:
+    def invoke(
+        self, body: bytes, content_type: str | None, accept: str | None, query: dict[str, list[str]]
+    ) -> tuple[int, bytes, str]:
         try:
             kind = response_type(accept)
             if kind is None:
@@ -194,16 +209,25 @@ def make_handler(service: InferenceService) -> type[BaseHTTPRequestHandler]:
         def _error(self, status: int, reason: str, close: bool = False) -> None:
             self._send(status, json.dumps({"error": reason, "status": status}).encode(), close=close)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             path = urlsplit(self.path).path
             if path == "/ping":
                 self._send(200, b'{"status": "ok"}')
             elif path == "/execution-parameters":  # batch transform asks this
-                self._send(200, json.dumps({"MaxConcurrentTransforms": max(1, os.cpu_count() or 1), "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": service.max_payload_bytes // (1024 * 1024)}).encode())
+                self._send(
+                    200,
+                    json.dumps(
+                        {
+                            "MaxConcurrentTransforms": max(1, os.cpu_count() or 1),
+                            "BatchStrategy": "MULTI_RECORD",
+                            "MaxPayloadInMB": service.max_payload_bytes // (1024 * 1024),
+                        }
+                    ).encode(),
+                )
             else:
                 self._error(404, f"no such path {path!r}; use GET /ping or POST /invocations")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             parts = urlsplit(self.path)
             try:
                 if parts.path != "/invocations":
@@ -224,24 +248,31 @@ def make_handler(service: InferenceService) -> type[BaseHTTPRequestHandler]:
                     self._error(400, f"Content-Length {length_header!r} is not a byte count", close=True)
                     return
                 if length > service.max_payload_bytes:
-                    self._error(413, f"payload of {length} bytes is over the limit of {service.max_payload_bytes} bytes; split the batch", close=True)
+                    self._error(
+                        413,
+                        f"payload of {length} bytes is over the limit of {service.max_payload_bytes} "
+                        "bytes; split the batch",
+                        close=True,
+                    )
                     return
                 body = self.rfile.read(length)
                 if len(body) < length:
                     self._error(400, f"body ended after {len(body)} of {length} bytes", close=True)
                     return
-                status, payload, content_type = service.invoke(body, self.headers.get("Content-Type"), self.headers.get("Accept"), parse_qs(parts.query))
+                status, payload, content_type = service.invoke(
+                    body, self.headers.get("Content-Type"), self.headers.get("Accept"), parse_qs(parts.query)
+                )
                 self._send(status, payload, content_type)
             except (ConnectionError, TimeoutError):
                 self.close_connection = True
-            except Exception as err:  # noqa: BLE001 - a bug in prediction answers 500, the server stays up
+            except Exception as err:
                 print(f"internal error on /invocations: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
                 try:
                     self._error(500, f"internal error: {type(err).__name__}", close=True)
                 except OSError:
                     self.close_connection = True
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             if os.environ.get("MLOPS_SERVE_ACCESS_LOG"):
                 super().log_message(format, *args)
 
@@ -254,7 +285,14 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def make_server(model_dir: str | Path, host: str = "0.0.0.0", port: int = DEFAULT_PORT, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, capture_dir: str | Path | None = None, capture_percent: float = 100.0) -> Server:
+def make_server(
+    model_dir: str | Path,
+    host: str = "0.0.0.0",
+    port: int = DEFAULT_PORT,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    capture_dir: str | Path | None = None,
+    capture_percent: float = 100.0,
+) -> Server:
     """A bound server (port 0 picks a free one: `server.server_address[1]`); call serve_forever()."""
     model = load_model(model_dir)
     capture = CaptureWriter(capture_dir, capture_percent) if capture_dir else None
@@ -265,13 +303,29 @@ def make_server(model_dir: str | Path, host: str = "0.0.0.0", port: int = DEFAUL
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ml.serve", description="Serve a trained model by the SageMaker inference container contract.")
-    parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker starts inference images with 'serve'; optional")
-    parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"), help="model directory (default $SM_MODEL_DIR or /opt/ml/model)")
+    parser = argparse.ArgumentParser(
+        prog="ml.serve", description="Serve a trained model by the SageMaker inference container contract."
+    )
+    parser.add_argument(
+        "command", nargs="?", choices=["serve"], help="SageMaker starts inference images with 'serve'; optional"
+    )
+    parser.add_argument(
+        "--model-dir",
+        default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"),
+        help="model directory (default $SM_MODEL_DIR or /opt/ml/model)",
+    )
     parser.add_argument("--host", default=os.environ.get("MLOPS_SERVE_HOST", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or os.environ.get("PORT") or DEFAULT_PORT))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or os.environ.get("PORT") or DEFAULT_PORT),
+    )
     parser.add_argument("--max-payload-mb", type=float, default=float(os.environ.get("MLOPS_MAX_PAYLOAD_MB", "6")))
-    parser.add_argument("--capture-dir", default=os.environ.get("MLOPS_CAPTURE_DIR"), help="write requests and responses in SageMaker's data-capture format here")
+    parser.add_argument(
+        "--capture-dir",
+        default=os.environ.get("MLOPS_CAPTURE_DIR"),
+        help="write requests and responses in SageMaker's data-capture format here",
+    )
     parser.add_argument("--capture-percent", type=float, default=float(os.environ.get("MLOPS_CAPTURE_PERCENT", "100")))
     args = parser.parse_args(argv)
     if not 0 <= args.capture_percent <= 100:
@@ -279,7 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_payload_mb <= 0:
         parser.error(f"--max-payload-mb: expected a positive size, got {args.max_payload_mb}")
     try:
-        server = make_server(args.model_dir, args.host, args.port, int(args.max_payload_mb * 1024 * 1024), args.capture_dir, args.capture_percent)
+        server = make_server(
+            args.model_dir,
+            args.host,
+            args.port,
+            int(args.max_payload_mb * 1024 * 1024),
+            args.capture_dir,
+            args.capture_percent,
+        )
     except (ModelLoadError, FileNotFoundError) as err:
         print(f"error: cannot load the model: {err}", file=sys.stderr)
         return 2
@@ -287,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 2
     host, port = server.server_address[:2]
-    print(f"serving {args.model_dir} on http://{host}:{port} (POST /invocations, GET /ping)", file=sys.stderr, flush=True)
+    print(
+        f"serving {args.model_dir} on http://{host}:{port} (POST /invocations, GET /ping)", file=sys.stderr, flush=True
+    )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     try:
         server.serve_forever(poll_interval=0.2)

@@ -12,6 +12,7 @@ a seeded permutation of row indices sliced into batches (no DataLoader), bf16 au
 fused optimizer on GPUs, torch.compile on CUDA, DDP across processes, a checkpoint every N
 steps with the RNG states, early stopping on validation.
 """
+
 from __future__ import annotations
 
 if not __package__:  # run as a script (python ml/train.py): make this folder the `ml` package
@@ -25,9 +26,10 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +38,16 @@ import torch.nn.functional as F
 
 from ml import distributed
 from ml.checkpoint import CheckpointStore, fingerprint
-from ml.data import DEFAULT_SCHEMA, DataValidationError, coerce, find_data_files, load_channel, read_schema_beside, split, validate
+from ml.data import (
+    DEFAULT_SCHEMA,
+    DataValidationError,
+    coerce,
+    find_data_files,
+    load_channel,
+    read_schema_beside,
+    split,
+    validate,
+)
 from ml.environment import ContainerLayoutError, TrainingEnvironment
 from ml.evaluate import metrics_from_proba
 from ml.hyperparameters import LOWER_IS_BETTER, HyperparameterError, Hyperparameters, parse_hyperparameters
@@ -45,7 +56,14 @@ from ml.schema import Schema, SchemaError, infer_schema
 
 FAULT_ENV = "MLOPS_FAULT_KILL_AFTER_STEP"  # test hook: SIGKILL this process after global step K
 # Hyperparameters that do not change the weights: a run may resume with different values.
-AFTER_TRAINING = {"checkpoint_every", "keep_checkpoints", "importance_repeats", "importance_max_rows", "baseline_sample", "model_card"}
+AFTER_TRAINING = {
+    "checkpoint_every",
+    "keep_checkpoints",
+    "importance_repeats",
+    "importance_max_rows",
+    "baseline_sample",
+    "model_card",
+}
 
 
 class TrainingError(RuntimeError):
@@ -91,7 +109,10 @@ def resolve_schema(env: TrainingEnvironment, hp: Hyperparameters, train_dir: Pat
 def load_data(env: TrainingEnvironment, hp: Hyperparameters, runtime: distributed.Runtime) -> Dataset:
     train_dir = env.channel("train")
     if train_dir is None:
-        raise TrainingError(f"channel 'train' is missing: expected data in {env.channels.get('train') or env.base_dir / 'input/data/train'}")
+        raise TrainingError(
+            "channel 'train' is missing: expected data in "
+            f"{env.channels.get('train') or env.base_dir / 'input/data/train'}"
+        )
     schema = resolve_schema(env, hp, train_dir)
     files = {"train": find_data_files(train_dir, env.content_type("train"))}
     roots = {"train": train_dir}
@@ -135,12 +156,19 @@ def load_data(env: TrainingEnvironment, hp: Hyperparameters, runtime: distribute
         try:
             train, valid = split(train, schema.label, hp.validation_fraction, hp.seed)
         except ValueError as err:  # e.g. a class with a single row cannot be stratified
-            raise TrainingError(f"cannot hold out validation_fraction={hp.validation_fraction} of train: {err}; "
-                                "add a validation channel or more rows of the rare class") from None
-        log(runtime, f"no validation channel: holding out {hp.validation_fraction:.0%} of train (stratified, seed {hp.seed})")
+            raise TrainingError(
+                f"cannot hold out validation_fraction={hp.validation_fraction} of train: {err}; "
+                "add a validation channel or more rows of the rare class"
+            ) from None
+        log(
+            runtime,
+            f"no validation channel: holding out {hp.validation_fraction:.0%} of train (stratified, seed {hp.seed})",
+        )
     unknown = set(valid[schema.label].astype(str)) - {str(c) for c in classes}
     if unknown:
-        raise TrainingError(f"validation data: labels {sorted(unknown)} never occur in training data (classes {classes})")
+        raise TrainingError(
+            f"validation data: labels {sorted(unknown)} never occur in training data (classes {classes})"
+        )
     return Dataset(schema, classes, train, valid, files, roots)
 
 
@@ -157,7 +185,9 @@ class Tensors:
         return len(self.labels)
 
     @classmethod
-    def build(cls, preprocessor: Preprocessor, frame: pd.DataFrame, labels: np.ndarray, device: torch.device) -> "Tensors":
+    def build(
+        cls, preprocessor: Preprocessor, frame: pd.DataFrame, labels: np.ndarray, device: torch.device
+    ) -> Tensors:
         numeric, codes = preprocessor.transform(frame)
         return cls(
             torch.from_numpy(numeric).to(device),
@@ -204,7 +234,7 @@ def fit_mlp(
     train: Tensors,
     valid: Tensors,
     hp: Hyperparameters,
-    runtime: distributed.Runtime = distributed.Runtime(),
+    runtime: distributed.Runtime = distributed.Runtime(),  # noqa: B008 - a frozen single-process default
     store: CheckpointStore | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> FitResult:
@@ -219,7 +249,15 @@ def fit_mlp(
     n, batch_size, world = len(train), hp.batch_size, runtime.world_size
     steps_per_epoch = math.ceil(n / batch_size)
     lower_better = hp.target_metric in LOWER_IS_BETTER
-    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best_score": None, "best_epoch": -1, "bad_epochs": 0}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "global_step": 0,
+        "history": [],
+        "best_score": None,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+    }
     best_weights = None
     running = torch.zeros((), dtype=torch.float64, device=device)  # sum of per-row losses this epoch
 
@@ -238,7 +276,11 @@ def fit_mlp(
                 torch.cuda.set_rng_state(mine["cuda_rng"], device)
             running.fill_(mine["running"])
             resumed_from = chosen
-            log(runtime, f"resuming from checkpoint at step {chosen} (epoch {state['epoch'] + 1}, step {state['step_in_epoch']} of {steps_per_epoch})")
+            log(
+                runtime,
+                f"resuming from checkpoint at step {chosen} (epoch {state['epoch'] + 1}, step "
+                f"{state['step_in_epoch']} of {steps_per_epoch})",
+            )
         elif runtime.is_main and store.others():
             log(runtime, f"ignoring {len(store.others())} checkpoint(s) of other runs in {store.directory}")
 
@@ -309,7 +351,11 @@ def fit_mlp(
         score = metrics.get(hp.target_metric)
         improved = score is not None and (
             state["best_score"] is None
-            or (state["best_score"] - score > hp.min_delta if lower_better else score - state["best_score"] > hp.min_delta)
+            or (
+                state["best_score"] - score > hp.min_delta
+                if lower_better
+                else score - state["best_score"] > hp.min_delta
+            )
         )
         if improved:
             state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
@@ -317,7 +363,12 @@ def fit_mlp(
         else:
             state["bad_epochs"] += 1
         state["history"].append(
-            {"epoch": epoch + 1, "step": state["global_step"], "train_loss": train_loss, **{k: v for k, v in metrics.items() if k != "n_rows"}}
+            {
+                "epoch": epoch + 1,
+                "step": state["global_step"],
+                "train_loss": train_loss,
+                **{k: v for k, v in metrics.items() if k != "n_rows"},
+            }
         )
         log(
             runtime,
@@ -334,14 +385,28 @@ def fit_mlp(
         running.zero_()
         stop = runtime.from_main(int(hp.patience > 0 and state["bad_epochs"] >= hp.patience))
         if stop:
-            log(runtime, f"early stopping: no {hp.target_metric} improvement for {hp.patience} epochs (best epoch {state['best_epoch'] + 1})")
+            log(
+                runtime,
+                f"early stopping: no {hp.target_metric} improvement for {hp.patience} epochs (best "
+                f"epoch {state['best_epoch'] + 1})",
+            )
             break
 
     if best_weights is not None:
         model.load_state_dict(best_weights)
     history = state["history"]
-    curves = {key: [h.get(key) for h in history] for key in ("epoch", "step", "train_loss", "val_loss", "accuracy", "f1", "roc_auc")}
-    return FitResult(model.cpu().eval(), curves, state["best_epoch"] + 1, state["global_step"], resumed_from, time.perf_counter() - started)
+    curves = {
+        key: [h.get(key) for h in history]
+        for key in ("epoch", "step", "train_loss", "val_loss", "accuracy", "f1", "roc_auc")
+    }
+    return FitResult(
+        model.cpu().eval(),
+        curves,
+        state["best_epoch"] + 1,
+        state["global_step"],
+        resumed_from,
+        time.perf_counter() - started,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +454,10 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
     configure_determinism(hp, use_cuda)
     runtime = distributed.start(os.environ, use_cuda)
     try:
-        log(runtime, f"training {hp.model} on {runtime.device} x{runtime.world_size} (hosts {env.hosts}, seed {hp.seed})")
+        log(
+            runtime,
+            f"training {hp.model} on {runtime.device} x{runtime.world_size} (hosts {env.hosts}, seed {hp.seed})",
+        )
         data = load_data(env, hp, runtime)
         preprocessor = Preprocessor.fit(data.train, data.schema)
         y_train = encode_labels(data.train[data.schema.label], data.classes)
@@ -400,7 +468,14 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
         summary: dict[str, Any] = {"device": str(runtime.device), "world_size": runtime.world_size}
         if hp.model == "mlp":
             torch.manual_seed(hp.seed)
-            model = TabularMLP(len(preprocessor.numeric), preprocessor.cardinalities, len(data.classes), hp.hidden_sizes, hp.dropout, hp.embedding_cap)
+            model = TabularMLP(
+                len(preprocessor.numeric),
+                preprocessor.cardinalities,
+                len(data.classes),
+                hp.hidden_sizes,
+                hp.dropout,
+                hp.embedding_cap,
+            )
             store = CheckpointStore(
                 env.checkpoint_dir,
                 fingerprint(
@@ -419,7 +494,12 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
                 store if hp.checkpoint_every else None,
             )
             estimator, curves = result.model, result.curves
-            summary.update(best_epoch=result.best_epoch, steps=result.steps, resumed_from_step=result.resumed_from, loop_seconds=round(result.seconds, 3))
+            summary.update(
+                best_epoch=result.best_epoch,
+                steps=result.steps,
+                resumed_from_step=result.resumed_from,
+                loop_seconds=round(result.seconds, 3),
+            )
         else:
             estimator, curves = fit_gbdt(preprocessor, data, y_train, y_valid, hp)
             summary.update(iterations=int(estimator.n_iter_))
@@ -449,7 +529,9 @@ def write_failure(env: TrainingEnvironment | None, base_dir: Path, reason: str) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ml.train", description="Train a tabular classifier by the SageMaker training container contract.")
+    parser = argparse.ArgumentParser(
+        prog="ml.train", description="Train a tabular classifier by the SageMaker training container contract."
+    )
     parser.add_argument("--base-dir", help="SageMaker-style base directory (default: $SM_BASE_DIR or /opt/ml)")
     args = parser.parse_args(argv)
     base_dir = Path(args.base_dir or os.environ.get("SM_BASE_DIR") or "/opt/ml")
@@ -458,10 +540,17 @@ def main(argv: list[str] | None = None) -> int:
         env = TrainingEnvironment.from_env(base_dir)
         env.check_input_modes()
         hp = parse_hyperparameters(env.hyperparameters)
-        plan = distributed.plan(env.hosts, env.current_host, env.num_gpus if torch.cuda.is_available() else 0, os.environ)
+        plan = distributed.plan(
+            env.hosts, env.current_host, env.num_gpus if torch.cuda.is_available() else 0, os.environ
+        )
         if hp.model == "mlp" and plan.world_size > 1 and not distributed.is_worker(os.environ):
-            print(f"starting {plan.procs_per_host} worker processes on {env.current_host} (world size {plan.world_size})", flush=True)
-            code = distributed.launch(plan, [sys.executable, str(Path(__file__).resolve()), "--base-dir", str(base_dir)])
+            print(
+                f"starting {plan.procs_per_host} worker processes on {env.current_host} (world size {plan.world_size})",
+                flush=True,
+            )
+            code = distributed.launch(
+                plan, [sys.executable, str(Path(__file__).resolve()), "--base-dir", str(base_dir)]
+            )
             if code != 0 and not env.failure_file.exists():
                 write_failure(env, base_dir, f"a worker process exited with code {code}")
             return 0 if code == 0 else 1
@@ -470,10 +559,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run(env, hp)
         return 0
-    except (HyperparameterError, DataValidationError, ContainerLayoutError, SchemaError, TrainingError, FileNotFoundError) as err:
+    except (
+        HyperparameterError,
+        DataValidationError,
+        ContainerLayoutError,
+        SchemaError,
+        TrainingError,
+        FileNotFoundError,
+    ) as err:
         write_failure(env, base_dir, str(err))
         return 1
-    except Exception:  # noqa: BLE001 - the job must always leave a reason behind
+    except Exception:
         write_failure(env, base_dir, "unexpected error:\n" + traceback.format_exc())
         return 1
 

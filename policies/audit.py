@@ -4,12 +4,14 @@ This is the one module of `policies` that reaches into `infra` (for the offline 
 typed stack config), and only lazily, inside the functions that need it: the rules themselves see
 resource records and a `PolicyContext`, nothing else.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from policies.context import PolicyContext, infer_context
 from policies.engine import AuditResult, evaluate
@@ -38,7 +40,9 @@ def stack_names() -> list[str]:
     return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
 
 
-def stack_context(stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None) -> PolicyContext:
+def stack_context(
+    stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None
+) -> PolicyContext:
     from infra.config import ConfigError, load_stack_config
 
     try:
@@ -47,8 +51,9 @@ def stack_context(stack: str, config_overrides: dict[str, Any] | None = None, to
         raise AuditError(str(err)) from None
 
 
-def target_from_stack(stack: str, config_overrides: dict[str, Any] | None = None,
-                      today: date | None = None) -> AuditTarget:
+def target_from_stack(
+    stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None
+) -> AuditTarget:
     """The offline preview of a stack (infra.preview), judged by its own config."""
     from infra.config import ConfigError, stack_file
     from infra.preview import preview_stack
@@ -57,11 +62,15 @@ def target_from_stack(stack: str, config_overrides: dict[str, Any] | None = None
         preview = preview_stack(stack, config_overrides=config_overrides)
     except ConfigError as err:
         raise AuditError(str(err)) from None
-    context = PolicyContext.from_stack_config(preview.config, today=today) if preview.config is not None \
+    context = (
+        PolicyContext.from_stack_config(preview.config, today=today)
+        if preview.config is not None
         else stack_context(stack, config_overrides, today)
+    )
     _, path = stack_file(stack)
-    return AuditTarget(preview.stack, from_preview_graph(preview.resources, preview.outputs), context, "preview",
-                       _relative(path))
+    return AuditTarget(
+        preview.stack, from_preview_graph(preview.resources, preview.outputs), context, "preview", _relative(path)
+    )
 
 
 def target_from_state(path: str | Path, stack: str | None = None, today: date | None = None) -> AuditTarget:
@@ -72,7 +81,8 @@ def target_from_state(path: str | Path, stack: str | None = None, today: date | 
         raise AuditError(str(err)) from None
     if stack:
         context = stack_context(stack, today=today).with_notes(
-            f"state of '{state.stack or '?'}' judged against stack config '{stack}'")
+            f"state of '{state.stack or '?'}' judged against stack config '{stack}'"
+        )
     else:
         context = infer_context(state.resources, state.stack, today=today)
     return AuditTarget(state.stack or Path(path).stem, state.resources, context, "state", str(path))
@@ -82,7 +92,9 @@ def audit(target: AuditTarget) -> AuditResult:
     return evaluate(target.records, target.context)
 
 
-def audit_all(today: date | None = None, progress: Callable[[str], None] | None = None) -> list[tuple[AuditTarget, AuditResult]]:
+def audit_all(
+    today: date | None = None, progress: Callable[[str], None] | None = None
+) -> list[tuple[AuditTarget, AuditResult]]:
     results = []
     for name in stack_names():
         if progress:
@@ -94,12 +106,15 @@ def audit_all(today: date | None = None, progress: Callable[[str], None] | None 
 
 # --- output ------------------------------------------------------------------------------
 
+
 def format_table(target: AuditTarget, result: AuditResult) -> str:
     """Violations grouped by resource, then suppressions, skipped rules and notes."""
     s = result.summary()
-    lines = [f"stack {target.name} ({target.source}: {target.location}; environment "
-             f"{result.context.environment or 'unknown'}): {s['resources']} resources, {s['rulesEvaluated']} rules, "
-             f"{s['violations']} violation(s): {s['mandatory']} mandatory, {s['advisory']} advisory"]
+    lines = [
+        f"stack {target.name} ({target.source}: {target.location}; environment "
+        f"{result.context.environment or 'unknown'}): {s['resources']} resources, {s['rulesEvaluated']} rules, "
+        f"{s['violations']} violation(s): {s['mandatory']} mandatory, {s['advisory']} advisory"
+    ]
     by_resource: dict[tuple[str, str, str], list] = {}
     for v in result.violations:
         by_resource.setdefault((v.name, v.type, v.urn), []).append(v)
@@ -114,8 +129,10 @@ def format_table(target: AuditTarget, result: AuditResult) -> str:
         for v in result.suppressed:
             sup = v.suppression
             lines.append(f"    {v.rule} on {v.name} until {sup.expires.isoformat()}: {sup.reason}")
-    for label, items in (("expired suppressions (no longer applied)", result.expired_suppressions),
-                         ("unused suppressions (nothing to suppress)", result.unused_suppressions)):
+    for label, items in (
+        ("expired suppressions (no longer applied)", result.expired_suppressions),
+        ("unused suppressions (nothing to suppress)", result.unused_suppressions),
+    ):
         if items:
             lines += ["", f"  {label}:"]
             lines += [f"    {x.rule} on {x.resource} (expires {x.expires.isoformat()}): {x.reason}" for x in items]
@@ -124,8 +141,7 @@ def format_table(target: AuditTarget, result: AuditResult) -> str:
         lines += [f"    {rule}: {why}" for rule, why in sorted(result.not_evaluated.items())]
     for note in result.context.notes:
         lines.append(f"  note: {note}")
-    lines += ["", f"  result: {'FAIL' if result.exit_code else 'PASS'} "
-                  f"({s['mandatory']} mandatory violation(s))"]
+    lines += ["", f"  result: {'FAIL' if result.exit_code else 'PASS'} ({s['mandatory']} mandatory violation(s))"]
     return "\n".join(lines)
 
 
@@ -146,8 +162,14 @@ def combined_json(results: list[tuple[AuditTarget, AuditResult]]) -> dict[str, A
     return {
         "violations": violations,
         "suppressed": suppressed,
-        "summary": {"stacks": per_stack, "violations": len(violations), "mandatory": mandatory,
-                    "advisory": len(violations) - mandatory, "suppressed": len(suppressed), "passed": mandatory == 0},
+        "summary": {
+            "stacks": per_stack,
+            "violations": len(violations),
+            "mandatory": mandatory,
+            "advisory": len(violations) - mandatory,
+            "suppressed": len(suppressed),
+            "passed": mandatory == 0,
+        },
     }
 
 

@@ -1,4 +1,5 @@
 """`mlops audit` and `mlops cost`: policy verdicts and cost estimates, offline, for people and CI."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,21 +18,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "audit",
         help="check stacks (offline preview) or an exported state against the policy rules",
         description="Runs every policy rule (policies/rules) over a stack's offline preview, over all stacks, or "
-                    "over a `pulumi stack export` file. Exit status 1 when a mandatory violation remains, "
-                    "2 on a usage error, 0 otherwise.",
+        "over a `pulumi stack export` file. Exit status 1 when a mandatory violation remains, "
+        "2 on a usage error, 0 otherwise.",
     )
-    a.add_argument("--stack", metavar="NAME",
-                   help="audit this stack's offline preview (dev, staging, prod, local or a Pulumi.<stack>.yaml); "
-                        "with --state, the stack config to judge the state against")
+    a.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="audit this stack's offline preview (dev, staging, prod, local or a Pulumi.<stack>.yaml); "
+        "with --state, the stack config to judge the state against",
+    )
     a.add_argument("--all", action="store_true", help="audit every stack in stacks/")
-    a.add_argument("--state", metavar="FILE",
-                   help="audit a `pulumi stack export` file (any provider version); without --stack only what the "
-                        "state itself shows is judged (no required tags, allowlist, budget or suppressions)")
+    a.add_argument(
+        "--state",
+        metavar="FILE",
+        help="audit a `pulumi stack export` file (any provider version); without --stack only what the "
+        "state itself shows is judged (no required tags, allowlist, budget or suppressions)",
+    )
     a.add_argument("--format", choices=("table", "json", "sarif"), default="table", help="output format")
     a.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
     a.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
-    a.add_argument("--policy-config", metavar="FILE",
-                   help="with --stack: also write a CrossGuard --policy-pack-config file for that stack")
+    a.add_argument(
+        "--policy-config",
+        metavar="FILE",
+        help="with --stack: also write a CrossGuard --policy-pack-config file for that stack",
+    )
     a.add_argument("--today", metavar="YYYY-MM-DD", type=_date, help="judge suppression expiry as of this date")
     a.set_defaults(handler=run_audit)
 
@@ -39,13 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cost",
         help="estimate a stack's monthly cost and the cost of one training run (spot vs on-demand)",
         description="Prices the resources a stack declares (offline preview) or a state file holds, from "
-                    "policies/prices.json, with the usage assumptions printed alongside.",
+        "policies/prices.json, with the usage assumptions printed alongside.",
     )
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--stack", metavar="NAME", help="stack to price (offline preview)")
     src.add_argument("--state", metavar="FILE", help="a `pulumi stack export` file to price")
-    c.add_argument("--assume-deployed", action="store_true",
-                   help="price every model as deployed (a placeholder package where the stack has none)")
+    c.add_argument(
+        "--assume-deployed",
+        action="store_true",
+        help="price every model as deployed (a placeholder package where the stack has none)",
+    )
     c.add_argument("--requests-per-month", type=_positive, metavar="N", help="serverless traffic assumption")
     c.add_argument("--training-runs", type=_non_negative, metavar="N", help="training runs per month")
     c.add_argument("--json", action="store_true", help="print the estimate as JSON")
@@ -54,9 +67,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # --- audit -------------------------------------------------------------------------------
 
+
 def run_audit(args: argparse.Namespace) -> int:
     from policies.audit import (
-        AuditError, audit, audit_all, combined_json, format_table, stack_context, target_from_stack,
+        AuditError,
+        audit,
+        audit_all,
+        combined_json,
+        format_table,
+        stack_context,
+        target_from_stack,
         target_from_state,
     )
 
@@ -102,10 +122,11 @@ def run_audit(args: argparse.Namespace) -> int:
 
 # --- cost --------------------------------------------------------------------------------
 
+
 def run_cost(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from policies.audit import AuditError, stack_context, target_from_stack, target_from_state
+    from policies.audit import AuditError, target_from_stack, target_from_state
     from policies.cost import CostError, estimate
     from policies.graph import StackGraph
 
@@ -139,34 +160,47 @@ def run_cost(args: argparse.Namespace) -> int:
 
 
 def _deployed_overrides(stack: str) -> dict[str, Any]:
-    from policies.audit import AuditError
     from infra.config import ConfigError, load_stack_config
+    from policies.audit import AuditError
 
     try:
         config = load_stack_config(stack)
     except ConfigError as err:
         raise AuditError(str(err)) from None
-    packages = {m: arn or PLACEHOLDER_PACKAGE.format(region=config.region, model=m, stack=config.stack)
-                for m, arn in config.approvedPackages.items()}
+    packages = {
+        m: arn or PLACEHOLDER_PACKAGE.format(region=config.region, model=m, stack=config.stack)
+        for m, arn in config.approvedPackages.items()
+    }
     return {"mlops:approvedPackages": packages}
 
 
 def format_cost(result, budget: float | None) -> str:
-    lines = [f"stack {result.stack} ({result.region}): ${result.monthly_total:,.2f}/month"
-             + (f" of a ${budget:,.2f} budget ({result.monthly_total / budget:.0%})" if budget else ""), ""]
+    lines = [
+        f"stack {result.stack} ({result.region}): ${result.monthly_total:,.2f}/month"
+        + (f" of a ${budget:,.2f} budget ({result.monthly_total / budget:.0%})" if budget else ""),
+        "",
+    ]
     lines.append(f"  {'component':<11} {'resource':<34} {'monthly USD':>12}  basis")
     for i in sorted(result.items, key=lambda i: -i.monthly_usd):
         lines.append(f"  {i.component:<11} {i.resource[:34]:<34} {i.monthly_usd:>12,.2f}  {i.description}")
     if result.training:
         t = result.training
-        lines.append(f"  {'training':<11} {'(' + str(result.training_runs_per_month) + ' runs/month)':<34} "
-                     f"{result.training_monthly:>12,.2f}  {'spot' if t.use_spot else 'on-demand'} runs of {t.instance_type}")
-        lines += ["", f"  one training run on {t.instance_count} x {t.instance_type}, at most {t.max_hours:g} h: "
-                      f"on-demand ${t.on_demand_usd:,.2f}, spot ${t.spot_usd:,.2f} "
-                      f"(assumed {t.spot_savings_fraction:.0%} spot saving); this stack trains "
-                      f"{'on spot' if t.use_spot else 'on-demand'}"]
-    lines += ["", "  by component: " + ", ".join(f"{k} ${v:,.2f}" for k, v in
-                                                 sorted(result.by_component().items(), key=lambda kv: -kv[1]))]
+        lines.append(
+            f"  {'training':<11} {'(' + str(result.training_runs_per_month) + ' runs/month)':<34} "
+            f"{result.training_monthly:>12,.2f}  {'spot' if t.use_spot else 'on-demand'} runs of {t.instance_type}"
+        )
+        lines += [
+            "",
+            f"  one training run on {t.instance_count} x {t.instance_type}, at most {t.max_hours:g} h: "
+            f"on-demand ${t.on_demand_usd:,.2f}, spot ${t.spot_usd:,.2f} "
+            f"(assumed {t.spot_savings_fraction:.0%} spot saving); this stack trains "
+            f"{'on spot' if t.use_spot else 'on-demand'}",
+        ]
+    lines += [
+        "",
+        "  by component: "
+        + ", ".join(f"{k} ${v:,.2f}" for k, v in sorted(result.by_component().items(), key=lambda kv: -kv[1])),
+    ]
     lines.append(f"  prices: {result.prices_source} (as of {result.prices_as_of})")
     lines.append("  assumptions: " + ", ".join(f"{k}={v}" for k, v in result.assumptions.to_json().items()))
     lines += [f"  note: {n}" for n in result.notes]
@@ -174,6 +208,7 @@ def format_cost(result, budget: float | None) -> str:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr)

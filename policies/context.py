@@ -5,11 +5,13 @@ stack config (`infra.config.load_stack_config`, duck-typed here so `policies` im
 `infra`), from a CrossGuard pack's config, or — for a state file audited without `--stack` —
 inferred from the resources, with every guess listed in `notes`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 ENVIRONMENTS = ("dev", "staging", "prod", "local")
 LEVELS = ("advisory", "mandatory", "disabled")
@@ -18,11 +20,29 @@ LEVELS = ("advisory", "mandatory", "disabled")
 # dev and local stay on single small GPUs, staging on g-family, prod may use p4d/p5.
 SMALL_GPUS = ("ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge", "ml.g6.2xlarge")
 G_FAMILY = SMALL_GPUS + (
-    "ml.g4dn.4xlarge", "ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g4dn.16xlarge",
-    "ml.g5.4xlarge", "ml.g5.8xlarge", "ml.g5.12xlarge", "ml.g5.16xlarge", "ml.g5.24xlarge", "ml.g5.48xlarge",
-    "ml.g6.4xlarge", "ml.g6.8xlarge", "ml.g6.12xlarge", "ml.g6.16xlarge", "ml.g6.24xlarge", "ml.g6.48xlarge",
-    "ml.g6e.xlarge", "ml.g6e.2xlarge", "ml.g6e.4xlarge", "ml.g6e.12xlarge",
-    "ml.p3.2xlarge", "ml.p3.8xlarge", "ml.p3.16xlarge",
+    "ml.g4dn.4xlarge",
+    "ml.g4dn.8xlarge",
+    "ml.g4dn.12xlarge",
+    "ml.g4dn.16xlarge",
+    "ml.g5.4xlarge",
+    "ml.g5.8xlarge",
+    "ml.g5.12xlarge",
+    "ml.g5.16xlarge",
+    "ml.g5.24xlarge",
+    "ml.g5.48xlarge",
+    "ml.g6.4xlarge",
+    "ml.g6.8xlarge",
+    "ml.g6.12xlarge",
+    "ml.g6.16xlarge",
+    "ml.g6.24xlarge",
+    "ml.g6.48xlarge",
+    "ml.g6e.xlarge",
+    "ml.g6e.2xlarge",
+    "ml.g6e.4xlarge",
+    "ml.g6e.12xlarge",
+    "ml.p3.2xlarge",
+    "ml.p3.8xlarge",
+    "ml.p3.16xlarge",
 )
 ENVIRONMENT_GPU_CEILING: dict[str, tuple[str, ...]] = {
     "dev": SMALL_GPUS,
@@ -50,7 +70,12 @@ class Suppression:
         return self.expires < today
 
     def to_json(self) -> dict[str, str]:
-        return {"rule": self.rule, "resource": self.resource, "reason": self.reason, "expires": self.expires.isoformat()}
+        return {
+            "rule": self.rule,
+            "resource": self.resource,
+            "reason": self.reason,
+            "expires": self.expires.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -60,8 +85,9 @@ class CostAssumptions:
     serverless_requests_per_month: float = 1_000_000
     serverless_mean_duration_ms: float = 100.0
     payload_kb: float = 10.0
-    storage_gb: Mapping[str, float] = field(default_factory=lambda: {
-        "data": 100.0, "artifacts": 50.0, "capture": 20.0, "access-logs": 5.0, "default": 10.0})
+    storage_gb: Mapping[str, float] = field(
+        default_factory=lambda: {"data": 100.0, "artifacts": 50.0, "capture": 20.0, "access-logs": 5.0, "default": 10.0}
+    )
     log_ingestion_gb_per_group: float = 5.0
     ecr_storage_gb: float = 10.0
     kms_requests_per_key: float = 1_000_000
@@ -106,7 +132,7 @@ class PolicyContext:
     # --- construction ---------------------------------------------------------------------
 
     @classmethod
-    def from_stack_config(cls, config: Any, today: date | None = None) -> "PolicyContext":
+    def from_stack_config(cls, config: Any, today: date | None = None) -> PolicyContext:
         """From `infra.config.StackConfig` (attribute access only)."""
         policy = config.policy
         return cls(
@@ -126,14 +152,15 @@ class PolicyContext:
         )
 
     @classmethod
-    def from_pack_config(cls, config: Mapping[str, Any], today: date | None = None) -> "PolicyContext":
+    def from_pack_config(cls, config: Mapping[str, Any], today: date | None = None) -> PolicyContext:
         """From a CrossGuard policy's config (the keys of `PACK_CONFIG_SCHEMA`)."""
         config = dict(config or {})
         env = config.get("environment")
         if env is not None and env not in ENVIRONMENTS:
             raise ValueError(f"policy config 'environment': {env!r} is not valid; allowed: {', '.join(ENVIRONMENTS)}")
-        suppressions = tuple(_suppression(s, f"policy config suppressions[{i}]")
-                             for i, s in enumerate(config.get("suppressions") or []))
+        suppressions = tuple(
+            _suppression(s, f"policy config suppressions[{i}]") for i, s in enumerate(config.get("suppressions") or [])
+        )
         types = config.get("allowedTrainingInstanceTypes")
         budget = config.get("monthlyBudgetUsd")
         return cls(
@@ -155,18 +182,26 @@ class PolicyContext:
 
         Enforcement levels are not here: Pulumi carries them per policy as `enforcementLevel`.
         """
-        out: dict[str, Any] = {"stack": self.stack, "requiredTags": list(self.required_tags),
-                               "suppressions": [s.to_json() for s in self.suppressions]}
-        optional = {"environment": self.environment, "region": self.region,
-                    "models": list(self.models) if self.models is not None else None,
-                    "allowedTrainingInstanceTypes": list(self.allowed_training_types)
-                    if self.allowed_training_types is not None else None,
-                    "hasVpc": self.has_vpc, "monthlyBudgetUsd": self.monthly_budget_usd,
-                    "githubRepository": self.github_repository}
+        out: dict[str, Any] = {
+            "stack": self.stack,
+            "requiredTags": list(self.required_tags),
+            "suppressions": [s.to_json() for s in self.suppressions],
+        }
+        optional = {
+            "environment": self.environment,
+            "region": self.region,
+            "models": list(self.models) if self.models is not None else None,
+            "allowedTrainingInstanceTypes": list(self.allowed_training_types)
+            if self.allowed_training_types is not None
+            else None,
+            "hasVpc": self.has_vpc,
+            "monthlyBudgetUsd": self.monthly_budget_usd,
+            "githubRepository": self.github_repository,
+        }
         out.update({k: v for k, v in optional.items() if v is not None})
         return out
 
-    def with_notes(self, *notes: str) -> "PolicyContext":
+    def with_notes(self, *notes: str) -> PolicyContext:
         return replace(self, notes=self.notes + tuple(notes))
 
     # --- derived facts --------------------------------------------------------------------
@@ -226,6 +261,7 @@ def infer_context(records: Iterable[Any], stack: str = "", today: date | None = 
         environment = next(iter(envs))
         notes.append(f"environment '{environment}' inferred from the resources' environment tag")
     else:
-        notes.append("environment unknown: environment-specific rules were not evaluated; "
-                     "unpinned rules are judged as mandatory")
+        notes.append(
+            "environment unknown: environment-specific rules were not evaluated; unpinned rules are judged as mandatory"
+        )
     return PolicyContext(stack=stack, environment=environment, today=today or date.today(), notes=tuple(notes))

@@ -5,18 +5,26 @@ traffic to a serverless endpoint, gigabytes stored, log volume, how often we ret
 `CostAssumptions`, printed with every estimate. An instance type the price list does not know
 is an error, never a zero.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from policies.context import CostAssumptions, PolicyContext
 from policies.graph import StackGraph, listify, number
 from policies.records import UNKNOWN
 from policies.sagemaker_graph import (
-    ALARM, ENDPOINT, config_of, is_serverless, physical_name, scaling_minimum, variants,
+    ALARM,
+    ENDPOINT,
+    config_of,
+    is_serverless,
+    physical_name,
+    scaling_minimum,
+    variants,
 )
 
 PRICES_PATH = Path(__file__).resolve().parent / "prices.json"
@@ -44,7 +52,7 @@ class PriceBook:
                 raise CostError(f"{path or 'price file'}: missing key '{key}'")
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "PriceBook":
+    def load(cls, path: str | Path | None = None) -> PriceBook:
         path = Path(path or PRICES_PATH)
         try:
             return cls(json.loads(path.read_text()), str(path))
@@ -62,8 +70,10 @@ class PriceBook:
     def region(self, region: str) -> Mapping[str, Any]:
         regions = self.doc["regions"]
         if region not in regions:
-            raise CostError(f"no prices for region {region!r}; priced regions: {', '.join(sorted(regions))} "
-                            f"(add it to {self.path or 'policies/prices.json'})")
+            raise CostError(
+                f"no prices for region {region!r}; priced regions: {', '.join(sorted(regions))} "
+                f"(add it to {self.path or 'policies/prices.json'})"
+            )
         return regions[region]
 
     def instance(self, region: str, kind: str, instance_type: str) -> float:
@@ -72,8 +82,10 @@ class PriceBook:
         if instance_type not in table:
             family = instance_type.rsplit(".", 1)[0]
             known = sorted(t for t in table if t.startswith(family + ".")) or sorted(table)[:8]
-            raise CostError(f"unknown SageMaker {kind} instance type {instance_type!r} in {region}; priced "
-                            f"types like it: {', '.join(known)} (add it to {self.path or 'policies/prices.json'})")
+            raise CostError(
+                f"unknown SageMaker {kind} instance type {instance_type!r} in {region}; priced "
+                f"types like it: {', '.join(known)} (add it to {self.path or 'policies/prices.json'})"
+            )
         return float(table[instance_type])
 
     def get(self, region: str, service: str, key: str) -> float:
@@ -94,9 +106,15 @@ class LineItem:
     monthly_usd: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"component": self.component, "resource": self.resource, "description": self.description,
-                "quantity": round(self.quantity, 6), "unit": self.unit, "unitPriceUsd": self.unit_price,
-                "monthlyUsd": round(self.monthly_usd, 2)}
+        return {
+            "component": self.component,
+            "resource": self.resource,
+            "description": self.description,
+            "quantity": round(self.quantity, 6),
+            "unit": self.unit,
+            "unitPriceUsd": self.unit_price,
+            "monthlyUsd": round(self.monthly_usd, 2),
+        }
 
 
 @dataclass(frozen=True)
@@ -114,10 +132,16 @@ class TrainingRunCost:
         return self.spot_usd if self.use_spot else self.on_demand_usd
 
     def to_json(self) -> dict[str, Any]:
-        return {"instanceType": self.instance_type, "instanceCount": self.instance_count,
-                "maxHours": round(self.max_hours, 3), "onDemandUsd": round(self.on_demand_usd, 2),
-                "spotUsd": round(self.spot_usd, 2), "spotSavingsFraction": self.spot_savings_fraction,
-                "useSpot": self.use_spot, "perRunUsd": round(self.per_run_usd, 2)}
+        return {
+            "instanceType": self.instance_type,
+            "instanceCount": self.instance_count,
+            "maxHours": round(self.max_hours, 3),
+            "onDemandUsd": round(self.on_demand_usd, 2),
+            "spotUsd": round(self.spot_usd, 2),
+            "spotSavingsFraction": self.spot_savings_fraction,
+            "useSpot": self.use_spot,
+            "perRunUsd": round(self.per_run_usd, 2),
+        }
 
 
 @dataclass(frozen=True)
@@ -154,7 +178,9 @@ class CostEstimate:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "stack": self.stack, "region": self.region, "currency": "USD",
+            "stack": self.stack,
+            "region": self.region,
+            "currency": "USD",
             "monthlyTotalUsd": round(self.monthly_total, 2),
             "infrastructureMonthlyUsd": round(self.infrastructure_monthly, 2),
             "trainingMonthlyUsd": round(self.training_monthly, 2),
@@ -211,15 +237,33 @@ def estimate(graph: StackGraph, ctx: PolicyContext, prices: PriceBook | None = N
                 count = number(v.get("initialInstanceCount")) or 1.0
                 basis = "initialInstanceCount"
             price = prices.instance(region, "hosting", itype)
-            items.append(LineItem("endpoint", endpoint.name, f"{vname}: {int(count)} x {itype} always on ({basis})",
-                                  count * hours, "instance-hours", price, count * hours * price))
+            items.append(
+                LineItem(
+                    "endpoint",
+                    endpoint.name,
+                    f"{vname}: {int(count)} x {itype} always on ({basis})",
+                    count * hours,
+                    "instance-hours",
+                    price,
+                    count * hours * price,
+                )
+            )
 
     storage_price = prices.get(region, "s3", "standardPerGbMonth")
     for bucket in graph.of_type(BUCKET):
         purpose = _purpose(bucket)
         gb = a.storage_gb.get(purpose, a.storage_gb.get("default", 0.0))
-        items.append(LineItem("storage", bucket.name, f"S3 Standard, {purpose} (assumed {gb:g} GB)", gb,
-                              "GB-month", storage_price, gb * storage_price))
+        items.append(
+            LineItem(
+                "storage",
+                bucket.name,
+                f"S3 Standard, {purpose} (assumed {gb:g} GB)",
+                gb,
+                "GB-month",
+                storage_price,
+                gb * storage_price,
+            )
+        )
 
     keys = graph.of_type(KMS_KEY)
     if keys:
@@ -227,23 +271,40 @@ def estimate(graph: StackGraph, ctx: PolicyContext, prices: PriceBook | None = N
         req_price = prices.get(region, "kms", "requestsPer10000")
         for key in keys:
             requests = a.kms_requests_per_key
-            items.append(LineItem("kms", key.name, f"customer-managed key + {requests:,.0f} requests", 1, "key-month",
-                                  key_price, key_price + requests / 10_000 * req_price))
+            items.append(
+                LineItem(
+                    "kms",
+                    key.name,
+                    f"customer-managed key + {requests:,.0f} requests",
+                    1,
+                    "key-month",
+                    key_price,
+                    key_price + requests / 10_000 * req_price,
+                )
+            )
 
     alarm_price = prices.get(region, "cloudwatch", "alarmPerMetricMonth")
     high_res_price = prices.get(region, "cloudwatch", "highResolutionAlarmPerMetricMonth")
     for alarm in graph.of_type(ALARM):
-        metrics = max(1, sum(1 for q in listify(alarm.props.get("metricQueries"))
-                             if isinstance(q, Mapping) and listify(q.get("metric"))))
+        metrics = max(
+            1,
+            sum(
+                1
+                for q in listify(alarm.props.get("metricQueries"))
+                if isinstance(q, Mapping) and listify(q.get("metric"))
+            ),
+        )
         period = number(alarm.props.get("period"))
         unit = high_res_price if period is not None and period < 60 else alarm_price
-        items.append(LineItem("alarms", alarm.name, f"{metrics} metric(s)", metrics, "alarm-metric-month", unit,
-                              metrics * unit))
+        items.append(
+            LineItem("alarms", alarm.name, f"{metrics} metric(s)", metrics, "alarm-metric-month", unit, metrics * unit)
+        )
 
     dashboard_price = prices.get(region, "cloudwatch", "dashboardPerMonth")
     for d in graph.of_type(DASHBOARD):
-        items.append(LineItem("dashboards", d.name, "custom dashboard", 1, "dashboard-month", dashboard_price,
-                              dashboard_price))
+        items.append(
+            LineItem("dashboards", d.name, "custom dashboard", 1, "dashboard-month", dashboard_price, dashboard_price)
+        )
 
     ingest = prices.get(region, "cloudwatch", "logsIngestedPerGb")
     stored = prices.get(region, "cloudwatch", "logsStoredPerGbMonth")
@@ -252,25 +313,44 @@ def estimate(graph: StackGraph, ctx: PolicyContext, prices: PriceBook | None = N
         retention = number(lg.props.get("retentionInDays")) if lg.props.get("retentionInDays") is not UNKNOWN else None
         months_kept = min((retention or 365.0) / 30.0, 12.0)
         stored_gb = gb * months_kept
-        items.append(LineItem("logs", lg.name, f"{gb:g} GB/month ingested, ~{stored_gb:g} GB kept", gb, "GB ingested",
-                              ingest, gb * ingest + stored_gb * stored))
+        items.append(
+            LineItem(
+                "logs",
+                lg.name,
+                f"{gb:g} GB/month ingested, ~{stored_gb:g} GB kept",
+                gb,
+                "GB ingested",
+                ingest,
+                gb * ingest + stored_gb * stored,
+            )
+        )
 
     publish = prices.get(region, "sns", "publishesPerMillion")
     for topic in graph.of_type(TOPIC):
         n = a.sns_publishes_per_month
-        items.append(LineItem("sns", topic.name, f"{n:,.0f} publishes", n / 1e6, "million publishes", publish,
-                              n / 1e6 * publish))
+        items.append(
+            LineItem("sns", topic.name, f"{n:,.0f} publishes", n / 1e6, "million publishes", publish, n / 1e6 * publish)
+        )
 
     ecr_price = prices.get(region, "ecr", "storagePerGbMonth")
     for repo in graph.of_type(REPOSITORY):
         gb = a.ecr_storage_gb
-        items.append(LineItem("ecr", repo.name, f"image storage (assumed {gb:g} GB)", gb, "GB-month", ecr_price,
-                              gb * ecr_price))
+        items.append(
+            LineItem("ecr", repo.name, f"image storage (assumed {gb:g} GB)", gb, "GB-month", ecr_price, gb * ecr_price)
+        )
 
     training = training_run(graph, region, prices)
-    return CostEstimate(ctx.stack or str(graph.outputs.get("stackName") or ""), region, items, training,
-                        a.training_runs_per_month if training else 0.0, a, str(prices.doc["source"]),
-                        str(prices.doc["asOf"]), notes)
+    return CostEstimate(
+        ctx.stack or str(graph.outputs.get("stackName") or ""),
+        region,
+        items,
+        training,
+        a.training_runs_per_month if training else 0.0,
+        a,
+        str(prices.doc["source"]),
+        str(prices.doc["asOf"]),
+        notes,
+    )
 
 
 def training_run(graph: StackGraph, region: str, prices: PriceBook) -> TrainingRunCost | None:
@@ -287,12 +367,12 @@ def training_run(graph: StackGraph, region: str, prices: PriceBook) -> TrainingR
     hours = runtime / 3600.0
     on_demand = hourly * hours * count
     savings = prices.spot_savings
-    return TrainingRunCost(itype, count, hours, on_demand, on_demand * (1 - savings), savings,
-                           bool(td.get("useSpot")))
+    return TrainingRunCost(itype, count, hours, on_demand, on_demand * (1 - savings), savings, bool(td.get("useSpot")))
 
 
-def _serverless(endpoint: str, vname: str, v: Mapping[str, Any], region: str, prices: PriceBook,
-                a: CostAssumptions, hours: float) -> list[LineItem]:
+def _serverless(
+    endpoint: str, vname: str, v: Mapping[str, Any], region: str, prices: PriceBook, a: CostAssumptions, hours: float
+) -> list[LineItem]:
     config = next((c for c in listify(v.get("serverlessConfig")) if isinstance(c, Mapping)), {})
     memory_gb = (number(config.get("memorySizeInMb")) or 1024.0) / 1024.0
     serverless = prices.region(region)["sagemaker"]["serverless"]
@@ -301,18 +381,41 @@ def _serverless(endpoint: str, vname: str, v: Mapping[str, Any], region: str, pr
     gb_seconds = a.serverless_requests_per_month * a.serverless_mean_duration_ms / 1000.0 * memory_gb
     data_gb = a.serverless_requests_per_month * a.payload_kb * 2 / 1024 / 1024
     items = [
-        LineItem("serverless", endpoint, f"{vname}: {a.serverless_requests_per_month:,.0f} requests x "
-                 f"{a.serverless_mean_duration_ms:g} ms at {memory_gb * 1024:.0f} MB (assumed traffic)",
-                 gb_seconds, "GB-seconds", compute, gb_seconds * compute),
-        LineItem("serverless", endpoint, f"{vname}: {data_gb:.1f} GB in+out processed (assumed)", data_gb, "GB",
-                 data, data_gb * data),
+        LineItem(
+            "serverless",
+            endpoint,
+            f"{vname}: {a.serverless_requests_per_month:,.0f} requests x "
+            f"{a.serverless_mean_duration_ms:g} ms at {memory_gb * 1024:.0f} MB (assumed traffic)",
+            gb_seconds,
+            "GB-seconds",
+            compute,
+            gb_seconds * compute,
+        ),
+        LineItem(
+            "serverless",
+            endpoint,
+            f"{vname}: {data_gb:.1f} GB in+out processed (assumed)",
+            data_gb,
+            "GB",
+            data,
+            data_gb * data,
+        ),
     ]
     provisioned = number(config.get("provisionedConcurrency"))
     if provisioned:
         pc_price = float(serverless["provisionedConcurrencyPerGbSecond"])
         pc_gb_s = provisioned * memory_gb * hours * 3600
-        items.append(LineItem("serverless", endpoint, f"{vname}: {int(provisioned)} provisioned concurrency, always on",
-                              pc_gb_s, "GB-seconds", pc_price, pc_gb_s * pc_price))
+        items.append(
+            LineItem(
+                "serverless",
+                endpoint,
+                f"{vname}: {int(provisioned)} provisioned concurrency, always on",
+                pc_gb_s,
+                "GB-seconds",
+                pc_price,
+                pc_gb_s * pc_price,
+            )
+        )
     return items
 
 

@@ -9,13 +9,21 @@ suppressions) arrive through every policy's config, in the schema below; `mlops 
 Without a config file the pack still runs: rules that need an unknown fact stay silent, critical
 rules are mandatory and the rest advisory.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pulumi_policy import (
-    EnforcementLevel, PolicyConfigSchema, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy,
-    Severity, StackValidationArgs, StackValidationPolicy,
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 from policies.context import ENVIRONMENTS, PolicyContext
@@ -25,25 +33,39 @@ from policies.rules import RULES, Rule
 
 PACK_NAME = "mlops-sagemaker"
 
-PACK_CONFIG_SCHEMA = PolicyConfigSchema(properties={
-    "stack": {"type": "string", "description": "stack name"},
-    "environment": {"type": "string", "enum": list(ENVIRONMENTS), "description": "environment tier"},
-    "region": {"type": "string", "description": "AWS region, for prices"},
-    "models": {"type": "array", "items": {"type": "string"}},
-    "allowedTrainingInstanceTypes": {"type": "array", "items": {"type": "string"}},
-    "hasVpc": {"type": "boolean"},
-    "requiredTags": {"type": "array", "items": {"type": "string"}},
-    "monthlyBudgetUsd": {"type": "number", "exclusiveMinimum": 0},
-    "githubRepository": {"type": "string", "description": "owner/name trusted through GitHub OIDC"},
-    "suppressions": {"type": "array", "items": {
-        "type": "object", "required": ["rule", "resource", "reason", "expires"],
-        "properties": {"rule": {"type": "string"}, "resource": {"type": "string"}, "reason": {"type": "string"},
-                       "expires": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}}}},
-})
+PACK_CONFIG_SCHEMA = PolicyConfigSchema(
+    properties={
+        "stack": {"type": "string", "description": "stack name"},
+        "environment": {"type": "string", "enum": list(ENVIRONMENTS), "description": "environment tier"},
+        "region": {"type": "string", "description": "AWS region, for prices"},
+        "models": {"type": "array", "items": {"type": "string"}},
+        "allowedTrainingInstanceTypes": {"type": "array", "items": {"type": "string"}},
+        "hasVpc": {"type": "boolean"},
+        "requiredTags": {"type": "array", "items": {"type": "string"}},
+        "monthlyBudgetUsd": {"type": "number", "exclusiveMinimum": 0},
+        "githubRepository": {"type": "string", "description": "owner/name trusted through GitHub OIDC"},
+        "suppressions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["rule", "resource", "reason", "expires"],
+                "properties": {
+                    "rule": {"type": "string"},
+                    "resource": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "expires": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+                },
+            },
+        },
+    }
+)
 
 _SEVERITY = {"low": Severity.LOW, "medium": Severity.MEDIUM, "high": Severity.HIGH, "critical": Severity.CRITICAL}
-_LEVEL = {"advisory": EnforcementLevel.ADVISORY, "mandatory": EnforcementLevel.MANDATORY,
-          "disabled": EnforcementLevel.DISABLED}
+_LEVEL = {
+    "advisory": EnforcementLevel.ADVISORY,
+    "mandatory": EnforcementLevel.MANDATORY,
+    "disabled": EnforcementLevel.DISABLED,
+}
 
 
 def _context(config: Any) -> PolicyContext:
@@ -70,6 +92,7 @@ def _resource_validator(rule: Rule) -> Callable[[ResourceValidationArgs, ReportV
         graph = StackGraph([resource] + ([provider] if provider is not None else []))
         for message in rule.check(resource, ctx, graph):
             report_violation(message, None)
+
     return validate
 
 
@@ -84,6 +107,7 @@ def _stack_validator(rule: Rule) -> Callable[[StackValidationArgs, ReportViolati
             if target is not None and _suppressed(ctx, rule, target.urn, target.name):
                 continue
             report_violation(message, target.urn if target is not None else None)
+
     return validate
 
 
@@ -97,9 +121,15 @@ def default_level(rule: Rule) -> EnforcementLevel:
 def build_policies(rules: list[Rule] | None = None) -> list[ResourceValidationPolicy | StackValidationPolicy]:
     policies: list[ResourceValidationPolicy | StackValidationPolicy] = []
     for rule in rules or RULES:
-        common = dict(name=rule.id, description=rule.description, enforcement_level=default_level(rule),
-                      config_schema=PACK_CONFIG_SCHEMA, severity=_SEVERITY[rule.severity], tags=[rule.family],
-                      remediation_steps=rule.fix)
+        common = dict(
+            name=rule.id,
+            description=rule.description,
+            enforcement_level=default_level(rule),
+            config_schema=PACK_CONFIG_SCHEMA,
+            severity=_SEVERITY[rule.severity],
+            tags=[rule.family],
+            remediation_steps=rule.fix,
+        )
         if rule.scope == "resource":
             policies.append(ResourceValidationPolicy(validate=_resource_validator(rule), **common))
         else:
@@ -110,5 +140,7 @@ def build_policies(rules: list[Rule] | None = None) -> list[ResourceValidationPo
 def pack_config(ctx: PolicyContext, rules: list[Rule] | None = None) -> dict[str, Any]:
     """A `--policy-pack-config` document for one stack: each rule's level there, and the stack facts."""
     facts = ctx.to_pack_config()
-    return {rule.id: {"enforcementLevel": ctx.enforcement_for(rule.id, rule.severity, rule.pinned), **facts}
-            for rule in rules or RULES}
+    return {
+        rule.id: {"enforcementLevel": ctx.enforcement_for(rule.id, rule.severity, rule.pinned), **facts}
+        for rule in rules or RULES
+    }

@@ -1,8 +1,10 @@
 """Run the rules over a stack's records: verdicts with enforcement levels and suppressions applied."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from policies.context import PolicyContext, Suppression
 from policies.graph import StackGraph
@@ -22,8 +24,14 @@ class Violation:
     suppression: Suppression | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {"rule": self.rule, "severity": self.severity, "enforcement": self.enforcement, "urn": self.urn,
-               "type": self.type, "message": self.message}
+        out = {
+            "rule": self.rule,
+            "severity": self.severity,
+            "enforcement": self.enforcement,
+            "urn": self.urn,
+            "type": self.type,
+            "message": self.message,
+        }
         if self.suppression is not None:
             out["suppression"] = self.suppression.to_json()
         return out
@@ -71,9 +79,11 @@ class AuditResult:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {"violations": [v.to_json() for v in self.violations],
-                "suppressed": [v.to_json() for v in self.suppressed],
-                "summary": self.summary()}
+        return {
+            "violations": [v.to_json() for v in self.violations],
+            "suppressed": [v.to_json() for v in self.suppressed],
+            "summary": self.summary(),
+        }
 
 
 def run_rule(rule: Rule, graph: StackGraph, ctx: PolicyContext) -> list[tuple[Resource | None, str]]:
@@ -103,8 +113,15 @@ def evaluate(records: Iterable[Resource], ctx: PolicyContext, rules: Iterable[Ru
         result.rules_run.append(rule.id)
         for resource, message in run_rule(rule, graph, ctx):
             target = resource or stack_record
-            violation = Violation(rule.id, rule.severity, level, target.urn if target else "",
-                                  target.type if target else "", target.name if target else "", message)
+            violation = Violation(
+                rule.id,
+                rule.severity,
+                level,
+                target.urn if target else "",
+                target.type if target else "",
+                target.name if target else "",
+                message,
+            )
             suppression = _matching_suppression(ctx, rule.id, target)
             if suppression is not None and not suppression.expired(ctx.today):
                 used.add(suppression)

@@ -5,10 +5,12 @@ endpoint's alarms, autoscaling and config are others. `StackGraph` answers "whic
 this Y" the same way for every source: by the reference property (bucket name, config name),
 and, where the engine cannot know it yet (CrossGuard preview), by declared dependencies.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from policies.records import STACK_TYPE, UNKNOWN, Resource
 

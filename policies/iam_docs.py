@@ -4,37 +4,92 @@ Documents arrive as JSON strings in props (`policy`, `assumeRolePolicy`, `resour
 dicts, or as `UNKNOWN` during a CrossGuard preview. `parse` returns `None` for what cannot be
 read, so rules stay silent instead of guessing.
 """
+
 from __future__ import annotations
 
 import fnmatch
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from policies.records import UNKNOWN
 
 # Condition keys that bind a wildcard principal to this account, organisation, network or source.
-SCOPING_CONDITION_KEYS = frozenset(k.lower() for k in (
-    "aws:SourceAccount", "aws:SourceArn", "aws:SourceOwner", "aws:PrincipalAccount", "aws:PrincipalArn",
-    "aws:PrincipalOrgID", "aws:PrincipalOrgPaths", "aws:SourceVpc", "aws:SourceVpce", "aws:SourceIp",
-    "kms:CallerAccount", "kms:ViaService", "aws:ResourceAccount", "aws:userid",
-))
+SCOPING_CONDITION_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "aws:SourceAccount",
+        "aws:SourceArn",
+        "aws:SourceOwner",
+        "aws:PrincipalAccount",
+        "aws:PrincipalArn",
+        "aws:PrincipalOrgID",
+        "aws:PrincipalOrgPaths",
+        "aws:SourceVpc",
+        "aws:SourceVpce",
+        "aws:SourceIp",
+        "kms:CallerAccount",
+        "kms:ViaService",
+        "aws:ResourceAccount",
+        "aws:userid",
+    )
+)
 # Conditions that restrict how, not who or what: they do not scope a grant.
-WEAK_CONDITION_KEYS = frozenset(k.lower() for k in (
-    "aws:SecureTransport", "aws:RequestedRegion", "aws:CurrentTime", "aws:EpochTime",
-    "aws:MultiFactorAuthPresent", "aws:MultiFactorAuthAge", "aws:ViaAWSService", "aws:CalledVia",
-))
+WEAK_CONDITION_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "aws:SecureTransport",
+        "aws:RequestedRegion",
+        "aws:CurrentTime",
+        "aws:EpochTime",
+        "aws:MultiFactorAuthPresent",
+        "aws:MultiFactorAuthAge",
+        "aws:ViaAWSService",
+        "aws:CalledVia",
+    )
+)
 # Verbs of actions that only read. Anything else is treated as a write.
-READ_VERBS = ("Get", "List", "Describe", "Head", "BatchGet", "Search", "Lookup", "View", "Select", "Query",
-              "Scan", "Check", "Validate", "Simulate", "Preview", "Estimate", "Test", "Retrieve", "Download")
+READ_VERBS = (
+    "Get",
+    "List",
+    "Describe",
+    "Head",
+    "BatchGet",
+    "Search",
+    "Lookup",
+    "View",
+    "Select",
+    "Query",
+    "Scan",
+    "Check",
+    "Validate",
+    "Simulate",
+    "Preview",
+    "Estimate",
+    "Test",
+    "Retrieve",
+    "Download",
+)
 # Actions AWS authorises only against Resource "*" (no resource-level permissions), or whose
 # resource is created by the call itself: granting them on "*" is the only way.
-RESOURCE_STAR_ONLY = frozenset(a.lower() for a in (
-    "ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "sts:GetCallerIdentity",
-    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
-    "ec2:DeleteNetworkInterfacePermission", "ec2:CreateVpcEndpoint", "logs:PutResourcePolicy",
-    "sagemaker:Search", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-))
+RESOURCE_STAR_ONLY = frozenset(
+    a.lower()
+    for a in (
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:PutMetricData",
+        "sts:GetCallerIdentity",
+        "ec2:CreateNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DeleteNetworkInterfacePermission",
+        "ec2:CreateVpcEndpoint",
+        "logs:PutResourcePolicy",
+        "sagemaker:Search",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -142,6 +197,7 @@ def _statement(s: Mapping[str, Any]) -> Statement:
 
 
 # --- actions -------------------------------------------------------------------------------
+
 
 def is_full_wildcard(action: str) -> bool:
     return action.strip() in ("*", "*:*")

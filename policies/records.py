@@ -7,24 +7,31 @@ type token, name, URN, properties in Pulumi's camelCase wire form, parent, provi
 dependencies. Values the engine cannot know yet (CrossGuard during preview) become `UNKNOWN`,
 which rules treat as "set, but unknowable": they never report on what they cannot see.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 # `pulumi stack export` marks special values (secrets, assets) with this key.
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 # The engine's placeholders for values computed during an update (pulumi_policy.proxy).
-UNKNOWN_SENTINELS = frozenset({
-    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7", "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
-    "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
-    "030794c1-ac77-496b-92df-f27374a8bd58", "e48ece36-62e2-4504-bad9-02848725956a",
-    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
-})
+UNKNOWN_SENTINELS = frozenset(
+    {
+        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
+        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
+        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+        "030794c1-ac77-496b-92df-f27374a8bd58",
+        "e48ece36-62e2-4504-bad9-02848725956a",
+        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
+    }
+)
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -32,9 +39,9 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 class _Unknown:
     """A value that exists but is not known until the update runs."""
 
-    _instance: "_Unknown | None" = None
+    _instance: _Unknown | None = None
 
-    def __new__(cls) -> "_Unknown":
+    def __new__(cls) -> _Unknown:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -86,6 +93,7 @@ class Resource:
 
 # --- type tokens ---------------------------------------------------------------------------
 
+
 def canonical_type(type_token: str) -> str:
     """Fold deprecated V2 tokens onto their v7 names: `aws:s3/bucketV2:BucketV2` -> `aws:s3/bucket:Bucket`.
 
@@ -115,6 +123,7 @@ def type_from_urn(urn: str) -> str:
 
 
 # --- value normalisation -------------------------------------------------------------------
+
 
 def plain(value: Any) -> Any:
     """Deep copy into plain dicts/lists: unwrap secrets, drop `__defaults`/`__meta`, mark unknowns.
@@ -157,6 +166,7 @@ def _is_sequence_proxy(value: Any) -> bool:
 
 # --- loaders -------------------------------------------------------------------------------
 
+
 def from_preview(resource: Mapping[str, Any]) -> Resource:
     """A record of `infra.preview.Preview.resources` (or `mlops preview --json`)."""
     urn = str(resource["urn"])
@@ -174,7 +184,9 @@ def from_preview(resource: Mapping[str, Any]) -> Resource:
     )
 
 
-def from_preview_graph(resources: Iterable[Mapping[str, Any]], outputs: Mapping[str, Any] | None = None) -> list[Resource]:
+def from_preview_graph(
+    resources: Iterable[Mapping[str, Any]], outputs: Mapping[str, Any] | None = None
+) -> list[Resource]:
     """All records of a preview; the stack's outputs become the props of its `pulumi:pulumi:Stack` record,
     as they are in a state file, so stack-level rules read them the same way from either source."""
     records = [from_preview(r) for r in resources]
@@ -237,8 +249,10 @@ def load_state(path: str | Path) -> StateFile:
         raise StateFileError(f"{path}: no 'deployment' key; expected the output of `pulumi stack export`")
     version = document.get("version")
     if version != 3:
-        raise StateFileError(f"{path}: deployment version {version!r} is not supported; expected 3 "
-                             "(`pulumi stack export` from Pulumi 3.x)")
+        raise StateFileError(
+            f"{path}: deployment version {version!r} is not supported; expected 3 "
+            "(`pulumi stack export` from Pulumi 3.x)"
+        )
     deployment = document["deployment"]
     if not isinstance(deployment, dict):
         raise StateFileError(f"{path}: 'deployment' is not an object")
@@ -296,8 +310,13 @@ def provider_record(provider: Any) -> Resource | None:
     """The provider of a CrossGuard resource (`PolicyProviderResource`), for its default tags."""
     if provider is None:
         return None
-    return Resource(urn=provider.urn, type=provider.resource_type, name=provider.name,
-                    props=plain(provider.props or {}), source="crossguard")
+    return Resource(
+        urn=provider.urn,
+        type=provider.resource_type,
+        name=provider.name,
+        props=plain(provider.props or {}),
+        source="crossguard",
+    )
 
 
 def _with_props(resource: Resource, props: Mapping[str, Any]) -> Resource:

@@ -1,9 +1,11 @@
 """How SageMaker resources hang together in a resource graph: endpoint -> config -> variants -> model,
 autoscaling targets, alarms. Shared by the SageMaker rules and the cost estimator."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from policies.graph import StackGraph, first, listify, number
 from policies.records import UNKNOWN, Resource
@@ -58,8 +60,12 @@ def endpoints_using(config: Resource, graph: StackGraph) -> list[Resource]:
 def models_served_only_serverless(model: Resource, graph: StackGraph) -> bool:
     """Is this model served, and only by serverless variants (which take no VPC or volume key)?"""
     name = physical_name(model)
-    served = [v for c in graph.of_type(ENDPOINT_CONFIG) for v in variants(c)
-              if v.get("modelName") in (name, UNKNOWN) or (v.get("modelName") is UNKNOWN and model.urn in c.dependencies)]
+    served = [
+        v
+        for c in graph.of_type(ENDPOINT_CONFIG)
+        for v in variants(c)
+        if v.get("modelName") in (name, UNKNOWN) or (v.get("modelName") is UNKNOWN and model.urn in c.dependencies)
+    ]
     return bool(served) and all(is_serverless(v) for v in served)
 
 
@@ -88,15 +94,27 @@ def alarm_metrics(graph: StackGraph) -> list[AlarmMetric]:
     for alarm in graph.of_type(ALARM):
         p = alarm.props
         if p.get("metricName"):
-            out.append(AlarmMetric(alarm, str(p.get("namespace") or ""), str(p.get("metricName")),
-                                   p.get("dimensions") if isinstance(p.get("dimensions"), Mapping) else {}))
+            out.append(
+                AlarmMetric(
+                    alarm,
+                    str(p.get("namespace") or ""),
+                    str(p.get("metricName")),
+                    p.get("dimensions") if isinstance(p.get("dimensions"), Mapping) else {},
+                )
+            )
         for query in listify(p.get("metricQueries")):
             metric = first(query, "metric") if isinstance(query, Mapping) else None
             for m in listify(metric):
                 if isinstance(m, Mapping) and m.get("metricName"):
                     dims = m.get("dimensions")
-                    out.append(AlarmMetric(alarm, str(m.get("namespace") or ""), str(m.get("metricName")),
-                                           dims if isinstance(dims, Mapping) else {}))
+                    out.append(
+                        AlarmMetric(
+                            alarm,
+                            str(m.get("namespace") or ""),
+                            str(m.get("metricName")),
+                            dims if isinstance(dims, Mapping) else {},
+                        )
+                    )
     return out
 
 

@@ -5,9 +5,11 @@ SARIF suppression carrying the reason and expiry. Each result points at the file
 about (the stack config for a preview, the state file for an export) and names the resource's
 URN as its logical location.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from policies.audit import AuditTarget
 from policies.engine import AuditResult, Violation
@@ -26,8 +28,11 @@ def _rule_descriptor(rule: Rule) -> dict[str, Any]:
         "fullDescription": {"text": rule.why},
         "help": {"text": f"{rule.why}\nFix: {rule.fix}", "markdown": f"{rule.why}\n\n**Fix:** {rule.fix}"},
         "defaultConfiguration": {"level": "error" if rule.severity in ("critical", "high") else "warning"},
-        "properties": {"tags": ["security", rule.family], "security-severity": SECURITY_SEVERITY[rule.severity],
-                       "precision": "high"},
+        "properties": {
+            "tags": ["security", rule.family],
+            "security-severity": SECURITY_SEVERITY[rule.severity],
+            "precision": "high",
+        },
     }
 
 
@@ -37,16 +42,23 @@ def _result(v: Violation, location: str, index: dict[str, int]) -> dict[str, Any
         "ruleIndex": index[v.rule],
         "level": "error" if v.enforcement == "mandatory" else "warning",
         "message": {"text": v.message},
-        "locations": [{
-            "physicalLocation": {"artifactLocation": {"uri": location}, "region": {"startLine": 1}},
-            "logicalLocations": [{"name": v.name, "fullyQualifiedName": v.urn, "kind": "resource"}],
-        }],
+        "locations": [
+            {
+                "physicalLocation": {"artifactLocation": {"uri": location}, "region": {"startLine": 1}},
+                "logicalLocations": [{"name": v.name, "fullyQualifiedName": v.urn, "kind": "resource"}],
+            }
+        ],
         "partialFingerprints": {"resourceRule/v1": f"{v.urn}|{v.rule}"},
         "properties": {"enforcement": v.enforcement, "severity": v.severity, "resourceType": v.type},
     }
     if v.suppression is not None:
-        out["suppressions"] = [{"kind": "external", "status": "accepted",
-                                "justification": f"{v.suppression.reason} (expires {v.suppression.expires.isoformat()})"}]
+        out["suppressions"] = [
+            {
+                "kind": "external",
+                "status": "accepted",
+                "justification": f"{v.suppression.reason} (expires {v.suppression.expires.isoformat()})",
+            }
+        ]
     return out
 
 
@@ -59,9 +71,10 @@ def to_sarif(results: Iterable[tuple[AuditTarget, AuditResult]]) -> dict[str, An
     return {
         "$schema": SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": TOOL, "version": "0.1.0",
-                                "rules": [_rule_descriptor(r) for r in RULES]}},
-            "results": sarif_results,
-        }],
+        "runs": [
+            {
+                "tool": {"driver": {"name": TOOL, "version": "0.1.0", "rules": [_rule_descriptor(r) for r in RULES]}},
+                "results": sarif_results,
+            }
+        ],
     }

@@ -1,4 +1,5 @@
 """Shared test set-up: no test reaches beyond 127.0.0.1, and nothing needs a cloud account."""
+
 import os
 
 # boto3 must never find real credentials or call a real region by accident.

@@ -5,10 +5,11 @@ default tags, a bucket's log target); stack rules look at the whole graph. Neith
 Adapters (`policies.engine` for the auditor, `policies.crossguard` for the Pulumi policy pack)
 turn the same `Rule` objects into verdicts.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from policies.context import PolicyContext
 from policies.graph import StackGraph
@@ -65,21 +66,60 @@ def _register(rule: Rule) -> Rule:
     return rule
 
 
-def resource_rule(id: str, description: str, *, severity: str, family: str, types: tuple[str, ...], why: str,
-                  fix: str, environments: tuple[str, ...] | None = None, needs: tuple[str, ...] = (),
-                  pinned: str | None = None, awsguard: str = "") -> Callable[[ResourceCheck], Rule]:
+def resource_rule(
+    id: str,
+    description: str,
+    *,
+    severity: str,
+    family: str,
+    types: tuple[str, ...],
+    why: str,
+    fix: str,
+    environments: tuple[str, ...] | None = None,
+    needs: tuple[str, ...] = (),
+    pinned: str | None = None,
+    awsguard: str = "",
+) -> Callable[[ResourceCheck], Rule]:
     def wrap(fn: ResourceCheck) -> Rule:
-        return _register(Rule(id, description, severity, family, "resource", fn, why, fix, types, environments,
-                              needs, pinned, awsguard))
+        return _register(
+            Rule(
+                id,
+                description,
+                severity,
+                family,
+                "resource",
+                fn,
+                why,
+                fix,
+                types,
+                environments,
+                needs,
+                pinned,
+                awsguard,
+            )
+        )
+
     return wrap
 
 
-def stack_rule(id: str, description: str, *, severity: str, family: str, why: str, fix: str,
-               environments: tuple[str, ...] | None = None, needs: tuple[str, ...] = (),
-               pinned: str | None = None, awsguard: str = "") -> Callable[[StackCheck], Rule]:
+def stack_rule(
+    id: str,
+    description: str,
+    *,
+    severity: str,
+    family: str,
+    why: str,
+    fix: str,
+    environments: tuple[str, ...] | None = None,
+    needs: tuple[str, ...] = (),
+    pinned: str | None = None,
+    awsguard: str = "",
+) -> Callable[[StackCheck], Rule]:
     def wrap(fn: StackCheck) -> Rule:
-        return _register(Rule(id, description, severity, family, "stack", fn, why, fix, (), environments, needs,
-                              pinned, awsguard))
+        return _register(
+            Rule(id, description, severity, family, "stack", fn, why, fix, (), environments, needs, pinned, awsguard)
+        )
+
     return wrap
 
 

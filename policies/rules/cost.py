@@ -1,7 +1,8 @@
 """Cost guardrails: a budget per environment, an estimate within it, no idle GPUs in dev."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number
@@ -23,27 +24,45 @@ def _declared_budget(graph: StackGraph) -> float | None:
 
 
 @stack_rule(
-    "cost-budget-exists", "Every environment has a monthly cost budget that notifies someone.",
-    severity="high", family="cost", environments=BILLED_ENVIRONMENTS,
+    "cost-budget-exists",
+    "Every environment has a monthly cost budget that notifies someone.",
+    severity="high",
+    family="cost",
+    environments=BILLED_ENVIRONMENTS,
     why="GPU training and always-on endpoints can spend a month's budget in a weekend; an AWS Budget with "
-        "notifications is the only alert that fires on spend itself.",
+    "notifications is the only alert that fires on spend itself.",
     fix="declare aws.budgets.Budget(budget_type='COST', time_unit='MONTHLY', limit_amount=monitoring.monthlyBudgetUsd) "
-        "with ACTUAL and FORECASTED notifications to the alert topic or e-mail.")
+    "with ACTUAL and FORECASTED notifications to the alert topic or e-mail.",
+)
 def cost_budget_exists(graph: StackGraph, ctx: PolicyContext):
     budgets = [b for b in graph.of_type(BUDGET) if str(b.props.get("budgetType", "COST")).upper() == "COST"]
     if not budgets:
-        return [(graph.stack, f"{graph.stack.label if graph.stack else 'stack'}: no cost budget for environment "
-                 f"{ctx.environment}. Fix: declare aws.budgets.Budget with budget_type 'COST' and notifications")]
+        return [
+            (
+                graph.stack,
+                f"{graph.stack.label if graph.stack else 'stack'}: no cost budget for environment "
+                f"{ctx.environment}. Fix: declare aws.budgets.Budget with budget_type 'COST' and notifications",
+            )
+        ]
     out = Collected()
     for b in budgets:
         notifications = [n for n in listify(b.props.get("notifications")) if isinstance(n, Mapping)]
-        notified = [n for n in notifications
-                    if listify(n.get("subscriberEmailAddresses")) or listify(n.get("subscriberSnsTopicArns"))]
+        notified = [
+            n
+            for n in notifications
+            if listify(n.get("subscriberEmailAddresses")) or listify(n.get("subscriberSnsTopicArns"))
+        ]
         if b.props.get("notifications") is UNKNOWN:
             continue
         if not notified:
-            out.add(b, say(b, "budget notifies nobody", "add notifications with subscriber_sns_topic_arns or "
-                           "subscriber_email_addresses"))
+            out.add(
+                b,
+                say(
+                    b,
+                    "budget notifies nobody",
+                    "add notifications with subscriber_sns_topic_arns or subscriber_email_addresses",
+                ),
+            )
         amount = number(b.props.get("limitAmount"))
         if b.props.get("limitAmount") is not UNKNOWN and (amount is None or amount <= 0):
             out.add(b, say(b, "budget has no positive limit", "set limit_amount to monitoring.monthlyBudgetUsd"))
@@ -51,13 +70,17 @@ def cost_budget_exists(graph: StackGraph, ctx: PolicyContext):
 
 
 @stack_rule(
-    "cost-within-budget", "The stack's estimated monthly cost stays within its budget.",
-    severity="high", family="cost", environments=BILLED_ENVIRONMENTS,
+    "cost-within-budget",
+    "The stack's estimated monthly cost stays within its budget.",
+    severity="high",
+    family="cost",
+    environments=BILLED_ENVIRONMENTS,
     why="The estimate (policies/cost.py: endpoint instances at their autoscaling minimum, serverless traffic, "
-        "storage, keys, alarms, logs, and training runs) catches a change that cannot fit the budget before it "
-        "is deployed, rather than in next month's bill.",
+    "storage, keys, alarms, logs, and training runs) catches a change that cannot fit the budget before it "
+    "is deployed, rather than in next month's bill.",
     fix="lower the instance type or count, use serverless where idle, train on spot, or raise "
-        "monitoring.monthlyBudgetUsd with the owner's approval.")
+    "monitoring.monthlyBudgetUsd with the owner's approval.",
+)
 def cost_within_budget(graph: StackGraph, ctx: PolicyContext):
     from policies.cost import CostError, estimate
 
@@ -68,25 +91,43 @@ def cost_within_budget(graph: StackGraph, ctx: PolicyContext):
     try:
         result = estimate(graph, ctx)
     except CostError as err:
-        return [(graph.stack, f"{label}: cannot estimate the monthly cost: {err}. Fix: add the price to "
-                 "policies/prices.json or use a priced type")]
+        return [
+            (
+                graph.stack,
+                f"{label}: cannot estimate the monthly cost: {err}. Fix: add the price to "
+                "policies/prices.json or use a priced type",
+            )
+        ]
     if result.monthly_total > budget:
         parts = ", ".join(f"{k} ${v:,.0f}" for k, v in sorted(result.by_component().items(), key=lambda kv: -kv[1])[:3])
-        return [(graph.stack, f"{label}: estimated ${result.monthly_total:,.0f}/month exceeds the ${budget:,.0f} "
-                 f"budget (largest: {parts}). Fix: shrink the endpoint or training, or raise "
-                 "monitoring.monthlyBudgetUsd")]
+        return [
+            (
+                graph.stack,
+                f"{label}: estimated ${result.monthly_total:,.0f}/month exceeds the ${budget:,.0f} "
+                f"budget (largest: {parts}). Fix: shrink the endpoint or training, or raise "
+                "monitoring.monthlyBudgetUsd",
+            )
+        ]
     return []
 
 
 @resource_rule(
-    "cost-no-always-on-gpu-in-dev", "Dev has no always-on (instance-backed) GPU endpoint.",
-    severity="high", family="cost", types=(ENDPOINT_CONFIG,), environments=("dev",),
+    "cost-no-always-on-gpu-in-dev",
+    "Dev has no always-on (instance-backed) GPU endpoint.",
+    severity="high",
+    family="cost",
+    types=(ENDPOINT_CONFIG,),
+    environments=("dev",),
     why="A g5.xlarge endpoint bills ~$1,000 a month whether or not anyone calls it; dev endpoints serve a "
-        "handful of test requests and belong on serverless, which costs nothing idle.",
-    fix="use serving.mode: serverless in the dev stack (or a CPU instance if a GPU is not needed).")
+    "handful of test requests and belong on serverless, which costs nothing idle.",
+    fix="use serving.mode: serverless in the dev stack (or a CPU instance if a GPU is not needed).",
+)
 def cost_no_always_on_gpu_in_dev(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for v in variants(resource):
         itype = v.get("instanceType")
         if not is_serverless(v) and isinstance(itype, str) and is_gpu(itype):
-            yield say(resource, f"variant {v.get('variantName', '?')} keeps {itype} GPU instance(s) running in dev",
-                      "serve dev from a serverless variant")
+            yield say(
+                resource,
+                f"variant {v.get('variantName', '?')} keeps {itype} GPU instance(s) running in dev",
+                "serve dev from a serverless variant",
+            )

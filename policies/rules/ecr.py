@@ -1,7 +1,8 @@
 """ECR: the images that train and serve models are scanned, immutable and encrypted with our key."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, truthy
@@ -13,11 +14,15 @@ REGISTRY_SCANNING = "aws:ecr/registryScanningConfiguration:RegistryScanningConfi
 
 
 @resource_rule(
-    "ecr-scan-on-push", "ECR repositories scan images on push.",
-    severity="medium", family="ecr", types=(REPOSITORY,),
+    "ecr-scan-on-push",
+    "ECR repositories scan images on push.",
+    severity="medium",
+    family="ecr",
+    types=(REPOSITORY,),
     why="Training and inference images bundle CUDA, Python and model-serving stacks; scanning on push flags a "
-        "known-vulnerable layer before it reaches an endpoint.",
-    fix="set image_scanning_configuration={'scan_on_push': True} (or a registry-wide scanning configuration).")
+    "known-vulnerable layer before it reaches an endpoint.",
+    fix="set image_scanning_configuration={'scan_on_push': True} (or a registry-wide scanning configuration).",
+)
 def ecr_scan_on_push(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     if graph.of_type(REGISTRY_SCANNING):
         return
@@ -27,11 +32,15 @@ def ecr_scan_on_push(resource: Resource, ctx: PolicyContext, graph: StackGraph):
 
 
 @resource_rule(
-    "ecr-immutable-tags", "ECR repositories make image tags immutable.",
-    severity="high", family="ecr", types=(REPOSITORY,),
+    "ecr-immutable-tags",
+    "ECR repositories make image tags immutable.",
+    severity="high",
+    family="ecr",
+    types=(REPOSITORY,),
     why="Lineage pins images by tag and digest; with mutable tags a push can change what `:v3` means under a "
-        "model that was evaluated and approved with another image.",
-    fix="set image_tag_mutability='IMMUTABLE'.")
+    "model that was evaluated and approved with another image.",
+    fix="set image_tag_mutability='IMMUTABLE'.",
+)
 def ecr_immutable_tags(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     mutability = resource.props.get("imageTagMutability", "MUTABLE")
     if mutability is not UNKNOWN and not str(mutability).upper().startswith("IMMUTABLE"):
@@ -39,11 +48,15 @@ def ecr_immutable_tags(resource: Resource, ctx: PolicyContext, graph: StackGraph
 
 
 @resource_rule(
-    "ecr-kms-encryption", "ECR repositories encrypt images with a customer-managed KMS key.",
-    severity="medium", family="ecr", types=(REPOSITORY,),
+    "ecr-kms-encryption",
+    "ECR repositories encrypt images with a customer-managed KMS key.",
+    severity="medium",
+    family="ecr",
+    types=(REPOSITORY,),
     why="Images can embed model weights and code; AES256 (ECR's default) or the AWS-managed key cannot be "
-        "scoped to the environment or revoked.",
-    fix="set encryption_configurations=[{'encryption_type': 'KMS', 'kms_key': <environment key ARN>}].")
+    "scoped to the environment or revoked.",
+    fix="set encryption_configurations=[{'encryption_type': 'KMS', 'kms_key': <environment key ARN>}].",
+)
 def ecr_kms_encryption(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     configs = [c for c in listify(resource.props.get("encryptionConfigurations")) if isinstance(c, Mapping)]
     if any(c.get("encryptionType") is UNKNOWN for c in configs):
@@ -51,7 +64,10 @@ def ecr_kms_encryption(resource: Resource, ctx: PolicyContext, graph: StackGraph
     kms = [c for c in configs if str(c.get("encryptionType", "")).upper().startswith("KMS")]
     if not kms:
         shown = configs[0].get("encryptionType") if configs else "AES256 (the default)"
-        yield say(resource, f"encrypts images with {shown}, not a customer-managed KMS key",
-                  "set encryption_type 'KMS' with kms_key = the environment key")
+        yield say(
+            resource,
+            f"encrypts images with {shown}, not a customer-managed KMS key",
+            "set encryption_type 'KMS' with kms_key = the environment key",
+        )
     elif not any(c.get("kmsKey") for c in kms):
         yield say(resource, "encrypts with the AWS-managed aws/ecr key", "set kms_key to the environment key ARN")

@@ -1,8 +1,9 @@
 """IAM: least privilege for the roles the platform creates and the trust that lets anyone assume them."""
+
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from policies import iam_docs
 from policies.context import PolicyContext
@@ -22,7 +23,9 @@ GROUP_POLICY_ATTACHMENT = "aws:iam/groupPolicyAttachment:GroupPolicyAttachment"
 
 IDENTITY_POLICY_TYPES = (ROLE, ROLE_POLICY, POLICY, USER_POLICY, GROUP_POLICY)
 ATTACHMENT_TYPES = (ROLE_POLICY_ATTACHMENT, POLICY_ATTACHMENT, USER_POLICY_ATTACHMENT, GROUP_POLICY_ATTACHMENT)
-BROAD_MANAGED_POLICY = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(?:.*/)?(?:\w*FullAccess\w*|AdministratorAccess|PowerUserAccess)$")
+BROAD_MANAGED_POLICY = re.compile(
+    r"^arn:aws[a-z-]*:iam::aws:policy/(?:.*/)?(?:\w*FullAccess\w*|AdministratorAccess|PowerUserAccess)$"
+)
 TRAINING_ACTIONS = ("sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob")
 
 
@@ -33,7 +36,7 @@ def identity_statements(resource: Resource, graph: StackGraph) -> Iterable[tuple
     separate RolePolicy resource are judged there, not twice.
     """
     if resource.canonical_type != ROLE:
-        for key, statements in iam_docs.statements_of(resource.props, "policy"):
+        for _key, statements in iam_docs.statements_of(resource.props, "policy"):
             yield "policy", statements
         return
     managed_elsewhere = set()
@@ -50,11 +53,15 @@ def identity_statements(resource: Resource, graph: StackGraph) -> Iterable[tuple
 
 
 @resource_rule(
-    "iam-no-wildcard-action", "No IAM policy allows Action '*' (or Allow with NotAction).",
-    severity="critical", family="iam", types=IDENTITY_POLICY_TYPES,
+    "iam-no-wildcard-action",
+    "No IAM policy allows Action '*' (or Allow with NotAction).",
+    severity="critical",
+    family="iam",
+    types=IDENTITY_POLICY_TYPES,
     why="'*' grants every present and future AWS action: one compromised training container or CI token becomes "
-        "an account administrator.",
-    fix="list the actions the role needs (see infra/training.py and infra/identity.py for scoped examples).")
+    "an account administrator.",
+    fix="list the actions the role needs (see infra/training.py and infra/identity.py for scoped examples).",
+)
 def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for where, statements in identity_statements(resource, graph):
         for s in statements:
@@ -63,18 +70,25 @@ def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackG
             if any(iam_docs.is_full_wildcard(a) for a in s.actions):
                 yield say(resource, f"{where} {s.label} allows Action '*'", "replace '*' with the specific actions")
             elif s.not_actions:
-                yield say(resource, f"{where} {s.label} allows everything except {', '.join(s.not_actions)} "
-                          "(Allow with NotAction)", "use Action with the specific actions instead of NotAction")
+                yield say(
+                    resource,
+                    f"{where} {s.label} allows everything except {', '.join(s.not_actions)} (Allow with NotAction)",
+                    "use Action with the specific actions instead of NotAction",
+                )
 
 
 @resource_rule(
-    "iam-no-wildcard-resource-write", "No IAM policy allows write actions on Resource '*'.",
-    severity="high", family="iam", types=IDENTITY_POLICY_TYPES,
+    "iam-no-wildcard-resource-write",
+    "No IAM policy allows write actions on Resource '*'.",
+    severity="high",
+    family="iam",
+    types=IDENTITY_POLICY_TYPES,
     why="A write action on '*' reaches every bucket, key, endpoint and model of every environment in the account, "
-        "so dev credentials can change prod.",
+    "so dev credentials can change prod.",
     fix="name the environment's ARNs (buckets, key, endpoints by prefix). Actions AWS only authorises on '*' "
-        "(ecr:GetAuthorizationToken, cloudwatch:PutMetricData, ENI management) are exempt; scope them with a "
-        "condition where one exists.")
+    "(ecr:GetAuthorizationToken, cloudwatch:PutMetricData, ENI management) are exempt; scope them with a "
+    "condition where one exists.",
+)
 def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for where, statements in identity_statements(resource, graph):
         for s in statements:
@@ -83,19 +97,29 @@ def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph
             on_star = "*" in s.resources or bool(s.not_resources)
             if not on_star or s.has_restricting_condition:
                 continue
-            writes = [a for a in s.actions
-                      if not iam_docs.is_full_wildcard(a) and iam_docs.is_write(a) and not iam_docs.needs_star(a)]
+            writes = [
+                a
+                for a in s.actions
+                if not iam_docs.is_full_wildcard(a) and iam_docs.is_write(a) and not iam_docs.needs_star(a)
+            ]
             if writes:
-                yield say(resource, f"{where} {s.label} allows {', '.join(writes)} on Resource '*'",
-                          "list the ARNs of this environment's resources instead of '*'")
+                yield say(
+                    resource,
+                    f"{where} {s.label} allows {', '.join(writes)} on Resource '*'",
+                    "list the ARNs of this environment's resources instead of '*'",
+                )
 
 
 @resource_rule(
-    "iam-no-full-access-policy", "No role gets an AWS-managed *FullAccess, AdministratorAccess or PowerUserAccess policy.",
-    severity="high", family="iam", types=(ROLE,) + ATTACHMENT_TYPES,
+    "iam-no-full-access-policy",
+    "No role gets an AWS-managed *FullAccess, AdministratorAccess or PowerUserAccess policy.",
+    severity="high",
+    family="iam",
+    types=(ROLE,) + ATTACHMENT_TYPES,
     why="AmazonSageMakerFullAccess and friends grant every SageMaker (and S3, ECR, IAM PassRole...) action on every "
-        "resource: the most common over-grant in published MLOps templates.",
-    fix="drop the managed policy and attach a RolePolicy with the actions and ARNs the role uses.")
+    "resource: the most common over-grant in published MLOps templates.",
+    fix="drop the managed policy and attach a RolePolicy with the actions and ARNs the role uses.",
+)
 def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     if resource.canonical_type == ROLE:
         arns = listify(resource.props.get("managedPolicyArns"))  # declared, or really attached (state)
@@ -103,22 +127,32 @@ def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: Sta
         arns = [resource.props.get("policyArn")]
     for arn in arns:
         if isinstance(arn, str) and BROAD_MANAGED_POLICY.match(arn):
-            yield say(resource, f"attaches the AWS-managed policy {arn.rsplit('/', 1)[-1]}",
-                      "replace it with a scoped inline policy")
+            yield say(
+                resource,
+                f"attaches the AWS-managed policy {arn.rsplit('/', 1)[-1]}",
+                "replace it with a scoped inline policy",
+            )
 
 
 @resource_rule(
-    "iam-trust-no-wildcard-principal", "No role trust policy lets Principal '*' assume the role.",
-    severity="critical", family="iam", types=(ROLE,),
+    "iam-trust-no-wildcard-principal",
+    "No role trust policy lets Principal '*' assume the role.",
+    severity="critical",
+    family="iam",
+    types=(ROLE,),
     why="A trust policy with Principal '*' lets any AWS account assume the role; conditions are easy to get "
-        "wrong and are no substitute for naming the service or OIDC provider.",
+    "wrong and are no substitute for naming the service or OIDC provider.",
     fix="trust the intended service (sagemaker.amazonaws.com) with aws:SourceAccount, or the GitHub OIDC provider "
-        "with a repository subject.")
+    "with a repository subject.",
+)
 def iam_trust_no_wildcard_principal(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         if s.allows and s.wildcard_principal:
-            yield say(resource, f"trust policy {s.label} lets Principal '*' assume the role",
-                      "name the service principal or the OIDC provider instead")
+            yield say(
+                resource,
+                f"trust policy {s.label} lets Principal '*' assume the role",
+                "name the service principal or the OIDC provider instead",
+            )
 
 
 def _oidc_subject_problem(s: iam_docs.Statement, repository: str | None) -> str:
@@ -132,42 +166,58 @@ def _oidc_subject_problem(s: iam_docs.Statement, repository: str | None) -> str:
     for subject in subjects:
         if subject in ("*", "repo:*") or re.fullmatch(r"repo:[^/:]+/\*(:.*)?", subject) or subject.startswith("*"):
             return f"trusts the OIDC subject '{subject}', which any repository can present"
-        if host.endswith("token.actions.githubusercontent.com") and repository:
-            if not subject.startswith(f"repo:{repository}:"):
-                return f"trusts the OIDC subject '{subject}', not this stack's repository {repository}"
+        if (
+            host.endswith("token.actions.githubusercontent.com")
+            and repository
+            and not subject.startswith(f"repo:{repository}:")
+        ):
+            return f"trusts the OIDC subject '{subject}', not this stack's repository {repository}"
     return ""
 
 
 @resource_rule(
-    "iam-oidc-trust-subject", "Roles trusted through OIDC (GitHub Actions) pin the token subject to this repository.",
-    severity="critical", family="iam", types=(ROLE,),
+    "iam-oidc-trust-subject",
+    "Roles trusted through OIDC (GitHub Actions) pin the token subject to this repository.",
+    severity="critical",
+    family="iam",
+    types=(ROLE,),
     why="The GitHub OIDC provider issues tokens to every repository on GitHub: without a `sub` condition naming "
-        "our repository (and environment), any workflow anywhere can deploy to this account.",
+    "our repository (and environment), any workflow anywhere can deploy to this account.",
     fix="add Condition StringEquals token.actions.githubusercontent.com:sub = "
-        "'repo:<owner>/<repo>:environment:<env>' and :aud = 'sts.amazonaws.com'.")
+    "'repo:<owner>/<repo>:environment:<env>' and :aud = 'sts.amazonaws.com'.",
+)
 def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         if not s.allows or not s.principals.get("Federated"):
             continue
         problem = _oidc_subject_problem(s, ctx.github_repository)
         if problem:
-            yield say(resource, f"trust policy {s.label} {problem}",
-                      "pin <provider>:sub to repo:<owner>/<repo>:environment:<env>")
+            yield say(
+                resource,
+                f"trust policy {s.label} {problem}",
+                "pin <provider>:sub to repo:<owner>/<repo>:environment:<env>",
+            )
 
 
 @stack_rule(
     "iam-role-policy-management-conflict",
     "A role whose inlinePolicies/managedPolicyArns are declared is not also managed by RolePolicy/attachments.",
-    severity="medium", family="iam", awsguard="iam-role-no-policy-management-conflicts",
+    severity="medium",
+    family="iam",
+    awsguard="iam-role-no-policy-management-conflicts",
     why="aws.iam.Role takes exclusive ownership of the policies it declares: a separate RolePolicy or "
-        "RolePolicyAttachment on the same role is removed on the next update and re-added on the one after.",
+    "RolePolicyAttachment on the same role is removed on the next update and re-added on the one after.",
     fix="manage a role's policies one way: either inline_policies/managed_policy_arns on the Role, or separate "
-        "RolePolicy/RolePolicyAttachment resources.")
+    "RolePolicy/RolePolicyAttachment resources.",
+)
 def iam_role_policy_management_conflict(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
     roles = graph.of_type(ROLE)
-    checks = ((ROLE_POLICY, "role", "inlinePolicies"), (ROLE_POLICY_ATTACHMENT, "role", "managedPolicyArns"),
-              (POLICY_ATTACHMENT, "roles", "managedPolicyArns"))
+    checks = (
+        (ROLE_POLICY, "role", "inlinePolicies"),
+        (ROLE_POLICY_ATTACHMENT, "role", "managedPolicyArns"),
+        (POLICY_ATTACHMENT, "roles", "managedPolicyArns"),
+    )
     for type_token, prop, exclusive in checks:
         for attachment in graph.of_type(type_token):
             refs = listify(attachment.props.get(prop))
@@ -177,23 +227,33 @@ def iam_role_policy_management_conflict(graph: StackGraph, ctx: PolicyContext):
                     continue
                 names = {role.id, str(role.props.get("name") or ""), str(role.props.get("arn") or "")} - {""}
                 linked = any(str(ref) in names for ref in refs if ref is not UNKNOWN) or (
-                    any(ref is UNKNOWN for ref in refs) and role.urn in attachment.dependencies)
+                    any(ref is UNKNOWN for ref in refs) and role.urn in attachment.dependencies
+                )
                 if linked:
                     kind = type_token.rsplit(":", 1)[-1]
-                    out.add(attachment, say(attachment, f"{kind} manages role {role.name}, which also declares "
-                                            f"{exclusive}", f"move the policy into the role's {exclusive} or "
-                                            f"remove {exclusive} from the role"))
+                    out.add(
+                        attachment,
+                        say(
+                            attachment,
+                            f"{kind} manages role {role.name}, which also declares {exclusive}",
+                            f"move the policy into the role's {exclusive} or remove {exclusive} from the role",
+                        ),
+                    )
     return out.items
 
 
 @resource_rule(
     "iam-training-instance-type-condition",
     "Policies that may start training jobs restrict instance types with a sagemaker:InstanceTypes condition.",
-    severity="low", family="iam", types=IDENTITY_POLICY_TYPES, pinned="advisory",
+    severity="low",
+    family="iam",
+    types=IDENTITY_POLICY_TYPES,
+    pinned="advisory",
     why="The stack's GPU allowlist is only advice to the pipeline unless IAM enforces it: a role that may call "
-        "CreateTrainingJob without the condition can start a p5.48xlarge job from any script.",
+    "CreateTrainingJob without the condition can start a p5.48xlarge job from any script.",
     fix="add Condition ForAllValues:StringEquals sagemaker:InstanceTypes = <training.allowedInstanceTypes> to "
-        "statements that allow sagemaker:CreateTrainingJob.")
+    "statements that allow sagemaker:CreateTrainingJob.",
+)
 def iam_training_instance_type_condition(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for where, statements in identity_statements(resource, graph):
         for s in statements:
@@ -201,5 +261,8 @@ def iam_training_instance_type_condition(resource: Resource, ctx: PolicyContext,
                 continue  # the wildcard-action rule's finding
             granted = [a for a in TRAINING_ACTIONS if iam_docs.grants(s, a)]
             if granted and not s.condition_values("sagemaker:InstanceTypes"):
-                yield say(resource, f"{where} {s.label} allows {', '.join(granted)} on any instance type",
-                          "add a ForAllValues:StringEquals sagemaker:InstanceTypes condition with the allowlist")
+                yield say(
+                    resource,
+                    f"{where} {s.label} allows {', '.join(granted)} on any instance type",
+                    "add a ForAllValues:StringEquals sagemaker:InstanceTypes condition with the allowlist",
+                )

@@ -1,4 +1,5 @@
 """SNS and CloudWatch: alerts that are encrypted, alarms that notify someone, logs that expire and are encrypted."""
+
 from __future__ import annotations
 
 from policies import iam_docs
@@ -15,38 +16,56 @@ AWS_MANAGED_SNS_KEY = "alias/aws/sns"
 
 
 @resource_rule(
-    "sns-topic-encrypted", "SNS topics encrypt messages with a customer-managed KMS key.",
-    severity="medium", family="monitoring", types=(TOPIC,),
+    "sns-topic-encrypted",
+    "SNS topics encrypt messages with a customer-managed KMS key.",
+    severity="medium",
+    family="monitoring",
+    types=(TOPIC,),
     why="Alerts carry endpoint names, drift scores and budget figures; and CloudWatch alarms cannot publish to a "
-        "topic encrypted with the AWS-managed aws/sns key, so that choice silently drops every alarm.",
-    fix="set kms_master_key_id to the environment key (whose policy lets cloudwatch.amazonaws.com use it).")
+    "topic encrypted with the AWS-managed aws/sns key, so that choice silently drops every alarm.",
+    fix="set kms_master_key_id to the environment key (whose policy lets cloudwatch.amazonaws.com use it).",
+)
 def sns_topic_encrypted(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     key = resource.props.get("kmsMasterKeyId")
     if not key:
         yield say(resource, "topic is not encrypted", "set kms_master_key_id to the environment key")
     elif key is not UNKNOWN and str(key) == AWS_MANAGED_SNS_KEY:
-        yield say(resource, "topic uses the AWS-managed aws/sns key, which CloudWatch alarms cannot publish to",
-                  "use the environment's customer-managed key")
+        yield say(
+            resource,
+            "topic uses the AWS-managed aws/sns key, which CloudWatch alarms cannot publish to",
+            "use the environment's customer-managed key",
+        )
 
 
 @resource_rule(
-    "sns-topic-policy-no-public", "SNS topic policies do not let everyone publish or subscribe.",
-    severity="high", family="monitoring", types=(TOPIC, TOPIC_POLICY),
+    "sns-topic-policy-no-public",
+    "SNS topic policies do not let everyone publish or subscribe.",
+    severity="high",
+    family="monitoring",
+    types=(TOPIC, TOPIC_POLICY),
     why="A topic anyone can publish to can page the on-call with forged alarms; one anyone can subscribe to "
-        "leaks every alert.",
-    fix="name the publishing services (cloudwatch, events, budgets) and scope with aws:SourceAccount.")
+    "leaks every alert.",
+    fix="name the publishing services (cloudwatch, events, budgets) and scope with aws:SourceAccount.",
+)
 def sns_topic_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("policy")) or []:
         if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(resource, f"topic policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
-                      "name the service principals and add an aws:SourceAccount condition")
+            yield say(
+                resource,
+                f"topic policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
+                "name the service principals and add an aws:SourceAccount condition",
+            )
 
 
 @resource_rule(
-    "cloudwatch-alarm-has-action", "Every CloudWatch alarm notifies or acts when it fires.",
-    severity="medium", family="monitoring", types=(ALARM,),
+    "cloudwatch-alarm-has-action",
+    "Every CloudWatch alarm notifies or acts when it fires.",
+    severity="medium",
+    family="monitoring",
+    types=(ALARM,),
     why="An alarm without an action changes colour on a dashboard nobody watches at 3 a.m.",
-    fix="set alarm_actions=[<the stack's alert topic>] and leave actions_enabled on.")
+    fix="set alarm_actions=[<the stack's alert topic>] and leave actions_enabled on.",
+)
 def cloudwatch_alarm_has_action(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     if resource.props.get("actionsEnabled") is not None and not truthy(resource.props.get("actionsEnabled")):
         yield say(resource, "has its actions disabled", "set actions_enabled=True")
@@ -55,11 +74,15 @@ def cloudwatch_alarm_has_action(resource: Resource, ctx: PolicyContext, graph: S
 
 
 @resource_rule(
-    "cloudwatch-log-group-retention", "Log groups expire their events.",
-    severity="low", family="monitoring", types=(LOG_GROUP,),
+    "cloudwatch-log-group-retention",
+    "Log groups expire their events.",
+    severity="low",
+    family="monitoring",
+    types=(LOG_GROUP,),
     why="CloudWatch keeps logs forever by default: cost grows without bound, and logs may hold request payloads "
-        "that must not outlive their retention period.",
-    fix="set retention_in_days (retention.logDays in the stack config).")
+    "that must not outlive their retention period.",
+    fix="set retention_in_days (retention.logDays in the stack config).",
+)
 def cloudwatch_log_group_retention(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     days = resource.props.get("retentionInDays")
     if days is UNKNOWN:
@@ -70,11 +93,15 @@ def cloudwatch_log_group_retention(resource: Resource, ctx: PolicyContext, graph
 
 
 @resource_rule(
-    "cloudwatch-log-group-kms", "Log groups encrypt events with a customer-managed KMS key.",
-    severity="medium", family="monitoring", types=(LOG_GROUP,),
+    "cloudwatch-log-group-kms",
+    "Log groups encrypt events with a customer-managed KMS key.",
+    severity="medium",
+    family="monitoring",
+    types=(LOG_GROUP,),
     why="Pipeline and endpoint logs can contain feature values and stack traces with data; the environment key "
-        "keeps them under the same control as the data itself.",
-    fix="set kms_key_id to the environment key (its policy must allow logs.<region>.amazonaws.com).")
+    "keeps them under the same control as the data itself.",
+    fix="set kms_key_id to the environment key (its policy must allow logs.<region>.amazonaws.com).",
+)
 def cloudwatch_log_group_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     if not resource.props.get("kmsKeyId"):
         yield say(resource, "is not encrypted with a KMS key", "set kms_key_id to the environment key")

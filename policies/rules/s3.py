@@ -6,9 +6,11 @@ pulumi-aws v7 declares a bucket's settings as separate resources (`BucketVersion
 `BucketV2` as one-element lists (`versionings`, `serverSideEncryptionConfigurations`). `S3View`
 reads all three, so a state file from any provider is judged like the program's preview.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from policies import iam_docs
 from policies.context import PolicyContext
@@ -50,7 +52,7 @@ class S3View:
     def versioning_enabled(self) -> bool:
         for v in self.attached(VERSIONING):
             for conf in listify(v.props.get("versioningConfiguration")):
-                if isinstance(conf, dict) and str(conf.get("status", "")).lower() == "enabled" or conf is UNKNOWN:
+                if (isinstance(conf, dict) and str(conf.get("status", "")).lower() == "enabled") or conf is UNKNOWN:
                     return True
         for inline in listify(first(self.bucket.props, "versioning", "versionings")):
             if isinstance(inline, dict) and truthy(inline.get("enabled")):
@@ -62,14 +64,17 @@ class S3View:
         rules: list[Any] = []
         for sse in self.attached(SSE):
             rules.extend(listify(first(sse.props, "rules", "rule")))
-        for conf in listify(first(self.bucket.props, "serverSideEncryptionConfiguration",
-                                  "serverSideEncryptionConfigurations")):
+        for conf in listify(
+            first(self.bucket.props, "serverSideEncryptionConfiguration", "serverSideEncryptionConfigurations")
+        ):
             if isinstance(conf, dict):
                 rules.extend(listify(first(conf, "rule", "rules")))
         defaults: list[dict[str, Any]] = []
         for rule in rules:
             if isinstance(rule, dict):
-                for d in listify(first(rule, "applyServerSideEncryptionByDefault", "applyServerSideEncryptionByDefaults")):
+                for d in listify(
+                    first(rule, "applyServerSideEncryptionByDefault", "applyServerSideEncryptionByDefaults")
+                ):
                     if isinstance(d, dict):
                         defaults.append(d)
         return defaults
@@ -96,7 +101,7 @@ class S3View:
         return statements
 
     def logging_targets(self) -> list[str]:
-        targets = [str(l.props.get("targetBucket") or "") for l in self.attached(LOGGING)]
+        targets = [str(log.props.get("targetBucket") or "") for log in self.attached(LOGGING)]
         for inline in listify(first(self.bucket.props, "logging", "loggings")):
             if isinstance(inline, dict) and inline.get("targetBucket"):
                 targets.append(str(inline.get("targetBucket")))
@@ -142,13 +147,17 @@ def _buckets(graph: StackGraph) -> Iterable[S3View]:
 
 
 @stack_rule(
-    "s3-bucket-kms-encryption", "S3 buckets encrypt with a customer-managed KMS key (SSE-KMS).",
-    severity="high", family="s3", awsguard="(none; s3-bucket-server-side-encryption-enabled in AWS Config)",
+    "s3-bucket-kms-encryption",
+    "S3 buckets encrypt with a customer-managed KMS key (SSE-KMS).",
+    severity="high",
+    family="s3",
+    awsguard="(none; s3-bucket-server-side-encryption-enabled in AWS Config)",
     why="SSE-S3 or the AWS-managed aws/s3 key cannot be scoped per environment or revoked; a customer-managed "
-        "key makes every read of training data, artifacts and captured requests an auditable, deniable KMS call.",
+    "key makes every read of training data, artifacts and captured requests an auditable, deniable KMS call.",
     fix="declare aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' and "
-        "kms_master_key_id=<the environment key ARN>. Server-access-log targets are exempt: S3 can only write "
-        "access logs to SSE-S3 buckets.")
+    "kms_master_key_id=<the environment key ARN>. Server-access-log targets are exempt: S3 can only write "
+    "access logs to SSE-S3 buckets.",
+)
 def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
     for view in _buckets(graph):
@@ -156,9 +165,15 @@ def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
             continue  # S3 log delivery does not support SSE-KMS targets
         defaults = view.encryption_defaults()
         if not defaults:
-            out.add(view.bucket, say(view.bucket, f"bucket {view.name} declares no default encryption",
-                                     "add a BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' "
-                                     "and the environment's KMS key"))
+            out.add(
+                view.bucket,
+                say(
+                    view.bucket,
+                    f"bucket {view.name} declares no default encryption",
+                    "add a BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' "
+                    "and the environment's KMS key",
+                ),
+            )
             continue
         for d in defaults:
             algorithm = d.get("sseAlgorithm")
@@ -166,56 +181,97 @@ def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
             if algorithm is UNKNOWN:
                 continue
             if str(algorithm) not in ("aws:kms", "aws:kms:dsse"):
-                out.add(view.bucket, say(view.bucket, f"bucket {view.name} uses {algorithm} (S3-managed keys), "
-                                         "not a customer-managed KMS key",
-                                         "set sse_algorithm='aws:kms' and kms_master_key_id to the environment key"))
+                out.add(
+                    view.bucket,
+                    say(
+                        view.bucket,
+                        f"bucket {view.name} uses {algorithm} (S3-managed keys), not a customer-managed KMS key",
+                        "set sse_algorithm='aws:kms' and kms_master_key_id to the environment key",
+                    ),
+                )
             elif not key or str(key) == AWS_MANAGED_S3_KEY:
-                out.add(view.bucket, say(view.bucket, f"bucket {view.name} uses the AWS-managed aws/s3 key",
-                                         "set kms_master_key_id to the environment's customer-managed key ARN"))
+                out.add(
+                    view.bucket,
+                    say(
+                        view.bucket,
+                        f"bucket {view.name} uses the AWS-managed aws/s3 key",
+                        "set kms_master_key_id to the environment's customer-managed key ARN",
+                    ),
+                )
     return out.items
 
 
 @stack_rule(
-    "s3-bucket-versioning", "S3 buckets have versioning enabled.",
-    severity="medium", family="s3",
+    "s3-bucket-versioning",
+    "S3 buckets have versioning enabled.",
+    severity="medium",
+    family="s3",
     why="Lineage records S3 object versions of training data; without versioning an overwrite silently changes "
-        "what a recorded model was trained on, and a deleted artifact cannot be recovered.",
-    fix="declare aws.s3.BucketVersioning(bucket=..., versioning_configuration={'status': 'Enabled'}).")
+    "what a recorded model was trained on, and a deleted artifact cannot be recovered.",
+    fix="declare aws.s3.BucketVersioning(bucket=..., versioning_configuration={'status': 'Enabled'}).",
+)
 def s3_bucket_versioning(graph: StackGraph, ctx: PolicyContext):
-    return [(v.bucket, say(v.bucket, f"bucket {v.name} is not versioned",
-                           "add aws.s3.BucketVersioning with versioning_configuration status 'Enabled'"))
-            for v in _buckets(graph) if not v.versioning_enabled()]
+    return [
+        (
+            v.bucket,
+            say(
+                v.bucket,
+                f"bucket {v.name} is not versioned",
+                "add aws.s3.BucketVersioning with versioning_configuration status 'Enabled'",
+            ),
+        )
+        for v in _buckets(graph)
+        if not v.versioning_enabled()
+    ]
 
 
 @stack_rule(
-    "s3-public-access-block", "S3 buckets block public access with all four public-access-block flags.",
-    severity="critical", family="s3",
+    "s3-public-access-block",
+    "S3 buckets block public access with all four public-access-block flags.",
+    severity="critical",
+    family="s3",
     why="One public ACL or policy exposes training data, models or captured customer requests to the internet; "
-        "the block overrides any later mistake.",
+    "the block overrides any later mistake.",
     fix="declare aws.s3.BucketPublicAccessBlock with block_public_acls, block_public_policy, ignore_public_acls "
-        "and restrict_public_buckets all True (or an account-level block).")
+    "and restrict_public_buckets all True (or an account-level block).",
+)
 def s3_public_access_block(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
     for view in _buckets(graph):
         flags = view.public_access_flags()
         if flags is None:
-            out.add(view.bucket, say(view.bucket, f"bucket {view.name} has no public access block",
-                                     "add aws.s3.BucketPublicAccessBlock with all four flags True"))
+            out.add(
+                view.bucket,
+                say(
+                    view.bucket,
+                    f"bucket {view.name} has no public access block",
+                    "add aws.s3.BucketPublicAccessBlock with all four flags True",
+                ),
+            )
             continue
         off = [f for f, on in flags.items() if not on]
         if off:
-            out.add(view.bucket, say(view.bucket, f"bucket {view.name}'s public access block leaves "
-                                     f"{', '.join(off)} off", f"set {', '.join(off)} to True"))
+            out.add(
+                view.bucket,
+                say(
+                    view.bucket,
+                    f"bucket {view.name}'s public access block leaves {', '.join(off)} off",
+                    f"set {', '.join(off)} to True",
+                ),
+            )
     return out.items
 
 
 @stack_rule(
-    "s3-tls-only", "S3 bucket policies deny requests that do not use TLS.",
-    severity="high", family="s3",
+    "s3-tls-only",
+    "S3 bucket policies deny requests that do not use TLS.",
+    severity="high",
+    family="s3",
     why="Without an explicit deny on aws:SecureTransport=false, clients may read training data and artifacts over "
-        "plain HTTP.",
+    "plain HTTP.",
     fix="add a bucket policy statement: Effect Deny, Principal *, Action s3:*, Resource [bucket, bucket/*], "
-        "Condition Bool aws:SecureTransport 'false' (infra.common.deny_insecure_transport).")
+    "Condition Bool aws:SecureTransport 'false' (infra.common.deny_insecure_transport).",
+)
 def s3_tls_only(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
     for view in _buckets(graph):
@@ -223,25 +279,47 @@ def s3_tls_only(graph: StackGraph, ctx: PolicyContext):
         if statements is None:
             continue
         denies_http = any(
-            not s.allows and s.effect.lower() == "deny" and "false" in [v.lower() for v in s.condition_values("aws:SecureTransport")]
+            not s.allows
+            and s.effect.lower() == "deny"
+            and "false" in [v.lower() for v in s.condition_values("aws:SecureTransport")]
             and any(a in ("s3:*", "*") for a in s.actions)
-            for s in statements)
+            for s in statements
+        )
         if not denies_http:
-            out.add(view.bucket, say(view.bucket, f"bucket {view.name} has no policy denying non-TLS requests",
-                                     "attach a BucketPolicy with a Deny on aws:SecureTransport = false for s3:*"))
+            out.add(
+                view.bucket,
+                say(
+                    view.bucket,
+                    f"bucket {view.name} has no policy denying non-TLS requests",
+                    "attach a BucketPolicy with a Deny on aws:SecureTransport = false for s3:*",
+                ),
+            )
     return out.items
 
 
 @stack_rule(
-    "s3-access-logging", "S3 buckets deliver server access logs (except the log bucket itself).",
-    severity="medium", family="s3", awsguard="s3-bucket-logging-enabled",
+    "s3-access-logging",
+    "S3 buckets deliver server access logs (except the log bucket itself).",
+    severity="medium",
+    family="s3",
+    awsguard="s3-bucket-logging-enabled",
     why="Access logs are the record of who read which training data or model; an incident without them has no "
-        "timeline.",
-    fix="declare aws.s3.BucketLogging(bucket=..., target_bucket=<the access-log bucket>, target_prefix='<purpose>/').")
+    "timeline.",
+    fix="declare aws.s3.BucketLogging(bucket=..., target_bucket=<the access-log bucket>, target_prefix='<purpose>/').",
+)
 def s3_access_logging(graph: StackGraph, ctx: PolicyContext):
-    return [(v.bucket, say(v.bucket, f"bucket {v.name} does not log access",
-                           "add aws.s3.BucketLogging targeting the environment's access-log bucket"))
-            for v in _buckets(graph) if not v.logging_targets() and not v.is_log_target()]
+    return [
+        (
+            v.bucket,
+            say(
+                v.bucket,
+                f"bucket {v.name} does not log access",
+                "add aws.s3.BucketLogging targeting the environment's access-log bucket",
+            ),
+        )
+        for v in _buckets(graph)
+        if not v.logging_targets() and not v.is_log_target()
+    ]
 
 
 def _rule_enabled(rule: dict[str, Any]) -> bool:
@@ -252,21 +330,33 @@ def _rule_enabled(rule: dict[str, Any]) -> bool:
 
 
 def _rule_ages_data(rule: dict[str, Any]) -> bool:
-    for key in ("expiration", "expirations", "noncurrentVersionExpiration", "noncurrentVersionExpirations",
-                "transitions", "noncurrentVersionTransitions", "transition"):
+    for key in (
+        "expiration",
+        "expirations",
+        "noncurrentVersionExpiration",
+        "noncurrentVersionExpirations",
+        "transitions",
+        "noncurrentVersionTransitions",
+        "transition",
+    ):
         for block in listify(rule.get(key)):
-            if block is UNKNOWN or isinstance(block, dict) and any(v not in (None, "", 0, False) for v in block.values()):
+            if block is UNKNOWN or (
+                isinstance(block, dict) and any(v not in (None, "", 0, False) for v in block.values())
+            ):
                 return True
     return False
 
 
 @stack_rule(
-    "s3-lifecycle", "Buckets holding captured data or model artifacts expire or transition old objects.",
-    severity="medium", family="s3",
+    "s3-lifecycle",
+    "Buckets holding captured data or model artifacts expire or transition old objects.",
+    severity="medium",
+    family="s3",
     why="Data capture writes every sampled request forever, and checkpoints and old artifact versions pile up: "
-        "without lifecycle rules, storage cost and the amount of retained customer data only grow.",
+    "without lifecycle rules, storage cost and the amount of retained customer data only grow.",
     fix="declare aws.s3.BucketLifecycleConfiguration with an enabled rule that sets expiration or "
-        "noncurrent_version_expiration (retention.captureDays / retention.artifactDays in the stack config).")
+    "noncurrent_version_expiration (retention.captureDays / retention.artifactDays in the stack config).",
+)
 def s3_lifecycle(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
     for view in _buckets(graph):
@@ -274,20 +364,29 @@ def s3_lifecycle(graph: StackGraph, ctx: PolicyContext):
         if not any(p in purpose for p in LIFECYCLE_PURPOSES):
             continue
         if not any(_rule_enabled(r) and _rule_ages_data(r) for r in view.lifecycle_rules()):
-            out.add(view.bucket, say(view.bucket, f"bucket {view.name} holds {view.purpose()} data but no enabled "
-                                     "lifecycle rule expires or transitions it",
-                                     "add a BucketLifecycleConfiguration rule with expiration or "
-                                     "noncurrent_version_expiration"))
+            out.add(
+                view.bucket,
+                say(
+                    view.bucket,
+                    f"bucket {view.name} holds {view.purpose()} data but no enabled "
+                    "lifecycle rule expires or transitions it",
+                    "add a BucketLifecycleConfiguration rule with expiration or noncurrent_version_expiration",
+                ),
+            )
     return out.items
 
 
 @resource_rule(
-    "s3-no-public-grants", "No bucket policy or ACL grants access to everyone.",
-    severity="critical", family="s3", types=(POLICY, BUCKET, ACL),
+    "s3-no-public-grants",
+    "No bucket policy or ACL grants access to everyone.",
+    severity="critical",
+    family="s3",
+    types=(POLICY, BUCKET, ACL),
     why="A policy statement with Principal '*' and no account or source condition, or a public ACL, publishes "
-        "the bucket regardless of who holds credentials.",
+    "the bucket regardless of who holds credentials.",
     fix="remove the statement or scope it with aws:SourceAccount / aws:PrincipalOrgID / aws:SourceArn; use "
-        "BucketOwnerEnforced ownership so ACLs are ignored.")
+    "BucketOwnerEnforced ownership so ACLs are ignored.",
+)
 def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     acl = resource.props.get("acl")
     if isinstance(acl, str) and acl in PUBLIC_ACLS:
@@ -295,25 +394,43 @@ def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGrap
     statements = iam_docs.parse(resource.props.get("policy"))
     for s in statements or []:
         if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(resource, f"policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*' "
-                      "without an account or source condition",
-                      "remove the statement or add a Condition on aws:SourceAccount / aws:PrincipalOrgID")
+            yield say(
+                resource,
+                f"policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*' "
+                "without an account or source condition",
+                "remove the statement or add a Condition on aws:SourceAccount / aws:PrincipalOrgID",
+            )
 
 
 @stack_rule(
-    "s3-object-ownership-enforced", "S3 buckets disable ACLs (object ownership BucketOwnerEnforced).",
-    severity="low", family="s3",
+    "s3-object-ownership-enforced",
+    "S3 buckets disable ACLs (object ownership BucketOwnerEnforced).",
+    severity="low",
+    family="s3",
     why="With ACLs enabled, an object written by another account (or a log delivery) may stay owned by it and "
-        "escape the bucket policy; BucketOwnerEnforced makes the policy the only access control.",
-    fix="declare aws.s3.BucketOwnershipControls(bucket=..., rule={'object_ownership': 'BucketOwnerEnforced'}).")
+    "escape the bucket policy; BucketOwnerEnforced makes the policy the only access control.",
+    fix="declare aws.s3.BucketOwnershipControls(bucket=..., rule={'object_ownership': 'BucketOwnerEnforced'}).",
+)
 def s3_object_ownership_enforced(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
     for view in _buckets(graph):
         values = view.ownership()
         if not values:
-            out.add(view.bucket, say(view.bucket, f"bucket {view.name} declares no object ownership controls",
-                                     "add BucketOwnershipControls with object_ownership='BucketOwnerEnforced'"))
+            out.add(
+                view.bucket,
+                say(
+                    view.bucket,
+                    f"bucket {view.name} declares no object ownership controls",
+                    "add BucketOwnershipControls with object_ownership='BucketOwnerEnforced'",
+                ),
+            )
         elif not any(v in ("BucketOwnerEnforced",) or v == str(UNKNOWN) for v in values):
-            out.add(view.bucket, say(view.bucket, f"bucket {view.name} keeps ACLs enabled ({', '.join(values)})",
-                                     "set object_ownership='BucketOwnerEnforced'"))
+            out.add(
+                view.bucket,
+                say(
+                    view.bucket,
+                    f"bucket {view.name} keeps ACLs enabled ({', '.join(values)})",
+                    "set object_ownership='BucketOwnerEnforced'",
+                ),
+            )
     return out.items

@@ -4,9 +4,11 @@ No public policy pack has rules for these; they encode what the AWS samples get 
 often: alarms missing the VariantName dimension (so they never fire), FullAccess roles,
 unencrypted capture, unbounded GPU training.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from policies import iam_docs
 from policies.context import PolicyContext
@@ -15,8 +17,18 @@ from policies.records import UNKNOWN, Resource
 from policies.rules.base import Collected, resource_rule, say, stack_rule
 from policies.rules.iam import IDENTITY_POLICY_TYPES, TRAINING_ACTIONS, identity_statements
 from policies.sagemaker_graph import (
-    ENDPOINT, ENDPOINT_CONFIG, MODEL, PACKAGE_GROUP, PACKAGE_GROUP_POLICY, alarm_metrics, alarm_name, config_of,
-    is_serverless, models_served_only_serverless, physical_name, variants,
+    ENDPOINT,
+    ENDPOINT_CONFIG,
+    MODEL,
+    PACKAGE_GROUP,
+    PACKAGE_GROUP_POLICY,
+    alarm_metrics,
+    alarm_name,
+    config_of,
+    is_serverless,
+    models_served_only_serverless,
+    physical_name,
+    variants,
 )
 
 ERROR_METRICS = ("Invocation5XXErrors",)
@@ -26,44 +38,67 @@ MAX_RUNTIME_CEILING = 28 * 24 * 3600  # SageMaker's own limit
 
 # --- endpoints -----------------------------------------------------------------------------
 
+
 @resource_rule(
-    "sagemaker-endpoint-config-kms", "Endpoint configurations encrypt instance storage and captured data with KMS.",
-    severity="high", family="sagemaker", types=(ENDPOINT_CONFIG,),
+    "sagemaker-endpoint-config-kms",
+    "Endpoint configurations encrypt instance storage and captured data with KMS.",
+    severity="high",
+    family="sagemaker",
+    types=(ENDPOINT_CONFIG,),
     why="Instance-backed endpoints keep the model and request payloads on ML storage volumes; captured requests "
-        "are customer data. Without kms_key_arn / kms_key_id they fall back to AWS-owned keys nobody can audit.",
+    "are customer data. Without kms_key_arn / kms_key_id they fall back to AWS-owned keys nobody can audit.",
     fix="set kms_key_arn on aws.sagemaker.EndpointConfiguration (instance variants) and kms_key_id in "
-        "data_capture_config. Serverless variants take no volume key and are exempt.")
+    "data_capture_config. Serverless variants take no volume key and are exempt.",
+)
 def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     instance = [v for v in variants(resource) if not is_serverless(v)]
     if instance and not resource.props.get("kmsKeyArn"):
-        yield say(resource, f"instance variant(s) {', '.join(str(v.get('variantName', '?')) for v in instance)} "
-                  "have no KMS key for their storage volumes", "set kms_key_arn to the environment key")
+        yield say(
+            resource,
+            f"instance variant(s) {', '.join(str(v.get('variantName', '?')) for v in instance)} "
+            "have no KMS key for their storage volumes",
+            "set kms_key_arn to the environment key",
+        )
     for capture in listify(resource.props.get("dataCaptureConfig")):
         if isinstance(capture, Mapping) and truthy(capture.get("enableCapture", False)) and not capture.get("kmsKeyId"):
-            yield say(resource, "captures requests and responses without a KMS key",
-                      "set data_capture_config.kms_key_id to the environment key")
+            yield say(
+                resource,
+                "captures requests and responses without a KMS key",
+                "set data_capture_config.kms_key_id to the environment key",
+            )
     for async_config in listify(resource.props.get("asyncInferenceConfig")):
         output = async_config.get("outputConfig") if isinstance(async_config, Mapping) else None
         for o in listify(output):
             if isinstance(o, Mapping) and not o.get("kmsKeyId"):
-                yield say(resource, "writes asynchronous inference results without a KMS key",
-                          "set async_inference_config.output_config.kms_key_id")
+                yield say(
+                    resource,
+                    "writes asynchronous inference results without a KMS key",
+                    "set async_inference_config.output_config.kms_key_id",
+                )
 
 
 @resource_rule(
-    "sagemaker-endpoint-data-capture", "Endpoints in staging and prod capture requests and responses.",
-    severity="medium", family="sagemaker", types=(ENDPOINT_CONFIG,), environments=("staging", "prod"),
+    "sagemaker-endpoint-data-capture",
+    "Endpoints in staging and prod capture requests and responses.",
+    severity="medium",
+    family="sagemaker",
+    types=(ENDPOINT_CONFIG,),
+    environments=("staging", "prod"),
     why="Drift detection and incident forensics read captured traffic; an endpoint that captures nothing in "
-        "prod cannot tell when its model stopped matching the world.",
+    "prod cannot tell when its model stopped matching the world.",
     fix="serve from instances (serving.mode: instance) with serving.dataCaptureSamplingPercent > 0, capture "
-        "Input and Output to the capture bucket.")
+    "Input and Output to the capture bucket.",
+)
 def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     captures = [c for c in listify(resource.props.get("dataCaptureConfig")) if isinstance(c, Mapping)]
     enabled = [c for c in captures if truthy(c.get("enableCapture", False))]
     if not enabled:
         serverless = variants(resource) and all(is_serverless(v) for v in variants(resource))
-        hint = "serverless endpoints cannot capture: use serving.mode instance" if serverless else \
-            "add data_capture_config with enable_capture=True"
+        hint = (
+            "serverless endpoints cannot capture: use serving.mode instance"
+            if serverless
+            else "add data_capture_config with enable_capture=True"
+        )
         yield say(resource, f"captures no traffic in {ctx.environment}", hint)
         return
     for c in enabled:
@@ -75,11 +110,15 @@ def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, grap
 
 
 @resource_rule(
-    "sagemaker-model-network-isolation", "SageMaker models run with network isolation.",
-    severity="high", family="sagemaker", types=(MODEL,),
+    "sagemaker-model-network-isolation",
+    "SageMaker models run with network isolation.",
+    severity="high",
+    family="sagemaker",
+    types=(MODEL,),
     why="A model container with network access can send the requests it serves (customer data) anywhere; "
-        "isolation leaves it only the model artifact and the invocation.",
-    fix="set enable_network_isolation=True on aws.sagemaker.Model.")
+    "isolation leaves it only the model artifact and the invocation.",
+    fix="set enable_network_isolation=True on aws.sagemaker.Model.",
+)
 def sagemaker_model_network_isolation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     if not truthy(resource.props.get("enableNetworkIsolation", False)):
         yield say(resource, "runs without network isolation", "set enable_network_isolation=True")
@@ -95,19 +134,24 @@ def _vpc_ok(vpc: Any) -> bool:
 
 
 @stack_rule(
-    "sagemaker-model-vpc", "Where the environment has a VPC, SageMaker models run inside it.",
-    severity="medium", family="sagemaker", needs=("has_vpc",),
+    "sagemaker-model-vpc",
+    "Where the environment has a VPC, SageMaker models run inside it.",
+    severity="medium",
+    family="sagemaker",
+    needs=("has_vpc",),
     why="Instance endpoints outside the VPC reach S3 and ECR over public endpoints and bypass the VPC's flow "
-        "logs, endpoints policies and egress controls.",
+    "logs, endpoints policies and egress controls.",
     fix="set vpc_config (subnets, security_group_ids) on aws.sagemaker.Model from the stack's vpc config. "
-        "Models served only by serverless variants are exempt (serverless takes no VPC).")
+    "Models served only by serverless variants are exempt (serverless takes no VPC).",
+)
 def sagemaker_model_vpc(graph: StackGraph, ctx: PolicyContext):
     if not ctx.has_vpc:
         return []
-    return [(m, say(m, "runs outside the environment's VPC", "set vpc_config with the stack's subnets and "
-                    "security groups"))
-            for m in graph.of_type(MODEL)
-            if not _vpc_ok(m.props.get("vpcConfig")) and not models_served_only_serverless(m, graph)]
+    return [
+        (m, say(m, "runs outside the environment's VPC", "set vpc_config with the stack's subnets and security groups"))
+        for m in graph.of_type(MODEL)
+        if not _vpc_ok(m.props.get("vpcConfig")) and not models_served_only_serverless(m, graph)
+    ]
 
 
 def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: str):
@@ -121,47 +165,71 @@ def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: 
         variant_names = {str(v.get("variantName")) for v in variants(config)} if config is not None else set()
         candidates = [m for m in watched if m.namespace == "AWS/SageMaker" and m.metric in metrics]
         on_endpoint = [m for m in candidates if m.dimensions.get("EndpointName") in (name, UNKNOWN)]
-        good = [m for m in on_endpoint if m.dimensions.get("VariantName") is UNKNOWN
-                or (m.dimensions.get("VariantName") is not None
-                    and (not variant_names or str(m.dimensions.get("VariantName")) in variant_names))]
+        good = [
+            m
+            for m in on_endpoint
+            if m.dimensions.get("VariantName") is UNKNOWN
+            or (
+                m.dimensions.get("VariantName") is not None
+                and (not variant_names or str(m.dimensions.get("VariantName")) in variant_names)
+            )
+        ]
         if good:
             continue
         if on_endpoint:
             m = on_endpoint[0]
             variant = m.dimensions.get("VariantName")
-            problem = (f"alarm {alarm_name(m.alarm)} watches {m.metric} without the VariantName dimension; SageMaker "
-                       "publishes it per EndpointName and VariantName, so the alarm never fires"
-                       if variant is None else
-                       f"alarm {alarm_name(m.alarm)} watches variant '{variant}', which endpoint {name} does not have "
-                       f"(variants: {', '.join(sorted(variant_names)) or 'unknown'})")
-            out.add(endpoint, say(endpoint, problem, "set dimensions {EndpointName: <endpoint>, VariantName: "
-                                  "<variant>} on the alarm"))
+            problem = (
+                f"alarm {alarm_name(m.alarm)} watches {m.metric} without the VariantName dimension; SageMaker "
+                "publishes it per EndpointName and VariantName, so the alarm never fires"
+                if variant is None
+                else f"alarm {alarm_name(m.alarm)} watches variant '{variant}', which endpoint {name} does not have "
+                f"(variants: {', '.join(sorted(variant_names)) or 'unknown'})"
+            )
+            out.add(
+                endpoint,
+                say(
+                    endpoint, problem, "set dimensions {EndpointName: <endpoint>, VariantName: <variant>} on the alarm"
+                ),
+            )
         else:
-            out.add(endpoint, say(endpoint, f"endpoint {name} has no {what} alarm (AWS/SageMaker "
-                                  f"{' or '.join(metrics)} with EndpointName={name})",
-                                  f"declare an aws.cloudwatch.MetricAlarm on {metrics[0]} with the endpoint's "
-                                  "EndpointName and VariantName dimensions and an alarm action"))
+            out.add(
+                endpoint,
+                say(
+                    endpoint,
+                    f"endpoint {name} has no {what} alarm (AWS/SageMaker "
+                    f"{' or '.join(metrics)} with EndpointName={name})",
+                    f"declare an aws.cloudwatch.MetricAlarm on {metrics[0]} with the endpoint's "
+                    "EndpointName and VariantName dimensions and an alarm action",
+                ),
+            )
     return out.items
 
 
 @stack_rule(
-    "sagemaker-endpoint-5xx-alarm", "Every endpoint has a 5xx-error alarm whose dimensions match it.",
-    severity="high", family="sagemaker",
+    "sagemaker-endpoint-5xx-alarm",
+    "Every endpoint has a 5xx-error alarm whose dimensions match it.",
+    severity="high",
+    family="sagemaker",
     why="Model container errors are invisible to clients' retries until someone looks; an alarm with the wrong "
-        "dimensions (the common bug: no VariantName) watches a metric that does not exist and never fires.",
+    "dimensions (the common bug: no VariantName) watches a metric that does not exist and never fires.",
     fix="declare MetricAlarm(namespace='AWS/SageMaker', metric_name='Invocation5XXErrors', "
-        "dimensions={'EndpointName': ..., 'VariantName': ...}, alarm_actions=[topic]).")
+    "dimensions={'EndpointName': ..., 'VariantName': ...}, alarm_actions=[topic]).",
+)
 def sagemaker_endpoint_5xx_alarm(graph: StackGraph, ctx: PolicyContext):
     return _endpoint_alarm_findings(graph, ERROR_METRICS, "5xx-error")
 
 
 @stack_rule(
-    "sagemaker-endpoint-latency-alarm", "Every endpoint has a latency alarm whose dimensions match it.",
-    severity="medium", family="sagemaker",
+    "sagemaker-endpoint-latency-alarm",
+    "Every endpoint has a latency alarm whose dimensions match it.",
+    severity="medium",
+    family="sagemaker",
     why="Latency is how a model that still answers but too slowly (a bigger model, a cold GPU) shows up; without "
-        "the alarm nobody learns before customers do.",
+    "the alarm nobody learns before customers do.",
     fix="declare MetricAlarm(namespace='AWS/SageMaker', metric_name='ModelLatency', extended_statistic='p99', "
-        "dimensions={'EndpointName': ..., 'VariantName': ...}).")
+    "dimensions={'EndpointName': ..., 'VariantName': ...}).",
+)
 def sagemaker_endpoint_latency_alarm(graph: StackGraph, ctx: PolicyContext):
     return _endpoint_alarm_findings(graph, LATENCY_METRICS, "latency")
 
@@ -169,12 +237,15 @@ def sagemaker_endpoint_latency_alarm(graph: StackGraph, ctx: PolicyContext):
 @stack_rule(
     "sagemaker-endpoint-rollout-rollback",
     "Prod endpoints roll out canary or linear, rolled back automatically by the endpoint's own alarms.",
-    severity="high", family="sagemaker", environments=("prod",),
+    severity="high",
+    family="sagemaker",
+    environments=("prod",),
     why="An all-at-once update sends every customer to a new model at once; with canary/linear shifting and "
-        "auto-rollback on the endpoint's error and latency alarms, a bad model reaches a slice of traffic and "
-        "is withdrawn without a human.",
+    "auto-rollback on the endpoint's error and latency alarms, a bad model reaches a slice of traffic and "
+    "is withdrawn without a human.",
     fix="set deployment_config.blue_green_update_policy.traffic_routing_configuration type CANARY or LINEAR and "
-        "auto_rollback_configuration.alarms naming the endpoint's 5xx and latency alarms.")
+    "auto_rollback_configuration.alarms naming the endpoint's 5xx and latency alarms.",
+)
 def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
     alarms_by_name = {alarm_name(m.alarm): m for m in alarm_metrics(graph)}
@@ -186,38 +257,80 @@ def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
             continue
         blocks = [d for d in listify(deployment) if isinstance(d, Mapping)]
         if not blocks:
-            out.add(endpoint, say(endpoint, f"endpoint {name} has no deployment_config: updates go all at once "
-                                  "with no rollback", "add a blue/green CANARY or LINEAR policy with auto-rollback alarms"))
+            out.add(
+                endpoint,
+                say(
+                    endpoint,
+                    f"endpoint {name} has no deployment_config: updates go all at once with no rollback",
+                    "add a blue/green CANARY or LINEAR policy with auto-rollback alarms",
+                ),
+            )
             continue
         d = blocks[0]
-        routing_types = [str(r.get("type", "")).upper()
-                         for bg in listify(d.get("blueGreenUpdatePolicy")) if isinstance(bg, Mapping)
-                         for r in listify(bg.get("trafficRoutingConfiguration")) if isinstance(r, Mapping)]
+        routing_types = [
+            str(r.get("type", "")).upper()
+            for bg in listify(d.get("blueGreenUpdatePolicy"))
+            if isinstance(bg, Mapping)
+            for r in listify(bg.get("trafficRoutingConfiguration"))
+            if isinstance(r, Mapping)
+        ]
         rolling = bool(listify(d.get("rollingUpdatePolicy")))
         if not rolling and not any(t in ("CANARY", "LINEAR") for t in routing_types):
             shown = routing_types[0] if routing_types else "none"
-            out.add(endpoint, say(endpoint, f"endpoint {name} shifts traffic {shown}, not canary or linear",
-                                  "set traffic_routing_configuration type CANARY or LINEAR"))
-        rollback = [a.get("alarmName") for r in listify(d.get("autoRollbackConfiguration")) if isinstance(r, Mapping)
-                    for a in listify(r.get("alarms")) if isinstance(a, Mapping)]
+            out.add(
+                endpoint,
+                say(
+                    endpoint,
+                    f"endpoint {name} shifts traffic {shown}, not canary or linear",
+                    "set traffic_routing_configuration type CANARY or LINEAR",
+                ),
+            )
+        rollback = [
+            a.get("alarmName")
+            for r in listify(d.get("autoRollbackConfiguration"))
+            if isinstance(r, Mapping)
+            for a in listify(r.get("alarms"))
+            if isinstance(a, Mapping)
+        ]
         if not rollback:
-            out.add(endpoint, say(endpoint, f"endpoint {name} has no auto-rollback alarms",
-                                  "set auto_rollback_configuration.alarms to the endpoint's 5xx and latency alarms"))
+            out.add(
+                endpoint,
+                say(
+                    endpoint,
+                    f"endpoint {name} has no auto-rollback alarms",
+                    "set auto_rollback_configuration.alarms to the endpoint's 5xx and latency alarms",
+                ),
+            )
             continue
         if any(a is UNKNOWN for a in rollback):
             continue
         missing = [a for a in rollback if a not in known_alarm_names]
         if missing:
-            out.add(endpoint, say(endpoint, f"rolls back on alarm(s) {', '.join(map(str, missing))} that this stack "
-                                  "does not declare", "name alarms declared in the stack"))
-        elif not any(alarms_by_name.get(a) and alarms_by_name[a].dimensions.get("EndpointName") in (name, UNKNOWN)
-                     for a in rollback):
-            out.add(endpoint, say(endpoint, f"none of its rollback alarms ({', '.join(map(str, rollback))}) watches "
-                                  f"endpoint {name}", "roll back on the endpoint's own 5xx and latency alarms"))
+            out.add(
+                endpoint,
+                say(
+                    endpoint,
+                    f"rolls back on alarm(s) {', '.join(map(str, missing))} that this stack does not declare",
+                    "name alarms declared in the stack",
+                ),
+            )
+        elif not any(
+            alarms_by_name.get(a) and alarms_by_name[a].dimensions.get("EndpointName") in (name, UNKNOWN)
+            for a in rollback
+        ):
+            out.add(
+                endpoint,
+                say(
+                    endpoint,
+                    f"none of its rollback alarms ({', '.join(map(str, rollback))}) watches endpoint {name}",
+                    "roll back on the endpoint's own 5xx and latency alarms",
+                ),
+            )
     return out.items
 
 
 # --- registry ------------------------------------------------------------------------------
+
 
 def _package_group(arn: Any) -> str | None:
     """`arn:...:model-package/<group>/<version>` -> group; None for unversioned packages or unknowns."""
@@ -236,11 +349,14 @@ def _model_key(group: str, models: tuple[str, ...] | None) -> str:
 
 
 @stack_rule(
-    "sagemaker-model-package-group-exists", "Every deployed model (and every model of the stack) has a model package group.",
-    severity="medium", family="sagemaker",
+    "sagemaker-model-package-group-exists",
+    "Every deployed model (and every model of the stack) has a model package group.",
+    severity="medium",
+    family="sagemaker",
     why="Promotion, rollback and lineage all go through the registry: a model deployed without its package group "
-        "in this stack cannot be traced, gated or rolled back by `mlops promote`.",
-    fix="declare aws.sagemaker.ModelPackageGroup for the model (infra/registry.py does one per models entry).")
+    "in this stack cannot be traced, gated or rolled back by `mlops promote`.",
+    fix="declare aws.sagemaker.ModelPackageGroup for the model (infra/registry.py does one per models entry).",
+)
 def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
     groups = {str(g.props.get("modelPackageGroupName") or g.id) for g in graph.of_type(PACKAGE_GROUP)}
     group_keys = {_model_key(g, ctx.models) for g in groups}
@@ -250,30 +366,47 @@ def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
         for c in containers:
             group = _package_group(c.get("modelPackageName")) if isinstance(c, Mapping) else None
             if group and group not in groups and _model_key(group, ctx.models) not in group_keys:
-                out.add(model, say(model, f"serves a package of group {group}, but the stack declares no package "
-                                   f"group for model '{_model_key(group, ctx.models)}'",
-                                   "declare its ModelPackageGroup in this stack"))
+                out.add(
+                    model,
+                    say(
+                        model,
+                        f"serves a package of group {group}, but the stack declares no package "
+                        f"group for model '{_model_key(group, ctx.models)}'",
+                        "declare its ModelPackageGroup in this stack",
+                    ),
+                )
     for m in ctx.models or ():
         if m not in group_keys:
-            out.add(graph.stack, f"model '{m}' of this stack has no model package group. Fix: declare "
-                    f"aws.sagemaker.ModelPackageGroup '{m}-<stack>'")
+            out.add(
+                graph.stack,
+                f"model '{m}' of this stack has no model package group. Fix: declare "
+                f"aws.sagemaker.ModelPackageGroup '{m}-<stack>'",
+            )
     return out.items
 
 
 @resource_rule(
-    "sagemaker-package-group-policy-no-public", "Model package group policies do not share packages with everyone.",
-    severity="critical", family="sagemaker", types=(PACKAGE_GROUP_POLICY,),
+    "sagemaker-package-group-policy-no-public",
+    "Model package group policies do not share packages with everyone.",
+    severity="critical",
+    family="sagemaker",
+    types=(PACKAGE_GROUP_POLICY,),
     why="Cross-environment read policies are how staging reads dev's packages; Principal '*' without a condition "
-        "shares every model (and its training data lineage) with any AWS account.",
-    fix="name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.")
+    "shares every model (and its training data lineage) with any AWS account.",
+    fix="name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.",
+)
 def sagemaker_package_group_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("resourcePolicy")) or []:
         if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(resource, f"resource policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
-                      "name the reading account and add an aws:PrincipalArn condition")
+            yield say(
+                resource,
+                f"resource policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
+                "name the reading account and add an aws:PrincipalArn condition",
+            )
 
 
 # --- training (read from the stack's trainingDefaults output) -----------------------------
+
 
 def _training_defaults(graph: StackGraph) -> Mapping[str, Any] | None:
     td = graph.outputs.get("trainingDefaults")
@@ -283,11 +416,13 @@ def _training_defaults(graph: StackGraph) -> Mapping[str, Any] | None:
 @stack_rule(
     "sagemaker-training-instance-allowlist",
     "Training instance types stay within the stack's allowlist and the environment's GPU ceiling.",
-    severity="high", family="sagemaker",
+    severity="high",
+    family="sagemaker",
     why="A p5.48xlarge costs ~$60 an hour; dev must not be able to start one by accident, and prod only the types "
-        "the team budgeted for.",
+    "the team budgeted for.",
     fix="keep training.defaultInstanceType inside training.allowedInstanceTypes, and those inside the "
-        "environment's ceiling (dev/local: single small GPUs; staging: g-family and p3; prod: adds p4d/p5).")
+    "environment's ceiling (dev/local: single small GPUs; staging: g-family and p3; prod: adds p4d/p5).",
+)
 def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
     allowed = ctx.allowed_training_types
@@ -307,12 +442,18 @@ def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext)
     if td is not None:
         default = td.get("defaultInstanceType")
         if isinstance(default, str) and problem(default):
-            out.add(graph.stack, f"{graph.stack.label}: training default instance type {problem(default)}. "
-                    f"Fix: use one of {', '.join(permitted)}")
+            out.add(
+                graph.stack,
+                f"{graph.stack.label}: training default instance type {problem(default)}. "
+                f"Fix: use one of {', '.join(permitted)}",
+            )
         for itype in listify(td.get("allowedInstanceTypes")):
             if isinstance(itype, str) and itype != default and problem(itype):
-                out.add(graph.stack, f"{graph.stack.label}: trainingDefaults allows {problem(itype)}. "
-                        f"Fix: remove it from training.allowedInstanceTypes")
+                out.add(
+                    graph.stack,
+                    f"{graph.stack.label}: trainingDefaults allows {problem(itype)}. "
+                    f"Fix: remove it from training.allowedInstanceTypes",
+                )
     for resource in graph.of_type(*IDENTITY_POLICY_TYPES):
         for where, statements in identity_statements(resource, graph):
             for s in statements:
@@ -320,18 +461,28 @@ def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext)
                     continue
                 bad = [v for v in s.condition_values("sagemaker:InstanceTypes") if problem(v)]
                 if bad:
-                    out.add(resource, say(resource, f"{where} {s.label} lets training use {', '.join(bad)}, outside "
-                                          "the allowlist", f"limit sagemaker:InstanceTypes to {', '.join(permitted)}"))
+                    out.add(
+                        resource,
+                        say(
+                            resource,
+                            f"{where} {s.label} lets training use {', '.join(bad)}, outside the allowlist",
+                            f"limit sagemaker:InstanceTypes to {', '.join(permitted)}",
+                        ),
+                    )
     return out.items
 
 
 @stack_rule(
-    "sagemaker-training-spot-checkpoints", "Dev trains on managed spot with checkpoints, so interruptions resume.",
-    severity="medium", family="sagemaker", environments=("dev",),
+    "sagemaker-training-spot-checkpoints",
+    "Dev trains on managed spot with checkpoints, so interruptions resume.",
+    severity="medium",
+    family="sagemaker",
+    environments=("dev",),
     why="Experiments do not need on-demand capacity: managed spot is up to 90% cheaper, and with a checkpoint "
-        "URI an interrupted job resumes instead of starting over.",
+    "URI an interrupted job resumes instead of starting over.",
     fix="set training.spot: true and training.maxWaitSeconds >= maxRuntimeSeconds in the dev stack; the "
-        "pipeline passes trainingDefaults.checkpointS3Uri to every job.")
+    "pipeline passes trainingDefaults.checkpointS3Uri to every job.",
+)
 def sagemaker_training_spot_checkpoints(graph: StackGraph, ctx: PolicyContext):
     td = _training_defaults(graph)
     if td is None:
@@ -344,49 +495,76 @@ def sagemaker_training_spot_checkpoints(graph: StackGraph, ctx: PolicyContext):
     runtime, wait = number(td.get("maxRuntimeSeconds")), number(td.get("maxWaitSeconds"))
     if truthy(td.get("useSpot", False)) and runtime and (wait is None or wait < runtime):
         problems.append(f"maxWaitSeconds ({wait}) is below maxRuntimeSeconds ({runtime}); SageMaker rejects the job")
-    return [(graph.stack, f"{graph.stack.label}: dev training {p}. Fix: training.spot true with a checkpoint URI and "
-             "maxWaitSeconds >= maxRuntimeSeconds") for p in problems]
+    return [
+        (
+            graph.stack,
+            f"{graph.stack.label}: dev training {p}. Fix: training.spot true with a checkpoint URI and "
+            "maxWaitSeconds >= maxRuntimeSeconds",
+        )
+        for p in problems
+    ]
 
 
 @stack_rule(
-    "sagemaker-training-max-runtime", "Training jobs have a maximum runtime (at most SageMaker's 28 days).",
-    severity="medium", family="sagemaker",
+    "sagemaker-training-max-runtime",
+    "Training jobs have a maximum runtime (at most SageMaker's 28 days).",
+    severity="medium",
+    family="sagemaker",
     why="A hung GPU job bills until someone notices; MaxRuntimeInSeconds is the only hard stop.",
-    fix="set training.maxRuntimeSeconds (the pipeline passes it as StoppingCondition.MaxRuntimeInSeconds).")
+    fix="set training.maxRuntimeSeconds (the pipeline passes it as StoppingCondition.MaxRuntimeInSeconds).",
+)
 def sagemaker_training_max_runtime(graph: StackGraph, ctx: PolicyContext):
     td = _training_defaults(graph)
     if td is None:
         return []
     runtime = number(td.get("maxRuntimeSeconds"))
     if runtime is None or runtime <= 0:
-        return [(graph.stack, f"{graph.stack.label}: training has no maximum runtime. Fix: set "
-                 "training.maxRuntimeSeconds")]
+        return [
+            (graph.stack, f"{graph.stack.label}: training has no maximum runtime. Fix: set training.maxRuntimeSeconds")
+        ]
     if runtime > MAX_RUNTIME_CEILING:
-        return [(graph.stack, f"{graph.stack.label}: training maxRuntimeSeconds {int(runtime)} exceeds SageMaker's "
-                 f"{MAX_RUNTIME_CEILING}. Fix: lower training.maxRuntimeSeconds")]
+        return [
+            (
+                graph.stack,
+                f"{graph.stack.label}: training maxRuntimeSeconds {int(runtime)} exceeds SageMaker's "
+                f"{MAX_RUNTIME_CEILING}. Fix: lower training.maxRuntimeSeconds",
+            )
+        ]
     return []
 
 
 @stack_rule(
-    "sagemaker-training-volume-kms", "Training jobs encrypt their ML storage volumes with the environment key.",
-    severity="medium", family="sagemaker",
+    "sagemaker-training-volume-kms",
+    "Training jobs encrypt their ML storage volumes with the environment key.",
+    severity="medium",
+    family="sagemaker",
     why="Training volumes hold a copy of the training data and checkpoints; without VolumeKmsKeyId they use an "
-        "AWS-owned key outside the environment's control.",
+    "AWS-owned key outside the environment's control.",
     fix="export trainingDefaults.volumeKmsKeyArn (the environment key); the pipeline passes it as "
-        "ResourceConfig.VolumeKmsKeyId.")
+    "ResourceConfig.VolumeKmsKeyId.",
+)
 def sagemaker_training_volume_kms(graph: StackGraph, ctx: PolicyContext):
     td = _training_defaults(graph)
     if td is None or td.get("volumeKmsKeyArn"):
         return []
-    return [(graph.stack, f"{graph.stack.label}: trainingDefaults has no volumeKmsKeyArn. Fix: export the "
-             "environment key as trainingDefaults.volumeKmsKeyArn")]
+    return [
+        (
+            graph.stack,
+            f"{graph.stack.label}: trainingDefaults has no volumeKmsKeyArn. Fix: export the "
+            "environment key as trainingDefaults.volumeKmsKeyArn",
+        )
+    ]
 
 
 @stack_rule(
-    "sagemaker-training-vpc", "Where the environment has a VPC, training jobs run inside it.",
-    severity="medium", family="sagemaker", needs=("has_vpc",),
+    "sagemaker-training-vpc",
+    "Where the environment has a VPC, training jobs run inside it.",
+    severity="medium",
+    family="sagemaker",
+    needs=("has_vpc",),
     why="Training containers read the whole training set; outside the VPC they can send it anywhere.",
-    fix="export trainingDefaults.vpc with the stack's subnetIds and securityGroupIds.")
+    fix="export trainingDefaults.vpc with the stack's subnetIds and securityGroupIds.",
+)
 def sagemaker_training_vpc(graph: StackGraph, ctx: PolicyContext):
     td = _training_defaults(graph)
     if not ctx.has_vpc or td is None:
@@ -394,5 +572,10 @@ def sagemaker_training_vpc(graph: StackGraph, ctx: PolicyContext):
     vpc = td.get("vpc")
     if isinstance(vpc, Mapping) and listify(vpc.get("subnetIds")) and listify(vpc.get("securityGroupIds")):
         return []
-    return [(graph.stack, f"{graph.stack.label}: training jobs run outside the environment's VPC. Fix: export "
-             "trainingDefaults.vpc with the stack's subnets and security groups")]
+    return [
+        (
+            graph.stack,
+            f"{graph.stack.label}: training jobs run outside the environment's VPC. Fix: export "
+            "trainingDefaults.vpc with the stack's subnets and security groups",
+        )
+    ]

@@ -1,7 +1,9 @@
 """Tags: every taggable resource says which environment, owner and cost centre it belongs to."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from policies.context import PolicyContext
 from policies.graph import StackGraph, first, listify
@@ -10,12 +12,22 @@ from policies.rules.base import resource_rule, say
 
 # Resource types of the platform that take tags (pulumi-aws v7; V2 tokens fold onto these).
 TAGGABLE = (
-    "aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository",
-    "aws:sagemaker/modelPackageGroup:ModelPackageGroup", "aws:sagemaker/model:Model",
-    "aws:sagemaker/endpointConfiguration:EndpointConfiguration", "aws:sagemaker/endpoint:Endpoint",
-    "aws:iam/role:Role", "aws:iam/openIdConnectProvider:OpenIdConnectProvider", "aws:iam/policy:Policy",
-    "aws:sns/topic:Topic", "aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/eventRule:EventRule",
-    "aws:cloudwatch/logGroup:LogGroup", "aws:budgets/budget:Budget", "aws:appautoscaling/target:Target",
+    "aws:kms/key:Key",
+    "aws:s3/bucket:Bucket",
+    "aws:ecr/repository:Repository",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+    "aws:sagemaker/model:Model",
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+    "aws:sagemaker/endpoint:Endpoint",
+    "aws:iam/role:Role",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+    "aws:iam/policy:Policy",
+    "aws:sns/topic:Topic",
+    "aws:cloudwatch/metricAlarm:MetricAlarm",
+    "aws:cloudwatch/eventRule:EventRule",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "aws:budgets/budget:Budget",
+    "aws:appautoscaling/target:Target",
 )
 
 
@@ -40,12 +52,16 @@ def effective_tags(resource: Resource, graph: StackGraph) -> Mapping[str, Any] |
 
 
 @resource_rule(
-    "tags-required", "Taggable resources carry the stack's required tags (environment, owner, cost-center, ...).",
-    severity="low", family="tags", types=TAGGABLE, needs=("required_tags",),
+    "tags-required",
+    "Taggable resources carry the stack's required tags (environment, owner, cost-center, ...).",
+    severity="low",
+    family="tags",
+    types=TAGGABLE,
+    needs=("required_tags",),
     why="The cost budget filters on the environment tag and cost reports group by owner and cost-center: an "
-        "untagged GPU endpoint is spend nobody is accountable for.",
-    fix="pass tags=infra.stack.resource_tags(config) to every taggable resource (or set the provider's "
-        "default_tags).")
+    "untagged GPU endpoint is spend nobody is accountable for.",
+    fix="pass tags=infra.stack.resource_tags(config) to every taggable resource (or set the provider's default_tags).",
+)
 def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     tags = effective_tags(resource, graph)
     if tags is None:

@@ -5,9 +5,11 @@ This drives each job as SageMaker would, one step per `DescribeTrainingJob`: Sta
 Downloading -> Training (the job's own code channel, i.e. the `ml/` that the SDK uploaded,
 runs under the container contract on its S3 channels; its lines go to CloudWatch Logs) ->
 Uploading -> Completed with `model.tar.gz` at `S3ModelArtifacts` and FinalMetricDataList
-scraped with the job's own metric definitions. Each state lasts at least `min_state_seconds`. Scripted outcomes: Failed (with SageMaker's reason),
+scraped with the job's own metric definitions. Each state lasts at least `min_state_seconds`.
+Scripted outcomes: Failed (with SageMaker's reason),
 Stopped, or a corrupt model archive.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,10 +42,12 @@ class SageMakerSimulator:
         self._lock = threading.Lock()
 
     def _client(self, service: str):
-        session = boto3.session.Session(region_name=self.region, aws_access_key_id="testing", aws_secret_access_key="testing")
+        session = boto3.session.Session(
+            region_name=self.region, aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
         return session.client(service, endpoint_url=self.endpoint)
 
-    def install(self, monkeypatch) -> "SageMakerSimulator":
+    def install(self, monkeypatch) -> SageMakerSimulator:
         from moto.sagemaker import models
 
         sim = self
@@ -59,9 +63,14 @@ class SageMakerSimulator:
             job.final_metric_data_list = []
             job.secondary_status_transitions = [_transition("Starting", "Preparing the instances for training")]
             with sim._lock:
-                sim.requests[job.training_job_name] = {k: v for k, v in kwargs.items()}
-                sim.jobs[job.training_job_name] = {"job": job, "step": 0, "thread": None, "outcome": sim.outcome,
-                                                   "since": time.monotonic()}
+                sim.requests[job.training_job_name] = dict(kwargs.items())
+                sim.jobs[job.training_job_name] = {
+                    "job": job,
+                    "step": 0,
+                    "thread": None,
+                    "outcome": sim.outcome,
+                    "since": time.monotonic(),
+                }
 
         def describe(backend, training_job_name):
             sim._advance(training_job_name)
@@ -123,7 +132,7 @@ class SageMakerSimulator:
         job = state["job"]
         try:
             state["result"] = self._train(job, state["outcome"])
-        except Exception as err:  # noqa: BLE001 - the job fails, as on SageMaker
+        except Exception as err:
             state["error"] = f"simulator error: {err}"
 
     def _train(self, job, outcome: str) -> dict[str, Any]:
@@ -140,7 +149,9 @@ class SageMakerSimulator:
                 code_dir = dest
             elif channel["ChannelName"] != "sm_drivers":
                 channels[channel["ChannelName"]] = dest
-        assert code_dir is not None and (code_dir / "ml" / "train.py").exists(), "the SDK did not upload ml/ as the code channel"
+        assert code_dir is not None and (code_dir / "ml" / "train.py").exists(), (
+            "the SDK did not upload ml/ as the code channel"
+        )
         stream = f"{job.training_job_name}/algo-1-{int(time.time())}"
         try:
             logs.create_log_group(logGroupName=LOG_GROUP)
@@ -150,25 +161,38 @@ class SageMakerSimulator:
         bucket, key = job.model_artifacts["S3ModelArtifacts"][5:].split("/", 1)
         if outcome == "Corrupt" or self.replay is not None:
             body, lines = (b"this is not a gzip tar archive", []) if outcome == "Corrupt" else self.replay
-            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
-                                logEvents=[{"timestamp": int(time.time() * 1000), "message": ln} for ln in lines or ["(replayed)"]])
+            logs.put_log_events(
+                logGroupName=LOG_GROUP,
+                logStreamName=stream,
+                logEvents=[{"timestamp": int(time.time() * 1000), "message": ln} for ln in lines or ["(replayed)"]],
+            )
             s3.put_object(Bucket=bucket, Key=key, Body=body)
-            return {"ok": True, "final_metrics": _scrape(job.algorithm_specification["MetricDefinitions"], lines), "seconds": 1}
+            return {
+                "ok": True,
+                "final_metrics": _scrape(job.algorithm_specification["MetricDefinitions"], lines),
+                "seconds": 1,
+            }
         lines: list[str] = []
         hyperparameters = dict(job.hyper_parameters or {})
         started = time.monotonic()
         result = run_training(base / "opt_ml", hyperparameters, channels, code_dir=code_dir, on_line=lines.append)
         now = int(time.time() * 1000)
         if lines:
-            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
-                                logEvents=[{"timestamp": now, "message": line} for line in lines])
+            logs.put_log_events(
+                logGroupName=LOG_GROUP,
+                logStreamName=stream,
+                logEvents=[{"timestamp": now, "message": line} for line in lines],
+            )
         if not result.succeeded:
             return {"ok": False, "reason": f"AlgorithmError: {result.failure_reason}"}
         archive = package_model(result.model_dir, base / "model.tar.gz").read_bytes()
         s3.put_object(Bucket=bucket, Key=key, Body=archive)
         self.results[job.training_job_name] = (archive, lines)
-        return {"ok": True, "final_metrics": _scrape(job.algorithm_specification["MetricDefinitions"], lines),
-                "seconds": time.monotonic() - started}
+        return {
+            "ok": True,
+            "final_metrics": _scrape(job.algorithm_specification["MetricDefinitions"], lines),
+            "seconds": time.monotonic() - started,
+        }
 
 
 def _transition(status: str, message: str) -> dict[str, Any]:
@@ -183,7 +207,7 @@ def _download_prefix(s3, uri: str, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            rel = obj["Key"][len(prefix):].lstrip("/")
+            rel = obj["Key"][len(prefix) :].lstrip("/")
             if not rel:
                 continue
             target = dest / rel

@@ -1,4 +1,5 @@
 """Helpers shared by the delivery-pipeline tests (fixtures live in conftest.py)."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,18 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 # Small, fast, good enough for the dev gate (roc_auc >= 0.70): gradient boosting on ~1k rows.
-FAST_HP = ["--hp", "model=gbdt", "--hp", "gbdt_max_iter=40", "--hp", "importance_repeats=1",
-           "--hp", "importance_max_rows=200", "--hp", "baseline_sample=500"]
+FAST_HP = [
+    "--hp",
+    "model=gbdt",
+    "--hp",
+    "gbdt_max_iter=40",
+    "--hp",
+    "importance_repeats=1",
+    "--hp",
+    "importance_max_rows=200",
+    "--hp",
+    "baseline_sample=500",
+]
 
 
 class CliResult:

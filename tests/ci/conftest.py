@@ -4,6 +4,7 @@ Every test that talks to AWS goes through moto's HTTP server on 127.0.0.1 (the S
 reset before each test. Stack files are copied to a temporary folder so promotions edit a
 copy. `mlops` runs in-process through `ci.cli.main`, capturing its stdout JSON.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ci_testkit import REGION, REPO, CliResult  # noqa: E402
+from ci_testkit import REGION, REPO, CliResult
 
 
 @pytest.fixture(scope="session")
@@ -92,4 +93,3 @@ def sagemaker(emulator, monkeypatch):
     from ci_sagemaker_sim import SageMakerSimulator
 
     return SageMakerSimulator(emulator).install(monkeypatch)
-

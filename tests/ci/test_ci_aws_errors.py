@@ -1,21 +1,30 @@
 """Clear errors for the things a person can fix, and throttling retried with backoff."""
+
 from __future__ import annotations
 
 import time
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from ci_testkit import free_port
 
 from ci import aws
 from ci.errors import AwsAccessError
-from ci_testkit import free_port
 
 
 @pytest.fixture
 def no_credentials(monkeypatch, tmp_path):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                 "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -51,6 +60,7 @@ def _throttle(times: int, calls: list):
             body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
             return AWSResponse(request.url, 400, {"x-amzn-errortype": "ThrottlingException"}, _Raw(body))
         return None
+
     return handler
 
 
@@ -78,9 +88,11 @@ def test_throttling_past_every_retry_is_a_clear_error(emulator, monkeypatch):
     sm = session.client("sagemaker")
     calls: list = []
     sm.meta.events.register("before-send.sagemaker.ListModelPackageGroups", _throttle(99, calls))
-    with pytest.raises(AwsAccessError, match=r"throttled ListModelPackageGroups after 2 attempts"):
-        with aws.aws_errors():
-            sm.list_model_package_groups()
+    with (
+        pytest.raises(AwsAccessError, match=r"throttled ListModelPackageGroups after 2 attempts"),
+        aws.aws_errors(),
+    ):
+        sm.list_model_package_groups()
     assert len(calls) == 2
 
 

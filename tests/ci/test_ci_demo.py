@@ -1,4 +1,5 @@
 """`mlops demo`: the whole lifecycle in one command, in its own process, against its own emulator."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,14 @@ REPO = Path(__file__).resolve().parents[2]
 def test_demo_runs_the_lifecycle_and_writes_a_report(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLOPS_"))}
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "ci", "demo", "--out", str(tmp_path / "report"), "--rows", "800", "--json"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ci", "demo", "--out", str(tmp_path / "report"), "--rows", "800", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)

@@ -1,8 +1,8 @@
 """Failure paths: each says why, exits non-zero, and leaves the registry and the stack files as they were."""
+
 from __future__ import annotations
 
 import pytest
-
 from ci_testkit import FAST_HP, free_port, snapshot
 
 pytestmark = pytest.mark.moto_server
@@ -11,7 +11,9 @@ pytestmark = pytest.mark.moto_server
 def packages(boto, group="churn-dev") -> list[str]:
     sm = boto("sagemaker")
     try:
-        return [s["ModelPackageArn"] for s in sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]]
+        return [
+            s["ModelPackageArn"] for s in sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+        ]
     except sm.exceptions.ClientError:
         return []
 
@@ -86,7 +88,9 @@ def test_a_candidate_that_loses_to_the_champion_is_not_registered(dev, sagemaker
     assert refused.code == 4 and "the gate failed" in refused.err and "--force --reason" in refused.err
     assert packages(boto) == before and snapshot(dev) == files
 
-    forced = mlops("register", "--stack", "dev", "--job", job2, "--force", "--reason", "hotfix for the schema change", "--json")
+    forced = mlops(
+        "register", "--stack", "dev", "--job", job2, "--force", "--reason", "hotfix for the schema change", "--json"
+    )
     assert forced.code == 0, forced
     meta = forced.json["package"]["metadata"]
     assert meta["mlops:gate"] == "forced" and meta["mlops:forceReason"] == "hotfix for the schema change"
@@ -95,8 +99,18 @@ def test_a_candidate_that_loses_to_the_champion_is_not_registered(dev, sagemaker
 
 def test_a_disallowed_gpu_type_is_refused_before_any_aws_call(stacks, mlops, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # any call would fail with exit 3
-    result = mlops("train", "--stack", "dev", "--outputs-from", "preview", "--synthetic", "100",
-                   "--instance-type", "ml.p5.48xlarge", "--json")
+    result = mlops(
+        "train",
+        "--stack",
+        "dev",
+        "--outputs-from",
+        "preview",
+        "--synthetic",
+        "100",
+        "--instance-type",
+        "ml.p5.48xlarge",
+        "--json",
+    )
     assert result.code == 4, result
     assert "ml.p5.48xlarge is not allowed in stack dev" in result.err and "allowed: ml.g5.xlarge" in result.err
 
@@ -124,12 +138,20 @@ def test_a_failed_local_run_reports_the_containers_reason(dev, mlops, boto):
 
 def test_a_stack_with_a_vpc_trains_inside_it(emulator, stacks, sagemaker, mlops):
     path = stacks / "Pulumi.dev.yaml"
-    path.write_text(path.read_text().replace("  mlops:gate:", "  mlops:vpc:\n    subnetIds: [subnet-0123456789abcdef0]\n"
-                                             "    securityGroupIds: [sg-0123456789abcdef0]\n  mlops:gate:"))
+    path.write_text(
+        path.read_text().replace(
+            "  mlops:gate:",
+            "  mlops:vpc:\n    subnetIds: [subnet-0123456789abcdef0]\n"
+            "    securityGroupIds: [sg-0123456789abcdef0]\n  mlops:gate:",
+        )
+    )
     assert mlops("local", "up", "--stack", "dev").code == 0
     sagemaker.outcome = "Stopped"  # the request is what this test is about
     result = train(mlops)
     assert result.code == 5
     request = sagemaker.requests[result.json["run"]["job"]]
-    assert request["vpc_config"] == {"Subnets": ["subnet-0123456789abcdef0"], "SecurityGroupIds": ["sg-0123456789abcdef0"]}
+    assert request["vpc_config"] == {
+        "Subnets": ["subnet-0123456789abcdef0"],
+        "SecurityGroupIds": ["sg-0123456789abcdef0"],
+    }
     assert request["enable_network_isolation"] is True and request["enable_inter_container_traffic_encryption"] is True

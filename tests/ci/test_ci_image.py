@@ -1,4 +1,5 @@
 """`mlops image`: the serving image is built from container/Dockerfile and pushed under the commit tag."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,8 @@ if args[0] == "push":
     url, tag = args[1].rsplit(":", 1)
     ecr = boto3.client("ecr", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
     manifest = {{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                "config": {{"digest": "sha256:" + "1" * 64, "size": 1, "mediaType": "application/vnd.docker.container.image.v1+json"}},
+                "config": {{"digest": "sha256:" + "1" * 64, "size": 1,
+                            "mediaType": "application/vnd.docker.container.image.v1+json"}},
                 "layers": []}}
     ecr.put_image(repositoryName=url.split("/", 1)[1], imageManifest=json.dumps(manifest), imageTag=tag)
 """

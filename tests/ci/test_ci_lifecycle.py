@@ -5,6 +5,7 @@ register -> approve -> promote dev -> staging -> prod -> traffic with capture ->
 publishes drift exactly where the prod alarm looks -> notification in an SQS subscription of
 the alert topic -> retraining on the newest data through the same gate.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -12,7 +13,6 @@ import hashlib
 import json
 
 import pytest
-
 from ci_testkit import FAST_HP, snapshot
 
 pytestmark = pytest.mark.moto_server
@@ -27,7 +27,9 @@ def subscribe_queue(boto, topic_arn: str) -> str:
 
 
 def receive(boto, queue_url: str) -> list[dict]:
-    messages = boto("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    messages = (
+        boto("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    )
     return [json.loads(m["Body"]) for m in messages]
 
 
@@ -57,7 +59,11 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert {m["Name"] for m in request["algorithm_specification"]["MetricDefinitions"]} >= {"val_loss", "val_roc_auc"}
     assert request["enable_network_isolation"] is True
     tags = {t["Key"]: t["Value"] for t in request["tags"]}
-    assert tags["mlops:model"] == "churn" and tags["owner"] == "ml-platform" and tags["mlops:datasetSha256"] == run["dataset"]["sha256"]
+    assert (
+        tags["mlops:model"] == "churn"
+        and tags["owner"] == "ml-platform"
+        and tags["mlops:datasetSha256"] == run["dataset"]["sha256"]
+    )
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["input_data_config"]}
     assert set(channels) == {"train", "validation", "code", "sm_drivers"}  # test/ stays held out
 
@@ -75,8 +81,15 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert evaluate.code == 0, evaluate
     report = evaluate.json["report"]
     assert report["gate"]["passed"] and report["champion"] is None
-    stored = json.loads(s3.get_object(Bucket="mlops-dev-artifacts-123456789012", Key=f"evaluations/{job}/evaluation.json")["Body"].read())
-    assert stored["gate"]["passed"] and stored["candidate"]["metrics"]["roc_auc"] == report["candidate"]["metrics"]["roc_auc"]
+    stored = json.loads(
+        s3.get_object(Bucket="mlops-dev-artifacts-123456789012", Key=f"evaluations/{job}/evaluation.json")[
+            "Body"
+        ].read()
+    )
+    assert (
+        stored["gate"]["passed"]
+        and stored["candidate"]["metrics"]["roc_auc"] == report["candidate"]["metrics"]["roc_auc"]
+    )
 
     registered = mlops("register", "--stack", "dev", "--job", job, "--json")
     assert registered.code == 0, registered
@@ -88,11 +101,16 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     container = described["InferenceSpecification"]["Containers"][0]
     assert container["ModelDataUrl"] == run["modelDataUrl"]
     assert described["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
-    assert described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] == f"s3://mlops-dev-artifacts-123456789012/evaluations/{job}/evaluation.json"
+    assert (
+        described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+        == f"s3://mlops-dev-artifacts-123456789012/evaluations/{job}/evaluation.json"
+    )
     meta = described["CustomerMetadataProperties"]
     assert meta["mlops:trainingJob"] == job and meta["mlops:gate"] == "passed"
     assert meta["lineage:dataSha256"] == run["dataset"]["sha256"]
-    lineage_obj = s3.get_object(Bucket="mlops-dev-artifacts-123456789012", Key=f"training-output/{job}/lineage.json")["Body"].read()
+    lineage_obj = s3.get_object(Bucket="mlops-dev-artifacts-123456789012", Key=f"training-output/{job}/lineage.json")[
+        "Body"
+    ].read()
     assert hashlib.sha256(lineage_obj).hexdigest() == meta["mlops:lineageSha256"]
     lineage = json.loads(lineage_obj)
     assert lineage["dataManifest"]["objects"] == run["dataset"]["objects"] and lineage["seed"] == 42
@@ -145,7 +163,20 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert traffic["statuses"] == {200: 16} and traffic["captureObjects"]
 
     # a new data set version lands in dev: retraining must pick it up
-    newer = mlops("train", "--stack", "dev", "--synthetic", "1000", "--seed", "3", "--no-wait", "--poll-seconds", "0.05", *FAST_HP, "--json")
+    newer = mlops(
+        "train",
+        "--stack",
+        "dev",
+        "--synthetic",
+        "1000",
+        "--seed",
+        "3",
+        "--no-wait",
+        "--poll-seconds",
+        "0.05",
+        *FAST_HP,
+        "--json",
+    )
     assert newer.code == 0, newer
 
     sagemaker.replay = sagemaker.results[job]  # the retraining job delivers a ready model; the container ran above
@@ -156,14 +187,28 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
 
     # published under exactly what the prod drift alarm watches (as the preview declares it)
     from infra.preview import preview_stack
-    alarm = next(r for r in preview_stack(stacks / "Pulumi.prod.yaml").resources
-                 if r["type"] == "aws:cloudwatch/metricAlarm:MetricAlarm" and r["props"].get("metricName") == "DriftScore")
-    watched = {"namespace": alarm["props"]["namespace"], "name": alarm["props"]["metricName"], "dimensions": alarm["props"]["dimensions"]}
+
+    alarm = next(
+        r
+        for r in preview_stack(stacks / "Pulumi.prod.yaml").resources
+        if r["type"] == "aws:cloudwatch/metricAlarm:MetricAlarm" and r["props"].get("metricName") == "DriftScore"
+    )
+    watched = {
+        "namespace": alarm["props"]["namespace"],
+        "name": alarm["props"]["metricName"],
+        "dimensions": alarm["props"]["dimensions"],
+    }
     assert {k: result["metric"][k] for k in ("namespace", "name", "dimensions")} == watched
     dims = [{"Name": k, "Value": v} for k, v in watched["dimensions"].items()]
-    stats = boto("cloudwatch").get_metric_statistics(Namespace=watched["namespace"], MetricName=watched["name"], Dimensions=dims,
-                                                     StartTime=datetime.datetime(2000, 1, 1), EndTime=datetime.datetime(2100, 1, 1),
-                                                     Period=3600, Statistics=["Maximum"])
+    stats = boto("cloudwatch").get_metric_statistics(
+        Namespace=watched["namespace"],
+        MetricName=watched["name"],
+        Dimensions=dims,
+        StartTime=datetime.datetime(2000, 1, 1),
+        EndTime=datetime.datetime(2100, 1, 1),
+        Period=3600,
+        Statistics=["Maximum"],
+    )
     assert stats["Datapoints"] and stats["Datapoints"][0]["Maximum"] == pytest.approx(result["score"])
 
     # the alert reached an SQS subscription of the topic
@@ -171,12 +216,18 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert len(notes) == 1
     body = json.loads(notes[0]["Message"])
     assert notes[0]["Subject"].startswith("Drift on mlops-prod-churn")
-    assert body["endpoint"] == "mlops-prod-churn" and body["package"] == arn and body["score"] == pytest.approx(result["score"])
+    assert (
+        body["endpoint"] == "mlops-prod-churn"
+        and body["package"] == arn
+        and body["score"] == pytest.approx(result["score"])
+    )
 
     # retrained in dev (where the package came from) on the newest data, through the same gate
     retrain = result["retrain"]
     assert retrain["run"]["dataset"]["id"] == newer.json["run"]["dataset"]["id"]
-    assert retrain["gate"]["metric"] == "roc_auc" and retrain["evaluationReport"].startswith("s3://mlops-dev-artifacts-")
+    assert retrain["gate"]["metric"] == "roc_auc" and retrain["evaluationReport"].startswith(
+        "s3://mlops-dev-artifacts-"
+    )
     if retrain["gate"]["passed"]:
         assert retrain["registered"]["package"]["status"] == "PendingManualApproval"
     # the deployed package is untouched: a retrained model goes through approval and promotion again

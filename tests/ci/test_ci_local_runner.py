@@ -1,5 +1,6 @@
 """`mlops train --local`: the container contract here, model.tar.gz where SageMaker would put it,
 served by ml/serve.py; and `mlops reproduce` from the package's lineage record."""
+
 from __future__ import annotations
 
 import io
@@ -12,8 +13,18 @@ from ci.container import CorruptArchiveError, container_env, prepare_tree, unpac
 
 pytestmark = pytest.mark.moto_server
 
-LOCAL_HP = ["--hp", "epochs=2", "--hp", "checkpoint_every=1", "--hp", "importance_repeats=1",
-            "--hp", "importance_max_rows=200", "--hp", "baseline_sample=500"]
+LOCAL_HP = [
+    "--hp",
+    "epochs=2",
+    "--hp",
+    "checkpoint_every=1",
+    "--hp",
+    "importance_repeats=1",
+    "--hp",
+    "importance_max_rows=200",
+    "--hp",
+    "baseline_sample=500",
+]
 
 
 def test_local_training_is_served_by_ml_serve_and_reproduces(emulator, stacks, mlops, boto, tmp_path):
@@ -32,9 +43,10 @@ def test_local_training_is_served_by_ml_serve_and_reproduces(emulator, stacks, m
         names = set(tar.getnames())
     assert {"model.pt", "preprocess.joblib", "schema.json", "baseline.json", "metrics.json", "lineage.json"} <= names
     assert all("/" not in n for n in names)  # the model dir's contents at the archive root, as SageMaker tars it
-    ckpt_prefix = run["checkpointS3Uri"][len("s3://mlops-local-artifacts-123456789012/"):]
+    ckpt_prefix = run["checkpointS3Uri"][len("s3://mlops-local-artifacts-123456789012/") :]
     assert s3.list_objects_v2(Bucket="mlops-local-artifacts-123456789012", Prefix=ckpt_prefix).get("KeyCount", 0) > 0
-    lineage = json.loads(tarfile.open(fileobj=io.BytesIO(archive)).extractfile("lineage.json").read())
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        lineage = json.loads(tar.extractfile("lineage.json").read())
     assert lineage["data"]["manifest"]["sha256"] == run["dataset"]["sha256"]  # the manifest reached the container
 
     # ml/serve.py loads the archive and serves it, as the inference container would
@@ -80,7 +92,10 @@ def test_the_container_tree_and_environment_follow_sagemaker(tmp_path):
     base = tmp_path / "opt_ml"
     prepare_tree(base, {"epochs": 3, "lr": 0.1}, {"train": data}, data_manifest={"id": "x"})
     config = base / "input" / "config"
-    assert json.loads((config / "hyperparameters.json").read_text()) == {"epochs": "3", "lr": "0.1"}  # strings, as SageMaker gives them
+    assert json.loads((config / "hyperparameters.json").read_text()) == {
+        "epochs": "3",
+        "lr": "0.1",
+    }  # strings, as SageMaker gives them
     assert json.loads((config / "inputdataconfig.json").read_text())["train"]["TrainingInputMode"] == "File"
     assert json.loads((config / "resourceconfig.json").read_text())["hosts"] == ["algo-1"]
     assert json.loads((config / "data_manifest.json").read_text()) == {"id": "x"}
@@ -108,5 +123,5 @@ def test_unpacking_refuses_corrupt_archives_and_escaping_paths(tmp_path):
     empty = tmp_path / "empty.tar.gz"
     with tarfile.open(empty, "w:gz"):
         pass
-    with pytest.raises(CorruptArchiveError, match="lacks schema.json"):
+    with pytest.raises(CorruptArchiveError, match=r"lacks schema\.json"):
         unpack_model(empty, tmp_path / "out3")

@@ -1,4 +1,5 @@
 """Stack outputs: one typed object from a file, stdin, the preview or the local backend."""
+
 from __future__ import annotations
 
 import io
@@ -27,17 +28,25 @@ OUTPUTS = {
     "endpoints": {},
     "approvedPackages": {"churn": ""},
     "trainingDefaults": {
-        "allowedInstanceTypes": ["ml.g5.xlarge"], "defaultInstanceType": "ml.g5.xlarge", "useSpot": True,
-        "maxRuntimeSeconds": 7200.0, "maxWaitSeconds": 14400.0,
+        "allowedInstanceTypes": ["ml.g5.xlarge"],
+        "defaultInstanceType": "ml.g5.xlarge",
+        "useSpot": True,
+        "maxRuntimeSeconds": 7200.0,
+        "maxWaitSeconds": 14400.0,
         "checkpointS3Uri": "s3://mlops-dev-artifacts-123456789012/checkpoints/",
         "outputS3Uri": "s3://mlops-dev-artifacts-123456789012/training-output/",
         "volumeKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/abc",
         "vpc": {"subnetIds": ["subnet-0123456789abcdef0"], "securityGroupIds": ["sg-0123456789abcdef0"]},
         "jobNamePrefix": "mlops-dev",
     },
-    "monitoring": {"driftNamespace": "MLOps/Drift", "driftMetricName": "DriftScore", "driftThreshold": 0.25,
-                   "dashboardName": "mlops-dev", "logGroupName": "/mlops/dev/pipeline",
-                   "driftDimensions": {"churn": {"EndpointName": "mlops-dev-churn"}}},
+    "monitoring": {
+        "driftNamespace": "MLOps/Drift",
+        "driftMetricName": "DriftScore",
+        "driftThreshold": 0.25,
+        "dashboardName": "mlops-dev",
+        "logGroupName": "/mlops/dev/pipeline",
+        "driftDimensions": {"churn": {"EndpointName": "mlops-dev-churn"}},
+    },
     "deployerRoleArn": "arn:aws:iam::123456789012:role/mlops-dev-github-deployer",
 }
 
@@ -46,7 +55,9 @@ def test_hand_written_outputs_parse_into_the_typed_object(tmp_path):
     path = tmp_path / "out.json"
     path.write_text(json.dumps(OUTPUTS))
     outputs = read_outputs_file(str(path))
-    assert outputs.trainingDefaults.maxRuntimeSeconds == 7200 and isinstance(outputs.trainingDefaults.maxRuntimeSeconds, int)
+    assert outputs.trainingDefaults.maxRuntimeSeconds == 7200 and isinstance(
+        outputs.trainingDefaults.maxRuntimeSeconds, int
+    )
     assert outputs.trainingDefaults.vpc["subnetIds"] == ["subnet-0123456789abcdef0"]
     assert outputs.monitoring.driftDimensions["churn"] == {"EndpointName": "mlops-dev-churn"}
     assert outputs.modelPackageGroups == {"churn": "churn-dev"}
@@ -67,14 +78,14 @@ def test_a_missing_output_is_named(key):
 def test_a_missing_nested_output_is_named():
     raw = json.loads(json.dumps(OUTPUTS))
     del raw["trainingDefaults"]["outputS3Uri"]
-    with pytest.raises(MlopsError, match="TrainingDefaults.outputS3Uri"):
+    with pytest.raises(MlopsError, match=r"TrainingDefaults\.outputS3Uri"):
         parse_outputs(raw, "test.json")
 
 
 def test_not_json_is_a_clear_error(tmp_path):
     path = tmp_path / "out.json"
     path.write_text("Current stack outputs (3):")
-    with pytest.raises(UsageError, match="not JSON.*pulumi stack output --json"):
+    with pytest.raises(UsageError, match=r"not JSON.*pulumi stack output --json"):
         read_outputs_file(str(path))
 
 
@@ -125,7 +136,9 @@ def test_the_pulumi_cli_is_asked_when_it_is_there(stacks, monkeypatch, tmp_path)
     monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     resolved = resolve_outputs("dev")
-    assert resolved.source == "pulumi" and resolved.outputs.trainingDefaults.vpc["subnetIds"] == ["subnet-0123456789abcdef0"]
+    assert resolved.source == "pulumi" and resolved.outputs.trainingDefaults.vpc["subnetIds"] == [
+        "subnet-0123456789abcdef0"
+    ]
     assert log.read_text().split() == ["stack", "output", "--json", "--show-secrets", "--stack", "dev"]
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
     assert resolve_outputs("dev").source == "preview"  # an emulator run never reads the deployed stack

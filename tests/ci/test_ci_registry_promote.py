@@ -2,13 +2,14 @@
 
 Every refused promotion is checked to leave the registry and every stack file as they were.
 """
+
 from __future__ import annotations
 
 import pytest
 import yaml
+from ci_testkit import snapshot
 
 from ci import registry
-from ci_testkit import snapshot
 
 
 def make_package(boto, group="churn-dev", job="mlops-dev-churn-1", gate="passed", status=None, model="churn"):
@@ -17,16 +18,27 @@ def make_package(boto, group="churn-dev", job="mlops-dev-churn-1", gate="passed"
         sm.create_model_package_group(ModelPackageGroupName=group)
     except sm.exceptions.ClientError:
         pass
-    package, created = registry.register(sm, registry.Registration(
-        group=group, training_job=job, model_data_url=f"s3://b/{job}/output/model.tar.gz",
-        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev:abc", content_types=["text/csv"],
-        response_types=["application/json"], realtime_instance_types=["ml.m5.large"],
-        evaluation_report_uri=f"s3://b/evaluations/{job}/evaluation.json",
-        metadata={registry.K_MODEL: model, registry.K_GATE: gate, registry.K_STACK: "dev"},
-        description="test", tags={"owner": "test"}))
+    package, created = registry.register(
+        sm,
+        registry.Registration(
+            group=group,
+            training_job=job,
+            model_data_url=f"s3://b/{job}/output/model.tar.gz",
+            image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev:abc",
+            content_types=["text/csv"],
+            response_types=["application/json"],
+            realtime_instance_types=["ml.m5.large"],
+            evaluation_report_uri=f"s3://b/evaluations/{job}/evaluation.json",
+            metadata={registry.K_MODEL: model, registry.K_GATE: gate, registry.K_STACK: "dev"},
+            description="test",
+            tags={"owner": "test"},
+        ),
+    )
     assert created
     if status:
-        registry.set_status(sm, package.arn, status, by="alice", reason="looks good" if status == "Approved" else "bias found")
+        registry.set_status(
+            sm, package.arn, status, by="alice", reason="looks good" if status == "Approved" else "bias found"
+        )
     return package.arn
 
 
@@ -34,7 +46,9 @@ def registry_state(boto):
     sm = boto("sagemaker")
     out = {}
     for group in sm.list_model_package_groups()["ModelPackageGroupSummaryList"]:
-        for s in sm.list_model_packages(ModelPackageGroupName=group["ModelPackageGroupName"])["ModelPackageSummaryList"]:
+        for s in sm.list_model_packages(ModelPackageGroupName=group["ModelPackageGroupName"])[
+            "ModelPackageSummaryList"
+        ]:
             d = sm.describe_model_package(ModelPackageName=s["ModelPackageArn"])
             out[s["ModelPackageArn"]] = (d["ModelApprovalStatus"], d.get("CustomerMetadataProperties"))
     return out
@@ -43,10 +57,22 @@ def registry_state(boto):
 def test_registration_is_idempotent_per_training_job(boto):
     arn = make_package(boto)
     sm = boto("sagemaker")
-    again, created = registry.register(sm, registry.Registration(
-        group="churn-dev", training_job="mlops-dev-churn-1", model_data_url="s3://b/other", image="x",
-        content_types=[], response_types=[], realtime_instance_types=[], evaluation_report_uri="s3://b/r",
-        metadata={}, description="", tags={}))
+    again, created = registry.register(
+        sm,
+        registry.Registration(
+            group="churn-dev",
+            training_job="mlops-dev-churn-1",
+            model_data_url="s3://b/other",
+            image="x",
+            content_types=[],
+            response_types=[],
+            realtime_instance_types=[],
+            evaluation_report_uri="s3://b/r",
+            metadata={},
+            description="",
+            tags={},
+        ),
+    )
     assert not created and again.arn == arn
     assert len(sm.list_model_packages(ModelPackageGroupName="churn-dev")["ModelPackageSummaryList"]) == 1
 
@@ -91,8 +117,13 @@ def test_refused_promotions_change_nothing(case, boto, stacks, mlops):
     files, reg = snapshot(stacks), registry_state(boto)
     result = promote(mlops, arn, "dev")
     assert result.code == (2 if case == "malformed" else 4), result
-    expected = {"pending": "not Approved", "unknown": "does not exist", "rejected": "Rejected by alice (bias found)",
-                "forced": "gate is forced", "malformed": "not a versioned model package ARN"}[case]
+    expected = {
+        "pending": "not Approved",
+        "unknown": "does not exist",
+        "rejected": "Rejected by alice (bias found)",
+        "forced": "gate is forced",
+        "malformed": "not a versioned model package ARN",
+    }[case]
     assert expected in result.err
     assert snapshot(stacks) == files
     assert registry_state(boto) == reg
@@ -166,7 +197,9 @@ def test_promotion_to_a_stack_without_the_model_is_refused(boto, stacks, mlops):
 
 
 def test_metadata_values_are_cleaned_to_what_sagemaker_accepts_and_bad_keys_refused():
-    cleaned = registry.check_metadata({"mlops:gateReason": "roc_auc 0.81 (margin 0.005); ok, {x}", "lineage:hp.lr": "0.001"})
+    cleaned = registry.check_metadata(
+        {"mlops:gateReason": "roc_auc 0.81 (margin 0.005); ok, {x}", "lineage:hp.lr": "0.001"}
+    )
     assert cleaned == {"mlops:gateReason": "roc_auc 0.81 _margin 0.005__ ok_ _x_", "lineage:hp.lr": "0.001"}
     with pytest.raises(Exception, match="letters, digits"):
         registry.check_metadata({"bad{key}": "x"})

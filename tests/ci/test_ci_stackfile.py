@@ -1,4 +1,5 @@
 """Editing stack files: one key changes, every other byte survives, a bad edit writes nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -42,9 +43,13 @@ def test_promotion_changes_only_the_two_keys(tmp_path):
     text = path.read_text()
     before, after = TEXT.splitlines(), text.splitlines()
     changed = [(a, b) for a, b in zip(before, after) if a != b]
-    assert changed == [('    churn: ""', f'    churn: "{ARN2}"'),
-                       ("  mlops:previousPackages: {churn: []}  # history for rollback",
-                        f'  mlops:previousPackages: {{"churn": ["{ARN1}"]}}  # history for rollback')]
+    assert changed == [
+        ('    churn: ""', f'    churn: "{ARN2}"'),
+        (
+            "  mlops:previousPackages: {churn: []}  # history for rollback",
+            f'  mlops:previousPackages: {{"churn": ["{ARN1}"]}}  # history for rollback',
+        ),
+    ]
     assert len(before) == len(after)
     config = yaml.safe_load(text)["config"]
     assert config["mlops:approvedPackages"] == {"churn": ARN2}
@@ -58,8 +63,13 @@ def test_a_missing_history_key_is_added_after_the_approved_block(tmp_path):
     promote(path, "churn", ARN2)
     lines = path.read_text().splitlines()
     at = lines.index("  mlops:approvedPackages:")
-    assert lines[at:at + 5] == ["  mlops:approvedPackages:", f'    churn: "{ARN2}"', "  mlops:previousPackages:",
-                                "    churn:", f'      - "{ARN1}"']
+    assert lines[at : at + 5] == [
+        "  mlops:approvedPackages:",
+        f'    churn: "{ARN2}"',
+        "  mlops:previousPackages:",
+        "    churn:",
+        f'      - "{ARN1}"',
+    ]
     assert "    metric: roc_auc   # the one that counts" in lines
 
 
@@ -116,5 +126,6 @@ def test_the_real_stack_files_keep_their_comments(stacks):
         assert all(ln in after.splitlines() for ln in kept)
         old = yaml.safe_load(before)["config"]
         new = yaml.safe_load(after)["config"]
-        assert {k: v for k, v in new.items() if k not in (stackfile.APPROVED_KEY, stackfile.PREVIOUS_KEY)} == \
-               {k: v for k, v in old.items() if k not in (stackfile.APPROVED_KEY, stackfile.PREVIOUS_KEY)}
+        assert {k: v for k, v in new.items() if k not in (stackfile.APPROVED_KEY, stackfile.PREVIOUS_KEY)} == {
+            k: v for k, v in old.items() if k not in (stackfile.APPROVED_KEY, stackfile.PREVIOUS_KEY)
+        }

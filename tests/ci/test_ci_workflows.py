@@ -5,6 +5,7 @@ command (and every `mlops` invocation parses with the real CLI), no workflow inp
 into a shell script, AWS is reached only through OIDC from a GitHub environment the stack's
 deployer role trusts, and deployment goes dev -> staging -> prod.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,16 @@ def steps():
 
 
 def test_there_is_a_pipeline():
-    assert {p.name for p in WORKFLOWS} >= {"checks.yml", "train.yml", "approve.yml", "promote.yml", "deploy.yml",
-                                           "pulumi-up.yml", "monitor.yml", "drift.yml"}
+    assert {p.name for p in WORKFLOWS} >= {
+        "checks.yml",
+        "train.yml",
+        "approve.yml",
+        "promote.yml",
+        "deploy.yml",
+        "pulumi-up.yml",
+        "monitor.yml",
+        "drift.yml",
+    }
 
 
 def test_every_run_step_is_set_up_or_an_mlops_or_pulumi_command():
@@ -44,8 +53,9 @@ def test_every_run_step_is_set_up_or_an_mlops_or_pulumi_command():
         commands = [ln.strip() for ln in step["run"].splitlines() if ln.strip()]
         meaningful = [c for c in commands if not SETUP.match(c)]
         for command in meaningful:
-            assert re.search(r"(^|\s|/)(mlops|pulumi)\s", command) or command.startswith(".venv/bin/python -m pytest"), \
-                f"{name}/{job_name}: {command!r} is neither set-up nor an mlops/pulumi command"
+            assert re.search(r"(^|\s|/)(mlops|pulumi)\s", command) or command.startswith(
+                ".venv/bin/python -m pytest"
+            ), f"{name}/{job_name}: {command!r} is neither set-up nor an mlops/pulumi command"
 
 
 def test_no_workflow_input_is_spliced_into_a_shell_script():
@@ -64,7 +74,9 @@ def mlops_invocations():
                 yield name, shlex.split(text)
 
 
-@pytest.mark.parametrize("name,argv", list(mlops_invocations()), ids=lambda v: v if isinstance(v, str) else " ".join(v[:2]))
+@pytest.mark.parametrize(
+    "name,argv", list(mlops_invocations()), ids=lambda v: v if isinstance(v, str) else " ".join(v[:2])
+)
 def test_every_mlops_invocation_parses_with_the_real_cli(name, argv):
     from ci.cli import build_parser
 
@@ -74,8 +86,10 @@ def test_every_mlops_invocation_parses_with_the_real_cli(name, argv):
 
 
 def test_aws_is_reached_only_through_oidc_from_a_trusted_environment():
-    stack_envs = {yaml.safe_load((REPO / "stacks" / f"Pulumi.{s}.yaml").read_text())["config"]["mlops:github"]["environment"]
-                  for s in ("dev", "staging", "prod")}
+    stack_envs = {
+        yaml.safe_load((REPO / "stacks" / f"Pulumi.{s}.yaml").read_text())["config"]["mlops:github"]["environment"]
+        for s in ("dev", "staging", "prod")
+    }
     for path in WORKFLOWS:
         doc = load(path)
         for job_name, job in doc["jobs"].items():
@@ -87,7 +101,9 @@ def test_aws_is_reached_only_through_oidc_from_a_trusted_environment():
             environment = job.get("environment")
             assert environment, f"{path.name}/{job_name}: AWS credentials only inside a GitHub environment"
             if "${{" not in environment:
-                assert environment in stack_envs, f"{path.name}/{job_name}: {environment} is trusted by no deployer role"
+                assert environment in stack_envs, (
+                    f"{path.name}/{job_name}: {environment} is trusted by no deployer role"
+                )
             step = next(s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", ""))
             assert "role-to-assume" in step["with"] and "aws-access-key-id" not in step["with"]
 

@@ -8,7 +8,7 @@ STACKS = ("dev", "staging", "prod", "local")
 APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-staging/7"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _preview(stack: str, deployed: bool):
     overrides = {"mlops:approvedPackages": {"churn": APPROVED}} if deployed else None
     return preview_stack(stack, overrides)

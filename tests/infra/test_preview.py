@@ -1,4 +1,5 @@
 """Every stack previews offline, exports the whole outputs contract, and holds its security properties."""
+
 import json
 import subprocess
 import sys
@@ -35,6 +36,7 @@ def as_list(value):
 
 # --- the graph and the contract ------------------------------------------------------------
 
+
 def test_outputs_contract_is_complete(shipped):
     assert set(shipped.outputs) == set(OUTPUT_KEYS)
     outputs = StackOutputs.from_dict(shipped.outputs)
@@ -52,8 +54,12 @@ def test_outputs_contract_is_complete(shipped):
 def test_every_resource_is_parented_to_a_component(shipped):
     components = {r["urn"] for r in shipped.resources if not r["custom"] and r["type"].startswith("mlops:")}
     assert {r["type"] for r in shipped.resources if r["urn"] in components} >= {
-        "mlops:storage:Storage", "mlops:registry:Registry", "mlops:training:TrainingPlatform",
-        "mlops:monitoring:Monitoring", "mlops:identity:Identity"}
+        "mlops:storage:Storage",
+        "mlops:registry:Registry",
+        "mlops:training:TrainingPlatform",
+        "mlops:monitoring:Monitoring",
+        "mlops:identity:Identity",
+    }
     orphans = [r["name"] for r in shipped.resources if r["custom"] and r["parent"] not in components]
     assert orphans == []
 
@@ -67,17 +73,28 @@ def test_inputs_built_from_arns_survive_the_mocks(shipped):
 
 
 def test_shipped_stacks_declare_no_endpoint_and_no_hourly_cost(shipped):
-    for token in ("aws:sagemaker/endpoint:Endpoint", "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
-                  "aws:sagemaker/model:Model", "aws:appautoscaling/target:Target"):
+    for token in (
+        "aws:sagemaker/endpoint:Endpoint",
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+        "aws:sagemaker/model:Model",
+        "aws:appautoscaling/target:Target",
+    ):
         assert custom(shipped, token) == []
 
 
 def test_mlops_preview_command_table_and_json():
-    table = subprocess.run([sys.executable, "-m", "ci.cli", "preview", "--stack", "staging"],
-                           capture_output=True, text=True, check=True).stdout
+    table = subprocess.run(
+        [sys.executable, "-m", "ci.cli", "preview", "--stack", "staging"], capture_output=True, text=True, check=True
+    ).stdout
     assert "storage (mlops:storage:Storage)" in table and "aws:kms/key:Key" in table
-    graph = json.loads(subprocess.run([sys.executable, "-m", "ci.cli", "preview", "--stack", "local", "--json"],
-                                      capture_output=True, text=True, check=True).stdout)
+    graph = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "ci.cli", "preview", "--stack", "local", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert graph["stack"] == "local" and graph["outputs"]["stackName"] == "local"
     assert {"urn", "type", "name", "props", "parent", "provider", "dependencies"} <= set(graph["resources"][1])
 
@@ -85,12 +102,15 @@ def test_mlops_preview_command_table_and_json():
 def test_mlops_preview_reports_bad_config_without_traceback(tmp_path):
     bad = tmp_path / "Pulumi.broken.yaml"
     bad.write_text("config:\n  aws:region: us-east-1\n  mlops:environment: qa\n")
-    done = subprocess.run([sys.executable, "-m", "ci.cli", "preview", "--stack", str(bad)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ci.cli", "preview", "--stack", str(bad)], capture_output=True, text=True
+    )
     assert done.returncode == 2
     assert "mlops:environment: 'qa' is not valid" in done.stderr and "Traceback" not in done.stderr
 
 
 # --- storage -------------------------------------------------------------------------------
+
 
 def test_buckets_are_versioned_encrypted_private_tls_only_and_logged(shipped):
     buckets = {r["props"]["bucket"] for r in custom(shipped, "aws:s3/bucket:Bucket")}
@@ -105,8 +125,10 @@ def test_buckets_are_versioned_encrypted_private_tls_only_and_logged(shipped):
     log_bucket = shipped.outputs["accessLogBucket"]
     for bucket in buckets:
         assert versioning[bucket]["versioningConfiguration"]["status"] == "Enabled"
-        assert all(blocks[bucket][flag] is True for flag in
-                   ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+        assert all(
+            blocks[bucket][flag] is True
+            for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        )
         deny = [s for s in statements(policies[bucket]["policy"]) if s["Effect"] == "Deny"]
         assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         assert lifecycles[bucket]["rules"]
@@ -128,11 +150,12 @@ def test_kms_key_rotates_and_grants_no_wildcard_principal(shipped):
 def test_capture_data_expires_after_configured_days(shipped):
     lifecycle = by_bucket(shipped, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
     capture = lifecycle[shipped.outputs["captureBucket"]]
-    expire = [r for r in capture["rules"] if "expiration" in r][0]
+    expire = next(r for r in capture["rules"] if "expiration" in r)
     assert expire["expiration"]["days"] == shipped.config.retention.captureDays
 
 
 # --- registry ------------------------------------------------------------------------------
+
 
 def test_ecr_scans_on_push_immutable_kms(shipped):
     repo = custom(shipped, "aws:ecr/repository:Repository")[0]["props"]
@@ -146,26 +169,37 @@ def test_downstream_environments_may_read_packages(preview_of, stack, readers):
     preview = preview_of(stack, False)
     policy = custom(preview, "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy")[0]["props"]
     (s,) = statements(policy["resourcePolicy"])
-    assert s["Condition"]["ArnLike"]["aws:PrincipalArn"] == [f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-{r}-*" for r in readers]
-    assert all(a.startswith("sagemaker:Describe") or a.startswith("sagemaker:List") for a in s["Action"])
+    assert s["Condition"]["ArnLike"]["aws:PrincipalArn"] == [
+        f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-{r}-*" for r in readers
+    ]
+    assert all(a.startswith(("sagemaker:Describe", "sagemaker:List")) for a in s["Action"])
 
 
 def test_promoted_packages_are_readable_where_they_are_deployed(preview_of):
     """prod serves a package registered (and stored) in dev: its roles can read it there, and nothing more."""
     prod = preview_of("prod", False)
-    policies = {r["name"]: {s["Sid"]: s for s in statements(r["props"]["policy"])}
-                for r in custom(prod, "aws:iam/rolePolicy:RolePolicy")}
+    policies = {
+        r["name"]: {s["Sid"]: s for s in statements(r["props"]["policy"])}
+        for r in custom(prod, "aws:iam/rolePolicy:RolePolicy")
+    }
     data = policies["training-execution-permissions"]["ReadPromotedModelData"]
     assert data["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
-    assert data["Resource"] == [f"arn:aws:s3:::mlops-{e}-artifacts-{ACCOUNT_ID}/training-output/*" for e in ("dev", "staging")]
+    assert data["Resource"] == [
+        f"arn:aws:s3:::mlops-{e}-artifacts-{ACCOUNT_ID}/training-output/*" for e in ("dev", "staging")
+    ]
     key = policies["training-execution-permissions"]["DecryptPromotedModelData"]
-    assert key["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == ["alias/mlops-dev", "alias/mlops-staging"]
+    assert key["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"] == [
+        "alias/mlops-dev",
+        "alias/mlops-staging",
+    ]
     image = policies["training-execution-permissions"]["PullPromotedServingImages"]
     assert image["Resource"] == [f"arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/mlops-{e}" for e in ("dev", "staging")]
     upstream = policies["identity-deployer-pipeline"]["ReadUpstreamPackages"]
     assert f"arn:aws:sagemaker:us-east-1:{ACCOUNT_ID}:model-package/*-dev/*" in upstream["Resource"]
     dev = preview_of("dev", False)
-    dev_policy = [r for r in custom(dev, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "training-execution-permissions"][0]
+    dev_policy = next(
+        r for r in custom(dev, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "training-execution-permissions"
+    )
     assert "ReadPromotedModelData" not in dev_policy["props"]["policy"]
 
 
@@ -190,7 +224,7 @@ def test_roles_have_no_wildcard_actions_and_no_managed_full_access(shipped):
 
 
 def test_execution_role_trusts_sagemaker_of_this_account_only(shipped):
-    role = [r for r in custom(shipped, "aws:iam/role:Role") if r["name"] == "training-execution-role"][0]["props"]
+    role = next(r for r in custom(shipped, "aws:iam/role:Role") if r["name"] == "training-execution-role")["props"]
     (s,) = statements(role["assumeRolePolicy"])
     assert s["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     assert s["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
@@ -198,7 +232,9 @@ def test_execution_role_trusts_sagemaker_of_this_account_only(shipped):
 
 def test_execution_role_touches_only_its_own_environment(preview_of):
     dev = preview_of("dev", False)
-    policy = [r for r in custom(dev, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "training-execution-permissions"][0]
+    policy = next(
+        r for r in custom(dev, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "training-execution-permissions"
+    )
     text = policy["props"]["policy"]
     assert "mlops-dev-data" in text and "mlops-dev-artifacts" in text
     for other in ("staging", "prod", "local"):
@@ -206,22 +242,29 @@ def test_execution_role_touches_only_its_own_environment(preview_of):
 
 
 def test_deployer_trusted_only_for_this_repository_environment(shipped):
-    role = [r for r in custom(shipped, "aws:iam/role:Role") if r["name"] == "identity-deployer"][0]["props"]
+    role = next(r for r in custom(shipped, "aws:iam/role:Role") if r["name"] == "identity-deployer")["props"]
     (s,) = statements(role["assumeRolePolicy"])
     assert s["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert s["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
     conditions = s["Condition"]["StringEquals"]
-    assert conditions["token.actions.githubusercontent.com:sub"] == \
-        f"repo:example-org/mlops-blueprint:environment:{shipped.stack}"
+    assert (
+        conditions["token.actions.githubusercontent.com:sub"]
+        == f"repo:example-org/mlops-blueprint:environment:{shipped.stack}"
+    )
     assert conditions["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
 
 
 def test_one_oidc_provider_per_account(preview_of):
-    owners = [s for s in ("dev", "staging", "prod") if custom(preview_of(s, False), "aws:iam/openIdConnectProvider:OpenIdConnectProvider")]
+    owners = [
+        s
+        for s in ("dev", "staging", "prod")
+        if custom(preview_of(s, False), "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    ]
     assert owners == ["dev"]
 
 
 # --- monitoring ----------------------------------------------------------------------------
+
 
 def test_topic_encrypted_and_alerting_email(shipped):
     topic = custom(shipped, "aws:sns/topic:Topic")[0]["props"]
@@ -238,8 +281,11 @@ def test_failed_training_jobs_alert_through_eventbridge(shipped):
     assert pattern["detail"]["TrainingJobName"] == [{"prefix": f"mlops-{shipped.stack}-"}]
     (target,) = custom(shipped, "aws:cloudwatch/eventTarget:EventTarget")
     assert target["props"]["arn"] == shipped.outputs["alertTopicArn"]
-    alarm = [a["props"] for a in custom(shipped, "aws:cloudwatch/metricAlarm:MetricAlarm")
-             if a["props"]["namespace"] == "AWS/Events"][0]
+    alarm = next(
+        a["props"]
+        for a in custom(shipped, "aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a["props"]["namespace"] == "AWS/Events"
+    )
     assert alarm["dimensions"] == {"RuleName": rule["name"]}
 
 
@@ -254,13 +300,26 @@ def test_every_taggable_resource_carries_required_tags(shipped):
     for r in shipped.resources:
         if r["custom"] and "tags" in r["props"]:
             assert {"owner", "cost-center", "environment", "project"} <= set(r["props"]["tags"]), r["name"]
-    untagged = [r["type"] for r in shipped.resources if r["custom"] and "tags" not in r["props"] and r["type"] in (
-        "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:iam/role:Role", "aws:sns/topic:Topic",
-        "aws:ecr/repository:Repository", "aws:cloudwatch/metricAlarm:MetricAlarm")]
+    untagged = [
+        r["type"]
+        for r in shipped.resources
+        if r["custom"]
+        and "tags" not in r["props"]
+        and r["type"]
+        in (
+            "aws:s3/bucket:Bucket",
+            "aws:kms/key:Key",
+            "aws:iam/role:Role",
+            "aws:sns/topic:Topic",
+            "aws:ecr/repository:Repository",
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+        )
+    ]
     assert untagged == []
 
 
 # --- serving, once a package is approved ----------------------------------------------------
+
 
 def test_approved_package_gets_isolated_model_and_endpoint(deployed):
     (model,) = custom(deployed, "aws:sagemaker/model:Model")
@@ -304,7 +363,9 @@ def test_prod_rolls_out_by_canary_with_alarm_rollback(preview_of):
     assert routing["waitIntervalInSeconds"] == 600
     rollback = [a["alarmName"] for a in deployment["autoRollbackConfiguration"]["alarms"]]
     assert rollback == ["mlops-prod-churn-5xx-errors", "mlops-prod-churn-latency-p99"]
-    alarm_urns = {a["urn"] for a in custom(prod, "aws:cloudwatch/metricAlarm:MetricAlarm") if a["props"]["name"] in rollback}
+    alarm_urns = {
+        a["urn"] for a in custom(prod, "aws:cloudwatch/metricAlarm:MetricAlarm") if a["props"]["name"] in rollback
+    }
     assert alarm_urns <= set(endpoint["dependencies"])  # the alarms exist before the deployment that watches them
 
 
@@ -344,14 +405,18 @@ def test_vpc_config_reaches_the_model(preview_of):
 
 
 def test_deployer_launches_only_allowed_gpu_types(shipped):
-    policy = [r for r in custom(shipped, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "identity-deployer-pipeline"][0]
+    policy = next(
+        r for r in custom(shipped, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "identity-deployer-pipeline"
+    )
     (run,) = [s for s in statements(policy["props"]["policy"]) if s["Sid"] == "RunTrainingJobs"]
     allowed = run["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
     assert allowed == list(shipped.config.training.allowedInstanceTypes)
 
 
 def test_deployer_pushes_only_to_its_own_repository(shipped):
-    policy = [r for r in custom(shipped, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "identity-deployer-pipeline"][0]
+    policy = next(
+        r for r in custom(shipped, "aws:iam/rolePolicy:RolePolicy") if r["name"] == "identity-deployer-pipeline"
+    )
     (push,) = [s for s in statements(policy["props"]["policy"]) if s["Sid"] == "PushServingImage"]
     assert push["Resource"] == f"arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/mlops-{shipped.stack}"
 
@@ -360,7 +425,9 @@ def test_key_lets_logs_encrypt_only_this_accounts_log_groups(shipped):
     key = custom(shipped, "aws:kms/key:Key")[0]["props"]
     (logs,) = [s for s in statements(key["policy"]) if s["Sid"] == "LogsEncryptThisAccountsLogGroups"]
     assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
-    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == \
-        f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:*"
+    assert (
+        logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+        == f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:*"
+    )
     (publishers,) = [s for s in statements(key["policy"]) if s["Sid"] == "AlertPublishersUseTheKey"]
     assert set(publishers["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}  # enough to publish, no more

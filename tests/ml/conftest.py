@@ -1,4 +1,5 @@
 """ML test fixtures: one small trained model of each family, shared by the tests that only read it."""
+
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,13 @@ def _clean_training_env(monkeypatch):
     import os
 
     for name in list(os.environ):
-        if name.startswith(("SM_", "MLOPS_")) or name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        if name.startswith(("SM_", "MLOPS_")) or name in (
+            "RANK",
+            "WORLD_SIZE",
+            "LOCAL_RANK",
+            "MASTER_ADDR",
+            "MASTER_PORT",
+        ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SM_NUM_GPUS", "0")
 
@@ -29,7 +36,9 @@ def _train(base: Path, hyperparameters: dict) -> Path:
     from ml.train import main
 
     make_base_dir(base, make_synthetic(1500, seed=1), make_synthetic(500, seed=2), {**FAST, **hyperparameters})
-    assert main(["--base-dir", str(base)]) == 0, (base / "output" / "failure").read_text() if (base / "output" / "failure").exists() else ""
+    assert main(["--base-dir", str(base)]) == 0, (
+        (base / "output" / "failure").read_text() if (base / "output" / "failure").exists() else ""
+    )
     return base / "model"
 
 

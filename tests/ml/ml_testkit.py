@@ -1,4 +1,5 @@
 """Helpers for the ML tests: a SageMaker-shaped base directory, and running the entry point."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,14 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 
 # Small, quick settings: the suite's budget is tight and the machine has two cores.
-FAST = {"epochs": "4", "batch_size": "64", "importance_repeats": "2", "baseline_sample": "500", "checkpoint_every": "0", "model_card": "false"}
+FAST = {
+    "epochs": "4",
+    "batch_size": "64",
+    "importance_repeats": "2",
+    "baseline_sample": "500",
+    "checkpoint_every": "0",
+    "model_card": "false",
+}
 
 
 def make_base_dir(
@@ -41,10 +49,28 @@ def make_base_dir(
             (folder / "schema.json").write_text(json.dumps(schema))
     (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in (hyperparameters or {}).items()}))
     (config / "inputdataconfig.json").write_text(
-        json.dumps({name: {"ContentType": "text/csv" if fmt == "csv" else "application/x-parquet", "TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"} for name in channels})
+        json.dumps(
+            {
+                name: {
+                    "ContentType": "text/csv" if fmt == "csv" else "application/x-parquet",
+                    "TrainingInputMode": "File",
+                    "S3DistributionType": "FullyReplicated",
+                    "RecordWrapperType": "None",
+                }
+                for name in channels
+            }
+        )
     )
     (config / "resourceconfig.json").write_text(
-        json.dumps(resource_config or {"current_host": "algo-1", "hosts": ["algo-1"], "current_instance_type": "ml.m5.large", "network_interface_name": "eth0"})
+        json.dumps(
+            resource_config
+            or {
+                "current_host": "algo-1",
+                "hosts": ["algo-1"],
+                "current_instance_type": "ml.m5.large",
+                "network_interface_name": "eth0",
+            }
+        )
     )
     if manifest is not None:
         (config / "data_manifest.json").write_text(json.dumps(manifest))
@@ -52,7 +78,11 @@ def make_base_dir(
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_", "MLOPS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SM_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_", "MLOPS_"))
+    }
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), SM_NUM_GPUS="0")
     env.update(extra)
     return env

@@ -1,4 +1,5 @@
 """`mlops data-check`, `mlops drift`, `mlops model-card`."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,19 @@ def test_drift_on_files_and_on_captures(mlp_model_dir, tmp_path, capsys):
     assert "no drift" in capsys.readouterr().out
 
     make_synthetic(3000, seed=32, drift=0.9).to_csv(tmp_path / "shifted.csv", index=False)
-    assert main(["drift", "--baseline", str(mlp_model_dir / "baseline.json"), "--data", str(tmp_path / "shifted.csv"), "--json"]) == 1
+    assert (
+        main(
+            [
+                "drift",
+                "--baseline",
+                str(mlp_model_dir / "baseline.json"),
+                "--data",
+                str(tmp_path / "shifted.csv"),
+                "--json",
+            ]
+        )
+        == 1
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["drifted"] is True and "monthly_charges" in report["features_drifted"]
 
@@ -51,7 +64,9 @@ def test_drift_on_files_and_on_captures(mlp_model_dir, tmp_path, capsys):
     rows = make_synthetic(50, seed=33).drop(columns="label")
     body = "\n".join(",".join(str(v) for v in r) for r in rows.itertuples(index=False)).encode()
     (tmp_path / "capture").mkdir()
-    (tmp_path / "capture" / "c.jsonl").write_text(json.dumps(capture_record(body, "text/csv", b'{"predictions": []}', "application/json", "e", "t")) + "\n")
+    (tmp_path / "capture" / "c.jsonl").write_text(
+        json.dumps(capture_record(body, "text/csv", b'{"predictions": []}', "application/json", "e", "t")) + "\n"
+    )
     assert main(["drift", "--baseline", str(mlp_model_dir), "--data", str(tmp_path / "capture"), "--json"]) in (0, 1)
     assert json.loads(capsys.readouterr().out)["n_rows"] == 50
 

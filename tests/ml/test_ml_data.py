@@ -1,4 +1,5 @@
 """Data: the synthetic generator, channel loading, schema documents, validation (a table of bad data)."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.data import DEFAULT_SCHEMA, DataValidationError, coerce, load_channel, load_sklearn_dataset, make_synthetic, validate
+from ml.data import (
+    DEFAULT_SCHEMA,
+    DataValidationError,
+    coerce,
+    load_channel,
+    load_sklearn_dataset,
+    make_synthetic,
+    validate,
+)
 from ml.schema import Schema, SchemaError, infer_schema
 
 
@@ -25,7 +34,9 @@ def test_drift_knob_shifts_covariates_and_the_label_rule():
     shifted = make_synthetic(20000, seed=1, covariate_shift=1.0, concept_drift=0.0)
     concept = make_synthetic(20000, seed=1, covariate_shift=0.0, concept_drift=1.0)
     assert shifted["monthly_charges"].mean() > base["monthly_charges"].mean() + 15
-    assert (shifted["payment_method"] == "electronic-check").mean() > (base["payment_method"] == "electronic-check").mean() + 0.2
+    assert (shifted["payment_method"] == "electronic-check").mean() > (
+        base["payment_method"] == "electronic-check"
+    ).mean() + 0.2
     # concept drift: same inputs, different labels; support calls stop predicting churn
     pd.testing.assert_frame_equal(concept.drop(columns="label"), base.drop(columns="label"))
     base_corr = np.corrcoef(base["support_calls"], base["label"])[0, 1]
@@ -34,7 +45,14 @@ def test_drift_knob_shifts_covariates_and_the_label_rule():
     assert validate(make_synthetic(3000, seed=3, drift=1.0), DEFAULT_SCHEMA).ok
 
 
-@pytest.mark.parametrize("kwargs", [{"n_rows": 0, "seed": 1}, {"n_rows": 10, "seed": 1, "drift": 1.5}, {"n_rows": 10, "seed": 1, "concept_drift": -0.1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_rows": 0, "seed": 1},
+        {"n_rows": 10, "seed": 1, "drift": 1.5},
+        {"n_rows": 10, "seed": 1, "concept_drift": -0.1},
+    ],
+)
 def test_synthetic_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         make_synthetic(**kwargs)
@@ -60,7 +78,15 @@ def test_channel_without_data_files_is_an_error(tmp_path):
 
 
 def test_categorical_codes_keep_their_spelling(tmp_path):
-    schema = Schema.from_dict({"features": [{"name": "x", "type": "numeric"}, {"name": "zip", "type": "categorical", "categories": ["01", "02"]}], "label": {"name": "label", "classes": [0, 1]}})
+    schema = Schema.from_dict(
+        {
+            "features": [
+                {"name": "x", "type": "numeric"},
+                {"name": "zip", "type": "categorical", "categories": ["01", "02"]},
+            ],
+            "label": {"name": "label", "classes": [0, 1]},
+        }
+    )
     (tmp_path / "d.csv").write_text("x,zip,label\n1.5,01,0\n2.5,02,1\n")
     frame = load_channel(tmp_path, schema)
     assert list(frame["zip"]) == ["01", "02"]
@@ -80,8 +106,14 @@ def test_schema_round_trips_through_json():
         ({"features": [{"name": "a", "type": "categorical"}]}, "categories (a): expected a non-empty list"),
         ({"features": [{"name": "a", "type": "numeric"}, {"name": "a", "type": "numeric"}]}, "duplicate names ['a']"),
         ({"features": [{"name": "a", "type": "numeric", "colour": "red"}]}, "unknown keys ['colour']"),
-        ({"features": [{"name": "label", "type": "numeric"}], "label": {"name": "label"}}, "'label' is also a feature name"),
-        ({"features": [{"name": "a", "type": "numeric"}], "label": {"name": "y", "classes": [1]}}, "at least two classes"),
+        (
+            {"features": [{"name": "label", "type": "numeric"}], "label": {"name": "label"}},
+            "'label' is also a feature name",
+        ),
+        (
+            {"features": [{"name": "a", "type": "numeric"}], "label": {"name": "y", "classes": [1]}},
+            "at least two classes",
+        ),
     ],
 )
 def test_bad_schema_documents_name_the_problem(document, message):
@@ -120,18 +152,33 @@ def _set(frame, column, row, value):
 BAD_DATA = [
     ("missing column", lambda f: f.drop(columns=["age"]), "age", "column is missing"),
     ("extra column", lambda f: f.assign(customer_id=range(len(f))), "customer_id", "not in the schema"),
-    ("text in a number", lambda f: _set(f, "monthly_charges", 5, "lots"), "monthly_charges", "not numbers (e.g. 'lots')"),
+    (
+        "text in a number",
+        lambda f: _set(f, "monthly_charges", 5, "lots"),
+        "monthly_charges",
+        "not numbers (e.g. 'lots')",
+    ),
     ("missing values", lambda f: _set(f, "tenure_months", [1, 2], None), "tenure_months", "2 missing values"),
     ("below minimum", lambda f: _set(f, "age", 3, 4), "age", "below the minimum 18 (lowest 4)"),
     ("above maximum", lambda f: _set(f, "support_calls", 3, 500), "support_calls", "above the maximum 50"),
     ("not whole", lambda f: _set(f, "tenure_months", 3, 2.5), "tenure_months", "not whole numbers"),
     ("infinite", lambda f: _set(f, "total_charges", 3, float("inf")), "total_charges", "infinite values"),
-    ("unknown category", lambda f: _set(f, "contract", 3, "weekly"), "contract", "outside the allowed categories (e.g. 'weekly')"),
+    (
+        "unknown category",
+        lambda f: _set(f, "contract", 3, "weekly"),
+        "contract",
+        "outside the allowed categories (e.g. 'weekly')",
+    ),
     ("label missing", lambda f: f.drop(columns=["label"]), "label", "label column is missing"),
     ("unlabelled rows", lambda f: _set(f, "label", [0, 1, 2], None), "label", "3 rows have no label"),
     ("unknown class", lambda f: _set(f, "label", 0, 7), "label", "outside the declared classes"),
     ("one class", lambda f: f.assign(label=0), "label", "only one class present"),
-    ("rare class", lambda f: f.assign(label=np.r_[np.ones(2, int), np.zeros(len(f) - 2, int)]), "label", "at least 1.00% is required"),
+    (
+        "rare class",
+        lambda f: f.assign(label=np.r_[np.ones(2, int), np.zeros(len(f) - 2, int)]),
+        "label",
+        "at least 1.00% is required",
+    ),
     ("duplicates", lambda f: pd.concat([f, f.iloc[:100]], ignore_index=True), "*", "duplicate rows"),
     ("too few rows", lambda f: f.iloc[:20], "*", "20 rows; at least 50 are required"),
 ]

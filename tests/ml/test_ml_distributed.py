@@ -1,16 +1,17 @@
 """DDP: two gloo processes on this CPU train to the same weights as one process, within
 floating-point tolerance (the global batch and the loss scaling are the same)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
+from ml_testkit import FAST, make_base_dir, run_train_subprocess
 
 from ml.data import make_synthetic
 from ml.distributed import launch, plan
 from ml.train import main
-from ml_testkit import FAST, make_base_dir, run_train_subprocess
 
 HP = {**FAST, "epochs": "3", "batch_size": "64", "dropout": "0", "patience": "0", "seed": "11"}
 
@@ -54,16 +55,36 @@ def test_a_failing_worker_stops_the_others_and_fails_the_job():
 def test_workers_get_the_torch_distributed_environment(tmp_path):
     import sys
 
-    worker = "import json, os, sys; json.dump({k: os.environ[k] for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')}, open(sys.argv[1] + os.environ['RANK'], 'w'))"
+    worker = (
+        "import json, os, sys; json.dump({k: os.environ[k] for k in "
+        "('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')}, "
+        "open(sys.argv[1] + os.environ['RANK'], 'w'))"
+    )
     p = plan(["algo-1", "algo-2"], "algo-2", 0, {"MLOPS_PROCS_PER_HOST": "2", "MASTER_PORT": "29600"})
     assert launch(p, [sys.executable, "-c", worker, str(tmp_path / "rank")]) == 0
-    seen = {json.loads((tmp_path / f"rank{r}").read_text())["LOCAL_RANK"]: json.loads((tmp_path / f"rank{r}").read_text()) for r in (2, 3)}
-    assert seen["0"] == {"RANK": "2", "LOCAL_RANK": "0", "WORLD_SIZE": "4", "MASTER_ADDR": "algo-1", "MASTER_PORT": "29600"}
+    seen = {
+        json.loads((tmp_path / f"rank{r}").read_text())["LOCAL_RANK"]: json.loads((tmp_path / f"rank{r}").read_text())
+        for r in (2, 3)
+    }
+    assert seen["0"] == {
+        "RANK": "2",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "4",
+        "MASTER_ADDR": "algo-1",
+        "MASTER_PORT": "29600",
+    }
     assert seen["1"]["RANK"] == "3"
 
 
 def test_plan_numbers_hosts_and_processes():
     p = plan(["algo-1", "algo-2"], "algo-2", 4, {})
-    assert (p.procs_per_host, p.n_hosts, p.node_rank, p.world_size, p.master_addr, p.master_port) == (4, 2, 1, 8, "algo-1", 29500)
+    assert (p.procs_per_host, p.n_hosts, p.node_rank, p.world_size, p.master_addr, p.master_port) == (
+        4,
+        2,
+        1,
+        8,
+        "algo-1",
+        29500,
+    )
     assert plan(["algo-1"], "algo-1", 0, {}).world_size == 1
     assert plan(["algo-1"], "algo-1", 0, {"MLOPS_PROCS_PER_HOST": "2"}).master_addr == "127.0.0.1"

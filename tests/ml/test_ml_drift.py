@@ -1,4 +1,5 @@
 """Drift: the same numbers as scipy.stats, quiet on fresh data, loud on shifted data; captures."""
+
 from __future__ import annotations
 
 import base64
@@ -42,7 +43,15 @@ def test_concept_drift_shows_in_the_label_distribution(baseline):
     assert report.label["psi"] > 0.05 and report.label["p_value"] < 1e-12  # ... the churn rate did (33% -> 47%)
 
 
-SCHEMA = Schema((Feature("x", NUMERIC), Feature("k", NUMERIC, integer=True), Feature("c", CATEGORICAL, categories=("a", "b", "c"), nullable=True)), "label", (0, 1))
+SCHEMA = Schema(
+    (
+        Feature("x", NUMERIC),
+        Feature("k", NUMERIC, integer=True),
+        Feature("c", CATEGORICAL, categories=("a", "b", "c"), nullable=True),
+    ),
+    "label",
+    (0, 1),
+)
 
 
 def _frame(n, seed, shift=0.0, probs=(0.5, 0.3, 0.2)):
@@ -87,7 +96,10 @@ def test_chi_square_equals_scipy_with_unseen_and_missing_categories():
     got = drift_report(base, current).per_feature["c"]
     counts = train["c"].value_counts()
     table = np.array(
-        [[counts.get(c, 0) for c in ("a", "b", "c")] + [0, 0], [int((current["c"] == c).sum()) for c in ("a", "b", "c")] + [10, 20]]
+        [
+            [counts.get(c, 0) for c in ("a", "b", "c")] + [0, 0],
+            [int((current["c"] == c).sum()) for c in ("a", "b", "c")] + [10, 20],
+        ]
     )
     expected = stats.chi2_contingency(table)
     assert got["statistic"] == pytest.approx(expected.statistic, rel=1e-12)
@@ -127,8 +139,8 @@ def test_large_frames_run_on_threads_with_the_same_numbers(baseline):
 
 
 def _capture_lines(model_dir):
-    from ml.serve import load_model, predict
     from ml.payload import format_predictions
+    from ml.serve import load_model, predict
 
     model = load_model(model_dir)
     lines = []
@@ -139,14 +151,35 @@ def _capture_lines(model_dir):
         part = frame.iloc[i : i + 10].drop(columns="label")
         prediction = predict(model, part)
         out = format_predictions(prediction.labels, prediction.probabilities, prediction.classes)
-        lines.append(json.dumps(capture_record(body, "application/json", out, "application/json", f"e{i}", "2026-01-01T00:00:00Z")))
+        lines.append(
+            json.dumps(
+                capture_record(body, "application/json", out, "application/json", f"e{i}", "2026-01-01T00:00:00Z")
+            )
+        )
     return frame, lines
 
 
 def test_read_capture_gives_features_and_predictions(mlp_model_dir, tmp_path):
     frame, lines = _capture_lines(mlp_model_dir)
-    csv_body = "\n".join(",".join(str(v) for v in row) for row in frame.drop(columns="label").iloc[:5].itertuples(index=False))
-    lines.append(json.dumps({"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", "data": base64.b64encode(csv_body.encode()).decode(), "encoding": "BASE64"}}, "eventMetadata": {"eventId": "b", "inferenceTime": "2026-01-01T00:00:01Z"}, "eventVersion": "0"}))
+    csv_body = "\n".join(
+        ",".join(str(v) for v in row) for row in frame.drop(columns="label").iloc[:5].itertuples(index=False)
+    )
+    lines.append(
+        json.dumps(
+            {
+                "captureData": {
+                    "endpointInput": {
+                        "observedContentType": "text/csv",
+                        "mode": "INPUT",
+                        "data": base64.b64encode(csv_body.encode()).decode(),
+                        "encoding": "BASE64",
+                    }
+                },
+                "eventMetadata": {"eventId": "b", "inferenceTime": "2026-01-01T00:00:01Z"},
+                "eventVersion": "0",
+            }
+        )
+    )
     lines.append("{not json")
     (tmp_path / "2026" / "01").mkdir(parents=True)
     (tmp_path / "2026" / "01" / "a.jsonl").write_text("\n".join(lines[:2]) + "\n")

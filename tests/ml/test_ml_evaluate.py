@@ -1,4 +1,5 @@
 """Metrics agree with scikit-learn; the champion/challenger gate says why it refuses."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,9 @@ def test_metrics_match_scikit_learn(n_classes):
     assert ours["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
     average = "binary" if n_classes == 2 else "macro"
     assert ours["f1"] == pytest.approx(skm.f1_score(y, pred, average=average, zero_division=0))
-    expected_auc = skm.roc_auc_score(y, proba[:, 1]) if n_classes == 2 else skm.roc_auc_score(y, proba, multi_class="ovr")
+    expected_auc = (
+        skm.roc_auc_score(y, proba[:, 1]) if n_classes == 2 else skm.roc_auc_score(y, proba, multi_class="ovr")
+    )
     assert ours["roc_auc"] == pytest.approx(expected_auc, abs=1e-12)
     assert ours["log_loss"] == pytest.approx(skm.log_loss(y, proba), rel=1e-9)
     if n_classes == 2:
@@ -65,13 +68,29 @@ def test_evaluate_report_on_a_model_directory(mlp_model_dir):
 GATE = [
     # candidate, champion, metric, margin, minimums, passed, words in the reason
     ({"roc_auc": 0.90}, {"roc_auc": 0.85}, "roc_auc", 0.01, None, True, "beats champion 0.8500 by 0.0500"),
-    ({"roc_auc": 0.855}, {"roc_auc": 0.85}, "roc_auc", 0.01, None, False, "improvement +0.0050 is less than the required margin 0.01 (higher is better)"),
+    (
+        {"roc_auc": 0.855},
+        {"roc_auc": 0.85},
+        "roc_auc",
+        0.01,
+        None,
+        False,
+        "improvement +0.0050 is less than the required margin 0.01 (higher is better)",
+    ),
     ({"roc_auc": 0.80}, {"roc_auc": 0.85}, "roc_auc", 0.0, None, False, "improvement -0.0500"),
     ({"log_loss": 0.30}, {"log_loss": 0.40}, "log_loss", 0.05, None, True, "beats champion"),
     ({"log_loss": 0.38}, {"log_loss": 0.40}, "log_loss", 0.05, None, False, "(lower is better)"),
     ({"roc_auc": 0.70}, None, "roc_auc", 0.01, None, True, "no champion"),
     ({"roc_auc": 0.70}, None, "roc_auc", 0.01, {"roc_auc": 0.75}, False, "roc_auc 0.7000 is below the minimum 0.75"),
-    ({"roc_auc": 0.80, "log_loss": 0.9}, None, "roc_auc", 0.0, {"log_loss": 0.5}, False, "log_loss 0.9000 is above the maximum 0.5"),
+    (
+        {"roc_auc": 0.80, "log_loss": 0.9},
+        None,
+        "roc_auc",
+        0.0,
+        {"log_loss": 0.5},
+        False,
+        "log_loss 0.9000 is above the maximum 0.5",
+    ),
     ({"accuracy": 0.9}, {"roc_auc": 0.8}, "roc_auc", 0.0, None, False, "candidate has no value for roc_auc"),
     ({"roc_auc": 0.9}, {"accuracy": 0.8}, "roc_auc", 0.0, None, False, "champion has no value for roc_auc"),
     ({"roc_auc": None}, None, "roc_auc", 0.0, None, False, "candidate has no value for roc_auc"),

@@ -1,4 +1,5 @@
 """Hyperparameters arrive as strings; each bad one is named with what is allowed."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,16 @@ def test_strings_as_sagemaker_sends_them_are_parsed():
             "sagemaker_submit_directory": "s3://bucket/code.tar.gz",
         }
     )
-    assert hp == Hyperparameters(model="gbdt", epochs=12, batch_size=256, lr=3e-4, hidden_sizes=(256, 128, 64), dropout=0.0, deterministic=False, target_metric="roc_auc")
+    assert hp == Hyperparameters(
+        model="gbdt",
+        epochs=12,
+        batch_size=256,
+        lr=3e-4,
+        hidden_sizes=(256, 128, 64),
+        dropout=0.0,
+        deterministic=False,
+        target_metric="roc_auc",
+    )
     assert parse_hyperparameters({"hidden_sizes": "64, 32"}).hidden_sizes == (64, 32)
     assert parse_hyperparameters(None) == Hyperparameters()
 

@@ -1,4 +1,5 @@
 """Lineage records and their SageMaker metadata form; the model card; the container's isolation."""
+
 from __future__ import annotations
 
 import ast
@@ -6,28 +7,48 @@ import base64
 import json
 import re
 
-from ml.lineage import build_record, customer_metadata, hash_files, metadata_text
 from ml_testkit import REPO
+
+from ml.lineage import build_record, customer_metadata, hash_files, metadata_text
 
 ALLOWED = re.compile(r"^[\w\s.:/=+\-@]*$", re.UNICODE)
 
 
 def test_record_takes_git_stack_and_image_from_the_environment(tmp_path):
     (tmp_path / "a.csv").write_text("x\n1\n")
-    env = {"MLOPS_GIT_COMMIT": "abc123", "MLOPS_GIT_DIRTY": "1", "MLOPS_STACK": "staging", "MLOPS_IMAGE_URI": "repo@sha256:00", "TRAINING_JOB_NAME": "churn-42"}
-    record = build_record(hyperparameters={"epochs": 3}, seed=1, data_files={"train": hash_files(tmp_path)}, environ=env)
+    env = {
+        "MLOPS_GIT_COMMIT": "abc123",
+        "MLOPS_GIT_DIRTY": "1",
+        "MLOPS_STACK": "staging",
+        "MLOPS_IMAGE_URI": "repo@sha256:00",
+        "TRAINING_JOB_NAME": "churn-42",
+    }
+    record = build_record(
+        hyperparameters={"epochs": 3}, seed=1, data_files={"train": hash_files(tmp_path)}, environ=env
+    )
     assert record["git"] == {"commit": "abc123", "dirty": True}
-    assert (record["stack"], record["image_uri"], record["training_job"]["name"]) == ("staging", "repo@sha256:00", "churn-42")
+    assert (record["stack"], record["image_uri"], record["training_job"]["name"]) == (
+        "staging",
+        "repo@sha256:00",
+        "churn-42",
+    )
     import hashlib
 
-    assert record["data"]["files"]["train"] == [{"path": "a.csv", "bytes": 4, "sha256": hashlib.sha256(b"x\n1\n").hexdigest()}]
+    assert record["data"]["files"]["train"] == [
+        {"path": "a.csv", "bytes": 4, "sha256": hashlib.sha256(b"x\n1\n").hexdigest()}
+    ]
     unknown = build_record(hyperparameters={}, seed=0, data_files={}, environ={})
     assert unknown["git"] == {"commit": None, "dirty": None} and unknown["stack"] is None
 
 
 def test_customer_metadata_fits_sagemakers_limits():
     record = build_record(
-        hyperparameters={"hidden_sizes": [128, 64], "model": "mlp", "note": "x" * 400, **{f"p{i}": i for i in range(60)}},
+        hyperparameters={
+            "hidden_sizes": [128, 64],
+            "model": "mlp",
+            "note": "x" * 400,
+            **{f"p{i}": i for i in range(60)},
+        },
         seed=7,
         data_files={"train": [{"path": "a.csv", "bytes": 1, "sha256": "0" * 64}]},
         data_manifest={"objects": [{"uri": "s3://b/k.csv", "versionId": "v{1}", "sha256": "f" * 64}]},
@@ -90,14 +111,24 @@ def test_the_ml_folder_works_under_another_name(tmp_path):
     import subprocess
     import sys
 
-    from ml.data import make_synthetic
     from ml_testkit import FAST, make_base_dir, subprocess_env
+
+    from ml.data import make_synthetic
 
     code = tmp_path / "code"
     shutil.copytree(REPO / "ml", code, ignore=shutil.ignore_patterns("__pycache__"))
-    base = make_base_dir(tmp_path / "opt_ml", make_synthetic(300, seed=1), None, {**FAST, "model": "gbdt", "gbdt_max_iter": "5"})
+    base = make_base_dir(
+        tmp_path / "opt_ml", make_synthetic(300, seed=1), None, {**FAST, "model": "gbdt", "gbdt_max_iter": "5"}
+    )
     env = subprocess_env()
     env.pop("PYTHONPATH")
-    result = subprocess.run([sys.executable, str(code / "train.py"), "--base-dir", str(base)], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(code / "train.py"), "--base-dir", str(base)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert (base / "model" / "model.joblib").is_file()

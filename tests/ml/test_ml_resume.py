@@ -1,19 +1,28 @@
 """A job killed mid-training (SIGKILL, as a spot interruption ends it) resumes from its newest
 checkpoint and ends with exactly the weights of a run that was never interrupted."""
+
 from __future__ import annotations
 
 import json
 import signal
 
 import torch
+from ml_testkit import FAST, make_base_dir, run_train_subprocess
 
 from ml.checkpoint import CheckpointStore
 from ml.data import make_synthetic
 from ml.train import main
-from ml_testkit import FAST, make_base_dir, run_train_subprocess
 
 # 600 rows / batch 50 = 12 steps per epoch, 4 epochs = 48 steps; checkpoints every 10 steps.
-HP = {**FAST, "epochs": "4", "batch_size": "50", "checkpoint_every": "10", "dropout": "0.3", "patience": "0", "seed": "3"}
+HP = {
+    **FAST,
+    "epochs": "4",
+    "batch_size": "50",
+    "checkpoint_every": "10",
+    "dropout": "0.3",
+    "patience": "0",
+    "seed": "3",
+}
 KILL_AFTER = 27  # mid-epoch 3, seven steps after the checkpoint at step 20
 
 
@@ -54,7 +63,10 @@ def test_checkpoints_are_written_atomically_and_pruned(tmp_path):
     for step in (10, 20, 30):
         store.save(step, {"step": step, "weights": torch.arange(3)})
     assert store.steps() == [20, 30]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-abcdef012345-step000000020.pt", "ckpt-abcdef012345-step000000030.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt-abcdef012345-step000000020.pt",
+        "ckpt-abcdef012345-step000000030.pt",
+    ]
     step, state = store.load_latest()
     assert step == 30 and state["step"] == 30
 

@@ -1,4 +1,5 @@
 """Serving: the SageMaker inference contract over HTTP; every bad request gets its 4xx and reason."""
+
 from __future__ import annotations
 
 import http.client
@@ -11,11 +12,11 @@ import sys
 import threading
 
 import pytest
+from ml_testkit import REPO, subprocess_env
 
 from ml.data import make_synthetic
 from ml.drift import read_capture
 from ml.serve import input_fn, make_server, model_fn, output_fn, predict_fn
-from ml_testkit import REPO, subprocess_env
 
 ROWS = make_synthetic(5, seed=3).drop(columns="label")
 RECORDS = ROWS.to_dict(orient="records")
@@ -90,7 +91,7 @@ def test_explanations_on_request(server):
     assert status == 200
     attributions = payload["predictions"][0]["attributions"]
     assert set(attributions) == set(COLUMNS)
-    assert post(server, json.dumps({"instances": RECORDS[:2]}), **{})[1]["predictions"][0].get("attributions") is None
+    assert post(server, json.dumps({"instances": RECORDS[:2]}))[1]["predictions"][0].get("attributions") is None
 
 
 def _with(**changes):
@@ -105,17 +106,59 @@ BAD = [
     ("instances not a list", '{"instances": {"a": 1}}', "application/json", 400, "instances: expected a list"),
     ("no rows", '{"instances": []}', "application/json", 400, "no rows to predict"),
     ("unknown column", _with(favourite_colour="blue"), "application/json", 400, "unknown columns ['favourite_colour']"),
-    ("missing column", json.dumps({"instances": [{k: v for k, v in RECORDS[0].items() if k != "age"}]}), "application/json", 400, "missing columns ['age']"),
-    ("text in a number", _with(age="forty"), "application/json", 400, "column 'age' expects a number; 1 values do not (row 0: 'forty')"),
+    (
+        "missing column",
+        json.dumps({"instances": [{k: v for k, v in RECORDS[0].items() if k != "age"}]}),
+        "application/json",
+        400,
+        "missing columns ['age']",
+    ),
+    (
+        "text in a number",
+        _with(age="forty"),
+        "application/json",
+        400,
+        "column 'age' expects a number; 1 values do not (row 0: 'forty')",
+    ),
     ("bool in a number", _with(tenure_months=True), "application/json", 400, "column 'tenure_months' expects a number"),
-    ("null not allowed", _with(monthly_charges=None), "application/json", 400, "column 'monthly_charges' expects a number; "),
+    (
+        "null not allowed",
+        _with(monthly_charges=None),
+        "application/json",
+        400,
+        "column 'monthly_charges' expects a number; ",
+    ),
     ("infinity", _with(total_charges=float("inf")), "application/json", 400, "infinite values are not allowed"),
     ("number as category", _with(contract=1.5), "application/json", 400, "column 'contract' expects a string"),
-    ("short row", json.dumps({"instances": [[1, 2, 3]]}), "application/json", 400, "instances[0]: 3 values, expected 10"),
-    ("mixed rows", json.dumps({"instances": [RECORDS[0], "x"]}), "application/json", 400, "expected a record (object) or a row (list)"),
-    ("split without columns", json.dumps({"data": [[1]]}), "application/json", 400, "columns: expected a list of column names"),
+    (
+        "short row",
+        json.dumps({"instances": [[1, 2, 3]]}),
+        "application/json",
+        400,
+        "instances[0]: 3 values, expected 10",
+    ),
+    (
+        "mixed rows",
+        json.dumps({"instances": [RECORDS[0], "x"]}),
+        "application/json",
+        400,
+        "expected a record (object) or a row (list)",
+    ),
+    (
+        "split without columns",
+        json.dumps({"data": [[1]]}),
+        "application/json",
+        400,
+        "columns: expected a list of column names",
+    ),
     ("csv short row", "1,2,3", "text/csv", 400, "csv row 0: 3 values, expected 10"),
-    ("csv text in a number", CSV_ROWS.replace(CSV_ROWS.split(",")[1], "abc", 1), "text/csv", 400, "column 'monthly_charges' expects a finite number"),
+    (
+        "csv text in a number",
+        CSV_ROWS.replace(CSV_ROWS.split(",")[1], "abc", 1),
+        "text/csv",
+        400,
+        "column 'monthly_charges' expects a finite number",
+    ),
     ("csv empty", "\n\n", "text/csv", 400, "no rows to predict"),
     ("not utf-8", b"\xff\xfe\x00", "application/json", 400, "not UTF-8"),
     ("xml", "<a/>", "application/xml", 415, "unsupported content type 'application/xml'"),
@@ -158,7 +201,12 @@ def test_missing_content_length_and_unknown_paths(server):
 def test_keep_alive_connection_serves_many_requests(server):
     conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
     for _ in range(20):
-        conn.request("POST", "/invocations", body=json.dumps({"instances": RECORDS[:1]}), headers={"Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/invocations",
+            body=json.dumps({"instances": RECORDS[:1]}),
+            headers={"Content-Type": "application/json"},
+        )
         response = conn.getresponse()
         assert response.status == 200
         response.read()
@@ -185,7 +233,17 @@ def test_inference_toolkit_functions(mlp_model_dir):
 
 def test_command_line_server_starts_answers_and_stops_on_sigterm(mlp_model_dir):
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "ml" / "serve.py"), "serve", "--model-dir", str(mlp_model_dir), "--host", "127.0.0.1", "--port", "0"],
+        [
+            sys.executable,
+            str(REPO / "ml" / "serve.py"),
+            "serve",
+            "--model-dir",
+            str(mlp_model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
         env=subprocess_env(),
         stderr=subprocess.PIPE,
         text=True,

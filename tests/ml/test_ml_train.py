@@ -1,4 +1,5 @@
 """The training entry point: real and synthetic data, determinism, the model directory, failures."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,24 @@ import re
 import pandas as pd
 import pytest
 import torch
+from ml_testkit import FAST, make_base_dir, run_train_subprocess
 
 from ml.data import load_sklearn_dataset, make_synthetic, split
 from ml.evaluate import evaluate
 from ml.train import main
-from ml_testkit import FAST, make_base_dir, run_train_subprocess
 
-CONTRACT_FILES = ["model.json", "model.pt", "preprocess.joblib", "schema.json", "baseline.json", "metrics.json", "importance.json", "lineage.json", "curves.json", "model_card.html"]
+CONTRACT_FILES = [
+    "model.json",
+    "model.pt",
+    "preprocess.joblib",
+    "schema.json",
+    "baseline.json",
+    "metrics.json",
+    "importance.json",
+    "lineage.json",
+    "curves.json",
+    "model_card.html",
+]
 
 
 def _train(base, train, valid, hp, **kwargs):
@@ -30,7 +42,9 @@ def _weights(model_dir):
 def test_real_dataset_reaches_a_sensible_accuracy(tmp_path):
     frame, schema = load_sklearn_dataset("breast_cancer")
     train, valid = split(frame, "label", 0.2, seed=0)
-    code, failure = _train(tmp_path, train, valid, {"epochs": "25", "batch_size": "32", "lr": "0.003"}, schema=schema.to_dict())
+    code, failure = _train(
+        tmp_path, train, valid, {"epochs": "25", "batch_size": "32", "lr": "0.003"}, schema=schema.to_dict()
+    )
     assert code == 0, failure
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.94 and metrics["roc_auc"] >= 0.98, metrics
@@ -39,7 +53,13 @@ def test_real_dataset_reaches_a_sensible_accuracy(tmp_path):
 def test_multiclass_real_dataset(tmp_path):
     frame, schema = load_sklearn_dataset("wine")
     train, valid = split(frame, "label", 0.25, seed=0)
-    code, failure = _train(tmp_path, train, valid, {"epochs": "40", "batch_size": "16", "lr": "0.003", "min_rows": "20"}, schema=schema.to_dict())
+    code, failure = _train(
+        tmp_path,
+        train,
+        valid,
+        {"epochs": "40", "batch_size": "16", "lr": "0.003", "min_rows": "20"},
+        schema=schema.to_dict(),
+    )
     assert code == 0, failure
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.9, metrics
@@ -51,7 +71,12 @@ def test_network_beats_or_ties_the_gradient_boosting_baseline_on_synthetic_data(
     train, valid = make_synthetic(4000, seed=21), make_synthetic(2000, seed=22)
     scores = {}
     for family in ("mlp", "gbdt"):
-        code, failure = _train(tmp_path / family, train, valid, {"model": family, "epochs": "10", "batch_size": "128", "gbdt_max_iter": "200"})
+        code, failure = _train(
+            tmp_path / family,
+            train,
+            valid,
+            {"model": family, "epochs": "10", "batch_size": "128", "gbdt_max_iter": "200"},
+        )
         assert code == 0, failure
         scores[family] = json.loads((tmp_path / family / "model" / "metrics.json").read_text())
     assert scores["mlp"]["roc_auc"] >= scores["gbdt"]["roc_auc"] - 0.005, scores
@@ -121,7 +146,13 @@ def test_lineage_records_what_the_pipeline_passes_in(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_STACK", "dev")
     monkeypatch.setenv("MLOPS_IMAGE_URI", "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops@sha256:" + "ab" * 32)
     manifest = {"objects": [{"uri": "s3://mlops-dev-data/churn/train.csv", "versionId": "v1", "sha256": "cd" * 32}]}
-    code, failure = _train(tmp_path, make_synthetic(600, seed=1), make_synthetic(200, seed=2), {"epochs": "1", "seed": "9"}, manifest=manifest)
+    code, failure = _train(
+        tmp_path,
+        make_synthetic(600, seed=1),
+        make_synthetic(200, seed=2),
+        {"epochs": "1", "seed": "9"},
+        manifest=manifest,
+    )
     assert code == 0, failure
     record = json.loads((tmp_path / "model" / "lineage.json").read_text())
     assert record["git"] == {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False}
@@ -134,7 +165,9 @@ def test_lineage_records_what_the_pipeline_passes_in(tmp_path, monkeypatch):
 
     digest = hashlib.sha256((tmp_path / "model" / "model.pt").read_bytes()).hexdigest()
     assert record["model_files"]["model.pt"] == digest
-    assert record["libraries"]["torch"] == torch.__version__.split("+")[0] or record["libraries"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert record["libraries"]["torch"] == torch.__version__.split("+")[0] or record["libraries"]["torch"].startswith(
+        torch.__version__.split("+")[0]
+    )
 
 
 def _no_train_channel(base):
@@ -151,7 +184,9 @@ def _bad_json(base):
 
 def _pipe_mode(base):
     make_base_dir(base, make_synthetic(100, seed=1), None, FAST)
-    (base / "input" / "config" / "inputdataconfig.json").write_text(json.dumps({"train": {"TrainingInputMode": "Pipe"}}))
+    (base / "input" / "config" / "inputdataconfig.json").write_text(
+        json.dumps({"train": {"TrainingInputMode": "Pipe"}})
+    )
 
 
 def _bad_data(base):
@@ -165,7 +200,11 @@ def _bad_hp(base):
 
 
 FAILURES = [
-    ("bad hyperparameters", _bad_hp, ["epochs: 'many' is not allowed", "model: 'svm' is not allowed; expected one of mlp, gbdt"]),
+    (
+        "bad hyperparameters",
+        _bad_hp,
+        ["epochs: 'many' is not allowed", "model: 'svm' is not allowed; expected one of mlp, gbdt"],
+    ),
     ("bad data", _bad_data, ["training data", "region", "column is missing", "age", "below the minimum 18"]),
     ("no train channel", _no_train_channel, ["channel 'train' is missing"]),
     ("malformed config", _bad_json, ["hyperparameters.json: hyperparameters is not valid JSON"]),

@@ -1,4 +1,5 @@
 """Policy tests import their helpers from policy_testkit (this directory is on sys.path under pytest)."""
+
 import sys
 from pathlib import Path
 

@@ -1,13 +1,15 @@
 """Helpers for the policy tests: cached stack previews, hand-built records, record mutations."""
+
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from policies.context import PolicyContext
 from policies.engine import AuditResult, evaluate
@@ -32,7 +34,7 @@ def _freeze(overrides: dict[str, Any] | None) -> str:
     return json.dumps(overrides or {}, sort_keys=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _preview(stack: str, frozen: str) -> tuple[list[Resource], PolicyContext]:
     from infra.config import load_stack_config
     from infra.preview import preview_stack
@@ -59,12 +61,33 @@ def findings(result: AuditResult) -> set[tuple[str, str, str]]:
 
 # --- building records by hand ------------------------------------------------------------
 
-def res(type_: str, name: str, props: dict[str, Any] | None = None, *, id: str = "", stack: str = "test",
-        custom: bool = True, deps: tuple[str, ...] = (), provider: str = "", observed: frozenset[str] = frozenset(),
-        source: str = "preview") -> Resource:
+
+def res(
+    type_: str,
+    name: str,
+    props: dict[str, Any] | None = None,
+    *,
+    id: str = "",
+    stack: str = "test",
+    custom: bool = True,
+    deps: tuple[str, ...] = (),
+    provider: str = "",
+    observed: frozenset[str] = frozenset(),
+    source: str = "preview",
+) -> Resource:
     urn = f"urn:pulumi:{stack}::mlops::{type_}::{name}"
-    return Resource(urn=urn, type=type_, name=name, props=props or {}, custom=custom, id=id or name,
-                    dependencies=deps, provider=provider, observed_only=observed, source=source)
+    return Resource(
+        urn=urn,
+        type=type_,
+        name=name,
+        props=props or {},
+        custom=custom,
+        id=id or name,
+        dependencies=deps,
+        provider=provider,
+        observed_only=observed,
+        source=source,
+    )
 
 
 def stack_resource(outputs: dict[str, Any] | None = None, stack: str = "test") -> Resource:
@@ -81,13 +104,16 @@ def doc(*statements: dict[str, Any]) -> str:
 
 # --- mutating preview records ------------------------------------------------------------
 
+
 def find(records: list[Resource], type_suffix: str, name: str) -> Resource:
     matches = [r for r in records if r.type.endswith(type_suffix) and r.name == name]
     assert len(matches) == 1, f"{len(matches)} records {type_suffix} {name}"
     return matches[0]
 
 
-def edit(records: list[Resource], type_suffix: str, name: str, change: Callable[[dict[str, Any]], None]) -> list[Resource]:
+def edit(
+    records: list[Resource], type_suffix: str, name: str, change: Callable[[dict[str, Any]], None]
+) -> list[Resource]:
     """Records with one resource's props changed in place by `change` (on a deep copy)."""
     target = find(records, type_suffix, name)
     props = copy.deepcopy(dict(target.props))

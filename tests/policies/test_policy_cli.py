@@ -1,12 +1,13 @@
 """`mlops audit` and `mlops cost` through the real CLI entry point (in process)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from policy_testkit import FIXTURES
 
 from ci.cli import main
-from policy_testkit import FIXTURES
 
 
 def run(capsys, *argv):
@@ -43,8 +44,9 @@ def test_audit_table_groups_by_resource(capsys):
 @pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures not present at {FIXTURES}")
 def test_audit_state_fails_on_mandatory_violations_and_writes_sarif(capsys, tmp_path):
     out_file = tmp_path / "audit.sarif"
-    code, _, err = run(capsys, "audit", "--state", str(FIXTURES / "ecr-repository.json"), "--format", "sarif",
-                       "-o", str(out_file))
+    code, _, err = run(
+        capsys, "audit", "--state", str(FIXTURES / "ecr-repository.json"), "--format", "sarif", "-o", str(out_file)
+    )
     sarif = json.loads(out_file.read_text())
     assert code == 1 and "wrote" in err
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["tool"]["driver"]["name"] == "mlops-policies"
@@ -66,14 +68,17 @@ def test_audit_state_judged_against_a_stack(capsys):
     assert {v["enforcement"] for v in doc["violations"]} == {"advisory"}
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["audit"], "say what to audit"),
-    (["audit", "--all", "--stack", "dev"], "do not combine"),
-    (["audit", "--stack", "qa"], "no stack file"),
-    (["audit", "--state", "/nonexistent/state.json"], "no such file"),
-    (["audit", "--state", "x.json", "--policy-config", "p.json"], "--policy-config needs --stack"),
-    (["cost", "--stack", "qa"], "no stack file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["audit"], "say what to audit"),
+        (["audit", "--all", "--stack", "dev"], "do not combine"),
+        (["audit", "--stack", "qa"], "no stack file"),
+        (["audit", "--state", "/nonexistent/state.json"], "no such file"),
+        (["audit", "--state", "x.json", "--policy-config", "p.json"], "--policy-config needs --stack"),
+        (["cost", "--stack", "qa"], "no stack file"),
+    ],
+)
 def test_usage_errors_exit_2_with_a_message(capsys, argv, message):
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err and "Traceback" not in err

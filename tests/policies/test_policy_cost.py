@@ -1,15 +1,16 @@
 """The cost estimator: prices from the data file, quantities from the graph, unknowns are errors."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from policy_testkit import ctx, deployed, res, stack_records, stack_resource
+
 from policies.cost import PRICES_PATH, CostError, PriceBook, estimate
+from policies.engine import evaluate
 from policies.graph import StackGraph
 from policies.rules import RULES_BY_ID
-from policies.engine import evaluate
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 FAMILIES = ("ml.g4dn", "ml.g5", "ml.g6", "ml.p3", "ml.p4d", "ml.p5")
@@ -26,8 +27,13 @@ def test_price_file_records_source_date_and_covers_the_stacks_regions_and_famili
                 assert any(t.startswith(family + ".") for t in r["sagemaker"][kind]), (region, kind, family)
             assert all(isinstance(p, float) and p > 0 for p in r["sagemaker"][kind].values())
         assert r["sagemaker"]["serverless"]["computePerGbSecond"] > 0
-        for service, key in (("s3", "standardPerGbMonth"), ("kms", "keyPerMonth"), ("cloudwatch", "alarmPerMetricMonth"),
-                             ("cloudwatch", "logsIngestedPerGb"), ("sns", "publishesPerMillion")):
+        for service, key in (
+            ("s3", "standardPerGbMonth"),
+            ("kms", "keyPerMonth"),
+            ("cloudwatch", "alarmPerMetricMonth"),
+            ("cloudwatch", "logsIngestedPerGb"),
+            ("sns", "publishesPerMillion"),
+        ):
             assert r[service][key] > 0
 
 
@@ -50,13 +56,25 @@ def _endpoint(instance_type="ml.g5.xlarge", count=2.0, scaling_min=None, serverl
         variant.update(instanceType=instance_type, initialInstanceCount=count)
     records = [
         stack_resource({"region": "us-east-1"}),
-        res("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "cfg",
-            {"name": "cfg", "productionVariants": [variant]}),
+        res(
+            "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+            "cfg",
+            {"name": "cfg", "productionVariants": [variant]},
+        ),
         res("aws:sagemaker/endpoint:Endpoint", "ep", {"name": "ep", "endpointConfigName": "cfg"}),
     ]
     if scaling_min is not None:
-        records.append(res("aws:appautoscaling/target:Target", "t", {
-            "serviceNamespace": "sagemaker", "resourceId": "endpoint/ep/variant/primary", "minCapacity": scaling_min}))
+        records.append(
+            res(
+                "aws:appautoscaling/target:Target",
+                "t",
+                {
+                    "serviceNamespace": "sagemaker",
+                    "resourceId": "endpoint/ep/variant/primary",
+                    "minCapacity": scaling_min,
+                },
+            )
+        )
     return StackGraph(records)
 
 
@@ -78,7 +96,7 @@ def test_serverless_bills_by_assumed_traffic():
 
 
 def test_unknown_instance_type_is_an_error_not_zero():
-    with pytest.raises(CostError, match="unknown SageMaker hosting instance type 'ml.g9.xlarge'"):
+    with pytest.raises(CostError, match=r"unknown SageMaker hosting instance type 'ml\.g9\.xlarge'"):
         estimate(_endpoint("ml.g9.xlarge"), ctx())
 
 
@@ -88,19 +106,35 @@ def test_unknown_region_is_an_error():
 
 
 def test_training_run_spot_versus_on_demand():
-    graph = StackGraph([stack_resource({"region": "eu-west-1", "trainingDefaults": {
-        "defaultInstanceType": "ml.p4d.24xlarge", "maxRuntimeSeconds": 7200, "useSpot": True}})])
+    graph = StackGraph(
+        [
+            stack_resource(
+                {
+                    "region": "eu-west-1",
+                    "trainingDefaults": {
+                        "defaultInstanceType": "ml.p4d.24xlarge",
+                        "maxRuntimeSeconds": 7200,
+                        "useSpot": True,
+                    },
+                }
+            )
+        ]
+    )
     book = PriceBook.load()
     run = estimate(graph, ctx(), book).training
     assert run.on_demand_usd == pytest.approx(2 * book.instance("eu-west-1", "training", "ml.p4d.24xlarge"))
-    assert run.spot_usd == pytest.approx(run.on_demand_usd * (1 - book.spot_savings)) and run.per_run_usd == run.spot_usd
+    assert (
+        run.spot_usd == pytest.approx(run.on_demand_usd * (1 - book.spot_savings)) and run.per_run_usd == run.spot_usd
+    )
 
 
 def test_prod_estimate_from_the_real_preview():
     records, context = stack_records("prod", deployed("prod"))
     result = estimate(StackGraph(records), context)
     parts = result.by_component()
-    assert parts["endpoint"] == pytest.approx(2 * 730 * PriceBook.load().instance("us-east-1", "hosting", "ml.m5.xlarge"))
+    assert parts["endpoint"] == pytest.approx(
+        2 * 730 * PriceBook.load().instance("us-east-1", "hosting", "ml.m5.xlarge")
+    )
     assert {"storage", "kms", "alarms", "logs", "training"} <= set(parts)
     assert result.training.instance_type == "ml.g5.12xlarge" and result.training.use_spot is False
     assert 0 < result.monthly_total < context.monthly_budget_usd

@@ -1,17 +1,24 @@
 """The CrossGuard pack: every rule wired as a pulumi_policy policy, validated with the SDK's own argument objects."""
+
 from __future__ import annotations
 
 import ast
 import json
-from pathlib import Path
 
+from policy_testkit import REPO, deployed, edit, stack_records
 from pulumi_policy import (
-    EnforcementLevel, PolicyCustomTimeouts, PolicyProviderResource, PolicyResource, PolicyResourceOptions,
-    ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy,
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 from pulumi_policy.proxy import UNKNOWN_BOOLEAN_VALUE, unknown_checking_proxy
 
-from policy_testkit import REPO, deployed, edit, stack_records
 from policies.crossguard import PACK_NAME, build_policies, pack_config
 from policies.rules import RULES
 
@@ -24,8 +31,15 @@ def _policies():
 
 
 def _resource_args(type_, props, config=None, name="storage-key", provider=None):
-    return ResourceValidationArgs(type_, unknown_checking_proxy(props), f"urn:pulumi:prod::mlops::{type_}::{name}",
-                                  name, OPTS, provider, config or {})
+    return ResourceValidationArgs(
+        type_,
+        unknown_checking_proxy(props),
+        f"urn:pulumi:prod::mlops::{type_}::{name}",
+        name,
+        OPTS,
+        provider,
+        config or {},
+    )
 
 
 def _validate(policy, args):
@@ -61,8 +75,12 @@ def test_resource_policy_reports_and_passes():
 def test_resource_policy_reads_provider_default_tags_and_config():
     tags = _policies()["tags-required"]
     config = {"requiredTags": ["owner", "environment"], "environment": "prod"}
-    provider = PolicyProviderResource("pulumi:providers:aws", {"defaultTags": {"tags": {"owner": "me"}}},
-                                      "urn:pulumi:prod::mlops::pulumi:providers:aws::default", "default")
+    provider = PolicyProviderResource(
+        "pulumi:providers:aws",
+        {"defaultTags": {"tags": {"owner": "me"}}},
+        "urn:pulumi:prod::mlops::pulumi:providers:aws::default",
+        "default",
+    )
     args = _resource_args("aws:kms/key:Key", {"tags": {"environment": "prod"}}, config, provider=provider)
     assert _validate(tags, args) == []
     bare = _resource_args("aws:kms/key:Key", {"tags": {"environment": "prod"}}, config)
@@ -81,8 +99,11 @@ def test_environment_scoped_policy_needs_the_environment_in_config():
 
 def test_suppressions_in_config_silence_a_resource():
     rotation = _policies()["kms-key-rotation"]
-    config = {"suppressions": [{"rule": "kms-key-rotation", "resource": "storage-key", "reason": "HSM",
-                                "expires": "2999-01-01"}]}
+    config = {
+        "suppressions": [
+            {"rule": "kms-key-rotation", "resource": "storage-key", "reason": "HSM", "expires": "2999-01-01"}
+        ]
+    }
     assert _validate(rotation, _resource_args("aws:kms/key:Key", {"enableKeyRotation": False}, config)) == []
 
 
@@ -90,8 +111,17 @@ def _policy_resources(records):
     """PolicyResource objects as the analyzer builds them, from a preview's records (parents and deps linked)."""
     by_urn = {}
     for r in records:
-        by_urn[r.urn] = PolicyResource(r.type, unknown_checking_proxy(json.loads(json.dumps(dict(r.props)))), r.urn,
-                                       r.name, OPTS, None, None, [], {})
+        by_urn[r.urn] = PolicyResource(
+            r.type,
+            unknown_checking_proxy(json.loads(json.dumps(dict(r.props)))),
+            r.urn,
+            r.name,
+            OPTS,
+            None,
+            None,
+            [],
+            {},
+        )
     for r in records:
         pr = by_urn[r.urn]
         pr.parent = by_urn.get(r.parent)
@@ -104,15 +134,23 @@ def test_stack_policies_judge_a_whole_preview_like_the_auditor():
     resources = _policy_resources(records)
     config = ctx.to_pack_config()
     policies = _policies()
-    clean = [name for name, p in policies.items() if isinstance(p, StackValidationPolicy)
-             and _validate(p, StackValidationArgs(resources, config))]
+    clean = [
+        name
+        for name, p in policies.items()
+        if isinstance(p, StackValidationPolicy) and _validate(p, StackValidationArgs(resources, config))
+    ]
     assert clean == []
 
     # break the 5xx alarm's dimensions: the stack policy reports it against the endpoint
-    broken = edit(records, "MetricAlarm", "monitoring-churn-5xx",
-                  lambda props: props.update(dimensions={"EndpointName": "mlops-prod-churn"}))
-    reported = _validate(policies["sagemaker-endpoint-5xx-alarm"],
-                         StackValidationArgs(_policy_resources(broken), config))
+    broken = edit(
+        records,
+        "MetricAlarm",
+        "monitoring-churn-5xx",
+        lambda props: props.update(dimensions={"EndpointName": "mlops-prod-churn"}),
+    )
+    reported = _validate(
+        policies["sagemaker-endpoint-5xx-alarm"], StackValidationArgs(_policy_resources(broken), config)
+    )
     assert len(reported) == 1 and reported[0][1].endswith("::serving-churn-endpoint")
     assert "VariantName" in reported[0][0]
 
@@ -133,8 +171,10 @@ def test_policy_pack_is_constructed_only_in_main():
     calls = {}
     for path in pack_dir.rglob("*.py"):
         tree = ast.parse(path.read_text())
-        n = sum(isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "PolicyPack"
-                for node in ast.walk(tree))
+        n = sum(
+            isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "PolicyPack"
+            for node in ast.walk(tree)
+        )
         if n:
             calls[path.relative_to(pack_dir).as_posix()] = n
     assert calls == {"__main__.py": 1}

@@ -1,7 +1,9 @@
 """docs/policies.md documents every rule: why it exists, how to fix it, and the AWSGuard comparison."""
+
 from __future__ import annotations
 
 from policy_testkit import REPO
+
 from policies.rules import RULES
 
 

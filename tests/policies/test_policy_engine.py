@@ -1,11 +1,12 @@
 """Enforcement levels per environment, suppressions with expiry, and the audit summary."""
+
 from __future__ import annotations
 
 from datetime import date
 
 import pytest
-
 from policy_testkit import TODAY, ctx, res
+
 from policies.context import PolicyContext, Suppression, infer_context
 from policies.engine import evaluate as evaluate_all
 from policies.rules import RULES_BY_ID
@@ -18,17 +19,20 @@ def evaluate(records, context):
     return evaluate_all(records, context, [RULES_BY_ID["kms-key-rotation"]])
 
 
-@pytest.mark.parametrize("environment, default, overrides, expected", [
-    ("dev", None, {}, "advisory"),
-    ("local", None, {}, "advisory"),
-    ("staging", None, {}, "mandatory"),
-    ("prod", None, {}, "mandatory"),
-    (None, None, {}, "mandatory"),
-    ("prod", "advisory", {}, "advisory"),
-    ("dev", "mandatory", {}, "mandatory"),
-    ("prod", "mandatory", {"kms-key-rotation": "advisory"}, "advisory"),
-    ("dev", None, {"kms-key-rotation": "disabled"}, "disabled"),
-])
+@pytest.mark.parametrize(
+    "environment, default, overrides, expected",
+    [
+        ("dev", None, {}, "advisory"),
+        ("local", None, {}, "advisory"),
+        ("staging", None, {}, "mandatory"),
+        ("prod", None, {}, "mandatory"),
+        (None, None, {}, "mandatory"),
+        ("prod", "advisory", {}, "advisory"),
+        ("dev", "mandatory", {}, "mandatory"),
+        ("prod", "mandatory", {"kms-key-rotation": "advisory"}, "advisory"),
+        ("dev", None, {"kms-key-rotation": "disabled"}, "disabled"),
+    ],
+)
 def test_enforcement_of_an_ordinary_rule(environment, default, overrides, expected):
     c = ctx(environment=environment, default_enforcement=default, enforcement=overrides)
     assert c.enforcement_for("kms-key-rotation", "high") == expected
@@ -86,19 +90,38 @@ def test_summary_shape():
 
 
 def test_pack_config_round_trip_and_validation():
-    c = ctx(stack="prod", environment="prod", region="us-east-1", models=("churn",),
-            allowed_training_types=("ml.g5.xlarge",), has_vpc=False, required_tags=("owner",),
-            monthly_budget_usd=100.0, github_repository="o/r",
-            suppressions=(Suppression("kms-key-rotation", "k", "why", date(2027, 1, 1)),))
+    c = ctx(
+        stack="prod",
+        environment="prod",
+        region="us-east-1",
+        models=("churn",),
+        allowed_training_types=("ml.g5.xlarge",),
+        has_vpc=False,
+        required_tags=("owner",),
+        monthly_budget_usd=100.0,
+        github_repository="o/r",
+        suppressions=(Suppression("kms-key-rotation", "k", "why", date(2027, 1, 1)),),
+    )
     back = PolicyContext.from_pack_config(c.to_pack_config(), today=c.today)
-    for field in ("stack", "environment", "region", "models", "allowed_training_types", "has_vpc", "required_tags",
-                  "monthly_budget_usd", "github_repository", "suppressions"):
+    for field in (
+        "stack",
+        "environment",
+        "region",
+        "models",
+        "allowed_training_types",
+        "has_vpc",
+        "required_tags",
+        "monthly_budget_usd",
+        "github_repository",
+        "suppressions",
+    ):
         assert getattr(back, field) == getattr(c, field), field
     with pytest.raises(ValueError, match="'environment'"):
         PolicyContext.from_pack_config({"environment": "qa"})
     with pytest.raises(ValueError, match=r"suppressions\[0\].expires"):
-        PolicyContext.from_pack_config({"suppressions": [{"rule": "r", "resource": "x", "reason": "y",
-                                                          "expires": "soon"}]})
+        PolicyContext.from_pack_config(
+            {"suppressions": [{"rule": "r", "resource": "x", "reason": "y", "expires": "soon"}]}
+        )
 
 
 def test_context_from_the_real_stack_config():

@@ -1,9 +1,10 @@
 """Real `pulumi stack export` files (pulumi-aws 5.42) audit to what they really violate, and nothing else."""
+
 from __future__ import annotations
 
 import pytest
-
 from policy_testkit import FIXTURES, TODAY
+
 from policies.audit import audit, target_from_state
 
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures not present at {FIXTURES}")

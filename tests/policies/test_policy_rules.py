@@ -1,17 +1,24 @@
 """Rules over hand-built records: the edge cases the stacks do not exercise (older provider shapes,
 unknown values, exemptions), each with a compliant twin so a rule that always fires fails here."""
+
 from __future__ import annotations
 
 import pytest
-
 from policy_testkit import ctx, doc, res, stack_resource
+
 from policies.engine import evaluate
 from policies.records import UNKNOWN
 from policies.rules import RULES, RULES_BY_ID
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1111"
-TLS = {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-       "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+TLS = {
+    "Sid": "DenyInsecureTransport",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
 
 
 def fired(records, context=None, rule=None) -> dict[str, list[str]]:
@@ -26,6 +33,7 @@ def fired(records, context=None, rule=None) -> dict[str, list[str]]:
 
 # --- catalogue ---------------------------------------------------------------------------
 
+
 def test_catalogue_has_30_plus_rules_with_complete_metadata():
     assert len(RULES) >= 30
     families = {r.family for r in RULES}
@@ -39,38 +47,107 @@ def test_catalogue_has_30_plus_rules_with_complete_metadata():
 
 # --- S3: the three provider shapes ---------------------------------------------------------
 
-def _v7_bucket(name="b", *, versioning="Enabled", sse="aws:kms", pab=True, tls=True, logging=True, lifecycle=True,
-               ownership="BucketOwnerEnforced", purpose="capture"):
-    bucket = res("aws:s3/bucket:Bucket", name, {"bucket": name, "arn": f"arn:aws:s3:::{name}",
-                                                  "tags": {"purpose": purpose}}, id=name)
-    records = [bucket, res("aws:s3/bucket:Bucket", "logs", {"bucket": "logs", "tags": {"purpose": "access-logs"}},
-                           id="logs")]
+
+def _v7_bucket(
+    name="b",
+    *,
+    versioning="Enabled",
+    sse="aws:kms",
+    pab=True,
+    tls=True,
+    logging=True,
+    lifecycle=True,
+    ownership="BucketOwnerEnforced",
+    purpose="capture",
+):
+    bucket = res(
+        "aws:s3/bucket:Bucket",
+        name,
+        {"bucket": name, "arn": f"arn:aws:s3:::{name}", "tags": {"purpose": purpose}},
+        id=name,
+    )
+    records = [
+        bucket,
+        res("aws:s3/bucket:Bucket", "logs", {"bucket": "logs", "tags": {"purpose": "access-logs"}}, id="logs"),
+    ]
     if versioning:
-        records.append(res("aws:s3/bucketVersioning:BucketVersioning", f"{name}-v",
-                           {"bucket": name, "versioningConfiguration": {"status": versioning}}))
+        records.append(
+            res(
+                "aws:s3/bucketVersioning:BucketVersioning",
+                f"{name}-v",
+                {"bucket": name, "versioningConfiguration": {"status": versioning}},
+            )
+        )
     if sse:
-        records.append(res("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-                           f"{name}-sse", {"bucket": name, "rules": [{"applyServerSideEncryptionByDefault": {
-                               "sseAlgorithm": sse, "kmsMasterKeyId": KEY_ARN if sse == "aws:kms" else None}}]}))
-    records.append(res("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-pab",
-                       {"bucket": name, "blockPublicAcls": True, "blockPublicPolicy": pab, "ignorePublicAcls": True,
-                        "restrictPublicBuckets": True}))
+        records.append(
+            res(
+                "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                f"{name}-sse",
+                {
+                    "bucket": name,
+                    "rules": [
+                        {
+                            "applyServerSideEncryptionByDefault": {
+                                "sseAlgorithm": sse,
+                                "kmsMasterKeyId": KEY_ARN if sse == "aws:kms" else None,
+                            }
+                        }
+                    ],
+                },
+            )
+        )
+    records.append(
+        res(
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            f"{name}-pab",
+            {
+                "bucket": name,
+                "blockPublicAcls": True,
+                "blockPublicPolicy": pab,
+                "ignorePublicAcls": True,
+                "restrictPublicBuckets": True,
+            },
+        )
+    )
     if tls:
         records.append(res("aws:s3/bucketPolicy:BucketPolicy", f"{name}-policy", {"bucket": name, "policy": doc(TLS)}))
     if logging:
-        records.append(res("aws:s3/bucketLogging:BucketLogging", f"{name}-log",
-                           {"bucket": name, "targetBucket": "logs", "targetPrefix": "b/"}))
+        records.append(
+            res(
+                "aws:s3/bucketLogging:BucketLogging",
+                f"{name}-log",
+                {"bucket": name, "targetBucket": "logs", "targetPrefix": "b/"},
+            )
+        )
     if lifecycle:
-        records.append(res("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", f"{name}-lc",
-                           {"bucket": name, "rules": [{"id": "x", "status": "Enabled", "expiration": {"days": 30.0}}]}))
+        records.append(
+            res(
+                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                f"{name}-lc",
+                {"bucket": name, "rules": [{"id": "x", "status": "Enabled", "expiration": {"days": 30.0}}]},
+            )
+        )
     if ownership:
-        records.append(res("aws:s3/bucketOwnershipControls:BucketOwnershipControls", f"{name}-own",
-                           {"bucket": name, "rule": {"objectOwnership": ownership}}))
+        records.append(
+            res(
+                "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+                f"{name}-own",
+                {"bucket": name, "rule": {"objectOwnership": ownership}},
+            )
+        )
     return records
 
 
-S3_RULES = ("s3-bucket-kms-encryption", "s3-bucket-versioning", "s3-public-access-block", "s3-tls-only",
-            "s3-access-logging", "s3-lifecycle", "s3-no-public-grants", "s3-object-ownership-enforced")
+S3_RULES = (
+    "s3-bucket-kms-encryption",
+    "s3-bucket-versioning",
+    "s3-public-access-block",
+    "s3-tls-only",
+    "s3-access-logging",
+    "s3-lifecycle",
+    "s3-no-public-grants",
+    "s3-object-ownership-enforced",
+)
 
 
 def _only_bucket_b(found: dict[str, list[str]]) -> set[str]:
@@ -83,16 +160,19 @@ def test_compliant_v7_bucket_passes_every_s3_rule():
     assert _only_bucket_b(found) == set()
 
 
-@pytest.mark.parametrize("change, rule", [
-    (dict(versioning="Suspended"), "s3-bucket-versioning"),
-    (dict(sse="AES256"), "s3-bucket-kms-encryption"),
-    (dict(sse=None), "s3-bucket-kms-encryption"),
-    (dict(pab=False), "s3-public-access-block"),
-    (dict(tls=False), "s3-tls-only"),
-    (dict(logging=False), "s3-access-logging"),
-    (dict(lifecycle=False), "s3-lifecycle"),
-    (dict(ownership="ObjectWriter"), "s3-object-ownership-enforced"),
-])
+@pytest.mark.parametrize(
+    "change, rule",
+    [
+        (dict(versioning="Suspended"), "s3-bucket-versioning"),
+        (dict(sse="AES256"), "s3-bucket-kms-encryption"),
+        (dict(sse=None), "s3-bucket-kms-encryption"),
+        (dict(pab=False), "s3-public-access-block"),
+        (dict(tls=False), "s3-tls-only"),
+        (dict(logging=False), "s3-access-logging"),
+        (dict(lifecycle=False), "s3-lifecycle"),
+        (dict(ownership="ObjectWriter"), "s3-object-ownership-enforced"),
+    ],
+)
 def test_each_v7_bucket_setting_is_checked(change, rule):
     found = {r: m for r, m in fired(_v7_bucket(**change)).items() if r in S3_RULES}
     assert _only_bucket_b(found) == {rule}
@@ -113,39 +193,93 @@ def test_lifecycle_applies_only_to_capture_and_artifact_data():
 
 def test_abort_multipart_alone_is_not_a_retention_rule():
     records = [r for r in _v7_bucket() if not r.name.endswith("-lc")]
-    records.append(res("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "b-lc", {
-        "bucket": "b", "rules": [{"id": "a", "status": "Enabled",
-                                  "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7.0}}]}))
+    records.append(
+        res(
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+            "b-lc",
+            {
+                "bucket": "b",
+                "rules": [
+                    {"id": "a", "status": "Enabled", "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7.0}}
+                ],
+            },
+        )
+    )
     assert "s3-lifecycle" in _only_bucket_b(fired(records))
 
 
 def test_v5_inline_bucket_is_read():
-    good = res("aws:s3/bucket:Bucket", "legacy", {
-        "bucket": "legacy", "versioning": {"enabled": True, "mfaDelete": False},
-        "serverSideEncryptionConfiguration": {"rule": {"applyServerSideEncryptionByDefault": {
-            "sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_ARN}}},
-        "loggings": [{"targetBucket": "logs", "targetPrefix": "legacy/"}],
-        "lifecycleRules": [{"enabled": True, "expiration": {"days": 30}}], "tags": {"purpose": "capture"},
-        "policy": doc(TLS)}, source="state")
-    bad = res("aws:s3/bucket:Bucket", "legacy", {
-        "bucket": "legacy", "versioning": {"enabled": False},
-        "serverSideEncryptionConfiguration": {"rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}},
-        "lifecycleRules": [{"enabled": False, "expiration": {"days": 30}}], "tags": {"purpose": "capture"},
-        "acl": "public-read"}, source="state")
-    rules = ("s3-bucket-versioning", "s3-bucket-kms-encryption", "s3-access-logging", "s3-lifecycle", "s3-tls-only",
-             "s3-no-public-grants")
+    good = res(
+        "aws:s3/bucket:Bucket",
+        "legacy",
+        {
+            "bucket": "legacy",
+            "versioning": {"enabled": True, "mfaDelete": False},
+            "serverSideEncryptionConfiguration": {
+                "rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_ARN}}
+            },
+            "loggings": [{"targetBucket": "logs", "targetPrefix": "legacy/"}],
+            "lifecycleRules": [{"enabled": True, "expiration": {"days": 30}}],
+            "tags": {"purpose": "capture"},
+            "policy": doc(TLS),
+        },
+        source="state",
+    )
+    bad = res(
+        "aws:s3/bucket:Bucket",
+        "legacy",
+        {
+            "bucket": "legacy",
+            "versioning": {"enabled": False},
+            "serverSideEncryptionConfiguration": {
+                "rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}
+            },
+            "lifecycleRules": [{"enabled": False, "expiration": {"days": 30}}],
+            "tags": {"purpose": "capture"},
+            "acl": "public-read",
+        },
+        source="state",
+    )
+    rules = (
+        "s3-bucket-versioning",
+        "s3-bucket-kms-encryption",
+        "s3-access-logging",
+        "s3-lifecycle",
+        "s3-tls-only",
+        "s3-no-public-grants",
+    )
     assert not {r for r in fired([good]) if r in rules}
     assert {r for r in fired([bad]) if r in rules} == set(rules)
 
 
 def test_v6_bucketv2_plural_blocks_are_read():
-    bucket = res("aws:s3/bucketV2:BucketV2", "v6", {
-        "bucket": "v6", "versionings": [{"enabled": True}],
-        "serverSideEncryptionConfigurations": [{"rules": [{"applyServerSideEncryptionByDefaults": [
-            {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_ARN}]}]}],
-        "loggings": [{"targetBucket": "logs"}]}, source="state")
-    versioning = res("aws:s3/bucketVersioningV2:BucketVersioningV2", "v6-v",
-                     {"bucket": "v6", "versioningConfiguration": {"status": "Suspended"}}, source="state")
+    bucket = res(
+        "aws:s3/bucketV2:BucketV2",
+        "v6",
+        {
+            "bucket": "v6",
+            "versionings": [{"enabled": True}],
+            "serverSideEncryptionConfigurations": [
+                {
+                    "rules": [
+                        {
+                            "applyServerSideEncryptionByDefaults": [
+                                {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_ARN}
+                            ]
+                        }
+                    ]
+                }
+            ],
+            "loggings": [{"targetBucket": "logs"}],
+        },
+        source="state",
+    )
+    versioning = res(
+        "aws:s3/bucketVersioningV2:BucketVersioningV2",
+        "v6-v",
+        {"bucket": "v6", "versioningConfiguration": {"status": "Suspended"}},
+        source="state",
+    )
     found = fired([bucket])
     assert not {"s3-bucket-versioning", "s3-bucket-kms-encryption", "s3-access-logging"} & set(found)
     # the V2 separate resource is recognised too (here, alongside inline versioning that is on)
@@ -154,15 +288,24 @@ def test_v6_bucketv2_plural_blocks_are_read():
 
 def test_unknown_bucket_reference_falls_back_to_dependencies():
     bucket = res("aws:s3/bucket:Bucket", "b", {"bucket": UNKNOWN}, id="")
-    versioning = res("aws:s3/bucketVersioning:BucketVersioning", "b-v",
-                     {"bucket": UNKNOWN, "versioningConfiguration": {"status": "Enabled"}}, deps=(bucket.urn,))
+    versioning = res(
+        "aws:s3/bucketVersioning:BucketVersioning",
+        "b-v",
+        {"bucket": UNKNOWN, "versioningConfiguration": {"status": "Enabled"}},
+        deps=(bucket.urn,),
+    )
     assert "s3-bucket-versioning" not in fired([bucket, versioning], rule="s3-bucket-versioning")
     assert "s3-bucket-versioning" in fired([bucket], rule="s3-bucket-versioning")
 
 
 def test_public_policy_with_account_condition_is_not_public():
-    scoped = {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
-              "Resource": "*", "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}
+    scoped = {
+        "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+    }
     anyone_scoped = {**scoped, "Principal": "*"}
     anyone = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject", "Resource": "*"}
     policy = lambda *s: res("aws:s3/bucketPolicy:BucketPolicy", "p", {"bucket": "b", "policy": doc(*s)})  # noqa: E731
@@ -171,6 +314,7 @@ def test_public_policy_with_account_condition_is_not_public():
 
 
 # --- KMS ---------------------------------------------------------------------------------
+
 
 def test_kms_rotation_and_asymmetric_exemption():
     assert fired([res("aws:kms/key:Key", "k", {})], rule="kms-key-rotation")  # default is off
@@ -181,8 +325,13 @@ def test_kms_rotation_and_asymmetric_exemption():
 def test_kms_policy_root_principal_is_fine_and_star_is_not():
     root = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "kms:*", "Resource": "*"}
     star = {**root, "Principal": "*"}
-    scoped_use = {"Effect": "Allow", "Principal": "*", "Action": ["kms:Decrypt"], "Resource": "*",
-                  "Condition": {"StringEquals": {"kms:CallerAccount": "1"}}}
+    scoped_use = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": ["kms:Decrypt"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"kms:CallerAccount": "1"}},
+    }
     key = lambda *s: res("aws:kms/key:Key", "k", {"enableKeyRotation": True, "policy": doc(*s)})  # noqa: E731
     assert not fired([key(root, scoped_use)], rule="kms-key-policy-no-public")
     assert fired([key(star)], rule="kms-key-policy-no-public")
@@ -191,14 +340,16 @@ def test_kms_policy_root_principal_is_fine_and_star_is_not():
 
 # --- IAM ---------------------------------------------------------------------------------
 
+
 def _role_policy(*statements, name="rp"):
     return res("aws:iam/rolePolicy:RolePolicy", name, {"role": "r", "policy": doc(*statements)})
 
 
 def test_wildcard_action_and_notaction():
     assert fired([_role_policy({"Effect": "Allow", "Action": "*", "Resource": "*"})], rule="iam-no-wildcard-action")
-    assert fired([_role_policy({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})],
-                 rule="iam-no-wildcard-action")
+    assert fired(
+        [_role_policy({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})], rule="iam-no-wildcard-action"
+    )
     assert not fired([_role_policy({"Effect": "Deny", "Action": "*", "Resource": "*"})], rule="iam-no-wildcard-action")
 
 
@@ -206,23 +357,52 @@ def test_wildcard_resource_only_for_writes_and_not_for_star_only_actions():
     rule = "iam-no-wildcard-resource-write"
     assert fired([_role_policy({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"})], rule=rule)
     assert fired([_role_policy({"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"})], rule=rule)
-    assert not fired([_role_policy({"Effect": "Allow", "Action": ["s3:GetObject", "s3:List*"], "Resource": "*"})],
-                     rule=rule)
-    assert not fired([_role_policy({"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"})],
-                     rule=rule)
-    assert not fired([_role_policy({"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
-                                    "Condition": {"StringEquals": {"cloudwatch:namespace": "X"}}})], rule=rule)
+    assert not fired(
+        [_role_policy({"Effect": "Allow", "Action": ["s3:GetObject", "s3:List*"], "Resource": "*"})], rule=rule
+    )
+    assert not fired(
+        [_role_policy({"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"})], rule=rule
+    )
+    assert not fired(
+        [
+            _role_policy(
+                {
+                    "Effect": "Allow",
+                    "Action": "cloudwatch:PutMetricData",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"cloudwatch:namespace": "X"}},
+                }
+            )
+        ],
+        rule=rule,
+    )
     # a weak condition does not scope a write
-    assert fired([_role_policy({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*",
-                                "Condition": {"Bool": {"aws:SecureTransport": "true"}}})], rule=rule)
+    assert fired(
+        [
+            _role_policy(
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:PutObject",
+                    "Resource": "*",
+                    "Condition": {"Bool": {"aws:SecureTransport": "true"}},
+                }
+            )
+        ],
+        rule=rule,
+    )
 
 
 def test_role_inline_policies_are_checked_but_observed_copies_of_role_policies_are_not():
     bad = doc({"Effect": "Allow", "Action": "*", "Resource": "*"})
     declared = res("aws:iam/role:Role", "r", {"name": "r", "inlinePolicies": [{"name": "x", "policy": bad}]})
     assert fired([declared], rule="iam-no-wildcard-action")
-    observed = res("aws:iam/role:Role", "r", {"name": "r", "inlinePolicies": [{"name": "rp", "policy": bad}]},
-                   observed=frozenset({"inlinePolicies"}), source="state")
+    observed = res(
+        "aws:iam/role:Role",
+        "r",
+        {"name": "r", "inlinePolicies": [{"name": "rp", "policy": bad}]},
+        observed=frozenset({"inlinePolicies"}),
+        source="state",
+    )
     rp = res("aws:iam/rolePolicy:RolePolicy", "rp", {"name": "rp", "role": "r", "policy": bad}, source="state")
     messages = fired([observed, rp], rule="iam-no-wildcard-action")["iam-no-wildcard-action"]
     assert len(messages) == 1 and messages[0].startswith("rp ")
@@ -233,10 +413,24 @@ def test_full_access_managed_policies():
     role = lambda arns: res("aws:iam/role:Role", "r", {"managedPolicyArns": arns})  # noqa: E731
     assert fired([role(["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"])], rule=rule)
     assert fired([role(["arn:aws:iam::aws:policy/AdministratorAccess"])], rule=rule)
-    assert fired([res("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "a",
-                      {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AmazonS3FullAccess"})], rule=rule)
-    assert not fired([role(["arn:aws:iam::aws:policy/AmazonSageMakerReadOnly",
-                            "arn:aws:iam::123456789012:policy/MyFullAccessCopy"])], rule=rule)
+    assert fired(
+        [
+            res(
+                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                "a",
+                {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AmazonS3FullAccess"},
+            )
+        ],
+        rule=rule,
+    )
+    assert not fired(
+        [
+            role(
+                ["arn:aws:iam::aws:policy/AmazonSageMakerReadOnly", "arn:aws:iam::123456789012:policy/MyFullAccessCopy"]
+            )
+        ],
+        rule=rule,
+    )
 
 
 def _trusting(statement):
@@ -250,58 +444,92 @@ def test_trust_policies():
     assert fired([_trusting({**service, "Principal": {"AWS": ["*"]}})], rule="iam-trust-no-wildcard-principal")
 
 
-@pytest.mark.parametrize("condition, ok", [
-    ({"StringEquals": {"token.actions.githubusercontent.com:sub": "repo:org/app:environment:prod"}}, True),
-    ({"StringLike": {"token.actions.githubusercontent.com:sub": "repo:org/app:*"}}, True),
-    ({"StringLike": {"token.actions.githubusercontent.com:sub": "repo:org/*"}}, False),
-    ({"StringLike": {"token.actions.githubusercontent.com:sub": "*"}}, False),
-    ({"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}, False),
-    ({"StringEquals": {"token.actions.githubusercontent.com:sub": "repo:other/app:environment:prod"}}, False),
-])
+@pytest.mark.parametrize(
+    "condition, ok",
+    [
+        ({"StringEquals": {"token.actions.githubusercontent.com:sub": "repo:org/app:environment:prod"}}, True),
+        ({"StringLike": {"token.actions.githubusercontent.com:sub": "repo:org/app:*"}}, True),
+        ({"StringLike": {"token.actions.githubusercontent.com:sub": "repo:org/*"}}, False),
+        ({"StringLike": {"token.actions.githubusercontent.com:sub": "*"}}, False),
+        ({"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}, False),
+        ({"StringEquals": {"token.actions.githubusercontent.com:sub": "repo:other/app:environment:prod"}}, False),
+    ],
+)
 def test_oidc_subject_must_name_this_repository(condition, ok):
-    statement = {"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity", "Condition": condition,
-                 "Principal": {"Federated": "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"}}
+    statement = {
+        "Effect": "Allow",
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": condition,
+        "Principal": {"Federated": "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"},
+    }
     found = fired([_trusting(statement)], ctx(github_repository="org/app"), rule="iam-oidc-trust-subject")
     assert bool(found) is not ok
 
 
 def test_policy_management_conflict_ignores_what_state_merely_observed():
     role = res("aws:iam/role:Role", "r", {"name": "r", "managedPolicyArns": ["arn:aws:iam::1:policy/p"]}, id="r")
-    attachment = res("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "a",
-                     {"role": "r", "policyArn": "arn:aws:iam::1:policy/q"})
+    attachment = res(
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "a", {"role": "r", "policyArn": "arn:aws:iam::1:policy/q"}
+    )
     assert fired([role, attachment], rule="iam-role-policy-management-conflict")
-    observed = res("aws:iam/role:Role", "r", {"name": "r", "managedPolicyArns": ["arn:aws:iam::1:policy/q"]},
-                   id="r", observed=frozenset({"managedPolicyArns"}), source="state")
+    observed = res(
+        "aws:iam/role:Role",
+        "r",
+        {"name": "r", "managedPolicyArns": ["arn:aws:iam::1:policy/q"]},
+        id="r",
+        observed=frozenset({"managedPolicyArns"}),
+        source="state",
+    )
     assert not fired([observed, attachment], rule="iam-role-policy-management-conflict")
 
 
 # --- SageMaker ---------------------------------------------------------------------------
 
+
 def _endpoint_graph(*, dims=None, variant="primary", serverless=False, alarms=True):
     variant_props = {"variantName": variant, "modelName": "m"}
-    variant_props.update({"serverlessConfig": {"memorySizeInMb": 2048.0, "maxConcurrency": 5.0}} if serverless else
-                         {"instanceType": "ml.m5.large", "initialInstanceCount": 1.0})
+    variant_props.update(
+        {"serverlessConfig": {"memorySizeInMb": 2048.0, "maxConcurrency": 5.0}}
+        if serverless
+        else {"instanceType": "ml.m5.large", "initialInstanceCount": 1.0}
+    )
     records = [
         res("aws:sagemaker/model:Model", "model", {"name": "m", "enableNetworkIsolation": True}),
-        res("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "cfg",
-            {"name": "cfg-1", "productionVariants": [variant_props], "kmsKeyArn": None if serverless else KEY_ARN}),
+        res(
+            "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+            "cfg",
+            {"name": "cfg-1", "productionVariants": [variant_props], "kmsKeyArn": None if serverless else KEY_ARN},
+        ),
         res("aws:sagemaker/endpoint:Endpoint", "ep", {"name": "ep-1", "endpointConfigName": "cfg-1"}),
     ]
     if alarms:
         d = dims if dims is not None else {"EndpointName": "ep-1", "VariantName": "primary"}
         for metric in ("Invocation5XXErrors", "ModelLatency"):
-            records.append(res("aws:cloudwatch/metricAlarm:MetricAlarm", metric, {
-                "name": metric, "namespace": "AWS/SageMaker", "metricName": metric, "dimensions": d,
-                "alarmActions": ["arn:aws:sns:us-east-1:1:t"]}))
+            records.append(
+                res(
+                    "aws:cloudwatch/metricAlarm:MetricAlarm",
+                    metric,
+                    {
+                        "name": metric,
+                        "namespace": "AWS/SageMaker",
+                        "metricName": metric,
+                        "dimensions": d,
+                        "alarmActions": ["arn:aws:sns:us-east-1:1:t"],
+                    },
+                )
+            )
     return records
 
 
-@pytest.mark.parametrize("dims, ok", [
-    ({"EndpointName": "ep-1", "VariantName": "primary"}, True),
-    ({"EndpointName": "ep-1"}, False),
-    ({"EndpointName": "ep-1", "VariantName": "blue"}, False),
-    ({"EndpointName": "other", "VariantName": "primary"}, False),
-])
+@pytest.mark.parametrize(
+    "dims, ok",
+    [
+        ({"EndpointName": "ep-1", "VariantName": "primary"}, True),
+        ({"EndpointName": "ep-1"}, False),
+        ({"EndpointName": "ep-1", "VariantName": "blue"}, False),
+        ({"EndpointName": "other", "VariantName": "primary"}, False),
+    ],
+)
 def test_endpoint_alarms_must_match_endpoint_and_variant(dims, ok):
     found = fired(_endpoint_graph(dims=dims))
     assert ("sagemaker-endpoint-5xx-alarm" in found) is not ok
@@ -309,10 +537,26 @@ def test_endpoint_alarms_must_match_endpoint_and_variant(dims, ok):
 
 
 def test_alarm_through_metric_queries_counts():
-    records = _endpoint_graph(alarms=False) + [res("aws:cloudwatch/metricAlarm:MetricAlarm", "math", {
-        "name": "math", "alarmActions": ["t"], "metricQueries": [
-            {"id": "e", "metric": {"namespace": "AWS/SageMaker", "metricName": "Invocation5XXErrors",
-                                   "dimensions": {"EndpointName": "ep-1", "VariantName": "primary"}}}]})]
+    records = _endpoint_graph(alarms=False) + [
+        res(
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            "math",
+            {
+                "name": "math",
+                "alarmActions": ["t"],
+                "metricQueries": [
+                    {
+                        "id": "e",
+                        "metric": {
+                            "namespace": "AWS/SageMaker",
+                            "metricName": "Invocation5XXErrors",
+                            "dimensions": {"EndpointName": "ep-1", "VariantName": "primary"},
+                        },
+                    }
+                ],
+            },
+        )
+    ]
     found = fired(records)
     assert "sagemaker-endpoint-5xx-alarm" not in found and "sagemaker-endpoint-latency-alarm" in found
 
@@ -336,9 +580,16 @@ def test_model_vpc_exempts_serverless_only_models():
     assert not fired(_endpoint_graph(), ctx(has_vpc=False), rule="sagemaker-model-vpc")
 
 
-TRAINING = {"allowedInstanceTypes": ["ml.g5.xlarge"], "defaultInstanceType": "ml.g5.xlarge", "useSpot": True,
-            "maxRuntimeSeconds": 3600, "maxWaitSeconds": 7200, "checkpointS3Uri": "s3://a/checkpoints/",
-            "volumeKmsKeyArn": KEY_ARN, "vpc": {"subnetIds": [], "securityGroupIds": []}}
+TRAINING = {
+    "allowedInstanceTypes": ["ml.g5.xlarge"],
+    "defaultInstanceType": "ml.g5.xlarge",
+    "useSpot": True,
+    "maxRuntimeSeconds": 3600,
+    "maxWaitSeconds": 7200,
+    "checkpointS3Uri": "s3://a/checkpoints/",
+    "volumeKmsKeyArn": KEY_ARN,
+    "vpc": {"subnetIds": [], "securityGroupIds": []},
+}
 
 
 def _training(**changes):
@@ -363,25 +614,44 @@ def test_training_rules_pass_a_good_dev_setup_and_catch_each_problem():
 
 def test_environment_ceiling_applies_even_when_the_stack_allows_more():
     prod_types = ctx(environment="dev", allowed_training_types=("ml.g5.xlarge", "ml.p5.48xlarge"))
-    found = fired(_training(allowedInstanceTypes=["ml.g5.xlarge", "ml.p5.48xlarge"]), prod_types,
-                  rule="sagemaker-training-instance-allowlist")
+    found = fired(
+        _training(allowedInstanceTypes=["ml.g5.xlarge", "ml.p5.48xlarge"]),
+        prod_types,
+        rule="sagemaker-training-instance-allowlist",
+    )
     assert "above the dev GPU ceiling" in found["sagemaker-training-instance-allowlist"][0]
-    assert not fired(_training(defaultInstanceType="ml.p5.48xlarge", allowedInstanceTypes=["ml.p5.48xlarge"]),
-                     ctx(environment="prod", allowed_training_types=("ml.p5.48xlarge",)),
-                     rule="sagemaker-training-instance-allowlist")
+    assert not fired(
+        _training(defaultInstanceType="ml.p5.48xlarge", allowedInstanceTypes=["ml.p5.48xlarge"]),
+        ctx(environment="prod", allowed_training_types=("ml.p5.48xlarge",)),
+        rule="sagemaker-training-instance-allowlist",
+    )
 
 
 def test_iam_instance_type_condition_outside_the_allowlist():
-    statement = {"Effect": "Allow", "Action": "sagemaker:CreateTrainingJob", "Resource": "*",
-                 "Condition": {"ForAllValues:StringEquals": {"sagemaker:InstanceTypes": ["ml.p5.48xlarge"]}}}
-    found = fired([_role_policy(statement)], ctx(environment="dev", allowed_training_types=("ml.g5.xlarge",)),
-                  rule="sagemaker-training-instance-allowlist")
+    statement = {
+        "Effect": "Allow",
+        "Action": "sagemaker:CreateTrainingJob",
+        "Resource": "*",
+        "Condition": {"ForAllValues:StringEquals": {"sagemaker:InstanceTypes": ["ml.p5.48xlarge"]}},
+    }
+    found = fired(
+        [_role_policy(statement)],
+        ctx(environment="dev", allowed_training_types=("ml.g5.xlarge",)),
+        rule="sagemaker-training-instance-allowlist",
+    )
     assert "ml.p5.48xlarge" in found["sagemaker-training-instance-allowlist"][0]
 
 
 def test_package_group_must_exist_for_deployed_models():
-    model = res("aws:sagemaker/model:Model", "m", {"name": "m", "enableNetworkIsolation": True, "primaryContainer": {
-        "modelPackageName": "arn:aws:sagemaker:us-east-1:1:model-package/churn-staging/3"}})
+    model = res(
+        "aws:sagemaker/model:Model",
+        "m",
+        {
+            "name": "m",
+            "enableNetworkIsolation": True,
+            "primaryContainer": {"modelPackageName": "arn:aws:sagemaker:us-east-1:1:model-package/churn-staging/3"},
+        },
+    )
     group = res("aws:sagemaker/modelPackageGroup:ModelPackageGroup", "g", {"modelPackageGroupName": "churn-prod"})
     context = ctx(models=("churn",))
     assert not fired([model, group], context, rule="sagemaker-model-package-group-exists")
@@ -390,9 +660,13 @@ def test_package_group_must_exist_for_deployed_models():
 
 # --- ECR, monitoring, tags ---------------------------------------------------------------
 
+
 def test_ecr_rules():
-    good = {"imageScanningConfiguration": {"scanOnPush": True}, "imageTagMutability": "IMMUTABLE",
-            "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": KEY_ARN}]}
+    good = {
+        "imageScanningConfiguration": {"scanOnPush": True},
+        "imageTagMutability": "IMMUTABLE",
+        "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": KEY_ARN}],
+    }
     ecr_rules = {"ecr-scan-on-push", "ecr-immutable-tags", "ecr-kms-encryption"}
     assert not set(fired([res("aws:ecr/repository:Repository", "r", good)])) & ecr_rules
     assert set(fired([res("aws:ecr/repository:Repository", "r", {})])) & ecr_rules == ecr_rules
@@ -405,10 +679,14 @@ def test_monitoring_rules():
     assert not fired([res("aws:sns/topic:Topic", "t", {"kmsMasterKeyId": KEY_ARN})], rule="sns-topic-encrypted")
     alarm = {"alarmActions": ["arn:t"]}
     assert not fired([res("aws:cloudwatch/metricAlarm:MetricAlarm", "a", alarm)], rule="cloudwatch-alarm-has-action")
-    assert fired([res("aws:cloudwatch/metricAlarm:MetricAlarm", "a", {**alarm, "actionsEnabled": False})],
-                 rule="cloudwatch-alarm-has-action")
-    assert fired([res("aws:cloudwatch/logGroup:LogGroup", "l", {"retentionInDays": 0.0, "kmsKeyId": KEY_ARN})],
-                 rule="cloudwatch-log-group-retention")
+    assert fired(
+        [res("aws:cloudwatch/metricAlarm:MetricAlarm", "a", {**alarm, "actionsEnabled": False})],
+        rule="cloudwatch-alarm-has-action",
+    )
+    assert fired(
+        [res("aws:cloudwatch/logGroup:LogGroup", "l", {"retentionInDays": 0.0, "kmsKeyId": KEY_ARN})],
+        rule="cloudwatch-log-group-retention",
+    )
 
 
 def test_tags_include_provider_default_tags_and_tags_all():
@@ -425,9 +703,16 @@ def test_tags_include_provider_default_tags_and_tags_all():
 def test_unknown_values_never_produce_violations():
     unknown = [
         res("aws:kms/key:Key", "k", {"enableKeyRotation": UNKNOWN, "policy": UNKNOWN, "tags": UNKNOWN}),
-        res("aws:ecr/repository:Repository", "r", {"imageScanningConfiguration": {"scanOnPush": UNKNOWN},
-                                                   "imageTagMutability": UNKNOWN, "tags": UNKNOWN,
-                                                   "encryptionConfigurations": [{"encryptionType": UNKNOWN}]}),
+        res(
+            "aws:ecr/repository:Repository",
+            "r",
+            {
+                "imageScanningConfiguration": {"scanOnPush": UNKNOWN},
+                "imageTagMutability": UNKNOWN,
+                "tags": UNKNOWN,
+                "encryptionConfigurations": [{"encryptionType": UNKNOWN}],
+            },
+        ),
         res("aws:iam/role:Role", "role", {"assumeRolePolicy": UNKNOWN, "tags": UNKNOWN}),
         res("aws:sns/topic:Topic", "t", {"kmsMasterKeyId": UNKNOWN, "tags": UNKNOWN}),
     ]

@@ -1,8 +1,8 @@
 """The stacks we ship pass their own policies: no mandatory violation, as shipped and once a model is deployed."""
+
 from __future__ import annotations
 
 import pytest
-
 from policy_testkit import audit, deployed, stack_records
 
 STACKS = ("dev", "staging", "prod", "local")
@@ -25,7 +25,13 @@ def test_no_mandatory_violations(stack, with_model):
 def test_deployed_prod_exercises_the_endpoint_rules():
     records, ctx = stack_records("prod", deployed("prod"))
     result = audit(records, ctx)
-    for rule in ("sagemaker-endpoint-5xx-alarm", "sagemaker-endpoint-latency-alarm", "sagemaker-endpoint-rollout-rollback",
-                 "sagemaker-endpoint-data-capture", "cost-within-budget", "tags-required"):
+    for rule in (
+        "sagemaker-endpoint-5xx-alarm",
+        "sagemaker-endpoint-latency-alarm",
+        "sagemaker-endpoint-rollout-rollback",
+        "sagemaker-endpoint-data-capture",
+        "cost-within-budget",
+        "tags-required",
+    ):
         assert rule in result.rules_run
     assert sum(r.type.startswith("aws:sagemaker/endpoint") for r in records) == 2
