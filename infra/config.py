@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from kernel.instances import GPU_TRAINING_TYPES, HOSTING_TYPES, TIER_TRAINING_TYPES
+
 NAMESPACE = "mlops"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = REPO_ROOT / "stacks"
@@ -23,53 +25,6 @@ STACKS_DIR = REPO_ROOT / "stacks"
 ENVIRONMENTS = ("dev", "staging", "prod", "local")
 REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2")
 
-# SageMaker GPU training instance types we support, by family.
-GPU_TRAINING_TYPES = (
-    "ml.g4dn.xlarge",
-    "ml.g4dn.2xlarge",
-    "ml.g4dn.12xlarge",
-    "ml.g5.xlarge",
-    "ml.g5.2xlarge",
-    "ml.g5.4xlarge",
-    "ml.g5.12xlarge",
-    "ml.g5.48xlarge",
-    "ml.g6.xlarge",
-    "ml.g6.2xlarge",
-    "ml.g6.12xlarge",
-    "ml.g6e.xlarge",
-    "ml.g6e.12xlarge",
-    "ml.p3.2xlarge",
-    "ml.p3.8xlarge",
-    "ml.p3.16xlarge",
-    "ml.p4d.24xlarge",
-    "ml.p4de.24xlarge",
-    "ml.p5.48xlarge",
-    "ml.p5e.48xlarge",
-)
-# The most each environment tier may ask for: dev stays on single small GPUs, prod may use p4d/p5.
-TIER_TRAINING_TYPES = {
-    "dev": ("ml.g4dn.xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge"),
-    "local": ("ml.g4dn.xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge"),
-    "staging": tuple(t for t in GPU_TRAINING_TYPES if not t.startswith(("ml.p4", "ml.p5"))),
-    "prod": GPU_TRAINING_TYPES,
-}
-HOSTING_TYPES = (
-    "ml.t2.medium",
-    "ml.m5.large",
-    "ml.m5.xlarge",
-    "ml.m5.2xlarge",
-    "ml.c5.large",
-    "ml.c5.xlarge",
-    "ml.c5.2xlarge",
-    "ml.c6i.large",
-    "ml.c6i.xlarge",
-    "ml.g4dn.xlarge",
-    "ml.g4dn.2xlarge",
-    "ml.g5.xlarge",
-    "ml.g5.2xlarge",
-    "ml.g6.xlarge",
-    "ml.p3.2xlarge",
-)
 # A package is registered in the environment that trained it and deployed downstream as it is
 # (dev -> staging -> prod), so an environment reads the registry, model data and key of these:
 UPSTREAM_ENVIRONMENTS = {"dev": (), "local": (), "staging": ("dev",), "prod": ("dev", "staging")}

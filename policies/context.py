@@ -13,43 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from kernel.instances import TIER_TRAINING_TYPES
+
 ENVIRONMENTS = ("dev", "staging", "prod", "local")
 LEVELS = ("advisory", "mandatory", "disabled")
 
-# The largest GPU training instances each environment tier may use, whatever a stack allows:
-# dev and local stay on single small GPUs, staging on g-family, prod may use p4d/p5.
-SMALL_GPUS = ("ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge", "ml.g6.2xlarge")
-G_FAMILY = SMALL_GPUS + (
-    "ml.g4dn.4xlarge",
-    "ml.g4dn.8xlarge",
-    "ml.g4dn.12xlarge",
-    "ml.g4dn.16xlarge",
-    "ml.g5.4xlarge",
-    "ml.g5.8xlarge",
-    "ml.g5.12xlarge",
-    "ml.g5.16xlarge",
-    "ml.g5.24xlarge",
-    "ml.g5.48xlarge",
-    "ml.g6.4xlarge",
-    "ml.g6.8xlarge",
-    "ml.g6.12xlarge",
-    "ml.g6.16xlarge",
-    "ml.g6.24xlarge",
-    "ml.g6.48xlarge",
-    "ml.g6e.xlarge",
-    "ml.g6e.2xlarge",
-    "ml.g6e.4xlarge",
-    "ml.g6e.12xlarge",
-    "ml.p3.2xlarge",
-    "ml.p3.8xlarge",
-    "ml.p3.16xlarge",
-)
-ENVIRONMENT_GPU_CEILING: dict[str, tuple[str, ...]] = {
-    "dev": SMALL_GPUS,
-    "local": SMALL_GPUS,
-    "staging": G_FAMILY,
-    "prod": G_FAMILY + ("ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.p5e.48xlarge"),
-}
+# The largest GPU training instances each environment tier may use, whatever a stack allows.
+ENVIRONMENT_GPU_CEILING: dict[str, tuple[str, ...]] = TIER_TRAINING_TYPES
 
 BASE_REQUIRED_TAGS = ("environment", "owner", "cost-center")
 
