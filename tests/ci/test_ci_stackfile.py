@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -47,7 +49,8 @@ def test_promotion_changes_only_the_two_keys(tmp_path):
         ('    churn: ""', f'    churn: "{ARN2}"'),
         (
             "  mlops:previousPackages: {churn: []}  # history for rollback",
-            f'  mlops:previousPackages: {{"churn": ["{ARN1}"]}}  # history for rollback',
+            # the key keeps its plain spelling; ruamel puts one space before a comment after a flow value
+            f'  mlops:previousPackages: {{churn: ["{ARN1}"]}} # history for rollback',
         ),
     ]
     assert len(before) == len(after)
@@ -129,3 +132,41 @@ def test_the_real_stack_files_keep_their_comments(stacks):
         assert {k: v for k, v in new.items() if k not in (stackfile.APPROVED_KEY, stackfile.PREVIOUS_KEY)} == {
             k: v for k, v in old.items() if k not in (stackfile.APPROVED_KEY, stackfile.PREVIOUS_KEY)
         }
+
+
+def test_comments_inside_the_edited_block_survive(tmp_path):
+    """Issue 11: the editor used to re-render the whole block and drop comments inside it."""
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(TEXT.replace('    churn: ""\n', '    churn: ""  # the churn model\n    # fraud: later\n'))
+    promote(path, "churn", ARN1)
+    text = path.read_text()
+    assert re.search(rf'^    churn: "{re.escape(ARN1)}" +# the churn model$', text, re.M)
+    assert "    # fraud: later" in text
+
+
+def test_a_symlinked_stack_file_is_edited_where_it_points(tmp_path):
+    target = tmp_path / "real" / "Pulumi.dev.yaml"
+    target.parent.mkdir()
+    target.write_text(TEXT)
+    link = tmp_path / "Pulumi.dev.yaml"
+    link.symlink_to(target)
+    promote(link, "churn", ARN1)
+    assert link.is_symlink()
+    assert stackfile.approved_packages(target) == {"churn": ARN1}
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"config:\n  mlops:environment: dev\xff\n", "is not UTF-8"),
+        (b"config: [1, 2\n", "is not valid YAML"),
+        (b"- just\n- a list\n", "must be a mapping"),
+    ],
+    ids=["bad-utf8", "bad-yaml", "not-a-mapping"],
+)
+def test_a_broken_stack_file_is_refused_and_left_as_it_was(tmp_path, content, message):
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_bytes(content)
+    with pytest.raises(stackfile.StackFileError, match=message):
+        stackfile.write_keys(path, {stackfile.APPROVED_KEY: {"churn": ARN1}})
+    assert path.read_bytes() == content
