@@ -24,18 +24,24 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ci.errors import AwsAccessError
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 MAX_ATTEMPTS_ENV = "MLOPS_AWS_MAX_ATTEMPTS"
-DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_MAX_ATTEMPTS = 5
+# A frozen endpoint must fail a command within a minute, not after every default retry (~8 min):
+# 5 attempts x (8 s read) + backoff of at most 1 + 2 + 4 + 8 s (botocore standard mode) = 55 s.
+CONNECT_TIMEOUT_S = 3
+READ_TIMEOUT_S = 8
+STANDARD_MODE_MAX_BACKOFF_S = 20  # botocore.retries.standard._MAX_BACKOFF
 THROTTLING_CODES = {
     "Throttling",
     "ThrottlingException",
@@ -54,13 +60,25 @@ def endpoint_url() -> str | None:
     return value or None
 
 
+def max_attempts() -> int:
+    raw = os.environ.get(MAX_ATTEMPTS_ENV, str(DEFAULT_MAX_ATTEMPTS)).strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= 20:
+        raise AwsAccessError(f"{MAX_ATTEMPTS_ENV}={raw!r} is not a whole number from 1 to 20")
+    return int(raw)
+
+
 def retry_config() -> Config:
-    attempts = int(os.environ.get(MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS))
     return Config(
-        retries={"mode": "standard", "total_max_attempts": attempts},
-        connect_timeout=5,
-        read_timeout=60,
+        retries={"mode": "standard", "total_max_attempts": max_attempts()},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
     )
+
+
+def worst_case_seconds(attempts: int) -> float:
+    """How long a call to an endpoint that accepts but never answers can take before it fails."""
+    backoff = sum(min(2 ** (n - 1), STANDARD_MODE_MAX_BACKOFF_S) for n in range(1, attempts))
+    return attempts * READ_TIMEOUT_S + backoff
 
 
 class EndpointSession(boto3.session.Session):
@@ -156,11 +174,17 @@ def translate(err: BaseException) -> AwsAccessError | None:
         return AwsAccessError(no_credentials_message())
     if isinstance(err, NoRegionError):
         return AwsAccessError("no AWS region: the stack outputs carry one; pass --stack or set AWS_DEFAULT_REGION")
-    if isinstance(err, (EndpointConnectionError, ConnectTimeoutError)):
+    if isinstance(err, ReadTimeoutError):
+        where = endpoint_url() or "AWS"
+        return AwsAccessError(
+            f"{where} did not answer within {READ_TIMEOUT_S} s, {max_attempts()} attempts in a row ({err}); "
+            "the service or emulator is stuck or overloaded: retry later"
+        )
+    if isinstance(err, (BotoConnectionError, HTTPClientError)):  # refused, reset, TLS, connect timeout
         url = endpoint_url()
         if url:
             return AwsAccessError(emulator_unreachable_message(url, err))
-        return AwsAccessError(f"cannot reach AWS: {err}")
+        return AwsAccessError(f"cannot reach AWS after {max_attempts()} attempts: {err}")
     if is_throttling(err):
         attempts = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1  # type: ignore[union-attr]
         op = getattr(err, "operation_name", "the call")

@@ -114,3 +114,71 @@ def test_an_aws_refusal_is_one_line_not_a_traceback(emulator, stacks, mlops):
     result = mlops("train", "--stack", "dev", "--outputs-from", "preview", "--synthetic", "100", "--json")
     assert result.code == 1, result
     assert "AWS refused" in result.err and "NoSuchBucket" in result.err and "Traceback" not in result.err
+
+
+def test_a_frozen_endpoint_fails_within_a_minute_by_default():
+    """Issue 11: default retries against an endpoint that never answers took about 8 minutes."""
+    assert aws.worst_case_seconds(aws.max_attempts()) < 60
+
+
+def test_a_frozen_endpoint_is_a_clear_error(monkeypatch):
+    """A server on 127.0.0.1 that accepts connections and never answers: a one-line AwsAccessError."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "2")
+    monkeypatch.setattr(aws, "READ_TIMEOUT_S", 0.3)
+    try:
+        session = aws.make_session("us-east-1")
+        started = time.monotonic()
+        with pytest.raises(AwsAccessError, match=r"did not answer within 0\.3 s, 2 attempts"), aws.aws_errors():
+            session.client("sagemaker").list_model_package_groups()
+        assert time.monotonic() - started < 10
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("value", ["many", "0", "-1", "99"])
+def test_a_bad_attempt_count_is_refused(monkeypatch, value):
+    monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", value)
+    with pytest.raises(AwsAccessError, match="MLOPS_AWS_MAX_ATTEMPTS"):
+        aws.retry_config()
+
+
+def test_a_connection_reset_is_a_clear_error(monkeypatch):
+    """A server on 127.0.0.1 that closes every connection it accepts: no traceback, one sentence."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def reset_all():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            conn.close()  # RST
+
+    thread = threading.Thread(target=reset_all, daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "2")
+    try:
+        session = aws.make_session("us-east-1")
+        with pytest.raises(AwsAccessError, match="unreachable"), aws.aws_errors():
+            session.client("sagemaker").list_model_package_groups()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
