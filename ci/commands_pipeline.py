@@ -169,8 +169,11 @@ def run_train(args, progress):
         poll_seconds=args.poll_seconds,
         framework_version=args.framework_version,
         training_image=args.training_image,
+        dry_run=args.dry_run,
     )
     run = train(ctx, req)
+    if args.dry_run:
+        return _dry_run_result(run)
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.get("metrics", {}).items()))
     summary = (
         f"training job {run['job']}: {run['status']}\n  model   {run['modelDataUrl']}\n"
@@ -179,6 +182,34 @@ def run_train(args, progress):
         f"next: mlops evaluate --stack {ctx.stack} --job {run['job']}"
     )
     return {"run": run}, summary
+
+
+def _dry_run_result(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The request, readable; AWS's objections to it make the command fail (nothing was sent anyway)."""
+    import json
+
+    if result["problems"]:
+        raise UsageError(
+            "dry run: AWS would refuse this CreateTrainingJob request: " + "; ".join(result["problems"]),
+            details=result,
+        )
+    uploads = [f"  {u['from']} -> {u['to']}" for u in result["dataUploads"]]
+    summary = [
+        "dry run: nothing was sent to AWS and nothing was uploaded.",
+        "CreateTrainingJob request (as boto3 takes it):",
+        json.dumps(result["request"], indent=2, sort_keys=True, default=str),
+        f"would upload {len(result['codeUploads'])} code file(s) (ml/ and the SDK's drivers) under "
+        f"{_common_prefix(result['codeUploads'])}",
+    ]
+    if uploads:
+        summary += [f"would upload {len(uploads)} data file(s):", *uploads]
+    return result, "\n".join(summary)
+
+
+def _common_prefix(uris: list[str]) -> str:
+    """The job's staging prefix (`.../<job>/input/`) the SDK uploads code and drivers under."""
+    prefixes = sorted({uri.rsplit("/input/", 1)[0] + "/input/" for uri in uris})
+    return ", ".join(prefixes) or "(none)"
 
 
 @command
@@ -436,6 +467,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-wait", action="store_true", help="create the job and return; `mlops evaluate --job` picks it up"
     )
     p.add_argument("--poll-seconds", type=float, default=30.0, help="how often to poll the job (default 30)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the exact CreateTrainingJob request the sagemaker SDK builds (under 'request' with --json), "
+        "checked against AWS's rules; contacts no AWS service and uploads nothing",
+    )
     p.add_argument("--framework-version", default="2.10.0", help="PyTorch training image version (default 2.10.0)")
     p.add_argument(
         "--training-image",
