@@ -1,5 +1,5 @@
 """The lifecycle subcommands of `mlops`: train, image, evaluate, register, approve, reject, promote,
-rollback, packages, monitor, reproduce, local, demo.
+verify, rollback, packages, monitor, reproduce, local, demo.
 
 Each handler parses flags into a call of `ci.pipeline` (or a sibling module), prints progress
 on stderr, a human summary or one JSON document on stdout, and returns the exit code of the
@@ -304,6 +304,27 @@ def run_promote(args, progress):
 
 
 @command
+def run_verify(args, progress):
+    from ci.verify import verify
+
+    ctx = _context(args, progress)
+    result = verify(
+        ctx.session,
+        ctx.outputs,
+        model=ctx.model(args.model) if args.model else None,
+        wait_seconds=args.wait_seconds,
+        poll_seconds=args.poll_seconds,
+        progress=progress,
+    )
+    lines = [f"stack {ctx.stack}: every endpoint serves what the stack declares"] + [
+        f"  {e['endpoint']}: {e['status']} on {e['configName']}, package {e['declared']}" for e in result["endpoints"]
+    ]
+    if not result["endpoints"]:
+        lines = [f"stack {ctx.stack} deploys no model (no approved package): nothing to verify"]
+    return result, "\n".join(lines)
+
+
+@command
 def run_rollback(args, progress):
     from ci import aws
     from ci.outputs import stack_file
@@ -550,6 +571,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("package", help="model package ARN")
     p.add_argument("--to", required=True, help="target environment / stack (dev, staging, prod, local)")
     p.add_argument("--model", help="model name (default: the package's)")
+
+    p = _add(
+        sub,
+        "verify",
+        "check that each endpoint runs the package the stack declares (run after `pulumi up`)",
+        "For every model the stack deploys (outputs endpoints + approvedPackages) reads DescribeEndpoint, "
+        "DescribeEndpointConfig and DescribeModel, and fails unless the endpoint is InService on the declared model "
+        "package. A blue/green update that SageMaker rolled back leaves the endpoint InService on the OLD config while "
+        "the provider reports success: this is the check that catches it. Waits while an endpoint is still "
+        "Creating or Updating, up to --wait-seconds.",
+        run_verify,
+    )
+    _common(p)
+    p.add_argument("--model", help="only this model (default: every model the stack deploys)")
+    p.add_argument(
+        "--wait-seconds", type=float, default=1800.0, help="how long an endpoint may stay Updating (default 1800)"
+    )
+    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while waiting (default 30)")
 
     p = _add(
         sub,
