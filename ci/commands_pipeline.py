@@ -167,7 +167,6 @@ def run_train(args, progress):
         local=args.local,
         wait=not args.no_wait,
         poll_seconds=args.poll_seconds,
-        framework_version=args.framework_version,
         training_image=args.training_image,
         dry_run=args.dry_run,
     )
@@ -494,10 +493,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="print the exact CreateTrainingJob request the sagemaker SDK builds (under 'request' with --json), "
         "checked against AWS's rules; contacts no AWS service and uploads nothing",
     )
-    p.add_argument("--framework-version", default="2.10.0", help="PyTorch training image version (default 2.10.0)")
     p.add_argument(
+        "--image",
         "--training-image",
-        help="use this training image instead of the framework's (pinned by digest when ECR knows it)",
+        dest="training_image",
+        help="train in this image instead of the project's own (<ecrRepositoryUrl>:<commit>, pushed by "
+        "`mlops image`), e.g. an AWS Deep Learning Container; pinned by digest when ECR knows it",
     )
 
     p = _add(

@@ -16,7 +16,7 @@ from typing import Any
 
 from ci import aws, datasets, lineage, registry, training
 from ci import s3 as s3util
-from ci.errors import MlopsError, NotFoundError, UsageError
+from ci.errors import MlopsError, NotFoundError, RefusedError, UsageError
 from ci.evaluation import GateSettings, evaluate_run
 from ci.outputs import resolve_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
@@ -112,8 +112,7 @@ class TrainRequest:
     local: bool = False
     wait: bool = True
     poll_seconds: float = 30.0
-    framework_version: str = training.FRAMEWORK_VERSION
-    training_image: str | None = None
+    training_image: str | None = None  # default: the project's image (training.project_image)
     manifest: datasets.Manifest | None = None  # reproduce passes the exact recorded data
     dry_run: bool = False  # build and check the CreateTrainingJob request; contact no AWS service
 
@@ -162,16 +161,18 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
     """Plan (refusing a disallowed GPU type before any call), pin the data, run, record."""
     model = ctx.model(req.model)
     instance_type = training.choose_instance_type(ctx.outputs, req.instance_type)
-    image = req.training_image or training.resolve_training_image(
-        ctx.outputs.region, instance_type, req.framework_version
-    )
+    image = req.training_image or training.project_image(ctx.outputs)
     hyperparameters = {**{k: str(v) for k, v in req.hyperparameters.items()}, "seed": str(req.seed)}
     if req.dry_run:
         return dry_run_train(ctx, req, model, instance_type, image, hyperparameters)
-    manifest = resolve_data(ctx, model, req)
     digest = training.resolve_digest(ctx.session.client("ecr"), image)
     if not digest:
+        # One lock for training and serving: a SageMaker job runs the pushed project image or
+        # an image named on purpose. The local runner runs this checkout's environment (the lock).
+        if not req.training_image and not req.local:
+            raise RefusedError(training.unpushed_image_message(ctx.outputs, image))
         ctx.progress.info(f"training image {image}: digest unknown to this registry, recorded by tag")
+    manifest = resolve_data(ctx, model, req)
     git = lineage.git_state()
     plan = training.plan_job(
         ctx.outputs,
@@ -183,6 +184,7 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
         hyperparameters=hyperparameters,
         tags=ctx.tags(),
         git=git,
+        image_source="override" if req.training_image else "project",
     )
     if req.local:
         return training.train_local(ctx.session, plan, manifest, git, req.seed, ctx.progress)
@@ -212,7 +214,10 @@ def dry_run_train(
         hyperparameters=hyperparameters,
         tags=ctx.tags(),
         git=lineage.git_state(),
+        image_source="override" if req.training_image else "project",
     )
+    if not digest and not req.training_image:
+        ctx.progress.info(f"dry run: {image} is named by tag here; the launch pins its digest, or refuses if unpushed")
     built = training.dry_run_request(plan)
     ctx.progress.step(
         f"dry run: CreateTrainingJob built by the sagemaker SDK offline; "

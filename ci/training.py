@@ -1,7 +1,7 @@
 """`mlops train`: pin the data, plan the job from the stack, run it on SageMaker or locally, follow it.
 
 The plan is pure: stack outputs + request -> every setting of the job (GPU type from the
-environment's allowed list, image pinned by digest when known, managed spot with max wait,
+environment's allowed list, the project's own image pinned by digest, managed spot with max wait,
 checkpoint and output URIs, KMS keys, VPC, metric definitions, tags). An instance type the
 environment does not allow is refused here, before any AWS call. The SageMaker path launches
 through the sagemaker SDK's `ModelTrainer` with `ml/` as source code and follows the job,
@@ -37,8 +37,6 @@ from ci.progress import QUIET, Progress
 from infra.contract import StackOutputs
 from kernel.instances import accepts_volume_kms_key
 
-FRAMEWORK = "pytorch"
-FRAMEWORK_VERSION = "2.10.0"
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")
 # The metric lines ml/train.py prints (`metric: val_loss=0.31; epoch=3`); SageMaker scrapes the
@@ -102,6 +100,7 @@ class JobPlan:
     metric_definitions: list[dict[str, str]] = field(default_factory=metric_definitions)
     artifact_bucket: str = ""
     region: str = ""
+    image_source: str = "project"  # "project" (container/ + requirements.lock) or "override" (--image)
 
     @property
     def pinned_image(self) -> str:
@@ -125,22 +124,21 @@ def choose_instance_type(outputs: StackOutputs, requested: str | None) -> str:
     return chosen
 
 
-def resolve_training_image(region: str, instance_type: str, framework_version: str = FRAMEWORK_VERSION) -> str:
-    """The framework's training image for this region and GPU type (offline, from the SDK's tables)."""
-    from sagemaker.core import image_uris
+def project_image(outputs: StackOutputs, commit: str | None = None) -> str:
+    """The project's own image (container/, pinned from requirements.lock; the one serving runs),
+    in the stack's ECR repository under the commit tag `mlops image` pushes."""
+    from ci.image import image_tag
 
-    try:
-        return image_uris.retrieve(
-            framework=FRAMEWORK,
-            region=region,
-            version=framework_version,
-            instance_type=instance_type,
-            image_scope="training",
-        )
-    except ValueError as err:
-        raise UsageError(
-            f"no {FRAMEWORK} {framework_version} training image for {instance_type} in {region}: {err}"
-        ) from err
+    return f"{outputs.ecrRepositoryUrl}:{image_tag(commit)}"
+
+
+def unpushed_image_message(outputs: StackOutputs, image: str) -> str:
+    return (
+        f"training image {image} is not in ECR: jobs run the project's own image (container/, built from "
+        f"requirements.lock, the same libraries tests and serving use), pinned by digest. Build and push it "
+        f"with `mlops image --stack {outputs.stackName}`, or name another image with --image (an AWS Deep "
+        f"Learning Container, say; the job's lineage then records the library versions it ran)"
+    )
 
 
 def split_image(image_uri: str) -> tuple[str, str, str, str | None]:
@@ -185,6 +183,7 @@ def plan_job(
     hyperparameters: dict[str, str],
     tags: dict[str, str],
     git: dict[str, Any],
+    image_source: str = "project",
 ) -> JobPlan:
     if model not in outputs.modelPackageGroups:
         raise UsageError(
@@ -230,6 +229,7 @@ def plan_job(
         },
         artifact_bucket=outputs.artifactBucket,
         region=outputs.region,
+        image_source=image_source,
     )
 
 
@@ -264,6 +264,7 @@ def new_run_record(
         "imageUri": plan.image_uri,
         "imageDigest": plan.image_digest,
         "pinnedImage": plan.pinned_image,
+        "imageSource": plan.image_source,
         "hyperparameters": plan.hyperparameters,
         "seed": seed,
         "spot": plan.use_spot,
