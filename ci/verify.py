@@ -73,8 +73,18 @@ def read_endpoint(sm, model: str, endpoint: str, declared: str) -> EndpointState
     state.configName = described["EndpointConfigName"]
     state.failureReason = described.get("FailureReason", "") or ""
     state.pendingDeployment = bool(described.get("PendingDeploymentSummary"))
-    state.packages = serving_packages(sm, state.configName)
     reason = f" (FailureReason: {state.failureReason})" if state.failureReason else ""
+    try:
+        state.packages = serving_packages(sm, state.configName)
+    except ClientError as err:
+        # The upstream bug's second half: believing the update took, the provider deletes the
+        # config the endpoint still runs on, and the next update fails on it.
+        state.problem = (
+            f"endpoint {endpoint} is {state.status} on endpoint config {state.configName}, which can no longer be "
+            f"read ({err.response.get('Error', {}).get('Message', err)}): a rolled-back update whose old config was "
+            f"deleted (AWS rule {RULE}); the stack declares {declared}{reason}"
+        )
+        return state
     if state.status in ("Failed", "UpdateRollbackFailed", "OutOfService", "Deleting"):
         state.problem = f"endpoint {endpoint} is {state.status}{reason}"
     elif not state.settling and state.packages != [declared]:

@@ -82,6 +82,17 @@ def test_a_failed_or_unfinished_endpoint_fails(deployed, mlops, status, reason, 
         assert reason in result.err
 
 
+def test_an_endpoint_left_on_a_deleted_config_fails(deployed, mlops, boto):
+    """AWS rule: ENDPOINT-ROLLBACK-REPORTED-SUCCESS. Believing the update took, the provider deletes the old
+    config the rolled-back endpoint still runs on."""
+    sm = boto("sagemaker")
+    config = sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    sm.delete_endpoint_config(EndpointConfigName=config)
+    result = verify(mlops)
+    assert result.code == 1, result
+    assert f"on endpoint config {config}, which can no longer be read" in result.err
+
+
 def test_a_missing_endpoint_fails(deployed, mlops, boto):
     boto("sagemaker").delete_endpoint(EndpointName=ENDPOINT)
     result = verify(mlops)
