@@ -457,9 +457,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         "train a model: pin the data, launch a SageMaker job (or run locally), follow it",
         "Uploads or references a data set version (S3 versions and SHA-256 recorded), then runs ml/train.py as a "
-        "SageMaker training job through the sagemaker SDK's ModelTrainer on the environment's GPU type, with managed "
-        "spot, checkpoints, KMS and VPC from the stack; follows it and streams its metrics. --local runs the same "
-        "code here under the training-container contract and uploads model.tar.gz where SageMaker would.",
+        "SageMaker training job through the sagemaker SDK's ModelTrainer on the environment's GPU type, in the "
+        "project's own image (pushed by `mlops image`, pinned by digest; the lock tests and serving use), with "
+        "managed spot, checkpoints, KMS and VPC from the stack; follows it and streams its metrics. --dry-run "
+        "prints the exact CreateTrainingJob request and sends nothing. --local runs the same code here under the "
+        "training-container contract and uploads model.tar.gz where SageMaker would.",
         run_train,
     )
     _common(p)

@@ -97,3 +97,12 @@ def test_the_request_passes_the_aws_model_checks(offline, stacks, mlops):
     aws_model = pytest.importorskip("kernel.aws_model")
     request = dry_run(mlops, "dev", "ml.g5.xlarge")["request"]
     assert [p.message for p in aws_model.validate_request("sagemaker", "CreateTrainingJob", request)] == []
+
+
+def test_a_request_aws_would_refuse_fails_the_dry_run():
+    from ci.commands_pipeline import _dry_run_result
+    from ci.errors import UsageError
+
+    built = {"request": {}, "problems": ["ResourceConfig.VolumeSizeInGB: 0 is not valid; range 1-"], "dataUploads": []}
+    with pytest.raises(UsageError, match="AWS would refuse this CreateTrainingJob request: ResourceConfig"):
+        _dry_run_result({**built, "codeUploads": []})
