@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from ci import s3 as s3util
 from ci.container import REPO_ROOT, package_model, package_output, run_training
@@ -442,6 +442,11 @@ def dry_run_request(plan: JobPlan) -> dict[str, Any]:
             _start(trainer, plan)
         except Captured:
             pass
+        except ParamValidationError as err:  # botocore's own model check, before anything would be sent
+            raise UsageError(
+                f"dry run: AWS would refuse this CreateTrainingJob request: {err}",
+                details={"request": recorder.request},
+            ) from err
     if recorder.request is None:
         raise MlopsError(f"dry run: the SDK never reached CreateTrainingJob (calls: {', '.join(recorder.calls)})")
     return {

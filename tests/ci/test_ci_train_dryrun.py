@@ -106,3 +106,18 @@ def test_a_request_aws_would_refuse_fails_the_dry_run():
     built = {"request": {}, "problems": ["ResourceConfig.VolumeSizeInGB: 0 is not valid; range 1-"], "dataUploads": []}
     with pytest.raises(UsageError, match="AWS would refuse this CreateTrainingJob request: ResourceConfig"):
         _dry_run_result({**built, "codeUploads": []})
+
+
+def test_botocore_model_violations_are_a_usage_error_not_a_traceback(offline, stacks, mlops, monkeypatch):
+    import dataclasses
+
+    from ci import training
+
+    real = training.plan_job
+    monkeypatch.setattr(  # botocore's model: MaxRuntimeInSeconds is at least 1
+        training, "plan_job", lambda *a, **k: dataclasses.replace(real(*a, **k), max_runtime_seconds=-5)
+    )
+    result = mlops("train", "--stack", "dev", "--outputs-from", "preview", "--data-uri", DATA_URI, "--dry-run")
+    assert result.code == 2, result
+    assert "AWS would refuse this CreateTrainingJob request" in result.err and "MaxRuntimeInSeconds" in result.err
+    assert "Traceback" not in result.err
