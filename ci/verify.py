@@ -45,6 +45,7 @@ class EndpointState:
     packages: list[str] = field(default_factory=list)
     failureReason: str = ""
     pendingDeployment: bool = False
+    rollbackAlarms: list[str] = field(default_factory=list)  # LastDeploymentConfig's auto-rollback alarms
     problem: str = ""
 
     @property
@@ -73,6 +74,8 @@ def read_endpoint(sm, model: str, endpoint: str, declared: str) -> EndpointState
     state.configName = described["EndpointConfigName"]
     state.failureReason = described.get("FailureReason", "") or ""
     state.pendingDeployment = bool(described.get("PendingDeploymentSummary"))
+    rollback = (described.get("LastDeploymentConfig") or {}).get("AutoRollbackConfiguration") or {}
+    state.rollbackAlarms = [alarm["AlarmName"] for alarm in rollback.get("Alarms") or []]
     reason = f" (FailureReason: {state.failureReason})" if state.failureReason else ""
     try:
         state.packages = serving_packages(sm, state.configName)
@@ -92,8 +95,9 @@ def read_endpoint(sm, model: str, endpoint: str, declared: str) -> EndpointState
             f"endpoint {endpoint} is {state.status} but serves {', '.join(state.packages) or 'no model package'} "
             f"(endpoint config {state.configName}), not {declared} as the stack declares{reason}: the last "
             f"deployment did not take. SageMaker returns a failed or alarm-stopped update to the old config and "
-            f"the provider reports success (AWS rule {RULE}); look at the rollout's alarms and the endpoint's "
-            f"events, then run `pulumi up` again or roll the stack file back"
+            f"the provider reports success (AWS rule {RULE}); look at the rollout's alarms"
+            + (f" ({', '.join(state.rollbackAlarms)})" if state.rollbackAlarms else "")
+            + " and the endpoint's events, then run `pulumi up` again or roll the stack file back"
         )
     return state
 
