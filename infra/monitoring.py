@@ -32,12 +32,20 @@ class EndpointAlarmNames:
         return [self.errors, self.latency]
 
 
-def endpoint_name(stack: str, model: str) -> str:
-    return physical_name(stack, model)
+def endpoint_name(stack: str, model: str, mode: str = "instance") -> str:
+    """The endpoint's name; a serverless endpoint carries its mode. AWS rule ENDPOINT-MODE-SWITCH.
+
+    UpdateEndpoint cannot move an endpoint from instances to serverless, so a change of serving
+    mode must create another endpoint. Under one fixed name Pulumi would have to delete the live
+    endpoint before creating its successor (an outage); with the mode in the name the new
+    endpoint is created first, the stack output `endpoints` and the alarms follow it, and only
+    then is the old one deleted. Instance endpoints keep the plain name.
+    """
+    return physical_name(stack, model) if mode == "instance" else physical_name(stack, model, mode)
 
 
-def alarm_names(stack: str, model: str) -> EndpointAlarmNames:
-    base = endpoint_name(stack, model)
+def alarm_names(stack: str, model: str, mode: str = "instance") -> EndpointAlarmNames:
+    base = endpoint_name(stack, model, mode)
     return EndpointAlarmNames(f"{base}-5xx-errors", f"{base}-latency-p99", f"{base}-drift")
 
 
@@ -49,6 +57,7 @@ class MonitoringArgs:
     kms_key_arn: pulumi.Input[str]
     alert_email: str
     deployed_models: tuple[str, ...]
+    serving_mode: str
     latency_p99_ms: int
     error_5xx_threshold: int
     drift_threshold: float
@@ -103,8 +112,8 @@ class Monitoring(pulumi.ComponentResource):
 
     def _endpoint_alarms(self, name: str, model: str, args: MonitoringArgs) -> EndpointAlarmNames:
         child = pulumi.ResourceOptions(parent=self)
-        names = alarm_names(args.stack, model)
-        endpoint = endpoint_name(args.stack, model)
+        names = alarm_names(args.stack, model, args.serving_mode)
+        endpoint = endpoint_name(args.stack, model, args.serving_mode)
         dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
         actions = dict(alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn])
         errors = aws.cloudwatch.MetricAlarm(
@@ -210,7 +219,7 @@ class Monitoring(pulumi.ComponentResource):
     def _dashboard(self, args: MonitoringArgs) -> dict:
         widgets = []
         for i, model in enumerate(args.deployed_models):
-            endpoint = endpoint_name(args.stack, model)
+            endpoint = endpoint_name(args.stack, model, args.serving_mode)
             dims = ["EndpointName", endpoint, "VariantName", VARIANT_NAME]
             for j, (title, metric, stat) in enumerate(
                 [

@@ -73,6 +73,7 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             kms_key_arn=storage.key.arn,
             alert_email=config.monitoring.alertEmail,
             deployed_models=deployed,
+            serving_mode=config.serving.mode,
             latency_p99_ms=config.monitoring.latencyP99Ms,
             error_5xx_threshold=config.monitoring.error5xxThreshold,
             drift_threshold=config.monitoring.driftThreshold,
@@ -150,7 +151,9 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
         "monitoring": {
             "driftNamespace": DRIFT_NAMESPACE,
             "driftMetricName": DRIFT_METRIC,
-            "driftDimensions": {m: {"EndpointName": endpoint_name(stack, m)} for m in config.models},
+            "driftDimensions": {
+                m: {"EndpointName": endpoint_name(stack, m, config.serving.mode)} for m in config.models
+            },
             "driftThreshold": config.monitoring.driftThreshold,
             "dashboardName": monitoring.dashboard.dashboard_name,
             "logGroupName": training.log_group.name,

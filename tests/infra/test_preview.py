@@ -322,15 +322,19 @@ def test_every_taggable_resource_carries_required_tags(shipped):
 
 
 def test_approved_package_gets_isolated_model_and_endpoint(deployed):
+    """Instance endpoints isolate the model; serverless ones cannot (AWS rule SERVERLESS-EXCLUSIONS,
+    changed from "every model isolated", which AWS refuses on serverless)."""
     (model,) = custom(deployed, "aws:sagemaker/model:Model")
-    assert model["props"]["enableNetworkIsolation"] is True
+    instance = deployed.config.serving.mode == "instance"
+    assert model["props"]["enableNetworkIsolation"] is instance
     assert model["props"]["primaryContainer"]["modelPackageName"] == APPROVED
     assert model["props"]["executionRoleArn"] == deployed.outputs["executionRoleArn"]
-    assert deployed.outputs["endpoints"] == {"churn": f"mlops-{deployed.stack}-churn"}
+    suffix = "" if instance else "-serverless"
+    assert deployed.outputs["endpoints"] == {"churn": f"mlops-{deployed.stack}-churn{suffix}"}
 
 
 def test_endpoint_alarms_watch_the_endpoint_with_exact_dimensions(deployed):
-    endpoint = f"mlops-{deployed.stack}-churn"
+    endpoint = deployed.outputs["endpoints"]["churn"]
     alarms = {a["props"]["metricName"]: a["props"] for a in custom(deployed, "aws:cloudwatch/metricAlarm:MetricAlarm")}
     for metric in ("Invocation5XXErrors", "ModelLatency"):
         assert alarms[metric]["namespace"] == "AWS/SageMaker"
