@@ -154,6 +154,37 @@ def test_capture_data_expires_after_configured_days(shipped):
     assert expire["expiration"]["days"] == shipped.config.retention.captureDays
 
 
+def test_versioned_buckets_expire_what_they_expire_for_good(shipped):
+    """AWS rule: S3-VERSIONED-EXPIRY. In a versioned bucket, expiring an object only adds a delete marker:
+    wherever current versions expire, noncurrent ones must expire too, no later than the current ones
+    (checkpoints/ used to linger as noncurrent versions for artifactDays: five years in prod)."""
+    versioned = {
+        b
+        for b, v in by_bucket(shipped, "aws:s3/bucketVersioning:BucketVersioning").items()
+        if v["versioningConfiguration"]["status"] == "Enabled"
+    }
+    lifecycles = by_bucket(shipped, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    assert versioned and versioned <= set(lifecycles)
+    for bucket in versioned:
+        rules = [r for r in lifecycles[bucket]["rules"] if r["status"] == "Enabled"]
+        noncurrent = [
+            (r["filter"]["prefix"], r["noncurrentVersionExpiration"]["noncurrentDays"])
+            for r in rules
+            if "noncurrentVersionExpiration" in r
+        ]
+        assert noncurrent, f"{bucket}: noncurrent versions never expire"
+        for r in rules:
+            days = r.get("expiration", {}).get("days")
+            if not days:
+                continue
+            prefix = r["filter"]["prefix"]
+            covering = [d for p, d in noncurrent if prefix.startswith(p)]
+            assert covering and min(covering) <= days, (bucket, r["id"], covering, days)
+        if not any(r.get("expiration", {}).get("days") for r in rules):
+            # Nothing expires by age here, so S3 would keep each deleted object's last delete marker forever.
+            assert any(r.get("expiration", {}).get("expiredObjectDeleteMarker") is True for r in rules), bucket
+
+
 # --- registry ------------------------------------------------------------------------------
 
 
@@ -166,13 +197,17 @@ def test_ecr_scans_on_push_immutable_kms(shipped):
 
 @pytest.mark.parametrize("stack,readers", [("dev", ["staging", "prod"]), ("staging", ["prod"])])
 def test_downstream_environments_may_read_packages(preview_of, stack, readers):
+    """AWS rule: IAM-SAME-ACCOUNT-RESOURCE-POLICY. In one account a resource policy's Allow adds nothing to
+    IAM: the policy restricts downstream roles to reading with a Deny (it used to hold only the Allow)."""
     preview = preview_of(stack, False)
     policy = custom(preview, "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy")[0]["props"]
-    (s,) = statements(policy["resourcePolicy"])
-    assert s["Condition"]["ArnLike"]["aws:PrincipalArn"] == [
-        f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-{r}-*" for r in readers
-    ]
-    assert all(a.startswith(("sagemaker:Describe", "sagemaker:List")) for a in s["Action"])
+    allow, deny = statements(policy["resourcePolicy"])
+    roles = [f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-{r}-*" for r in readers]
+    assert allow["Effect"] == "Allow" and allow["Condition"]["ArnLike"]["aws:PrincipalArn"] == roles
+    assert all(a.startswith(("sagemaker:Describe", "sagemaker:List")) for a in allow["Action"])
+    assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+    assert deny["Condition"] == allow["Condition"] and deny["Resource"] == allow["Resource"]
+    assert sorted(deny["NotAction"]) == sorted(allow["Action"])  # everything but reading is denied to them
 
 
 def test_promoted_packages_are_readable_where_they_are_deployed(preview_of):
