@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import physical_name, policy_document
+from infra.registry import group_name
 
 VARIANT_NAME = "primary"
 DRIFT_NAMESPACE = "MLOps/Drift"
@@ -49,6 +50,96 @@ def alarm_names(stack: str, model: str, mode: str = "instance") -> EndpointAlarm
     return EndpointAlarmNames(f"{base}-5xx-errors", f"{base}-latency-p99", f"{base}-drift")
 
 
+# SageMaker's own lifecycle events (EventBridge, source aws.sagemaker), as documented with samples at
+# https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+TRAINING_EVENT = "SageMaker Training Job State Change"
+PACKAGE_EVENT = "SageMaker Model Package State Change"
+ENDPOINT_EVENT = "SageMaker Endpoint State Change"
+# AWS's sample endpoint event spells the status IN_SERVICE where the API says InService: accept both.
+ENDPOINT_SETTLED = ("IN_SERVICE", "InService", "FAILED", "Failed", "UPDATE_ROLLBACK_FAILED", "UpdateRollbackFailed")
+
+
+@dataclass(frozen=True)
+class LifecycleRule:
+    """One EventBridge rule for SageMaker's own events, and the sentence it sends to the alert topic."""
+
+    key: str
+    description: str
+    pattern: dict
+    input_paths: dict[str, str]
+    template: str  # EventBridge input template: a JSON string with <placeholders> from input_paths
+
+    def rule_name(self, stack: str) -> str:
+        return physical_name(stack, self.key)
+
+
+def lifecycle_rules(stack: str, models: tuple[str, ...], serving_mode: str) -> tuple[LifecycleRule, ...]:
+    """The lifecycle events of this stack's jobs, packages and endpoints that reach people; each event
+    matches exactly one rule, and each pattern names only this stack's resources."""
+    jobs = [{"prefix": physical_name(stack) + "-"}]
+    sagemaker = ["aws.sagemaker"]
+
+    def training(key: str, statuses: list[str], what: str) -> LifecycleRule:
+        return LifecycleRule(
+            key,
+            f"SageMaker training jobs of mlops {stack} that {what}",
+            {
+                "source": sagemaker,
+                "detail-type": [TRAINING_EVENT],
+                "detail": {"TrainingJobStatus": statuses, "TrainingJobName": jobs},
+            },
+            {
+                "job": "$.detail.TrainingJobName",
+                "status": "$.detail.TrainingJobStatus",
+                "secondary": "$.detail.SecondaryStatus",
+            },
+            f'"mlops {stack}: training job <job> (model in its name) ended <status> (<secondary>)."',
+        )
+
+    return (
+        training("training-failed", ["Failed", "Stopped"], "failed or stopped"),
+        training("training-completed", ["Completed"], "completed"),
+        LifecycleRule(
+            "model-package-changed",
+            f"model packages of mlops {stack} registered, or their approval changed",
+            {
+                "source": sagemaker,
+                "detail-type": [PACKAGE_EVENT],
+                "detail": {
+                    "ModelPackageGroupName": [group_name(m, stack) for m in models],
+                    "ModelPackageStatus": ["Completed", "Failed"],
+                },
+            },
+            {
+                "group": "$.detail.ModelPackageGroupName",
+                "version": "$.detail.ModelPackageVersion",
+                "approval": "$.detail.ModelApprovalStatus",
+                "status": "$.detail.ModelPackageStatus",
+            },
+            f'"mlops {stack}: model package <group>/<version> is <approval> (package <status>)."',
+        ),
+        LifecycleRule(
+            "endpoint-changed",
+            f"endpoints of mlops {stack} in service after a deployment, failed or rolled back",
+            {
+                "source": sagemaker,
+                "detail-type": [ENDPOINT_EVENT],
+                "detail": {
+                    "EndpointName": [endpoint_name(stack, m, serving_mode) for m in models],
+                    "EndpointStatus": list(ENDPOINT_SETTLED),
+                },
+            },
+            {
+                "endpoint": "$.detail.EndpointName",
+                "status": "$.detail.EndpointStatus",
+                "config": "$.detail.EndpointConfigName",
+            },
+            f'"mlops {stack}: endpoint <endpoint> is <status> on config <config> '
+            '(after a rollback it is the old config: check `mlops verify`)."',
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class MonitoringArgs:
     stack: str
@@ -58,6 +149,7 @@ class MonitoringArgs:
     alert_email: str
     deployed_models: tuple[str, ...]
     serving_mode: str
+    models: tuple[str, ...]
     latency_p99_ms: int
     error_5xx_threshold: int
     drift_threshold: float
@@ -103,7 +195,7 @@ class Monitoring(pulumi.ComponentResource):
         for model in args.deployed_models:
             self.alarms[model] = self._endpoint_alarms(name, model, args)
 
-        self._training_failures(name, args)
+        self._lifecycle_events(name, args)
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard", dashboard_name=prefix, dashboard_body=json.dumps(self._dashboard(args)), opts=child
         )
@@ -174,37 +266,34 @@ class Monitoring(pulumi.ComponentResource):
         self.alarm_resources[model] = (errors, latency)
         return names
 
-    def _training_failures(self, name: str, args: MonitoringArgs) -> None:
-        """EventBridge turns a failed training job of this stack into an alert, and an alarm counts them."""
+    def _lifecycle_events(self, name: str, args: MonitoringArgs) -> None:
+        """SageMaker's own events reach the alert topic, each rule with a message that says what happened,
+        to which model, in which environment; an alarm counts failed training jobs."""
         child = pulumi.ResourceOptions(parent=self)
-        rule_name = physical_name(args.stack, "training-failed")
-        rule = aws.cloudwatch.EventRule(
-            f"{name}-training-failed",
-            name=rule_name,
-            description=f"SageMaker training jobs of mlops {args.stack} that failed or stopped",
-            event_pattern=json.dumps(
-                {
-                    "source": ["aws.sagemaker"],
-                    "detail-type": ["SageMaker Training Job State Change"],
-                    "detail": {
-                        "TrainingJobStatus": ["Failed", "Stopped"],
-                        "TrainingJobName": [{"prefix": physical_name(args.stack) + "-"}],
-                    },
-                }
-            ),
-            tags=args.tags,
-            opts=child,
-        )
-        aws.cloudwatch.EventTarget(
-            f"{name}-training-failed-alert", rule=rule.name, arn=self.topic.arn, target_id="alert-topic", opts=child
-        )
+        for lifecycle in lifecycle_rules(args.stack, args.models, args.serving_mode):
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{lifecycle.key}",
+                name=lifecycle.rule_name(args.stack),
+                description=lifecycle.description,
+                event_pattern=json.dumps(lifecycle.pattern),
+                tags=args.tags,
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-{lifecycle.key}-alert",
+                rule=rule.name,
+                arn=self.topic.arn,
+                target_id="alert-topic",
+                input_transformer={"input_paths": lifecycle.input_paths, "input_template": lifecycle.template},
+                opts=child,
+            )
         aws.cloudwatch.MetricAlarm(
             f"{name}-training-failed",
             name=physical_name(args.stack, "training-failed"),
             alarm_description=f"a training job of mlops {args.stack} failed or stopped",
             namespace="AWS/Events",
             metric_name="TriggeredRules",
-            dimensions={"RuleName": rule_name},
+            dimensions={"RuleName": physical_name(args.stack, "training-failed")},
             statistic="Sum",
             period=300,
             evaluation_periods=1,

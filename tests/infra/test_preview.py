@@ -309,12 +309,15 @@ def test_topic_encrypted_and_alerting_email(shipped):
 
 
 def test_failed_training_jobs_alert_through_eventbridge(shipped):
-    rule = custom(shipped, "aws:cloudwatch/eventRule:EventRule")[0]["props"]
+    rules = {r["props"]["name"]: r["props"] for r in custom(shipped, "aws:cloudwatch/eventRule:EventRule")}
+    rule = rules[f"mlops-{shipped.stack}-training-failed"]
     pattern = json.loads(rule["eventPattern"])
     assert pattern["detail-type"] == ["SageMaker Training Job State Change"]
     assert "Failed" in pattern["detail"]["TrainingJobStatus"]
     assert pattern["detail"]["TrainingJobName"] == [{"prefix": f"mlops-{shipped.stack}-"}]
-    (target,) = custom(shipped, "aws:cloudwatch/eventTarget:EventTarget")
+    (target,) = [
+        t for t in custom(shipped, "aws:cloudwatch/eventTarget:EventTarget") if t["props"]["rule"] == rule["name"]
+    ]
     assert target["props"]["arn"] == shipped.outputs["alertTopicArn"]
     alarm = next(
         a["props"]
