@@ -71,8 +71,8 @@ def resolve(event: dict, path: str):
     ],
 )
 def test_each_lifecycle_event_of_this_stack_matches_exactly_one_rule(shipped, detail_type, statuses):
-    """Completed/failed/stopped training, registered/approved/rejected packages, endpoints in service after a
-    deployment or failed: one rule each, so one message each."""
+    """AWS rule: SAGEMAKER-EVENT-SHAPES. Completed/failed/stopped training, registered/approved/rejected
+    packages, endpoints in service after a deployment or failed: one rule each, so one message each."""
     (field, values), event = next(iter(statuses.items())), ours(shipped.stack)[detail_type]
     for value in values:
         assert len(matching(shipped, {**event, "detail": {**event["detail"], field: value}})) == 1, value
@@ -95,6 +95,7 @@ def test_training_outcomes_go_to_separate_rules(shipped):
     ],
 )
 def test_unsettled_states_and_other_stacks_match_nothing(shipped, detail_type, near_miss):
+    """AWS rule: SAGEMAKER-EVENT-SHAPES. Patterns are scoped to this stack and to settled states."""
     event = ours(shipped.stack)[detail_type]
     assert matching(shipped, {**event, "detail": {**event["detail"], **near_miss}}) == []
     assert matching(shipped, SAMPLES["samples"][detail_type]) == []  # AWS's sample names another account's job
@@ -103,8 +104,9 @@ def test_unsettled_states_and_other_stacks_match_nothing(shipped, detail_type, n
 
 
 def test_every_rule_tells_the_topic_what_happened_with_paths_that_exist(shipped):
-    """Each rule's target is the alert topic with its own input transformer; every path it reads exists in
-    AWS's sample event for that rule, and every placeholder of the message has a path."""
+    """AWS rule: SAGEMAKER-EVENT-SHAPES. Each rule's target is the alert topic with its own input
+    transformer; every path it reads exists in AWS's sample event for that rule, and every placeholder
+    of the message has a path."""
     rules = {r["props"]["name"]: json.loads(r["props"]["eventPattern"]) for r in shipped.resources if r["type"] == RULE}
     targets = {t["props"]["rule"]: t["props"] for t in shipped.resources if t["type"] == TARGET}
     assert set(targets) == set(rules)
