@@ -1,9 +1,9 @@
 """Serving: for each model with an approved package, a model, an endpoint config and an endpoint.
 
-Nothing is declared for a model without an approved package: no endpoint, no cost. The
-endpoint config's name derives from its content (a known provider bug otherwise leaves an
-endpoint on its old config), and the endpoint rolls out new configs blue/green with canary
-or linear traffic shifting, rolled back automatically by the endpoint's own alarms.
+Nothing is declared for a model without an approved package: no endpoint, no cost. A change
+of the endpoint config's content replaces it under a new name (a known provider bug otherwise
+leaves an endpoint on its old config), and the endpoint rolls out new configs blue/green with
+canary or linear traffic shifting, rolled back automatically by the endpoint's own alarms.
 
 What AWS enforces here and the mocks do not (docs/aws-rules.md, "Hosting, storage and events"):
 - INSTANCE-STORAGE: instance types with local NVMe storage refuse a volume KMS key
@@ -11,7 +11,8 @@ What AWS enforces here and the mocks do not (docs/aws-rules.md, "Hosting, storag
 - SERVERLESS-EXCLUSIONS: a serverless endpoint takes no network isolation and no VPC on its
   model, no data capture and no blue/green traffic shifting.
 - ENDPOINT-ROLLBACK-KEEPS-CONFIG: a failed rollout returns the endpoint to its old config, so
-  Pulumi never deletes a config (`retain_on_delete`); `mlops verify` reports stale ones.
+  Pulumi never deletes a config (`retain_on_delete`); each gets a fresh generated name, so a
+  retained one never blocks a rollback to the same content; `mlops verify` reports stale ones.
 - AUTOSCALING-INSTANCE-CHANGE / AUTOSCALING-INITIAL-COUNT: see `ModelEndpoint._autoscaling`.
 - ENDPOINT-MODE-SWITCH: see `infra.monitoring.endpoint_name`.
 """
@@ -56,6 +57,11 @@ def fleet_size(serving: ServingConfig) -> int:
     fleet can carry any load the blue one carried; the target-tracking policy then scales it in.
     """
     return max(serving.initialInstanceCount, serving.autoscaling.maxCapacity)
+
+
+def config_name_prefix(stack: str, model: str) -> str:
+    """`mlops-<stack>-<model>-`: the provider appends 26 unique characters (63 in all, so at most 37 here)."""
+    return physical_name(stack, model) + "-"
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -122,17 +128,22 @@ class ModelEndpoint(pulumi.ComponentResource):
         )
         self.config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            name=physical_name(args.stack, args.model, digest),
+            # Every input of a config forces its replacement, and each replacement gets a new,
+            # unique name from the provider (prefix + 26 characters): the endpoint always sees a
+            # new name when its config changes (the provider otherwise may not roll it), and a
+            # rollback to earlier content never collides with the retained earlier config of the
+            # same content, which a name made of the content alone would.
+            name_prefix=config_name_prefix(args.stack, args.model),
             production_variants=[variant],
             kms_key_arn=args.kms_key_arn if volume_key else None,
             data_capture_config=capture,
-            tags=args.tags,
+            tags={**args.tags, "content-digest": digest},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # ENDPOINT-ROLLBACK-KEEPS-CONFIG: a failed rollout puts the endpoint back on its old
                 # config; had Pulumi deleted it, the endpoint would serve from a config that no
-                # longer exists. Configs are content-named, so old ones simply stay (and cost
-                # nothing); `mlops verify` lists those no endpoint uses.
+                # longer exists. So Pulumi forgets replaced configs but never deletes them (they
+                # cost nothing); `mlops verify` lists those no endpoint uses.
                 retain_on_delete=True,
                 # AUTOSCALING-INSTANCE-CHANGE: replacing the config first deletes what depends on
                 # its name (the scalable target and its policy, see _autoscaling), before the
@@ -145,7 +156,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             f"{name}-endpoint",
             # ENDPOINT-MODE-SWITCH: the name carries the serving mode (infra.monitoring.endpoint_name)
             name=endpoint_name(args.stack, args.model, s.mode),
-            endpoint_config_name=self.config.name,
+            endpoint_config_name=self.config.id,  # the provider's id of a config is its generated name
             # SERVERLESS-EXCLUSIONS: no blue/green traffic shifting on serverless endpoints
             deployment_config=None if serverless else self._deployment(args),
             tags=args.tags,
@@ -153,7 +164,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         )
         if not serverless:
             self._autoscaling(name, args)
-        self.register_outputs({"endpointName": self.endpoint.name, "endpointConfigName": self.config.name})
+        self.register_outputs({"endpointName": self.endpoint.name, "endpointConfigName": self.config.id})
 
     @staticmethod
     def _deployment(args: ServingArgs) -> dict:
@@ -192,7 +203,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         """
         child = pulumi.ResourceOptions(parent=self)
         a = args.serving.autoscaling
-        resource_id = pulumi.Output.all(self.endpoint.name, self.config.name).apply(
+        resource_id = pulumi.Output.all(self.endpoint.name, self.config.id).apply(
             lambda names: f"endpoint/{names[0]}/variant/{VARIANT_NAME}"
         )
         target = aws.appautoscaling.Target(

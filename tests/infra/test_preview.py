@@ -386,14 +386,20 @@ def test_endpoint_alarms_watch_the_endpoint_with_exact_dimensions(deployed):
         assert alarm["alarmActions"] == [deployed.outputs["alertTopicArn"]]
 
 
-def test_endpoint_config_name_follows_its_content(preview_of):
+def test_endpoint_config_is_replaced_whenever_its_content_changes(preview_of):
+    """A changed package gives a new config (its content digest changes, and every config input forces a
+    replacement under a fresh generated name), so the endpoint always rolls to it. Was: the name itself
+    was the digest, which collides with a retained config when rolling back to earlier content."""
     first = custom(preview_of("staging", True), "aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]
     from infra.preview import preview_stack
 
     other = preview_stack("staging", {"mlops:approvedPackages": {"churn": APPROVED.replace("/7", "/8")}})
     second = custom(other, "aws:sagemaker/endpointConfiguration:EndpointConfiguration")[0]
-    assert first["props"]["name"] != second["props"]["name"]
-    assert first["props"]["name"].startswith("mlops-staging-churn-")
+    assert first["props"]["tags"]["content-digest"] != second["props"]["tags"]["content-digest"]
+    assert first["props"]["productionVariants"] != second["props"]["productionVariants"]
+    assert first["props"]["namePrefix"] == "mlops-staging-churn-" and "name" not in first["props"]
+    (endpoint,) = custom(preview_of("staging", True), "aws:sagemaker/endpoint:Endpoint")
+    assert endpoint["props"]["endpointConfigName"] == first["id"]
 
 
 def test_prod_rolls_out_by_canary_with_alarm_rollback(preview_of):

@@ -167,7 +167,8 @@ def test_rollout_deregisters_autoscaling_before_the_endpoint_update():
     assert deleted_before_replacing(preview, config) == [POLICY, TARGET]  # never the endpoint
     assert config["urn"] in endpoint["options"]["propertyDependencies"]["endpointConfigName"]
     bigger = deployed("prod", **{"mlops:serving": {**_prod_serving(), "instanceType": "ml.m5.2xlarge"}})
-    assert one(bigger, CONFIG)["props"]["name"] != config["props"]["name"]  # a new type is a new config
+    digest = one(bigger, CONFIG)["props"]["tags"]["content-digest"]
+    assert digest != config["props"]["tags"]["content-digest"]  # a new type is a new config: the cascade runs
 
 
 def _prod_serving():
@@ -192,11 +193,15 @@ def test_new_fleet_starts_at_the_top_of_the_autoscaling_range():
     assert one(preview, TARGET)["props"]["minCapacity"] == serving.autoscaling.minCapacity
 
 
-def test_old_endpoint_configs_are_never_deleted():
+def test_old_endpoint_configs_are_never_deleted_and_never_collide():
     """AWS rule: ENDPOINT-ROLLBACK-KEEPS-CONFIG. A failed rollout returns the endpoint to its old config,
-    which must still exist; configs are content-named, so retained ones never collide."""
+    which must still exist. Retained configs must not block a rollback to the same content either, so
+    each config gets a fresh provider-generated name (a content-derived name would be taken)."""
     for stack in ("dev", "staging", "prod"):
-        assert one(deployed(stack), CONFIG)["options"]["retainOnDelete"] is True
+        config = one(deployed(stack), CONFIG)
+        assert config["options"]["retainOnDelete"] is True
+        assert "name" not in config["props"] and config["props"]["namePrefix"] == f"mlops-{stack}-churn-"
+        assert len(config["props"]["namePrefix"]) <= 63 - 26  # the provider appends 26 unique characters
 
 
 # --- ENDPOINT-MODE-SWITCH ------------------------------------------------------------------
