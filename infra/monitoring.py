@@ -93,7 +93,8 @@ def lifecycle_rules(stack: str, models: tuple[str, ...], serving_mode: str) -> t
                 "status": "$.detail.TrainingJobStatus",
                 "secondary": "$.detail.SecondaryStatus",
             },
-            f'"mlops {stack}: training job <job> (model in its name) ended <status> (<secondary>)."',
+            # Jobs are named mlops-<stack>-<model>-<time> (base_job_name in ci/training.py): the name says the model.
+            f'"mlops {stack}: training job <job> ended <status> (<secondary>)."',
         )
 
     return (
