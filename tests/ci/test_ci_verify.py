@@ -15,7 +15,7 @@ from test_ci_registry_promote import make_package
 
 pytestmark = pytest.mark.moto_server
 
-ENDPOINT = "mlops-dev-churn"
+ENDPOINT = "mlops-dev-churn-serverless"  # dev serves serverless (AWS rule ENDPOINT-MODE-SWITCH)
 
 
 @pytest.fixture
