@@ -677,18 +677,6 @@ def _vpc(c: _Checker, raw: dict) -> VpcConfig:
     groups = c.string_list(f"{key}.securityGroupIds", v.get("securityGroupIds", []), re.compile(r"^sg-[0-9a-f]{8,17}$"))
     if bool(subnets) != bool(groups):
         c.problems.append(f"{key}: give both subnetIds and securityGroupIds, or neither")
-    mode = (
-        (raw.get(f"{NAMESPACE}:serving") or {}).get("mode")
-        if isinstance(raw.get(f"{NAMESPACE}:serving"), dict)
-        else None
-    )
-    if subnets and mode == "serverless":
-        c.fail(
-            f"{key}.subnetIds",
-            list(subnets),
-            "a serverless endpoint's model cannot run in a VPC: drop mlops:vpc or use mlops:serving.mode: instance",
-            "SERVERLESS-EXCLUSIONS",
-        )
     return VpcConfig(subnets, groups)
 
 
