@@ -278,7 +278,10 @@ class _Checker:
         return value
 
     def integer(self, key: str, value: Any, low: int = 1, high: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) or int(value) != value:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _finite(value):
+            self.fail(key, value, "expected a whole number, not NaN or infinity", "FINITE-NUMBERS")
+            return low
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
             self.fail(key, value, "expected a whole number")
             return low
         if value < low or (high is not None and value > high):
@@ -291,7 +294,7 @@ class _Checker:
             self.fail(key, value, "expected a number")
             return low
         if not _finite(value):
-            self.fail(key, value, "expected a finite number (NaN and infinity reach AWS as invalid JSON numbers)")
+            self.fail(key, value, "expected a finite number, not NaN or infinity", "FINITE-NUMBERS")
             return low
         if (value <= low if strict else value < low) or (high is not None and value > high):
             bound = f"{'over' if strict else 'at least'} {low}" + (f" and at most {high}" if high is not None else "")

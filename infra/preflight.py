@@ -29,7 +29,7 @@ AUTONAME_SUFFIX = "-" + "0" * 7
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing AWS would refuse: the rule (a documented ID or MODEL for botocore's), where, why."""
+    """One thing AWS would refuse: the rule (a documented ID, or BOTOCORE-MODEL for botocore's), where, why."""
 
     rule: str
     resource: str
@@ -383,7 +383,7 @@ def check_resources(resources: Iterable[dict[str, Any]]) -> list[Finding]:
     by_label = {_label(r): r for r in records}
     requests = requests_of(records)
     found = [
-        ("MODEL", r.resource, f"{r.resource}: {p.message}")
+        ("BOTOCORE-MODEL", r.resource, f"{r.resource}: {p.message}")
         for r in requests
         for p in validate_request(r.service, r.operation, r.params)
     ]

@@ -44,6 +44,9 @@ URLS = {
     "BLUEGREEN-LINEAR": "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-linear.html",
     "BLUEGREEN-WAITS": "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_BlueGreenUpdatePolicy.html",
     "NAME-LENGTHS": "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpoint.html",
+    # AWS APIs speak JSON, which has no NaN or infinity; config values reach requests, alarms and budgets.
+    "FINITE-NUMBERS": "https://www.rfc-editor.org/rfc/rfc8259#section-6",
+    "BOTOCORE-MODEL": "https://github.com/boto/botocore/tree/develop/botocore/data",
 }
 
 

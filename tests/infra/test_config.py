@@ -234,7 +234,7 @@ BAD = [
         "nan-drift-threshold",
         "dev",
         lambda c: c["mlops:monitoring"].update(driftThreshold=float("nan")),
-        ["mlops:monitoring.driftThreshold", "nan", "finite number"],
+        ["mlops:monitoring.driftThreshold", "nan", "finite number", "FINITE-NUMBERS", "rfc8259"],
     ),
     (
         "infinite-budget",
@@ -246,7 +246,7 @@ BAD = [
         "nan-instance-count",
         "prod",
         lambda c: c["mlops:serving"].update(initialInstanceCount=float("nan")),
-        ["mlops:serving.initialInstanceCount", "nan", "whole number"],
+        ["mlops:serving.initialInstanceCount", "nan", "whole number", "FINITE-NUMBERS"],
     ),
     (
         "infinite-gate-minimum",
@@ -395,3 +395,28 @@ def test_config_file_outside_stacks_dir(tmp_path):
     target.write_text((STACKS_DIR / "Pulumi.dev.yaml").read_text())
     config = load_stack_config(target)
     assert config.stack == "sandbox" and config.environment == "dev"
+
+
+def _numeric_leaves(value, path):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numeric_leaves(v, (*path, k))
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield path
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinity_are_refused_for_every_number(stack, bad):
+    """AWS rule: FINITE-NUMBERS: every number a stack file holds (YAML's .nan, .inf) is refused by name."""
+    leaves = list(_numeric_leaves(raw(stack), ()))
+    assert len(leaves) >= 15
+    for path in leaves:
+        config = raw(stack)
+        target = config
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = bad
+        with pytest.raises(ConfigError) as caught:
+            parse_config(stack, config)
+        assert f"{path[0]}{''.join('.' + str(k) for k in path[1:])}: {bad!r}" in str(caught.value)

@@ -171,6 +171,7 @@ def _record(type_, name, props):
 
 
 def test_records_map_to_requests_and_problems_name_the_path_and_source():
+    """AWS rule: BOTOCORE-MODEL"""
     bad = _record(
         "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
         "serving-churn-config",
@@ -186,7 +187,7 @@ def test_records_map_to_requests_and_problems_name_the_path_and_source():
     assert (request.service, request.operation) == ("sagemaker", "CreateEndpointConfig")
     assert request.params["ProductionVariants"][0]["InitialInstanceCount"] == 1.0 and "arn" not in str(request.params)
     (finding,) = check_resources([bad])
-    assert finding.rule == "MODEL" and finding.urn == bad["urn"]
+    assert finding.rule == "BOTOCORE-MODEL" and finding.urn == bad["urn"]
     assert "ProductionVariants[0].InstanceType: 'ml.m5.huge'" in finding.message
     assert "botocore sagemaker CreateEndpointConfig" in finding.message
 
