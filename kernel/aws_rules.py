@@ -37,10 +37,12 @@ PROVIDER_WAITER_SOURCE = (
 )
 
 
+GUARDRAIL_EXCLUSIONS_URL = "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html"
+
 URLS = {
     "INSTANCE-STORAGE": "https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html",
     "SERVERLESS-EXCLUSIONS": "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html",
-    "BLUEGREEN-CANARY": "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-canary.html",
+    "BLUEGREEN-CANARY": "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html",
     "BLUEGREEN-LINEAR": "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-linear.html",
     "BLUEGREEN-WAITS": "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_BlueGreenUpdatePolicy.html",
     "NAME-LENGTHS": "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpoint.html",
@@ -199,6 +201,7 @@ def _serverless_exclusions(requests: Sequence[Request]) -> Iterable[Violation]:
                     "set",
                     "serverless endpoints support no blue/green traffic shifting or rollback alarms",
                     endpoint.resource,
+                    f"{URLS[rule]}, {GUARDRAIL_EXCLUSIONS_URL}",
                 )
 
 

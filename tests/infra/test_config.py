@@ -204,7 +204,7 @@ BAD = [
         "canary-over-half-the-fleet",
         "prod",
         lambda c: c["mlops:serving"]["rollout"].update(stepPercent=60),
-        ["mlops:serving.rollout.stepPercent", "60", "at most 50%", "BLUEGREEN-CANARY", "blue-green-canary.html"],
+        ["mlops:serving.rollout.stepPercent", "60", "at most 50%", "BLUEGREEN-CANARY", "API_TrafficRoutingConfig.html"],
     ),
     (
         "linear-step-too-small",

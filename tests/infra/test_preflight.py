@@ -283,7 +283,12 @@ def test_a_rollout_aws_refuses_stops_the_program_before_any_resource(monkeypatch
         preview_stack("prod", {"mlops:serving": serving})
     assert registrations == []
     message = str(caught.value)
-    for fragment in ("mlops:serving.rollout.stepPercent: 60", "1-50", "BLUEGREEN-CANARY", "blue-green-canary.html"):
+    for fragment in (
+        "mlops:serving.rollout.stepPercent: 60",
+        "1-50",
+        "BLUEGREEN-CANARY",
+        "API_TrafficRoutingConfig.html",
+    ):
         assert fragment in message
 
 
