@@ -128,3 +128,62 @@ def test_register_scalable_target_enums():
     assert _paths(validate_request("application-autoscaling", "RegisterScalableTarget", request)) == {
         "ScalableDimension"
     }
+
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/f1220eb2-2d10-4aa3-80da-aad419f0ff4a"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev@sha256:" + "a" * 64
+
+
+def test_a_realistic_training_job_and_model_package_pass():
+    """AWS rule: BOTOCORE-MODEL: no false alarm on the requests the pipeline sends (patterns as full matches)."""
+    job = {
+        "TrainingJobName": "mlops-dev-churn-2026-11-29-07-30-00-123",
+        "RoleArn": "arn:aws:iam::123456789012:role/mlops-dev-sagemaker-execution",
+        "AlgorithmSpecification": {
+            "TrainingImage": IMAGE,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "val:roc_auc", "Regex": "roc_auc=([0-9.]+)"}],
+        },
+        "HyperParameters": {"epochs": "10", "lr": "0.001"},
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://mlops-dev-data-123456789012/churn/"}
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": "s3://mlops-dev-artifacts-123456789012/training-output/", "KmsKeyId": KEY},
+        "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400},
+        "EnableManagedSpotTraining": True,
+        "CheckpointConfig": {"S3Uri": "s3://mlops-dev-artifacts-123456789012/checkpoints/churn/x/"},
+        "VpcConfig": {"Subnets": ["subnet-0123456789abcdef0"], "SecurityGroupIds": ["sg-0123456789abcdef0"]},
+        "Tags": [{"Key": "owner", "Value": "ml-platform"}],
+    }
+    assert validate_request("sagemaker", "CreateTrainingJob", job) == []
+    job["ResourceConfig"]["InstanceType"] = "ml.g5.huge"
+    job["HyperParameters"]["lr"] = "x" * 2501
+    assert _paths(validate_request("sagemaker", "CreateTrainingJob", job)) == {
+        "ResourceConfig.InstanceType",
+        "HyperParameters['lr']",
+    }
+    package = {
+        "ModelPackageGroupName": "churn-dev",
+        "ModelApprovalStatus": "PendingManualApproval",
+        "CustomerMetadataProperties": {"git": "abc"},
+        "InferenceSpecification": {
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": "s3://b/k/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    }
+    assert validate_request("sagemaker", "CreateModelPackage", package) == []
+
+
+def test_a_java_pattern_python_cannot_compile_is_skipped_and_counted():
+    from kernel.aws_model import member_limits, skipped_patterns
+
+    pattern = member_limits("budgets", "CreateBudget", "Budget.BudgetName")["pattern"]  # (?i) mid-pattern
+    assert validate_member("budgets", "CreateBudget", "Budget.BudgetName", "mlops-dev-monthly") == []
+    assert pattern in skipped_patterns()
