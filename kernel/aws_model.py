@@ -3,7 +3,8 @@
 Pulumi's mocks and moto accept nearly any value; AWS refuses a request whose members break the
 service model (required members, lengths, patterns, enums, ranges, list and map sizes, unknown
 members). Those limits are not copied here: they are read at run time from botocore's service
-models through botocore's own loader, so a newer botocore brings AWS's newer limits.
+models through botocore's own loader (`botocore.loaders`), so a newer botocore brings AWS's newer
+limits.
 
 botocore's `pattern` traits are Java regular expressions. Most compile with Python's `re` and are
 applied as a full match; a pattern Python cannot compile is skipped and counted in
@@ -64,16 +65,20 @@ def _show(value: Any) -> str:
 
 
 @functools.cache
-def _session():
-    import botocore.session  # imported on first use: the kernel stays light for those who never validate
+def _loader():
+    # botocore's own loader, imported on first use: the kernel stays light for those who never validate.
+    # (A full botocore session would also load endpoints and partitions: slower, and nothing we need.)
+    from botocore.loaders import create_loader
 
-    return botocore.session.get_session()
+    return create_loader()
 
 
 @functools.cache
 def service_model(service: str):
     """botocore's ServiceModel for `service` (sagemaker, s3, iam...), loaded once per process."""
-    return _session().get_service_model(service)
+    from botocore.model import ServiceModel
+
+    return ServiceModel(_loader().load_service_model(service, "service-2"), service_name=service)
 
 
 @functools.cache
