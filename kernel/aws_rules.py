@@ -169,9 +169,10 @@ def _serverless_exclusions(requests: Sequence[Request]) -> Iterable[Violation]:
         serverless = [v for v in _variants(config) if v.get("ServerlessConfig")]
         if not serverless:
             continue
-        if (config.params.get("DataCaptureConfig") or {}).get("EnableCapture", config.params.get("DataCaptureConfig")):
+        capture = config.params.get("DataCaptureConfig")
+        if isinstance(capture, dict) and capture.get("EnableCapture", True):
             yield Violation(
-                rule, "DataCaptureConfig", "set", "a serverless endpoint cannot capture data", config.resource
+                rule, "DataCaptureConfig", capture, "a serverless endpoint cannot capture data", config.resource
             )
         for v in serverless:
             model = models.get(str(v.get("ModelName")))
