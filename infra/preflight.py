@@ -66,7 +66,7 @@ def _pick(props: dict, mapping: dict[str, str | tuple[str, Callable[[Any], Any]]
     for member, spec in mapping.items():
         key, convert = (spec, None) if isinstance(spec, str) else spec
         value = props.get(key)
-        if value is None:
+        if value is None or value == "":  # the provider sends no empty string (Terraform's GetOk skips it)
             continue
         value = _v(value)
         out[member] = value if convert is None or value is UNKNOWN else convert(value)

@@ -100,7 +100,16 @@ def preflight(target: AuditTarget) -> list[str]:
     """
     from infra.preflight import check_resources
 
-    records = [{"urn": r.urn, "type": r.type, "name": r.name, "props": dict(r.props)} for r in target.records]
+    # What the program declared: keys only read back from a state file's outputs are AWS's answer, not a request.
+    records = [
+        {
+            "urn": r.urn,
+            "type": r.type,
+            "name": r.name,
+            "props": {k: v for k, v in r.props.items() if k not in r.observed_only},
+        }
+        for r in target.records
+    ]
     return [finding.message for finding in check_resources(records)]
 
 

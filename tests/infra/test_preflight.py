@@ -332,3 +332,12 @@ def test_mlops_audit_fails_on_a_preflight_finding(monkeypatch, capsys):
     monkeypatch.setattr(audit, "preflight", lambda target: ["x (aws:s3/bucket:Bucket): Bucket: 'X' is not valid"])
     assert main(["audit", "--stack", "dev"]) == 1
     assert "AWS preflight: x (aws:s3/bucket:Bucket)" in capsys.readouterr().err
+
+
+def test_a_recorded_stack_export_passes_the_audit_preflight():
+    """A real `pulumi stack export` (pulumi-aws's recorded tests): outputs read back are not requests."""
+    from policies.audit import preflight, target_from_state
+    from tests.policies.policy_testkit import FIXTURES
+
+    for fixture in ("ecr-repository.json", "kms-key.json"):
+        assert preflight(target_from_state(FIXTURES / fixture)) == []
