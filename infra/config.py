@@ -36,7 +36,9 @@ DOWNSTREAM_ENVIRONMENTS = {
 }
 SERVING_MODES = ("serverless", "instance")
 ROLLOUT_TYPES = ("canary", "linear", "all_at_once")
-SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MEMORY_STEP_MB = (
+    1024  # 1 GB steps: https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html
+)
 GATE_METRICS = ("roc_auc", "accuracy", "f1", "log_loss")
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "disabled")
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]{1,63}/\d+$")
@@ -487,8 +489,23 @@ def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
     c.choice(f"{key}.instanceType", itype, HOSTING_TYPES)
     count = c.integer(f"{key}.initialInstanceCount", s.get("initialInstanceCount", 1), 1, 100)
     memory = s.get("serverlessMemoryMb", 2048)
-    c.choice(f"{key}.serverlessMemoryMb", memory, SERVERLESS_MEMORY_MB)
-    concurrency = c.integer(f"{key}.serverlessMaxConcurrency", s.get("serverlessMaxConcurrency", 5), 1, 200)
+    memory_limits = member_limits(
+        "sagemaker", "CreateEndpointConfig", "ProductionVariants[].ServerlessConfig.MemorySizeInMB"
+    )
+    c.choice(
+        f"{key}.serverlessMemoryMb",
+        memory,
+        tuple(range(memory_limits["min"], memory_limits["max"] + 1, SERVERLESS_MEMORY_STEP_MB)),
+    )
+    concurrency_limits = member_limits(
+        "sagemaker", "CreateEndpointConfig", "ProductionVariants[].ServerlessConfig.MaxConcurrency"
+    )
+    concurrency = c.integer(
+        f"{key}.serverlessMaxConcurrency",
+        s.get("serverlessMaxConcurrency", 5),
+        concurrency_limits["min"],
+        concurrency_limits["max"],
+    )
 
     a = c.nested(
         f"{key}.autoscaling", s.get("autoscaling", {}), ("minCapacity", "maxCapacity", "targetInvocationsPerInstance")

@@ -140,10 +140,15 @@ def validate_member(service: str, operation: str, path: str, value: Any) -> list
 
 
 def member_limits(service: str, operation: str, path: str) -> dict[str, Any]:
-    """The model's traits (min, max, pattern, enum) of one member, for messages and docs."""
+    """The model's traits (min, max, pattern, enum) of one member, for messages and config bounds.
+
+    `path` is dotted; `[]` steps into a list's items: "ProductionVariants[].ServerlessConfig.MaxConcurrency".
+    """
     shape = operation_model(service, operation).input_shape
     for part in path.split("."):
-        shape = shape.members[part]
+        shape = shape.members[part.removesuffix("[]")]
+        if part.endswith("[]"):
+            shape = shape.member
     return dict(shape.metadata)
 
 

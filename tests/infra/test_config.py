@@ -231,6 +231,12 @@ BAD = [
         ["mlops:serving.rollout.bakeSeconds", "3601", "between 0 and 3600"],
     ),
     (
+        "serverless-limits-from-botocore",
+        "dev",
+        lambda c: c["mlops:serving"].update(serverlessMemoryMb=1000, serverlessMaxConcurrency=201),
+        ["mlops:serving.serverlessMemoryMb", "1024, 2048", "6144", "serverlessMaxConcurrency", "between 1 and 200"],
+    ),
+    (
         "nan-drift-threshold",
         "dev",
         lambda c: c["mlops:monitoring"].update(driftThreshold=float("nan")),
