@@ -122,17 +122,19 @@ class Identity(pulumi.ComponentResource):
             {
                 "Sid": "RunTrainingJobs",
                 "Effect": "Allow",
-                "Action": [
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
-                ],
+                "Action": "sagemaker:CreateTrainingJob",
                 "Resource": sm(f"training-job/{physical_name(stack)}-*"),
-                # CI may launch only the GPU types this environment allows.
+                # CI may launch only the GPU types this environment allows. Only CreateTrainingJob
+                # carries this key: on any other action ForAllValues would be vacuously true.
                 "Condition": {
                     "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(args.training_instance_types)}
                 },
+            },
+            {
+                "Sid": "FollowTrainingJobs",
+                "Effect": "Allow",
+                "Action": ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
+                "Resource": sm(f"training-job/{physical_name(stack)}-*"),
             },
             {
                 "Sid": "ManageModelPackages",

@@ -183,13 +183,13 @@ def resources_of(action: str, params: dict[str, Any], region: str, account: str)
         template = entry["resource_arn_format"]
         if template == "*":
             continue
-        arn = _fill(template, params, region, account)
+        arn = fill_arn(template, params, region, account)
         if arn and arn not in arns:
             arns.append(arn)
     return arns or ["*"]
 
 
-def _fill(template: str, params: dict[str, Any], region: str, account: str) -> str | None:
+def fill_arn(template: str, params: dict[str, Any], region: str, account: str) -> str | None:
     glob = re.sub(r"\$\{[^}]+\}", "*", template)
     for value in params.values():  # a top-level parameter that is already the resource's ARN
         if isinstance(value, str) and value.startswith("arn:") and glob_match(glob, value):
