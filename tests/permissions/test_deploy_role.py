@@ -174,3 +174,23 @@ def test_the_deploy_role_creates_stack_roles_only_with_the_boundary():
         {"aws:RequestedRegion": REGION, "iam:PermissionsBoundary": BOUNDARY},
     )
     assert deploy_role().decide(create) == ALLOW
+
+
+def test_every_grant_of_every_stack_role_lies_within_the_boundary():
+    """AWS rule: IAM-EVALUATION. The boundary every stack role carries must not silently cut what the
+    role's own policy grants (the execution role's S3/KMS/ECR/Logs, the pipeline role's PassRole...)."""
+    cut = []
+    for stack in STACKS:
+        for record in stack_preview(stack).resources:
+            if record["type"] != "aws:iam/rolePolicy:RolePolicy":
+                continue
+            for s in json.loads(record["props"]["policy"])["Statement"]:
+                if s["Effect"] != "Allow":
+                    continue
+                actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
+                resources = [s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]
+                for action in actions:
+                    for resource in resources:
+                        if decide(Request(action, resource, {"aws:RequestedRegion": REGION}), [boundary()]) != ALLOW:
+                            cut.append(f"{stack} {record['name']} {s.get('Sid')}: {action} on {resource}")
+    assert cut == []
