@@ -32,6 +32,7 @@ PROJECT_CALLS: frozenset[tuple[str, str]] = frozenset(
     {
         ("cloudwatch", "PutMetricData"),
         ("ecr", "DescribeImages"),
+        ("ecr", "GetAuthorizationToken"),
         ("iam", "SimulatePrincipalPolicy"),
         ("logs", "FilterLogEvents"),
         ("logs", "GetLogEvents"),
@@ -81,6 +82,16 @@ ACTION_OF: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "UploadPart"): ("s3:PutObject",),
     ("s3", "CompleteMultipartUpload"): ("s3:PutObject",),
 }
+
+# `mlops image` pushes with the docker client (token from ecr:GetAuthorizationToken), whose registry
+# API calls boto3 never sees: https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-push-iam.html
+DOCKER_PUSH_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+)
 
 # Parameter names that fill an ARN format's variable, where the two are not spelt alike.
 PARAM_FOR_VARIABLE = {
@@ -264,3 +275,8 @@ def _dependent(action: str, call: Call, region: str, account: str) -> list[Reque
         context = {"aws:RequestedRegion": region}
         found.extend(Request(tag_action, r, context) for r in resources_of(action, call.params, region, account))
     return found
+
+
+def docker_push_requests(repository_arn: str, region: str) -> list[Request]:
+    """What `docker push` to one ECR repository asks IAM for."""
+    return [Request(action, repository_arn, {"aws:RequestedRegion": region}) for action in DOCKER_PUSH_ACTIONS]

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from ci_testkit import FAST_HP
-from permissions_testkit import pipeline_role, requests, role_stack
+from permissions_testkit import REGION, pipeline_role, requests, role_stack
 
-from kernel.iam_eval import ALLOW
-from kernel.permissions import PROJECT_CALLS, Call
+from infra.preview import ACCOUNT_ID
+from kernel.iam_eval import ALLOW, Request
+from kernel.permissions import PROJECT_CALLS, Call, docker_push_requests
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "permissions.md"
 _RECORDED: list[dict] = []  # one lifecycle per session, shared by the tests below
@@ -46,6 +47,8 @@ def ci_calls(request) -> list[dict]:
     job = ok("train", "--stack", "dev", "--synthetic", "800", "--poll-seconds", "0.05", *FAST_HP, "--json")
     job = job.json["run"]["job"]
     ok("evaluate", "--stack", "dev", "--job", job, "--json")
+    docker = _fake_docker(request.getfixturevalue("tmp_path"), request.getfixturevalue("monkeypatch"))
+    ok("image", "--stack", "dev", "--docker", str(docker), "--json")
     arn = ok("register", "--stack", "dev", "--job", job, "--json").json["package"]["arn"]
     ok("approve", arn, "--by", "alice", "--reason", "reviewed")
     for env in ("dev", "staging", "prod"):
@@ -55,6 +58,20 @@ def ci_calls(request) -> list[dict]:
     ok("monitor", "--stack", "prod", "--no-retrain", "--json")
     _RECORDED.extend(c for c in recorder.calls if c["command"][0] != "local")
     return _RECORDED
+
+
+def _fake_docker(tmp_path, monkeypatch) -> Path:
+    """The docker stand-in of test_ci_image.py: `push` puts a manifest into the emulator's ECR."""
+    import stat
+    import sys
+
+    from test_ci_image import FAKE_DOCKER
+
+    script = tmp_path / "docker"
+    script.write_text(FAKE_DOCKER.format(python=sys.executable))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "docker.log"))
+    return script
 
 
 def _send_prod_traffic(tmp_path) -> None:
@@ -75,12 +92,21 @@ def proved_pairs(calls: list[dict]) -> set[tuple[str, str, str, str]]:
     return {(c["command"][0], role_stack(c["command"]), c["service"], c["operation"]) for c in calls}
 
 
+def all_requests(call: dict) -> list[Request]:
+    """A recorded call's requests; for `mlops image`, also what its `docker push` asks for."""
+    found = requests(Call(call["service"], call["operation"], call["params"]))
+    if call["command"][0] == "image" and call["service"] == "ecr" and "repositoryName" in call["params"]:
+        repository = f"arn:aws:ecr:{REGION}:{ACCOUNT_ID}:repository/{call['params']['repositoryName']}"
+        found += docker_push_requests(repository, REGION)
+    return found
+
+
 def denials(calls: list[dict], role_for=pipeline_role) -> list[str]:
     found, seen = [], set()
     for c in calls:
         stack = role_stack(c["command"])
         role = role_for(stack)
-        for r in requests(Call(c["service"], c["operation"], c["params"])):
+        for r in all_requests(c):
             key = (c["command"][0], stack, r)
             if key in seen:
                 continue
@@ -96,7 +122,8 @@ def denials(calls: list[dict], role_for=pipeline_role) -> list[str]:
 def test_every_call_of_the_ci_commands_is_allowed_for_the_role_that_makes_it(ci_calls):
     """AWS rule: IAM-EVALUATION (a call succeeds only if an identity policy allows it and the
     boundary allows it, and nothing denies it), with IAM-CONDITION-KEYS for the request context."""
-    assert {c["command"][0] for c in ci_calls} >= {"train", "evaluate", "register", "approve", "promote", "monitor"}
+    commands = {c["command"][0] for c in ci_calls}
+    assert commands >= {"train", "evaluate", "image", "register", "approve", "promote", "monitor"}
     assert {(c["service"], c["operation"]) for c in ci_calls} <= PROJECT_CALLS
     assert denials(ci_calls) == []
 
