@@ -93,3 +93,23 @@ def test_every_condition_key_is_carried_by_every_action_it_conditions():
 def test_the_check_flags_a_key_an_action_does_not_carry(statement, flagged):
     problems = key_problems("example", {"Statement": [statement]})
     assert [p.rsplit(" ", 1)[1] for p in problems] == flagged
+
+
+# AWS evaluates these claims of a GitHub OIDC token, and no custom claim (job_workflow_ref, ref...):
+# https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/configuring-openid-connect-in-amazon-web-services
+OIDC_KEYS = {"token.actions.githubusercontent.com:aud", "token.actions.githubusercontent.com:sub"}
+
+
+def test_github_trust_conditions_use_only_claims_aws_evaluates():
+    """AWS rule: IAM-OIDC-TRUST (a custom claim is never in the request: StringEquals on it is false)."""
+    trusts = [
+        (f"{p.stack}/{r['name']}", json.loads(r["props"]["assumeRolePolicy"]))
+        for p in [*(stack_preview(s) for s in ENVIRONMENTS), bootstrap()]
+        for r in p.resources
+        if r["type"] == "aws:iam/role:Role" and "token.actions" in r["props"]["assumeRolePolicy"]
+    ]
+    assert len(trusts) == 6  # a pipeline role per stack, a deploy role per environment
+    for name, trust in trusts:
+        for s in statements(trust):
+            keys = {k for block in s.get("Condition", {}).values() for k in block}
+            assert keys == OIDC_KEYS, name
