@@ -289,13 +289,16 @@ def test_deployer_trusted_only_for_this_repository_environment(shipped):
     assert conditions["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
 
 
-def test_one_oidc_provider_per_account(preview_of):
-    owners = [
-        s
-        for s in ("dev", "staging", "prod")
-        if custom(preview_of(s, False), "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-    ]
-    assert owners == ["dev"]
+def test_no_stack_manages_the_oidc_provider_or_a_role_without_the_boundary(preview_of):
+    """The bootstrap program owns the account's OIDC provider; every stack role carries its boundary."""
+    for s in ("dev", "staging", "prod"):
+        preview = preview_of(s, False)
+        assert not custom(preview, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+        for role in custom(preview, "aws:iam/role:Role"):
+            assert (
+                role["props"]["permissionsBoundary"]
+                == "arn:aws:iam::123456789012:policy/mlops-deploy/mlops-deploy-boundary"
+            )
 
 
 # --- monitoring ----------------------------------------------------------------------------
