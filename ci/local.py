@@ -29,8 +29,9 @@ from ci.outputs import local_outputs_path, preview_outputs, stack_file, stack_na
 from ci.progress import QUIET, Progress
 from ci.stackfile import approved_packages, read_config
 from infra.common import content_hash, physical_name
-from infra.monitoring import VARIANT_NAME, alarm_names, endpoint_name
+from infra.monitoring import VARIANT_NAME, alarm_names
 from kernel.instances import accepts_volume_kms_key
+from kernel.names import endpoint_name
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

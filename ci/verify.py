@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from ci.errors import MlopsError
 from ci.progress import QUIET, Progress
-from infra.monitoring import endpoint_name
+from kernel.names import endpoint_name
 
 RULE = "ENDPOINT-ROLLBACK-REPORTED-SUCCESS"
 TRANSITIONAL = ("Creating", "Updating", "SystemUpdating", "RollingBack")

@@ -88,6 +88,21 @@ class Identity(pulumi.ComponentResource):
                 ],
             },
             {
+                # Promotion's "live in" gate reads what the upstream endpoint really serves (mlops verify).
+                "Sid": "ReadUpstreamEndpoints",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:DescribeModel",
+                ],
+                "Resource": [
+                    sm(f"{kind}/{physical_name(up)}-*")
+                    for up in args.upstream
+                    for kind in ("endpoint", "endpoint-config", "model")
+                ],
+            },
+            {
                 # The model data and drift baseline stay beside the training output upstream.
                 "Sid": "ReadUpstreamModelData",
                 "Effect": "Allow",
@@ -195,9 +210,14 @@ class Identity(pulumi.ComponentResource):
                 "Action": [
                     "sagemaker:DescribeEndpoint",
                     "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:DescribeModel",  # mlops verify follows endpoint -> config -> model -> package
                     "sagemaker:InvokeEndpoint",
                 ],
-                "Resource": [sm(f"endpoint/{physical_name(stack)}-*"), sm(f"endpoint-config/{physical_name(stack)}-*")],
+                "Resource": [
+                    sm(f"endpoint/{physical_name(stack)}-*"),
+                    sm(f"endpoint-config/{physical_name(stack)}-*"),
+                    sm(f"model/{physical_name(stack)}-*"),
+                ],
             },
             {
                 "Sid": "PassOnlyTheExecutionRole",

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from infra.common import physical_name, policy_document
 from infra.registry import group_name
+from kernel.names import endpoint_alarm_names, endpoint_name
 
 VARIANT_NAME = "primary"
 DRIFT_NAMESPACE = "MLOps/Drift"
@@ -33,21 +34,8 @@ class EndpointAlarmNames:
         return [self.errors, self.latency]
 
 
-def endpoint_name(stack: str, model: str, mode: str = "instance") -> str:
-    """The endpoint's name; a serverless endpoint carries its mode. AWS rule ENDPOINT-MODE-SWITCH.
-
-    UpdateEndpoint cannot move an endpoint from instances to serverless, so a change of serving
-    mode must create another endpoint. Under one fixed name Pulumi would have to delete the live
-    endpoint before creating its successor (an outage); with the mode in the name the new
-    endpoint is created first, the stack output `endpoints` and the alarms follow it, and only
-    then is the old one deleted. Instance endpoints keep the plain name.
-    """
-    return physical_name(stack, model) if mode == "instance" else physical_name(stack, model, mode)
-
-
 def alarm_names(stack: str, model: str, mode: str = "instance") -> EndpointAlarmNames:
-    base = endpoint_name(stack, model, mode)
-    return EndpointAlarmNames(f"{base}-5xx-errors", f"{base}-latency-p99", f"{base}-drift")
+    return EndpointAlarmNames(*endpoint_alarm_names(stack, model, mode))
 
 
 # SageMaker's own lifecycle events (EventBridge, source aws.sagemaker), as documented with samples at

@@ -24,6 +24,7 @@ from pulumi.runtime.stack import run_pulumi_func
 
 from infra.common import content_hash
 from infra.config import load_stack_config, read_raw_config, to_pulumi_config
+from kernel.names import PROVIDER_UNIQUE_SUFFIX_LENGTH
 
 PROJECT = "mlops"
 PROGRAM = Path(__file__).resolve().parent / "__main__.py"
@@ -58,6 +59,13 @@ def _arn(service: str, region: str, resource: str, account: str = ACCOUNT_ID) ->
     return f"arn:aws:{service}:{region}:{account}:{resource}"
 
 
+def _prefixed(prefix: str | None, logical_name: str) -> str | None:
+    """What the provider makes of a `name_prefix`: the prefix and 26 unique characters."""
+    if not prefix:
+        return None
+    return prefix + content_hash(logical_name, length=PROVIDER_UNIQUE_SUFFIX_LENGTH)
+
+
 class AwsMocks(pulumi_mocks.Mocks):
     """Answers like AWS would: the physical name as id, ARNs in each service's format."""
 
@@ -69,6 +77,7 @@ class AwsMocks(pulumi_mocks.Mocks):
         token, r = args.typ, self.region
         name = (
             inputs.get("name")
+            or _prefixed(inputs.get("namePrefix"), args.name)
             or inputs.get("bucket")
             or inputs.get("modelPackageGroupName")
             or inputs.get("dashboardName")

@@ -27,8 +27,10 @@ import pulumi_aws as aws
 
 from infra.common import content_hash, physical_name
 from infra.config import ServingConfig, VpcConfig
-from infra.monitoring import VARIANT_NAME, EndpointAlarmNames, endpoint_name
+from infra.monitoring import VARIANT_NAME, EndpointAlarmNames
+from kernel import aws_rules
 from kernel.instances import accepts_volume_kms_key
+from kernel.names import endpoint_config_prefix, endpoint_name
 
 CAPTURE_CONTENT_TYPES = {"json_content_types": ["application/json"], "csv_content_types": ["text/csv"]}
 
@@ -57,11 +59,6 @@ def fleet_size(serving: ServingConfig) -> int:
     fleet can carry any load the blue one carried; the target-tracking policy then scales it in.
     """
     return max(serving.initialInstanceCount, serving.autoscaling.maxCapacity)
-
-
-def config_name_prefix(stack: str, model: str) -> str:
-    """`mlops-<stack>-<model>-`: the provider appends 26 unique characters (63 in all, so at most 37 here)."""
-    return physical_name(stack, model) + "-"
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -133,7 +130,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             # new name when its config changes (the provider otherwise may not roll it), and a
             # rollback to earlier content never collides with the retained earlier config of the
             # same content, which a name made of the content alone would.
-            name_prefix=config_name_prefix(args.stack, args.model),
+            name_prefix=endpoint_config_prefix(args.stack, args.model),
             production_variants=[variant],
             kms_key_arn=args.kms_key_arn if volume_key else None,
             data_capture_config=capture,
@@ -174,13 +171,23 @@ class ModelEndpoint(pulumi.ComponentResource):
             routing["canary_size"] = {"type": "CAPACITY_PERCENT", "value": r.stepPercent}
         elif r.type == "linear":
             routing["linear_step_size"] = {"type": "CAPACITY_PERCENT", "value": r.stepPercent}
+        termination_wait = min(r.bakeSeconds, 3600)
+        api_routing = {
+            "Type": routing["type"],
+            "WaitIntervalInSeconds": routing["wait_interval_in_seconds"],
+            "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": r.stepPercent} if r.type == "linear" else {},
+        }
+        baking = aws_rules.rollout_seconds(api_routing, termination_wait)
         return {
             "blue_green_update_policy": {
                 "traffic_routing_configuration": routing,
-                "termination_wait_in_seconds": min(r.bakeSeconds, 3600),
-                # SageMaker allows 600-14400 s for the whole blue/green deployment.
+                "termination_wait_in_seconds": termination_wait,
+                # AWS rule BLUEGREEN-WAITS: SageMaker allows 600-14400 s for the whole deployment, but
+                # the provider stops waiting after 3600 s while SageMaker carries on; leave ten minutes
+                # for provisioning beyond the baking time, within the provider's wait (config refuses
+                # a rollout that cannot fit).
                 "maximum_execution_timeout_in_seconds": min(
-                    14400, 1800 + 2 * r.bakeSeconds * (100 // max(r.stepPercent, 1))
+                    aws_rules.PROVIDER_ENDPOINT_WAIT_SECONDS, max(600, baking + 600)
                 ),
             },
             "auto_rollback_configuration": {"alarms": [{"alarm_name": a} for a in args.alarms.rollback]},

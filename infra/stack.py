@@ -7,11 +7,12 @@ import pulumi
 from infra.common import physical_name
 from infra.config import UPSTREAM_ENVIRONMENTS, StackConfig
 from infra.identity import Identity, IdentityArgs
-from infra.monitoring import DRIFT_METRIC, DRIFT_NAMESPACE, Monitoring, MonitoringArgs, endpoint_name
+from infra.monitoring import DRIFT_METRIC, DRIFT_NAMESPACE, Monitoring, MonitoringArgs
 from infra.registry import Registry, RegistryArgs
 from infra.serving import ModelEndpoint, ServingArgs
 from infra.storage import Storage, StorageArgs
 from infra.training import TrainingArgs, TrainingPlatform
+from kernel.names import endpoint_name
 
 
 def resource_tags(config: StackConfig) -> dict[str, str]:

@@ -67,6 +67,7 @@ class DerivedName:
     operation: str
     name: str
     model: str = ""  # the model whose name it carries, if any
+    unique_suffix: int = 0  # characters the provider appends to a name prefix (the example name has them)
 
 
 def physical(stack: str, *parts: str) -> str:
@@ -74,8 +75,40 @@ def physical(stack: str, *parts: str) -> str:
     return "-".join([PROJECT, stack, *parts])
 
 
-def derived_names(stack: str, models: tuple[str, ...] | list[str]) -> list[DerivedName]:
-    """Every physical name the program derives from `stack` and `models` (mirrors infra/ components)."""
+# terraform-plugin-sdk's id.PrefixedUniqueId (what a `name_prefix` becomes): a 26-character suffix.
+# https://github.com/hashicorp/terraform-plugin-sdk/blob/main/helper/id/id.go
+PROVIDER_UNIQUE_SUFFIX_LENGTH = 26
+
+
+def endpoint_name(stack: str, model: str, mode: str = "instance") -> str:
+    """The endpoint's name; a serverless endpoint carries its mode. AWS rule ENDPOINT-MODE-SWITCH.
+
+    UpdateEndpoint cannot move an endpoint from instances to serverless, so a change of serving
+    mode must create another endpoint. Under one fixed name Pulumi would have to delete the live
+    endpoint before creating its successor (an outage); with the mode in the name the new
+    endpoint is created first, the stack output `endpoints` and the alarms follow it, and only
+    then is the old one deleted. Instance endpoints keep the plain name.
+    """
+    return physical(stack, model) if mode == "instance" else physical(stack, model, mode)
+
+
+ALARM_KINDS = ("5xx-errors", "latency-p99", "drift")
+
+
+def endpoint_alarm_names(stack: str, model: str, mode: str = "instance") -> tuple[str, str, str]:
+    """The endpoint's 5xx, latency and drift alarms: (errors, latency, drift)."""
+    base = endpoint_name(stack, model, mode)
+    errors, latency, drift = (f"{base}-{kind}" for kind in ALARM_KINDS)
+    return errors, latency, drift
+
+
+def endpoint_config_prefix(stack: str, model: str) -> str:
+    """`mlops-<stack>-<model>-`: the provider appends 26 unique characters (63 in all, so at most 37 here)."""
+    return physical(stack, model) + "-"
+
+
+def derived_names(stack: str, models: tuple[str, ...] | list[str], mode: str = "instance") -> list[DerivedName]:
+    """Every physical name the program derives from `stack`, `models` and the serving mode."""
     hash_ = "0" * CONTENT_HASH_LENGTH
     out = [
         *(
@@ -100,14 +133,17 @@ def derived_names(stack: str, models: tuple[str, ...] | list[str]) -> list[Deriv
             ),
             DerivedName(f"SageMaker model ({model})", "sagemaker", "CreateModel", physical(stack, model, hash_), model),
             DerivedName(
-                f"endpoint config ({model})", "sagemaker", "CreateEndpointConfig", physical(stack, model, hash_), model
+                f"endpoint config ({model})",
+                "sagemaker",
+                "CreateEndpointConfig",
+                endpoint_config_prefix(stack, model) + "0" * PROVIDER_UNIQUE_SUFFIX_LENGTH,
+                model,
+                unique_suffix=PROVIDER_UNIQUE_SUFFIX_LENGTH,
             ),
-            DerivedName(f"endpoint ({model})", "sagemaker", "CreateEndpoint", physical(stack, model), model),
+            DerivedName(f"endpoint ({model})", "sagemaker", "CreateEndpoint", endpoint_name(stack, model, mode), model),
             *(
-                DerivedName(
-                    f"alarm ({model} {kind})", "cloudwatch", "PutMetricAlarm", physical(stack, model, kind), model
-                )
-                for kind in ("5xx-errors", "latency-p99", "drift")
+                DerivedName(f"alarm ({model} {kind})", "cloudwatch", "PutMetricAlarm", alarm, model)
+                for kind, alarm in zip(ALARM_KINDS, endpoint_alarm_names(stack, model, mode), strict=True)
             ),
             DerivedName(
                 f"scaling policy ({model})",
@@ -197,9 +233,14 @@ class NameProblem:
 
 
 def derived_name_problems(stack: str, models: tuple[str, ...] | list[str]) -> list[NameProblem]:
-    """Each derived name AWS would refuse, with the limit it breaks and that limit's source."""
+    """Each derived name AWS would refuse, with the limit it breaks and that limit's source.
+
+    Both serving modes are checked: a name that fits only one would break the day the stack
+    switches (the serverless endpoint's name is longer).
+    """
+    unique = {d.name: d for mode in ("instance", "serverless") for d in derived_names(stack, models, mode)}
     return [
         NameProblem(derived, constraint, source)
-        for derived in derived_names(stack, models)
+        for derived in unique.values()
         for constraint, source in name_problems(derived.service, derived.operation, derived.name)
     ]

@@ -58,6 +58,7 @@ PROJECT_CALLS: frozenset[tuple[str, str]] = frozenset(
         ("sagemaker", "DescribeModelPackageGroup"),
         ("sagemaker", "DescribeEndpoint"),
         ("sagemaker", "DescribeEndpointConfig"),
+        ("sagemaker", "DescribeModel"),  # mlops verify and the live-in gate follow an endpoint to its package
         ("sagemaker-runtime", "InvokeEndpoint"),
         ("sns", "Publish"),
     }

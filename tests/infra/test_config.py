@@ -330,9 +330,16 @@ def test_stack_names_that_derive_invalid_resource_names_are_refused(stack, fragm
 def test_longest_names_that_still_fit_are_accepted():
     """AWS rule: NAME-LENGTHS: limits come from the real prefixes, not a fixed cap."""
     config = raw("staging")
-    config.update({"mlops:models": ["m" * 40], "mlops:approvedPackages": {}})  # endpoint config name: exactly 63
-    assert parse_config("staging", config).models == ("m" * 40,)
-    assert parse_config("experiment-with-a-longer-name-ab", raw("dev")).stack  # access-logs bucket: exactly 63
+    # endpoint config: "mlops-staging-" + model + "-" + the provider's 26 unique characters = exactly 63
+    config.update({"mlops:models": ["m" * 22], "mlops:approvedPackages": {}})
+    assert parse_config("staging", config).models == ("m" * 22,)
+    config.update({"mlops:models": ["m" * 23]})
+    with pytest.raises(ConfigError, match="endpoint config"):
+        parse_config("staging", config)
+    # with model churn: "mlops-" + stack + "-churn-" + 26 unique characters = exactly 63
+    assert parse_config("experiment-with-a-longer", raw("dev")).stack
+    with pytest.raises(ConfigError, match="endpoint config"):
+        parse_config("experiment-with-a-longerx", raw("dev"))
 
 
 def test_every_problem_is_reported_at_once():

@@ -18,8 +18,9 @@ import pytest
 from moto.events.models import EventPattern
 
 from infra.config import load_stack_config
-from infra.monitoring import ENDPOINT_EVENT, PACKAGE_EVENT, TRAINING_EVENT, endpoint_name
+from infra.monitoring import ENDPOINT_EVENT, PACKAGE_EVENT, TRAINING_EVENT
 from infra.registry import group_name
+from kernel.names import endpoint_name
 
 SAMPLES = json.loads((Path(__file__).parent / "data" / "sagemaker_lifecycle_events.json").read_text())
 STACKS = ("dev", "staging", "prod", "local")

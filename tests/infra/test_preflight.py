@@ -14,8 +14,6 @@ from infra.preflight import AUTONAME_SUFFIX, PreflightError, check_resources, re
 from kernel import aws_rules, names
 from kernel.aws_rules import PROVIDER_ENDPOINT_WAIT_SECONDS, Request, check_requests
 
-H2 = "fixed by H2 serving branch"
-
 KEY = "arn:aws:kms:us-east-1:123456789012:key/f1220eb2-2d10-4aa3-80da-aad419f0ff4a"
 
 
@@ -221,19 +219,11 @@ def test_shipped_stacks_pass_the_preflight(shipped):
     assert [f.message for f in check_resources(shipped.resources)] == []
 
 
-# Known violations in the shipped graphs, caused by infra/serving.py (H2's area), reported to its owner:
-# dev: the serverless model is declared with network isolation (SERVERLESS-EXCLUSIONS);
-# prod: MaximumExecutionTimeoutInSeconds 13800 s, beyond the provider's 3600 s waiter (BLUEGREEN-WAITS).
-KNOWN = {"dev": H2, "prod": H2 + " (BLUEGREEN-WAITS: maximum execution timeout over the provider waiter)"}
-
-
-def test_deployed_stacks_pass_the_preflight(deployed, request):
-    if deployed.stack in KNOWN:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN[deployed.stack]))
+def test_deployed_stacks_pass_the_preflight(deployed):
+    """AWS rule: SERVERLESS-EXCLUSIONS (dev) and BLUEGREEN-WAITS (prod) failed here before the serving fixes."""
     assert [f.message for f in check_resources(deployed.resources)] == []
 
 
-@pytest.mark.xfail(strict=True, reason=H2)
 def test_local_nvme_hosting_sends_no_volume_key(preview_of):
     """AWS rule: INSTANCE-STORAGE"""
     from infra.preview import preview_stack
@@ -252,10 +242,13 @@ def test_derived_name_templates_match_what_the_program_declares(deployed):
             if isinstance(r["props"].get(key), str):
                 declared.add(r["props"][key])
     hashed = names.CONTENT_HASH_LENGTH
-    for derived in names.derived_names(deployed.stack, deployed.config.models):
+    for derived in names.derived_names(deployed.stack, deployed.config.models, deployed.config.serving.mode):
         if derived.operation == "PutScalingPolicy" and deployed.config.serving.mode == "serverless":
             continue  # only instance endpoints scale
-        if derived.model and "0" * hashed in derived.name:  # content-hashed: compare the prefix
+        if derived.unique_suffix:  # a name prefix the provider completes
+            prefix = derived.name[: -derived.unique_suffix]
+            assert any(r["props"].get("namePrefix") == prefix for r in deployed.resources), derived
+        elif derived.model and "0" * hashed in derived.name:  # content-hashed: compare the prefix
             prefix = derived.name[: -hashed - 1]
             assert any(d.startswith(prefix + "-") and len(d) == len(derived.name) for d in declared), derived
         else:

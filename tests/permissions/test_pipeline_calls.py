@@ -44,11 +44,12 @@ def ci_calls(request) -> list[dict]:
     recorder.command = None
     for env in ("dev", "staging", "prod"):
         ok("local", "up", "--stack", env)
+    # train.yml pushes the project image first: the training job runs it (one lock for train and serve)
+    docker = _fake_docker(request.getfixturevalue("tmp_path"), request.getfixturevalue("monkeypatch"))
+    ok("image", "--stack", "dev", "--docker", str(docker), "--json")
     job = ok("train", "--stack", "dev", "--synthetic", "800", "--poll-seconds", "0.05", *FAST_HP, "--json")
     job = job.json["run"]["job"]
     ok("evaluate", "--stack", "dev", "--job", job, "--json")
-    docker = _fake_docker(request.getfixturevalue("tmp_path"), request.getfixturevalue("monkeypatch"))
-    ok("image", "--stack", "dev", "--docker", str(docker), "--json")
     arn = ok("register", "--stack", "dev", "--job", job, "--json").json["package"]["arn"]
     ok("approve", arn, "--by", "alice", "--reason", "reviewed")
     for env in ("dev", "staging", "prod"):
