@@ -43,7 +43,7 @@ from ml.payload import PayloadError, format_predictions, media_type, parse_colum
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints accept 6 MB
-DEFAULT_MAX_CONCURRENCY = 2 * (os.cpu_count() or 1)  # requests in flight; more wait in the client, not here
+DEFAULT_MAX_CONCURRENCY = max(8, 4 * (os.cpu_count() or 1))  # in flight at once (x 6 MB bodies at most)
 DEFAULT_MAX_EXPLAIN_ROWS = 200  # an explanation costs rows x (features + 1) predictions
 BUSY_DRAIN_BYTES = 64 * 1024  # a busy answer reads a body this small; a larger one is left unread
 
