@@ -27,7 +27,7 @@ from ci import aws, registry, stackfile
 pytestmark = pytest.mark.moto_server
 
 JOB = "mlops-dev-churn-20261129-0001"
-READ_TIMEOUT_S = 0.5  # the command's read timeout here; `slow` and `freeze` hold answers longer
+READ_TIMEOUT_S = 0.4  # the command's read timeout here; `slow` and `freeze` hold answers longer
 
 # Each command's AWS calls, in order (a name repeats when the command calls it again).
 CALLS = {
@@ -220,17 +220,38 @@ def normal_failures(monkeypatch) -> None:
     monkeypatch.setattr(aws, "CONNECT_TIMEOUT_S", 3)
 
 
+_CLIENTS: dict[tuple[str, str], object] = {}
+
+
 @pytest.fixture
-def proxy(emulator, monkeypatch, fast_failures, boto):
-    boto("sagemaker").list_model_package_groups()  # moto's first call loads its backends: not under a fault
+def direct(emulator):
+    """boto3 clients straight to moto (around the proxy), made once per process: building a
+    SageMaker client parses its model and makes ~400 methods, a real cost over 131 rows."""
+    import boto3
+
+    def client(name: str):
+        key = (name, emulator)
+        if key not in _CLIENTS:
+            session = _CLIENTS.setdefault(("session", ""), boto3.session.Session(region_name="us-east-1"))
+            _CLIENTS[key] = session.client(
+                name, endpoint_url=emulator, aws_access_key_id="testing", aws_secret_access_key="testing"
+            )
+        return _CLIENTS[key]
+
+    return client
+
+
+@pytest.fixture
+def proxy(emulator, monkeypatch, fast_failures, direct):
+    direct("sagemaker").list_model_package_groups()  # moto's first call loads its backends: not under a fault
     with FaultProxy(emulator, late_s=READ_TIMEOUT_S + 0.3) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         yield proxy
 
 
 @pytest.mark.parametrize("command", list(CALLS))
-def test_the_matrix_covers_every_call(command, proxy, boto, stacks, mlops):
-    sc = Scenario(boto, stacks, mlops)
+def test_the_matrix_covers_every_call(command, proxy, direct, stacks, mlops):
+    sc = Scenario(direct, stacks, mlops)
     ctx = arrange(command, sc)
     proxy.clear()
     result = mlops(*ctx["args"])
@@ -240,9 +261,9 @@ def test_the_matrix_covers_every_call(command, proxy, boto, stacks, mlops):
 
 @pytest.mark.parametrize("command, operation, skip, fault", ROWS)
 def test_a_fault_leaves_it_done_once_or_undone_and_a_rerun_completes(
-    command, operation, skip, fault, proxy, boto, stacks, mlops, monkeypatch
+    command, operation, skip, fault, proxy, direct, stacks, mlops, monkeypatch
 ):
-    sc = Scenario(boto, stacks, mlops)
+    sc = Scenario(direct, stacks, mlops)
     ctx = arrange(command, sc)
     before = sc.state()
     proxy.clear()
@@ -265,4 +286,4 @@ def test_a_fault_leaves_it_done_once_or_undone_and_a_rerun_completes(
     assert again.code == 0, again
     assert done(command, ctx, before, sc.state())
     if command == "register":
-        assert len(packages_of(boto, JOB)) == 1
+        assert len(packages_of(direct, JOB)) == 1
