@@ -1,4 +1,5 @@
-"""`mlops preview`: run the Pulumi program offline and show what a stack declares."""
+"""`mlops preview`: run the Pulumi program offline, show what a stack declares, and check it against
+what AWS accepts (infra.preflight) before `pulumi up` would send it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "preview",
         help="run the Pulumi program offline (Pulumi mocks) and list the resources a stack declares",
         description="Runs infra/ for a stack under Pulumi's mocks: no CLI, no cloud account. "
-        "Prints the resources grouped by component, or the whole graph with --json.",
+        "Prints the resources grouped by component, or the whole graph with --json, then runs the AWS "
+        "preflight (botocore's service models and the documented rules in docs/aws-rules.md) over the graph: "
+        "exit 1 when AWS would refuse a request.",
     )
     p.add_argument(
         "--stack", required=True, help="stack name (dev, staging, prod, local) or a path to a Pulumi.<stack>.yaml file"
     )
     p.add_argument("--json", action="store_true", help="print the resource graph and outputs as JSON")
+    p.add_argument(
+        "--skip-preflight", action="store_true", help="do not check the graph against AWS's rules (not advised)"
+    )
     p.set_defaults(handler=run_preview)
 
 
@@ -33,8 +39,18 @@ def run_preview(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         print(json.dumps(preview.to_json(), indent=2, sort_keys=True))
+    else:
+        print(format_table(preview))
+    if args.skip_preflight:
         return 0
-    print(format_table(preview))
+    from infra.preflight import check_preview
+
+    findings = check_preview(preview)
+    if findings:
+        print(f"error: stack '{preview.stack}': AWS would refuse {len(findings)} request(s):", file=sys.stderr)
+        for finding in findings:
+            print(f"  - {finding.message}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,5 +1,5 @@
 """The lifecycle subcommands of `mlops`: train, image, evaluate, register, approve, reject, promote,
-rollback, packages, monitor, reproduce, local, demo.
+verify, rollback, packages, monitor, reproduce, local, demo.
 
 Each handler parses flags into a call of `ci.pipeline` (or a sibling module), prints progress
 on stderr, a human summary or one JSON document on stdout, and returns the exit code of the
@@ -167,10 +167,12 @@ def run_train(args, progress):
         local=args.local,
         wait=not args.no_wait,
         poll_seconds=args.poll_seconds,
-        framework_version=args.framework_version,
         training_image=args.training_image,
+        dry_run=args.dry_run,
     )
     run = train(ctx, req)
+    if args.dry_run:
+        return _dry_run_result(run)
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.get("metrics", {}).items()))
     summary = (
         f"training job {run['job']}: {run['status']}\n  model   {run['modelDataUrl']}\n"
@@ -179,6 +181,34 @@ def run_train(args, progress):
         f"next: mlops evaluate --stack {ctx.stack} --job {run['job']}"
     )
     return {"run": run}, summary
+
+
+def _dry_run_result(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The request, readable; AWS's objections to it make the command fail (nothing was sent anyway)."""
+    import json
+
+    if result["problems"]:
+        raise UsageError(
+            "dry run: AWS would refuse this CreateTrainingJob request: " + "; ".join(result["problems"]),
+            details=result,
+        )
+    uploads = [f"  {u['from']} -> {u['to']}" for u in result["dataUploads"]]
+    summary = [
+        "dry run: nothing was sent to AWS and nothing was uploaded.",
+        "CreateTrainingJob request (as boto3 takes it):",
+        json.dumps(result["request"], indent=2, sort_keys=True, default=str),
+        f"would upload {len(result['codeUploads'])} code file(s) (ml/ and the SDK's drivers) under "
+        f"{_common_prefix(result['codeUploads'])}",
+    ]
+    if uploads:
+        summary += [f"would upload {len(uploads)} data file(s):", *uploads]
+    return result, "\n".join(summary)
+
+
+def _common_prefix(uris: list[str]) -> str:
+    """The job's staging prefix (`.../<job>/input/`) the SDK uploads code and drivers under."""
+    prefixes = sorted({uri.rsplit("/input/", 1)[0] + "/input/" for uri in uris})
+    return ", ".join(prefixes) or "(none)"
 
 
 @command
@@ -270,6 +300,27 @@ def run_promote(args, progress):
         + (f", replacing {result['replaced']}" if result["replaced"] else "")
         + f"\nnext: commit the stack file in a pull request; CI runs `pulumi up --stack {result['stack']}` on merge"
     )
+
+
+@command
+def run_verify(args, progress):
+    from ci.verify import verify
+
+    ctx = _context(args, progress)
+    result = verify(
+        ctx.session,
+        ctx.outputs,
+        model=ctx.model(args.model) if args.model else None,
+        wait_seconds=args.wait_seconds,
+        poll_seconds=args.poll_seconds,
+        progress=progress,
+    )
+    lines = [f"stack {ctx.stack}: every endpoint serves what the stack declares"] + [
+        f"  {e['endpoint']}: {e['status']} on {e['configName']}, package {e['declared']}" for e in result["endpoints"]
+    ]
+    if not result["endpoints"]:
+        lines = [f"stack {ctx.stack} deploys no model (no approved package): nothing to verify"]
+    return result, "\n".join(lines)
 
 
 @command
@@ -406,9 +457,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         "train a model: pin the data, launch a SageMaker job (or run locally), follow it",
         "Uploads or references a data set version (S3 versions and SHA-256 recorded), then runs ml/train.py as a "
-        "SageMaker training job through the sagemaker SDK's ModelTrainer on the environment's GPU type, with managed "
-        "spot, checkpoints, KMS and VPC from the stack; follows it and streams its metrics. --local runs the same "
-        "code here under the training-container contract and uploads model.tar.gz where SageMaker would.",
+        "SageMaker training job through the sagemaker SDK's ModelTrainer on the environment's GPU type, in the "
+        "project's own image (pushed by `mlops image`, pinned by digest; the lock tests and serving use), with "
+        "managed spot, checkpoints, KMS and VPC from the stack; follows it and streams its metrics. --dry-run "
+        "prints the exact CreateTrainingJob request and sends nothing. --local runs the same code here under the "
+        "training-container contract and uploads model.tar.gz where SageMaker would.",
         run_train,
     )
     _common(p)
@@ -436,10 +489,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-wait", action="store_true", help="create the job and return; `mlops evaluate --job` picks it up"
     )
     p.add_argument("--poll-seconds", type=float, default=30.0, help="how often to poll the job (default 30)")
-    p.add_argument("--framework-version", default="2.10.0", help="PyTorch training image version (default 2.10.0)")
     p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the exact CreateTrainingJob request the sagemaker SDK builds (under 'request' with --json), "
+        "checked against AWS's rules; contacts no AWS service and uploads nothing",
+    )
+    p.add_argument(
+        "--image",
         "--training-image",
-        help="use this training image instead of the framework's (pinned by digest when ECR knows it)",
+        dest="training_image",
+        help="train in this image instead of the project's own (<ecrRepositoryUrl>:<commit>, pushed by "
+        "`mlops image`), e.g. an AWS Deep Learning Container; pinned by digest when ECR knows it",
     )
 
     p = _add(
@@ -513,6 +574,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("package", help="model package ARN")
     p.add_argument("--to", required=True, help="target environment / stack (dev, staging, prod, local)")
     p.add_argument("--model", help="model name (default: the package's)")
+
+    p = _add(
+        sub,
+        "verify",
+        "check that each endpoint runs the package the stack declares (run after `pulumi up`)",
+        "For every model the stack deploys (outputs endpoints + approvedPackages) reads DescribeEndpoint, "
+        "DescribeEndpointConfig and DescribeModel, and fails unless the endpoint is InService on the declared model "
+        "package. A blue/green update that SageMaker rolled back leaves the endpoint InService on the OLD config while "
+        "the provider reports success: this is the check that catches it. Waits while an endpoint is still "
+        "Creating or Updating, up to --wait-seconds.",
+        run_verify,
+    )
+    _common(p)
+    p.add_argument("--model", help="only this model (default: every model the stack deploys)")
+    p.add_argument(
+        "--wait-seconds", type=float, default=1800.0, help="how long an endpoint may stay Updating (default 1800)"
+    )
+    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while waiting (default 30)")
 
     p = _add(
         sub,

@@ -100,26 +100,38 @@ def upload(
     s3, data_bucket: str, model: str, directory: Path, kms_key: str | None = None, progress: Progress = QUIET
 ) -> Manifest:
     """Upload a local data set as a new version (or find the identical one already there)."""
-    files = find_split_files(directory)
-    digests = {(split, p.name): s3util.sha256_file(p) for split, paths in files.items() for p in paths}
-    content_id = hashlib.sha256(json.dumps(sorted(digests.items())).encode()).hexdigest()[:16]
-    prefix = f"s3://{data_bucket}/datasets/{model}/{content_id}/"
+    files, content_id, prefix = local_version(directory, data_bucket, model)
     manifest_uri = prefix + "manifest.json"
     if s3util.exists(s3, manifest_uri):
         progress.info(f"data set {content_id} already uploaded: {prefix}")
         return read_manifest(s3, manifest_uri)
     progress.step(f"uploading data set {content_id} to {prefix}")
     objects = []
+    for split, path, uri in upload_targets(directory, files, prefix):
+        version = s3util.upload_file(s3, path, uri, kms_key)
+        objects.append({"split": split, **version.to_dict()})
+        progress.info(f"{split}: {uri[len(prefix) :]} ({version.size} bytes, sha256 {version.sha256[:12]}...)")
+    manifest = Manifest(prefix, content_id, _now(), objects)
+    return write_manifest(s3, manifest, manifest_uri, kms_key)
+
+
+def local_version(directory: Path, data_bucket: str, model: str) -> tuple[dict[str, list[Path]], str, str]:
+    """A local data set's files per split, its content id and the prefix `upload` puts it under (no S3 call)."""
+    files = find_split_files(directory)
+    digests = {(split, p.name): s3util.sha256_file(p) for split, paths in files.items() for p in paths}
+    content_id = hashlib.sha256(json.dumps(sorted(digests.items())).encode()).hexdigest()[:16]
+    return files, content_id, f"s3://{data_bucket}/datasets/{model}/{content_id}/"
+
+
+def upload_targets(directory: Path, files: dict[str, list[Path]], prefix: str) -> list[tuple[str, Path, str]]:
+    """(split, local file, S3 URI) of every file `upload` writes."""
+    targets = []
     for split, paths in files.items():
         root = directory / split if (directory / split).is_dir() else directory
         for path in paths:
             rel = path.relative_to(root).as_posix() if root != directory else path.name
-            uri = f"{prefix}{split}/{rel}"
-            version = s3util.upload_file(s3, path, uri, kms_key)
-            objects.append({"split": split, **version.to_dict()})
-            progress.info(f"{split}: {rel} ({version.size} bytes, sha256 {version.sha256[:12]}...)")
-    manifest = Manifest(prefix, content_id, _now(), objects)
-    return write_manifest(s3, manifest, manifest_uri, kms_key)
+            targets.append((split, path, f"{prefix}{split}/{rel}"))
+    return targets
 
 
 def reference(

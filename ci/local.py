@@ -30,6 +30,7 @@ from ci.progress import QUIET, Progress
 from ci.stackfile import approved_packages, read_config
 from infra.common import content_hash, physical_name
 from infra.monitoring import VARIANT_NAME, alarm_names, endpoint_name
+from kernel.instances import accepts_volume_kms_key
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -207,10 +208,12 @@ def _deploy(
     """Roll each approved package out to its endpoint (replace on change: moto has no update_endpoint)."""
     sm = session.client("sagemaker")
     serving = config.get("mlops:serving") or {}
-    capture_percent = int(serving.get("dataCaptureSamplingPercent", 0) or 0)
+    mode = serving.get("mode", "instance")
+    serverless = mode == "serverless"  # AWS rule SERVERLESS-EXCLUSIONS: no isolation, VPC or capture
+    capture_percent = 0 if serverless else int(serving.get("dataCaptureSamplingPercent", 0) or 0)
     deployed: dict[str, str] = {}
     for model, package_arn in approved.items():
-        endpoint = endpoint_name(stack, model)
+        endpoint = endpoint_name(stack, model, mode)
         if not package_arn:
             _delete_endpoint(sm, endpoint, progress)
             continue
@@ -222,15 +225,9 @@ def _deploy(
                 ModelName=model_name,
                 PrimaryContainer={"ModelPackageName": package_arn},
                 ExecutionRoleArn=outputs.executionRoleArn,
-                EnableNetworkIsolation=True,
+                EnableNetworkIsolation=not serverless,
             )
-        variant = {
-            "VariantName": VARIANT_NAME,
-            "ModelName": model_name,
-            "InstanceType": serving.get("instanceType", "ml.m5.large"),
-            "InitialInstanceCount": int(serving.get("initialInstanceCount", 1)),
-            "InitialVariantWeight": 1.0,
-        }
+        variant = _variant(serving, model_name)
         config_name = physical_name(stack, model, content_hash(package_arn, variant, capture_percent))
         try:
             sm.describe_endpoint_config(EndpointConfigName=config_name)
@@ -238,8 +235,9 @@ def _deploy(
             kwargs: dict[str, Any] = {
                 "EndpointConfigName": config_name,
                 "ProductionVariants": [variant],
-                "KmsKeyId": key_arn,
             }
+            if "InstanceType" in variant and accepts_volume_kms_key(variant["InstanceType"]):
+                kwargs["KmsKeyId"] = key_arn  # AWS rule INSTANCE-STORAGE: none on local NVMe types
             if capture_percent:
                 kwargs["DataCaptureConfig"] = {
                     "EnableCapture": True,
@@ -259,9 +257,29 @@ def _deploy(
                 sm.delete_endpoint(EndpointName=endpoint)
             sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config_name)
             progress.info(f"endpoint {endpoint} now serves {package_arn}")
-        _drift_alarm(session, stack, model, endpoint, outputs, topic_arn)
+        _drift_alarm(session, stack, model, endpoint, outputs, topic_arn, mode)
         deployed[model] = endpoint
     return deployed
+
+
+def _variant(serving: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """The production variant the stack's serving config declares, as infra/serving.py builds it."""
+    if serving.get("mode", "instance") == "serverless":
+        return {
+            "VariantName": VARIANT_NAME,
+            "ModelName": model_name,
+            "ServerlessConfig": {
+                "MemorySizeInMB": int(serving.get("serverlessMemoryMb", 2048)),
+                "MaxConcurrency": int(serving.get("serverlessMaxConcurrency", 5)),
+            },
+        }
+    return {
+        "VariantName": VARIANT_NAME,
+        "ModelName": model_name,
+        "InstanceType": serving.get("instanceType", "ml.m5.large"),
+        "InitialInstanceCount": int(serving.get("initialInstanceCount", 1)),
+        "InitialVariantWeight": 1.0,
+    }
 
 
 def _endpoint_config(sm, endpoint: str) -> str | None:
@@ -277,12 +295,12 @@ def _delete_endpoint(sm, endpoint: str, progress: Progress) -> None:
         progress.info(f"endpoint {endpoint} removed (no approved package)")
 
 
-def _drift_alarm(session, stack: str, model: str, endpoint: str, outputs, topic_arn: str) -> None:
+def _drift_alarm(session, stack: str, model: str, endpoint: str, outputs, topic_arn: str, mode: str) -> None:
     """The drift alarm exactly as infra/monitoring.py declares it (moto stores it, never evaluates it)."""
     mon = outputs.monitoring
     dims = (mon.driftDimensions or {}).get(model) or {"EndpointName": endpoint}
     session.client("cloudwatch").put_metric_alarm(
-        AlarmName=alarm_names(stack, model).drift,
+        AlarmName=alarm_names(stack, model, mode).drift,
         Namespace=mon.driftNamespace,
         MetricName=mon.driftMetricName,
         Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],

@@ -16,7 +16,7 @@ from typing import Any
 
 from ci import aws, datasets, lineage, registry, training
 from ci import s3 as s3util
-from ci.errors import MlopsError, NotFoundError, UsageError
+from ci.errors import MlopsError, NotFoundError, RefusedError, UsageError
 from ci.evaluation import GateSettings, evaluate_run
 from ci.outputs import resolve_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
@@ -112,14 +112,13 @@ class TrainRequest:
     local: bool = False
     wait: bool = True
     poll_seconds: float = 30.0
-    framework_version: str = training.FRAMEWORK_VERSION
-    training_image: str | None = None
+    training_image: str | None = None  # default: the project's image (training.project_image)
     manifest: datasets.Manifest | None = None  # reproduce passes the exact recorded data
+    dry_run: bool = False  # build and check the CreateTrainingJob request; contact no AWS service
 
 
-def resolve_data(ctx: Context, model: str, req: TrainRequest) -> datasets.Manifest:
-    if req.manifest is not None:
-        return req.manifest
+def resolve_data_choice(req: TrainRequest) -> None:
+    """Exactly one data source, or a usage error naming them."""
     chosen = [
         n
         for n, v in (
@@ -135,6 +134,12 @@ def resolve_data(ctx: Context, model: str, req: TrainRequest) -> datasets.Manife
             "give exactly one data source: --data DIR, --data-uri s3://..., --synthetic ROWS or --latest-data"
             + (f" (got {', '.join(chosen)})" if chosen else "")
         )
+
+
+def resolve_data(ctx: Context, model: str, req: TrainRequest) -> datasets.Manifest:
+    if req.manifest is not None:
+        return req.manifest
+    resolve_data_choice(req)
     o = ctx.outputs
     if req.latest_data:
         manifest = datasets.latest(ctx.s3, o.dataBucket, model)
@@ -156,14 +161,18 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
     """Plan (refusing a disallowed GPU type before any call), pin the data, run, record."""
     model = ctx.model(req.model)
     instance_type = training.choose_instance_type(ctx.outputs, req.instance_type)
-    image = req.training_image or training.resolve_training_image(
-        ctx.outputs.region, instance_type, req.framework_version
-    )
+    image = req.training_image or training.project_image(ctx.outputs)
     hyperparameters = {**{k: str(v) for k, v in req.hyperparameters.items()}, "seed": str(req.seed)}
-    manifest = resolve_data(ctx, model, req)
+    if req.dry_run:
+        return dry_run_train(ctx, req, model, instance_type, image, hyperparameters)
     digest = training.resolve_digest(ctx.session.client("ecr"), image)
     if not digest:
+        # One lock for training and serving: a SageMaker job runs the pushed project image or
+        # an image named on purpose. The local runner runs this checkout's environment (the lock).
+        if not req.training_image and not req.local:
+            raise RefusedError(training.unpushed_image_message(ctx.outputs, image))
         ctx.progress.info(f"training image {image}: digest unknown to this registry, recorded by tag")
+    manifest = resolve_data(ctx, model, req)
     git = lineage.git_state()
     plan = training.plan_job(
         ctx.outputs,
@@ -175,6 +184,7 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
         hyperparameters=hyperparameters,
         tags=ctx.tags(),
         git=git,
+        image_source="override" if req.training_image else "project",
     )
     if req.local:
         return training.train_local(ctx.session, plan, manifest, git, req.seed, ctx.progress)
@@ -186,6 +196,64 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
         wait=req.wait,
         poll_seconds=req.poll_seconds,
     )
+
+
+def dry_run_train(
+    ctx: Context, req: TrainRequest, model: str, instance_type: str, image: str, hyperparameters: dict[str, str]
+) -> dict[str, Any]:
+    """The job `train` would create, as the exact CreateTrainingJob request; no AWS call, no upload."""
+    manifest, data_uploads = dry_run_data(ctx, model, req)
+    digest = image.split("@", 1)[1] if "@sha256:" in image else None
+    plan = training.plan_job(
+        ctx.outputs,
+        model,
+        manifest,
+        instance_type=instance_type,
+        image_uri=image,
+        image_digest=digest,
+        hyperparameters=hyperparameters,
+        tags=ctx.tags(),
+        git=lineage.git_state(),
+        image_source="override" if req.training_image else "project",
+    )
+    if not digest and not req.training_image:
+        ctx.progress.info(f"dry run: {image} is named by tag here; the launch pins its digest, or refuses if unpushed")
+    built = training.dry_run_request(plan)
+    ctx.progress.step(
+        f"dry run: CreateTrainingJob built by the sagemaker SDK offline; "
+        f"{len(data_uploads)} data file(s) and {len(built['codeUploads'])} code file(s) would be uploaded"
+    )
+    return {"dryRun": True, "plan": plan.to_dict(), "dataUploads": data_uploads, **built}
+
+
+def dry_run_data(ctx: Context, model: str, req: TrainRequest) -> tuple[datasets.Manifest, list[dict[str, str]]]:
+    """The data channels without touching S3: a named prefix as is, a local folder where `upload` would put it."""
+    if req.manifest is not None:
+        return req.manifest, []
+    resolve_data_choice(req)
+    if req.latest_data:
+        raise UsageError("--latest-data reads S3 to find the newest data set; a dry run names it with --data-uri")
+    if req.data_uri:
+        uri = req.data_uri if req.data_uri.endswith("/") else req.data_uri + "/"
+        if not uri.startswith("s3://"):
+            raise UsageError(f"--data-uri {req.data_uri!r}: expected an S3 prefix, s3://bucket/path/")
+        ctx.progress.info(f"dry run: {uri} is used as named; its object versions are pinned at launch")
+        return datasets.Manifest(uri, "unpinned-dry-run", "", []), []
+    directory = (
+        Path(req.data_dir)
+        if req.data_dir
+        else datasets.synthetic(model, req.synthetic_rows or 0, req.seed, req.synthetic_drift)
+    )
+    try:
+        files, content_id, prefix = datasets.local_version(directory, ctx.outputs.dataBucket, model)
+        uploads = [
+            {"split": split, "from": str(path) if req.data_dir else f"(synthetic) {path.name}", "to": uri}
+            for split, path, uri in datasets.upload_targets(directory, files, prefix)
+        ]
+    finally:
+        if not req.data_dir:
+            shutil.rmtree(directory, ignore_errors=True)
+    return datasets.Manifest(prefix, content_id, "", []), uploads
 
 
 def load_run(ctx: Context, job: str) -> dict[str, Any]:

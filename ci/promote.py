@@ -1,12 +1,13 @@
 """`mlops promote` and `mlops rollback`: deployment is a reviewed edit of a stack file.
 
 Promotion checks the package (it exists, is Approved, passed the gate, belongs to a model the
-environment serves, and was live in the environment the target requires, e.g. staging before
-prod), then writes its ARN into `mlops:approvedPackages.<model>` of `stacks/Pulumi.<env>.yaml`
-and appends the one it replaces to `mlops:previousPackages.<model>`. `pulumi up` (or the local
-backend) rolls it out with the stack's canary and rollback alarms. Every check runs before the
-file is touched: a refused promotion leaves it byte for byte as it was. Rollback restores the
-newest earlier package the same way.
+environment serves, and is live in the environment the target requires, e.g. staging before
+prod, as that environment's endpoint itself says through `ci.verify`), then writes its ARN into
+`mlops:approvedPackages.<model>` of `stacks/Pulumi.<env>.yaml` and appends the one it replaces
+to `mlops:previousPackages.<model>`. `pulumi up` (or the local backend) rolls it out with the
+stack's canary and rollback alarms. Every check runs before the file is touched: a refused
+promotion leaves it byte for byte as it was. Rollback restores the newest earlier package the
+same way.
 """
 
 from __future__ import annotations
@@ -62,12 +63,16 @@ def check_promotable(sm, package_arn: str, model: str | None) -> registry.Packag
 
 
 def was_live_in(env: str, model: str, package_arn: str, *, stacks_dir: Path | None, outputs_source: str) -> bool:
-    """Deployed there now (the stack's outputs) or earlier (its rollback history)."""
+    """Whether `env`'s endpoint for `model` serves the package now, as SageMaker says (ci/verify.py).
+
+    The stack file and outputs only say what was declared: a rolled-back deployment leaves them
+    naming a package the endpoint never ran, so they are not evidence that it was live.
+    """
+    from ci import aws
+    from ci.verify import serves
+
     outputs = resolve_outputs(env, stacks_dir=stacks_dir, source=outputs_source).outputs
-    if outputs.approvedPackages.get(model) == package_arn:
-        return True
-    history = stackfile.previous_packages(stack_file(env, stacks_dir)).get(model, [])
-    return package_arn in history
+    return serves(aws.make_session(outputs.region), outputs, model, package_arn)
 
 
 def promote(
@@ -99,8 +104,9 @@ def promote(
     if require:
         if not was_live_in(require, model, package_arn, stacks_dir=stacks_dir, outputs_source=outputs_source):
             raise RefusedError(
-                f"cannot promote {package_arn} to {env}: it has not been live in {require} "
-                f"(mlops:promotion.requireLiveIn); promote it to {require} and deploy there first"
+                f"cannot promote {package_arn} to {env}: the {require} endpoint for {model} does not serve it "
+                f"(mlops:promotion.requireLiveIn, read with DescribeEndpoint); promote it to {require}, deploy, "
+                f"and check with `mlops verify --stack {require}` first"
             )
         progress.info(f"was live in {require}: yes")
     plan = stackfile.plan_promotion(path, model, package_arn)

@@ -1,7 +1,7 @@
 """`mlops train`: pin the data, plan the job from the stack, run it on SageMaker or locally, follow it.
 
 The plan is pure: stack outputs + request -> every setting of the job (GPU type from the
-environment's allowed list, image pinned by digest when known, managed spot with max wait,
+environment's allowed list, the project's own image pinned by digest, managed spot with max wait,
 checkpoint and output URIs, KMS keys, VPC, metric definitions, tags). An instance type the
 environment does not allow is refused here, before any AWS call. The SageMaker path launches
 through the sagemaker SDK's `ModelTrainer` with `ml/` as source code and follows the job,
@@ -15,17 +15,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from ci import s3 as s3util
 from ci.container import REPO_ROOT, package_model, package_output, run_training
@@ -33,9 +35,8 @@ from ci.datasets import TRAINING_CHANNELS, Manifest, download_split
 from ci.errors import MlopsError, NotFoundError, RefusedError, TrainingFailedError, UsageError
 from ci.progress import QUIET, Progress
 from infra.contract import StackOutputs
+from kernel.instances import accepts_volume_kms_key
 
-FRAMEWORK = "pytorch"
-FRAMEWORK_VERSION = "2.10.0"
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")
 # The metric lines ml/train.py prints (`metric: val_loss=0.31; epoch=3`); SageMaker scrapes the
@@ -98,6 +99,8 @@ class JobPlan:
     environment: dict[str, str] = field(default_factory=dict)
     metric_definitions: list[dict[str, str]] = field(default_factory=metric_definitions)
     artifact_bucket: str = ""
+    region: str = ""
+    image_source: str = "project"  # "project" (container/ + requirements.lock) or "override" (--image)
 
     @property
     def pinned_image(self) -> str:
@@ -121,22 +124,21 @@ def choose_instance_type(outputs: StackOutputs, requested: str | None) -> str:
     return chosen
 
 
-def resolve_training_image(region: str, instance_type: str, framework_version: str = FRAMEWORK_VERSION) -> str:
-    """The framework's training image for this region and GPU type (offline, from the SDK's tables)."""
-    from sagemaker.core import image_uris
+def project_image(outputs: StackOutputs, commit: str | None = None) -> str:
+    """The project's own image (container/, pinned from requirements.lock; the one serving runs),
+    in the stack's ECR repository under the commit tag `mlops image` pushes."""
+    from ci.image import image_tag
 
-    try:
-        return image_uris.retrieve(
-            framework=FRAMEWORK,
-            region=region,
-            version=framework_version,
-            instance_type=instance_type,
-            image_scope="training",
-        )
-    except ValueError as err:
-        raise UsageError(
-            f"no {FRAMEWORK} {framework_version} training image for {instance_type} in {region}: {err}"
-        ) from err
+    return f"{outputs.ecrRepositoryUrl}:{image_tag(commit)}"
+
+
+def unpushed_image_message(outputs: StackOutputs, image: str) -> str:
+    return (
+        f"training image {image} is not in ECR: jobs run the project's own image (container/, built from "
+        f"requirements.lock, the same libraries tests and serving use), pinned by digest. Build and push it "
+        f"with `mlops image --stack {outputs.stackName}`, or name another image with --image (an AWS Deep "
+        f"Learning Container, say; the job's lineage then records the library versions it ran)"
+    )
 
 
 def split_image(image_uri: str) -> tuple[str, str, str, str | None]:
@@ -181,6 +183,7 @@ def plan_job(
     hyperparameters: dict[str, str],
     tags: dict[str, str],
     git: dict[str, Any],
+    image_source: str = "project",
 ) -> JobPlan:
     if model not in outputs.modelPackageGroups:
         raise UsageError(
@@ -225,6 +228,8 @@ def plan_job(
             "MLOPS_IMAGE_URI": pin_image(image_uri, image_digest),
         },
         artifact_bucket=outputs.artifactBucket,
+        region=outputs.region,
+        image_source=image_source,
     )
 
 
@@ -259,6 +264,7 @@ def new_run_record(
         "imageUri": plan.image_uri,
         "imageDigest": plan.image_digest,
         "pinnedImage": plan.pinned_image,
+        "imageSource": plan.image_source,
         "hyperparameters": plan.hyperparameters,
         "seed": seed,
         "spot": plan.use_spot,
@@ -315,16 +321,25 @@ def apply_description(record: dict[str, Any], description: dict[str, Any]) -> di
 # --- SageMaker -----------------------------------------------------------------------------
 
 
-def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tuple[str, str]:
-    """Create the training job through ModelTrainer (not waiting); returns its name and checkpoint URI."""
-    from ci.aws import sagemaker_sdk_session
+def compute_config(plan: JobPlan):
+    """The job's ResourceConfig: a volume KMS key only where AWS accepts one (AWS rule INSTANCE-STORAGE:
+    types with local NVMe storage refuse it; their storage is encrypted on the instance)."""
+    from sagemaker.train.configs import Compute
 
-    sdk_session = sagemaker_sdk_session(session, plan.artifact_bucket, "training-input")
+    return Compute(
+        instance_type=plan.instance_type,
+        instance_count=1,
+        volume_size_in_gb=50,
+        volume_kms_key_id=plan.kms_key_arn if accepts_volume_kms_key(plan.instance_type) else None,
+        enable_managed_spot_training=plan.use_spot,
+    )
+
+
+def build_trainer(sdk_session, plan: JobPlan, source_dir: Path):
+    """The ModelTrainer for a plan, checkpoint prefix included; returns it and the checkpoint URI."""
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import (
         CheckpointConfig,
-        Compute,
-        InputData,
         MetricDefinition,
         Networking,
         OutputDataConfig,
@@ -333,63 +348,136 @@ def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tupl
         Tag,
     )
 
+    networking = Networking(enable_network_isolation=True)
+    if plan.subnets:
+        networking = Networking(
+            subnets=plan.subnets,
+            security_group_ids=plan.security_group_ids,
+            enable_network_isolation=True,
+            enable_inter_container_traffic_encryption=True,
+        )
+    stopping = (
+        StoppingCondition(
+            max_runtime_in_seconds=plan.max_runtime_seconds, max_wait_time_in_seconds=plan.max_wait_seconds
+        )
+        if plan.use_spot
+        else StoppingCondition(max_runtime_in_seconds=plan.max_runtime_seconds)
+    )
+    trainer = ModelTrainer(
+        sagemaker_session=sdk_session,
+        role=plan.role_arn,
+        base_job_name=plan.base_job_name,
+        training_image=plan.pinned_image,
+        source_code=SourceCode(source_dir=str(source_dir), command="python -m ml.train"),
+        compute=compute_config(plan),
+        networking=networking,
+        stopping_condition=stopping,
+        # Output data keeps its KMS key on every instance type.
+        output_data_config=OutputDataConfig(s3_output_path=plan.output_s3_uri, kms_key_id=plan.kms_key_arn),
+        hyperparameters=dict(plan.hyperparameters),
+        environment=dict(plan.environment),
+        tags=[Tag(key=k, value=v) for k, v in plan.tags.items()],
+    )
+    trainer = trainer.with_metric_definitions(
+        [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in plan.metric_definitions]
+    )
+    # One checkpoint prefix per launch, named like the job (the SDK names the job itself, to
+    # the second; the URI actually used is read back from the job).
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    checkpoint = checkpoint_uri(plan, f"{plan.base_job_name}-{stamp}")
+    return trainer.with_checkpoint_config(CheckpointConfig(s3_uri=checkpoint)), checkpoint
+
+
+def _start(trainer, plan: JobPlan) -> None:
+    from sagemaker.train.configs import InputData
+
+    with _quiet_sdk():  # its warnings here are expected (hyperparameters reach us as SM_HPS and the JSON file)
+        trainer.train(
+            input_data_config=[InputData(channel_name=c, data_source=uri) for c, uri in plan.channels.items()],
+            wait=False,
+            logs=False,
+        )
+
+
+@contextlib.contextmanager
+def _staged_code():
+    """ml/ alone, copied to a folder the SDK uploads as the job's code channel."""
     staging = Path(tempfile.mkdtemp(prefix="mlops-code-"))
     try:
         shutil.copytree(REPO_ROOT / "ml", staging / "ml", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        networking = Networking(enable_network_isolation=True)
-        if plan.subnets:
-            networking = Networking(
-                subnets=plan.subnets,
-                security_group_ids=plan.security_group_ids,
-                enable_network_isolation=True,
-                enable_inter_container_traffic_encryption=True,
-            )
-        stopping = (
-            StoppingCondition(
-                max_runtime_in_seconds=plan.max_runtime_seconds, max_wait_time_in_seconds=plan.max_wait_seconds
-            )
-            if plan.use_spot
-            else StoppingCondition(max_runtime_in_seconds=plan.max_runtime_seconds)
-        )
-        trainer = ModelTrainer(
-            sagemaker_session=sdk_session,
-            role=plan.role_arn,
-            base_job_name=plan.base_job_name,
-            training_image=plan.pinned_image,
-            source_code=SourceCode(source_dir=str(staging), command="python -m ml.train"),
-            compute=Compute(
-                instance_type=plan.instance_type,
-                instance_count=1,
-                volume_size_in_gb=50,
-                volume_kms_key_id=plan.kms_key_arn,
-                enable_managed_spot_training=plan.use_spot,
-            ),
-            networking=networking,
-            stopping_condition=stopping,
-            output_data_config=OutputDataConfig(s3_output_path=plan.output_s3_uri, kms_key_id=plan.kms_key_arn),
-            hyperparameters=dict(plan.hyperparameters),
-            environment=dict(plan.environment),
-            tags=[Tag(key=k, value=v) for k, v in plan.tags.items()],
-        )
-        trainer = trainer.with_metric_definitions(
-            [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in plan.metric_definitions]
-        )
-        # One checkpoint prefix per launch, named like the job (the SDK names the job itself, to
-        # the second; the URI actually used is read back from the job).
-        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        checkpoint = checkpoint_uri(plan, f"{plan.base_job_name}-{stamp}")
-        trainer = trainer.with_checkpoint_config(CheckpointConfig(s3_uri=checkpoint))
-        with _quiet_sdk():  # its warnings here are expected (hyperparameters reach us as SM_HPS and the JSON file)
-            trainer.train(
-                input_data_config=[InputData(channel_name=c, data_source=uri) for c, uri in plan.channels.items()],
-                wait=False,
-                logs=False,
-            )
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tuple[str, str]:
+    """Create the training job through ModelTrainer (not waiting); returns its name and checkpoint URI."""
+    from ci.aws import sagemaker_sdk_session
+
+    sdk_session = sagemaker_sdk_session(session, plan.artifact_bucket, "training-input")
+    with _staged_code() as staging:
+        trainer, checkpoint = build_trainer(sdk_session, plan, staging)
+        _start(trainer, plan)
         created = trainer._latest_training_job.training_job_name
         progress.step(f"training job {created} created ({plan.instance_type}, spot={plan.use_spot})")
         return created, checkpoint
+
+
+def dry_run_request(plan: JobPlan) -> dict[str, Any]:
+    """The exact CreateTrainingJob request `launch_sagemaker` would send, built by the SDK offline.
+
+    Nothing is uploaded and no AWS service is contacted (ci/dryrun.py answers every call). Returns
+    the request as boto3 takes it, the S3 objects the SDK would have uploaded, the calls it made,
+    and the problems AWS's rules find in the request.
+    """
+    from ci.aws import sagemaker_sdk_session
+    from ci.dryrun import Captured, offline_session
+
+    session, recorder = offline_session(plan.region, plan.artifact_bucket, "sagemaker", "CreateTrainingJob")
+    # The role cannot be checked offline (IAM is not asked): the real launch checks it.
+    with _env("SAGEMAKER_VALIDATE_ROLE", "false"), _staged_code() as staging:
+        sdk_session = sagemaker_sdk_session(session, plan.artifact_bucket, "training-input")
+        trainer, _ = build_trainer(sdk_session, plan, staging)
+        try:
+            _start(trainer, plan)
+        except Captured:
+            pass
+        except ParamValidationError as err:  # botocore's own model check, before anything would be sent
+            raise UsageError(
+                f"dry run: AWS would refuse this CreateTrainingJob request: {err}",
+                details={"request": recorder.request},
+            ) from err
+    if recorder.request is None:
+        raise MlopsError(f"dry run: the SDK never reached CreateTrainingJob (calls: {', '.join(recorder.calls)})")
+    return {
+        "request": recorder.request,
+        "codeUploads": recorder.uploads,
+        "sdkCalls": dict(Counter(recorder.calls)),  # answered here, never sent
+        **request_problems(recorder.request),
+    }
+
+
+def request_problems(request: dict[str, Any]) -> dict[str, Any]:
+    """What AWS would refuse in a CreateTrainingJob request, by its service model and documented rules."""
+    try:
+        from kernel.aws_model import validate_request  # botocore's model plus AWS's documented rules
+    except ImportError:  # pragma: no cover - only on a tree without the kernel's model checks
+        return {"problems": [], "checked": "botocore parameter validation only (kernel.aws_model is absent)"}
+    problems = [problem.message for problem in validate_request("sagemaker", "CreateTrainingJob", request)]
+    return {"problems": problems, "checked": "botocore parameter validation and kernel.aws_model"}
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 @contextlib.contextmanager

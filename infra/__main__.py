@@ -15,7 +15,7 @@ from infra.config import from_pulumi_config, parse_config
 from infra.stack import build_stack
 
 raw = from_pulumi_config(pulumi.runtime.config.get_config_env() | dict(pulumi.runtime.config.CONFIG.get()))
-config = parse_config(pulumi.get_stack(), raw)  # fails before any resource is declared
+config = parse_config(pulumi.get_stack(), raw)  # fails before any resource: names, ranges, AWS rules (preflight)
 account_id = aws.get_caller_identity_output().account_id
 for key, value in build_stack(config, account_id).items():
     pulumi.export(key, value)

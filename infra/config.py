@@ -8,6 +8,7 @@ the bad value and what is allowed, and lists every problem at once.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from kernel import aws_rules, names
+from kernel.aws_model import member_limits
 from kernel.instances import GPU_TRAINING_TYPES, HOSTING_TYPES, TIER_TRAINING_TYPES
 
 NAMESPACE = "mlops"
@@ -33,11 +36,13 @@ DOWNSTREAM_ENVIRONMENTS = {
 }
 SERVING_MODES = ("serverless", "instance")
 ROLLOUT_TYPES = ("canary", "linear", "all_at_once")
-SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MEMORY_STEP_MB = (
+    1024  # 1 GB steps: https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html
+)
 GATE_METRICS = ("roc_auc", "accuracy", "f1", "log_loss")
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "disabled")
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]{1,63}/\d+$")
-MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+MODEL_NAME = re.compile(rf"^{names.NAME_WORDS.pattern}$")  # lengths: whatever every derived name allows
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 GITHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
@@ -247,8 +252,10 @@ class _Checker:
     def __init__(self) -> None:
         self.problems: list[str] = []
 
-    def fail(self, key: str, value: Any, allowed: str) -> None:
-        self.problems.append(f"{key}: {value!r} is not valid; {allowed}")
+    def fail(self, key: str, value: Any, allowed: str, rule: str = "", source: str = "") -> None:
+        """`key: value is not valid; allowed` and, for an AWS rule, its ID and source."""
+        cited = f" (AWS rule {rule}, source: {source or aws_rules.URLS.get(rule, '')})" if rule else ""
+        self.problems.append(f"{key}: {value!r} is not valid; {allowed}{cited}")
 
     def mapping(self, raw: dict, key: str, fields_: dict[str, Any], required: bool = True) -> dict:
         value = raw.get(f"{NAMESPACE}:{key}")
@@ -273,6 +280,9 @@ class _Checker:
         return value
 
     def integer(self, key: str, value: Any, low: int = 1, high: int | None = None) -> int:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _finite(value):
+            self.fail(key, value, "expected a whole number, not NaN or infinity", "FINITE-NUMBERS")
+            return low
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
             self.fail(key, value, "expected a whole number")
             return low
@@ -284,6 +294,9 @@ class _Checker:
     def number(self, key: str, value: Any, low: float = 0.0, high: float | None = None, strict: bool = False) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, value, "expected a number")
+            return low
+        if not _finite(value):
+            self.fail(key, value, "expected a finite number, not NaN or infinity", "FINITE-NUMBERS")
             return low
         if (value <= low if strict else value < low) or (high is not None and value > high):
             bound = f"{'over' if strict else 'at least'} {low}" + (f" and at most {high}" if high is not None else "")
@@ -306,6 +319,10 @@ class _Checker:
         return tuple(value)
 
 
+def _finite(value: int | float) -> bool:
+    return not (isinstance(value, float) and (math.isnan(value) or math.isinf(value)))
+
+
 def parse_config(stack: str, raw: dict[str, Any]) -> StackConfig:
     """Validate the whole stack config; raise one ConfigError listing every problem."""
     c = _Checker()
@@ -320,9 +337,7 @@ def parse_config(stack: str, raw: dict[str, Any]) -> StackConfig:
     env = c.choice(f"{ns}environment", raw.get(f"{ns}environment"), ENVIRONMENTS)
     tier = env if env in ENVIRONMENTS else "dev"
 
-    models = c.string_list(f"{ns}models", raw.get(f"{ns}models", []), MODEL_NAME)
-    if not models:
-        c.problems.append(f"{ns}models: at least one model name is required, e.g. [churn]")
+    models = _models(c, stack, raw.get(f"{ns}models", []))
 
     approved = _approved_packages(c, raw.get(f"{ns}approvedPackages", {}), models)
     previous = _previous_packages(c, raw.get(f"{ns}previousPackages", {}), models)
@@ -359,6 +374,32 @@ def parse_config(stack: str, raw: dict[str, Any]) -> StackConfig:
         policy=policy,
         endpoints=endpoints,
     )
+
+
+def _models(c: _Checker, stack: str, value: Any) -> tuple[str, ...]:
+    """Model names, and the stack name with them: each feeds many physical names (kernel.names)."""
+    key = f"{NAMESPACE}:models"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        c.fail(key, value, "expected a list of model names, e.g. [churn]")
+        return ()
+    if not value:
+        c.problems.append(f"{key}: at least one model name is required, e.g. [churn]")
+    for i, model in enumerate(value):
+        if not MODEL_NAME.match(model):
+            c.fail(f"{key}[{i}]", model, f"model names are {names.NAME_WORDS_ALLOWED}", "NAME-LENGTHS")
+        elif value.index(model) != i:
+            c.fail(f"{key}[{i}]", model, f"duplicate of {key}[{value.index(model)}]: name each model once")
+    if not names.NAME_WORDS.fullmatch(stack):
+        c.fail(
+            "stack", stack, f"stack names are {names.NAME_WORDS_ALLOWED} (they prefix every resource)", "NAME-LENGTHS"
+        )
+        return tuple(value)
+    valid = [m for m in value if MODEL_NAME.match(m)]
+    for problem in names.derived_name_problems(stack, valid):
+        model = problem.derived.model
+        where, what = (f"{key}[{value.index(model)}]", model) if model else ("stack", stack)
+        c.fail(where, what, problem.allowed, "NAME-LENGTHS", problem.source)
+    return tuple(value)
 
 
 def _approved_packages(c: _Checker, value: Any, models: tuple[str, ...]) -> dict[str, str]:
@@ -448,8 +489,23 @@ def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
     c.choice(f"{key}.instanceType", itype, HOSTING_TYPES)
     count = c.integer(f"{key}.initialInstanceCount", s.get("initialInstanceCount", 1), 1, 100)
     memory = s.get("serverlessMemoryMb", 2048)
-    c.choice(f"{key}.serverlessMemoryMb", memory, SERVERLESS_MEMORY_MB)
-    concurrency = c.integer(f"{key}.serverlessMaxConcurrency", s.get("serverlessMaxConcurrency", 5), 1, 200)
+    memory_limits = member_limits(
+        "sagemaker", "CreateEndpointConfig", "ProductionVariants[].ServerlessConfig.MemorySizeInMB"
+    )
+    c.choice(
+        f"{key}.serverlessMemoryMb",
+        memory,
+        tuple(range(memory_limits["min"], memory_limits["max"] + 1, SERVERLESS_MEMORY_STEP_MB)),
+    )
+    concurrency_limits = member_limits(
+        "sagemaker", "CreateEndpointConfig", "ProductionVariants[].ServerlessConfig.MaxConcurrency"
+    )
+    concurrency = c.integer(
+        f"{key}.serverlessMaxConcurrency",
+        s.get("serverlessMaxConcurrency", 5),
+        concurrency_limits["min"],
+        concurrency_limits["max"],
+    )
 
     a = c.nested(
         f"{key}.autoscaling", s.get("autoscaling", {}), ("minCapacity", "maxCapacity", "targetInvocationsPerInstance")
@@ -463,10 +519,13 @@ def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
     r = c.nested(f"{key}.rollout", s.get("rollout", {"type": "all_at_once"}), ("type", "stepPercent", "bakeSeconds"))
     rtype = c.choice(f"{key}.rollout.type", r.get("type"), ROLLOUT_TYPES)
     step = c.integer(f"{key}.rollout.stepPercent", r.get("stepPercent", 100), 1, 100)
-    if rtype in ("canary", "linear") and step == 100:
-        c.fail(f"{key}.rollout.stepPercent", step, f"a {rtype} rollout shifts part of the traffic: use 1-99")
-    bake = c.integer(f"{key}.rollout.bakeSeconds", r.get("bakeSeconds", 300), 0, 3600)
+    wait_limits = member_limits(
+        "sagemaker", "CreateEndpoint", f"{BLUE_GREEN}.TrafficRoutingConfiguration.WaitIntervalInSeconds"
+    )
+    bake = c.integer(f"{key}.rollout.bakeSeconds", r.get("bakeSeconds", 300), wait_limits["min"], wait_limits["max"])
     capture = c.integer(f"{key}.dataCaptureSamplingPercent", s.get("dataCaptureSamplingPercent", 0), 0, 100)
+    if mode == "instance":
+        _blue_green(c, f"{key}.rollout", rtype, step, bake)
 
     if mode == "serverless":
         if rtype in ("canary", "linear"):
@@ -474,12 +533,14 @@ def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
                 f"{key}.rollout.type",
                 rtype,
                 "serverless endpoints support only all_at_once; use mode: instance for canary/linear",
+                "SERVERLESS-EXCLUSIONS",
             )
         if capture:
             c.fail(
                 f"{key}.dataCaptureSamplingPercent",
                 capture,
                 "serverless endpoints cannot capture data; use 0 or mode: instance",
+                "SERVERLESS-EXCLUSIONS",
             )
     if tier == "prod":
         if mode != "instance":
@@ -500,6 +561,39 @@ def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
         RolloutConfig(rtype, step, bake),
         capture,
     )
+
+
+BLUE_GREEN = "DeploymentConfig.BlueGreenUpdatePolicy"
+
+
+def _blue_green(c: _Checker, key: str, rtype: str, step: int, bake: int) -> None:
+    """What SageMaker and the provider allow of a blue/green rollout (kernel.aws_rules)."""
+    if rtype == "canary" and step > aws_rules.CANARY_MAX_PERCENT:
+        c.fail(
+            f"{key}.stepPercent",
+            step,
+            f"a canary is at most {aws_rules.CANARY_MAX_PERCENT}% of the fleet: use 1-{aws_rules.CANARY_MAX_PERCENT}",
+            "BLUEGREEN-CANARY",
+        )
+    low, high = aws_rules.LINEAR_STEP_PERCENT
+    if rtype == "linear" and not low <= step <= high:
+        c.fail(f"{key}.stepPercent", step, f"each linear step is {low}-{high}% of the fleet", "BLUEGREEN-LINEAR")
+    # The program waits bakeSeconds after each traffic step and again before retiring the old fleet.
+    routing = {
+        "Type": rtype.upper(),
+        "WaitIntervalInSeconds": bake,
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": step} if rtype == "linear" else None,
+    }
+    baking = aws_rules.rollout_seconds(routing, bake)
+    if baking >= aws_rules.PROVIDER_ENDPOINT_WAIT_SECONDS:
+        c.fail(
+            f"{key}.bakeSeconds",
+            bake,
+            f"this {rtype} rollout bakes {baking} s in all; the provider waits at most "
+            f"{aws_rules.PROVIDER_ENDPOINT_WAIT_SECONDS} s for the endpoint, then fails while SageMaker carries on",
+            "BLUEGREEN-WAITS",
+            aws_rules.PROVIDER_WAITER_SOURCE,
+        )
 
 
 def _gate(c: _Checker, raw: dict) -> GateConfig:

@@ -1,8 +1,12 @@
-"""Identity: the role GitHub Actions assumes (OIDC, no stored keys) to deploy one environment.
+"""Identity: the pipeline role GitHub Actions assumes (OIDC, no stored keys) for one environment.
 
 It is trusted only for this repository's GitHub environment of the same name, so a workflow
-on a feature branch cannot deploy prod. Its permissions are this environment's pipeline
-actions on this environment's resources.
+on a feature branch cannot act on prod. Its permissions are this environment's pipeline
+actions (train, register, promote, monitor) on this environment's resources, proved call by
+call in tests/permissions. It cannot deploy: `pulumi up` runs as the deploy role that the
+bootstrap program (infra/bootstrap/) makes outside every stack, so no stack manages the role
+that deploys it. Every role a stack creates carries the bootstrap's permissions boundary; the
+deploy role may create no role without it.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.bootstrap.contract import boundary_arn, github_trust, oidc_provider_arn
 from infra.common import physical_name, policy_document
+from infra.training import DLC_ACCOUNT
 
-GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
-# Thumbprint of GitHub's OIDC certificate chain (IAM ignores it for this provider, but the API requires one).
-GITHUB_OIDC_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # SageMaker's, one per account and region
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,6 @@ class IdentityArgs:
     region: str
     repository: str
     github_environment: str
-    manage_oidc_provider: bool
     execution_role_arn: pulumi.Input[str]
     bucket_arns: list[pulumi.Input[str]]
     kms_key_arn: pulumi.Input[str]
@@ -41,44 +44,17 @@ class Identity(pulumi.ComponentResource):
     def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:identity:Identity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = args.account_id
-        if args.manage_oidc_provider:
-            provider = aws.iam.OpenIdConnectProvider(
-                f"{name}-github-oidc",
-                url=f"https://{GITHUB_OIDC_HOST}",
-                client_id_lists=["sts.amazonaws.com"],
-                thumbprint_lists=[GITHUB_OIDC_THUMBPRINT],
-                tags=args.tags,
-                opts=child,
-            )
-            provider_arn = provider.arn
-        else:
-            provider_arn = pulumi.Output.concat("arn:aws:iam::", account, ":oidc-provider/", GITHUB_OIDC_HOST)
-
         self.role = aws.iam.Role(
             f"{name}-deployer",
             name=physical_name(args.stack, "github-deployer"),
             description=(
-                f"GitHub Actions deploys mlops {args.stack} from {args.repository} "
-                f"(environment {args.github_environment})"
+                f"GitHub Actions runs the mlops {args.stack} pipeline from {args.repository} "
+                f"(environment {args.github_environment}); pulumi up runs as the bootstrap's deploy role"
             ),
             assume_role_policy=policy_document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Federated": provider_arn},
-                        "Action": "sts:AssumeRoleWithWebIdentity",
-                        "Condition": {
-                            "StringEquals": {
-                                f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
-                                f"{GITHUB_OIDC_HOST}:sub": (
-                                    f"repo:{args.repository}:environment:{args.github_environment}"
-                                ),
-                            }
-                        },
-                    }
-                ]
+                github_trust(oidc_provider_arn(args.account_id), args.repository, args.github_environment)
             ),
+            permissions_boundary=boundary_arn(args.account_id),
             max_session_duration=3600,
             tags=args.tags,
             opts=child,
@@ -92,6 +68,52 @@ class Identity(pulumi.ComponentResource):
         self.register_outputs({"deployerRoleArn": self.role.arn})
 
     @staticmethod
+    def _upstream_statements(args: IdentityArgs, sm) -> list[dict]:
+        """What a promoted package needs where it was trained: its record, model data and drift baseline."""
+        if not args.upstream:
+            return []
+        account, region = args.account_id, args.region
+        return [
+            {
+                "Sid": "ReadUpstreamPackages",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                ],
+                "Resource": [
+                    arn
+                    for up in args.upstream
+                    for arn in (sm(f"model-package/*-{up}/*"), sm(f"model-package-group/*-{up}"))
+                ],
+            },
+            {
+                # The model data and drift baseline stay beside the training output upstream.
+                "Sid": "ReadUpstreamModelData",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": [
+                    pulumi.Output.concat(
+                        "arn:aws:s3:::", physical_name(up, "artifacts"), "-", account, "/training-output/*"
+                    )
+                    for up in args.upstream
+                ],
+            },
+            {
+                # ...encrypted with that environment's key, matched by its alias (the key id is not known here).
+                "Sid": "DecryptUpstreamModelData",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": pulumi.Output.concat("arn:aws:kms:", region, ":", account, ":key/*"),
+                "Condition": {
+                    "ForAnyValue:StringEquals": {
+                        "kms:ResourceAliases": [f"alias/{physical_name(up)}" for up in args.upstream]
+                    }
+                },
+            },
+        ]
+
+    @staticmethod
     def _pipeline_statements(args: IdentityArgs) -> list[dict]:
         account, region, stack = args.account_id, args.region, args.stack
         sm = lambda kind: pulumi.Output.concat("arn:aws:sagemaker:", region, ":", account, ":", kind)  # noqa: E731
@@ -100,17 +122,19 @@ class Identity(pulumi.ComponentResource):
             {
                 "Sid": "RunTrainingJobs",
                 "Effect": "Allow",
-                "Action": [
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
-                ],
+                "Action": "sagemaker:CreateTrainingJob",
                 "Resource": sm(f"training-job/{physical_name(stack)}-*"),
-                # CI may launch only the GPU types this environment allows.
+                # CI may launch only the GPU types this environment allows. Only CreateTrainingJob
+                # carries this key: on any other action ForAllValues would be vacuously true.
                 "Condition": {
                     "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(args.training_instance_types)}
                 },
+            },
+            {
+                "Sid": "FollowTrainingJobs",
+                "Effect": "Allow",
+                "Action": ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
+                "Resource": sm(f"training-job/{physical_name(stack)}-*"),
             },
             {
                 "Sid": "ManageModelPackages",
@@ -125,26 +149,46 @@ class Identity(pulumi.ComponentResource):
                 ],
                 "Resource": [sm(f"model-package/*-{stack}/*"), sm(f"model-package-group/*-{stack}")],
             },
-            *(
-                [
-                    {
-                        "Sid": "ReadUpstreamPackages",
-                        "Effect": "Allow",
-                        "Action": [
-                            "sagemaker:DescribeModelPackage",
-                            "sagemaker:ListModelPackages",
-                            "sagemaker:DescribeModelPackageGroup",
-                        ],
-                        "Resource": [
-                            arn
-                            for up in args.upstream
-                            for arn in (sm(f"model-package/*-{up}/*"), sm(f"model-package-group/*-{up}"))
-                        ],
-                    }
-                ]
-                if args.upstream
-                else []
-            ),
+            # ListModelPackages names no resource the reference's ARN formats can be filled from
+            # (it takes a group name, not a package's): only a grant on `*` covers it. Read-only.
+            {"Sid": "ListPackages", "Effect": "Allow", "Action": "sagemaker:ListModelPackages", "Resource": "*"},
+            *Identity._upstream_statements(args, sm),
+            {
+                # Following a job: its CloudWatch Logs lines (SageMaker writes one account-wide group).
+                "Sid": "FollowTrainingLogs",
+                "Effect": "Allow",
+                "Action": ["logs:DescribeLogStreams", "logs:GetLogEvents", "logs:FilterLogEvents"],
+                "Resource": [
+                    pulumi.Output.concat("arn:aws:logs:", region, ":", account, ":log-group:", TRAINING_LOG_GROUP),
+                    pulumi.Output.concat(
+                        "arn:aws:logs:",
+                        region,
+                        ":",
+                        account,
+                        ":log-group:",
+                        TRAINING_LOG_GROUP,
+                        ":log-stream:",
+                        physical_name(stack),
+                        "-*",
+                    ),
+                ],
+            },
+            {
+                # The sagemaker SDK checks the execution role it passes (iam:SimulatePrincipalPolicy)
+                # and lists buckets for its default bucket; both read-only.
+                "Sid": "SdkChecks",
+                "Effect": "Allow",
+                "Action": "iam:SimulatePrincipalPolicy",
+                "Resource": args.execution_role_arn,
+            },
+            {"Sid": "SdkListBuckets", "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"},
+            {
+                # Training images are pinned by digest: resolve it in AWS's Deep Learning Containers registry.
+                "Sid": "ResolveFrameworkImageDigests",
+                "Effect": "Allow",
+                "Action": "ecr:DescribeImages",
+                "Resource": f"arn:aws:ecr:{region}:{DLC_ACCOUNT}:repository/*",
+            },
             {
                 "Sid": "ReadEndpoints",
                 "Effect": "Allow",

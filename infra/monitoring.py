@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import physical_name, policy_document
+from infra.registry import group_name
 
 VARIANT_NAME = "primary"
 DRIFT_NAMESPACE = "MLOps/Drift"
@@ -32,13 +33,112 @@ class EndpointAlarmNames:
         return [self.errors, self.latency]
 
 
-def endpoint_name(stack: str, model: str) -> str:
-    return physical_name(stack, model)
+def endpoint_name(stack: str, model: str, mode: str = "instance") -> str:
+    """The endpoint's name; a serverless endpoint carries its mode. AWS rule ENDPOINT-MODE-SWITCH.
+
+    UpdateEndpoint cannot move an endpoint from instances to serverless, so a change of serving
+    mode must create another endpoint. Under one fixed name Pulumi would have to delete the live
+    endpoint before creating its successor (an outage); with the mode in the name the new
+    endpoint is created first, the stack output `endpoints` and the alarms follow it, and only
+    then is the old one deleted. Instance endpoints keep the plain name.
+    """
+    return physical_name(stack, model) if mode == "instance" else physical_name(stack, model, mode)
 
 
-def alarm_names(stack: str, model: str) -> EndpointAlarmNames:
-    base = endpoint_name(stack, model)
+def alarm_names(stack: str, model: str, mode: str = "instance") -> EndpointAlarmNames:
+    base = endpoint_name(stack, model, mode)
     return EndpointAlarmNames(f"{base}-5xx-errors", f"{base}-latency-p99", f"{base}-drift")
+
+
+# SageMaker's own lifecycle events (EventBridge, source aws.sagemaker), as documented with samples at
+# https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+TRAINING_EVENT = "SageMaker Training Job State Change"
+PACKAGE_EVENT = "SageMaker Model Package State Change"
+ENDPOINT_EVENT = "SageMaker Endpoint State Change"
+# AWS's sample endpoint event spells the status IN_SERVICE where the API says InService: accept both.
+ENDPOINT_SETTLED = ("IN_SERVICE", "InService", "FAILED", "Failed", "UPDATE_ROLLBACK_FAILED", "UpdateRollbackFailed")
+
+
+@dataclass(frozen=True)
+class LifecycleRule:
+    """One EventBridge rule for SageMaker's own events, and the sentence it sends to the alert topic."""
+
+    key: str
+    description: str
+    pattern: dict
+    input_paths: dict[str, str]
+    template: str  # EventBridge input template: a JSON string with <placeholders> from input_paths
+
+    def rule_name(self, stack: str) -> str:
+        return physical_name(stack, self.key)
+
+
+def lifecycle_rules(stack: str, models: tuple[str, ...], serving_mode: str) -> tuple[LifecycleRule, ...]:
+    """The lifecycle events of this stack's jobs, packages and endpoints that reach people; each event
+    matches exactly one rule, and each pattern names only this stack's resources."""
+    jobs = [{"prefix": physical_name(stack) + "-"}]
+    sagemaker = ["aws.sagemaker"]
+
+    def training(key: str, statuses: list[str], what: str) -> LifecycleRule:
+        return LifecycleRule(
+            key,
+            f"SageMaker training jobs of mlops {stack} that {what}",
+            {
+                "source": sagemaker,
+                "detail-type": [TRAINING_EVENT],
+                "detail": {"TrainingJobStatus": statuses, "TrainingJobName": jobs},
+            },
+            {
+                "job": "$.detail.TrainingJobName",
+                "status": "$.detail.TrainingJobStatus",
+                "secondary": "$.detail.SecondaryStatus",
+            },
+            # Jobs are named mlops-<stack>-<model>-<time> (base_job_name in ci/training.py): the name says the model.
+            f'"mlops {stack}: training job <job> ended <status> (<secondary>)."',
+        )
+
+    return (
+        training("training-failed", ["Failed", "Stopped"], "failed or stopped"),
+        training("training-completed", ["Completed"], "completed"),
+        LifecycleRule(
+            "model-package-changed",
+            f"model packages of mlops {stack} registered, or their approval changed",
+            {
+                "source": sagemaker,
+                "detail-type": [PACKAGE_EVENT],
+                "detail": {
+                    "ModelPackageGroupName": [group_name(m, stack) for m in models],
+                    "ModelPackageStatus": ["Completed", "Failed"],
+                },
+            },
+            {
+                "group": "$.detail.ModelPackageGroupName",
+                "version": "$.detail.ModelPackageVersion",
+                "approval": "$.detail.ModelApprovalStatus",
+                "status": "$.detail.ModelPackageStatus",
+            },
+            f'"mlops {stack}: model package <group>/<version> is <approval> (package <status>)."',
+        ),
+        LifecycleRule(
+            "endpoint-changed",
+            f"endpoints of mlops {stack} in service after a deployment, failed or rolled back",
+            {
+                "source": sagemaker,
+                "detail-type": [ENDPOINT_EVENT],
+                "detail": {
+                    "EndpointName": [endpoint_name(stack, m, serving_mode) for m in models],
+                    "EndpointStatus": list(ENDPOINT_SETTLED),
+                },
+            },
+            {
+                "endpoint": "$.detail.EndpointName",
+                "status": "$.detail.EndpointStatus",
+                "config": "$.detail.EndpointConfigName",
+            },
+            f'"mlops {stack}: endpoint <endpoint> is <status> on config <config> '
+            '(after a rollback it is the old config: check `mlops verify`)."',
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -49,6 +149,8 @@ class MonitoringArgs:
     kms_key_arn: pulumi.Input[str]
     alert_email: str
     deployed_models: tuple[str, ...]
+    serving_mode: str
+    models: tuple[str, ...]
     latency_p99_ms: int
     error_5xx_threshold: int
     drift_threshold: float
@@ -94,7 +196,7 @@ class Monitoring(pulumi.ComponentResource):
         for model in args.deployed_models:
             self.alarms[model] = self._endpoint_alarms(name, model, args)
 
-        self._training_failures(name, args)
+        self._lifecycle_events(name, args)
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard", dashboard_name=prefix, dashboard_body=json.dumps(self._dashboard(args)), opts=child
         )
@@ -103,8 +205,8 @@ class Monitoring(pulumi.ComponentResource):
 
     def _endpoint_alarms(self, name: str, model: str, args: MonitoringArgs) -> EndpointAlarmNames:
         child = pulumi.ResourceOptions(parent=self)
-        names = alarm_names(args.stack, model)
-        endpoint = endpoint_name(args.stack, model)
+        names = alarm_names(args.stack, model, args.serving_mode)
+        endpoint = endpoint_name(args.stack, model, args.serving_mode)
         dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
         actions = dict(alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn])
         errors = aws.cloudwatch.MetricAlarm(
@@ -165,37 +267,34 @@ class Monitoring(pulumi.ComponentResource):
         self.alarm_resources[model] = (errors, latency)
         return names
 
-    def _training_failures(self, name: str, args: MonitoringArgs) -> None:
-        """EventBridge turns a failed training job of this stack into an alert, and an alarm counts them."""
+    def _lifecycle_events(self, name: str, args: MonitoringArgs) -> None:
+        """SageMaker's own events reach the alert topic, each rule with a message that says what happened,
+        to which model, in which environment; an alarm counts failed training jobs."""
         child = pulumi.ResourceOptions(parent=self)
-        rule_name = physical_name(args.stack, "training-failed")
-        rule = aws.cloudwatch.EventRule(
-            f"{name}-training-failed",
-            name=rule_name,
-            description=f"SageMaker training jobs of mlops {args.stack} that failed or stopped",
-            event_pattern=json.dumps(
-                {
-                    "source": ["aws.sagemaker"],
-                    "detail-type": ["SageMaker Training Job State Change"],
-                    "detail": {
-                        "TrainingJobStatus": ["Failed", "Stopped"],
-                        "TrainingJobName": [{"prefix": physical_name(args.stack) + "-"}],
-                    },
-                }
-            ),
-            tags=args.tags,
-            opts=child,
-        )
-        aws.cloudwatch.EventTarget(
-            f"{name}-training-failed-alert", rule=rule.name, arn=self.topic.arn, target_id="alert-topic", opts=child
-        )
+        for lifecycle in lifecycle_rules(args.stack, args.models, args.serving_mode):
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{lifecycle.key}",
+                name=lifecycle.rule_name(args.stack),
+                description=lifecycle.description,
+                event_pattern=json.dumps(lifecycle.pattern),
+                tags=args.tags,
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-{lifecycle.key}-alert",
+                rule=rule.name,
+                arn=self.topic.arn,
+                target_id="alert-topic",
+                input_transformer={"input_paths": lifecycle.input_paths, "input_template": lifecycle.template},
+                opts=child,
+            )
         aws.cloudwatch.MetricAlarm(
             f"{name}-training-failed",
             name=physical_name(args.stack, "training-failed"),
             alarm_description=f"a training job of mlops {args.stack} failed or stopped",
             namespace="AWS/Events",
             metric_name="TriggeredRules",
-            dimensions={"RuleName": rule_name},
+            dimensions={"RuleName": physical_name(args.stack, "training-failed")},
             statistic="Sum",
             period=300,
             evaluation_periods=1,
@@ -210,7 +309,7 @@ class Monitoring(pulumi.ComponentResource):
     def _dashboard(self, args: MonitoringArgs) -> dict:
         widgets = []
         for i, model in enumerate(args.deployed_models):
-            endpoint = endpoint_name(args.stack, model)
+            endpoint = endpoint_name(args.stack, model, args.serving_mode)
             dims = ["EndpointName", endpoint, "VariantName", VARIANT_NAME]
             for j, (title, metric, stat) in enumerate(
                 [

@@ -77,7 +77,7 @@ class AwsMocks(pulumi_mocks.Mocks):
         out: dict[str, Any] = {**inputs}
         resource_id = str(name)
         if token == "aws:kms/key:Key":
-            digest = content_hash(args.name, length=32)
+            digest = content_hash(pulumi.get_stack(), args.name, length=32)  # one key per stack, as in AWS
             resource_id = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
             out.update(keyId=resource_id, arn=_arn("kms", r, f"key/{resource_id}"))
         elif token == "aws:kms/alias:Alias":
@@ -85,9 +85,14 @@ class AwsMocks(pulumi_mocks.Mocks):
         elif token == "aws:s3/bucket:Bucket":
             out.update(bucket=name, arn=f"arn:aws:s3:::{name}", bucketDomainName=f"{name}.s3.amazonaws.com", region=r)
         elif token == "aws:iam/role:Role":
+            path = inputs.get("path") or "/"
             out.update(
-                arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", uniqueId=f"AROA{content_hash(name, length=16).upper()}"
+                arn=f"arn:aws:iam::{ACCOUNT_ID}:role{path}{name}",
+                uniqueId=f"AROA{content_hash(name, length=16).upper()}",
             )
+        elif token == "aws:iam/policy:Policy":
+            out.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:policy{inputs.get('path') or '/'}{name}")
+            resource_id = out["arn"]
         elif token == "aws:iam/rolePolicy:RolePolicy":
             resource_id = f"{inputs.get('role', 'role')}:{args.name}"
         elif token == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
@@ -204,27 +209,38 @@ def preview_stack(stack: str | Path, config_overrides: dict[str, Any] | None = N
     _, raw = read_raw_config(stack)
     raw = {**raw, **(config_overrides or {})}
 
-    monitor = RecordingMonitor(AwsMocks(config.region))
+    records, outputs = run_program(PROGRAM, PROJECT, config.stack, config.region, to_pulumi_config(raw))
+    return Preview(
+        stack=config.stack,
+        resources=records,
+        outputs=outputs,
+        seconds=time.perf_counter() - started,
+        config=config,
+    )
+
+
+def run_program(
+    program: Path, project: str, stack: str, region: str, pulumi_config: dict[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run one Pulumi program under the mocks: its resource records and its stack outputs.
+
+    Shared by the main program (preview_stack) and the bootstrap program (infra/bootstrap/preview.py).
+    """
+    monitor = RecordingMonitor(AwsMocks(region))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         pulumi_settings.ROOT.set(None)
-        pulumi.runtime.set_all_config(to_pulumi_config(raw))
-        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=config.stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(pulumi_config)
+        pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         root = pulumi_settings.get_root_resource()
-        loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+        loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
         outputs = loop.run_until_complete(pulumi.Output.from_input(root.outputs).future())
     finally:
         pulumi_settings.ROOT.set(None)
         loop.close()
         asyncio.set_event_loop(None)
-    return Preview(
-        stack=config.stack,
-        resources=monitor.records,
-        outputs=_plain(outputs),
-        seconds=time.perf_counter() - started,
-        config=config,
-    )
+    return monitor.records, _plain(outputs)
 
 
 def main() -> None:  # python -m infra.preview dev

@@ -1,8 +1,18 @@
 """The model registry: one SageMaker model package group per model, and the ECR repository.
 
 A package is registered where it was trained and promoted downstream as it is, so each group
-carries a resource policy that lets the downstream environments' roles (dev's packages: staging
-and prod; staging's: prod) read its packages, and nothing else.
+carries a resource policy for the downstream environments' roles (dev's packages: staging and
+prod; staging's: prod).
+
+AWS rule IAM-SAME-ACCOUNT-RESOURCE-POLICY: within one account a resource policy's Allow grants
+nothing IAM does not already grant, and an Allow to the account root only delegates to IAM; a
+resource policy restricts only with Deny. So the policy says two things, truthfully:
+- ReadByDownstreamEnvironments (Allow) lets those roles read packages when they live in another
+  account (cross-account access needs both sides to allow); in one account it adds nothing.
+- DownstreamEnvironmentsOnlyRead (Deny) is what restricts: those roles can do nothing but read
+  this group's packages (no approval changes, no new versions, no deletion), whatever IAM
+  policies they are given later.
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
 """
 
 from __future__ import annotations
@@ -26,6 +36,10 @@ class RegistryArgs:
     region: str
     kms_key_arn: pulumi.Input[str]
     tags: dict[str, str]
+
+
+# What a downstream environment needs of an upstream package: find it and read it.
+READ_ACTIONS = ("sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup")
 
 
 def group_name(model: str, stack: str) -> str:
@@ -96,7 +110,7 @@ class Registry(pulumi.ComponentResource):
 
     @staticmethod
     def _read_policy(args: RegistryArgs, model: str, readers: tuple[str, ...]) -> pulumi.Output[str]:
-        """Roles of the downstream environments (by name prefix, so they may be deployed later) may read packages."""
+        """Downstream roles (by name prefix, so they may be deployed later) read packages, and only read."""
         group_arn = pulumi.Output.concat(
             "arn:aws:sagemaker:",
             args.region,
@@ -114,28 +128,34 @@ class Registry(pulumi.ComponentResource):
             group_name(model, args.stack),
             "/*",
         )
+        downstream_roles = {
+            "ArnLike": {
+                "aws:PrincipalArn": [
+                    pulumi.Output.concat("arn:aws:iam::", args.account_id, ":role/", physical_name(env), "-*")
+                    for env in readers
+                ]
+            }
+        }
         return policy_document(
             [
                 {
+                    # Needed only where a downstream environment lives in another account; then its
+                    # account root goes here. Within this account it grants nothing beyond IAM.
                     "Sid": "ReadByDownstreamEnvironments",
                     "Effect": "Allow",
                     "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", args.account_id, ":root")},
-                    "Action": [
-                        "sagemaker:DescribeModelPackage",
-                        "sagemaker:ListModelPackages",
-                        "sagemaker:DescribeModelPackageGroup",
-                    ],
+                    "Action": list(READ_ACTIONS),
                     "Resource": [group_arn, package_arns],
-                    "Condition": {
-                        "ArnLike": {
-                            "aws:PrincipalArn": [
-                                pulumi.Output.concat(
-                                    "arn:aws:iam::", args.account_id, ":role/", physical_name(env), "-*"
-                                )
-                                for env in readers
-                            ]
-                        }
-                    },
-                }
+                    "Condition": downstream_roles,
+                },
+                {
+                    # The restriction: a Deny holds in every account, whatever IAM allows.
+                    "Sid": "DownstreamEnvironmentsOnlyRead",
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "NotAction": list(READ_ACTIONS),
+                    "Resource": [group_arn, package_arns],
+                    "Condition": downstream_roles,
+                },
             ]
         )

@@ -4,6 +4,12 @@ Each bucket gets, as separate v7 resources: versioning, SSE-KMS with a bucket ke
 public access block, owner-enforced object ownership, a TLS-only policy, lifecycle rules and
 server access logging into a log bucket (which must use SSE-S3: S3 cannot write access logs
 into an SSE-KMS bucket).
+
+AWS rule S3-VERSIONED-EXPIRY: every bucket is versioned, and in a versioned bucket expiring an
+object only adds a delete marker; the data stays as a noncurrent version. So every rule that
+expires current versions also expires noncurrent ones (a short grace period after they become
+noncurrent), and delete markers left with no versions behind them are removed.
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-expire-general-considerations.html
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import deny_insecure_transport, physical_name, policy_document
+
+# Days a version expired by a lifecycle rule stays recoverable before it is deleted for good.
+NONCURRENT_GRACE_DAYS = 7
+CHECKPOINT_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,12 @@ class Storage(pulumi.ComponentResource):
         self.log_bucket = self._bucket(name, "access-logs", args, kms=False, expire_days=max(args.log_days, 90))
         self.data_bucket = self._bucket(name, "data", args, kms=True, noncurrent_days=args.artifact_days)
         self.artifact_bucket = self._bucket(
-            name, "artifacts", args, kms=True, noncurrent_days=args.artifact_days, expire_prefix=("checkpoints/", 30)
+            name,
+            "artifacts",
+            args,
+            kms=True,
+            noncurrent_days=args.artifact_days,
+            expire_prefix=("checkpoints/", CHECKPOINT_DAYS),
         )
         self.capture_bucket = self._bucket(name, "capture", args, kms=True, expire_days=args.capture_days)
 
@@ -176,7 +191,7 @@ class Storage(pulumi.ComponentResource):
                     "status": "Enabled",
                     "filter": {"prefix": ""},
                     "expiration": {"days": expire_days},
-                    "noncurrent_version_expiration": {"noncurrent_days": 7},
+                    "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_GRACE_DAYS},
                 }
             )
         if noncurrent_days:
@@ -186,6 +201,9 @@ class Storage(pulumi.ComponentResource):
                     "status": "Enabled",
                     "filter": {"prefix": ""},
                     "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days},
+                    # Current versions here never expire by age, so S3 would keep a deleted object's
+                    # last delete marker forever. (It cannot share an Expiration with Days.)
+                    "expiration": {"expired_object_delete_marker": True},
                 }
             )
         if expire_prefix:
@@ -196,6 +214,9 @@ class Storage(pulumi.ComponentResource):
                     "status": "Enabled",
                     "filter": {"prefix": prefix},
                     "expiration": {"days": days},
+                    # Without this, expired checkpoints would stay as noncurrent versions for the
+                    # bucket-wide noncurrent period (artifactDays: years in prod).
+                    "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_GRACE_DAYS},
                 }
             )
         aws.s3.BucketLifecycleConfiguration(logical, bucket=bucket.id, rules=rules, opts=child)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.bootstrap.contract import boundary_arn
 from infra.common import physical_name, policy_document
 
 # AWS Deep Learning Containers live in this account's registry in every commercial region.
@@ -69,6 +70,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                     }
                 ]
             ),
+            permissions_boundary=boundary_arn(account),  # the deploy role may create no role without it
             max_session_duration=43200,
             tags=args.tags,
             opts=child,

@@ -1,4 +1,4 @@
-"""Checkpoints that survive a spot interruption: atomic writes, newest-first resume.
+"""Checkpoints that survive a spot interruption: atomic writes, resume from the newest complete one.
 
 SageMaker syncs the checkpoint directory to S3 while the job runs and restores it when a
 replacement instance starts, so a job that saves every N steps loses at most N steps. Files are
@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +73,22 @@ class CheckpointStore:
     def load(self, step: int) -> dict[str, Any]:
         return torch.load(self.path_for(step), map_location="cpu", weights_only=True)
 
-    def load_latest(self) -> tuple[int, dict[str, Any]] | None:
-        """The newest checkpoint that loads; a corrupt one (e.g. truncated by a copy tool) is
-        skipped in favour of the one before it."""
+    def load_latest(self, required: tuple[str, ...] = ()) -> tuple[int, dict[str, Any]] | None:
+        """The newest complete checkpoint: one that loads and holds every `required` key. A corrupt
+        or incomplete newer one (truncated by a copy tool, an interrupted sync) is skipped, with a
+        warning, in favour of the one before it; None when none is usable."""
         for step in reversed(self.steps()):
             try:
-                return step, self.load(step)
+                state = self.load(step)
+                missing = [key for key in required if key not in state]
+                if missing:
+                    raise KeyError(f"lacks {', '.join(missing)}")
+                return step, state
             except Exception as err:
                 print(
-                    f"checkpoint {self.path_for(step).name} is unreadable ({type(err).__name__}: "
-                    f"{err}); trying an older one",
+                    f"warning: checkpoint {self.path_for(step).name} is unusable ({type(err).__name__}: "
+                    f"{err}); falling back to the one before it",
+                    file=sys.stderr,
                     flush=True,
                 )
         return None

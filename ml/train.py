@@ -54,6 +54,7 @@ from ml.hyperparameters import LOWER_IS_BETTER, HyperparameterError, Hyperparame
 from ml.model import Preprocessor, TabularMLP, encode_labels, make_gbdt
 from ml.schema import Schema, SchemaError, infer_schema
 
+CHECKPOINT_KEYS = ("model", "optimizer", "state", "best_weights", "ranks")  # a complete checkpoint has them all
 FAULT_ENV = "MLOPS_FAULT_KILL_AFTER_STEP"  # test hook: SIGKILL this process after global step K
 # Hyperparameters that do not change the weights: a run may resume with different values.
 AFTER_TRAINING = {
@@ -263,9 +264,12 @@ def fit_mlp(
 
     resumed_from = None
     if store is not None:
-        chosen = runtime.from_main((store.steps() or [-1])[-1])
+        # The main process picks the newest checkpoint that loads whole (a corrupt newest one falls
+        # back to the one before it); every process then resumes from that same step.
+        found = store.load_latest(required=CHECKPOINT_KEYS) if runtime.is_main else None
+        chosen = runtime.from_main(found[0] if found else -1)
         if chosen >= 0:
-            checkpoint = store.load(chosen)
+            checkpoint = found[1] if found and found[0] == chosen else store.load(chosen)
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             state.update(checkpoint["state"])
@@ -515,16 +519,36 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
         distributed.stop(runtime)
 
 
-def write_failure(env: TrainingEnvironment | None, base_dir: Path, reason: str) -> None:
-    """SageMaker shows the start of this file as the job's FailureReason."""
+# SageMaker keeps only the first 1,024 characters of /opt/ml/output/failure as the job's
+# FailureReason (AWS rule SM-FAILURE-REASON-1024, docs/aws-rules.md):
+# https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html
+FAILURE_REASON_LIMIT = 1024
+
+
+def failure_text(reason: str, limit: int = FAILURE_REASON_LIMIT) -> str:
+    """The reason, first and whole where it fits; cut to `limit` characters and bytes, marked when cut."""
+    text = reason.strip() or "training failed (no reason given)"
+    if len(text) <= limit and len(text.encode()) <= limit:
+        return text
+    marker = " [...]"
+    cut = text.encode()[: limit - len(marker)].decode(errors="ignore")
+    return cut + marker
+
+
+def write_failure(env: TrainingEnvironment | None, base_dir: Path, reason: str, details: str = "") -> None:
+    """Reason to output/failure (what SageMaker shows as FailureReason); the details (a traceback) to
+    stderr only, where CloudWatch Logs keeps them whole."""
     output = env.output_dir if env is not None else base_dir / "output"
+    text = failure_text(reason)
     try:
         output.mkdir(parents=True, exist_ok=True)
         failure = output / "failure"
         if not failure.exists() or int(os.environ.get("RANK", "0")) == 0:
-            failure.write_text(reason.rstrip() + "\n")
+            failure.write_text(text)
     except OSError as err:
         print(f"could not write the failure file in {output}: {err}", file=sys.stderr)
+    if details:
+        print(details.rstrip(), file=sys.stderr)
     print(f"training failed: {reason}", file=sys.stderr, flush=True)
 
 
@@ -569,8 +593,10 @@ def main(argv: list[str] | None = None) -> int:
     ) as err:
         write_failure(env, base_dir, str(err))
         return 1
-    except Exception:
-        write_failure(env, base_dir, "unexpected error:\n" + traceback.format_exc())
+    except Exception as err:
+        where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+        at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+        write_failure(env, base_dir, f"unexpected error: {type(err).__name__}: {err}{at}", traceback.format_exc())
         return 1
 
 

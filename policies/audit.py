@@ -92,6 +92,27 @@ def audit(target: AuditTarget) -> AuditResult:
     return evaluate(target.records, target.context)
 
 
+def preflight(target: AuditTarget) -> list[str]:
+    """What AWS itself would refuse in the audited resources (infra.preflight).
+
+    Not a policy verdict: no enforcement level or suppression can make AWS accept a request it
+    refuses, so `mlops audit` reports these apart from the rules and fails on any of them.
+    """
+    from infra.preflight import check_resources
+
+    # What the program declared: keys only read back from a state file's outputs are AWS's answer, not a request.
+    records = [
+        {
+            "urn": r.urn,
+            "type": r.type,
+            "name": r.name,
+            "props": {k: v for k, v in r.props.items() if k not in r.observed_only},
+        }
+        for r in target.records
+    ]
+    return [finding.message for finding in check_resources(records)]
+
+
 def audit_all(
     today: date | None = None, progress: Callable[[str], None] | None = None
 ) -> list[tuple[AuditTarget, AuditResult]]:

@@ -75,6 +75,7 @@ def run_audit(args: argparse.Namespace) -> int:
         audit_all,
         combined_json,
         format_table,
+        preflight,
         stack_context,
         target_from_stack,
         target_from_state,
@@ -117,7 +118,10 @@ def run_audit(args: argparse.Namespace) -> int:
     else:
         text = "\n\n".join(format_table(t, r) for t, r in results)
     _emit(text, args.output)
-    return 1 if any(r.exit_code for _, r in results) else 0
+    refused = [(target.name, message) for target, _ in results for message in preflight(target)]
+    for stack, message in refused:
+        print(f"error: stack '{stack}': AWS preflight: {message}", file=sys.stderr)
+    return 1 if refused or any(r.exit_code for _, r in results) else 0
 
 
 # --- cost --------------------------------------------------------------------------------

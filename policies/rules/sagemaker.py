@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kernel.instances import accepts_volume_kms_key
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number, truthy
@@ -39,6 +40,17 @@ MAX_RUNTIME_CEILING = 28 * 24 * 3600  # SageMaker's own limit
 # --- endpoints -----------------------------------------------------------------------------
 
 
+def _takes_volume_key(variant: Mapping[str, Any]) -> bool:
+    """Instance types with local NVMe storage refuse a volume key (kernel.instances, INSTANCE-STORAGE)."""
+    instance_type = variant.get("instanceType")
+    if not isinstance(instance_type, str):
+        return True
+    try:
+        return accepts_volume_kms_key(instance_type)
+    except ValueError:
+        return True
+
+
 @resource_rule(
     "sagemaker-endpoint-config-kms",
     "Endpoint configurations encrypt instance storage and captured data with KMS.",
@@ -48,10 +60,12 @@ MAX_RUNTIME_CEILING = 28 * 24 * 3600  # SageMaker's own limit
     why="Instance-backed endpoints keep the model and request payloads on ML storage volumes; captured requests "
     "are customer data. Without kms_key_arn / kms_key_id they fall back to AWS-owned keys nobody can audit.",
     fix="set kms_key_arn on aws.sagemaker.EndpointConfiguration (instance variants) and kms_key_id in "
-    "data_capture_config. Serverless variants take no volume key and are exempt.",
+    "data_capture_config. Serverless variants and instance types with local NVMe storage (g4dn, g5, g6...) "
+    "take no volume key and are exempt (AWS rule INSTANCE-STORAGE, "
+    "https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html); captured data still needs one.",
 )
 def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph):
-    instance = [v for v in variants(resource) if not is_serverless(v)]
+    instance = [v for v in variants(resource) if not is_serverless(v) and _takes_volume_key(v)]
     if instance and not resource.props.get("kmsKeyArn"):
         yield say(
             resource,
@@ -87,13 +101,16 @@ def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph:
     why="Drift detection and incident forensics read captured traffic; an endpoint that captures nothing in "
     "prod cannot tell when its model stopped matching the world.",
     fix="serve from instances (serving.mode: instance) with serving.dataCaptureSamplingPercent > 0, capture "
-    "Input and Output to the capture bucket.",
+    "Input and Output to the capture bucket. Serverless endpoints outside prod are exempt: AWS refuses data "
+    "capture on them (AWS rule SERVERLESS-EXCLUSIONS).",
 )
 def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     captures = [c for c in listify(resource.props.get("dataCaptureConfig")) if isinstance(c, Mapping)]
     enabled = [c for c in captures if truthy(c.get("enableCapture", False))]
+    serverless = bool(variants(resource)) and all(is_serverless(v) for v in variants(resource))
+    if serverless and ctx.environment != "prod":
+        return  # AWS refuses capture on serverless (SERVERLESS-EXCLUSIONS); only prod must serve from instances
     if not enabled:
-        serverless = variants(resource) and all(is_serverless(v) for v in variants(resource))
         hint = (
             "serverless endpoints cannot capture: use serving.mode instance"
             if serverless
@@ -117,11 +134,14 @@ def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, grap
     types=(MODEL,),
     why="A model container with network access can send the requests it serves (customer data) anywhere; "
     "isolation leaves it only the model artifact and the invocation.",
-    fix="set enable_network_isolation=True on aws.sagemaker.Model.",
+    fix="set enable_network_isolation=True on aws.sagemaker.Model. Models served only by serverless variants are "
+    "exempt: AWS refuses network isolation on serverless endpoints (AWS rule SERVERLESS-EXCLUSIONS, "
+    "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).",
 )
 def sagemaker_model_network_isolation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
-    if not truthy(resource.props.get("enableNetworkIsolation", False)):
-        yield say(resource, "runs without network isolation", "set enable_network_isolation=True")
+    if truthy(resource.props.get("enableNetworkIsolation", False)) or models_served_only_serverless(resource, graph):
+        return
+    yield say(resource, "runs without network isolation", "set enable_network_isolation=True")
 
 
 def _vpc_ok(vpc: Any) -> bool:

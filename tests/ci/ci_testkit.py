@@ -47,3 +47,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def push_project_image(boto, stack: str = "dev", tag: str | None = None) -> str:
+    """Put the project's image into the stack's ECR repository under the commit tag, as `mlops image`
+    does (moto stores the manifest; no docker). Returns the digest training pins."""
+    from ci.image import image_tag
+
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "digest": "sha256:" + "1" * 64,
+            "size": 1,
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+        },
+        "layers": [],
+    }
+    pushed = boto("ecr").put_image(
+        repositoryName=f"mlops-{stack}", imageManifest=json.dumps(manifest), imageTag=tag or image_tag()
+    )
+    return pushed["image"]["imageId"]["imageDigest"]

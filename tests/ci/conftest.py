@@ -93,3 +93,105 @@ def sagemaker(emulator, monkeypatch):
     from ci_sagemaker_sim import SageMakerSimulator
 
     return SageMakerSimulator(emulator).install(monkeypatch)
+
+
+# --- opt-in: record the AWS calls each `mlops` command makes (tests/permissions proves them) ---------
+
+RECORD_ENV = "MLOPS_RECORD_AWS_CALLS"  # a JSON Lines file every test of this run appends its calls to
+
+
+class AwsCallRecorder:
+    """Every AWS call made while an `mlops` command runs: (command line, service, operation, params).
+
+    Hooks botocore's `before-parameter-build` event (the caller's parameters, before serialising)
+    on each botocore session `ci.aws` creates, and labels calls with the command through the CLI
+    parser; production code is untouched. Calls made outside a command (arranging, asserting) are
+    not recorded.
+    """
+
+    def __init__(self):
+        self.calls: list[dict] = []
+        self.command: list[str] | None = None
+
+    def install(self, monkeypatch) -> AwsCallRecorder:
+        import ci.aws
+        import ci.cli
+
+        make_botocore_session, build_parser = ci.aws._botocore_session, ci.cli.build_parser
+
+        def botocore_session():
+            session = make_botocore_session()
+            session.register("before-parameter-build", self._record)
+            return session
+
+        def labelled_parser():
+            parser = build_parser()
+            parse = parser.parse_args
+
+            def parse_args(argv=None, namespace=None):
+                args = parse(argv, namespace)
+                handler, line = args.handler, [str(a) for a in (argv or [])]
+
+                def run(parsed):
+                    self.command = line
+                    try:
+                        return handler(parsed)
+                    finally:
+                        self.command = None
+
+                args.handler = run
+                return args
+
+            parser.parse_args = parse_args
+            return parser
+
+        monkeypatch.setattr(ci.aws, "_botocore_session", botocore_session)
+        monkeypatch.setattr(ci.cli, "build_parser", labelled_parser)
+        return self
+
+    def _record(self, params, model, **_):
+        if self.command is not None:
+            self.calls.append(
+                {
+                    "command": self.command,
+                    "service": model.service_model.service_name,
+                    "operation": model.name,
+                    "params": _loggable(params),
+                }
+            )
+
+
+def _loggable(value):
+    """Parameters as JSON: payloads and streams become a marker, long strings are cut."""
+    if isinstance(value, dict):
+        return {k: _loggable(v) for k, v in value.items() if k not in ("Body", "Metadata")}
+    if isinstance(value, (list, tuple)):
+        return [_loggable(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    if isinstance(value, str):
+        return value[:500]
+    return f"<{type(value).__name__}>"
+
+
+@pytest.fixture
+def aws_calls(monkeypatch) -> AwsCallRecorder:
+    """Opt in to recording the AWS calls of the `mlops` commands a test runs (see AwsCallRecorder)."""
+    return AwsCallRecorder().install(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _record_aws_calls_when_asked(request, monkeypatch):
+    """With MLOPS_RECORD_AWS_CALLS=<file>, append every test's recorded calls to that file."""
+    import json
+    import os
+
+    target = os.environ.get(RECORD_ENV)
+    if not target:
+        yield
+        return
+    recorder = AwsCallRecorder().install(monkeypatch)
+    yield
+    with open(target, "a") as out:
+        for call in recorder.calls:
+            out.write(json.dumps({"test": request.node.nodeid, **call}, sort_keys=True) + "\n")

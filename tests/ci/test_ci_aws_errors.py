@@ -111,7 +111,7 @@ def test_a_non_http_endpoint_is_refused(monkeypatch):
 
 def test_an_aws_refusal_is_one_line_not_a_traceback(emulator, stacks, mlops):
     # the dev stack's resources were never created in this emulator: S3 says NoSuchBucket
-    result = mlops("train", "--stack", "dev", "--outputs-from", "preview", "--synthetic", "100", "--json")
+    result = mlops("train", "--stack", "dev", "--outputs-from", "preview", "--local", "--synthetic", "100", "--json")
     assert result.code == 1, result
     assert "AWS refused" in result.err and "NoSuchBucket" in result.err and "Traceback" not in result.err
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ci_testkit import FAST_HP, free_port, snapshot
+from ci_testkit import FAST_HP, free_port, push_project_image, snapshot
 
 pytestmark = pytest.mark.moto_server
 
@@ -19,8 +19,9 @@ def packages(boto, group="churn-dev") -> list[str]:
 
 
 @pytest.fixture
-def dev(emulator, stacks, mlops):
+def dev(emulator, stacks, mlops, boto):
     assert mlops("local", "up", "--stack", "dev").code == 0
+    push_project_image(boto)  # jobs run the project's image, pushed by `mlops image`
     return stacks
 
 
@@ -136,7 +137,7 @@ def test_a_failed_local_run_reports_the_containers_reason(dev, mlops, boto):
     assert packages(boto) == [] and snapshot(dev) == files
 
 
-def test_a_stack_with_a_vpc_trains_inside_it(emulator, stacks, sagemaker, mlops):
+def test_a_stack_with_a_vpc_trains_inside_it(emulator, stacks, sagemaker, mlops, boto):
     path = stacks / "Pulumi.dev.yaml"
     path.write_text(
         path.read_text().replace(
@@ -146,6 +147,7 @@ def test_a_stack_with_a_vpc_trains_inside_it(emulator, stacks, sagemaker, mlops)
         )
     )
     assert mlops("local", "up", "--stack", "dev").code == 0
+    push_project_image(boto)
     sagemaker.outcome = "Stopped"  # the request is what this test is about
     result = train(mlops)
     assert result.code == 5

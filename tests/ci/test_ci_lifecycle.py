@@ -13,7 +13,7 @@ import hashlib
 import json
 
 import pytest
-from ci_testkit import FAST_HP, snapshot
+from ci_testkit import FAST_HP, push_project_image, snapshot
 
 pytestmark = pytest.mark.moto_server
 
@@ -36,6 +36,7 @@ def receive(boto, queue_url: str) -> list[dict]:
 def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops, boto, tmp_path):
     for env in ("dev", "staging", "prod"):
         assert mlops("local", "up", "--stack", env).code == 0
+    digest = push_project_image(boto)  # `mlops image`: the project's image, which trains and serves
 
     # -- train: data set upload + a SageMaker training job through ModelTrainer ------------------
     train = mlops("train", "--stack", "dev", "--synthetic", "1200", "--poll-seconds", "0.05", *FAST_HP, "--json")
@@ -55,7 +56,8 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert request["checkpoint_config"]["S3Uri"].startswith("s3://mlops-dev-artifacts-123456789012/checkpoints/churn/")
     assert request["output_data_config"]["S3OutputPath"] == "s3://mlops-dev-artifacts-123456789012/training-output/"
     assert request["role_arn"] == "arn:aws:iam::123456789012:role/mlops-dev-sagemaker-execution"
-    assert request["algorithm_specification"]["TrainingImage"].endswith("pytorch-training:2.10.0-gpu-py313")
+    image = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev@{digest}"
+    assert request["algorithm_specification"]["TrainingImage"] == image  # one lock: not a framework image
     assert {m["Name"] for m in request["algorithm_specification"]["MetricDefinitions"]} >= {"val_loss", "val_roc_auc"}
     assert request["enable_network_isolation"] is True
     tags = {t["Key"]: t["Value"] for t in request["tags"]}

@@ -133,7 +133,7 @@ def test_prod_requires_staging_first_then_promotes_across_environments(boto, sta
     arn = make_package(boto, status="Approved")
     before = snapshot(stacks)
     refused = promote(mlops, arn, "prod")
-    assert refused.code == 4 and "has not been live in staging" in refused.err
+    assert refused.code == 4 and "the staging endpoint for churn does not serve it" in refused.err
     assert snapshot(stacks) == before
 
     for env in ("dev", "staging", "prod"):
@@ -142,6 +142,8 @@ def test_prod_requires_staging_first_then_promotes_across_environments(boto, sta
         assert result.json["changed"] is True
         config = yaml.safe_load((stacks / f"Pulumi.{env}.yaml").read_text())["config"]
         assert config["mlops:approvedPackages"]["churn"] == arn
+        # "live in" is read from the endpoint (ci/verify.py): roll it out before the next environment
+        assert mlops("local", "up", "--stack", env).code == 0
     # the other environments' files were not touched by the prod promotion
     assert snapshot(stacks)["Pulumi.local.yaml"] == before["Pulumi.local.yaml"]
 

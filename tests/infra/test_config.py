@@ -199,6 +199,98 @@ BAD = [
         lambda c: c.update({"mlops:vpc": {"subnetIds": ["subnet-0123abcd"]}}),
         ["mlops:vpc: give both subnetIds and securityGroupIds"],
     ),
+    # AWS rules (docs/aws-rules.md, "Names and values"): each message adds the rule ID and its source.
+    (
+        "canary-over-half-the-fleet",
+        "prod",
+        lambda c: c["mlops:serving"]["rollout"].update(stepPercent=60),
+        ["mlops:serving.rollout.stepPercent", "60", "at most 50%", "BLUEGREEN-CANARY", "API_TrafficRoutingConfig.html"],
+    ),
+    (
+        "linear-step-too-small",
+        "staging",
+        lambda c: c["mlops:serving"]["rollout"].update(stepPercent=5),
+        ["mlops:serving.rollout.stepPercent", "5", "10-50%", "BLUEGREEN-LINEAR", "blue-green-linear.html"],
+    ),
+    (
+        "linear-step-too-large",
+        "staging",
+        lambda c: c["mlops:serving"]["rollout"].update(stepPercent=75),
+        ["mlops:serving.rollout.stepPercent", "75", "10-50%", "BLUEGREEN-LINEAR"],
+    ),
+    (
+        "rollout-longer-than-the-provider-waits",
+        "staging",
+        lambda c: c["mlops:serving"]["rollout"].update(stepPercent=10, bakeSeconds=400),
+        ["mlops:serving.rollout.bakeSeconds", "400", "bakes 4400 s", "3600 s", "BLUEGREEN-WAITS", "endpoint.go"],
+    ),
+    (
+        "bake-beyond-sagemaker-wait-interval",
+        "prod",
+        lambda c: c["mlops:serving"]["rollout"].update(bakeSeconds=3601),
+        ["mlops:serving.rollout.bakeSeconds", "3601", "between 0 and 3600"],
+    ),
+    (
+        "serverless-limits-from-botocore",
+        "dev",
+        lambda c: c["mlops:serving"].update(serverlessMemoryMb=1000, serverlessMaxConcurrency=201),
+        ["mlops:serving.serverlessMemoryMb", "1024, 2048", "6144", "serverlessMaxConcurrency", "between 1 and 200"],
+    ),
+    (
+        "nan-drift-threshold",
+        "dev",
+        lambda c: c["mlops:monitoring"].update(driftThreshold=float("nan")),
+        ["mlops:monitoring.driftThreshold", "nan", "finite number", "FINITE-NUMBERS", "rfc8259"],
+    ),
+    (
+        "infinite-budget",
+        "dev",
+        lambda c: c["mlops:monitoring"].update(monthlyBudgetUsd=float("inf")),
+        ["mlops:monitoring.monthlyBudgetUsd", "inf", "finite number"],
+    ),
+    (
+        "nan-instance-count",
+        "prod",
+        lambda c: c["mlops:serving"].update(initialInstanceCount=float("nan")),
+        ["mlops:serving.initialInstanceCount", "nan", "whole number", "FINITE-NUMBERS"],
+    ),
+    (
+        "infinite-gate-minimum",
+        "dev",
+        lambda c: c["mlops:gate"]["minimums"].update(roc_auc=float("inf")),
+        ["mlops:gate.minimums.roc_auc", "inf", "finite number"],
+    ),
+    (
+        "model-name-ends-in-hyphen",
+        "dev",
+        lambda c: c.update({"mlops:models": ["churn-"]}),
+        ["mlops:models[0]", "'churn-'", "not ending in a hyphen", "NAME-LENGTHS"],
+    ),
+    (
+        "model-name-with-underscore",
+        "dev",
+        lambda c: c.update({"mlops:models": ["churn_v2"]}),
+        ["mlops:models[0]", "'churn_v2'", "lowercase letters, digits and single hyphens"],
+    ),
+    (
+        "duplicate-model",
+        "staging",
+        lambda c: c.update({"mlops:models": ["churn", "churn"]}),
+        ["mlops:models[1]", "'churn'", "duplicate of mlops:models[0]"],
+    ),
+    (
+        "model-name-too-long-for-its-endpoint-config",
+        "staging",
+        lambda c: c.update({"mlops:models": ["m" * 41], "mlops:approvedPackages": {}}),
+        [
+            "mlops:models[0]",
+            "endpoint config",
+            "(64 characters)",
+            "0-63 characters",
+            "NAME-LENGTHS",
+            "botocore sagemaker CreateEndpointConfig",
+        ],
+    ),
     (
         "training-count-not-a-number",
         "dev",
@@ -214,6 +306,33 @@ def test_bad_config_names_key_value_and_what_is_allowed(case):
     message = problems_of(stack, mutate)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} missing from:\n{message}"
+
+
+@pytest.mark.parametrize(
+    ("stack", "fragments"),
+    [
+        ("dev_2", ["stack: 'dev_2'", "lowercase letters, digits and single hyphens", "NAME-LENGTHS"]),
+        ("Dev", ["stack: 'Dev'", "lowercase"]),
+        (
+            "experiment-with-a-longer-name-abc",  # 33 characters
+            ["S3 bucket (access-logs) name", "(64 characters)", "3-63 characters", "bucketnamingrules.html"],
+        ),
+    ],
+)
+def test_stack_names_that_derive_invalid_resource_names_are_refused(stack, fragments):
+    """AWS rule: NAME-LENGTHS"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(stack, raw("dev"))
+    for fragment in fragments:
+        assert fragment in str(caught.value), str(caught.value)
+
+
+def test_longest_names_that_still_fit_are_accepted():
+    """AWS rule: NAME-LENGTHS: limits come from the real prefixes, not a fixed cap."""
+    config = raw("staging")
+    config.update({"mlops:models": ["m" * 40], "mlops:approvedPackages": {}})  # endpoint config name: exactly 63
+    assert parse_config("staging", config).models == ("m" * 40,)
+    assert parse_config("experiment-with-a-longer-name-ab", raw("dev")).stack  # access-logs bucket: exactly 63
 
 
 def test_every_problem_is_reported_at_once():
@@ -282,3 +401,28 @@ def test_config_file_outside_stacks_dir(tmp_path):
     target.write_text((STACKS_DIR / "Pulumi.dev.yaml").read_text())
     config = load_stack_config(target)
     assert config.stack == "sandbox" and config.environment == "dev"
+
+
+def _numeric_leaves(value, path):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numeric_leaves(v, (*path, k))
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield path
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinity_are_refused_for_every_number(stack, bad):
+    """AWS rule: FINITE-NUMBERS: every number a stack file holds (YAML's .nan, .inf) is refused by name."""
+    leaves = list(_numeric_leaves(raw(stack), ()))
+    assert len(leaves) >= 15
+    for path in leaves:
+        config = raw(stack)
+        target = config
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = bad
+        with pytest.raises(ConfigError) as caught:
+            parse_config(stack, config)
+        assert f"{path[0]}{''.join('.' + str(k) for k in path[1:])}: {bad!r}" in str(caught.value)

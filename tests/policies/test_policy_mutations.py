@@ -257,7 +257,9 @@ def _dev_gpu_endpoint(records):
         variant.update(instanceType="ml.g5.xlarge", initialInstanceCount=1.0, initialVariantWeight=1.0)
         props["kmsKeyArn"] = key_arn
 
-    return edit(records, "EndpointConfiguration", "serving-churn-config", change)
+    records = edit(records, "EndpointConfiguration", "serving-churn-config", change)
+    # An instance-served model is isolated (only serverless ones may not be: SERVERLESS-EXCLUSIONS).
+    return edit(records, "sagemaker/model:Model", "serving-churn-model", _set("enableNetworkIsolation", True))
 
 
 def _drop_tag(type_suffix: str, name: str, tag: str) -> Mutate:
