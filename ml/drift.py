@@ -29,14 +29,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.schema import Schema
+from ml.schema import CATEGORICAL, NUMERIC, Feature, Schema
 
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # fractions below this count as this, so an empty bin does not give log(0)
-DEFAULT_THRESHOLD = 0.2  # PSI: < 0.1 stable, 0.1-0.2 moving, >= 0.2 shifted (the usual reading)
+# What "drift" means, everywhere (`mlops drift`, `mlops monitor`, the stack's alarm):
+#  - not enough data: fewer than MIN_ROWS rows. No decision is made and nothing alerts; with
+#    50-100 rows PSI alone exceeds 0.2 on unchanged data a few times in a hundred;
+#  - a column has drifted when its two-sample test is significant (KS for numbers, chi-square
+#    for categories; p below DEFAULT_ALPHA divided by the number of columns tested, Bonferroni,
+#    so the chance of any false alarm over the whole report stays under alpha) AND its PSI is
+#    above the threshold (an effect big enough to matter, not just a detectable one);
+#  - the report's score is the largest PSI among significant columns (0 when none): the number
+#    `mlops monitor` publishes and the alarm compares with the same threshold (GreaterThanThreshold),
+#    so "score > threshold" and "drifted" are one statement.
+DEFAULT_THRESHOLD = 0.2  # PSI: < 0.1 stable, 0.1-0.2 moving, > 0.2 shifted (the usual reading)
 DEFAULT_ALPHA = 0.01
+MIN_ROWS = 100
+NOT_ENOUGH_DATA = "not enough data"
 EXACT_P_MAX_EN = 1000  # KS p-values from scipy's finite-sample distribution up to this size
 MISSING = "__missing__"
+PREDICTED_LABEL = "predicted_label"  # a classifier's answer, in captured traffic
+PREDICTED_VALUE = "predicted_value"  # a regression's answer
 UNSEEN = "__unseen__"
 
 
@@ -100,8 +114,9 @@ def build_baseline(
     sample: int = 10000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Baseline statistics of the training data (and, when given, of the model's predicted
-    probabilities on validation data, rows x classes)."""
+    """Baseline statistics of the training data (and, when given, of the model's predictions on
+    validation data: probabilities, rows x classes, or a regression's values), with the schema,
+    so that every reader of the baseline types columns as training did."""
     rng = np.random.default_rng(seed)
     features: dict[str, Any] = {}
     for feature in schema.features:
@@ -115,12 +130,20 @@ def build_baseline(
         "label_column": schema.label,
         "features": features,
     }
+    baseline["schema"] = schema.to_dict()
+    if schema.is_regression:
+        if schema.label in frame.columns:
+            baseline["label"] = _numeric_baseline(frame[schema.label].to_numpy(dtype=np.float64), sample, rng)
+        if predictions is not None:
+            values = np.asarray(predictions, dtype=np.float64).reshape(-1)
+            baseline["prediction"] = {**_numeric_baseline(values, sample, rng), "column": PREDICTED_VALUE}
+        return baseline
     class_names = [str(c) for c in (classes if classes is not None else (schema.classes or []))]
     if schema.label in frame.columns and class_names:
         baseline["label"] = _categorical_baseline(frame[schema.label], class_names)
     if predictions is not None and class_names:
         predicted = pd.Series(np.asarray(class_names, dtype=object)[predictions.argmax(axis=1)])
-        baseline["prediction"] = _categorical_baseline(predicted, class_names)
+        baseline["prediction"] = {**_categorical_baseline(predicted, class_names), "column": PREDICTED_LABEL}
         if len(class_names) == 2:
             baseline["score"] = _numeric_baseline(predictions[:, 1].astype(np.float64), sample, rng)
             baseline["score"]["column"] = f"proba_{class_names[1]}"
@@ -139,6 +162,18 @@ class Baseline:
         self.label = _prepare(raw["label"]) if raw.get("label") else None
         self.prediction = _prepare(raw["prediction"]) if raw.get("prediction") else None
         self.score = _prepare(raw["score"]) if raw.get("score") else None
+
+    def schema(self) -> Schema:
+        """The model's schema: stored in the baseline, or (older baselines) read from its features."""
+        if self.raw.get("schema"):
+            return Schema.from_dict(self.raw["schema"])
+        features = tuple(
+            Feature(name, NUMERIC, nullable=True)
+            if stats["type"] == "numeric"
+            else Feature(name, CATEGORICAL, categories=tuple(stats["categories"]) or ("",), nullable=True)
+            for name, stats in self.raw["features"].items()
+        )
+        return Schema(features, self.raw.get("label_column", "label"))
 
     @classmethod
     def load(cls, path: str | Path) -> Baseline:
@@ -281,7 +316,7 @@ def _numeric_drift(
             "missing_p_value": missing_p,
             "mean": float(valid.mean()),
             "baseline_mean": stats.get("mean"),
-            "drifted": bool(value >= threshold and min(p_value, missing_p) < alpha),
+            "drifted": bool(value > threshold and min(p_value, missing_p) < alpha),
         }
     )
     return out
@@ -328,7 +363,7 @@ def _categorical_drift(column: pd.Series, stats: dict[str, Any], alpha: float, t
             "statistic": statistic,
             "p_value": p_value,
             "fractions": {stats["categories"][i]: float(current[i] / n_total) for i in top},
-            "drifted": bool(value >= threshold and p_value < alpha),
+            "drifted": bool(value > threshold and p_value < alpha),
         }
     )
     return out
@@ -339,15 +374,24 @@ def _categorical_drift(column: pd.Series, stats: dict[str, Any], alpha: float, t
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class DriftReport:
-    score: float  # the largest per-feature PSI
+    score: float  # the largest PSI among significant columns (0 when none): what the alarm sees
     threshold: float
-    drifted: bool  # some feature (or the predictions) moved by >= threshold PSI, significantly
+    drifted: bool  # score > threshold: some feature (or the predictions) moved, significantly
     n_rows: int
     per_feature: dict[str, dict[str, Any]]
     label: dict[str, Any] | None = None
     prediction: dict[str, Any] | None = None
     score_drift: dict[str, Any] | None = None
     missing_features: list[str] = field(default_factory=list)
+    status: str = "no drift"  # drift | no drift | not enough data
+    min_rows: int = MIN_ROWS
+    alpha: float = DEFAULT_ALPHA  # family-wise; each column is tested at alpha / tests
+    tests: int = 0
+    max_psi: float = 0.0  # the largest PSI of any column, significant or not (for people)
+
+    @property
+    def enough_data(self) -> bool:
+        return self.status != NOT_ENOUGH_DATA
 
     @property
     def features_drifted(self) -> list[str]:
@@ -358,7 +402,12 @@ class DriftReport:
             "score": self.score,
             "threshold": self.threshold,
             "drifted": self.drifted,
+            "status": self.status,
             "n_rows": self.n_rows,
+            "min_rows": self.min_rows,
+            "alpha": self.alpha,
+            "tests": self.tests,
+            "max_psi": self.max_psi,
             "features_drifted": self.features_drifted,
             "missing_features": self.missing_features,
             "per_feature": self.per_feature,
@@ -368,8 +417,14 @@ class DriftReport:
         }
 
     def to_text(self) -> str:
+        if not self.enough_data:
+            return (
+                f"{NOT_ENOUGH_DATA}: {self.n_rows} rows, at least {self.min_rows} are needed for a drift "
+                "decision; nothing is alerted"
+            )
         lines = [
-            f"drift score {self.score:.3f} (largest PSI; alarm at {self.threshold:g}): "
+            f"drift score {self.score:.3f} (largest PSI among columns whose test is significant at "
+            f"{self.alpha:g} over {self.tests} tests; alarm above {self.threshold:g}): "
             f"{'DRIFT' if self.drifted else 'no drift'} over {self.n_rows} rows",
             f"  {'feature':<24} {'test':<5} {'psi':>8} {'stat':>9} {'p-value':>9}",
         ]
@@ -405,29 +460,36 @@ def drift_report(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
+    min_rows: int = MIN_ROWS,
     workers: int | None = None,
     exact_p_values: bool = False,
 ) -> DriftReport:
     """Per-feature PSI and KS (numeric) or chi-square (categorical) against the training
-    baseline; label drift when `frame` has the label column, prediction drift when it has
-    `predicted_label` (and score drift with `proba_<positive class>`, binary models).
-    `exact_p_values`: KS p-values exactly as scipy's ks_2samp(method="asymp") (slower; see
-    ks_pvalue)."""
+    baseline; label drift when `frame` has the label column, prediction drift when it has the
+    model's answers (`predicted_label`, or `predicted_value` of a regression; score drift with
+    `proba_<positive class>`, binary models). The decision follows the one meaning of drift at
+    the top of this module. `exact_p_values`: KS p-values exactly as scipy's
+    ks_2samp(method="asymp") (slower; see ks_pvalue)."""
     base = baseline if isinstance(baseline, Baseline) else Baseline(baseline)
     names = list(base.features)
     frame = _align_positional(frame, names)
     present = [n for n in names if n in frame.columns]
     missing = [n for n in names if n not in frame.columns]
+    prediction_column = (base.prediction or {}).get("column", PREDICTED_LABEL)
+    has_prediction = base.prediction is not None and prediction_column in frame.columns
+    tests = len(present) + int(has_prediction)
+    per_test = alpha / max(tests, 1)  # Bonferroni: any false alarm in the report stays under alpha
 
-    def one(name: str) -> tuple[str, dict[str, Any]]:
-        stats = base.features[name]
-        column = frame[name]
+    def column_drift(column: pd.Series, stats: dict[str, Any]) -> dict[str, Any]:
         if stats["type"] == "numeric":
             if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
                 column = pd.to_numeric(column, errors="coerce")  # text that is not a number: missing
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-            return name, _numeric_drift(values, stats, alpha, threshold, exact_p_values)
-        return name, _categorical_drift(column, stats, alpha, threshold)
+            return _numeric_drift(values, stats, per_test, threshold, exact_p_values)
+        return _categorical_drift(column, stats, per_test, threshold)
+
+    def one(name: str) -> tuple[str, dict[str, Any]]:
+        return name, column_drift(frame[name], base.features[name])
 
     workers = workers or min(len(present), os.cpu_count() or 1) or 1
     if workers > 1 and len(frame) >= 50_000:
@@ -439,16 +501,22 @@ def drift_report(
     label = prediction = score_drift = None
     label_name = base.raw.get("label_column", "label")
     if base.label is not None and label_name in frame.columns:
-        label = _categorical_drift(frame[label_name], base.label, alpha, threshold)
-    if base.prediction is not None and "predicted_label" in frame.columns:
-        prediction = _categorical_drift(frame["predicted_label"], base.prediction, alpha, threshold)
+        label = column_drift(frame[label_name], base.label)
+    if has_prediction:
+        prediction = column_drift(frame[prediction_column], base.prediction)
     if base.score is not None and base.score.get("column") in frame.columns:
-        values = pd.to_numeric(frame[base.score["column"]], errors="coerce").to_numpy(dtype=np.float64)
-        score_drift = _numeric_drift(values, base.score, alpha, threshold, exact_p_values)
+        score_drift = column_drift(frame[base.score["column"]], base.score)
 
-    psis = [d["psi"] for d in per_feature.values() if d.get("psi") is not None]
-    score = max(psis) if psis else 0.0
-    drifted = any(d.get("drifted") for d in per_feature.values()) or bool(prediction and prediction.get("drifted"))
+    decided = [*per_feature.values(), *([prediction] if prediction else [])]
+    psis = [d["psi"] for d in decided if d.get("psi") is not None]
+    significant = [d["psi"] for d in decided if d.get("psi") is not None and _significant(d, per_test)]
+    score = max(significant) if significant else 0.0
+    enough = len(frame) >= min_rows
+    if not enough:
+        for d in decided:
+            d["drifted"] = False
+        score = 0.0
+    drifted = enough and score > threshold
     return DriftReport(
         score=float(score),
         threshold=threshold,
@@ -459,7 +527,17 @@ def drift_report(
         prediction=prediction,
         score_drift=score_drift,
         missing_features=missing,
+        status=NOT_ENOUGH_DATA if not enough else ("drift" if drifted else "no drift"),
+        min_rows=min_rows,
+        alpha=alpha,
+        tests=tests,
+        max_psi=float(max(psis)) if psis else 0.0,
     )
+
+
+def _significant(column: dict[str, Any], alpha: float) -> bool:
+    p_values = [column.get("p_value"), column.get("missing_p_value")]
+    return any(p is not None and p < alpha for p in p_values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,12 +558,16 @@ def _output_columns(body: bytes, content_type: str) -> pd.DataFrame:
 
     if media_type(content_type) in ("text/csv", "application/csv"):
         rows = [line.split(",") for line in body.decode().splitlines() if line.strip()]
+        if rows and all(len(r) == 1 for r in rows):  # one number per row: a regression's answer
+            return pd.DataFrame({PREDICTED_VALUE: [float(r[0]) for r in rows]})
         out = pd.DataFrame({"predicted_label": [r[0] for r in rows]})
         for j in range(1, max((len(r) for r in rows), default=1)):
             out[f"proba_{j - 1}"] = [float(r[j]) if j < len(r) else np.nan for r in rows]
         return out
     document = json.loads(body)
     predictions = document.get("predictions", document) if isinstance(document, dict) else document
+    if predictions and all(isinstance(p, dict) and "value" in p for p in predictions):
+        return pd.DataFrame({PREDICTED_VALUE: [float(p["value"]) for p in predictions]})
     out = pd.DataFrame({"predicted_label": [str(p.get("label")) for p in predictions]})
     for name in dict.fromkeys(k for p in predictions for k in (p.get("probabilities") or {})):
         out[f"proba_{name}"] = [float((p.get("probabilities") or {}).get(name, np.nan)) for p in predictions]
@@ -512,9 +594,14 @@ def _lines(source: Any) -> Iterable[str]:
             yield from _lines(item)
 
 
-def read_capture(paths_or_lines: Any, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_capture(
+    paths_or_lines: Any, columns: Sequence[str] | None = None, schema: Schema | None = None
+) -> pd.DataFrame:
     """Captured requests (and responses) as one frame: the request's feature columns, plus
-    `predicted_label` and `proba_<class>` from the response, `event_id` and `inference_time`.
+    `predicted_label` and `proba_<class>` (a regression: `predicted_value`) from the response,
+    `event_id` and `inference_time`. With the model's `schema` (what `Baseline.schema()` gives),
+    requests are typed exactly as the server typed them: a category "01" stays "01"; without
+    it, values are taken as they look.
 
     Accepts a capture file or directory (every *.jsonl under it), a list of them, or the lines
     themselves. Headerless CSV requests get `columns` as names, or "0", "1", ... (which
@@ -532,7 +619,7 @@ def read_capture(paths_or_lines: Any, columns: Sequence[str] | None = None) -> p
             record = json.loads(line)
             capture = record["captureData"]
             body, content_type = _capture_body(capture["endpointInput"])
-            inputs, _ = parse_body(body, content_type, None)
+            inputs, _ = parse_body(body, content_type, schema)
             if columns is not None and list(inputs.columns) == [str(i) for i in range(len(columns))]:
                 inputs.columns = list(columns)
             if "endpointOutput" in capture:
