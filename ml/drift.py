@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,18 @@ PSI_FLOOR = 1e-4  # fractions below this count as this, so an empty bin does not
 #    50-100 rows PSI alone exceeds 0.2 on unchanged data a few times in a hundred;
 #  - a column has drifted when its two-sample test is significant (KS for numbers, chi-square
 #    for categories; p below DEFAULT_ALPHA divided by the number of columns tested, Bonferroni,
-#    so the chance of any false alarm over the whole report stays under alpha) AND its PSI is
-#    above the threshold (an effect big enough to matter, not just a detectable one);
-#  - the report's score is the largest PSI among significant columns (0 when none): the number
-#    `mlops monitor` publishes and the alarm compares with the same threshold (GreaterThanThreshold),
-#    so "score > threshold" and "drifted" are one statement.
+#    so the chance of any false alarm over the whole report stays under alpha) AND its PSI, plus
+#    PSI_Z standard errors of its sampling noise, is above the threshold: an effect that may be
+#    big enough to matter, not just a detectable one (at 1,000 rows a PSI estimate wobbles by
+#    about 0.03, so a real shift of PSI 0.25 would otherwise be missed one time in ten, while a
+#    huge sample's tiny, significant shift still stays quiet);
+#  - the report's score is the largest such band top among significant columns (0 when none):
+#    the number `mlops monitor` publishes and the alarm compares with the same threshold
+#    (GreaterThanThreshold), so "score > threshold" and "drifted" are one statement (`decide`).
 DEFAULT_THRESHOLD = 0.2  # PSI: < 0.1 stable, 0.1-0.2 moving, > 0.2 shifted (the usual reading)
 DEFAULT_ALPHA = 0.01
 MIN_ROWS = 100
+PSI_Z = 2.0
 NOT_ENOUGH_DATA = "not enough data"
 EXACT_P_MAX_EN = 1000  # KS p-values from scipy's finite-sample distribution up to this size
 MISSING = "__missing__"
@@ -199,11 +204,82 @@ def _prepare(stats: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Statistics
 # ---------------------------------------------------------------------------------------------
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index between two sets of bin fractions."""
+def psi(expected: np.ndarray, actual: np.ndarray) -> Any:
+    """Population stability index between two sets of bin fractions (along the last axis: a
+    float for one pair, an array for rows of them)."""
     e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
     a = np.maximum(np.asarray(actual, dtype=np.float64), PSI_FLOOR)
-    return float(np.sum((a - e) * np.log(a / e)))
+    out = np.sum((a - e) * np.log(a / e), axis=-1)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def psi_standard_error(expected: np.ndarray, actual: np.ndarray, n: Any, m: float) -> np.ndarray:
+    """The sampling error of a PSI estimate by the delta method: `actual` are fractions of `n`
+    current rows, `expected` of `m` baseline rows, both multinomial. Zero when nothing moved
+    (the PSI's first derivatives vanish there), about 0.03 for a half-standard-deviation shift
+    seen in 1,000 rows."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), PSI_FLOOR)
+    g = np.log(a / e) + 1 - e / a  # d PSI / d actual
+    h = np.log(e / a) + 1 - a / e  # d PSI / d expected
+    var_a = (np.sum(a * g * g, axis=-1) - np.sum(a * g, axis=-1) ** 2) / np.maximum(n, 1)
+    var_e = (np.sum(e * h * h, axis=-1) - np.sum(e * h, axis=-1) ** 2) / max(m, 1)
+    return np.sqrt(np.maximum(var_a, 0) + np.maximum(var_e, 0))
+
+
+@lru_cache(maxsize=4096)
+def ks_critical(m: int, n: int, level: float, exact: bool = False) -> float:
+    """The KS statistic above which ks_pvalue(statistic, m, n) falls below `level`: a test is
+    significant exactly when its statistic is above this (the p-value decreases with it)."""
+    from scipy.stats import kstwo, kstwobign
+
+    en = m * n / (m + n)
+    if exact or en <= EXACT_P_MAX_EN:
+        return float(kstwo.isf(level, np.round(en)))
+    return float(kstwobign.isf(level) / math.sqrt(en))
+
+
+def decide(significant: Any, psi_upper: Any, n_rows: Any, threshold: float, min_rows: int = MIN_ROWS):
+    """The one meaning of drift, for B reports of C columns each: (drifted, score), each of
+    length B. The score is the largest PSI band top among significant columns, 0 below
+    `min_rows` rows; drifted is score > threshold."""
+    significant = np.atleast_2d(np.asarray(significant, dtype=bool))
+    upper = np.atleast_2d(np.asarray(psi_upper, dtype=np.float64))
+    scores = np.where(significant, np.nan_to_num(upper), 0.0).max(axis=1, initial=0.0)
+    scores = np.where(np.atleast_1d(n_rows) >= min_rows, scores, 0.0)
+    return scores > threshold, scores
+
+
+def numeric_drift_batch(
+    stats: dict[str, Any],
+    samples: np.ndarray,
+    level: float,
+    missing_fraction: Any = None,
+    exact_p: bool = False,
+) -> dict[str, np.ndarray]:
+    """PSI, its band top and the KS statistic of B samples (rows of `samples`, n values each,
+    none missing) against one prepared baseline column, and whether each KS test is
+    significant at `level`. drift_report runs it on one sample, the error-rate tests on many."""
+    samples = np.sort(np.atleast_2d(np.asarray(samples, dtype=np.float64)), axis=1)
+    rows, n = samples.shape
+    m, edges, fractions = stats["_m"], stats["_edges"], stats["_fractions"]
+    base_missing = stats.get("missing_fraction", 0.0)
+    missing = np.zeros(rows) if missing_fraction is None else np.asarray(missing_fraction, dtype=np.float64)
+    cumulative = np.stack([np.searchsorted(row, edges, side="right") for row in samples])
+    counts = np.diff(np.concatenate([np.zeros((rows, 1)), cumulative, np.full((rows, 1), n)], axis=1), axis=1)
+    # Missing values are one more bin, so a column that starts arriving empty shows up too.
+    expected = np.append(fractions * (1 - base_missing), base_missing)
+    actual = np.concatenate([counts / n * (1 - missing)[:, None], missing[:, None]], axis=1)
+    value = np.atleast_1d(psi(expected, actual))
+    total = n / np.maximum(1 - missing, 1e-12)
+    band = PSI_Z * psi_standard_error(expected, actual, total, stats.get("count", m))
+    statistic = np.array([ks_from_sorted(stats["_unique"], stats["_cumulative"], m, row) for row in samples])
+    return {
+        "psi": value,
+        "psi_upper": value + band,
+        "statistic": statistic,
+        "significant": statistic > ks_critical(m, n, level, exact_p),
+    }
 
 
 def ks_from_sorted(
@@ -288,35 +364,41 @@ def _numeric_drift(
         "missing_fraction": missing_fraction,
         "baseline_missing_fraction": base_missing,
     }
-    edges, fractions = stats["_edges"], stats["_fractions"]
     if n == 0 or stats["_m"] == 0:
+        value = 0.0 if n == stats["_m"] == 0 else None
         out.update(
-            {"psi": 0.0 if n == stats["_m"] == 0 else None, "statistic": None, "p_value": None, "drifted": False}
+            {
+                "psi": value,
+                "psi_upper": value,
+                "statistic": None,
+                "p_value": None,
+                "significant": False,
+                "drifted": False,
+            }
         )
         return out
-    cumulative = np.searchsorted(valid, edges, side="right")
-    counts = np.diff(np.concatenate(([0], cumulative, [n])))
-    # Missing values are one more bin, so a column that starts arriving empty shows up too.
-    expected = np.append(fractions * (1 - base_missing), base_missing)
-    actual = np.append(counts / n * (1 - missing_fraction), missing_fraction)
-    statistic = ks_from_sorted(stats["_unique"], stats["_cumulative"], stats["_m"], valid)
+    core = numeric_drift_batch(stats, valid[None, :], alpha, [missing_fraction], exact_p)
+    statistic = float(core["statistic"][0])
     p_value = ks_pvalue(statistic, stats["_m"], n, exact_p)
-    value = psi(expected, actual)
     # Missing values have their own test: the KS test only sees the values that are there.
     base_count = stats.get("count", stats["_m"])
     base_missing_count = stats.get("missing_count", round(base_missing * base_count))
     _, missing_p = chi_square(
         np.array([base_missing_count, base_count - base_missing_count]), np.array([n_total - n, n])
     )
+    significant = bool(core["significant"][0]) or missing_p < alpha
+    upper = float(core["psi_upper"][0])
     out.update(
         {
-            "psi": value,
+            "psi": float(core["psi"][0]),
+            "psi_upper": upper,
             "statistic": statistic,
             "p_value": p_value,
             "missing_p_value": missing_p,
+            "significant": significant,
             "mean": float(valid.mean()),
             "baseline_mean": stats.get("mean"),
-            "drifted": bool(value > threshold and min(p_value, missing_p) < alpha),
+            "drifted": bool(significant and upper > threshold),
         }
     )
     return out
@@ -355,15 +437,19 @@ def _categorical_drift(column: pd.Series, stats: dict[str, Any], alpha: float, t
         out.update({"psi": None, "statistic": None, "p_value": None, "drifted": False})
         return out
     statistic, p_value = chi_square(expected_counts, current)
-    value = psi(expected_counts / expected_counts.sum(), current / n_total)
+    expected, actual = expected_counts / expected_counts.sum(), current / n_total
+    value = psi(expected, actual)
+    upper = value + PSI_Z * float(psi_standard_error(expected, actual, n_total, expected_counts.sum()))
     top = np.argsort(-current[:-2])[:5] if len(current) > 2 else []
     out.update(
         {
             "psi": value,
+            "psi_upper": upper,
             "statistic": statistic,
             "p_value": p_value,
+            "significant": bool(p_value < alpha),
             "fractions": {stats["categories"][i]: float(current[i] / n_total) for i in top},
-            "drifted": bool(value > threshold and p_value < alpha),
+            "drifted": bool(upper > threshold and p_value < alpha),
         }
     )
     return out
@@ -374,7 +460,7 @@ def _categorical_drift(column: pd.Series, stats: dict[str, Any], alpha: float, t
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class DriftReport:
-    score: float  # the largest PSI among significant columns (0 when none): what the alarm sees
+    score: float  # the largest PSI band top among significant columns (0 when none): what the alarm sees
     threshold: float
     drifted: bool  # score > threshold: some feature (or the predictions) moved, significantly
     n_rows: int
@@ -423,8 +509,8 @@ class DriftReport:
                 "decision; nothing is alerted"
             )
         lines = [
-            f"drift score {self.score:.3f} (largest PSI among columns whose test is significant at "
-            f"{self.alpha:g} over {self.tests} tests; alarm above {self.threshold:g}): "
+            f"drift score {self.score:.3f} (largest PSI + {PSI_Z:g} standard errors among columns whose test is "
+            f"significant at {self.alpha:g} over {self.tests} tests; alarm above {self.threshold:g}): "
             f"{'DRIFT' if self.drifted else 'no drift'} over {self.n_rows} rows",
             f"  {'feature':<24} {'test':<5} {'psi':>8} {'stat':>9} {'p-value':>9}",
         ]
@@ -507,16 +593,16 @@ def drift_report(
     if base.score is not None and base.score.get("column") in frame.columns:
         score_drift = column_drift(frame[base.score["column"]], base.score)
 
-    decided = [*per_feature.values(), *([prediction] if prediction else [])]
-    psis = [d["psi"] for d in decided if d.get("psi") is not None]
-    significant = [d["psi"] for d in decided if d.get("psi") is not None and _significant(d, per_test)]
-    score = max(significant) if significant else 0.0
+    decided = [d for d in (*per_feature.values(), prediction) if d and d.get("psi") is not None]
+    psis = [d["psi"] for d in decided]
+    drifted_, scores = decide(
+        [[d["significant"] for d in decided]], [[d["psi_upper"] for d in decided]], [len(frame)], threshold, min_rows
+    )
+    drifted, score = bool(drifted_[0]), float(scores[0])
     enough = len(frame) >= min_rows
     if not enough:
         for d in decided:
             d["drifted"] = False
-        score = 0.0
-    drifted = enough and score > threshold
     return DriftReport(
         score=float(score),
         threshold=threshold,
@@ -533,11 +619,6 @@ def drift_report(
         tests=tests,
         max_psi=float(max(psis)) if psis else 0.0,
     )
-
-
-def _significant(column: dict[str, Any], alpha: float) -> bool:
-    p_values = [column.get("p_value"), column.get("missing_p_value")]
-    return any(p is not None and p < alpha for p in p_values)
 
 
 # ---------------------------------------------------------------------------------------------
