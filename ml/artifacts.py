@@ -29,6 +29,7 @@ from ml.evaluate import evaluate_report
 from ml.explain import permutation_importance
 from ml.lineage import build_record, now, sha256_file, write_record
 from ml.model import load_model, save_model
+from ml.schema import label_text
 
 HASHED = (
     "model.json",
@@ -76,8 +77,8 @@ def data_summary(frame: pd.DataFrame, schema, classes) -> dict[str, Any]:
     if schema.is_regression:
         summary["target"] = _numeric_summary(frame[schema.label])
     else:
-        counts = frame[schema.label].astype(str).value_counts()
-        summary["classes"] = {str(c): int(counts.get(str(c), 0)) for c in classes}
+        counts = frame[schema.label].map(label_text).value_counts()
+        summary["classes"] = {str(c): int(counts.get(label_text(c), 0)) for c in classes}
     return summary
 
 

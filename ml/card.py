@@ -365,9 +365,8 @@ def render(model_dir: str | Path) -> str:
     ]
     if regression:
         class_rows = [
-            [part, _num((summary.get(split) or {}).get("target", {}).get(part)), None]
+            [part, _num((train.get("target") or {}).get(part)), _num((valid.get("target") or {}).get(part))]
             for part in ("min", "mean", "max", "std")
-            for split in ("train",)
         ]
     feature_rows = []
     for f in train.get("features", []):
@@ -379,7 +378,9 @@ def render(model_dir: str | Path) -> str:
     parts.append(
         "<section><h2>Data</h2>"
         f"<p>{_fmt(train.get('rows'))} training rows, {_fmt(valid.get('rows'))} validation rows.</p>"
-        + _table(["target", "train", ""] if regression else ["class", "train rows", "validation rows"], class_rows)
+        + _table(
+            ["target", "train", "validation"] if regression else ["class", "train rows", "validation rows"], class_rows
+        )
         + "<br>"
         + _table(["feature", "type", "training values", "missing"], feature_rows)
         + "</section>"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.schema import CATEGORICAL, NUMERIC, REGRESSION, Feature, Schema, SchemaError
+from ml.schema import CATEGORICAL, NUMERIC, REGRESSION, Feature, Schema, SchemaError, label_text
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -466,8 +466,8 @@ def _check_label(label: pd.Series, schema: Schema, min_class_fraction: float, ad
             add(Problem(name, "the label is constant; a regression needs a target that varies"))
         return
     if schema.classes is not None:
-        allowed = {str(c) for c in schema.classes}
-        unknown = ~present.astype(str).isin(allowed)
+        allowed = {label_text(c) for c in schema.classes}
+        unknown = ~present.map(label_text).isin(allowed)
         if unknown.any():
             add(
                 Problem(
@@ -477,7 +477,7 @@ def _check_label(label: pd.Series, schema: Schema, min_class_fraction: float, ad
                     f"allowed: {', '.join(sorted(allowed))}",
                 )
             )
-    counts = present.astype(str).value_counts()
+    counts = present.map(label_text).value_counts()
     if len(present) and len(counts) < 2:
         add(
             Problem(
@@ -488,7 +488,7 @@ def _check_label(label: pd.Series, schema: Schema, min_class_fraction: float, ad
     if len(present):
         if schema.classes is not None:
             for cls in schema.classes:
-                if str(cls) not in counts.index:
+                if label_text(cls) not in counts.index:
                     add(Problem(name, f"class {cls!r} has no rows"))
         shares = counts / len(present)
         for cls, share in shares.items():

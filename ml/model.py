@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ml.schema import Schema
+from ml.schema import Schema, label_text
 
 TORCH, SKLEARN = "torch", "sklearn"  # the two kinds of model (ml/families.py)
 SMALL_BATCH = 2048  # up to this many rows, per-value dict lookups beat pandas' vectorised set-up
@@ -157,8 +157,8 @@ def n_rows(frame: Columns) -> int:
 # Label encoding: classes as declared (or as seen), compared as text so 1 and "1" agree.
 # ---------------------------------------------------------------------------------------------
 def encode_labels(labels: Sequence[Any] | pd.Series, classes: Sequence[Any]) -> np.ndarray:
-    index = {str(c): i for i, c in enumerate(classes)}
-    series = pd.Series(labels).astype(str)
+    index = {label_text(c): i for i, c in enumerate(classes)}
+    series = pd.Series(labels).map(label_text)
     codes = series.map(index)
     if codes.isna().any():
         unknown = sorted(set(series[codes.isna()]))[:5]

@@ -291,6 +291,14 @@ def as_numbers(series: pd.Series) -> pd.Series | None:
     return pd.to_numeric(series, errors="coerce").astype(np.float64)
 
 
+def label_text(value: Any) -> str:
+    """A class as text, the way labels are compared everywhere: 1, 1.0 and "1" are one class (a
+    Parquet file or pandas may hand back a whole-number label as a float)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars to Python ones, so classes survive JSON."""
     return value.item() if isinstance(value, np.generic) else value

@@ -52,7 +52,7 @@ from ml.environment import ContainerLayoutError, TrainingEnvironment
 from ml.evaluate import lower_is_better, metrics_for_task, task_metrics
 from ml.hyperparameters import HyperparameterError, Hyperparameters, parse_hyperparameters
 from ml.model import Preprocessor, encode_labels
-from ml.schema import Schema, SchemaError, infer_schema
+from ml.schema import Schema, SchemaError, infer_schema, label_text
 
 FAULT_ENV = "MLOPS_FAULT_KILL_AFTER_STEP"  # test hook: SIGKILL this process after global step K
 # Hyperparameters that do not change the weights: a run may resume with different values.
@@ -205,7 +205,7 @@ def load_data(env: TrainingEnvironment, hp: Hyperparameters, runtime: distribute
             f"no validation channel: holding out {hp.validation_fraction:.0%} of train (seed {hp.seed})",
         )
     if not schema.is_regression:
-        unknown = set(valid[schema.label].astype(str)) - {str(c) for c in classes}
+        unknown = set(valid[schema.label].map(label_text)) - {label_text(c) for c in classes}
         if unknown:
             raise TrainingError(
                 f"validation data: labels {sorted(unknown)} never occur in training data (classes {classes})"
