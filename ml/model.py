@@ -1,6 +1,6 @@
-"""The models and what they need to predict: preprocessing fitted on training data only, a torch
-tabular network, a scikit-learn gradient-boosting baseline, and the one loader that serving,
-evaluation, explanation and drift all use.
+"""The models and what they need to predict: preprocessing fitted on training data only, the
+torch tabular MLP, and `TrainedModel` with the one loader that serving, evaluation, explanation
+and drift all use, whatever the family (ml/families.py).
 
 A trained model is a directory:
   model.json         family, classes, architecture, file names (what to load and how)

@@ -1,13 +1,15 @@
 """Training entry point, by SageMaker's container contract: `python ml/train.py` or
 `python -m ml.train`, the same file in a SageMaker training job and on a laptop.
 
-Reads what SageMaker gives a training container (ml/environment.py), validates the data
-before anything is trained, trains the torch network (or the gradient-boosting baseline),
-and writes the model directory: weights, preprocessing, schema, metrics, curves, drift
-baseline, feature importance, lineage and a model card. On failure it writes
+Reads what SageMaker gives a training container (ml/environment.py), settles the data set's
+schema (its schema.json, or one inferred with the `label` and `task` hyperparameters), validates
+the data before anything is trained, trains the model family the `model` hyperparameter names
+(ml/families.py: a torch module in the loop below, or a scikit-learn estimator), and writes
+the model directory: weights, preprocessing, schema, metrics, curves, drift baseline, feature
+importance, lineage and a model card. On failure it writes
 `<base>/output/failure` with the reason and exits non-zero.
 
-The torch loop below is the whole story: the data sit on the device as tensors, each epoch is
+The torch loop below is the whole story for every torch family: the data sit on the device as tensors, each epoch is
 a seeded permutation of row indices sliced into batches (no DataLoader), bf16 autocast and a
 fused optimizer on GPUs, torch.compile on CUDA, DDP across processes, a checkpoint every N
 steps with the RNG states, early stopping on validation.

@@ -74,3 +74,13 @@ def test_data_check_reads_the_layouts_training_reads(tmp_path, capsys):
     assert "give --schema, or --label and --task" in capsys.readouterr().err
     assert mlops(["data-check", str(flat), "--label", "label", "--task", "regression", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["schema"] == "inferred (label 'label', task regression)"
+
+
+def test_every_gate_metric_a_stack_may_name_is_one_the_models_report():
+    """infra cannot import ml (the arrows point the other way), so the stack's list of gate
+    metrics is a second list; it must stay within what evaluation reports, and its direction
+    comes from ml.evaluate.LOWER_IS_BETTER alone."""
+    from infra.config import GATE_METRICS
+    from ml.evaluate import METRIC_NAMES
+
+    assert set(GATE_METRICS) <= set(METRIC_NAMES)
