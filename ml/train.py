@@ -21,6 +21,7 @@ if not __package__:  # run as a script (python ml/train.py): make this folder th
     import _standalone  # noqa: F401
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -524,12 +525,10 @@ fit_mlp = fit_torch  # the name bench/bench_train.py knows
 # ---------------------------------------------------------------------------------------------
 # scikit-learn families
 # ---------------------------------------------------------------------------------------------
-def fit_sklearn(estimator: Any, preprocessor: Preprocessor, data: Dataset, y_train, y_valid, hp: Hyperparameters):
+def fit_sklearn(estimator: Any, preprocessor: Preprocessor, data: Dataset, y_train: np.ndarray, y_valid: np.ndarray):
     """Fit on `Preprocessor.matrix`; estimators that take a validation set (gradient boosting's
     early stopping) get it. Curves: the estimator's own per-iteration scores when it keeps
     them, else the validation loss after fitting."""
-    import inspect
-
     X, X_valid = preprocessor.matrix(data.train), preprocessor.matrix(data.valid)
     takes_validation = "X_val" in inspect.signature(estimator.fit).parameters
     estimator.fit(X, y_train, **({"X_val": X_valid, "y_val": y_valid} if takes_validation else {}))
@@ -635,9 +634,8 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
                 loop_seconds=round(result.seconds, 3),
             )
         else:
-            estimator, curves = fit_sklearn(
-                family.build(spec, hp.model_options), preprocessor, data, y_train, y_valid, hp
-            )
+            estimator = family.build(spec, hp.model_options)
+            estimator, curves = fit_sklearn(estimator, preprocessor, data, y_train, y_valid)
             summary.update(iterations=int(getattr(estimator, "n_iter_", 0) or 0))
         metrics: dict[str, Any] = {}
         if runtime.is_main:
