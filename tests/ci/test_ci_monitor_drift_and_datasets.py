@@ -142,3 +142,12 @@ def test_the_folder_layout_reads_the_same_and_a_mixed_one_is_refused(bucket, tmp
     frame.to_csv(tmp_path / "train.csv", index=False)
     with pytest.raises(UsageError, match="keep one layout"):
         datasets.find_split_files(tmp_path)
+
+
+def test_the_gate_scores_the_test_split_or_says_it_used_validation():
+    from ci.evaluation import held_out_split
+
+    objects = [{"split": "train", "uri": "s3://d/x/train/a.csv"}, {"split": "validation", "uri": "s3://d/x/v/a.csv"}]
+    without = datasets.Manifest("s3://d/x/", "x", "now", objects)
+    with_test = datasets.Manifest("s3://d/x/", "x", "now", [*objects, {"split": "test", "uri": "s3://d/x/t/a.csv"}])
+    assert held_out_split(without) == "validation" and held_out_split(with_test) == "test"
