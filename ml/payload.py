@@ -336,10 +336,16 @@ def response_type(accept: str | None) -> str | None:
 
 
 def format_predictions(
-    labels: Sequence[Any], proba: np.ndarray, classes: Sequence[Any], kind: str = "application/json"
+    labels: Sequence[Any], proba: np.ndarray | None, classes: Sequence[Any], kind: str = "application/json"
 ) -> bytes:
     """JSON {"predictions": [{"label", "probability", "probabilities": {class: p}}]} or CSV rows of
-    the label followed by one probability per class (in `classes` order)."""
+    the label followed by one probability per class (in `classes` order). A regression (no
+    probabilities): {"predictions": [{"value": v}]} or one number per CSV row."""
+    if proba is None:
+        values = [float(v) for v in labels]
+        if kind == "text/csv":
+            return "".join(f"{v!r}\n" for v in values).encode()
+        return json.dumps({"predictions": [{"value": v} for v in values]}).encode()
     names = [str(c) for c in classes]
     rounded = np.round(proba, 6)
     rows = rounded.tolist()

@@ -53,8 +53,8 @@ BUSY_DRAIN_BYTES = 64 * 1024  # a busy answer reads a body this small; a larger 
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Predictions:
-    labels: list[Any]
-    probabilities: np.ndarray  # rows x classes
+    labels: list[Any]  # classes, or a regression's values
+    probabilities: np.ndarray | None  # rows x classes; None for a regression
     classes: list[Any]
     attributions: np.ndarray | None = None  # rows x features, when asked for
     features: list[str] | None = None
@@ -62,8 +62,14 @@ class Predictions:
     def to_records(self) -> list[dict[str, Any]]:
         names = [str(c) for c in self.classes]
         records = []
-        for i, (label, row) in enumerate(zip(self.labels, np.round(self.probabilities, 6).tolist())):
-            record = {"label": label, "probability": max(row), "probabilities": dict(zip(names, row))}
+        if self.probabilities is None:
+            rows = [{"value": v} for v in self.labels]
+        else:
+            rows = [
+                {"label": label, "probability": max(row), "probabilities": dict(zip(names, row))}
+                for label, row in zip(self.labels, np.round(self.probabilities, 6).tolist())
+            ]
+        for i, record in enumerate(rows):
             if self.attributions is not None:
                 record["attributions"] = dict(zip(self.features, np.round(self.attributions[i], 6).tolist()))
             records.append(record)
@@ -84,9 +90,11 @@ def load_model(model_dir: str | Path) -> TrainedModel:
 def predict(model: TrainedModel, frame: pd.DataFrame | dict[str, Any], explain: bool = False) -> Predictions:
     """Labels and class probabilities for a frame of features (schema columns; extra columns
     such as the label are ignored), or a mapping of column -> values."""
-    proba = model.predict_proba(frame)
-    labels = [model.classes[i] for i in proba.argmax(axis=1)]
-    result = Predictions(labels, proba, list(model.classes))
+    if model.schema.is_regression:
+        result = Predictions(model.predict_values(frame).tolist(), None, [])
+    else:
+        proba = model.predict_proba(frame)
+        result = Predictions([model.classes[i] for i in proba.argmax(axis=1)], proba, list(model.classes))
     if explain and model.meta.get("reference_row"):
         from ml.explain import attributions
 
