@@ -271,6 +271,7 @@ def s3_public_access_block(graph: StackGraph, ctx: PolicyContext):
     "plain HTTP.",
     fix="add a bucket policy statement: Effect Deny, Principal *, Action s3:*, Resource [bucket, bucket/*], "
     "Condition Bool aws:SecureTransport 'false' (infra.common.deny_insecure_transport).",
+    blind_spots=((POLICY, "policy"),),
 )
 def s3_tls_only(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
@@ -384,8 +385,10 @@ def s3_lifecycle(graph: StackGraph, ctx: PolicyContext):
     types=(POLICY, BUCKET, ACL),
     why="A policy statement with Principal '*' and no account or source condition, or a public ACL, publishes "
     "the bucket regardless of who holds credentials.",
-    fix="remove the statement or scope it with aws:SourceAccount / aws:PrincipalOrgID / aws:SourceArn; use "
+    fix="remove the statement or scope it with aws:SourceAccount / aws:PrincipalOrgID / aws:SourceArn (a "
+    "condition that matches everyone, such as aws:SourceIp 0.0.0.0/0, '*' or ...IfExists, scopes nothing); use "
     "BucketOwnerEnforced ownership so ACLs are ignored.",
+    blind_spots=("policy",),
 )
 def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     acl = resource.props.get("acl")

@@ -126,6 +126,65 @@ def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, grap
             yield say(resource, "captures without a destination", "set destination_s3_uri to the capture bucket")
 
 
+def _s3_bucket_of(uri: Any) -> str | None:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        return None
+    return uri.removeprefix("s3://").split("/", 1)[0] or None
+
+
+def stack_bucket_names(graph: StackGraph) -> set[str]:
+    """The physical names of the buckets this stack declares (and the bucket names it exports)."""
+    names = {str(b.props.get("bucket") or b.id or "") for b in graph.of_type("aws:s3/bucket:Bucket")}
+    names |= {v for k, v in graph.outputs.items() if k.endswith("Bucket") and isinstance(v, str)}
+    return names - {""}
+
+
+@stack_rule(
+    "sagemaker-capture-in-stack",
+    "Endpoints capture requests (and write asynchronous results) only to buckets of their own stack.",
+    severity="high",
+    family="sagemaker",
+    why="Captured requests are customer data: written to a bucket this stack does not own (another "
+    "environment's, another team's or another account's) they escape its key, its lifecycle, its public "
+    "access block and its access logs.",
+    fix="set data_capture_config.destination_s3_uri to s3://<the stack's capture bucket>/<model> "
+    "(the captureBucket output).",
+    blind_spots=(
+        (ENDPOINT_CONFIG, "dataCaptureConfig"),
+        (ENDPOINT_CONFIG, "asyncInferenceConfig"),
+    ),
+)
+def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext):
+    own = stack_bucket_names(graph)
+    if not own:
+        return []
+    out = Collected()
+    for config in graph.of_type(ENDPOINT_CONFIG):
+        destinations = [
+            ("captures requests", c.get("destinationS3Uri"))
+            for c in listify(config.props.get("dataCaptureConfig"))
+            if isinstance(c, Mapping) and truthy(c.get("enableCapture", False))
+        ]
+        for async_config in listify(config.props.get("asyncInferenceConfig")):
+            for o in listify(async_config.get("outputConfig") if isinstance(async_config, Mapping) else None):
+                if isinstance(o, Mapping):
+                    destinations += [
+                        ("writes asynchronous results", o.get(k)) for k in ("s3OutputPath", "s3FailurePath")
+                    ]
+        for what, uri in destinations:
+            bucket = _s3_bucket_of(uri)
+            if bucket is not None and bucket not in own:
+                out.add(
+                    config,
+                    say(
+                        config,
+                        f"{what} to {uri}, a bucket this stack does not own",
+                        "write to the stack's capture bucket (captureBucket output)",
+                    ),
+                )
+    return out.items
+
+
 @resource_rule(
     "sagemaker-model-network-isolation",
     "SageMaker models run with network isolation.",
@@ -414,6 +473,7 @@ def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
     why="Cross-environment read policies are how staging reads dev's packages; Principal '*' without a condition "
     "shares every model (and its training data lineage) with any AWS account.",
     fix="name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.",
+    blind_spots=("resourcePolicy",),
 )
 def sagemaker_package_group_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("resourcePolicy")) or []:
