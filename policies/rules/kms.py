@@ -151,7 +151,8 @@ def kms_stack_key_only(graph: StackGraph, ctx: PolicyContext):
         account = arn_account(ref)
         if token in own and account in (None, graph.account_id):
             continue
-        label = resource.label if resource is not None else "the stack"
+        target = resource or graph.stack
+        label = target.label if target is not None else "the stack"
         out.add(
             resource,
             f"{label}: {what} use KMS key {ref}, which is not this stack's key (another environment's or "

@@ -400,7 +400,7 @@ def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGrap
             yield say(
                 resource,
                 f"policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*' "
-                "without an account or source condition",
+                "without a condition that restricts the caller's account or source",
                 "remove the statement or add a Condition on aws:SourceAccount / aws:PrincipalOrgID",
             )
 
