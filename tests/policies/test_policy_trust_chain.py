@@ -86,6 +86,7 @@ def test_oidc_subject_rejects_wildcards_and_pull_requests(sub, ok):
     ],
 )
 def test_oidc_trust_needs_an_audience(condition, ok):
+    """AWS rule: IAM-OIDC-TRUST (an `...IfExists` audience is no audience: IAM-IFEXISTS-ABSENT)."""
     assert bool(fired([role(oidc(condition))], "iam-oidc-trust-audience")) is not ok
 
 
@@ -178,6 +179,7 @@ def test_inline_policy_of_the_role_itself_is_judged():
     ],
 )
 def test_principal_star_needs_a_condition_that_restricts(condition, ok):
+    """AWS rule: IAM-IFEXISTS-ABSENT (and IAM-CONDITION-KEYS: negated operators pass when the key is absent)."""
     statement = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
     policy = res(
         "aws:s3/bucketPolicy:BucketPolicy", "b", {"bucket": "b", "policy": doc({**statement, "Condition": condition})}
