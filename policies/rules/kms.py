@@ -80,13 +80,19 @@ def key_token(ref: Any) -> str | None:
 
 
 def stack_key_tokens(graph: StackGraph) -> set[str]:
-    """Every way this stack's own keys can be named: the keys it declares, their aliases, its kmsKeyArn output."""
+    """Every way this stack's own keys can be named: the keys it declares, their aliases, its kmsKeyArn output.
+
+    An alias alone does not count: when no key can be named (its ARN unknown during a preview), the
+    set is empty and nothing is judged, rather than flagging the key's own ARN as foreign.
+    """
     refs: list[Any] = [graph.outputs.get("kmsKeyArn")]
     for key in graph.of_type(KEY):
         refs += [key.props.get("arn"), key.props.get("keyId"), key.id]
-    for alias in graph.of_type(ALIAS):
-        refs += [alias.props.get("name"), alias.props.get("arn")]
-    return {t for t in map(key_token, refs) if t}
+    keys = {t for t in map(key_token, refs) if t}
+    if not keys:
+        return set()
+    aliases = [r for alias in graph.of_type(ALIAS) for r in (alias.props.get("name"), alias.props.get("arn"))]
+    return keys | {t for t in map(key_token, aliases) if t}
 
 
 def _key_references(graph: StackGraph) -> Iterable[tuple[Resource | None, str, Any]]:

@@ -134,9 +134,14 @@ def _s3_bucket_of(uri: Any) -> str | None:
 
 def stack_bucket_names(graph: StackGraph) -> set[str]:
     """The physical names of the buckets this stack declares (and the bucket names it exports)."""
-    names = {str(b.props.get("bucket") or b.id or "") for b in graph.of_type("aws:s3/bucket:Bucket")}
-    names |= {v for k, v in graph.outputs.items() if k.endswith("Bucket") and isinstance(v, str)}
-    return names - {""}
+    names = {b.props.get("bucket") or b.id for b in graph.of_type("aws:s3/bucket:Bucket")}
+    names |= {v for k, v in graph.outputs.items() if k.endswith("Bucket")}
+    return {n for n in names if isinstance(n, str) and n}
+
+
+def _bucket_names_unknown(graph: StackGraph) -> bool:
+    """During a preview a new bucket's name may be unknown: then no destination can be called foreign."""
+    return any(b.props.get("bucket") is UNKNOWN and not b.id for b in graph.of_type("aws:s3/bucket:Bucket"))
 
 
 @stack_rule(
@@ -156,7 +161,7 @@ def stack_bucket_names(graph: StackGraph) -> set[str]:
 )
 def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext):
     own = stack_bucket_names(graph)
-    if not own:
+    if not own or _bucket_names_unknown(graph):
         return []
     out = Collected()
     for config in graph.of_type(ENDPOINT_CONFIG):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from policy_testkit import ACCOUNT, ctx, doc, res, stack_resource
 from ci.cli import main
 from policies.audit import audit, target_from_state
 from policies.engine import CANNOT_VERIFY, evaluate
-from policies.records import SECRET_SIG, SIG_KEY
+from policies.records import SECRET_SIG, SIG_KEY, UNKNOWN
 from policies.rules import RULES_BY_ID
 
 FOREIGN = "999988887777"
@@ -476,3 +477,18 @@ POLICY_DOCUMENT_READERS = (
 def test_every_rule_that_reads_a_policy_document_fails_closed(rule):
     documents = {"policy", "assumeRolePolicy", "resourcePolicy", "inlinePolicies"}
     assert {k for _, k in RULES_BY_ID[rule].blind_spots} & documents
+
+
+def test_unknown_names_during_a_preview_are_never_called_foreign():
+    """CrossGuard during `pulumi preview`: a new key's ARN and a new bucket's name are not known yet."""
+    key = replace(res("aws:kms/key:Key", "key", {"arn": UNKNOWN}), id="")  # CrossGuard records carry no id
+    alias = res("aws:kms/alias:Alias", "alias", {"name": "alias/mlops-prod"})
+    topic = res("aws:sns/topic:Topic", "alerts", {"kmsMasterKeyId": KEY_ARN})
+    assert fired([key, alias, topic], "kms-stack-key-only") == []
+    bucket = replace(res("aws:s3/bucket:Bucket", "capture", {"bucket": UNKNOWN}), id="")
+    config = res(
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+        "config",
+        {"dataCaptureConfig": {"enableCapture": True, "destinationS3Uri": "s3://mlops-prod-capture/churn"}},
+    )
+    assert fired([bucket, config], "sagemaker-capture-in-stack") == []
