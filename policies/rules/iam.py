@@ -138,6 +138,7 @@ def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph
     why="AmazonSageMakerFullAccess and friends grant every SageMaker (and S3, ECR, IAM PassRole...) action on every "
     "resource: the most common over-grant in published MLOps templates.",
     fix="drop the managed policy and attach a RolePolicy with the actions and ARNs the role uses.",
+    blind_spots=("managedPolicyArns", "policyArn"),
 )
 def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     if resource.canonical_type == ROLE:

@@ -157,6 +157,7 @@ def _buckets(graph: StackGraph) -> Iterable[S3View]:
     fix="declare aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' and "
     "kms_master_key_id=<the environment key ARN>. Server-access-log targets are exempt: S3 can only write "
     "access logs to SSE-S3 buckets.",
+    blind_spots=((SSE, "rules"),),
 )
 def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
@@ -234,6 +235,7 @@ def s3_bucket_versioning(graph: StackGraph, ctx: PolicyContext):
     "the block overrides any later mistake.",
     fix="declare aws.s3.BucketPublicAccessBlock with block_public_acls, block_public_policy, ignore_public_acls "
     "and restrict_public_buckets all True (or an account-level block).",
+    blind_spots=tuple((PAB, flag) for flag in PAB_FLAGS),
 )
 def s3_public_access_block(graph: StackGraph, ctx: PolicyContext):
     out = Collected()

@@ -63,6 +63,7 @@ def _takes_volume_key(variant: Mapping[str, Any]) -> bool:
     "data_capture_config. Serverless variants and instance types with local NVMe storage (g4dn, g5, g6...) "
     "take no volume key and are exempt (AWS rule INSTANCE-STORAGE, "
     "https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html); captured data still needs one.",
+    blind_spots=("kmsKeyArn", "dataCaptureConfig"),
 )
 def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     instance = [v for v in variants(resource) if not is_serverless(v) and _takes_volume_key(v)]
@@ -201,6 +202,7 @@ def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext):
     fix="set enable_network_isolation=True on aws.sagemaker.Model. Models served only by serverless variants are "
     "exempt: AWS refuses network isolation on serverless endpoints (AWS rule SERVERLESS-EXCLUSIONS, "
     "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).",
+    blind_spots=("enableNetworkIsolation",),
 )
 def sagemaker_model_network_isolation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     if truthy(resource.props.get("enableNetworkIsolation", False)) or models_served_only_serverless(resource, graph):

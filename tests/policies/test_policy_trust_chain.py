@@ -492,3 +492,20 @@ def test_unknown_names_during_a_preview_are_never_called_foreign():
         {"dataCaptureConfig": {"enableCapture": True, "destinationS3Uri": "s3://mlops-prod-capture/churn"}},
     )
     assert fired([bucket, config], "sagemaker-capture-in-stack") == []
+
+
+@pytest.mark.parametrize(
+    "rule, type_, key",
+    [
+        ("s3-public-access-block", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "blockPublicPolicy"),
+        ("sagemaker-model-network-isolation", "aws:sagemaker/model:Model", "enableNetworkIsolation"),
+        ("kms-stack-key-only", "aws:sns/topic:Topic", "kmsMasterKeyId"),
+        ("iam-no-full-access-policy", "aws:iam/role:Role", "managedPolicyArns"),
+    ],
+)
+def test_a_secret_setting_is_not_a_pass(rule, type_, key):
+    record = replace(res(type_, "x", {key: UNKNOWN}), secret_keys=frozenset({key}))
+    prod = evaluate([record], ctx(environment="prod"), [RULES_BY_ID[rule]])
+    dev = evaluate([record], ctx(environment="dev"), [RULES_BY_ID[rule]])
+    assert [(v.verdict, v.enforcement) for v in prod.violations] == [(CANNOT_VERIFY, "mandatory")]
+    assert [(v.verdict, v.enforcement) for v in dev.violations] == [(CANNOT_VERIFY, "advisory")]
