@@ -164,7 +164,8 @@ class Statement:
         return "*" in self.principals.get("*", ()) or "*" in self.principals.get("AWS", ())
 
 
-# Keys whose values are account ids or organisation ids: any wildcard in them matches every account.
+# Keys whose values are account, organisation or network ids: any wildcard in them matches every
+# account's (`o-*`, `vpce-*`), so it restricts nothing.
 ACCOUNT_KEYS = frozenset(
     k.lower()
     for k in (
@@ -175,6 +176,8 @@ ACCOUNT_KEYS = frozenset(
         "aws:PrincipalOrgPaths",
         "aws:ResourceAccount",
         "aws:SourceOrgID",
+        "aws:SourceVpc",
+        "aws:SourceVpce",
         "kms:CallerAccount",
     )
 )

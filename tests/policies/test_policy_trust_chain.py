@@ -175,6 +175,8 @@ def test_inline_policy_of_the_role_itself_is_judged():
         ({"StringLike": {"aws:PrincipalOrgID": "o-*"}}, False),
         ({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}}, False),
         ({"StringNotEquals": {"aws:SourceVpce": "vpce-1"}}, False),
+        ({"StringEquals": {"aws:SourceVpce": "vpce-0a1b2c3d"}}, True),
+        ({"StringLike": {"aws:SourceVpce": "vpce-*"}}, False),
         ({"Null": {"aws:SourceAccount": "false"}}, False),
         ({"Bool": {"aws:SecureTransport": "true"}}, False),
     ],
