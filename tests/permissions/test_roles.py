@@ -26,7 +26,9 @@ from permissions_testkit import (
 
 from infra.identity import IdentityArgs, sagemaker_guardrails
 from infra.preview import ACCOUNT_ID, preview_stack
+from infra.training import MODEL_PACKAGE_WRITES
 from kernel.iam_eval import ALLOW, DENY, Request, decide
+from kernel.permissions import action_entries
 
 REPO = "example-org/mlops-blueprint"
 CTX = {"aws:RequestedRegion": REGION}
@@ -276,10 +278,16 @@ def test_serverless_models_are_not_held_to_isolation():
 
 
 def test_the_execution_role_cannot_change_model_packages():
+    """A compromised training container holds the execution role: every model package write is
+    explicitly denied to it, whatever the boundary or a later grant allows."""
     for stack in ENVIRONMENTS:
         execution = Role("execution", [policy_of(stack_preview(stack), "training-execution-permissions")], [boundary()])
-        for action in ("UpdateModelPackage", "CreateModelPackage", "DeleteModelPackage"):
-            assert execution.decide(status(action, stack, "Approved")) != ALLOW
+        for action in MODEL_PACKAGE_WRITES:
+            request = Request(
+                action, sm(f"model-package/churn-{stack}/1"), {**CTX, "sagemaker:ModelApprovalStatus": "Approved"}
+            )
+            assert execution.decide(request) == DENY, action
+            action_entries(action)  # each is a real action in the Service Authorization Reference
 
 
 def test_the_deploy_role_cannot_assume_or_rewrite_the_approver():
