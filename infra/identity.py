@@ -205,11 +205,8 @@ class Identity(pulumi.ComponentResource):
                 # The deployed package names its drift baseline (promoted packages live upstream).
                 "Sid": "ReadDeployedPackages",
                 "Effect": "Allow",
-                "Action": ["sagemaker:DescribeModelPackage", "sagemaker:DescribeEndpoint"],
-                "Resource": [
-                    *(sm(f"model-package/*-{env}/*") for env in own),
-                    sm(f"endpoint/{physical_name(args.stack)}-*"),
-                ],
+                "Action": "sagemaker:DescribeModelPackage",
+                "Resource": [sm(f"model-package/*-{env}/*") for env in own],
             },
             {
                 "Sid": "ReadCaptures",
@@ -218,8 +215,8 @@ class Identity(pulumi.ComponentResource):
                 "Resource": [args.capture_bucket_arn, pulumi.Output.concat(args.capture_bucket_arn, "/*")],
             },
             {
-                # The baseline beside this environment's training output, and the drift report it writes.
-                "Sid": "ReadBaselinesWriteReports",
+                # The drift baseline beside this environment's training output.
+                "Sid": "ReadBaselines",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
                 "Resource": pulumi.Output.concat(args.artifact_bucket_arn, "/training-output/*"),

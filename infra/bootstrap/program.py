@@ -48,7 +48,7 @@ def parse_bootstrap_config(stack: str, raw: dict[str, object]) -> BootstrapConfi
     if not isinstance(repository, str) or not REPOSITORY.match(repository):
         problems.append(
             f"{PROJECT}:repository={repository!r}: must be a GitHub repository 'owner/name' "
-            "(the OIDC subject repo:<owner/name>:environment:<env>, "
+            "(the OIDC subject repo:<owner/name>:environment:<env>:job_workflow_ref:..., "
             "https://docs.github.com/en/actions/reference/openid-connect-reference)"
         )
     environments = raw.get(f"{PROJECT}:environments")

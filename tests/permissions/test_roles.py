@@ -290,8 +290,8 @@ def test_the_execution_role_cannot_change_model_packages():
             action_entries(action)  # each is a real action in the Service Authorization Reference
 
 
-def test_the_deploy_role_cannot_assume_or_rewrite_the_approver():
-    """The deploy role manages the stacks' roles (pulumi up), but it cannot approve itself."""
+def test_the_deploy_role_cannot_approve():
+    """The deploy role runs pulumi up; approving is the approver's (its rewriting itself: test_deploy_role.py)."""
     assert deploy_role().decide(status("UpdateModelPackage", "prod", "Approved")) != ALLOW
 
 
