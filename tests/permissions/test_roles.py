@@ -359,3 +359,36 @@ def test_pull_requests_assume_nothing(stack, role):
         assert not may_assume(stack, role, pr)
         for environment in (stack, f"{stack}-approval"):  # a same-repository pull request's job in an environment
             assert not may_assume(stack, role, subject(environment, workflow, PR))
+
+
+# --- the workflows use the roles that trust them ------------------------------------------------
+
+
+def test_each_workflow_assumes_only_a_role_that_trusts_it():
+    """A workflow whose role variable names a role that does not trust its file would fail at run
+    time (AssumeRoleWithWebIdentity denied): hold .github/workflows and the trust lists together."""
+    from pathlib import Path
+
+    import yaml
+
+    from infra.bootstrap.contract import DEPLOY_WORKFLOWS
+    from infra.identity import APPROVAL_WORKFLOW, DRIFT_WORKFLOW, approval_environment, pipeline_workflows
+
+    trusted = {
+        "AWS_DEPLOYER_ROLE_ARN": set(pipeline_workflows("dev")) | set(pipeline_workflows("prod")),
+        "AWS_APPROVER_ROLE_ARN": {APPROVAL_WORKFLOW},
+        "AWS_MONITOR_ROLE_ARN": {DRIFT_WORKFLOW},
+        "AWS_DEPLOY_ROLE_ARN": set(DEPLOY_WORKFLOWS),
+    }
+    seen = set()
+    for path in sorted((Path(__file__).resolve().parents[2] / ".github" / "workflows").glob("*.yml")):
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            for step in job.get("steps", []):
+                if "configure-aws-credentials" not in step.get("uses", ""):
+                    continue
+                variable = step["with"]["role-to-assume"].split("vars.", 1)[1].split()[0].rstrip("}")
+                assert path.name in trusted[variable], f"{path.name} assumes {variable}, which does not trust it"
+                if variable == "AWS_APPROVER_ROLE_ARN":
+                    assert job["environment"] == approval_environment("dev")
+                seen.add(variable)
+    assert seen == set(trusted)
