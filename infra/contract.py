@@ -31,7 +31,10 @@ OUTPUT_KEYS: dict[str, str] = {
     "checkpointS3Uri, outputS3Uri, volumeKmsKeyArn, vpc (subnetIds, securityGroupIds), jobNamePrefix",
     "monitoring": "driftNamespace, driftMetricName, driftDimensions (model -> dimensions), driftThreshold, "
     "dashboardName, logGroupName",
-    "deployerRoleArn": "GitHub Actions OIDC role that CI assumes to deploy this environment",
+    "deployerRoleArn": "the pipeline role GitHub Actions assumes (OIDC): train, register, promote; never approves",
+    "pipelineRoleArn": "the same pipeline role, by its duty's name",
+    "approverRoleArn": "the approver role: sets model packages' approval status, from approve.yml only",
+    "monitorRoleArn": "the monitor role: reads captures and baselines, publishes drift, notifies; from drift.yml only",
 }
 
 
@@ -79,14 +82,19 @@ class StackOutputs:
     trainingDefaults: TrainingDefaults
     monitoring: MonitoringOutputs
     deployerRoleArn: str
+    pipelineRoleArn: str = ""
+    approverRoleArn: str = ""
+    monitorRoleArn: str = ""
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StackOutputs:
         """Build from `pulumi stack output --json`; a missing key is an error that names it."""
-        missing = [k for k in OUTPUT_KEYS if k not in raw]
+        # Keys with a default (the roles added after deployerRoleArn) may be absent: a stack
+        # deployed before them still reads.
+        missing = [k for k in OUTPUT_KEYS if k not in raw and not _has_default(cls, k)]
         if missing:
             raise MissingOutputsError(missing)
-        values = {f.name: raw[f.name] for f in fields(cls)}
+        values = {f.name: raw[f.name] for f in fields(cls) if f.name in raw}
         values["trainingDefaults"] = TrainingDefaults(**_known(TrainingDefaults, raw["trainingDefaults"]))
         values["monitoring"] = MonitoringOutputs(**_known(MonitoringOutputs, raw["monitoring"]))
         values["trainingDefaults"] = _int_fields(values["trainingDefaults"])

@@ -1,26 +1,56 @@
-"""Identity: the pipeline role GitHub Actions assumes (OIDC, no stored keys) for one environment.
+"""Identity: the three roles GitHub Actions assumes (OIDC, no stored keys) for one environment.
 
-It is trusted only for this repository's GitHub environment of the same name, so a workflow
-on a feature branch cannot act on prod. Its permissions are this environment's pipeline
-actions (train, register, promote, monitor) on this environment's resources, proved call by
-call in tests/permissions. It cannot deploy: `pulumi up` runs as the deploy role that the
-bootstrap program (infra/bootstrap/) makes outside every stack, so no stack manages the role
-that deploys it. Every role a stack creates carries the bootstrap's permissions boundary; the
-deploy role may create no role without it.
+Four duties, none able to do another's job (DESIGN.md section 8; docs/security.md):
+- pipeline (`mlops-<env>-github-deployer`, output `deployerRoleArn`, alias `pipelineRoleArn`):
+  trains, tunes, registers (always PendingManualApproval), promotes, publishes metrics. It may
+  not change a package's approval status: UpdateModelPackage is denied outright (the pipeline
+  never calls it; ci/registry.py `set_status` is the approver's).
+- approver (`mlops-<env>-approver`, output `approverRoleArn`): reads packages and sets their
+  approval status, nothing else; trusted only from approve.yml in the `<env>-approval` GitHub
+  environment.
+- monitor (`mlops-<env>-monitor`, output `monitorRoleArn`): reads captures and baselines,
+  publishes the drift metric, notifies the alert topic; trusted only from drift.yml.
+- deploy (`pulumi up`) is the bootstrap program's (infra/bootstrap/), outside every stack.
+
+Each role trusts named workflow files of one GitHub environment, through the repository's
+customized OIDC subject (infra/bootstrap/contract.github_trust); in staging and prod, and for
+every approver, only from the default branch. Every role carries the bootstrap's permissions
+boundary. The pipeline role's SageMaker requests pass guardrails (`sagemaker_guardrails`):
+network isolation, this environment's KMS key, its instance types and, with a VPC, its subnets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.bootstrap.contract import boundary_arn, github_trust, oidc_provider_arn
+from infra.bootstrap.contract import (
+    DEFAULT_BRANCH,
+    boundary_arn,
+    github_trust,
+    oidc_provider_arn,
+    pinned_ref,
+)
 from infra.common import physical_name, policy_document
 from infra.training import DLC_ACCOUNT
+from kernel.instances import accepts_volume_kms_key
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # SageMaker's, one per account and region
+PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"  # ModelApprovalStatus values
+TRAINING_TIERS = ("dev", "local")  # where the pipeline trains and registers (staging and prod only promote)
+APPROVAL_WORKFLOW, DRIFT_WORKFLOW = "approve.yml", "drift.yml"
+
+
+def pipeline_workflows(tier: str) -> tuple[str, ...]:
+    """The workflow files whose jobs may assume a tier's pipeline role."""
+    return ("train.yml", "promote.yml") if tier in TRAINING_TIERS else ("promote.yml",)
+
+
+def approval_environment(github_environment: str) -> str:
+    """The protected GitHub environment the approval workflow runs in (its own required reviewers)."""
+    return f"{github_environment}-approval"
 
 
 @dataclass(frozen=True)
@@ -38,34 +68,183 @@ class IdentityArgs:
     training_instance_types: tuple[str, ...]
     upstream: tuple[str, ...]  # environments whose packages may be promoted to this one
     tags: dict[str, str]
+    tier: str = "dev"  # the environment tier (config.environment): decides branch pinning and training
+    artifact_bucket_arn: pulumi.Input[str] = ""
+    capture_bucket_arn: pulumi.Input[str] = ""
+    default_branch: str = DEFAULT_BRANCH
+    # Where training and models run: the VPC's subnets and security groups (empty: no VPC condition).
+    vpc_subnet_ids: tuple[pulumi.Input[str], ...] = field(default_factory=tuple)
+    vpc_security_group_ids: tuple[pulumi.Input[str], ...] = field(default_factory=tuple)
+    serving_mode: str = "instance"  # serverless models cannot take network isolation
 
 
 class Identity(pulumi.ComponentResource):
     def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:identity:Identity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.role = aws.iam.Role(
-            f"{name}-deployer",
-            name=physical_name(args.stack, "github-deployer"),
-            description=(
-                f"GitHub Actions runs the mlops {args.stack} pipeline from {args.repository} "
-                f"(environment {args.github_environment}); pulumi up runs as the bootstrap's deploy role"
+        provider = oidc_provider_arn(args.account_id)
+        ref = pinned_ref(args.tier, args.default_branch)
+
+        def role(suffix: str, role_name: str, description: str, trust: list[dict], statements: list[dict]):
+            made = aws.iam.Role(
+                f"{name}-{suffix}",
+                name=physical_name(args.stack, role_name),
+                description=description,
+                assume_role_policy=policy_document(trust),
+                permissions_boundary=boundary_arn(args.account_id),
+                max_session_duration=3600,
+                tags=args.tags,
+                opts=child,
+            )
+            return made, statements
+
+        self.role, pipeline = role(
+            "deployer",
+            "github-deployer",
+            f"GitHub Actions runs the mlops {args.stack} pipeline from {args.repository} "
+            f"(environment {args.github_environment}); it cannot approve, pulumi up runs as the deploy role",
+            github_trust(provider, args.repository, args.github_environment, pipeline_workflows(args.tier), ref),
+            [*self._pipeline_statements(args), *sagemaker_guardrails(args), *self._no_approval_statements(args)],
+        )
+        aws.iam.RolePolicy(f"{name}-deployer-pipeline", role=self.role.id, policy=policy_document(pipeline), opts=child)
+        # The approver always trusts the default branch only, dev included: approving is never a branch's job.
+        approval_ref = pinned_ref("prod", args.default_branch)
+        self.approver, approver = role(
+            "approver",
+            "approver",
+            f"Sets the approval status of mlops {args.stack} model packages, from {APPROVAL_WORKFLOW} "
+            f"in GitHub environment {approval_environment(args.github_environment)}",
+            github_trust(
+                provider,
+                args.repository,
+                approval_environment(args.github_environment),
+                (APPROVAL_WORKFLOW,),
+                approval_ref,
             ),
-            assume_role_policy=policy_document(
-                github_trust(oidc_provider_arn(args.account_id), args.repository, args.github_environment)
-            ),
-            permissions_boundary=boundary_arn(args.account_id),
-            max_session_duration=3600,
-            tags=args.tags,
-            opts=child,
+            self._approver_statements(args),
         )
         aws.iam.RolePolicy(
-            f"{name}-deployer-pipeline",
-            role=self.role.id,
-            policy=policy_document(self._pipeline_statements(args)),
-            opts=child,
+            f"{name}-approver-permissions", role=self.approver.id, policy=policy_document(approver), opts=child
         )
-        self.register_outputs({"deployerRoleArn": self.role.arn})
+        self.monitor, monitor = role(
+            "monitor",
+            "monitor",
+            f"Drift of mlops {args.stack}: reads captures and baselines, publishes the drift metric, "
+            f"notifies the alert topic; from {DRIFT_WORKFLOW} in GitHub environment {args.github_environment}",
+            github_trust(provider, args.repository, args.github_environment, (DRIFT_WORKFLOW,), ref),
+            self._monitor_statements(args),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-monitor-permissions", role=self.monitor.id, policy=policy_document(monitor), opts=child
+        )
+        self.register_outputs(
+            {
+                "deployerRoleArn": self.role.arn,
+                "approverRoleArn": self.approver.arn,
+                "monitorRoleArn": self.monitor.arn,
+            }
+        )
+
+    @staticmethod
+    def _sm(args: IdentityArgs):
+        return lambda kind: pulumi.Output.concat("arn:aws:sagemaker:", args.region, ":", args.account_id, ":", kind)
+
+    @staticmethod
+    def _no_approval_statements(args: IdentityArgs) -> list[dict]:
+        """The pipeline registers packages as PendingManualApproval and never changes an approval status.
+
+        CreateModelPackage carries `sagemaker:ModelApprovalStatus` too (Service Authorization
+        Reference): without this a package could be registered Approved. AWS rule SM-APPROVAL-STATUS.
+        """
+        return [
+            {"Sid": "NeverApprove", "Effect": "Deny", "Action": "sagemaker:UpdateModelPackage", "Resource": "*"},
+            {
+                "Sid": "RegisterOnlyPending",
+                "Effect": "Deny",
+                "Action": "sagemaker:CreateModelPackage",
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"sagemaker:ModelApprovalStatus": PENDING}},
+            },
+        ]
+
+    @staticmethod
+    def _approver_statements(args: IdentityArgs) -> list[dict]:
+        """Read this environment's packages and set their approval status; nothing else."""
+        sm = Identity._sm(args)
+        packages = [sm(f"model-package/*-{args.stack}/*"), sm(f"model-package-group/*-{args.stack}")]
+        return [
+            {
+                "Sid": "ReadPackages",
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:ListModelPackages",
+                ],
+                "Resource": packages,
+            },
+            {"Sid": "ListPackages", "Effect": "Allow", "Action": "sagemaker:ListModelPackages", "Resource": "*"},
+            {
+                # Every update it may make is an approval decision: the status is required and is one of these.
+                "Sid": "DecideApproval",
+                "Effect": "Allow",
+                "Action": "sagemaker:UpdateModelPackage",
+                "Resource": sm(f"model-package/*-{args.stack}/*"),
+                "Condition": {"StringEquals": {"sagemaker:ModelApprovalStatus": [APPROVED, REJECTED]}},
+            },
+        ]
+
+    @staticmethod
+    def _monitor_statements(args: IdentityArgs) -> list[dict]:
+        """What `mlops monitor --no-retrain` calls (recorded in tests/permissions): captures, baselines,
+        the drift metric, the alert topic. Retraining is a GitHub workflow (train.yml, pipeline role)."""
+        sm = Identity._sm(args)
+        own = (args.stack, *args.upstream)
+        statements = [
+            {
+                # The deployed package names its drift baseline (promoted packages live upstream).
+                "Sid": "ReadDeployedPackages",
+                "Effect": "Allow",
+                "Action": "sagemaker:DescribeModelPackage",
+                "Resource": [sm(f"model-package/*-{env}/*") for env in own],
+            },
+            {
+                "Sid": "ReadCaptures",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetObject"],
+                "Resource": [args.capture_bucket_arn, pulumi.Output.concat(args.capture_bucket_arn, "/*")],
+            },
+            {
+                # The drift baseline beside this environment's training output.
+                "Sid": "ReadBaselines",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": pulumi.Output.concat(args.artifact_bucket_arn, "/training-output/*"),
+            },
+            {
+                "Sid": "WriteDriftReports",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": pulumi.Output.concat(args.artifact_bucket_arn, "/monitoring/*"),
+            },
+            {
+                "Sid": "EnvironmentKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": args.kms_key_arn,
+            },
+            {
+                "Sid": "PublishDrift",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": "MLOps/Drift"}},
+            },
+            {"Sid": "Alert", "Effect": "Allow", "Action": "sns:Publish", "Resource": args.topic_arn},
+        ]
+        upstream = Identity._upstream_statements(args, sm)
+        keep = {"ReadUpstreamModelData", "DecryptUpstreamModelData"}  # baselines trained upstream
+        return statements + [s for s in upstream if s["Sid"] in keep]
 
     @staticmethod
     def _upstream_statements(args: IdentityArgs, sm) -> list[dict]:
@@ -131,16 +310,19 @@ class Identity(pulumi.ComponentResource):
     @staticmethod
     def _pipeline_statements(args: IdentityArgs) -> list[dict]:
         account, region, stack = args.account_id, args.region, args.stack
-        sm = lambda kind: pulumi.Output.concat("arn:aws:sagemaker:", region, ":", account, ":", kind)  # noqa: E731
+        sm = Identity._sm(args)
         objects = [pulumi.Output.concat(arn, "/*") for arn in args.bucket_arns]
         return [
             {
                 "Sid": "RunTrainingJobs",
                 "Effect": "Allow",
-                "Action": "sagemaker:CreateTrainingJob",
-                "Resource": sm(f"training-job/{physical_name(stack)}-*"),
-                # CI may launch only the GPU types this environment allows. Only CreateTrainingJob
-                # carries this key: on any other action ForAllValues would be vacuously true.
+                "Action": ["sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob"],
+                "Resource": [
+                    sm(f"training-job/{physical_name(stack)}-*"),
+                    sm(f"hyper-parameter-tuning-job/{physical_name(stack)}-*"),
+                ],
+                # CI may launch only the GPU types this environment allows. Both actions carry this
+                # key; on any other action ForAllValues would be vacuously true. See sagemaker_guardrails.
                 "Condition": {
                     "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(args.training_instance_types)}
                 },
@@ -152,12 +334,12 @@ class Identity(pulumi.ComponentResource):
                 "Resource": sm(f"training-job/{physical_name(stack)}-*"),
             },
             {
+                # Registering, not approving: UpdateModelPackage is the approver's (see NeverApprove).
                 "Sid": "ManageModelPackages",
                 "Effect": "Allow",
                 "Action": [
                     "sagemaker:CreateModelPackage",
                     "sagemaker:DescribeModelPackage",
-                    "sagemaker:UpdateModelPackage",
                     "sagemaker:ListModelPackages",
                     "sagemaker:DescribeModelPackageGroup",
                     "sagemaker:AddTags",
@@ -269,3 +451,104 @@ class Identity(pulumi.ComponentResource):
                 "Condition": {"StringEquals": {"cloudwatch:namespace": "MLOps/Drift"}},
             },
         ]
+
+
+TRAINING_ACTIONS = ("sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob")
+
+
+def sagemaker_guardrails(args: IdentityArgs) -> list[dict]:
+    """Denies for SageMaker requests that leave this environment's guardrails (AWS rule SM-GUARDRAIL-KEYS).
+
+    Training and tuning jobs: network isolation on, output encrypted with this environment's key,
+    a volume key (where one is sent) that is this key, a volume key on every type that accepts one
+    (types with local NVMe storage send none: AWS rule INSTANCE-STORAGE), only the allowed instance
+    types and, with a VPC, only its subnets and security groups. Models (CreateModel carries no KMS
+    or instance-type key): network isolation and the VPC, unless the environment serves serverless,
+    which takes neither (AWS rule SERVERLESS-EXCLUSIONS). Each is a Deny, so no other grant undoes it;
+    each key is one the action carries (tests/permissions/test_condition_keys.py).
+    """
+    jobs = list(TRAINING_ACTIONS)
+    models = args.serving_mode != "serverless"
+    keyed = sorted(t for t in args.training_instance_types if accepts_volume_kms_key(t))
+    found = [
+        {
+            "Sid": "GuardIsolatedJobsOnly",
+            "Effect": "Deny",
+            "Action": [*jobs, "sagemaker:CreateModel"] if models else jobs,
+            "Resource": "*",
+            # absent counts as off: IfExists makes a request that omits it match
+            "Condition": {"BoolIfExists": {"sagemaker:NetworkIsolation": "false"}},
+        },
+        {
+            "Sid": "GuardOutputKey",
+            "Effect": "Deny",
+            "Action": jobs,
+            "Resource": "*",
+            "Condition": {"StringNotEquals": {"sagemaker:OutputKmsKey": args.kms_key_arn}},  # absent: denied
+        },
+        {
+            "Sid": "GuardVolumeKeyIsOurs",
+            "Effect": "Deny",
+            "Action": jobs,
+            "Resource": "*",
+            "Condition": {
+                "Null": {"sagemaker:VolumeKmsKey": "false"},  # only when a volume key is sent
+                "StringNotEquals": {"sagemaker:VolumeKmsKey": args.kms_key_arn},
+            },
+        },
+        {
+            "Sid": "GuardAllowedInstanceTypes",
+            "Effect": "Deny",
+            "Action": jobs,
+            "Resource": "*",
+            "Condition": {
+                "ForAnyValue:StringNotEquals": {"sagemaker:InstanceTypes": list(args.training_instance_types)}
+            },
+        },
+        {
+            "Sid": "GuardInstanceTypeNamed",
+            "Effect": "Deny",
+            "Action": jobs,
+            "Resource": "*",
+            "Condition": {"Null": {"sagemaker:InstanceTypes": "true"}},
+        },
+    ]
+    if keyed:
+        found.append(
+            {
+                # an instance type with an EBS volume must encrypt it with our key, not AWS's default
+                "Sid": "GuardVolumeKeyWhereAccepted",
+                "Effect": "Deny",
+                "Action": jobs,
+                "Resource": "*",
+                "Condition": {
+                    "Null": {"sagemaker:VolumeKmsKey": "true"},
+                    "ForAnyValue:StringEquals": {"sagemaker:InstanceTypes": keyed},
+                },
+            }
+        )
+    if args.vpc_subnet_ids:
+        inside = [*jobs, "sagemaker:CreateModel"] if models else jobs
+        for sid, key, ids in (
+            ("Subnets", "sagemaker:VpcSubnets", args.vpc_subnet_ids),
+            ("SecurityGroups", "sagemaker:VpcSecurityGroupIds", args.vpc_security_group_ids),
+        ):
+            found.append(
+                {
+                    "Sid": f"GuardInside{sid}",
+                    "Effect": "Deny",
+                    "Action": inside,
+                    "Resource": "*",
+                    "Condition": {"Null": {key: "true"}},
+                }
+            )
+            found.append(
+                {
+                    "Sid": f"GuardOnly{sid}",
+                    "Effect": "Deny",
+                    "Action": inside,
+                    "Resource": "*",
+                    "Condition": {"ForAnyValue:StringNotEquals": {key: list(ids)}},
+                }
+            )
+    return found

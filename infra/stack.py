@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from infra.bootstrap.contract import DEFAULT_BRANCH
 from infra.common import physical_name
 from infra.config import UPSTREAM_ENVIRONMENTS, StackConfig
 from infra.identity import Identity, IdentityArgs
@@ -117,6 +118,14 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             training_instance_types=config.training.allowedInstanceTypes,
             upstream=UPSTREAM_ENVIRONMENTS[config.environment],
             tags=tags,
+            tier=config.environment,
+            artifact_bucket_arn=storage.artifact_bucket.arn,
+            capture_bucket_arn=storage.capture_bucket.arn,
+            # mlops:github has no defaultBranch key yet (infra/config.py): the convention's default until it does
+            default_branch=getattr(config.github, "defaultBranch", DEFAULT_BRANCH),
+            vpc_subnet_ids=tuple(config.vpc.subnetIds),
+            vpc_security_group_ids=tuple(config.vpc.securityGroupIds),
+            serving_mode=config.serving.mode,
         ),
     )
 
@@ -160,4 +169,7 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             "logGroupName": training.log_group.name,
         },
         "deployerRoleArn": identity.role.arn,
+        "pipelineRoleArn": identity.role.arn,
+        "approverRoleArn": identity.approver.arn,
+        "monitorRoleArn": identity.monitor.arn,
     }

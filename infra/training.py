@@ -17,6 +17,16 @@ from infra.common import physical_name, policy_document
 
 # AWS Deep Learning Containers live in this account's registry in every commercial region.
 DLC_ACCOUNT = "763104351884"
+# Every action that writes a model package or its group (Service Authorization Reference, sagemaker).
+MODEL_PACKAGE_WRITES = (
+    "sagemaker:CreateModelPackage",
+    "sagemaker:UpdateModelPackage",
+    "sagemaker:DeleteModelPackage",
+    "sagemaker:CreateModelPackageGroup",
+    "sagemaker:DeleteModelPackageGroup",
+    "sagemaker:PutModelPackageGroupPolicy",
+    "sagemaker:DeleteModelPackageGroupPolicy",
+)
 PIPELINE_METRIC_NAMESPACES = [
     "/aws/sagemaker/TrainingJobs",
     "/aws/sagemaker/Endpoints",
@@ -163,6 +173,16 @@ class TrainingPlatform(pulumi.ComponentResource):
                 "Condition": {"StringEquals": {"cloudwatch:namespace": PIPELINE_METRIC_NAMESPACES}},
             },
         ]
+        # A training container runs code we did not write line by line (its dependencies): whatever it
+        # does with this role, it may never register, approve or delete a model package.
+        statements.append(
+            {
+                "Sid": "NeverChangeModelPackages",
+                "Effect": "Deny",
+                "Action": list(MODEL_PACKAGE_WRITES),
+                "Resource": "*",
+            }
+        )
         if args.upstream:
             # A promoted package's model data and serving image stay in the environment that trained
             # it: read them there, and decrypt with that environment's key (matched by alias).

@@ -122,7 +122,15 @@ CONTEXT_FROM_PARAMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         + [g.get("InstanceType") for g in p.get("ResourceConfig", {}).get("InstanceGroups", [])],
         "sagemaker:NetworkIsolation": str(bool(p.get("EnableNetworkIsolation"))).lower(),
         "sagemaker:MaxRuntimeInSeconds": p.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"),
+        # absent when not sent (instance types with local NVMe storage send no volume key)
+        "sagemaker:VolumeKmsKey": p.get("ResourceConfig", {}).get("VolumeKmsKeyId"),
+        "sagemaker:OutputKmsKey": p.get("OutputDataConfig", {}).get("KmsKeyId"),
+        "sagemaker:VpcSubnets": list(p.get("VpcConfig", {}).get("Subnets", [])),
+        "sagemaker:VpcSecurityGroupIds": list(p.get("VpcConfig", {}).get("SecurityGroupIds", [])),
     },
+    # registration and approval carry the status they set
+    "sagemaker:CreateModelPackage": lambda p: {"sagemaker:ModelApprovalStatus": p.get("ModelApprovalStatus")},
+    "sagemaker:UpdateModelPackage": lambda p: {"sagemaker:ModelApprovalStatus": p.get("ModelApprovalStatus")},
     "cloudwatch:PutMetricData": lambda p: {"cloudwatch:namespace": p.get("Namespace")},
 }
 

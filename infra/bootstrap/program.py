@@ -17,12 +17,14 @@ from infra.bootstrap.contract import (
     BOUNDARY_POLICY_NAME,
     DEPLOY_PATH,
     DEPLOY_POLICY_NAME,
+    DEPLOY_WORKFLOWS,
     GITHUB_OIDC_AUDIENCE,
     GITHUB_OIDC_HOST,
     GITHUB_OIDC_THUMBPRINT,
     boundary_arn,
     deploy_role_name,
     github_trust,
+    pinned_ref,
 )
 from infra.bootstrap.policies import boundary_statements, deploy_statements
 from infra.common import policy_document
@@ -46,7 +48,7 @@ def parse_bootstrap_config(stack: str, raw: dict[str, object]) -> BootstrapConfi
     if not isinstance(repository, str) or not REPOSITORY.match(repository):
         problems.append(
             f"{PROJECT}:repository={repository!r}: must be a GitHub repository 'owner/name' "
-            "(the OIDC subject repo:<owner/name>:environment:<env>, "
+            "(the OIDC subject repo:<owner/name>:environment:<env>:job_workflow_ref:..., "
             "https://docs.github.com/en/actions/reference/openid-connect-reference)"
         )
     environments = raw.get(f"{PROJECT}:environments")
@@ -91,7 +93,9 @@ def build_bootstrap(config: BootstrapConfig, account_id: pulumi.Input[str]) -> d
             name=deploy_role_name(env),
             path=DEPLOY_PATH,
             description=f"pulumi up -s {env} of mlops, from {config.repository} (GitHub environment {env})",
-            assume_role_policy=policy_document(github_trust(provider.arn, config.repository, env)),
+            assume_role_policy=policy_document(
+                github_trust(provider.arn, config.repository, env, DEPLOY_WORKFLOWS, pinned_ref(env))
+            ),
             permissions_boundary=boundary.arn,
             max_session_duration=3600,
             tags={**tags, "environment": env},

@@ -86,6 +86,8 @@ def test_every_mlops_invocation_parses_with_the_real_cli(name, argv):
 
 
 def test_aws_is_reached_only_through_oidc_from_a_trusted_environment():
+    from infra.identity import approval_environment
+
     stack_envs = {
         yaml.safe_load((REPO / "stacks" / f"Pulumi.{s}.yaml").read_text())["config"]["mlops:github"]["environment"]
         for s in ("dev", "staging", "prod")
@@ -101,9 +103,9 @@ def test_aws_is_reached_only_through_oidc_from_a_trusted_environment():
             environment = job.get("environment")
             assert environment, f"{path.name}/{job_name}: AWS credentials only inside a GitHub environment"
             if "${{" not in environment:
-                assert environment in stack_envs, (
-                    f"{path.name}/{job_name}: {environment} is trusted by no deployer role"
-                )
+                # a stack's own environment, or its approval environment (the approver role's)
+                trusted = stack_envs | {approval_environment(e) for e in stack_envs}
+                assert environment in trusted, f"{path.name}/{job_name}: {environment} is trusted by no deployer role"
             step = next(s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", ""))
             assert "role-to-assume" in step["with"] and "aws-access-key-id" not in step["with"]
 

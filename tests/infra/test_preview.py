@@ -66,7 +66,9 @@ def test_every_resource_is_parented_to_a_component(shipped):
 
 def test_inputs_built_from_arns_survive_the_mocks(shipped):
     """A mock without ARNs silently drops every input built from one; ours must not."""
-    role_policy = custom(shipped, "aws:iam/rolePolicy:RolePolicy")[0]
+    role_policy = next(
+        p for p in custom(shipped, "aws:iam/rolePolicy:RolePolicy") if p["name"] == "identity-deployer-pipeline"
+    )
     assert "arn:aws:kms:" in role_policy["props"]["policy"]
     topic = custom(shipped, "aws:sns/topic:Topic")[0]
     assert topic["props"]["kmsMasterKeyId"].startswith("arn:aws:kms:")
@@ -253,7 +255,8 @@ def test_roles_have_no_wildcard_actions_and_no_managed_full_access(shipped):
             for action in as_list(s["Action"]):
                 assert action != "*" and not action.endswith(":*"), (policy["name"], action)
                 verb = action.split(":")[1]
-                if s["Resource"] == "*" and verb.startswith(WRITE_VERBS):
+                # a Deny on * only restricts (the guardrails, NeverApprove); an Allow on * must be conditioned
+                if s["Effect"] == "Allow" and s["Resource"] == "*" and verb.startswith(WRITE_VERBS):
                     assert "Condition" in s, f"{policy['name']}: {action} on * without a condition"
     assert custom(shipped, "aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
 
@@ -281,12 +284,19 @@ def test_deployer_trusted_only_for_this_repository_environment(shipped):
     (s,) = statements(role["assumeRolePolicy"])
     assert s["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert s["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
-    conditions = s["Condition"]["StringEquals"]
-    assert (
-        conditions["token.actions.githubusercontent.com:sub"]
-        == f"repo:example-org/mlops-blueprint:environment:{shipped.stack}"
-    )
-    assert conditions["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    # the repository's customized OIDC subject pins the workflow file, and in staging and prod the branch
+    subject = f"repo:example-org/mlops-blueprint:environment:{shipped.stack}:job_workflow_ref:"
+    workflows = "example-org/mlops-blueprint/.github/workflows/"
+    assert s["Condition"]["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    if shipped.stack in ("staging", "prod"):
+        subjects = s["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        assert subjects == [f"{subject}{workflows}promote.yml@refs/heads/main"]
+    else:
+        subjects = s["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"]
+        assert subjects == [f"{subject}{workflows}{w}@*" for w in ("train.yml", "promote.yml")]
+        assert s["Condition"]["StringNotLike"] == {
+            "token.actions.githubusercontent.com:sub": "repo:example-org/mlops-blueprint:*@refs/pull/*"
+        }
 
 
 def test_no_stack_manages_the_oidc_provider_or_a_role_without_the_boundary(preview_of):

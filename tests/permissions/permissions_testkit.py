@@ -21,6 +21,8 @@ REGION = "us-east-1"
 APPROVED = f"arn:aws:sagemaker:{REGION}:{ACCOUNT_ID}:model-package/churn-dev/1"
 ENVIRONMENTS = ("dev", "staging", "prod")
 PIPELINE_POLICY = "identity-deployer-pipeline"  # the stack's GitHub (pipeline) role's inline policy
+APPROVER_POLICY = "identity-approver-permissions"
+MONITOR_POLICY = "identity-monitor-permissions"
 
 
 @cache
@@ -65,6 +67,25 @@ class Role:
 
 def pipeline_role(stack: str) -> Role:
     return Role(f"{stack} pipeline", [policy_of(stack_preview(stack), PIPELINE_POLICY)], [boundary()])
+
+
+def approver_role(stack: str) -> Role:
+    return Role(f"{stack} approver", [policy_of(stack_preview(stack), APPROVER_POLICY)], [boundary()])
+
+
+def monitor_role(stack: str) -> Role:
+    return Role(f"{stack} monitor", [policy_of(stack_preview(stack), MONITOR_POLICY)], [boundary()])
+
+
+def ci_role(command: list[str]) -> Role:
+    """The role a command runs as in CI: approve/reject as the approver (approve.yml), monitor as
+    the monitor (drift.yml), everything else as the pipeline role of its stack."""
+    stack = role_stack(command)
+    if command[0] in ("approve", "reject"):
+        return approver_role(stack)
+    if command[0] == "monitor":
+        return monitor_role(stack)
+    return pipeline_role(stack)
 
 
 def deploy_role() -> Role:

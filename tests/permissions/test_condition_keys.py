@@ -108,7 +108,7 @@ def test_github_trust_conditions_use_only_claims_aws_evaluates():
         for r in p.resources
         if r["type"] == "aws:iam/role:Role" and "token.actions" in r["props"]["assumeRolePolicy"]
     ]
-    assert len(trusts) == 6  # a pipeline role per stack, a deploy role per environment
+    assert len(trusts) == 12  # pipeline, approver and monitor roles per stack, a deploy role per environment
     for name, trust in trusts:
         for s in statements(trust):
             keys = {k for block in s.get("Condition", {}).values() for k in block}

@@ -71,12 +71,22 @@ def test_bootstrap_owns_the_oidc_provider_boundary_and_one_deploy_role_per_envir
         (trust,) = json.loads(role["assumeRolePolicy"])["Statement"]
         assert trust["Principal"] == {"Federated": preview.outputs["oidcProviderArn"]}
         assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
-        assert trust["Condition"] == {
-            "StringEquals": {
-                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-                "token.actions.githubusercontent.com:sub": f"repo:example-org/mlops-blueprint:environment:{env}",
+        # the repository's customized subject (docs/pipeline.md): only pulumi-up.yml; staging and prod from main only
+        workflow = "example-org/mlops-blueprint/.github/workflows/pulumi-up.yml"
+        subject = f"repo:example-org/mlops-blueprint:environment:{env}:job_workflow_ref:{workflow}"
+        aud = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+        if env == "dev":
+            assert trust["Condition"] == {
+                "StringEquals": aud,
+                "StringLike": {"token.actions.githubusercontent.com:sub": [f"{subject}@*"]},
+                "StringNotLike": {
+                    "token.actions.githubusercontent.com:sub": "repo:example-org/mlops-blueprint:*@refs/pull/*"
+                },
             }
-        }
+        else:
+            assert trust["Condition"] == {
+                "StringEquals": {**aud, "token.actions.githubusercontent.com:sub": [f"{subject}@refs/heads/main"]}
+            }
         attachment = by_name(f"deploy-{env}-permissions")
         assert attachment["role"] == f"mlops-{env}-deploy" and attachment["policyArn"] == DEPLOY_POLICY
 

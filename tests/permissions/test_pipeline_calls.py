@@ -4,7 +4,8 @@ One compact lifecycle, run as the workflows run it (.github/workflows: train, ap
 promote, drift with --no-retrain), against moto's server with the call recorder on; each
 recorded call becomes the authorisation requests AWS would evaluate (kernel.permissions,
 derived from the Service Authorization Reference), and each request is evaluated against the
-pipeline role of the stack that runs the command (its policy and boundary from the previews).
+role that runs the command in CI (its policy and boundary from the previews): `approve` as the
+approver (approve.yml), `monitor` as the monitor (drift.yml), the rest as the stack's pipeline role.
 `mlops local up` stands in for `pulumi up` (the deploy role's job, proved in
 test_deploy_role.py) and is not recorded here.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from ci_testkit import FAST_HP
-from permissions_testkit import REGION, pipeline_role, requests, role_stack
+from permissions_testkit import REGION, ci_role, pipeline_role, requests, role_stack, stack_preview
 
 from infra.preview import ACCOUNT_ID
 from kernel.iam_eval import ALLOW, Request
@@ -93,20 +94,44 @@ def proved_pairs(calls: list[dict]) -> set[tuple[str, str, str, str]]:
     return {(c["command"][0], role_stack(c["command"]), c["service"], c["operation"]) for c in calls}
 
 
+KMS_KEY = re.compile(r"arn:aws:kms:[^:]+:\d+:key/[0-9a-f-]+")
+
+
+def as_previewed(call: dict) -> dict:
+    """The call's parameters with the emulator's KMS key ARN (a random id) replaced by the previewed
+    key of the stack that runs it: the guardrails compare the job's keys with the environment's."""
+    stack = role_stack(call["command"])
+    if call["operation"] != "CreateTrainingJob" or stack not in ("dev", "staging", "prod"):
+        return call["params"]
+    key = stack_preview(stack).outputs["kmsKeyArn"]
+    return _replace(call["params"], lambda s: KMS_KEY.sub(key, s))
+
+
+def _replace(value, fix):
+    if isinstance(value, str):
+        return fix(value)
+    if isinstance(value, dict):
+        return {k: _replace(v, fix) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, fix) for v in value]
+    return value
+
+
 def all_requests(call: dict) -> list[Request]:
     """A recorded call's requests; for `mlops image`, also what its `docker push` asks for."""
-    found = requests(Call(call["service"], call["operation"], call["params"]))
+    found = requests(Call(call["service"], call["operation"], as_previewed(call)))
     if call["command"][0] == "image" and call["service"] == "ecr" and "repositoryName" in call["params"]:
         repository = f"arn:aws:ecr:{REGION}:{ACCOUNT_ID}:repository/{call['params']['repositoryName']}"
         found += docker_push_requests(repository, REGION)
     return found
 
 
-def denials(calls: list[dict], role_for=pipeline_role) -> list[str]:
+def denials(calls: list[dict], role_for=ci_role) -> list[str]:
+    """Every request of the recorded calls that the role running its command (role_for(command)) is denied."""
     found, seen = [], set()
     for c in calls:
         stack = role_stack(c["command"])
-        role = role_for(stack)
+        role = role_for(c["command"])
         for r in all_requests(c):
             key = (c["command"][0], stack, r)
             if key in seen:
@@ -133,7 +158,10 @@ def test_every_call_of_the_ci_commands_is_allowed_for_the_role_that_makes_it(ci_
 @pytest.mark.slow
 def test_the_proof_fails_when_a_statement_is_removed(ci_calls):
     """Removing the statement that lets CI follow a training job's logs denies `mlops train` (defect 5)."""
-    denied = denials(ci_calls, lambda stack: pipeline_role(stack).without("FollowTrainingLogs"))
+    denied = denials(
+        ci_calls,
+        lambda command: ci_role(command).without("FollowTrainingLogs") if command[0] == "train" else ci_role(command),
+    )
     assert denied and all("logs:" in d for d in denied)
     assert any(d.startswith("train as dev pipeline: logs:FilterLogEvents") for d in denied)
 
@@ -145,3 +173,27 @@ def test_docs_give_the_proved_count(ci_calls):
     stated = re.search(r"(\d+) \(command, call\) pairs", DOCS.read_text())
     assert stated, "docs/permissions.md must state 'N (command, call) pairs'"
     assert int(stated.group(1)) == len(proved_pairs(ci_calls)), sorted(proved_pairs(ci_calls))
+
+
+@pytest.mark.moto_server
+@pytest.mark.slow
+def test_the_pipeline_role_is_denied_the_recorded_approval(ci_calls):
+    """Self-approval: the `approve` call CI makes (UpdateModelPackage) is the approver's; as the
+    pipeline role it is explicitly denied (AWS rule: SM-APPROVAL-STATUS)."""
+    approve = [c for c in ci_calls if c["command"][0] == "approve"]
+    assert approve
+    denied = denials(approve, lambda command: pipeline_role(role_stack(command)))
+    assert any("sagemaker:UpdateModelPackage" in d and "ExplicitDeny" in d for d in denied), denied
+
+
+@pytest.mark.moto_server
+@pytest.mark.slow
+def test_the_recorded_training_job_passes_the_guardrails(ci_calls):
+    """`mlops train` as CI runs it sends what the guardrails demand: isolation on, the environment's
+    output key, an allowed type (ml.g5: local NVMe, so no volume key) (AWS rule: SM-GUARDRAIL-KEYS)."""
+    (job,) = {id(c): c for c in ci_calls if c["operation"] == "CreateTrainingJob"}.values()
+    (request,) = [r for r in all_requests(job) if r.action == "sagemaker:CreateTrainingJob"]
+    assert request.context["sagemaker:NetworkIsolation"] == "true"
+    assert request.context["sagemaker:OutputKmsKey"] == stack_preview("dev").outputs["kmsKeyArn"]
+    assert "sagemaker:VolumeKmsKey" not in request.context
+    assert pipeline_role("dev").decide(request) == ALLOW

@@ -6,7 +6,7 @@ Fast checks on single calls; the whole recorded lifecycle is proved in test_pipe
 from __future__ import annotations
 
 import pytest
-from permissions_testkit import ENVIRONMENTS, pipeline_role, requests
+from permissions_testkit import ENVIRONMENTS, pipeline_role, requests, stack_preview
 
 from kernel.iam_eval import ALLOW, Request
 from kernel.permissions import Call
@@ -84,12 +84,15 @@ def test_training_is_limited_to_the_environments_gpu_types():
         "TrainingJobName": "mlops-dev-churn-1",
         "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-sagemaker-execution",
         "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1},
+        # the guardrails (test_roles.py) demand these of every job
+        "EnableNetworkIsolation": True,
+        "OutputDataConfig": {"S3OutputPath": "s3://x/", "KmsKeyId": stack_preview("dev").outputs["kmsKeyArn"]},
     }
     assert denied("dev", Call("sagemaker", "CreateTrainingJob", params)) == []
     big = {**params, "ResourceConfig": {"InstanceType": "ml.p5.48xlarge", "InstanceCount": 1}}
     assert denied("dev", Call("sagemaker", "CreateTrainingJob", big)) == [
         "sagemaker:CreateTrainingJob on arn:aws:sagemaker:us-east-1:123456789012:training-job/mlops-dev-churn-1: "
-        "ImplicitDeny"
+        "ExplicitDeny"  # GuardAllowedInstanceTypes (the Allow's ForAllValues condition alone would deny implicitly)
     ]
     other_role = {**params, "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/mlops-prod-sagemaker-execution"}
     assert any(d.startswith("iam:PassRole") for d in denied("dev", Call("sagemaker", "CreateTrainingJob", other_role)))
