@@ -116,11 +116,11 @@ class Statement:
     def condition_keys(self) -> set[str]:
         return {k.lower() for block in self.conditions.values() if isinstance(block, Mapping) for k in block}
 
-    def condition_values(self, key: str) -> list[str]:
-        """Every value compared with `key` (case-insensitive), across operators."""
+    def condition_values(self, key: str, operators: tuple[str, ...] | None = None) -> list[str]:
+        """Every value compared with `key` (case-insensitive), across operators (or only these)."""
         out: list[str] = []
-        for block in self.conditions.values():
-            if not isinstance(block, Mapping):
+        for operator, block in self.conditions.items():
+            if not isinstance(block, Mapping) or (operators is not None and operator not in operators):
                 continue
             for k, v in block.items():
                 if k.lower() == key.lower():

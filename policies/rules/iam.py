@@ -184,15 +184,31 @@ def _oidc_host(s: iam_docs.Statement) -> str:
     return host
 
 
-def _oidc_subject_problem(s: iam_docs.Statement, repository: str | None) -> str:
+# A customized GitHub subject (repo, context, job_workflow_ref) that names one workflow file and
+# leaves only its ref open: `repo:o/r:environment:dev:job_workflow_ref:o/r/.github/workflows/x.yml@*`.
+_ONE_WORKFLOW_ANY_REF = re.compile(
+    r"repo:(?P<repo>[^/:*?]+/[^/:*?]+):environment:[^:*?]+:job_workflow_ref:(?P=repo)/\.github/workflows/[^/*?@]+@\*"
+)
+
+
+def _any_branch_of_one_workflow(s: iam_docs.Statement, host: str, subject: str, environment: str | None) -> bool:
+    """Dev may trust any branch of one workflow file, never a pull request; staging and prod pin the branch."""
+    if environment in ("staging", "prod") or not _ONE_WORKFLOW_ANY_REF.fullmatch(subject):
+        return False
+    excluded = s.condition_values(f"{host}:sub", operators=("StringNotLike",))
+    return any(x.endswith("@refs/pull/*") for x in excluded)
+
+
+def _oidc_subject_problem(s: iam_docs.Statement, repository: str | None, environment: str | None = None) -> str:
     host = _oidc_host(s)
-    subjects = s.condition_values(f"{host}:sub") if host else []
+    granting = tuple(op for op in s.conditions if "Not" not in op)  # a StringNotLike narrows, it grants nothing
+    subjects = s.condition_values(f"{host}:sub", operators=granting) if host else []
     if not subjects:
         return f"trusts {host or 'a federated provider'} without a condition on {host or '<provider>'}:sub"
     for subject in subjects:
         if subject in ("*", "repo:*") or re.fullmatch(r"repo:[^/:]+/\*(:.*)?", subject) or subject.startswith("*"):
             return f"trusts the OIDC subject '{subject}', which any repository can present"
-        if any(c in subject for c in "*?"):
+        if any(c in subject for c in "*?") and not _any_branch_of_one_workflow(s, host, subject, environment):
             return (
                 f"trusts the OIDC subject pattern '{subject}', which matches every branch, pull request and "
                 "environment of the repository"
@@ -214,14 +230,16 @@ def _oidc_subject_problem(s: iam_docs.Statement, repository: str | None) -> str:
     "our repository and environment, any workflow anywhere can deploy to this account; a wildcard (`repo:o/r:*`) "
     "or the `pull_request` subject lets unreviewed code from any branch or pull request assume the role.",
     fix="add Condition StringEquals token.actions.githubusercontent.com:sub = "
-    "'repo:<owner>/<repo>:environment:<env>' (no wildcards, no ':pull_request').",
+    "'repo:<owner>/<repo>:environment:<env>' (no wildcards, no ':pull_request'); outside staging and prod, a "
+    "customized subject may leave only the ref of one named workflow file open (`...workflows/x.yml@*`) when a "
+    "StringNotLike excludes pull requests' refs (`repo:<owner>/<repo>:*@refs/pull/*`).",
     blind_spots=TRUST_DOCUMENT_PROPS,
 )
 def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         if not s.allows or not s.principals.get("Federated"):
             continue
-        problem = _oidc_subject_problem(s, ctx.github_repository)
+        problem = _oidc_subject_problem(s, ctx.github_repository, ctx.environment)
         if problem:
             yield say(
                 resource,

@@ -71,6 +71,28 @@ def test_oidc_subject_rejects_wildcards_and_pull_requests(sub, ok):
     assert bool(fired([role(oidc(condition))], "iam-oidc-trust-subject")) is not ok
 
 
+ONE_WORKFLOW = "repo:org/app:environment:dev:job_workflow_ref:org/app/.github/workflows/train.yml@*"
+NO_PULL_REQUESTS = {SUB: "repo:org/app:*@refs/pull/*"}
+
+
+@pytest.mark.parametrize(
+    "environment, sub, negated, ok",
+    [
+        ("dev", ONE_WORKFLOW, NO_PULL_REQUESTS, True),  # any branch of one workflow, never a pull request
+        ("dev", ONE_WORKFLOW, {}, False),  # a pull request's merge ref would match
+        ("staging", ONE_WORKFLOW, NO_PULL_REQUESTS, False),  # staging and prod pin the default branch
+        ("prod", ONE_WORKFLOW, NO_PULL_REQUESTS, False),
+        ("dev", ONE_WORKFLOW.replace("train.yml", "*"), NO_PULL_REQUESTS, False),  # any workflow file
+    ],
+)
+def test_dev_may_trust_any_branch_of_one_workflow_but_no_pull_request(environment, sub, negated, ok):
+    condition = {"StringEquals": {AUD: "sts.amazonaws.com"}, "StringLike": {SUB: sub}}
+    if negated:
+        condition["StringNotLike"] = negated
+    context = ctx(github_repository="org/app", environment=environment)
+    assert bool(fired([role(oidc(condition))], "iam-oidc-trust-subject", context)) is not ok
+
+
 @pytest.mark.parametrize(
     "condition, ok",
     [
