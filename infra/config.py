@@ -121,7 +121,7 @@ class RetentionConfig:
 class GithubConfig:
     repository: str
     environment: str
-    manageOidcProvider: bool = True  # one GitHub OIDC provider per account: let one stack own it
+    defaultBranch: str = "main"  # the branch whose workflows staging and prod trust (OIDC subject)
 
 
 @dataclass(frozen=True)
@@ -680,15 +680,24 @@ def _tags(c: _Checker, raw: dict) -> dict[str, str]:
 
 def _github(c: _Checker, raw: dict) -> GithubConfig:
     key = f"{NAMESPACE}:github"
-    g = c.mapping(raw, "github", {"repository": 0, "environment": 0, "manageOidcProvider": 0})
+    g = c.mapping(raw, "github", {"repository": 0, "environment": 0, "defaultBranch": 0, "manageOidcProvider": 0})
     repo = g.get("repository", "")
     if not isinstance(repo, str) or not GITHUB_REPO.match(repo):
         c.fail(f"{key}.repository", repo, "expected owner/name of the GitHub repository CI runs in")
     environment = g.get("environment", "")
     if not isinstance(environment, str) or not environment:
         c.fail(f"{key}.environment", environment, "expected the GitHub environment name that deploys this stack")
-    manage = c.boolean(f"{key}.manageOidcProvider", g.get("manageOidcProvider", True))
-    return GithubConfig(str(repo), str(environment), manage)
+    if "manageOidcProvider" in g:
+        c.fail(
+            f"{key}.manageOidcProvider",
+            g["manageOidcProvider"],
+            "no stack manages the GitHub OIDC provider any more: the account's bootstrap program does "
+            "(infra/bootstrap); remove the key",
+        )
+    branch = g.get("defaultBranch", "main")
+    if not isinstance(branch, str) or not re.fullmatch(r"[A-Za-z0-9._/-]{1,255}", branch) or branch.startswith("/"):
+        c.fail(f"{key}.defaultBranch", branch, "expected a branch name such as main (no wildcards)")
+    return GithubConfig(str(repo), str(environment), str(branch))
 
 
 def _vpc(c: _Checker, raw: dict) -> VpcConfig:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.bootstrap.contract import DEFAULT_BRANCH
 from infra.common import physical_name
 from infra.config import UPSTREAM_ENVIRONMENTS, StackConfig
 from infra.identity import Identity, IdentityArgs
@@ -121,8 +120,7 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             tier=config.environment,
             artifact_bucket_arn=storage.artifact_bucket.arn,
             capture_bucket_arn=storage.capture_bucket.arn,
-            # mlops:github has no defaultBranch key yet (infra/config.py): the convention's default until it does
-            default_branch=getattr(config.github, "defaultBranch", DEFAULT_BRANCH),
+            default_branch=config.github.defaultBranch,
             vpc_subnet_ids=tuple(config.vpc.subnetIds),
             vpc_security_group_ids=tuple(config.vpc.securityGroupIds),
             serving_mode=config.serving.mode,

@@ -433,3 +433,22 @@ def test_nan_and_infinity_are_refused_for_every_number(stack, bad):
         with pytest.raises(ConfigError) as caught:
             parse_config(stack, config)
         assert f"{path[0]}{''.join('.' + str(k) for k in path[1:])}: {bad!r}" in str(caught.value)
+
+
+def test_the_oidc_provider_belongs_to_the_bootstrap_not_a_stack():
+    def manage(c):
+        c["mlops:github"]["manageOidcProvider"] = True
+
+    message = problems_of("staging", manage)
+    assert "mlops:github.manageOidcProvider" in message and "infra/bootstrap" in message
+
+
+@pytest.mark.parametrize("branch, ok", [("main", True), ("release/2026", True), ("*", False), ("", False)])
+def test_the_default_branch_staging_and_prod_trust_is_a_plain_branch_name(branch, ok):
+    config = raw("prod")
+    config["mlops:github"]["defaultBranch"] = branch
+    if ok:
+        assert parse_config("prod", config).github.defaultBranch == branch
+    else:
+        with pytest.raises(ConfigError, match="defaultBranch"):
+            parse_config("prod", config)
