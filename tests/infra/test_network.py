@@ -254,3 +254,21 @@ def test_the_perimeter_decides_as_iam_would(preview_of):
     assert decide(Request("s3:GetObject", obj, via_service), [policy]) == ALLOW
     staging_role = f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-staging-github-deployer"
     assert decide(Request("s3:GetObject", obj, ctx(staging_role)), [policy]) != ALLOW
+
+
+def test_the_network_passes_botocore_and_a_bad_value_is_caught(preview_of):
+    """AWS rule: BOTOCORE-MODEL. The network's create requests (VPC, subnets, groups, endpoints, flow log)
+    are checked against botocore's EC2 model like the rest of the graph."""
+    from infra.preflight import check_resources, requests_of
+
+    preview = preview_of("prod", True)
+    operations = {r.operation for r in requests_of(preview.resources) if r.service == "ec2"}
+    assert operations == {"CreateVpc", "CreateSubnet", "CreateSecurityGroup", "CreateVpcEndpoint", "CreateFlowLogs"}
+    assert check_resources(preview.resources) == []
+    flow = "aws:ec2/flowLog:FlowLog"
+    bad = [
+        dict(r, props={**r["props"], "trafficType": "EVERYTHING"}) if r["type"] == flow else r
+        for r in preview.resources
+    ]
+    (finding,) = check_resources(bad)
+    assert finding.rule == "BOTOCORE-MODEL" and "TrafficType: 'EVERYTHING' is not valid" in finding.message
