@@ -131,14 +131,13 @@ def test_model_name_is_stable_and_carries_the_network_ids(preview_of):
     model = _one(preview_of("prod", True), "aws:sagemaker/model:Model")["props"]
     again = _one(preview_stack("prod", {"mlops:approvedPackages": {"churn": APPROVED}}), "aws:sagemaker/model:Model")
     assert model["name"] == again["props"]["name"]
-    other = preview_stack(
-        "prod",
-        {
-            "mlops:approvedPackages": {"churn": APPROVED},
-            "mlops:network": {"enabled": True, "cidr": "10.9.0.0/16", "azs": 3},
-        },
-    )
+    zones = ["us-east-1a", "us-east-1c", "us-east-1d"]
+    network = {"enabled": True, "cidr": "10.9.0.0/16", "azs": 3, "availabilityZones": zones}
+    other = preview_stack("prod", {"mlops:approvedPackages": {"churn": APPROVED}, "mlops:network": network})
     assert _one(other, "aws:sagemaker/model:Model")["props"]["name"] != model["name"]
+    subnets = other.of_type("aws:ec2/subnet:Subnet")
+    assert [s["props"]["availabilityZone"] for s in subnets] == zones
+    assert [s["props"]["cidrBlock"] for s in subnets] == ["10.9.0.0/20", "10.9.16.0/20", "10.9.32.0/20"]
 
 
 def test_dev_and_local_have_no_network_and_serverless_models_no_vpc(preview_of):
@@ -170,9 +169,9 @@ def test_dev_and_local_have_no_network_and_serverless_models_no_vpc(preview_of):
     ],
 )
 def test_a_bad_network_is_refused_before_any_resource(network, message):
-    """AWS rule: VPC-CIDR-SIZE."""
+    """AWS rule: VPC-CIDR-SIZE. The preview fails in config validation, before the program runs."""
     with pytest.raises(ConfigError) as err:
-        load_stack_config("prod", {"mlops:network": network})
+        preview_stack("prod", {"mlops:network": network})
     assert message in str(err.value)
 
 
@@ -272,3 +271,21 @@ def test_the_network_passes_botocore_and_a_bad_value_is_caught(preview_of):
     ]
     (finding,) = check_resources(bad)
     assert finding.rule == "BOTOCORE-MODEL" and "TrafficType: 'EVERYTHING' is not valid" in finding.message
+
+
+@pytest.mark.parametrize("stack", PRIVATE)
+def test_the_vpc_policy_rules_find_training_and_models_inside(preview_of, stack):
+    """The policies' VPC rules, told the environment has a private network (`StackConfig.private_network`),
+    run and find nothing: the models and training defaults carry the network's subnets and group."""
+    from dataclasses import replace
+
+    from policies.context import PolicyContext
+    from policies.engine import evaluate
+    from policies.records import from_preview_graph
+
+    preview = preview_of(stack, True)
+    assert preview.config.private_network
+    ctx = replace(PolicyContext.from_stack_config(preview.config), has_vpc=preview.config.private_network)
+    result = evaluate(from_preview_graph(preview.resources, preview.outputs), ctx)
+    assert {"sagemaker-model-vpc", "sagemaker-training-vpc"} <= set(result.rules_run)
+    assert [v.message for v in result.violations if "vpc" in v.rule] == []
