@@ -734,10 +734,9 @@ def _vpc(c: _Checker, raw: dict) -> VpcConfig:
 def _network(c: _Checker, raw: dict, tier: str, vpc: VpcConfig) -> NetworkConfig:
     """The stack's own private network; on by default in staging and prod, unless a VPC is brought."""
     key = f"{NAMESPACE}:network"
-    given = raw.get(key) is not None
     n = c.mapping(raw, "network", {"enabled": 0, "cidr": 0, "azs": 0, "availabilityZones": 0}, required=False)
     default_on = tier in NETWORK_BY_DEFAULT and not vpc.enabled
-    enabled = c.boolean(f"{key}.enabled", n.get("enabled", default_on if not given else False))
+    enabled = c.boolean(f"{key}.enabled", n.get("enabled", default_on))
     cidr = n.get("cidr", NetworkConfig.cidr)
     _cidr(c, f"{key}.cidr", cidr)
     azs = c.integer(f"{key}.azs", n.get("azs", NetworkConfig.azs), 2, MAX_NETWORK_AZS)

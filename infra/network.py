@@ -188,7 +188,12 @@ class Network(pulumi.ComponentResource):
     def _zones(self, network: NetworkConfig) -> list[pulumi.Input[str]]:
         if network.availabilityZones:
             return list(network.availabilityZones)
-        available = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
+        # Regular zones only: Local and Wavelength Zones (opted in) lack most interface endpoints.
+        available = aws.get_availability_zones_output(
+            state="available",
+            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
         return [available.names.apply(lambda names, i=i: names[i]) for i in range(network.azs)]
 
     def _this_account(self, action: str, resource: pulumi.Input) -> dict:
@@ -301,7 +306,7 @@ class Network(pulumi.ComponentResource):
             tags=a.tags,
             opts=child,
         )
-        aws.iam.RolePolicy(
+        delivery = aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,
             name="deliver-flow-logs",
@@ -330,6 +335,7 @@ class Network(pulumi.ComponentResource):
             log_destination=self.flow_log_group.arn,
             iam_role_arn=role.arn,
             tags=a.tags,
-            opts=child,
+            # CreateFlowLogs checks that the role may deliver: give it its policy first
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery]),
         )
         return self.flow_log

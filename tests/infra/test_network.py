@@ -18,6 +18,11 @@ def _one(preview, type_token):
     return record
 
 
+def _subnets(preview):
+    """The private subnets in zone order (registration order is not declaration order)."""
+    return sorted(preview.of_type("aws:ec2/subnet:Subnet"), key=lambda s: s["name"])
+
+
 def _endpoints(preview):
     return {r["props"]["serviceName"].split(".", 3)[-1]: r for r in preview.of_type(ENDPOINT)}
 
@@ -116,7 +121,7 @@ def test_flow_logs_go_to_a_key_encrypted_log_group(preview_of):
 @pytest.mark.parametrize("stack", PRIVATE)
 def test_training_and_instance_hosting_run_in_the_network(preview_of, stack):
     preview = preview_of(stack, True)
-    subnets = [s["id"] for s in preview.of_type("aws:ec2/subnet:Subnet")]
+    subnets = [s["id"] for s in _subnets(preview)]  # in zone order, as the outputs list them
     workload = next(r["id"] for r in preview.of_type("aws:ec2/securityGroup:SecurityGroup") if "workload" in r["name"])
     assert preview.outputs["trainingDefaults"]["vpc"] == {"subnetIds": subnets, "securityGroupIds": [workload]}
     model = _one(preview, "aws:sagemaker/model:Model")["props"]
@@ -135,7 +140,7 @@ def test_model_name_is_stable_and_carries_the_network_ids(preview_of):
     network = {"enabled": True, "cidr": "10.9.0.0/16", "azs": 3, "availabilityZones": zones}
     other = preview_stack("prod", {"mlops:approvedPackages": {"churn": APPROVED}, "mlops:network": network})
     assert _one(other, "aws:sagemaker/model:Model")["props"]["name"] != model["name"]
-    subnets = other.of_type("aws:ec2/subnet:Subnet")
+    subnets = _subnets(other)
     assert [s["props"]["availabilityZone"] for s in subnets] == zones
     assert [s["props"]["cidrBlock"] for s in subnets] == ["10.9.0.0/20", "10.9.16.0/20", "10.9.32.0/20"]
 
@@ -186,6 +191,8 @@ def test_own_network_and_a_brought_vpc_exclude_each_other():
     # Without the key, staging and prod get the network by default, unless they bring a VPC.
     assert load_stack_config("prod", {"mlops:network": None}).network.enabled is True
     assert load_stack_config("staging", {"mlops:network": None}).network.cidr == "10.0.0.0/16"
+    assert load_stack_config("staging", {"mlops:network": {"cidr": "10.5.0.0/16"}}).network.enabled is True
+    assert load_stack_config("dev").network.enabled is False
 
 
 def _perimeter(preview, purpose):
