@@ -39,7 +39,8 @@ def train_model(directory: Path, family: str) -> Path:
         (base / "input" / "data" / name).mkdir(parents=True)
         frame.to_csv(base / "input" / "data" / name / "part-0.csv", index=False)
     (base / "input" / "config").mkdir(parents=True)
-    hp = {"model": family, "epochs": "3", "model_card": "false", "checkpoint_every": "0", "gbdt_max_iter": "100"}
+    hp = {"model": family, "label": "label", "task": "binary", "epochs": "3", "model_card": "false"}
+    hp.update(checkpoint_every="0", gbdt_max_iter="100")
     (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hp))
     os.environ.setdefault("SM_NUM_GPUS", "0")
     if train_main(["--base-dir", str(base)]) != 0:

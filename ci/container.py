@@ -243,15 +243,62 @@ class CorruptArchiveError(ValueError):
     pass
 
 
+# A model archive is untrusted input: bound what unpacking it may cost. (An 830 KB archive once
+# unpacked to 503 MB.) Models here are megabytes; the caps leave room for large torch weights.
+MAX_UNPACKED_BYTES = 4 * 1024**3
+MAX_MEMBERS = 10_000
+
+
 def unpack_model(archive: Path, dest: Path, required: tuple[str, ...] = ("schema.json",)) -> Path:
-    """Unpack a model.tar.gz safely (no paths outside dest); refuse archives that are not models."""
+    """Unpack a model.tar.gz safely; refuse archives that are not models.
+
+    Refused, with dest removed again: more than MAX_MEMBERS entries or MAX_UNPACKED_BYTES in all
+    (counted from the headers before each entry is written), links of either kind, devices, and
+    any path outside dest. Entries are read one at a time, so a bomb stops at the cap.
+    """
+    existed = dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
+    before = set(dest.iterdir())
+    try:
+        _extract_bounded(archive, dest)
+        missing = [name for name in required if not (dest / name).exists()]
+        if missing:
+            raise CorruptArchiveError(f"{archive.name} lacks {', '.join(missing)}: not a model written by ml/train.py")
+    except BaseException:
+        if not existed:
+            shutil.rmtree(dest, ignore_errors=True)
+        for child in set(dest.iterdir() if existed else ()) - before:  # only what this call wrote
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _extract_bounded(archive: Path, dest: Path) -> None:
+    root = dest.resolve()
+    total = members = 0
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(dest, filter="data")
+            for member in tar:
+                members += 1
+                if members > MAX_MEMBERS:
+                    raise CorruptArchiveError(f"{archive.name} has more than {MAX_MEMBERS} entries; refused")
+                if member.issym() or member.islnk():
+                    raise CorruptArchiveError(f"{archive.name}: {member.name!r} is a link; a model archive has none")
+                if not (member.isfile() or member.isdir()):
+                    raise CorruptArchiveError(f"{archive.name}: {member.name!r} is not a file or folder")
+                target = (root / member.name).resolve()
+                if target != root and root not in target.parents:
+                    raise CorruptArchiveError(f"{archive.name}: {member.name!r} points outside the model folder")
+                total += member.size
+                if total > MAX_UNPACKED_BYTES:
+                    raise CorruptArchiveError(
+                        f"{archive.name} unpacks to more than {MAX_UNPACKED_BYTES} bytes; refused"
+                    )
+                tar.extract(member, dest, filter="data")
+    except CorruptArchiveError:
+        raise
     except (tarfile.TarError, EOFError, OSError, ValueError) as err:
         raise CorruptArchiveError(f"{archive.name} is not a readable gzip tar archive ({err})") from err
-    missing = [name for name in required if not (dest / name).exists()]
-    if missing:
-        raise CorruptArchiveError(f"{archive.name} lacks {', '.join(missing)}: not a model written by ml/train.py")
-    return dest

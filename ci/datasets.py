@@ -1,8 +1,11 @@
 """Data set versions: upload or reference, and pin every object by S3 version and SHA-256.
 
 A data set version lives under `s3://<dataBucket>/datasets/<model>/<id>/` with one folder per
-split (`train/`, `validation/` for training, `test/` held out for the gate) and a
-`manifest.json` listing each object's URI, version id, SHA-256 and size. Uploads are content
+split (`train/`, `validation/` for training, optionally `test/` held out for the gate) and a
+`manifest.json` listing each object's URI, version id, SHA-256 and size. The data set's
+`schema.json` (in `train/` or at the top, either layout) is uploaded as `train/schema.json`, where
+the training container looks for it; the layouts are the ones `mlops data-check` reads
+(`ml.data.find_splits`). Uploads are content
 addressed (the id is a digest of the files), so the same files are one version, not two. The
 manifest is what lineage records and what `mlops reproduce` reads back, version for version.
 """
@@ -20,10 +23,10 @@ from typing import Any
 from ci import s3 as s3util
 from ci.errors import NotFoundError, UsageError
 from ci.progress import QUIET, Progress
+from ml.data import REQUIRED_SPLITS, SPLITS, find_splits
 
-SPLITS = ("train", "validation", "test")
 TRAINING_CHANNELS = ("train", "validation")
-DATA_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+SCHEMA_FILE = "schema.json"
 
 
 @dataclass(frozen=True)
@@ -74,26 +77,28 @@ class Manifest:
 
 
 def find_split_files(directory: Path) -> dict[str, list[Path]]:
-    """`train/ validation/ test/` folders, or `train.csv validation.csv test.csv` files."""
+    """`train/ validation/ [test/]` folders, or `train.csv validation.csv [test.csv]` files; the
+    data set's schema.json is listed with the train split."""
     directory = Path(directory)
     if not directory.is_dir():
         raise UsageError(f"--data {directory}: not a directory")
-    found: dict[str, list[Path]] = {}
-    for split in SPLITS:
-        sub = directory / split
-        if sub.is_dir():
-            files = sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix in DATA_SUFFIXES)
-        else:
-            files = sorted(p for p in directory.glob(f"{split}.*") if p.suffix in DATA_SUFFIXES)
-        if files:
-            found[split] = files
-    missing = [s for s in SPLITS if s not in found]
-    if missing:
-        raise UsageError(
-            f"--data {directory}: no data for split(s) {', '.join(missing)}; expected folders train/ validation/ test/ "
-            f"or files train.csv validation.csv test.csv ({', '.join(DATA_SUFFIXES)})"
-        )
+    try:
+        layout = find_splits(directory)
+    except FileNotFoundError as err:
+        raise UsageError(f"--data {err}") from None
+    found = {split: list(files) for split, files in layout.splits.items()}
+    if layout.schema is not None:
+        found["train"].append(layout.schema)
     return found
+
+
+def _object_name(directory: Path, split: str, path: Path) -> str:
+    """The key of a file under its split's prefix: its path inside the split folder, its name
+    for the flat layout; the schema is always `train/schema.json`."""
+    if path.name == SCHEMA_FILE and split == "train":
+        return SCHEMA_FILE
+    root = directory / split
+    return path.relative_to(root).as_posix() if root.is_dir() and path.is_relative_to(root) else path.name
 
 
 def upload(
@@ -106,6 +111,8 @@ def upload(
         progress.info(f"data set {content_id} already uploaded: {prefix}")
         return read_manifest(s3, manifest_uri)
     progress.step(f"uploading data set {content_id} to {prefix}")
+    if "test" not in files:
+        progress.info("no test split: the gate will score candidates on the validation split")
     objects = []
     for split, path, uri in upload_targets(directory, files, prefix):
         version = s3util.upload_file(s3, path, uri, kms_key)
@@ -118,7 +125,11 @@ def upload(
 def local_version(directory: Path, data_bucket: str, model: str) -> tuple[dict[str, list[Path]], str, str]:
     """A local data set's files per split, its content id and the prefix `upload` puts it under (no S3 call)."""
     files = find_split_files(directory)
-    digests = {(split, p.name): s3util.sha256_file(p) for split, paths in files.items() for p in paths}
+    digests = {
+        (split, _object_name(directory, split, p)): s3util.sha256_file(p)
+        for split, paths in files.items()
+        for p in paths
+    }
     content_id = hashlib.sha256(json.dumps(sorted(digests.items())).encode()).hexdigest()[:16]
     return files, content_id, f"s3://{data_bucket}/datasets/{model}/{content_id}/"
 
@@ -127,24 +138,22 @@ def upload_targets(directory: Path, files: dict[str, list[Path]], prefix: str) -
     """(split, local file, S3 URI) of every file `upload` writes."""
     targets = []
     for split, paths in files.items():
-        root = directory / split if (directory / split).is_dir() else directory
         for path in paths:
-            rel = path.relative_to(root).as_posix() if root != directory else path.name
-            targets.append((split, path, f"{prefix}{split}/{rel}"))
+            targets.append((split, path, f"{prefix}{split}/{_object_name(directory, split, path)}"))
     return targets
 
 
 def reference(
     s3, uri: str, artifact_bucket: str, model: str, kms_key: str | None = None, progress: Progress = QUIET
 ) -> Manifest:
-    """Pin data already in S3 (a prefix with train/ validation/ test/): record versions and digests."""
+    """Pin data already in S3 (a prefix with train/ validation/ [test/]): record versions and digests."""
     if not uri.endswith("/"):
         uri += "/"
     objects = []
     for split in SPLITS:
         listed = [o for o in s3util.list_objects(s3, f"{uri}{split}/") if not o["Key"].endswith("/")]
-        if not listed:
-            raise NotFoundError(f"--data-uri {uri}: nothing under {split}/ (expected train/ validation/ test/)")
+        if not listed and split in REQUIRED_SPLITS:
+            raise NotFoundError(f"--data-uri {uri}: nothing under {split}/ (expected train/ validation/ [test/])")
         for obj in listed:
             bucket, _ = s3util.split_uri(uri)
             version = s3util.describe_object(s3, f"s3://{bucket}/{obj['Key']}")
@@ -203,8 +212,9 @@ def download_split(s3, manifest: Manifest, split: str, dest: Path) -> Path:
 
 
 def synthetic(model: str, rows: int, seed: int, drift: float = 0.0) -> Path:
-    """A small synthetic data set from `ml.data`, written as train/validation/test CSVs (70/15/15)."""
-    from ml.data import make_synthetic
+    """A small synthetic data set from `ml.data`, written as train/validation/test CSVs (70/15/15)
+    with its schema.json, like any data set that brings its own."""
+    from ml.data import DEFAULT_SCHEMA, make_synthetic
 
     frame = make_synthetic(rows, seed=seed, drift=drift)
     directory = Path(tempfile.mkdtemp(prefix=f"mlops-{model}-data-"))
@@ -212,6 +222,7 @@ def synthetic(model: str, rows: int, seed: int, drift: float = 0.0) -> Path:
     frame.iloc[:n_train].to_csv(directory / "train.csv", index=False)
     frame.iloc[n_train : n_train + n_val].to_csv(directory / "validation.csv", index=False)
     frame.iloc[n_train + n_val :].to_csv(directory / "test.csv", index=False)
+    DEFAULT_SCHEMA.save(directory / SCHEMA_FILE)
     return directory
 
 

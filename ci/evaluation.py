@@ -1,7 +1,9 @@
 """`mlops evaluate`: the candidate against the champion on the same held-out data, and the gate.
 
 The champion is the newest Approved package in the model's group. Both models are scored on
-the candidate's held-out `test` split (the exact object versions the data manifest recorded),
+the candidate's held-out `test` split (the validation split when the data set has no test
+split, and the report says so; the exact object versions the data manifest recorded), read
+with the candidate model's schema (a code such as "01" stays text),
 so the comparison is fair even when the champion was trained on older data; a champion whose
 archive cannot be scored any more falls back to the metrics its own evaluation report holds,
 and the report says so. The gate (`ml.evaluate.compare`) uses the stack's metric, margin and
@@ -25,6 +27,13 @@ from ci.jsonable import plain
 from ci.progress import QUIET, Progress
 from infra.contract import StackOutputs
 
+# The section of SageMaker's model-quality statistics each task's metrics go in.
+QUALITY_SECTION = {
+    "binary": "binary_classification_metrics",
+    "multiclass": "multiclass_classification_metrics",
+    "regression": "regression_metrics",
+}
+
 
 @dataclass(frozen=True)
 class GateSettings:
@@ -47,11 +56,17 @@ def fetch_model(s3, model_data_url: str, dest: Path) -> Path:
         raise MlopsError(f"corrupt model archive {model_data_url}: {err}") from err
 
 
-def load_frame(directory: Path):
-    """The split's files as one frame (CSV or Parquet), through ml.data so types follow the schema."""
+def load_frame(directory: Path, schema=None):
+    """The split's files as one frame (CSV or Parquet), through ml.data so that types follow the
+    model's schema, as they did in training."""
     from ml.data import load_channel
 
-    return load_channel(directory)
+    return load_channel(directory, schema)
+
+
+def held_out_split(manifest: Manifest) -> str:
+    """`test` when the data set has one, else `validation` (which early stopping has seen)."""
+    return "test" if manifest.objects_in("test") else "validation"
 
 
 def evaluate_run(
@@ -64,6 +79,7 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Score candidate and champion, apply the gate, write the report; returns the report."""
     from ml.evaluate import compare, evaluate
+    from ml.model import load_model
 
     if run.get("status") != "Completed":
         raise MlopsError(
@@ -78,10 +94,14 @@ def evaluate_run(
     sm = session.client("sagemaker")
     work = Path(work_dir or tempfile.mkdtemp(prefix="mlops-evaluate-"))
     manifest = Manifest.from_dict(run["dataset"])
-    progress.step(f"evaluating {run['job']} on the held-out split of data set {manifest.id}")
-    frame = load_frame(download_split(s3, manifest, "test", work / "test"))
+    split = held_out_split(manifest)
+    progress.step(f"evaluating {run['job']} on the {split} split of data set {manifest.id}")
+    if split != "test":
+        progress.info("the data set has no test split: scoring on validation, which early stopping has seen")
     candidate_dir = fetch_model(s3, run["modelDataUrl"], work / "candidate")
-    candidate = plain(evaluate(candidate_dir, frame))
+    candidate_model = load_model(candidate_dir)
+    frame = load_frame(download_split(s3, manifest, split, work / split), candidate_model.schema)
+    candidate = plain(evaluate(candidate_model, frame))
     progress.info("candidate: " + _summary(candidate, gate.metric))
 
     champion_pkg = registry.champion(sm, group)
@@ -107,12 +127,12 @@ def evaluate_run(
         "stack": outputs.stackName,
         "modelDataUrl": run["modelDataUrl"],
         "evaluatedAt": datetime.now(UTC).isoformat(timespec="seconds"),
-        "testSet": {"dataset": manifest.id, "objects": manifest.objects_in("test"), "rows": len(frame)},
+        "testSet": {"dataset": manifest.id, "split": split, "objects": manifest.objects_in(split), "rows": len(frame)},
         "candidate": {"metrics": candidate},
         "champion": champion_block,
         "gate": {"metric": gate.metric, "margin": gate.margin, "minimums": gate.minimums, **plain(result.to_dict())},
         # SageMaker's model-quality statistics shape, so the registry console can show the numbers.
-        "binary_classification_metrics": {
+        QUALITY_SECTION[candidate_model.task]: {
             k: {"value": v, "standard_deviation": "NaN"} for k, v in candidate.items() if isinstance(v, (int, float))
         },
     }
@@ -150,5 +170,7 @@ def load_report(s3, artifact_bucket: str, job_name: str) -> dict[str, Any]:
 
 
 def _summary(metrics: dict[str, Any], main: str) -> str:
-    keys = [main] + [k for k in ("accuracy", "f1", "roc_auc", "log_loss") if k != main]
+    from ml.evaluate import METRIC_NAMES
+
+    keys = [main] + [k for k in METRIC_NAMES if k != main]
     return ", ".join(f"{k}={metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), (int, float)))

@@ -4,10 +4,13 @@ Reads the endpoint's data capture (SageMaker's JSON Lines under
 `s3://<captureBucket>/<model>/<endpoint>/<variant>/yyyy/mm/dd/hh/`), compares it with the
 baseline stored with the deployed package, and publishes the score under exactly the
 namespace, metric name and dimensions the stack's drift alarm declares (from the outputs, not
-from constants here). Past the threshold it notifies the alert topic itself (an emulator never
-evaluates alarms, and a person should not have to wait an alarm period to hear about it) and,
-unless told not to, retrains on the newest data through the same gates. No captured data is
-an error that publishes nothing.
+from constants here). Drift means what `ml.drift` says it means, the same for `mlops drift`,
+this command and the alarm: the published score is the largest PSI among columns whose test is
+significant, and "drifted" is that score above the stack's threshold. Fewer captured rows than
+the minimum is "not enough data": nothing is published, nobody is notified, nothing retrains.
+On drift it notifies the alert topic itself (an emulator never evaluates alarms, and a person
+should not have to wait an alarm period to hear about it) and, unless told not to, retrains on
+the newest data through the same gates. No captured data is an error that publishes nothing.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def monitor(
     progress: Progress = QUIET,
 ) -> dict[str, Any]:
     """`retrain(package)` runs when drift passes the threshold, given the deployed package."""
-    from ml.drift import drift_report, read_capture
+    from ml.drift import Baseline, drift_report, read_capture
 
     endpoint = outputs.endpoints.get(model)
     package_arn = outputs.approvedPackages.get(model, "")
@@ -73,7 +76,7 @@ def monitor(
     baseline_uri = package.metadata.get(registry.K_BASELINE)
     if not baseline_uri:
         raise NotFoundError(f"the deployed package {package_arn} has no drift baseline ({registry.K_BASELINE})")
-    baseline = s3util.get_json(s3, baseline_uri)
+    baseline = Baseline(s3util.get_json(s3, baseline_uri))
 
     prefix = capture_prefix(outputs, model, endpoint)
     since = datetime.now(UTC) - timedelta(hours=since_hours) if since_hours else None
@@ -89,19 +92,48 @@ def monitor(
             + "; is data capture on (mlops:serving.dataCaptureSamplingPercent) and is there traffic? "
             "Nothing was published"
         )
-    frame = read_capture(lines)
+    frame = read_capture(lines, schema=baseline.schema())  # requests typed as the server typed them
     if len(frame) == 0:
         raise NotFoundError(f"the captured data of {endpoint} holds no request rows; nothing was published")
-    report = drift_report(baseline, frame, threshold=float(outputs.monitoring.driftThreshold))
-    score = float(report.score)
     threshold = float(outputs.monitoring.driftThreshold)
-    drifted = score > threshold
+    report = drift_report(baseline, frame, threshold=threshold)
+    score = float(report.score)
+    drifted = report.drifted
     progress.info(
-        f"{len(frame)} captured rows from {len(objects)} objects; drift score {score:.4f} (threshold {threshold:g})"
+        f"{len(frame)} captured rows from {len(objects)} objects; {report.status}: drift score {score:.4f} "
+        f"(threshold {threshold:g})"
     )
-
     dims = drift_dimensions(outputs, model, endpoint)
     now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    report_doc = {
+        "endpoint": endpoint,
+        "model": model,
+        "package": package_arn,
+        "stack": outputs.stackName,
+        "score": score,
+        "threshold": threshold,
+        "drifted": drifted,
+        "status": report.status,
+        "minRows": report.min_rows,
+        "rows": len(frame),
+        "captureObjects": objects,
+        "baseline": baseline_uri,
+        "at": now.isoformat(timespec="seconds"),
+        "report": plain(report.to_dict()),
+    }
+    report_uri = f"s3://{outputs.artifactBucket}/monitoring/{endpoint}/{stamp}.json"
+    if not report.enough_data:
+        s3util.put_json(s3, report_uri, report_doc, outputs.kmsKeyArn)
+        progress.step(
+            f"not enough data: {len(frame)} captured rows, at least {report.min_rows} are needed for a drift "
+            "decision; nothing was published, notified or retrained"
+        )
+        result = {**report_doc, "reportUri": report_uri, "metric": None, "notified": None, "retrain": None}
+        result.pop("report")
+        result["perFeature"] = {}
+        return result
+
     metric_data = [
         {
             "MetricName": outputs.monitoring.driftMetricName,
@@ -130,22 +162,6 @@ def monitor(
         f"published {outputs.monitoring.driftNamespace}/{outputs.monitoring.driftMetricName} {dims} = {score:.4f}"
     )
 
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    report_doc = {
-        "endpoint": endpoint,
-        "model": model,
-        "package": package_arn,
-        "stack": outputs.stackName,
-        "score": score,
-        "threshold": threshold,
-        "drifted": drifted,
-        "rows": len(frame),
-        "captureObjects": objects,
-        "baseline": baseline_uri,
-        "at": now.isoformat(timespec="seconds"),
-        "report": plain(report.to_dict()),
-    }
-    report_uri = f"s3://{outputs.artifactBucket}/monitoring/{endpoint}/{stamp}.json"
     s3util.put_json(s3, report_uri, report_doc, outputs.kmsKeyArn)
     result: dict[str, Any] = {
         **report_doc,

@@ -140,6 +140,11 @@ def promote(
 def rollback(
     session, target: str, model: str, *, stacks_dir: Path | None = None, progress: Progress = QUIET
 ) -> dict[str, Any]:
+    """Restore the newest earlier package through promotion's gates: it must still exist, be
+    Approved, have passed its gate and be this model's. A rollback to the package that is live
+    already is refused (the history repeats it). Every refusal leaves the stack file byte for byte.
+
+    requireLiveIn is not asked again: the package was live in this very environment before."""
     path = stack_file(target, stacks_dir)
     config = stackfile.read_config(path)
     if model not in (config.get("mlops:models") or []):
@@ -149,12 +154,29 @@ def rollback(
     except stackfile.StackFileError as err:
         raise RefusedError(str(err)) from err
     restored = plan["restored"]
+    if restored == plan["replaced"]:
+        raise RefusedError(
+            f"cannot roll back {model} in {stack_name(target)} to {restored}: it is the package live now "
+            f"(the newest entry of {stackfile.PREVIOUS_KEY}.{model} repeats {stackfile.APPROVED_KEY}.{model}); "
+            f"remove it from {stackfile.PREVIOUS_KEY} in {path.name} to roll back further"
+        )
+    sm = session.client("sagemaker")
     try:
-        package = registry.describe(session.client("sagemaker"), restored)
+        package = registry.describe(sm, restored)
     except NotFoundError as err:
         raise RefusedError(f"cannot roll back to {restored}: it no longer exists in the registry") from err
     if package.status != registry.APPROVED:
-        raise RefusedError(f"cannot roll back to {restored}: it is {package.status} now, not Approved")
+        why = ""
+        if package.status == registry.REJECTED:
+            who = package.metadata.get(registry.K_REJECTED_BY, "someone")
+            why = f" (by {who}: {package.metadata.get(registry.K_REJECTION_REASON, package.approval_description)})"
+        raise RefusedError(f"cannot roll back to {restored}: it is {package.status} now, not Approved{why}")
+    try:
+        package = check_promotable(sm, restored, model)
+    except RefusedError as err:
+        raise RefusedError(
+            str(err).replace(f"cannot promote {restored}", f"cannot roll back to {restored}", 1)
+        ) from err
     stackfile.write_keys(
         path,
         {stackfile.APPROVED_KEY: plan[stackfile.APPROVED_KEY], stackfile.PREVIOUS_KEY: plan[stackfile.PREVIOUS_KEY]},

@@ -70,8 +70,25 @@ def register_run(
         progress.warn(f"registering despite a failed gate, forced: {force_reason}")
     elif force_reason:
         progress.info("--force given but the gate passed; the reason is recorded anyway")
+    options = dict(
+        inference_image=inference_image,
+        instance_types=instance_types,
+        tags=tags,
+        force_reason=force_reason,
+        progress=progress,
+    )
 
-    work = Path(tempfile.mkdtemp(prefix="mlops-register-"))
+    with tempfile.TemporaryDirectory(prefix="mlops-register-") as work:  # the unpacked model is not kept
+        return _register_checked(session, outputs, run, report, Path(work), **options)
+
+
+def _register_checked(
+    session, outputs, run, report, work: Path, *, inference_image, instance_types, tags, force_reason, progress
+) -> dict[str, Any]:
+    """The checked, gated run: store baseline and lineage beside the model, create the package."""
+    model, gate, started = run["model"], report["gate"], job_started(run)
+    group = outputs.modelPackageGroups[model]
+    sm, s3 = session.client("sagemaker"), session.client("s3")
     progress.step(f"checking the model archive {run['modelDataUrl']}")
     model_dir = fetch_model(s3, run["modelDataUrl"], work)
     output_root = run["modelDataUrl"].rsplit("/output/", 1)[0]
@@ -131,9 +148,10 @@ def register_run(
         metadata[registry.K_BASELINE] = baseline_uri
     if force_reason:
         metadata[registry.K_FORCE_REASON] = force_reason[:256]
-    for name, value in sorted((run.get("hyperparameters") or {}).items()):
-        if len(metadata) < registry.MAX_KEYS:
-            metadata[f"lineage:hp.{name}"] = str(value)[: registry.MAX_VALUE_LEN]
+    # Console copies of the hyperparameters, as many as fit; lineage.json (its SHA-256 above) has them all.
+    hyperparameters = {
+        f"{registry.HP_PREFIX}{k}": str(v) for k, v in sorted((run.get("hyperparameters") or {}).items())
+    }
     description = f"{model} from {run['job']} ({outputs.stackName}); gate {gate_state}: {gate['reason']}"
     package, created = registry.register(
         sm,
@@ -150,7 +168,9 @@ def register_run(
             description=description,
             tags={**tags, "mlops:model": model, "mlops:stack": outputs.stackName},
             job_started=started,
+            optional_metadata=hyperparameters,
         ),
+        create_client=registry.single_attempt_client(session),
     )
     progress.step(f"registered {package.arn} ({package.status})" if created else f"already registered: {package.arn}")
     return {"package": package.to_dict(), "created": created, "lineageUri": lineage_uri, "baselineUri": baseline_uri}

@@ -55,6 +55,15 @@ METRIC_NAMES = (
     "final_log_loss",
     "final_calibration_error",
     "final_brier_score",
+    # regression (ml/evaluate.py)
+    "val_rmse",
+    "val_mae",
+    "val_r2",
+    "final_rmse",
+    "final_mae",
+    "final_r2",
+    "final_mape",
+    "final_mse",
 )
 NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _METRIC_LINE = re.compile(r"metric:\s*(.*)$")

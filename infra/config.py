@@ -40,7 +40,8 @@ ROLLOUT_TYPES = ("canary", "linear", "all_at_once")
 SERVERLESS_MEMORY_STEP_MB = (
     1024  # 1 GB steps: https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html
 )
-GATE_METRICS = ("roc_auc", "accuracy", "f1", "log_loss")
+# Classification and regression metrics evaluation reports (ml/evaluate.py; a test holds the two together).
+GATE_METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "rmse", "mae", "r2", "mape")
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "disabled")
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]{1,63}/\d+$")
 MODEL_NAME = re.compile(rf"^{names.NAME_WORDS.pattern}$")  # lengths: whatever every derived name allows

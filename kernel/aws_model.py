@@ -23,9 +23,9 @@ from typing import Any
 class _Unknown:
     """A value not known yet (a Pulumi Output at preview time): checked by nothing, never guessed."""
 
-    _instance = None
+    _instance: _Unknown | None = None
 
-    def __new__(cls):
+    def __new__(cls) -> _Unknown:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -65,7 +65,7 @@ def _show(value: Any) -> str:
 
 
 @functools.cache
-def _loader():
+def _loader() -> Any:
     # botocore's own loader, imported on first use: the kernel stays light for those who never validate.
     # (A full botocore session would also load endpoints and partitions: slower, and nothing we need.)
     from botocore.loaders import create_loader
@@ -74,7 +74,7 @@ def _loader():
 
 
 @functools.cache
-def service_model(service: str):
+def service_model(service: str) -> Any:
     """botocore's ServiceModel for `service` (sagemaker, s3, iam...), loaded once per process."""
     from botocore.model import ServiceModel
 
@@ -82,7 +82,7 @@ def service_model(service: str):
 
 
 @functools.cache
-def operation_model(service: str, operation: str):
+def operation_model(service: str, operation: str) -> Any:
     return service_model(service).operation_model(operation)
 
 
@@ -90,7 +90,7 @@ _SKIPPED_PATTERNS: set[str] = set()
 
 
 @functools.cache
-def _compiled(pattern: str) -> re.Pattern | None:
+def _compiled(pattern: str) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)
     except (re.error, OverflowError):
@@ -110,7 +110,7 @@ def source_of(service: str, operation: str) -> str:
 # --- validation ------------------------------------------------------------------------------
 
 
-def validate_request(service: str, operation: str, params: dict, *, partial: bool = False) -> list[Problem]:
+def validate_request(service: str, operation: str, params: dict[str, Any], *, partial: bool = False) -> list[Problem]:
     """Every problem AWS's model finds in `params` for `service` `operation` (empty when valid).
 
     `partial=True` skips the required-member checks, for requests assembled from a preview where
@@ -152,7 +152,7 @@ def member_limits(service: str, operation: str, path: str) -> dict[str, Any]:
     return dict(shape.metadata)
 
 
-def _walk(shape, value: Any, path: str, source: str, out: list[Problem], partial: bool) -> None:
+def _walk(shape: Any, value: Any, path: str, source: str, out: list[Problem], partial: bool) -> None:
     if value is UNKNOWN or value is None:
         return
     kind = shape.type_name
@@ -224,14 +224,14 @@ def _finite(value: float) -> bool:
     return not (isinstance(value, float) and (math.isnan(value) or math.isinf(value)))
 
 
-def _size(meta: dict, size: int, value: Any, where: str, unit: str, source: str, out: list[Problem]) -> None:
+def _size(meta: dict[str, Any], size: int, value: Any, where: str, unit: str, source: str, out: list[Problem]) -> None:
     low, high = meta.get("min"), meta.get("max")
     if (low is not None and size < low) or (high is not None and size > high):
         bounds = f"{low if low is not None else 0}-{high}" if high is not None else f"at least {low}"
         out.append(Problem(where, value, f"{bounds} {unit} (has {size})", source))
 
 
-def _range(meta: dict, value: float, where: str, source: str, out: list[Problem]) -> None:
+def _range(meta: dict[str, Any], value: float, where: str, source: str, out: list[Problem]) -> None:
     low, high = meta.get("min"), meta.get("max")
     if (low is not None and value < low) or (high is not None and value > high):
         if high is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from kernel import names
 from kernel.instances import INSTANCE_TYPE, has_instance_storage
@@ -105,15 +105,15 @@ def _by_name(requests: Sequence[Request], operation: str, member: str) -> dict[s
     return {str(r.params.get(member)): r for r in _of(requests, operation)}
 
 
-def _variants(config: Request) -> list[dict]:
+def _variants(config: Request) -> list[dict[str, Any]]:
     return [v for v in config.params.get("ProductionVariants") or [] if isinstance(v, dict)]
 
 
-def _is_instance_type(value: Any) -> bool:
+def _is_instance_type(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and bool(INSTANCE_TYPE.match(value))
 
 
-def rollout_seconds(routing: dict, termination_wait: int, fleet: int | None = None) -> int:
+def rollout_seconds(routing: dict[str, Any], termination_wait: int, fleet: int | None = None) -> int:
     """Least time a blue/green deployment bakes: each traffic step's wait, then the termination wait.
 
     A canary bakes once; a linear rollout once per step (100 / step %, or fleet / step instances).
@@ -147,8 +147,8 @@ def _instance_storage(requests: Sequence[Request]) -> Iterable[Violation]:
     for r in _of(requests, "CreateEndpointConfig"):
         if not r.params.get("KmsKeyId"):
             continue
-        local = [v.get("InstanceType") for v in _variants(r) if _is_instance_type(v.get("InstanceType"))]
-        local = [t for t in local if has_instance_storage(t)]
+        types = [v.get("InstanceType") for v in _variants(r)]
+        local = [t for t in types if _is_instance_type(t) and has_instance_storage(t)]
         if local:
             yield Violation(
                 rule,
@@ -206,7 +206,7 @@ def _serverless_exclusions(requests: Sequence[Request]) -> Iterable[Violation]:
                 )
 
 
-def _routings(requests: Sequence[Request]) -> Iterable[tuple[Request, dict, dict]]:
+def _routings(requests: Sequence[Request]) -> Iterable[tuple[Request, dict[str, Any], dict[str, Any]]]:
     """(endpoint request, its blue/green policy, its traffic routing) for each endpoint that has one."""
     for e in _of(requests, "CreateEndpoint"):
         policy = (e.params.get("DeploymentConfig") or {}).get("BlueGreenUpdatePolicy") or {}
@@ -225,7 +225,7 @@ def _fleet_size(requests: Sequence[Request], endpoint: Request) -> int | None:
     return int(sum(c for c in counts if isinstance(c, (int, float)))) or None
 
 
-def _percent_of_fleet(size: dict, fleet: int | None) -> float | None:
+def _percent_of_fleet(size: dict[str, Any], fleet: int | None) -> float | None:
     if size.get("Type") == "CAPACITY_PERCENT":
         return float(size.get("Value", 0))
     if size.get("Type") == "INSTANCE_COUNT" and fleet:

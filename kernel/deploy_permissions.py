@@ -13,8 +13,13 @@ Source: https://docs.aws.amazon.com/service-authorization/latest/reference/refer
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kernel.iam_eval import Request
 
 from policy_sentry.querying.actions import get_actions_for_service
 
@@ -224,7 +229,7 @@ def actions_for_type(type_token: str, taggable: bool = True) -> TypeActions:
 
 
 # The request context of a deploy action, from the resource's properties (the condition keys our policies test).
-CONTEXT_FROM_PROPS = {
+CONTEXT_FROM_PROPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "iam:CreateRole": lambda props: {"iam:PermissionsBoundary": props.get("permissionsBoundary")},
     "iam:PutRolePermissionsBoundary": lambda props: {"iam:PermissionsBoundary": props.get("permissionsBoundary")},
     # a flow log passes its delivery role to VPC flow logs; every other PassRole here is to SageMaker
@@ -237,7 +242,7 @@ CONTEXT_FROM_PROPS = {
 }
 
 # Resources an action acts on that are not the record itself (the role a model passes, the key a config uses).
-RELATED_RESOURCE = {
+RELATED_RESOURCE: dict[tuple[str, str], Callable[[dict[str, Any], str], Any]] = {
     ("aws:sagemaker/model:Model", "iam:PassRole"): lambda props, account: props.get("executionRoleArn"),
     ("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "kms:CreateGrant"): lambda props, account: props.get(
         "kmsKeyArn"
@@ -254,7 +259,7 @@ RELATED_RESOURCE = {
 }
 
 
-def _params(type_token: str, props: dict) -> dict:
+def _params(type_token: str, props: dict[str, Any]) -> dict[str, Any]:
     """A resource's properties under the names the reference's ARN formats use."""
     name = props.get("name")
     params = dict(props)
@@ -272,7 +277,7 @@ def _params(type_token: str, props: dict) -> dict:
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _resources(action: str, props: dict, params: dict, region: str, account: str) -> list[str]:
+def _resources(action: str, props: dict[str, Any], params: dict[str, Any], region: str, account: str) -> list[str]:
     """The record's own ARN where the action acts on its resource type; else ARN formats filled from its
     properties (a sub-resource acts on its parent: a bucket's versioning on the bucket)."""
     from kernel.iam_eval import glob_match
@@ -288,13 +293,13 @@ def _resources(action: str, props: dict, params: dict, region: str, account: str
     return list(dict.fromkeys(arn for arn in filled if arn))
 
 
-def requests_for_resource(record: dict, region: str, account: str) -> list:
+def requests_for_resource(record: dict[str, Any], region: str, account: str) -> list[Request]:
     """Every authorisation request `pulumi up` makes for one resource record, over its whole lifecycle."""
     from kernel.iam_eval import Request
 
     type_token, props = record["type"], record["props"]
     params = _params(type_token, props)
-    found = []
+    found: list[Request] = []
     for action in actions_for_type(type_token, taggable="tags" in props).all():
         context = {"aws:RequestedRegion": region}
         if action in CONTEXT_FROM_PROPS:

@@ -36,14 +36,14 @@ class Request:
         return hash((self.action, self.resource, json.dumps(self.context, sort_keys=True, default=str)))
 
 
-def statements(policy: dict | str) -> list[dict]:
+def statements(policy: dict[str, Any] | str) -> list[dict[str, Any]]:
     """A policy document's statements as a list (a single statement may be written bare)."""
     doc = json.loads(policy) if isinstance(policy, str) else policy
     found = doc.get("Statement", [])
     return [found] if isinstance(found, dict) else list(found)
 
 
-def decide(request: Request, policies: list[dict | str]) -> str:
+def decide(request: Request, policies: list[dict[str, Any] | str]) -> str:
     """The decision of one set of policies alone: ExplicitDeny, Allow or ImplicitDeny."""
     allowed = False
     for policy in policies:
@@ -56,7 +56,9 @@ def decide(request: Request, policies: list[dict | str]) -> str:
     return ALLOW if allowed else IMPLICIT_DENY
 
 
-def evaluate(request: Request, identity: list[dict | str], boundary: list[dict | str] | None = None) -> str:
+def evaluate(
+    request: Request, identity: list[dict[str, Any] | str], boundary: list[dict[str, Any] | str] | None = None
+) -> str:
     """The decision for a role with these identity policies and, optionally, a permissions boundary."""
     own = decide(request, identity)
     if boundary is None or own == DENY:
@@ -67,11 +69,13 @@ def evaluate(request: Request, identity: list[dict | str], boundary: list[dict |
     return ALLOW if own == ALLOW and bounded == ALLOW else IMPLICIT_DENY
 
 
-def is_allowed(request: Request, identity: list[dict | str], boundary: list[dict | str] | None = None) -> bool:
+def is_allowed(
+    request: Request, identity: list[dict[str, Any] | str], boundary: list[dict[str, Any] | str] | None = None
+) -> bool:
     return evaluate(request, identity, boundary) == ALLOW
 
 
-def matching_statements(request: Request, policies: list[dict | str]) -> list[dict]:
+def matching_statements(request: Request, policies: list[dict[str, Any] | str]) -> list[dict[str, Any]]:
     """The statements that apply to a request (to say which one allows or denies it)."""
     return [s for p in policies for s in statements(p) if _applies(s, request)]
 
@@ -79,14 +83,14 @@ def matching_statements(request: Request, policies: list[dict | str]) -> list[di
 # --- matching -------------------------------------------------------------------------------
 
 
-def _as_list(value: Any) -> list:
+def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 @lru_cache(maxsize=4096)
-def _pattern(glob: str, ignore_case: bool) -> re.Pattern:
+def _pattern(glob: str, ignore_case: bool) -> re.Pattern[str]:
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
     return re.compile(f"^{body}$", re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
 
@@ -95,7 +99,7 @@ def glob_match(glob: str, value: str, ignore_case: bool = False) -> bool:
     return bool(_pattern(glob, ignore_case).match(value))
 
 
-def _applies(statement: dict, request: Request) -> bool:
+def _applies(statement: dict[str, Any], request: Request) -> bool:
     if "Action" in statement:
         if not any(glob_match(a, request.action, True) for a in _as_list(statement["Action"])):
             return False
@@ -125,15 +129,15 @@ def _resource_match(pattern: str, resource: str) -> bool:
 _NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike"}
 
 
-def _lookup(context: dict[str, Any], key: str) -> tuple[bool, list]:
+def _lookup(context: dict[str, Any], key: str) -> tuple[bool, list[Any]]:
     for name, value in context.items():
         if name.lower() == key.lower():  # condition key names are case-insensitive
             return True, _as_list(value)
     return False, []
 
 
-def _match_one(base: str, expected: str, actual: Any) -> bool:
-    actual, expected = str(actual), str(expected)
+def _match_one(base: str, expected_value: Any, actual_value: Any) -> bool:
+    actual, expected = str(actual_value), str(expected_value)
     if base in ("StringEquals", "StringNotEquals", "ArnEquals", "ArnNotEquals"):
         return actual == expected if base.startswith("String") else glob_match(expected, actual)
     if base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):

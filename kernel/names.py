@@ -14,8 +14,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from kernel.aws_model import UNKNOWN, validate_member
+from kernel.aws_model import validate_member
 
 PROJECT = "mlops"
 ACCOUNT_ID_EXAMPLE = "123456789012"  # every AWS account id has 12 digits: names built with it have the real length
@@ -203,7 +204,7 @@ def name_problems(service: str, operation: str, name: str) -> list[tuple[str, st
     return out
 
 
-def request_name_problems(service: str, operation: str, params: dict) -> list[tuple[str, str, str, str]]:
+def request_name_problems(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(path, name, constraint, source) for the physical name a request carries, when it has one.
 
     Only the documented rules: the preflight checks the model's own limits on the whole request.
@@ -213,7 +214,7 @@ def request_name_problems(service: str, operation: str, params: dict) -> list[tu
     if not documented or not member:
         return []
     name = params.get(member)
-    if not isinstance(name, str) or name is UNKNOWN:
+    if not isinstance(name, str):  # UNKNOWN (a value known only after deployment) is not a str
         return []
     check, url = documented
     return [(member, name, problem, url) for problem in check(name)]

@@ -116,7 +116,7 @@ KMS_FOR_S3 = {
 
 # The request context AWS builds from a call's parameters, for the condition keys our policies test.
 # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html#amazonsagemaker-policy-keys
-CONTEXT_FROM_PARAMS: dict[str, Callable[[dict], dict[str, Any]]] = {
+CONTEXT_FROM_PARAMS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "sagemaker:CreateTrainingJob": lambda p: {
         "sagemaker:InstanceTypes": [p.get("ResourceConfig", {}).get("InstanceType")]
         + [g.get("InstanceType") for g in p.get("ResourceConfig", {}).get("InstanceGroups", [])],
@@ -149,7 +149,7 @@ def iam_prefix(service: str) -> str:
 
 
 @cache
-def action_entries(action: str) -> tuple[dict, ...]:
+def action_entries(action: str) -> tuple[dict[str, Any], ...]:
     """The reference's entries for one action (one per resource type), or an error naming it."""
     prefix, name = action.split(":", 1)
     data = get_action_data(prefix, name) or {}

@@ -2,9 +2,11 @@
 
 model.json, model.pt | model.joblib, preprocess.joblib, schema.json   (ml.model.save_model)
 metrics.json      flat validation metrics of the saved model, re-loaded from disk
-evaluation.json   metrics, confusion matrix, calibration curve, classes
-curves.json       per-epoch (mlp) or per-iteration (gbdt) training and validation loss
-baseline.json     drift baseline: training feature statistics, label and prediction distributions
+evaluation.json   metrics; confusion matrix, calibration curve, classes (classifiers) or a sample of
+                  (actual, predicted) pairs (regression)
+curves.json       per-epoch (torch) or per-iteration (scikit-learn) training and validation loss
+baseline.json     drift baseline: training feature statistics, label and prediction distributions,
+                  and the model's schema (so every drift reader types columns as training did)
 importance.json   permutation importance on validation data
 data_summary.json rows, class balance, per-feature summary of train and validation data
 lineage.json      the lineage record, with the SHA-256 of every file above
@@ -27,6 +29,7 @@ from ml.evaluate import evaluate_report
 from ml.explain import permutation_importance
 from ml.lineage import build_record, now, sha256_file, write_record
 from ml.model import load_model, save_model
+from ml.schema import label_text
 
 HASHED = (
     "model.json",
@@ -56,20 +59,12 @@ def _plain(value: Any) -> Any:
 
 
 def data_summary(frame: pd.DataFrame, schema, classes) -> dict[str, Any]:
-    label = frame[schema.label].astype(str)
-    counts = label.value_counts()
     features = []
     for feature in schema.features:
         column = frame[feature.name]
         entry: dict[str, Any] = {"name": feature.name, "type": feature.type, "missing": int(column.isna().sum())}
         if feature.is_numeric:
-            values = column.to_numpy(dtype=np.float64)
-            entry.update(
-                min=float(np.nanmin(values)),
-                mean=float(np.nanmean(values)),
-                max=float(np.nanmax(values)),
-                std=float(np.nanstd(values)),
-            )
+            entry.update(_numeric_summary(column))
         else:
             top = column.astype(str).value_counts()
             entry.update(
@@ -78,19 +73,41 @@ def data_summary(frame: pd.DataFrame, schema, classes) -> dict[str, Any]:
                 top_share=float(top.iloc[0] / len(column)) if len(top) else 0.0,
             )
         features.append(entry)
+    summary: dict[str, Any] = {"rows": len(frame), "features": features}
+    if schema.is_regression:
+        summary["target"] = _numeric_summary(frame[schema.label])
+    else:
+        counts = frame[schema.label].map(label_text).value_counts()
+        summary["classes"] = {str(c): int(counts.get(label_text(c), 0)) for c in classes}
+    return summary
+
+
+def _numeric_summary(column: pd.Series) -> dict[str, float]:
+    values = column.to_numpy(dtype=np.float64)
     return {
-        "rows": len(frame),
-        "classes": {str(c): int(counts.get(str(c), 0)) for c in classes},
-        "features": features,
+        "min": float(np.nanmin(values)),
+        "mean": float(np.nanmean(values)),
+        "max": float(np.nanmax(values)),
+        "std": float(np.nanstd(values)),
     }
 
 
-def write_model_dir(env, hp, data, preprocessor, estimator, curves, y_valid, data_files, summary) -> dict[str, Any]:
+def write_model_dir(
+    env, hp, data, preprocessor, estimator, curves, y_valid, data_files, summary, family, spec, extra=None
+) -> dict[str, Any]:
     """Write the model directory; returns the validation metrics (as in metrics.json)."""
     model_dir = Path(env.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     save_model(
-        model_dir, hp.model, estimator, preprocessor, data.schema, data.classes, {"hyperparameters": hp.to_dict()}
+        model_dir,
+        family,
+        estimator,
+        preprocessor,
+        data.schema,
+        data.classes,
+        {"hyperparameters": hp.to_dict(), **(extra or {})},
+        spec=spec,
+        options=hp.model_options,
     )
 
     model = load_model(model_dir)  # evaluate what will be served, not what is in memory
@@ -100,18 +117,21 @@ def write_model_dir(env, hp, data, preprocessor, estimator, curves, y_valid, dat
     _write_json(model_dir / "evaluation.json", report)
     _write_json(model_dir / "curves.json", {"family": hp.model, **curves})
 
-    valid_proba = model.predict_proba(data.valid)
     baseline = build_baseline(
-        data.train, data.schema, classes=data.classes, predictions=valid_proba, sample=hp.baseline_sample, seed=hp.seed
+        data.train,
+        data.schema,
+        classes=data.classes,
+        predictions=model.predict_output(data.valid),
+        sample=hp.baseline_sample,
+        seed=hp.seed,
     )
     _write_json(model_dir / "baseline.json", baseline)
 
-    metric = hp.target_metric if hp.target_metric not in ("val_loss",) else "log_loss"
     importance = permutation_importance(
         model,
         data.valid,
         y_valid,
-        metric=metric,
+        metric=hp.target_metric,
         repeats=hp.importance_repeats,
         seed=hp.seed,
         max_rows=hp.importance_max_rows,

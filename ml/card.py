@@ -75,7 +75,7 @@ def plot_curves(curves: dict[str, Any]) -> str | None:
                 label=label,
             )
     ax.set_xlabel(x_key, color=INK)
-    ax.set_ylabel("log loss", color=INK)
+    ax.set_ylabel("loss (log loss; squared error for a regression)", color=INK)
     ax.set_title("Loss", color=INK, fontsize=11, loc="left")
     ax.legend(frameon=False, fontsize=9)
     _style(ax)
@@ -179,6 +179,45 @@ def plot_importance(importance: dict[str, Any], limit: int = 20) -> str | None:
     return _png(fig)
 
 
+def plot_predicted_vs_actual(residuals: dict[str, Any]) -> str | None:
+    actual = np.asarray((residuals or {}).get("actual") or [], dtype=float)
+    predicted = np.asarray((residuals or {}).get("predicted") or [], dtype=float)
+    if not len(actual):
+        return None
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    ax.plot([low, high], [low, high], linestyle="--", color=MUTED, linewidth=1, label="perfect")
+    ax.scatter(actual, predicted, s=10, color=BLUE, alpha=0.6, label="validation rows")
+    ax.set_xlabel("actual", color=INK)
+    ax.set_ylabel("predicted", color=INK)
+    ax.set_title("Predicted vs actual (validation)", color=INK, fontsize=11, loc="left")
+    ax.legend(frameon=False, fontsize=9, loc="upper left")
+    _style(ax)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_residuals(residuals: dict[str, Any]) -> str | None:
+    actual = np.asarray((residuals or {}).get("actual") or [], dtype=float)
+    predicted = np.asarray((residuals or {}).get("predicted") or [], dtype=float)
+    if not len(actual):
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
+    left.scatter(predicted, actual - predicted, s=10, color=BLUE, alpha=0.6)
+    left.axhline(0, color=MUTED, linewidth=1, linestyle="--")
+    left.set_xlabel("predicted", color=INK)
+    left.set_ylabel("residual (actual - predicted)", color=INK)
+    left.set_title("Residuals", color=INK, fontsize=11, loc="left")
+    _style(left)
+    right.hist(actual - predicted, bins=30, color=BLUE, alpha=0.7)
+    right.set_xlabel("residual", color=INK)
+    right.set_ylabel("rows", color=INK)
+    right.set_title("Residual distribution", color=INK, fontsize=11, loc="left")
+    _style(right)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _img(data: str | None, alt: str) -> str:
     return (
         f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -256,8 +295,9 @@ def render(model_dir: str | Path) -> str:
     schema = _load(directory, "schema.json") or {}
 
     name = schema.get("name", "model")
-    family = meta.get("family", "?")
-    title = f"{name} · {'tabular MLP (torch)' if family == 'mlp' else 'gradient boosting (scikit-learn)' if family == 'gbdt' else family}"
+    regression = (schema.get("task") or evaluation.get("task")) == "regression"
+    architecture = (meta.get("architecture") or {}).get("class")
+    title = f"{name} · {meta.get('family', '?')}" + (f" ({architecture}, {meta.get('kind')})" if architecture else "")
     git = lineage.get("git") or {}
     dirty = git.get("dirty")
     badges = ""
@@ -266,9 +306,10 @@ def render(model_dir: str | Path) -> str:
     if dirty:
         badges += '<span class="badge warn">uncommitted changes</span>'
 
-    tiles = "".join(
-        f'<div class="tile"><div class="k">{label}</div><div class="v">{_fmt(metrics.get(key))}</div></div>'
-        for key, label in (
+    tile_metrics = (
+        (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R²"), ("mape", "MAPE"))
+        if regression
+        else (
             ("accuracy", "accuracy"),
             ("f1", "F1"),
             ("roc_auc", "ROC AUC"),
@@ -276,6 +317,21 @@ def render(model_dir: str | Path) -> str:
             ("calibration_error", "calibration error"),
         )
     )
+    tiles = "".join(
+        f'<div class="tile"><div class="k">{label}</div><div class="v">{_fmt(metrics.get(key))}</div></div>'
+        for key, label in tile_metrics
+    )
+    if regression:
+        residuals = evaluation.get("residuals")
+        error_panels = [
+            f"<section><h2>Predicted vs actual</h2>{_img(plot_predicted_vs_actual(residuals), 'predicted vs actual')}</section>",
+            f"<section><h2>Residuals</h2>{_img(plot_residuals(residuals), 'residual plot')}</section>",
+        ]
+    else:
+        error_panels = [
+            f"<section><h2>Errors</h2>{_img(plot_confusion(evaluation['confusion_matrix'], evaluation['classes']) if evaluation.get('confusion_matrix') else None, 'confusion matrix')}</section>",
+            f"<section><h2>Calibration</h2>{_img(plot_calibration(evaluation.get('calibration')), 'calibration plot')}</section>",
+        ]
 
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
@@ -285,12 +341,15 @@ def render(model_dir: str | Path) -> str:
         "<p class=sub>Trained "
         f"{html.escape(str((lineage.get('training') or {}).get('finished_at', lineage.get('created_at', ''))))}"
         f" · seed {_fmt(lineage.get('seed'))} · validated on {_fmt(metrics.get('n_rows'))} held-out rows"
-        f" · classes {html.escape(', '.join(map(str, meta.get('classes', []))))}</p>",
+        + (
+            f" · regression of {html.escape(str((schema.get('label') or {}).get('name', '')))}</p>"
+            if regression
+            else f" · classes {html.escape(', '.join(map(str, meta.get('classes', []))))}</p>"
+        ),
         f'<div class="tiles">{tiles}</div>',
         f"<section><h2>Training</h2>{_img(plot_curves(curves), 'training curves')}</section>",
         '<div class="grid2">',
-        f"<section><h2>Errors</h2>{_img(plot_confusion(evaluation['confusion_matrix'], evaluation['classes']) if evaluation.get('confusion_matrix') else None, 'confusion matrix')}</section>",
-        f"<section><h2>Calibration</h2>{_img(plot_calibration(evaluation.get('calibration')), 'calibration plot')}</section>",
+        *error_panels,
         "</div>",
         f"<section><h2>What drives it</h2>{_img(plot_importance(importance), 'feature importance')}"
         "<p class=muted>Each bar: how much "
@@ -304,6 +363,11 @@ def render(model_dir: str | Path) -> str:
     class_rows = [
         [c, train.get("classes", {}).get(c), valid.get("classes", {}).get(c)] for c in (train.get("classes") or {})
     ]
+    if regression:
+        class_rows = [
+            [part, _num((train.get("target") or {}).get(part)), _num((valid.get("target") or {}).get(part))]
+            for part in ("min", "mean", "max", "std")
+        ]
     feature_rows = []
     for f in train.get("features", []):
         if f["type"] == "numeric":
@@ -314,7 +378,9 @@ def render(model_dir: str | Path) -> str:
     parts.append(
         "<section><h2>Data</h2>"
         f"<p>{_fmt(train.get('rows'))} training rows, {_fmt(valid.get('rows'))} validation rows.</p>"
-        + _table(["class", "train rows", "validation rows"], class_rows)
+        + _table(
+            ["target", "train", "validation"] if regression else ["class", "train rows", "validation rows"], class_rows
+        )
         + "<br>"
         + _table(["feature", "type", "training values", "missing"], feature_rows)
         + "</section>"

@@ -18,13 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "data-check",
         help="validate a data set (CSV/Parquet files) against its schema, as training would",
         description="Runs the validation a training job runs before it trains: columns, types, missing values, ranges, "
-        "categories, duplicates, label classes and balance, minimum rows. Exits 1 and names every "
-        "problem when it fails.",
+        "categories, duplicates, label classes and balance, minimum rows. DATA is a data set as `mlops train --data` "
+        "takes it (train/ validation/ [test/] folders, or train.csv validation.csv [test.csv]), one channel folder, or "
+        "one file. The schema: --schema, else schema.json with the data, else one inferred from the train split with "
+        "--label and --task (as training infers it). Exits 1 and names every problem when it fails, 2 when it cannot "
+        "check.",
     )
-    p.add_argument("data", help="a folder of CSV/Parquet files (a channel) or one file")
-    p.add_argument(
-        "--schema", help="schema.json (default: schema.json beside the data, else the built-in churn schema)"
-    )
+    p.add_argument("data", help="a data set folder, a folder of CSV/Parquet files (a channel), or one file")
+    p.add_argument("--schema", help="schema.json (default: the data set's own schema.json)")
+    p.add_argument("--label", help="the target column, when the data bring no schema.json")
+    p.add_argument("--task", choices=["binary", "multiclass", "regression"], help="with --label: what to learn")
     p.add_argument("--min-rows", type=int, default=50)
     p.add_argument("--min-class-fraction", type=float, default=0.01)
     p.add_argument("--max-duplicate-fraction", type=float, default=0.05)
@@ -69,48 +72,83 @@ def _fail(message: str, as_json: bool) -> int:
 
 
 def _read_rows(path: Path, schema=None):
-    import pandas as pd
-
-    from ml.data import load_channel
+    from ml.data import load_channel, load_files
 
     if path.is_file():
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={f.name: str for f in schema.categorical} if schema else None)
+        return load_files([path], schema)
     return load_channel(path, schema)
 
 
+def _data_check_inputs(data: Path, args: argparse.Namespace):
+    """(schema, where it came from, {split: (files or folder)}) for a data set, a channel or a file."""
+    from ml.data import find_splits, read_schema_beside
+    from ml.schema import Schema, infer_schema
+
+    if data.is_dir() and any((data / s).is_dir() or list(data.glob(f"{s}.*")) for s in ("train", "validation")):
+        layout = find_splits(data)
+        parts = dict(layout.splits)
+        schema_file = layout.schema
+    else:
+        parts = {"data": [data] if data.is_file() else None}
+        schema_file = (data if data.is_dir() else data.parent) / "schema.json"
+        schema_file = schema_file if schema_file.is_file() else None
+    if args.schema:
+        return Schema.load(args.schema), args.schema, parts
+    if schema_file is not None:
+        schema = read_schema_beside(schema_file.parent)
+        return schema, str(schema_file), parts
+    if not (args.label and args.task):
+        raise ValueError(
+            f"{data}: no schema.json with the data; give --schema, or --label and --task "
+            "(binary, multiclass or regression) to infer one from the training rows, as training does"
+        )
+    first = parts.get("train", parts.get("data"))
+    raw = _read_files(first, data, None, as_text=True)
+    return infer_schema(raw, args.label, args.task), f"inferred (label {args.label!r}, task {args.task})", parts
+
+
+def _read_files(files, folder: Path, schema, as_text: bool = False):
+    from ml.data import load_channel, load_files
+
+    if files is None:
+        return load_channel(folder, schema, as_text=as_text)
+    return load_files(files, schema, as_text=as_text)
+
+
 def run_data_check(args: argparse.Namespace) -> int:
-    from ml.data import DEFAULT_SCHEMA, read_schema_beside, validate
-    from ml.schema import Schema, SchemaError
+    from ml.data import ValidationReport, validate
+    from ml.schema import SchemaError
 
     data = Path(args.data)
     if not data.exists():
         return _fail(f"{data} does not exist", args.json)
     try:
-        if args.schema:
-            schema, source = Schema.load(args.schema), args.schema
-        else:
-            beside = read_schema_beside(data if data.is_dir() else data.parent)
-            schema, source = (
-                (beside, "schema.json beside the data") if beside else (DEFAULT_SCHEMA, "the built-in churn schema")
-            )
+        schema, source, parts = _data_check_inputs(data, args)
         print(f"checking {data} against {source}", file=sys.stderr)
-        frame = _read_rows(data, schema)
+        frames = {split: _read_files(files, data, schema) for split, files in parts.items()}
     except (SchemaError, FileNotFoundError, ValueError, OSError) as err:
         return _fail(str(err), args.json)
-    report = validate(
-        frame,
-        schema,
-        min_rows=args.min_rows,
-        min_class_fraction=args.min_class_fraction,
-        max_duplicate_fraction=args.max_duplicate_fraction,
-    )
+    reports: dict[str, ValidationReport] = {}
+    for split, frame in frames.items():
+        first = split in ("train", "data")
+        reports[split] = validate(
+            frame,
+            schema,
+            min_rows=args.min_rows if first else 1,
+            min_class_fraction=args.min_class_fraction if first else 0.0,
+            max_duplicate_fraction=args.max_duplicate_fraction if first else 1.0,
+        )
+    ok = all(r.ok for r in reports.values())
     if args.json:
-        print(json.dumps({**report.to_dict(), "schema": source}, indent=2))
+        if list(reports) == ["data"]:
+            print(json.dumps({**reports["data"].to_dict(), "schema": source}, indent=2))
+        else:
+            body = {"ok": ok, "schema": source, "splits": {k: r.to_dict() for k, r in reports.items()}}
+            print(json.dumps(body, indent=2))
     else:
-        print(report.to_text())
-    return 0 if report.ok else 1
+        for split, report in reports.items():
+            print(report.to_text() if split == "data" else f"{split}: {report.to_text()}")
+    return 0 if ok else 1
 
 
 def _capture_like(path: Path) -> bool:
@@ -119,7 +157,7 @@ def _capture_like(path: Path) -> bool:
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    from ml.drift import drift_report, read_capture
+    from ml.drift import Baseline, drift_report, read_capture
 
     baseline_path = Path(args.baseline)
     if baseline_path.is_dir():
@@ -134,9 +172,10 @@ def run_drift(args: argparse.Namespace) -> int:
     if args.threshold <= 0:
         return _fail(f"--threshold: expected a positive PSI, got {args.threshold}", args.json)
     try:
-        baseline = json.loads(baseline_path.read_text())
-        frame = read_capture(data) if _capture_like(data) else _read_rows(data)
-    except (json.JSONDecodeError, FileNotFoundError, ValueError, OSError) as err:
+        baseline = Baseline(json.loads(baseline_path.read_text()))
+        schema = baseline.schema()  # the model's: columns are typed as training typed them
+        frame = read_capture(data, schema=schema) if _capture_like(data) else _read_rows(data, schema)
+    except (json.JSONDecodeError, FileNotFoundError, ValueError, OSError, KeyError) as err:
         return _fail(str(err), args.json)
     if len(frame) == 0:
         return _fail(f"no rows in {data}", args.json)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.schema import CATEGORICAL, NUMERIC, Feature, Schema, SchemaError
+from ml.schema import CATEGORICAL, NUMERIC, REGRESSION, Feature, Schema, SchemaError, label_text
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -144,21 +144,30 @@ def make_synthetic(
 # ---------------------------------------------------------------------------------------------
 # Real data sets that ship with scikit-learn (no download).
 # ---------------------------------------------------------------------------------------------
-SKLEARN_DATASETS = ("breast_cancer", "wine", "iris")
+SKLEARN_DATASETS = ("breast_cancer", "wine", "iris", "diabetes")
 
 
 def load_sklearn_dataset(name: str) -> tuple[pd.DataFrame, Schema]:
-    """One of scikit-learn's bundled data sets as (frame with a `label` column, schema)."""
+    """One of scikit-learn's bundled data sets as (frame with a `label` column, schema):
+    breast_cancer (binary), wine and iris (multiclass), diabetes (regression)."""
     from sklearn import datasets
 
-    loaders = {"breast_cancer": datasets.load_breast_cancer, "wine": datasets.load_wine, "iris": datasets.load_iris}
+    loaders = {
+        "breast_cancer": datasets.load_breast_cancer,
+        "wine": datasets.load_wine,
+        "iris": datasets.load_iris,
+        "diabetes": datasets.load_diabetes,
+    }
     if name not in loaders:
         raise ValueError(f"dataset: {name!r} is not bundled; use one of {', '.join(SKLEARN_DATASETS)}")
     bunch = loaders[name]()
     names = [re.sub(r"[^0-9a-zA-Z]+", "_", n).strip("_") for n in bunch.feature_names]
     frame = pd.DataFrame(bunch.data, columns=names)
-    frame["label"] = bunch.target.astype(np.int64)
     features = tuple(Feature(n, NUMERIC, min=0.0 if (frame[n] >= 0).all() else None) for n in names)
+    if name == "diabetes":
+        frame["label"] = bunch.target.astype(np.float64)
+        return frame, Schema(features, "label", None, name, REGRESSION)
+    frame["label"] = bunch.target.astype(np.int64)
     return frame, Schema(features, "label", tuple(range(len(bunch.target_names))), name)
 
 
@@ -193,24 +202,98 @@ def find_data_files(directory: str | Path, content_type: str | None = None) -> l
     return files
 
 
-def load_channel(directory: str | Path, schema: Schema | None = None, content_type: str | None = None) -> pd.DataFrame:
+def load_channel(
+    directory: str | Path, schema: Schema | None = None, content_type: str | None = None, *, as_text: bool = False
+) -> pd.DataFrame:
     """Every CSV/Parquet file of a channel, concatenated in file-name order.
 
-    Categorical columns are read as text so that codes like "01" keep their spelling; numbers are
-    parsed by pandas and checked by `validate`, which names any column that is not numeric.
+    Categorical columns (and a label whose classes are text) are read as text so that codes like
+    "01" keep their spelling; numbers are parsed by pandas and checked by `validate`, which names
+    any column that is not numeric. `as_text`: every CSV column as text, for inferring a schema.
     """
     files = find_data_files(directory, content_type)
     if not files:
         raise FileNotFoundError(
             f"channel directory {directory} holds no data files (expected {', '.join(DATA_SUFFIXES)})"
         )
-    text_columns = {f.name: str for f in schema.categorical} if schema else {}
+    text_columns: Any = str if as_text else text_columns_of(schema)
     frames = []
     for path in files:
         if _file_format(path, content_type) == "csv":
             frames.append(pd.read_csv(path, dtype=text_columns, keep_default_na=True))
         else:
             frames.append(pd.read_parquet(path))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def text_columns_of(schema: Schema | None) -> dict[str, type]:
+    """The columns a CSV reader must keep as text: categorical features, and a label whose
+    classes are text."""
+    if schema is None:
+        return {}
+    columns = {f.name: str for f in schema.categorical}
+    if schema.classes is not None and any(isinstance(c, str) for c in schema.classes):
+        columns[schema.label] = str
+    return columns
+
+
+# ---------------------------------------------------------------------------------------------
+# A data set: train/, validation/ and optionally test/, each CSV or Parquet files; or, flat,
+# train.csv validation.csv test.csv (or .parquet). schema.json in train/ or at the top.
+# `mlops data-check` and `mlops train --data` both read a data set through `find_splits`.
+# ---------------------------------------------------------------------------------------------
+SPLITS = ("train", "validation", "test")
+REQUIRED_SPLITS = ("train", "validation")
+
+
+@dataclass(frozen=True)
+class DataSetLayout:
+    root: Path
+    splits: dict[str, list[Path]]  # split -> data files
+    schema: Path | None  # the schema.json that travels with the train split, if any
+    flat: bool  # train.csv ... at the top rather than folders
+
+    def split_root(self, split: str) -> Path:
+        return self.root if self.flat else self.root / split
+
+
+def find_splits(directory: str | Path) -> DataSetLayout:
+    """The splits of a data set directory; a clear error for anything else."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a directory (expected train/ validation/ [test/])")
+    folders = {s: find_data_files(root / s) for s in SPLITS if (root / s).is_dir()}
+    flat = {
+        s: sorted(p for p in root.iterdir() if p.is_file() and p.name.split(".")[0] == s and _file_format(p, None))
+        for s in SPLITS
+    }
+    flat = {s: files for s, files in flat.items() if files}
+    if folders and flat:
+        raise FileNotFoundError(
+            f"{root}: both split folders ({', '.join(folders)}) and split files "
+            f"({', '.join(p.name for files in flat.values() for p in files)}); keep one layout"
+        )
+    splits = {s: files for s, files in (folders or flat).items() if files}
+    missing = [s for s in REQUIRED_SPLITS if s not in splits]
+    if missing:
+        raise FileNotFoundError(
+            f"{root}: no data for split(s) {', '.join(missing)}; expected folders train/ validation/ [test/] "
+            f"or files train.csv validation.csv [test.csv] ({', '.join(DATA_SUFFIXES)})"
+        )
+    inside, top = root / "train" / "schema.json", root / "schema.json"
+    if inside.is_file() and top.is_file() and inside.read_bytes() != top.read_bytes():
+        raise FileNotFoundError(f"{root}: train/schema.json and schema.json differ; keep one")
+    schema = inside if inside.is_file() and not flat else top if top.is_file() else None
+    return DataSetLayout(root, splits, schema, bool(flat))
+
+
+def load_files(files: list[Path], schema: Schema | None = None, *, as_text: bool = False) -> pd.DataFrame:
+    """Data files (CSV or Parquet) as one frame, typed as `load_channel` types them."""
+    text_columns: Any = str if as_text else text_columns_of(schema)
+    frames = [
+        pd.read_csv(path, dtype=text_columns) if _file_format(path, None) == "csv" else pd.read_parquet(path)
+        for path in files
+    ]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
@@ -374,9 +457,17 @@ def _check_label(label: pd.Series, schema: Schema, min_class_fraction: float, ad
     if absent.any():
         add(Problem(name, f"{int(absent.sum())} rows have no label"))
     present = label[~absent]
+    if schema.is_regression:
+        numbers = pd.to_numeric(present, errors="coerce")
+        bad = numbers.isna() | ~np.isfinite(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
+        if bad.any():
+            add(Problem(name, f"{int(bad.sum())} labels are not finite numbers (e.g. {_examples(present[bad])})"))
+        elif len(present) and numbers.nunique() < 2:
+            add(Problem(name, "the label is constant; a regression needs a target that varies"))
+        return
     if schema.classes is not None:
-        allowed = {str(c) for c in schema.classes}
-        unknown = ~present.astype(str).isin(allowed)
+        allowed = {label_text(c) for c in schema.classes}
+        unknown = ~present.map(label_text).isin(allowed)
         if unknown.any():
             add(
                 Problem(
@@ -386,7 +477,7 @@ def _check_label(label: pd.Series, schema: Schema, min_class_fraction: float, ad
                     f"allowed: {', '.join(sorted(allowed))}",
                 )
             )
-    counts = present.astype(str).value_counts()
+    counts = present.map(label_text).value_counts()
     if len(present) and len(counts) < 2:
         add(
             Problem(
@@ -397,7 +488,7 @@ def _check_label(label: pd.Series, schema: Schema, min_class_fraction: float, ad
     if len(present):
         if schema.classes is not None:
             for cls in schema.classes:
-                if str(cls) not in counts.index:
+                if label_text(cls) not in counts.index:
                     add(Problem(name, f"class {cls!r} has no rows"))
         shares = counts / len(present)
         for cls, share in shares.items():
@@ -424,17 +515,25 @@ def coerce(frame: pd.DataFrame, schema: Schema, keep_label: bool = True) -> pd.D
             out[feature.name] = np.array([None if v is None else str(v) for v in text], dtype=object)
     result = pd.DataFrame(out, index=frame.index)
     if keep_label and schema.label in frame.columns:
-        result[schema.label] = frame[schema.label].to_numpy()
+        label = frame[schema.label]
+        result[schema.label] = (
+            pd.to_numeric(label).astype(np.float64).to_numpy() if schema.is_regression else label.to_numpy()
+        )
     return result
 
 
-def split(frame: pd.DataFrame, label: str, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified train/validation split, the same for the same seed."""
+def split(
+    frame: pd.DataFrame, label: str, fraction: float, seed: int, stratify: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train/validation split (stratified by class unless `stratify` is False, as for a
+    regression target), the same for the same seed."""
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation_fraction: expected a value between 0 and 1, got {fraction}")
-    train, valid = train_test_split(frame, test_size=fraction, random_state=seed, stratify=frame[label])
+    train, valid = train_test_split(
+        frame, test_size=fraction, random_state=seed, stratify=frame[label] if stratify else None
+    )
     return train.reset_index(drop=True), valid.reset_index(drop=True)
 
 

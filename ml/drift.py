@@ -23,20 +23,39 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ml.schema import Schema
+from ml.schema import CATEGORICAL, NUMERIC, Feature, Schema
 
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # fractions below this count as this, so an empty bin does not give log(0)
-DEFAULT_THRESHOLD = 0.2  # PSI: < 0.1 stable, 0.1-0.2 moving, >= 0.2 shifted (the usual reading)
+# What "drift" means, everywhere (`mlops drift`, `mlops monitor`, the stack's alarm):
+#  - not enough data: fewer than MIN_ROWS rows. No decision is made and nothing alerts; with
+#    50-100 rows PSI alone exceeds 0.2 on unchanged data a few times in a hundred;
+#  - a column has drifted when its two-sample test is significant (KS for numbers, chi-square
+#    for categories; p below DEFAULT_ALPHA divided by the number of columns tested, Bonferroni,
+#    so the chance of any false alarm over the whole report stays under alpha) AND its PSI, plus
+#    PSI_Z standard errors of its sampling noise, is above the threshold: an effect that may be
+#    big enough to matter, not just a detectable one (at 1,000 rows a PSI estimate wobbles by
+#    about 0.03, so a real shift of PSI 0.25 would otherwise be missed one time in ten, while a
+#    huge sample's tiny, significant shift still stays quiet);
+#  - the report's score is the largest such band top among significant columns (0 when none):
+#    the number `mlops monitor` publishes and the alarm compares with the same threshold
+#    (GreaterThanThreshold), so "score > threshold" and "drifted" are one statement (`decide`).
+DEFAULT_THRESHOLD = 0.2  # PSI: < 0.1 stable, 0.1-0.2 moving, > 0.2 shifted (the usual reading)
 DEFAULT_ALPHA = 0.01
+MIN_ROWS = 100
+PSI_Z = 2.0
+NOT_ENOUGH_DATA = "not enough data"
 EXACT_P_MAX_EN = 1000  # KS p-values from scipy's finite-sample distribution up to this size
 MISSING = "__missing__"
+PREDICTED_LABEL = "predicted_label"  # a classifier's answer, in captured traffic
+PREDICTED_VALUE = "predicted_value"  # a regression's answer
 UNSEEN = "__unseen__"
 
 
@@ -100,8 +119,9 @@ def build_baseline(
     sample: int = 10000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Baseline statistics of the training data (and, when given, of the model's predicted
-    probabilities on validation data, rows x classes)."""
+    """Baseline statistics of the training data (and, when given, of the model's predictions on
+    validation data: probabilities, rows x classes, or a regression's values), with the schema,
+    so that every reader of the baseline types columns as training did."""
     rng = np.random.default_rng(seed)
     features: dict[str, Any] = {}
     for feature in schema.features:
@@ -115,12 +135,20 @@ def build_baseline(
         "label_column": schema.label,
         "features": features,
     }
+    baseline["schema"] = schema.to_dict()
+    if schema.is_regression:
+        if schema.label in frame.columns:
+            baseline["label"] = _numeric_baseline(frame[schema.label].to_numpy(dtype=np.float64), sample, rng)
+        if predictions is not None:
+            values = np.asarray(predictions, dtype=np.float64).reshape(-1)
+            baseline["prediction"] = {**_numeric_baseline(values, sample, rng), "column": PREDICTED_VALUE}
+        return baseline
     class_names = [str(c) for c in (classes if classes is not None else (schema.classes or []))]
     if schema.label in frame.columns and class_names:
         baseline["label"] = _categorical_baseline(frame[schema.label], class_names)
     if predictions is not None and class_names:
         predicted = pd.Series(np.asarray(class_names, dtype=object)[predictions.argmax(axis=1)])
-        baseline["prediction"] = _categorical_baseline(predicted, class_names)
+        baseline["prediction"] = {**_categorical_baseline(predicted, class_names), "column": PREDICTED_LABEL}
         if len(class_names) == 2:
             baseline["score"] = _numeric_baseline(predictions[:, 1].astype(np.float64), sample, rng)
             baseline["score"]["column"] = f"proba_{class_names[1]}"
@@ -139,6 +167,18 @@ class Baseline:
         self.label = _prepare(raw["label"]) if raw.get("label") else None
         self.prediction = _prepare(raw["prediction"]) if raw.get("prediction") else None
         self.score = _prepare(raw["score"]) if raw.get("score") else None
+
+    def schema(self) -> Schema:
+        """The model's schema: stored in the baseline, or (older baselines) read from its features."""
+        if self.raw.get("schema"):
+            return Schema.from_dict(self.raw["schema"])
+        features = tuple(
+            Feature(name, NUMERIC, nullable=True)
+            if stats["type"] == "numeric"
+            else Feature(name, CATEGORICAL, categories=tuple(stats["categories"]) or ("",), nullable=True)
+            for name, stats in self.raw["features"].items()
+        )
+        return Schema(features, self.raw.get("label_column", "label"))
 
     @classmethod
     def load(cls, path: str | Path) -> Baseline:
@@ -164,11 +204,82 @@ def _prepare(stats: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Statistics
 # ---------------------------------------------------------------------------------------------
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index between two sets of bin fractions."""
+def psi(expected: np.ndarray, actual: np.ndarray) -> Any:
+    """Population stability index between two sets of bin fractions (along the last axis: a
+    float for one pair, an array for rows of them)."""
     e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
     a = np.maximum(np.asarray(actual, dtype=np.float64), PSI_FLOOR)
-    return float(np.sum((a - e) * np.log(a / e)))
+    out = np.sum((a - e) * np.log(a / e), axis=-1)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def psi_standard_error(expected: np.ndarray, actual: np.ndarray, n: Any, m: float) -> np.ndarray:
+    """The sampling error of a PSI estimate by the delta method: `actual` are fractions of `n`
+    current rows, `expected` of `m` baseline rows, both multinomial. Zero when nothing moved
+    (the PSI's first derivatives vanish there), about 0.03 for a half-standard-deviation shift
+    seen in 1,000 rows."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), PSI_FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), PSI_FLOOR)
+    g = np.log(a / e) + 1 - e / a  # d PSI / d actual
+    h = np.log(e / a) + 1 - a / e  # d PSI / d expected
+    var_a = (np.sum(a * g * g, axis=-1) - np.sum(a * g, axis=-1) ** 2) / np.maximum(n, 1)
+    var_e = (np.sum(e * h * h, axis=-1) - np.sum(e * h, axis=-1) ** 2) / max(m, 1)
+    return np.sqrt(np.maximum(var_a, 0) + np.maximum(var_e, 0))
+
+
+@lru_cache(maxsize=4096)
+def ks_critical(m: int, n: int, level: float, exact: bool = False) -> float:
+    """The KS statistic above which ks_pvalue(statistic, m, n) falls below `level`: a test is
+    significant exactly when its statistic is above this (the p-value decreases with it)."""
+    from scipy.stats import kstwo, kstwobign
+
+    en = m * n / (m + n)
+    if exact or en <= EXACT_P_MAX_EN:
+        return float(kstwo.isf(level, np.round(en)))
+    return float(kstwobign.isf(level) / math.sqrt(en))
+
+
+def decide(significant: Any, psi_upper: Any, n_rows: Any, threshold: float, min_rows: int = MIN_ROWS):
+    """The one meaning of drift, for B reports of C columns each: (drifted, score), each of
+    length B. The score is the largest PSI band top among significant columns, 0 below
+    `min_rows` rows; drifted is score > threshold."""
+    significant = np.atleast_2d(np.asarray(significant, dtype=bool))
+    upper = np.atleast_2d(np.asarray(psi_upper, dtype=np.float64))
+    scores = np.where(significant, np.nan_to_num(upper), 0.0).max(axis=1, initial=0.0)
+    scores = np.where(np.atleast_1d(n_rows) >= min_rows, scores, 0.0)
+    return scores > threshold, scores
+
+
+def numeric_drift_batch(
+    stats: dict[str, Any],
+    samples: np.ndarray,
+    level: float,
+    missing_fraction: Any = None,
+    exact_p: bool = False,
+) -> dict[str, np.ndarray]:
+    """PSI, its band top and the KS statistic of B samples (rows of `samples`, n values each,
+    none missing) against one prepared baseline column, and whether each KS test is
+    significant at `level`. drift_report runs it on one sample, the error-rate tests on many."""
+    samples = np.sort(np.atleast_2d(np.asarray(samples, dtype=np.float64)), axis=1)
+    rows, n = samples.shape
+    m, edges, fractions = stats["_m"], stats["_edges"], stats["_fractions"]
+    base_missing = stats.get("missing_fraction", 0.0)
+    missing = np.zeros(rows) if missing_fraction is None else np.asarray(missing_fraction, dtype=np.float64)
+    cumulative = np.stack([np.searchsorted(row, edges, side="right") for row in samples])
+    counts = np.diff(np.concatenate([np.zeros((rows, 1)), cumulative, np.full((rows, 1), n)], axis=1), axis=1)
+    # Missing values are one more bin, so a column that starts arriving empty shows up too.
+    expected = np.append(fractions * (1 - base_missing), base_missing)
+    actual = np.concatenate([counts / n * (1 - missing)[:, None], missing[:, None]], axis=1)
+    value = np.atleast_1d(psi(expected, actual))
+    total = n / np.maximum(1 - missing, 1e-12)
+    band = PSI_Z * psi_standard_error(expected, actual, total, stats.get("count", m))
+    statistic = np.array([ks_from_sorted(stats["_unique"], stats["_cumulative"], m, row) for row in samples])
+    return {
+        "psi": value,
+        "psi_upper": value + band,
+        "statistic": statistic,
+        "significant": statistic > ks_critical(m, n, level, exact_p),
+    }
 
 
 def ks_from_sorted(
@@ -253,35 +364,41 @@ def _numeric_drift(
         "missing_fraction": missing_fraction,
         "baseline_missing_fraction": base_missing,
     }
-    edges, fractions = stats["_edges"], stats["_fractions"]
     if n == 0 or stats["_m"] == 0:
+        value = 0.0 if n == stats["_m"] == 0 else None
         out.update(
-            {"psi": 0.0 if n == stats["_m"] == 0 else None, "statistic": None, "p_value": None, "drifted": False}
+            {
+                "psi": value,
+                "psi_upper": value,
+                "statistic": None,
+                "p_value": None,
+                "significant": False,
+                "drifted": False,
+            }
         )
         return out
-    cumulative = np.searchsorted(valid, edges, side="right")
-    counts = np.diff(np.concatenate(([0], cumulative, [n])))
-    # Missing values are one more bin, so a column that starts arriving empty shows up too.
-    expected = np.append(fractions * (1 - base_missing), base_missing)
-    actual = np.append(counts / n * (1 - missing_fraction), missing_fraction)
-    statistic = ks_from_sorted(stats["_unique"], stats["_cumulative"], stats["_m"], valid)
+    core = numeric_drift_batch(stats, valid[None, :], alpha, [missing_fraction], exact_p)
+    statistic = float(core["statistic"][0])
     p_value = ks_pvalue(statistic, stats["_m"], n, exact_p)
-    value = psi(expected, actual)
     # Missing values have their own test: the KS test only sees the values that are there.
     base_count = stats.get("count", stats["_m"])
     base_missing_count = stats.get("missing_count", round(base_missing * base_count))
     _, missing_p = chi_square(
         np.array([base_missing_count, base_count - base_missing_count]), np.array([n_total - n, n])
     )
+    significant = bool(core["significant"][0]) or missing_p < alpha
+    upper = float(core["psi_upper"][0])
     out.update(
         {
-            "psi": value,
+            "psi": float(core["psi"][0]),
+            "psi_upper": upper,
             "statistic": statistic,
             "p_value": p_value,
             "missing_p_value": missing_p,
+            "significant": significant,
             "mean": float(valid.mean()),
             "baseline_mean": stats.get("mean"),
-            "drifted": bool(value >= threshold and min(p_value, missing_p) < alpha),
+            "drifted": bool(significant and upper > threshold),
         }
     )
     return out
@@ -320,15 +437,19 @@ def _categorical_drift(column: pd.Series, stats: dict[str, Any], alpha: float, t
         out.update({"psi": None, "statistic": None, "p_value": None, "drifted": False})
         return out
     statistic, p_value = chi_square(expected_counts, current)
-    value = psi(expected_counts / expected_counts.sum(), current / n_total)
+    expected, actual = expected_counts / expected_counts.sum(), current / n_total
+    value = psi(expected, actual)
+    upper = value + PSI_Z * float(psi_standard_error(expected, actual, n_total, expected_counts.sum()))
     top = np.argsort(-current[:-2])[:5] if len(current) > 2 else []
     out.update(
         {
             "psi": value,
+            "psi_upper": upper,
             "statistic": statistic,
             "p_value": p_value,
+            "significant": bool(p_value < alpha),
             "fractions": {stats["categories"][i]: float(current[i] / n_total) for i in top},
-            "drifted": bool(value >= threshold and p_value < alpha),
+            "drifted": bool(upper > threshold and p_value < alpha),
         }
     )
     return out
@@ -339,15 +460,24 @@ def _categorical_drift(column: pd.Series, stats: dict[str, Any], alpha: float, t
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class DriftReport:
-    score: float  # the largest per-feature PSI
+    score: float  # the largest PSI band top among significant columns (0 when none): what the alarm sees
     threshold: float
-    drifted: bool  # some feature (or the predictions) moved by >= threshold PSI, significantly
+    drifted: bool  # score > threshold: some feature (or the predictions) moved, significantly
     n_rows: int
     per_feature: dict[str, dict[str, Any]]
     label: dict[str, Any] | None = None
     prediction: dict[str, Any] | None = None
     score_drift: dict[str, Any] | None = None
     missing_features: list[str] = field(default_factory=list)
+    status: str = "no drift"  # drift | no drift | not enough data
+    min_rows: int = MIN_ROWS
+    alpha: float = DEFAULT_ALPHA  # family-wise; each column is tested at alpha / tests
+    tests: int = 0
+    max_psi: float = 0.0  # the largest PSI of any column, significant or not (for people)
+
+    @property
+    def enough_data(self) -> bool:
+        return self.status != NOT_ENOUGH_DATA
 
     @property
     def features_drifted(self) -> list[str]:
@@ -358,7 +488,12 @@ class DriftReport:
             "score": self.score,
             "threshold": self.threshold,
             "drifted": self.drifted,
+            "status": self.status,
             "n_rows": self.n_rows,
+            "min_rows": self.min_rows,
+            "alpha": self.alpha,
+            "tests": self.tests,
+            "max_psi": self.max_psi,
             "features_drifted": self.features_drifted,
             "missing_features": self.missing_features,
             "per_feature": self.per_feature,
@@ -368,8 +503,14 @@ class DriftReport:
         }
 
     def to_text(self) -> str:
+        if not self.enough_data:
+            return (
+                f"{NOT_ENOUGH_DATA}: {self.n_rows} rows, at least {self.min_rows} are needed for a drift "
+                "decision; nothing is alerted"
+            )
         lines = [
-            f"drift score {self.score:.3f} (largest PSI; alarm at {self.threshold:g}): "
+            f"drift score {self.score:.3f} (largest PSI + {PSI_Z:g} standard errors among columns whose test is "
+            f"significant at {self.alpha:g} over {self.tests} tests; alarm above {self.threshold:g}): "
             f"{'DRIFT' if self.drifted else 'no drift'} over {self.n_rows} rows",
             f"  {'feature':<24} {'test':<5} {'psi':>8} {'stat':>9} {'p-value':>9}",
         ]
@@ -405,29 +546,36 @@ def drift_report(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
+    min_rows: int = MIN_ROWS,
     workers: int | None = None,
     exact_p_values: bool = False,
 ) -> DriftReport:
     """Per-feature PSI and KS (numeric) or chi-square (categorical) against the training
-    baseline; label drift when `frame` has the label column, prediction drift when it has
-    `predicted_label` (and score drift with `proba_<positive class>`, binary models).
-    `exact_p_values`: KS p-values exactly as scipy's ks_2samp(method="asymp") (slower; see
-    ks_pvalue)."""
+    baseline; label drift when `frame` has the label column, prediction drift when it has the
+    model's answers (`predicted_label`, or `predicted_value` of a regression; score drift with
+    `proba_<positive class>`, binary models). The decision follows the one meaning of drift at
+    the top of this module. `exact_p_values`: KS p-values exactly as scipy's
+    ks_2samp(method="asymp") (slower; see ks_pvalue)."""
     base = baseline if isinstance(baseline, Baseline) else Baseline(baseline)
     names = list(base.features)
     frame = _align_positional(frame, names)
     present = [n for n in names if n in frame.columns]
     missing = [n for n in names if n not in frame.columns]
+    prediction_column = (base.prediction or {}).get("column", PREDICTED_LABEL)
+    has_prediction = base.prediction is not None and prediction_column in frame.columns
+    tests = len(present) + int(has_prediction)
+    per_test = alpha / max(tests, 1)  # Bonferroni: any false alarm in the report stays under alpha
 
-    def one(name: str) -> tuple[str, dict[str, Any]]:
-        stats = base.features[name]
-        column = frame[name]
+    def column_drift(column: pd.Series, stats: dict[str, Any]) -> dict[str, Any]:
         if stats["type"] == "numeric":
             if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
                 column = pd.to_numeric(column, errors="coerce")  # text that is not a number: missing
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-            return name, _numeric_drift(values, stats, alpha, threshold, exact_p_values)
-        return name, _categorical_drift(column, stats, alpha, threshold)
+            return _numeric_drift(values, stats, per_test, threshold, exact_p_values)
+        return _categorical_drift(column, stats, per_test, threshold)
+
+    def one(name: str) -> tuple[str, dict[str, Any]]:
+        return name, column_drift(frame[name], base.features[name])
 
     workers = workers or min(len(present), os.cpu_count() or 1) or 1
     if workers > 1 and len(frame) >= 50_000:
@@ -439,16 +587,22 @@ def drift_report(
     label = prediction = score_drift = None
     label_name = base.raw.get("label_column", "label")
     if base.label is not None and label_name in frame.columns:
-        label = _categorical_drift(frame[label_name], base.label, alpha, threshold)
-    if base.prediction is not None and "predicted_label" in frame.columns:
-        prediction = _categorical_drift(frame["predicted_label"], base.prediction, alpha, threshold)
+        label = column_drift(frame[label_name], base.label)
+    if has_prediction:
+        prediction = column_drift(frame[prediction_column], base.prediction)
     if base.score is not None and base.score.get("column") in frame.columns:
-        values = pd.to_numeric(frame[base.score["column"]], errors="coerce").to_numpy(dtype=np.float64)
-        score_drift = _numeric_drift(values, base.score, alpha, threshold, exact_p_values)
+        score_drift = column_drift(frame[base.score["column"]], base.score)
 
-    psis = [d["psi"] for d in per_feature.values() if d.get("psi") is not None]
-    score = max(psis) if psis else 0.0
-    drifted = any(d.get("drifted") for d in per_feature.values()) or bool(prediction and prediction.get("drifted"))
+    decided = [d for d in (*per_feature.values(), prediction) if d and d.get("psi") is not None]
+    psis = [d["psi"] for d in decided]
+    drifted_, scores = decide(
+        [[d["significant"] for d in decided]], [[d["psi_upper"] for d in decided]], [len(frame)], threshold, min_rows
+    )
+    drifted, score = bool(drifted_[0]), float(scores[0])
+    enough = len(frame) >= min_rows
+    if not enough:
+        for d in decided:
+            d["drifted"] = False
     return DriftReport(
         score=float(score),
         threshold=threshold,
@@ -459,6 +613,11 @@ def drift_report(
         prediction=prediction,
         score_drift=score_drift,
         missing_features=missing,
+        status=NOT_ENOUGH_DATA if not enough else ("drift" if drifted else "no drift"),
+        min_rows=min_rows,
+        alpha=alpha,
+        tests=tests,
+        max_psi=float(max(psis)) if psis else 0.0,
     )
 
 
@@ -480,12 +639,16 @@ def _output_columns(body: bytes, content_type: str) -> pd.DataFrame:
 
     if media_type(content_type) in ("text/csv", "application/csv"):
         rows = [line.split(",") for line in body.decode().splitlines() if line.strip()]
+        if rows and all(len(r) == 1 for r in rows):  # one number per row: a regression's answer
+            return pd.DataFrame({PREDICTED_VALUE: [float(r[0]) for r in rows]})
         out = pd.DataFrame({"predicted_label": [r[0] for r in rows]})
         for j in range(1, max((len(r) for r in rows), default=1)):
             out[f"proba_{j - 1}"] = [float(r[j]) if j < len(r) else np.nan for r in rows]
         return out
     document = json.loads(body)
     predictions = document.get("predictions", document) if isinstance(document, dict) else document
+    if predictions and all(isinstance(p, dict) and "value" in p for p in predictions):
+        return pd.DataFrame({PREDICTED_VALUE: [float(p["value"]) for p in predictions]})
     out = pd.DataFrame({"predicted_label": [str(p.get("label")) for p in predictions]})
     for name in dict.fromkeys(k for p in predictions for k in (p.get("probabilities") or {})):
         out[f"proba_{name}"] = [float((p.get("probabilities") or {}).get(name, np.nan)) for p in predictions]
@@ -512,9 +675,14 @@ def _lines(source: Any) -> Iterable[str]:
             yield from _lines(item)
 
 
-def read_capture(paths_or_lines: Any, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_capture(
+    paths_or_lines: Any, columns: Sequence[str] | None = None, schema: Schema | None = None
+) -> pd.DataFrame:
     """Captured requests (and responses) as one frame: the request's feature columns, plus
-    `predicted_label` and `proba_<class>` from the response, `event_id` and `inference_time`.
+    `predicted_label` and `proba_<class>` (a regression: `predicted_value`) from the response,
+    `event_id` and `inference_time`. With the model's `schema` (what `Baseline.schema()` gives),
+    requests are typed exactly as the server typed them: a category "01" stays "01"; without
+    it, values are taken as they look.
 
     Accepts a capture file or directory (every *.jsonl under it), a list of them, or the lines
     themselves. Headerless CSV requests get `columns` as names, or "0", "1", ... (which
@@ -532,7 +700,7 @@ def read_capture(paths_or_lines: Any, columns: Sequence[str] | None = None) -> p
             record = json.loads(line)
             capture = record["captureData"]
             body, content_type = _capture_body(capture["endpointInput"])
-            inputs, _ = parse_body(body, content_type, None)
+            inputs, _ = parse_body(body, content_type, schema)
             if columns is not None and list(inputs.columns) == [str(i) for i in range(len(columns))]:
                 inputs.columns = list(columns)
             if "endpointOutput" in capture:

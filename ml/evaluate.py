@@ -16,9 +16,52 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# Metrics where a smaller value is better; every other metric is better when larger.
-LOWER_IS_BETTER = frozenset({"log_loss", "val_loss", "calibration_error", "brier_score"})
-METRIC_NAMES = ("accuracy", "f1", "roc_auc", "log_loss", "calibration_error", "brier_score")
+# The one definition of a metric's direction: these are better when smaller, every other metric
+# when larger. Training's early stopping, the gate and permutation importance all read it.
+LOWER_IS_BETTER = frozenset({"log_loss", "val_loss", "calibration_error", "brier_score", "rmse", "mae", "mape", "mse"})
+CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss", "calibration_error", "brier_score")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+METRIC_NAMES = CLASSIFICATION_METRICS + REGRESSION_METRICS
+RESIDUAL_SAMPLE = 2000  # (actual, predicted) pairs kept in evaluation.json for the model card's plots
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric in LOWER_IS_BETTER
+
+
+def metrics_for_task(task: str) -> tuple[str, ...]:
+    """The metrics a task reports (val_loss always)."""
+    return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+
+
+def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """rmse, mae, r2 (None when the target is constant), mape (None when some target is zero:
+    a percentage of zero is undefined), mse (the loss), n_rows."""
+    y = np.asarray(y, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    error = predicted - y
+    mse = float(np.mean(error**2))
+    total = float(np.sum((y - y.mean()) ** 2))
+    return {
+        "rmse": math.sqrt(mse),
+        "mae": float(np.mean(np.abs(error))),
+        "r2": 1.0 - float(np.sum(error**2)) / total if total > 0 else None,
+        "mape": float(np.mean(np.abs(error / y))) if len(y) and np.all(y != 0) else None,
+        "mse": mse,
+        "n_rows": len(y),
+    }
+
+
+def task_metrics(task: str, y: np.ndarray, output: np.ndarray) -> dict[str, Any]:
+    """Metrics of one model output (probabilities, or values for regression) with `val_loss`:
+    log loss for a classifier, mean squared error for a regression."""
+    if task == "regression":
+        metrics = regression_metrics(y, output)
+        metrics["val_loss"] = metrics["mse"]
+    else:
+        metrics = metrics_from_proba(y, output)
+        metrics["val_loss"] = metrics["log_loss"]
+    return metrics
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,21 +173,40 @@ def _labelled(model, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         raise ValueError(f"evaluation data: missing columns {missing}")
     if len(frame) == 0:
         raise ValueError("evaluation data: no rows")
+    if model.schema.is_regression:
+        values = pd.to_numeric(frame[label], errors="coerce").to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError(f"evaluation data: label {label!r} holds values that are not finite numbers")
+        return frame, values
     return frame, encode_labels(frame[label], model.classes)
 
 
+def residual_sample(y: np.ndarray, predicted: np.ndarray, limit: int = RESIDUAL_SAMPLE) -> dict[str, list[float]]:
+    """At most `limit` (actual, predicted) pairs, a seeded subsample: what the card plots."""
+    keep = np.arange(len(y))
+    if len(y) > limit:
+        keep = np.sort(np.random.default_rng(0).choice(len(y), size=limit, replace=False))
+    return {"actual": np.asarray(y)[keep].tolist(), "predicted": np.asarray(predicted)[keep].tolist()}
+
+
 def evaluate_report(model_or_dir: Any, frame: pd.DataFrame) -> dict[str, Any]:
-    """Metrics plus the confusion matrix, calibration curve and class names."""
+    """Metrics plus, for a classifier, the confusion matrix, calibration curve and class names;
+    for a regression, a sample of (actual, predicted) pairs."""
     from ml.model import load_model
 
     model = load_model(model_or_dir) if isinstance(model_or_dir, (str, Path)) else model_or_dir
     frame, y = _labelled(model, frame)
-    proba = model.predict_proba(frame)
+    output = model.predict_output(frame)
+    metrics = task_metrics(model.task, y, output)
+    metrics.pop("val_loss")
+    if model.schema.is_regression:
+        return {"task": model.task, "metrics": metrics, "residuals": residual_sample(y, output)}
     return {
-        "metrics": metrics_from_proba(y, proba),
+        "task": model.task,
+        "metrics": metrics,
         "classes": list(model.classes),
-        "confusion_matrix": confusion(y, proba),
-        "calibration": calibration_curve(y, proba),
+        "confusion_matrix": confusion(y, output),
+        "calibration": calibration_curve(y, output),
     }
 
 
@@ -192,7 +254,7 @@ def compare(
     """Does the candidate beat the champion by at least `margin` on `metric` (both measured on the
     same data)? With no champion, the candidate passes if it meets `minimums` (metric -> floor,
     or ceiling for lower-is-better metrics such as log_loss)."""
-    higher = metric not in LOWER_IS_BETTER
+    higher = not lower_is_better(metric)
     if margin < 0 or margin != margin:
         raise ValueError(f"margin: expected a number >= 0, got {margin}")
     failures: list[str] = []
@@ -202,7 +264,7 @@ def compare(
         failures.append(f"candidate has no value for {metric} (has: {', '.join(sorted(candidate or {})) or 'nothing'})")
     for name, bound in (minimums or {}).items():
         got = _value(candidate, name)
-        lower = name in LOWER_IS_BETTER
+        lower = lower_is_better(name)
         if got is None:
             failures.append(
                 f"candidate has no value for {name}, which has a required "

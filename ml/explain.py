@@ -14,15 +14,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.evaluate import metrics_from_proba
+from ml.evaluate import lower_is_better, task_metrics
 
 
 def _score(model, frame: pd.DataFrame, y: np.ndarray, metric: str) -> float:
-    """Larger is better: the metric itself, or minus log loss."""
-    metrics = metrics_from_proba(y, model.predict_proba(frame))
-    if metric in ("log_loss", "val_loss") or metrics.get(metric) is None:
-        return -metrics["log_loss"]
-    return float(metrics[metric])
+    """Larger is better: the metric, negated when smaller is better (one definition of which,
+    ml.evaluate.LOWER_IS_BETTER)."""
+    value = task_metrics(model.task, y, model.predict_output(frame)).get(metric)
+    if value is None:
+        return float("nan")
+    return -float(value) if lower_is_better(metric) else float(value)
+
+
+def _usable(model, metric: str) -> str:
+    """The metric to measure importance with: the target metric, or the task's loss."""
+    from ml.evaluate import metrics_for_task
+
+    if metric in metrics_for_task(model.task):
+        return metric
+    return "rmse" if model.task == "regression" else "log_loss"
 
 
 def permutation_importance(
@@ -43,7 +53,7 @@ def permutation_importance(
         frame, y = frame.iloc[keep].reset_index(drop=True), y[keep]
     else:
         frame = frame.reset_index(drop=True)
-    used = metric if metric not in ("val_loss",) else "log_loss"
+    used = _usable(model, metric)
     reference = _score(model, frame, y, used)
     results = []
     for name in model.feature_names:
@@ -56,8 +66,8 @@ def permutation_importance(
     results.sort(key=lambda r: -r["importance"])
     return {
         "method": "permutation",
-        "metric": used,  # importance: how much worse (log loss: higher) the metric gets
-        "baseline_score": -reference if used == "log_loss" else reference,
+        "metric": used,  # importance: how much worse (lower-is-better metrics: higher) the metric gets
+        "baseline_score": -reference if lower_is_better(used) else reference,
         "repeats": repeats,
         "rows": len(frame),
         "features": results,
@@ -77,8 +87,9 @@ def reference_row(baseline: dict[str, Any]) -> dict[str, Any]:
 
 
 def attributions(model, frame: pd.DataFrame, reference: dict[str, Any]) -> np.ndarray:
-    """(rows, features): the drop in the predicted class's probability when each feature is set
-    to its reference value. One predict call over rows x (features + 1) rows."""
+    """(rows, features): the drop in the predicted class's probability (a regression: in the
+    predicted value) when each feature is set to its reference value. One predict call over
+    rows x (features + 1) rows."""
     names = model.feature_names
     n = len(frame)
     frame = frame.reset_index(drop=True)[names]
@@ -87,7 +98,10 @@ def attributions(model, frame: pd.DataFrame, reference: dict[str, Any]) -> np.nd
         changed = frame.copy()
         changed[name] = reference[name]
         variants.append(changed)
-    proba = model.predict_proba(pd.concat(variants, ignore_index=True))
+    output = model.predict_output(pd.concat(variants, ignore_index=True))
+    if output.ndim == 1:
+        return np.stack([output[:n] - output[(k + 1) * n : (k + 2) * n] for k in range(len(names))], axis=1)
+    proba = output
     original = proba[:n]
     chosen = original.argmax(axis=1)
     rows = np.arange(n)

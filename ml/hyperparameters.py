@@ -8,12 +8,18 @@ together with what is allowed, and all bad ones are reported at once.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-TARGET_METRICS = ("val_loss", "log_loss", "accuracy", "f1", "roc_auc")
-LOWER_IS_BETTER = {"val_loss", "log_loss"}
+from ml.evaluate import METRIC_NAMES
+from ml.schema import TASKS
+
+TARGET_METRICS = ("val_loss", *METRIC_NAMES)
+# `model`: a built-in or registered family name, or `package.module:factory` (see ml/families.py).
+MODEL_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
+MODEL_REFERENCE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 class HyperparameterError(ValueError):
@@ -27,6 +33,8 @@ class HyperparameterError(ValueError):
 @dataclass(frozen=True)
 class Hyperparameters:
     model: str = "mlp"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    task: str = ""  # binary | multiclass | regression; with `label`, what a data set without schema.json needs
     epochs: int = 20
     batch_size: int = 512
     lr: float = 1e-3
@@ -42,7 +50,7 @@ class Hyperparameters:
     target_metric: str = "val_loss"
     validation_fraction: float = 0.2
     schema: str = "auto"
-    label: str = "label"
+    label: str = ""
     min_rows: int = 50
     min_class_fraction: float = 0.01
     max_duplicate_fraction: float = 0.05
@@ -60,6 +68,7 @@ class Hyperparameters:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["hidden_sizes"] = list(self.hidden_sizes)
+        out["model_options"] = dict(self.model_options)
         return out
 
 
@@ -158,6 +167,28 @@ def _sizes(raw: Any) -> tuple[int, ...]:
     return sizes
 
 
+def _model(raw: Any) -> str:
+    value = str(raw).strip()
+    if not (MODEL_NAME.match(value) or MODEL_REFERENCE.match(value)):
+        raise ValueError(
+            "a model family name (mlp, ft_transformer, linear, gbdt or a registered one) or package.module:factory"
+        )
+    return value
+
+
+def _options(raw: Any) -> dict[str, Any]:
+    allowed = 'a JSON object of keyword arguments for the model factory, e.g. {"d_token": 32}'
+    if isinstance(raw, dict):
+        return dict(raw)
+    try:
+        value = json.loads(str(raw))
+    except json.JSONDecodeError:
+        raise ValueError(allowed) from None
+    if not isinstance(value, dict):
+        raise ValueError(allowed)
+    return value
+
+
 def _text(raw: Any) -> str:
     value = str(raw).strip()
     if not value:
@@ -166,7 +197,9 @@ def _text(raw: Any) -> str:
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
-    "model": _choice("mlp", "gbdt"),
+    "model": _model,
+    "model_options": _options,
+    "task": _choice(*TASKS),
     "epochs": _integer(1, 10000),
     "batch_size": _integer(1, 1 << 20),
     "lr": _number(0.0, 10.0, lo_open=True),
@@ -181,7 +214,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "min_delta": _number(0.0, 1e6),
     "target_metric": _choice(*TARGET_METRICS),
     "validation_fraction": _number(0.0, 0.9, lo_open=True),
-    "schema": _choice("auto", "default", "infer"),
+    "schema": _choice("auto", "infer", "example"),
     "label": _text,
     "min_rows": _integer(1, 10**12),
     "min_class_fraction": _number(0.0, 0.5),

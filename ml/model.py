@@ -1,14 +1,15 @@
-"""The models and what they need to predict: preprocessing fitted on training data only, a torch
-tabular network, a scikit-learn gradient-boosting baseline, and the one loader that serving,
-evaluation, explanation and drift all use.
+"""The models and what they need to predict: preprocessing fitted on training data only, the
+torch tabular MLP, and `TrainedModel` with the one loader that serving, evaluation, explanation
+and drift all use, whatever the family (ml/families.py).
 
 A trained model is a directory:
   model.json         family, classes, architecture, file names (what to load and how)
-  model.pt           torch weights (family "mlp"), loaded with weights_only=True
-  model.joblib       scikit-learn estimator (family "gbdt")
+  model.pt           a torch family's factory reference, spec, options and weights (weights_only=True)
+  model.joblib       a scikit-learn family's fitted estimator
   preprocess.joblib  the fitted preprocessing, as plain arrays and lists (no pickled classes)
   schema.json        the features and label the model was trained on
-To add a family, give it a `build`/`save` pair here and a fit function in train.py (docs/ml.md).
+To add a family, write a factory (ml/families.py explains the contract) and name it in the
+`model` hyperparameter; nothing here or in train.py changes (docs/ml.md).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ml.schema import Schema
+from ml.schema import Schema, label_text
 
-FAMILIES = ("mlp", "gbdt")
+TORCH, SKLEARN = "torch", "sklearn"  # the two kinds of model (ml/families.py)
 SMALL_BATCH = 2048  # up to this many rows, per-value dict lookups beat pandas' vectorised set-up
 # Model inputs: a DataFrame, or (serving's fast path) a mapping of column name -> values.
 Columns = pd.DataFrame | Mapping[str, Any]
@@ -156,8 +157,8 @@ def n_rows(frame: Columns) -> int:
 # Label encoding: classes as declared (or as seen), compared as text so 1 and "1" agree.
 # ---------------------------------------------------------------------------------------------
 def encode_labels(labels: Sequence[Any] | pd.Series, classes: Sequence[Any]) -> np.ndarray:
-    index = {str(c): i for i, c in enumerate(classes)}
-    series = pd.Series(labels).astype(str)
+    index = {label_text(c): i for i, c in enumerate(classes)}
+    series = pd.Series(labels).map(label_text)
     codes = series.map(index)
     if codes.isna().any():
         unknown = sorted(set(series[codes.isna()]))[:5]
@@ -221,95 +222,131 @@ class TabularMLP(nn.Module):
         )
 
 
-def make_gbdt(
-    max_iter: int, learning_rate: float, max_leaf_nodes: int, seed: int, categorical_mask: Sequence[bool], patience: int
-):
-    """scikit-learn's histogram gradient boosting with native categorical support."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    return HistGradientBoostingClassifier(
-        max_iter=max_iter,
-        learning_rate=learning_rate,
-        max_leaf_nodes=max_leaf_nodes,
-        categorical_features=list(categorical_mask) if any(categorical_mask) else None,
-        early_stopping=patience > 0,
-        n_iter_no_change=max(patience, 1),
-        scoring="loss",
-        random_state=seed,
-    )
-
-
 # ---------------------------------------------------------------------------------------------
-# A trained model: everything needed to go from a frame of features to class probabilities.
+# A trained model: everything needed to go from a frame of features to its predictions.
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class TrainedModel:
-    family: str
+    family: str  # the `model` hyperparameter it was trained with
     schema: Schema
     preprocessor: Preprocessor
-    classes: list[Any]
-    estimator: Any  # TabularMLP (eval mode, CPU) or a fitted scikit-learn classifier
+    classes: list[Any]  # empty for a regression
+    estimator: Any  # a torch module (eval mode, CPU) or a fitted scikit-learn estimator
     meta: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.meta.get("kind", TORCH if isinstance(self.estimator, nn.Module) else SKLEARN)
+
+    @property
+    def task(self) -> str:
+        return self.schema.task or ("binary" if len(self.classes) == 2 else "multiclass")
 
     @property
     def feature_names(self) -> list[str]:
         return self.schema.feature_names
 
-    def predict_proba(self, frame: Columns, chunk_rows: int = 65536) -> np.ndarray:
-        """(rows, classes) float64 probabilities, in `classes` order."""
-        rows = n_rows(frame)
-        if rows == 0:
-            return np.zeros((0, len(self.classes)))
-        if self.family == "gbdt":
-            return self.estimator.predict_proba(self.preprocessor.matrix(frame)).astype(np.float64)
+    def _raw(self, frame: Columns, chunk_rows: int) -> np.ndarray:
+        """The estimator's outputs: (rows, outputs) from a torch module, or the scikit-learn
+        estimator's predict_proba / predict."""
+        if self.kind == SKLEARN:
+            matrix = self.preprocessor.matrix(frame)
+            if self.schema.is_regression:
+                return np.asarray(self.estimator.predict(matrix), dtype=np.float64).reshape(-1, 1)
+            return np.asarray(self.estimator.predict_proba(matrix), dtype=np.float64)
         numeric, codes = self.preprocessor.transform(frame)
         out = []
         with torch.inference_mode():
-            for start in range(0, rows, chunk_rows):
-                logits = self.estimator(
+            for start in range(0, len(numeric), chunk_rows):
+                outputs = self.estimator(
                     torch.from_numpy(numeric[start : start + chunk_rows]),
                     torch.from_numpy(codes[start : start + chunk_rows]),
-                )
-                out.append(torch.softmax(logits.double(), dim=1).numpy())
+                ).double()
+                out.append(outputs.numpy() if self.schema.is_regression else torch.softmax(outputs, dim=1).numpy())
         return np.concatenate(out)
+
+    def predict_proba(self, frame: Columns, chunk_rows: int = 65536) -> np.ndarray:
+        """(rows, classes) float64 probabilities, in `classes` order (classifiers only)."""
+        if self.schema.is_regression:
+            raise ValueError("predict_proba: a regression model predicts values; use predict_values")
+        if n_rows(frame) == 0:
+            return np.zeros((0, len(self.classes)))
+        return self._raw(frame, chunk_rows)
+
+    def predict_values(self, frame: Columns, chunk_rows: int = 65536) -> np.ndarray:
+        """(rows,) float64 predictions of a regression, in the label's units."""
+        if not self.schema.is_regression:
+            raise ValueError("predict_values: a classifier predicts classes; use predict_proba")
+        if n_rows(frame) == 0:
+            return np.zeros(0)
+        raw = self._raw(frame, chunk_rows)[:, 0]
+        if self.kind == SKLEARN:
+            return raw
+        scale = self.meta.get("target_scale") or {"mean": 0.0, "std": 1.0}
+        return raw * scale["std"] + scale["mean"]
+
+    def predict_output(self, frame: Columns) -> np.ndarray:
+        """What metrics are computed from: probabilities of a classifier, values of a regression."""
+        return self.predict_values(frame) if self.schema.is_regression else self.predict_proba(frame)
 
     def predict(self, frame: Columns) -> tuple[list[Any], np.ndarray]:
         proba = self.predict_proba(frame)
         return [self.classes[i] for i in proba.argmax(axis=1)], proba
 
 
+def _unwrap(module: nn.Module) -> nn.Module:
+    module = module.module if hasattr(module, "module") else module  # DDP
+    return getattr(module, "_orig_mod", module)  # torch.compile
+
+
 def save_model(
     model_dir: str | Path,
-    family: str,
+    family: Any,
     estimator: Any,
     preprocessor: Preprocessor,
     schema: Schema,
     classes: Sequence[Any],
     extra: dict[str, Any] | None = None,
+    *,
+    spec: Any = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the files a model needs to predict; returns the model.json contents."""
+    """Write the files a model needs to predict; returns the model.json contents. `family` is an
+    ml.families.Family; a torch model is saved as its factory reference, spec, options and
+    weights (loaded with weights_only=True), a scikit-learn estimator with joblib."""
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
-        "format": 1,
-        "family": family,
+        "format": 2,
+        "family": family.name,
+        "factory": family.reference,
+        "kind": family.kind,
+        "task": schema.task,
         "classes": list(classes),
         "preprocess": PREPROCESS_FILE,
         "schema": SCHEMA_FILE,
     }
-    if family == "mlp":
-        module = estimator.module if hasattr(estimator, "module") else estimator
-        module = getattr(module, "_orig_mod", module)  # unwrap torch.compile
+    if family.kind == TORCH:
+        module = _unwrap(estimator)
         state = {k: v.detach().to("cpu", torch.float32).clone() for k, v in module.state_dict().items()}
-        torch.save({"config": module.config, "state_dict": state}, directory / TORCH_FILE)
-        meta.update({"weights": TORCH_FILE, "architecture": module.config})
-    elif family == "gbdt":
-        joblib.dump(estimator, directory / SKLEARN_FILE)
-        meta.update({"weights": SKLEARN_FILE, "architecture": {"n_iter": int(getattr(estimator, "n_iter_", 0))}})
+        payload = {
+            "factory": family.reference,
+            "spec": spec.to_dict(),
+            "options": dict(options or {}),
+            "state_dict": state,
+        }
+        torch.save(payload, directory / TORCH_FILE)
+        meta.update({"weights": TORCH_FILE, "architecture": {"class": type(module).__name__, "spec": spec.to_dict()}})
     else:
-        raise ValueError(f"model: unknown family {family!r}; use one of {', '.join(FAMILIES)}")
+        joblib.dump(estimator, directory / SKLEARN_FILE)
+        meta.update(
+            {
+                "weights": SKLEARN_FILE,
+                "architecture": {"class": type(estimator).__name__, "n_iter": int(getattr(estimator, "n_iter_", 0))},
+            }
+        )
     joblib.dump(preprocessor.to_state(), directory / PREPROCESS_FILE)
-    schema.with_classes(classes).save(directory / SCHEMA_FILE)
+    (schema if schema.is_regression else schema.with_classes(classes)).save(directory / SCHEMA_FILE)
     meta.update(extra or {})
     (directory / MODEL_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return meta
@@ -317,24 +354,32 @@ def save_model(
 
 def load_model(model_dir: str | Path) -> TrainedModel:
     """Load a model directory written by `save_model` (training writes one)."""
+    from ml.families import ModelPluginError, ModelSpec, resolve
+
     directory = Path(model_dir)
     meta_path = directory / MODEL_META
     if not meta_path.is_file():
         raise ModelLoadError(f"{directory}: no {MODEL_META}; is this a model directory written by ml.train?")
     meta = json.loads(meta_path.read_text())
-    family = meta.get("family")
-    if family not in FAMILIES:
-        raise ModelLoadError(f"{meta_path}: unknown family {family!r}; known: {', '.join(FAMILIES)}")
     for name in (meta["weights"], meta["preprocess"], meta["schema"]):
         if not (directory / name).is_file():
             raise ModelLoadError(f"{directory}: {name} is missing")
     schema = Schema.load(directory / meta["schema"])
     preprocessor = Preprocessor.from_state(joblib.load(directory / meta["preprocess"]))
-    if family == "mlp":
+    if meta["weights"] == TORCH_FILE:
         payload = torch.load(directory / meta["weights"], map_location="cpu", weights_only=True)
-        estimator = TabularMLP.from_config(payload["config"])
+        if "config" in payload:  # format 1: the MLP was the only torch family
+            estimator = TabularMLP.from_config(payload["config"])
+        else:
+            try:
+                family = resolve(payload["factory"])
+            except ModelPluginError as err:
+                raise ModelLoadError(f"{directory}: {err}") from None
+            estimator = family.build(ModelSpec.from_dict(payload["spec"]), payload["options"])
         estimator.load_state_dict(payload["state_dict"])
         estimator.eval()
+        meta.setdefault("kind", TORCH)
     else:
         estimator = joblib.load(directory / meta["weights"])
-    return TrainedModel(family, schema, preprocessor, list(meta["classes"]), estimator, meta)
+        meta.setdefault("kind", SKLEARN)
+    return TrainedModel(str(meta.get("family")), schema, preprocessor, list(meta.get("classes") or []), estimator, meta)

@@ -30,6 +30,7 @@ JSON_TYPES = ("application/json", "application/jsonlines+json")
 CSV_TYPES = ("text/csv", "application/csv")
 SUPPORTED_TYPES = ("application/json", "text/csv")
 MAX_REPORTED = 5
+FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
 class PayloadError(ValueError):
@@ -90,6 +91,10 @@ def _parse_json(body: bytes, schema: Schema | None) -> tuple[dict[str, Any], dic
         document = json.loads(text)
     except json.JSONDecodeError as err:
         raise PayloadError(400, f"body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:  # [[[[...]]]] deeper than the parser's stack
+        raise PayloadError(400, "JSON nested too deeply; a request is records or rows, two or three levels") from None
+    except ValueError as err:  # an integer of more than sys.get_int_max_str_digits() digits
+        raise PayloadError(400, f"body holds a number too large to read: {err}") from None
     options: dict[str, Any] = {}
     if isinstance(document, list):
         return _from_rows(document, None, schema, "[]"), options
@@ -188,7 +193,11 @@ def _typed(values: dict[str, list[Any]], schema: Schema, where: str, n: int) -> 
                 raise _type_error(
                     where, feature.name, "a number" + (" or null" if feature.nullable else ""), column, bad
                 )
-            array = np.array([np.nan if v is None else v for v in column], dtype=np.float64)
+            try:
+                array = np.array([np.nan if v is None else v for v in column], dtype=np.float64)
+            except OverflowError:  # an integer beyond float64 (about 1.8e308)
+                big = [i for i, v in enumerate(column) if type(v) is int and abs(v) > FLOAT64_MAX]
+                raise _type_error(where, feature.name, "a number within float64's range", column, big) from None
             if np.isinf(array).any():
                 raise PayloadError(
                     400, f"{where}: column {feature.name!r}: infinite values are not allowed", column=feature.name
@@ -210,8 +219,15 @@ def _typed(values: dict[str, list[Any]], schema: Schema, where: str, n: int) -> 
     return out
 
 
+def _short(value: Any, limit: int = 40) -> str:
+    if type(value) is int and value.bit_length() > 128:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _type_error(where: str, name: str, expected: str, column: list[Any], bad: list[int]) -> PayloadError:
-    shown = ", ".join(f"row {i}: {column[i]!r}" for i in bad[:MAX_REPORTED])
+    shown = ", ".join(f"row {i}: {_short(column[i])}" for i in bad[:MAX_REPORTED])
     return PayloadError(
         400,
         f"{where}: column {name!r} expects {expected}; {len(bad)} values do not ({shown})",
@@ -320,10 +336,16 @@ def response_type(accept: str | None) -> str | None:
 
 
 def format_predictions(
-    labels: Sequence[Any], proba: np.ndarray, classes: Sequence[Any], kind: str = "application/json"
+    labels: Sequence[Any], proba: np.ndarray | None, classes: Sequence[Any], kind: str = "application/json"
 ) -> bytes:
     """JSON {"predictions": [{"label", "probability", "probabilities": {class: p}}]} or CSV rows of
-    the label followed by one probability per class (in `classes` order)."""
+    the label followed by one probability per class (in `classes` order). A regression (no
+    probabilities): {"predictions": [{"value": v}]} or one number per CSV row."""
+    if proba is None:
+        values = [float(v) for v in labels]
+        if kind == "text/csv":
+            return "".join(f"{v!r}\n" for v in values).encode()
+        return json.dumps({"predictions": [{"value": v} for v in values]}).encode()
     names = [str(c) for c in classes]
     rounded = np.round(proba, 6)
     rows = rounded.tolist()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,12 @@ import pandas as pd
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 FEATURE_TYPES = (NUMERIC, CATEGORICAL)
+BINARY = "binary"
+MULTICLASS = "multiclass"
+REGRESSION = "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+# A code such as "01" or "007": text that would parse as a number but must keep its spelling.
+_CODE = re.compile(r"^[+-]?0\d")
 
 
 class SchemaError(ValueError):
@@ -104,14 +111,25 @@ class Feature:
 
 @dataclass(frozen=True)
 class Schema:
-    """Features in column order, and the label column with its classes (None: learnt from data)."""
+    """Features in column order, the label column, and the task: binary or multiclass (with the
+    classes; None: learnt from the training data) or regression (a number per row, no classes).
+    A task of None is a classification whose class count the training data decides."""
 
     features: tuple[Feature, ...]
     label: str = "label"
     classes: tuple[Any, ...] | None = None
     name: str = "dataset"
+    task: str | None = None
 
     def __post_init__(self) -> None:
+        if self.task is not None and self.task not in TASKS:
+            raise SchemaError(f"task: {self.task!r} is not allowed; use one of {', '.join(TASKS)}")
+        if self.task == REGRESSION and self.classes is not None:
+            raise SchemaError("label.classes: a regression label takes no classes")
+        if self.task is None and self.classes is not None:
+            object.__setattr__(self, "task", BINARY if len(self.classes) == 2 else MULTICLASS)
+        if self.task == BINARY and self.classes is not None and len(self.classes) != 2:
+            raise SchemaError(f"task: binary needs exactly two classes, the schema declares {len(self.classes)}")
         names = [f.name for f in self.features]
         if not names:
             raise SchemaError("features: at least one feature is required")
@@ -122,6 +140,10 @@ class Schema:
             raise SchemaError(f"label: {self.label!r} is also a feature name")
         if self.classes is not None and len(self.classes) < 2:
             raise SchemaError("label.classes: at least two classes are required")
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == REGRESSION
 
     @property
     def feature_names(self) -> list[str]:
@@ -145,6 +167,7 @@ class Schema:
         return {
             "version": 1,
             "name": self.name,
+            "task": self.task,
             "features": [f.to_dict() for f in self.features],
             "label": {"name": self.label, "classes": None if self.classes is None else list(self.classes)},
         }
@@ -171,8 +194,15 @@ class Schema:
         classes = label_raw.get("classes")
         if classes is not None and (not isinstance(classes, list) or any(isinstance(c, (list, dict)) for c in classes)):
             raise SchemaError("label.classes: expected a list of class values or null")
+        task = raw.get("task")
+        if task is not None and task not in TASKS:
+            raise SchemaError(f"task: {task!r} is not allowed; use one of {', '.join(TASKS)}")
         return cls(
-            features, label_raw["name"], None if classes is None else tuple(classes), str(raw.get("name", "dataset"))
+            features,
+            label_raw["name"],
+            None if classes is None else tuple(classes),
+            str(raw.get("name", "dataset")),
+            task,
         )
 
     @classmethod
@@ -184,12 +214,19 @@ class Schema:
         return cls.from_dict(raw)
 
     def with_classes(self, classes: Iterable[Any]) -> Schema:
-        return Schema(self.features, self.label, tuple(classes), self.name)
+        """The schema with its classes settled (a task of None becomes binary or multiclass)."""
+        classes = tuple(classes)
+        task = self.task if self.task is not None else (BINARY if len(classes) == 2 else MULTICLASS)
+        return Schema(self.features, self.label, classes, self.name, task)
 
 
-def infer_schema(frame: pd.DataFrame, label: str = "label", max_categories: int = 50, name: str = "dataset") -> Schema:
-    """A starting schema from a data frame: numbers become numeric features (no range), everything
-    else categorical with the observed values. Review it, and add ranges, before relying on it."""
+def infer_schema(frame: pd.DataFrame, label: str, task: str, max_categories: int = 50, name: str = "dataset") -> Schema:
+    """A schema from a data frame and the label and task the user named: columns whose every
+    value is a number become numeric features (no range), everything else categorical with the
+    observed values. Text that looks like a code ("01", "007") stays categorical, so its spelling
+    survives. Classes of a classification label are the observed values (whole numbers as ints)."""
+    if task not in TASKS:
+        raise SchemaError(f"task: {task!r} is not allowed; use one of {', '.join(TASKS)}")
     if label not in frame.columns:
         raise SchemaError(f"label: column {label!r} is not in the data (columns: {', '.join(map(str, frame.columns))})")
     features = []
@@ -198,7 +235,8 @@ def infer_schema(frame: pd.DataFrame, label: str = "label", max_categories: int 
             continue
         series = frame[column]
         nullable = bool(series.isna().any())
-        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        numbers = as_numbers(series)
+        if numbers is None:
             values = sorted({str(v) for v in series.dropna().unique()})
             if len(values) > max_categories:
                 raise SchemaError(
@@ -209,11 +247,56 @@ def infer_schema(frame: pd.DataFrame, label: str = "label", max_categories: int 
             features.append(Feature(str(column), CATEGORICAL, categories=tuple(values), nullable=nullable))
         else:
             # No range: the observed one would reject the next sample's legitimate extremes.
-            clean = series.dropna()
+            clean = numbers.dropna()
             integer = bool(len(clean)) and bool(np.all(np.mod(clean.to_numpy(dtype=float), 1) == 0))
             features.append(Feature(str(column), NUMERIC, integer=integer, nullable=nullable))
-    classes = sorted(frame[label].dropna().unique().tolist())
-    return Schema(tuple(features), label, tuple(_plain(c) for c in classes), name)
+    if task == REGRESSION:
+        target = as_numbers(frame[label])
+        if target is None:
+            bad = frame[label][pd.to_numeric(frame[label], errors="coerce").isna() & frame[label].notna()]
+            raise SchemaError(
+                f"label ({label}): task regression needs numbers; found {', '.join(map(repr, bad.unique()[:3]))}"
+            )
+        return Schema(tuple(features), label, None, name, REGRESSION)
+    observed = frame[label].dropna()
+    numbers = as_numbers(observed)
+    if numbers is not None and bool(np.all(np.mod(numbers.to_numpy(dtype=float), 1) == 0)):
+        classes = sorted({int(v) for v in numbers})
+    else:
+        classes = sorted({str(v) for v in observed})
+    if len(classes) < 2:
+        raise SchemaError(f"label ({label}): only {len(classes)} distinct value(s); a {task} label needs two or more")
+    if task == BINARY and len(classes) != 2:
+        raise SchemaError(
+            f"label ({label}): task binary needs exactly two classes, the data hold {len(classes)} "
+            f"(e.g. {', '.join(map(repr, classes[:5]))}); use task=multiclass or task=regression"
+        )
+    return Schema(tuple(features), label, tuple(classes), name, task)
+
+
+def as_numbers(series: pd.Series) -> pd.Series | None:
+    """The column as float64 when every present value is a number (and none is a code with a
+    leading zero); None when it is text."""
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_numeric_dtype(series):
+        return series.astype(np.float64)
+    present = series.dropna()
+    text = present.astype(str).str.strip()
+    if text.str.match(_CODE).any():
+        return None
+    numbers = pd.to_numeric(text, errors="coerce")
+    if numbers.isna().any():
+        return None
+    return pd.to_numeric(series, errors="coerce").astype(np.float64)
+
+
+def label_text(value: Any) -> str:
+    """A class as text, the way labels are compared everywhere: 1, 1.0 and "1" are one class (a
+    Parquet file or pandas may hand back a whole-number label as a float)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _plain(value: Any) -> Any:

@@ -5,7 +5,10 @@
 SAGEMAKER_BIND_TO_PORT or PORT says otherwise). JSON and CSV in (see ml/payload.py), JSON or
 CSV out (Accept), any number of rows per request. A malformed body, unknown or missing
 columns, wrong types or a body over the size limit get a 4xx with a JSON reason; nothing a
-client sends can crash the server. Optional data capture writes SageMaker's capture format.
+client sends can crash the server or make it answer 500. Work per request is bounded: the body
+(413 past the limit, unread), the requests in flight (429 past the limit, with Retry-After),
+the rows an explanation may cost (413), JSON nesting and integer size (400).
+Optional data capture writes SageMaker's capture format.
 
 The functions `model_fn`, `input_fn`, `predict_fn`, `output_fn` are the same handler in the
 shape SageMaker's framework containers (inference toolkit) call.
@@ -40,6 +43,9 @@ from ml.payload import PayloadError, format_predictions, media_type, parse_colum
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints accept 6 MB
+DEFAULT_MAX_CONCURRENCY = max(8, 4 * (os.cpu_count() or 1))  # in flight at once (x 6 MB bodies at most)
+DEFAULT_MAX_EXPLAIN_ROWS = 200  # an explanation costs rows x (features + 1) predictions
+BUSY_DRAIN_BYTES = 64 * 1024  # a busy answer reads a body this small; a larger one is left unread
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,8 +53,8 @@ DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints acc
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Predictions:
-    labels: list[Any]
-    probabilities: np.ndarray  # rows x classes
+    labels: list[Any]  # classes, or a regression's values
+    probabilities: np.ndarray | None  # rows x classes; None for a regression
     classes: list[Any]
     attributions: np.ndarray | None = None  # rows x features, when asked for
     features: list[str] | None = None
@@ -56,8 +62,14 @@ class Predictions:
     def to_records(self) -> list[dict[str, Any]]:
         names = [str(c) for c in self.classes]
         records = []
-        for i, (label, row) in enumerate(zip(self.labels, np.round(self.probabilities, 6).tolist())):
-            record = {"label": label, "probability": max(row), "probabilities": dict(zip(names, row))}
+        if self.probabilities is None:
+            rows = [{"value": v} for v in self.labels]
+        else:
+            rows = [
+                {"label": label, "probability": max(row), "probabilities": dict(zip(names, row))}
+                for label, row in zip(self.labels, np.round(self.probabilities, 6).tolist())
+            ]
+        for i, record in enumerate(rows):
             if self.attributions is not None:
                 record["attributions"] = dict(zip(self.features, np.round(self.attributions[i], 6).tolist()))
             records.append(record)
@@ -78,9 +90,11 @@ def load_model(model_dir: str | Path) -> TrainedModel:
 def predict(model: TrainedModel, frame: pd.DataFrame | dict[str, Any], explain: bool = False) -> Predictions:
     """Labels and class probabilities for a frame of features (schema columns; extra columns
     such as the label are ignored), or a mapping of column -> values."""
-    proba = model.predict_proba(frame)
-    labels = [model.classes[i] for i in proba.argmax(axis=1)]
-    result = Predictions(labels, proba, list(model.classes))
+    if model.schema.is_regression:
+        result = Predictions(model.predict_values(frame).tolist(), None, [])
+    else:
+        proba = model.predict_proba(frame)
+        result = Predictions([model.classes[i] for i in proba.argmax(axis=1)], proba, list(model.classes))
     if explain and model.meta.get("reference_row"):
         from ml.explain import attributions
 
@@ -162,10 +176,15 @@ class InferenceService:
         model: TrainedModel,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         capture: CaptureWriter | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_explain_rows: int = DEFAULT_MAX_EXPLAIN_ROWS,
     ):
         self.model = model
         self.max_payload_bytes = max_payload_bytes
         self.capture = capture
+        self.max_concurrency = max_concurrency
+        self.max_explain_rows = max_explain_rows
+        self.slots = threading.BoundedSemaphore(max_concurrency)
 
     def invoke(
         self, body: bytes, content_type: str | None, accept: str | None, query: dict[str, list[str]]
@@ -176,6 +195,13 @@ class InferenceService:
                 raise PayloadError(406, f"cannot answer in {accept!r}; accept application/json or text/csv")
             columns, options = parse_columns(body, content_type, self.model.schema)
             explain = bool(options.get("explain")) or query.get("explain", ["false"])[0].lower() in ("1", "true", "yes")
+            rows = len(next(iter(columns.values()), ()))
+            if explain and rows > self.max_explain_rows:
+                raise PayloadError(
+                    413,
+                    f"explanations asked for {rows} rows; at most {self.max_explain_rows} per request "
+                    "(each costs a prediction per feature): split the batch",
+                )
             prediction = predict(self.model, columns, explain=explain)
             payload, out_type = output_fn(prediction, kind)
         except PayloadError as err:
@@ -208,6 +234,25 @@ def make_handler(service: InferenceService) -> type[BaseHTTPRequestHandler]:
 
         def _error(self, status: int, reason: str, close: bool = False) -> None:
             self._send(status, json.dumps({"error": reason, "status": status}).encode(), close=close)
+
+        def _busy(self, length: int) -> None:
+            """429, and when to come back; a small body is read first so the client sees the answer."""
+            if length <= BUSY_DRAIN_BYTES:
+                self.rfile.read(length)
+            body = json.dumps(
+                {
+                    "error": f"{service.max_concurrency} requests are in flight, the limit; retry after a second",
+                    "status": 429,
+                }
+            ).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Retry-After", "1")
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
@@ -255,13 +300,19 @@ def make_handler(service: InferenceService) -> type[BaseHTTPRequestHandler]:
                         close=True,
                     )
                     return
-                body = self.rfile.read(length)
-                if len(body) < length:
-                    self._error(400, f"body ended after {len(body)} of {length} bytes", close=True)
+                if not service.slots.acquire(blocking=False):
+                    self._busy(length)
                     return
-                status, payload, content_type = service.invoke(
-                    body, self.headers.get("Content-Type"), self.headers.get("Accept"), parse_qs(parts.query)
-                )
+                try:
+                    body = self.rfile.read(length)
+                    if len(body) < length:
+                        self._error(400, f"body ended after {len(body)} of {length} bytes", close=True)
+                        return
+                    status, payload, content_type = service.invoke(
+                        body, self.headers.get("Content-Type"), self.headers.get("Accept"), parse_qs(parts.query)
+                    )
+                finally:
+                    service.slots.release()
                 self._send(status, payload, content_type)
             except (ConnectionError, TimeoutError):
                 self.close_connection = True
@@ -292,11 +343,13 @@ def make_server(
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     capture_dir: str | Path | None = None,
     capture_percent: float = 100.0,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    max_explain_rows: int = DEFAULT_MAX_EXPLAIN_ROWS,
 ) -> Server:
     """A bound server (port 0 picks a free one: `server.server_address[1]`); call serve_forever()."""
     model = load_model(model_dir)
     capture = CaptureWriter(capture_dir, capture_percent) if capture_dir else None
-    service = InferenceService(model, max_payload_bytes, capture)
+    service = InferenceService(model, max_payload_bytes, capture, max_concurrency, max_explain_rows)
     server = Server((host, port), make_handler(service))
     server.service = service  # type: ignore[attr-defined]
     return server
@@ -322,6 +375,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-payload-mb", type=float, default=float(os.environ.get("MLOPS_MAX_PAYLOAD_MB", "6")))
     parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=int(os.environ.get("MLOPS_MAX_CONCURRENCY") or DEFAULT_MAX_CONCURRENCY),
+        help="requests in flight at once; more are answered 429",
+    )
+    parser.add_argument(
+        "--max-explain-rows",
+        type=int,
+        default=int(os.environ.get("MLOPS_MAX_EXPLAIN_ROWS") or DEFAULT_MAX_EXPLAIN_ROWS),
+        help="rows one request may ask explanations for; more are answered 413",
+    )
+    parser.add_argument(
         "--capture-dir",
         default=os.environ.get("MLOPS_CAPTURE_DIR"),
         help="write requests and responses in SageMaker's data-capture format here",
@@ -332,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--capture-percent: expected 0 to 100, got {args.capture_percent}")
     if args.max_payload_mb <= 0:
         parser.error(f"--max-payload-mb: expected a positive size, got {args.max_payload_mb}")
+    if args.max_concurrency < 1 or args.max_explain_rows < 1:
+        parser.error("--max-concurrency and --max-explain-rows: expected at least 1")
     try:
         server = make_server(
             args.model_dir,
@@ -340,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             int(args.max_payload_mb * 1024 * 1024),
             args.capture_dir,
             args.capture_percent,
+            args.max_concurrency,
+            args.max_explain_rows,
         )
     except (ModelLoadError, FileNotFoundError) as err:
         print(f"error: cannot load the model: {err}", file=sys.stderr)

@@ -1,13 +1,15 @@
 """Training entry point, by SageMaker's container contract: `python ml/train.py` or
 `python -m ml.train`, the same file in a SageMaker training job and on a laptop.
 
-Reads what SageMaker gives a training container (ml/environment.py), validates the data
-before anything is trained, trains the torch network (or the gradient-boosting baseline),
-and writes the model directory: weights, preprocessing, schema, metrics, curves, drift
-baseline, feature importance, lineage and a model card. On failure it writes
+Reads what SageMaker gives a training container (ml/environment.py), settles the data set's
+schema (its schema.json, or one inferred with the `label` and `task` hyperparameters), validates
+the data before anything is trained, trains the model family the `model` hyperparameter names
+(ml/families.py: a torch module in the loop below, or a scikit-learn estimator), and writes
+the model directory: weights, preprocessing, schema, metrics, curves, drift baseline, feature
+importance, lineage and a model card. On failure it writes
 `<base>/output/failure` with the reason and exits non-zero.
 
-The torch loop below is the whole story: the data sit on the device as tensors, each epoch is
+The torch loop below is the whole story for every torch family: the data sit on the device as tensors, each epoch is
 a seeded permutation of row indices sliced into batches (no DataLoader), bf16 autocast and a
 fused optimizer on GPUs, torch.compile on CUDA, DDP across processes, a checkpoint every N
 steps with the RNG states, early stopping on validation.
@@ -19,6 +21,7 @@ if not __package__:  # run as a script (python ml/train.py): make this folder th
     import _standalone  # noqa: F401
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -36,7 +39,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ml import distributed
+from ml import distributed, families
 from ml.checkpoint import CheckpointStore, fingerprint
 from ml.data import (
     DEFAULT_SCHEMA,
@@ -49,10 +52,10 @@ from ml.data import (
     validate,
 )
 from ml.environment import ContainerLayoutError, TrainingEnvironment
-from ml.evaluate import metrics_from_proba
-from ml.hyperparameters import LOWER_IS_BETTER, HyperparameterError, Hyperparameters, parse_hyperparameters
-from ml.model import Preprocessor, TabularMLP, encode_labels, make_gbdt
-from ml.schema import Schema, SchemaError, infer_schema
+from ml.evaluate import lower_is_better, metrics_for_task, task_metrics
+from ml.hyperparameters import HyperparameterError, Hyperparameters, parse_hyperparameters
+from ml.model import Preprocessor, encode_labels
+from ml.schema import Schema, SchemaError, infer_schema, label_text
 
 CHECKPOINT_KEYS = ("model", "optimizer", "state", "best_weights", "ranks")  # a complete checkpoint has them all
 FAULT_ENV = "MLOPS_FAULT_KILL_AFTER_STEP"  # test hook: SIGKILL this process after global step K
@@ -65,6 +68,11 @@ AFTER_TRAINING = {
     "baseline_sample",
     "model_card",
 }
+
+
+# Validation metrics logged every epoch and kept in curves.json (calibration and Brier are in
+# the final evaluation only).
+EPOCH_METRICS = ("accuracy", "f1", "roc_auc", "rmse", "mae", "r2")
 
 
 class TrainingError(RuntimeError):
@@ -99,12 +107,39 @@ class Dataset:
     roots: dict[str, Path]
 
 
-def resolve_schema(env: TrainingEnvironment, hp: Hyperparameters, train_dir: Path) -> Schema | None:
-    if hp.schema == "default":
-        return DEFAULT_SCHEMA
-    if hp.schema == "infer":
-        return None
-    return read_schema_beside(train_dir) or DEFAULT_SCHEMA
+NO_SCHEMA = (
+    "the training data bring no schema.json and the hyperparameters do not say what to learn: "
+    "set `label` (the target column) and `task` (binary, multiclass or regression), or put a "
+    "schema.json beside the training files (docs/ml.md)"
+)
+
+
+def resolve_schema(hp: Hyperparameters, train_dir: Path, content_type: str | None) -> tuple[Schema, str]:
+    """The data set's schema and where it came from. schema.json beside the training files wins
+    (hyperparameters `label`/`task` may only agree with it); otherwise `label` and `task` are
+    required and the schema is inferred from the train channel, read as text so that codes such
+    as "01" keep their spelling. The example churn schema is used only when asked for by name
+    (`schema=example`), never as a fallback."""
+    if hp.schema == "example":
+        return DEFAULT_SCHEMA, "the example churn schema (schema=example)"
+    beside = read_schema_beside(train_dir) if hp.schema == "auto" else None
+    if beside is not None:
+        if hp.label and hp.label != beside.label:
+            raise TrainingError(
+                f"label={hp.label!r} disagrees with schema.json, whose label is {beside.label!r}; drop one"
+            )
+        if hp.task and beside.task and hp.task != beside.task:
+            raise TrainingError(f"task={hp.task!r} disagrees with schema.json, whose task is {beside.task!r}; drop one")
+        if hp.task and beside.task is None:
+            beside = Schema(beside.features, beside.label, beside.classes, beside.name, hp.task)
+        return beside, f"{train_dir / 'schema.json'}"
+    if not hp.label or not hp.task:
+        missing = " and ".join(k for k, v in (("label", hp.label), ("task", hp.task)) if not v)
+        raise TrainingError(f"{missing} not set: {NO_SCHEMA}")
+    raw = load_channel(train_dir, None, content_type, as_text=True)
+    return infer_schema(
+        raw, label=hp.label, task=hp.task
+    ), f"inferred from the train channel (label {hp.label!r}, task {hp.task})"
 
 
 def load_data(env: TrainingEnvironment, hp: Hyperparameters, runtime: distributed.Runtime) -> Dataset:
@@ -114,13 +149,15 @@ def load_data(env: TrainingEnvironment, hp: Hyperparameters, runtime: distribute
             "channel 'train' is missing: expected data in "
             f"{env.channels.get('train') or env.base_dir / 'input/data/train'}"
         )
-    schema = resolve_schema(env, hp, train_dir)
+    schema, source = resolve_schema(hp, train_dir, env.content_type("train"))
+    log(
+        runtime,
+        f"schema: {source}; {len(schema.features)} features, label {schema.label!r}, "
+        f"task {schema.task or 'classification'}",
+    )
     files = {"train": find_data_files(train_dir, env.content_type("train"))}
     roots = {"train": train_dir}
     train = load_channel(train_dir, schema, env.content_type("train"))
-    if schema is None:
-        schema = infer_schema(train, label=hp.label)
-        log(runtime, f"schema inferred from the training data: {len(schema.features)} features, label {schema.label!r}")
     report = validate(
         train,
         schema,
@@ -148,14 +185,20 @@ def load_data(env: TrainingEnvironment, hp: Hyperparameters, runtime: distribute
         log(runtime, line)
 
     train = coerce(train, schema)
-    classes = list(schema.classes) if schema.classes is not None else sorted(pd.unique(train[schema.label]).tolist())
-    classes = [c.item() if isinstance(c, np.generic) else c for c in classes]
-    schema = schema.with_classes(classes)
+    classes: list[Any] = []
+    if not schema.is_regression:
+        classes = (
+            list(schema.classes) if schema.classes is not None else sorted(pd.unique(train[schema.label]).tolist())
+        )
+        classes = [c.item() if isinstance(c, np.generic) else c for c in classes]
+        schema = schema.with_classes(classes)
     if valid_dir is not None:
         valid = coerce(valid, schema)
     else:
         try:
-            train, valid = split(train, schema.label, hp.validation_fraction, hp.seed)
+            train, valid = split(
+                train, schema.label, hp.validation_fraction, hp.seed, stratify=not schema.is_regression
+            )
         except ValueError as err:  # e.g. a class with a single row cannot be stratified
             raise TrainingError(
                 f"cannot hold out validation_fraction={hp.validation_fraction} of train: {err}; "
@@ -163,37 +206,96 @@ def load_data(env: TrainingEnvironment, hp: Hyperparameters, runtime: distribute
             ) from None
         log(
             runtime,
-            f"no validation channel: holding out {hp.validation_fraction:.0%} of train (stratified, seed {hp.seed})",
+            f"no validation channel: holding out {hp.validation_fraction:.0%} of train (seed {hp.seed})",
         )
-    unknown = set(valid[schema.label].astype(str)) - {str(c) for c in classes}
-    if unknown:
-        raise TrainingError(
-            f"validation data: labels {sorted(unknown)} never occur in training data (classes {classes})"
-        )
+    if not schema.is_regression:
+        unknown = set(valid[schema.label].map(label_text)) - {label_text(c) for c in classes}
+        if unknown:
+            raise TrainingError(
+                f"validation data: labels {sorted(unknown)} never occur in training data (classes {classes})"
+            )
     return Dataset(schema, classes, train, valid, files, roots)
+
+
+def targets(data: Dataset, frame: pd.DataFrame) -> np.ndarray:
+    """Class codes of a classification label, float values of a regression one."""
+    if data.schema.is_regression:
+        return frame[data.schema.label].to_numpy(dtype=np.float64)
+    return encode_labels(frame[data.schema.label], data.classes)
 
 
 # ---------------------------------------------------------------------------------------------
 # The torch training loop
 # ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Objective:
+    """What a torch network's outputs mean. A classifier: one logit per class, cross entropy. A
+    regression: one value, squared error on the target standardised with the training mean and
+    standard deviation (so the learning rate means the same whatever the target's units);
+    predictions and losses are reported back in the target's own units."""
+
+    task: str = "binary"
+    mean: float = 0.0
+    std: float = 1.0
+
+    @property
+    def regression(self) -> bool:
+        return self.task == "regression"
+
+    @classmethod
+    def for_data(cls, task: str, y_train: np.ndarray) -> Objective:
+        if task != "regression":
+            return cls(task)
+        std = float(np.std(y_train))
+        return cls(task, float(np.mean(y_train)), std if std > 1e-12 else 1.0)
+
+    def encode(self, y: np.ndarray) -> np.ndarray:
+        if self.regression:
+            return ((np.asarray(y, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+        return np.array(y, dtype=np.int64)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The summed per-row loss of a batch."""
+        if self.regression:
+            return F.mse_loss(outputs.float()[:, 0], targets, reduction="sum")
+        return F.cross_entropy(outputs.float(), targets, reduction="sum")
+
+    @property
+    def loss_scale(self) -> float:
+        """Standardised squared error back to the target's units."""
+        return self.std**2 if self.regression else 1.0
+
+    def output(self, raw: torch.Tensor) -> np.ndarray:
+        """Probabilities of a classifier, values of a regression."""
+        raw = raw.double()
+        if self.regression:
+            return (raw[:, 0] * self.std + self.mean).cpu().numpy()
+        return torch.softmax(raw, dim=1).cpu().numpy()
+
+
 @dataclass
 class Tensors:
     numeric: torch.Tensor
     codes: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor  # class codes, or standardised regression targets
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @classmethod
     def build(
-        cls, preprocessor: Preprocessor, frame: pd.DataFrame, labels: np.ndarray, device: torch.device
+        cls,
+        preprocessor: Preprocessor,
+        frame: pd.DataFrame,
+        labels: np.ndarray,
+        device: torch.device,
+        objective: Objective = Objective(),
     ) -> Tensors:
         numeric, codes = preprocessor.transform(frame)
         return cls(
             torch.from_numpy(numeric).to(device),
             torch.from_numpy(codes).to(device),
-            torch.from_numpy(np.array(labels, dtype=np.int64)).to(device),
+            torch.from_numpy(objective.encode(labels)).to(device),
         )
 
 
@@ -208,21 +310,27 @@ def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> torch.Te
 
 
 @torch.no_grad()
-def predict_tensors(model: torch.nn.Module, data: Tensors, amp: bool, chunk: int = 65536) -> np.ndarray:
+def predict_tensors(
+    model: torch.nn.Module,
+    data: Tensors,
+    amp: bool,
+    chunk: int = 65536,
+    objective: Objective = Objective(),
+) -> np.ndarray:
     was_training = model.training
     model.eval()
     out = []
     for start in range(0, len(data), chunk):
         with torch.autocast(device_type=data.numeric.device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(data.numeric[start : start + chunk], data.codes[start : start + chunk])
-        out.append(torch.softmax(logits.double(), dim=1).cpu())
+            raw = model(data.numeric[start : start + chunk], data.codes[start : start + chunk])
+        out.append(objective.output(raw))
     model.train(was_training)
-    return torch.cat(out).numpy()
+    return np.concatenate(out)
 
 
 @dataclass
 class FitResult:
-    model: TabularMLP
+    model: torch.nn.Module
     curves: dict[str, list]
     best_epoch: int
     steps: int
@@ -230,16 +338,21 @@ class FitResult:
     seconds: float
 
 
-def fit_mlp(
-    model: TabularMLP,
+def fit_torch(
+    model: torch.nn.Module,
     train: Tensors,
     valid: Tensors,
     hp: Hyperparameters,
     runtime: distributed.Runtime = distributed.Runtime(),  # noqa: B008 - a frozen single-process default
     store: CheckpointStore | None = None,
     on_step: Callable[[int], None] | None = None,
+    objective: Objective = Objective(),
+    valid_truth: np.ndarray | None = None,
 ) -> FitResult:
-    """Train `model` in place; returns it holding the best validation weights."""
+    """Train `model` (any torch family: forward(numeric, codes) -> outputs) in place; returns it
+    holding the best validation weights. `valid_truth`: the validation targets in their own
+    units (default: the class codes in `valid`)."""
+    truth = valid.labels.cpu().numpy() if valid_truth is None else valid_truth
     device = runtime.device
     cuda = device.type == "cuda"
     amp = cuda and hp.amp in ("auto", "bf16")
@@ -249,7 +362,7 @@ def fit_mlp(
 
     n, batch_size, world = len(train), hp.batch_size, runtime.world_size
     steps_per_epoch = math.ceil(n / batch_size)
-    lower_better = hp.target_metric in LOWER_IS_BETTER
+    lower_better = lower_is_better(hp.target_metric)
     state: dict[str, Any] = {
         "epoch": 0,
         "step_in_epoch": 0,
@@ -328,8 +441,8 @@ def fit_mlp(
             batch = order[step * batch_size : (step + 1) * batch_size]
             mine = batch[runtime.rank :: world]  # each process its share of the global batch
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = net(train.numeric[mine], train.codes[mine])
-            losses = F.cross_entropy(logits.float(), train.labels[mine], reduction="sum")
+                outputs = net(train.numeric[mine], train.codes[mine])
+            losses = objective.loss(outputs, train.labels[mine])
             # DDP averages gradients over processes: scaling by world/len(batch) makes the result
             # the mean over the whole global batch, the same as one process would compute.
             loss = losses * (world / len(batch))
@@ -348,10 +461,8 @@ def fit_mlp(
                 on_step(state["global_step"])
 
         # End of epoch: validation, early stopping.
-        train_loss = float(runtime.all_reduce_sum(running.clone()).item()) / n
-        proba = predict_tensors(model, valid, amp)
-        metrics = metrics_from_proba(valid.labels.cpu().numpy(), proba)
-        metrics["val_loss"] = metrics["log_loss"]
+        train_loss = float(runtime.all_reduce_sum(running.clone()).item()) / n * objective.loss_scale
+        metrics = task_metrics(objective.task, truth, predict_tensors(model, valid, amp, objective=objective))
         score = metrics.get(hp.target_metric)
         improved = score is not None and (
             state["best_score"] is None
@@ -380,9 +491,7 @@ def fit_mlp(
                 epoch=epoch + 1,
                 train_loss=train_loss,
                 val_loss=metrics["val_loss"],
-                val_accuracy=metrics["accuracy"],
-                val_f1=metrics["f1"],
-                val_roc_auc=metrics["roc_auc"],
+                **{f"val_{k}": metrics.get(k) for k in metrics_for_task(objective.task) if k in EPOCH_METRICS},
             ),
         )
         state["step_in_epoch"] = 0
@@ -401,7 +510,8 @@ def fit_mlp(
     history = state["history"]
     curves = {
         key: [h.get(key) for h in history]
-        for key in ("epoch", "step", "train_loss", "val_loss", "accuracy", "f1", "roc_auc")
+        for key in ("epoch", "step", "train_loss", "val_loss", *metrics_for_task(objective.task))
+        if key in ("epoch", "step", "train_loss", "val_loss") or key in EPOCH_METRICS
     }
     return FitResult(
         model.cpu().eval(),
@@ -413,24 +523,30 @@ def fit_mlp(
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# The scikit-learn baseline
-# ---------------------------------------------------------------------------------------------
-def fit_gbdt(preprocessor: Preprocessor, data: Dataset, y_train: np.ndarray, y_valid: np.ndarray, hp: Hyperparameters):
-    X = preprocessor.matrix(data.train)
-    X_valid = preprocessor.matrix(data.valid)
-    mask = [False] * len(preprocessor.numeric) + [c < 255 for c in preprocessor.cardinalities]  # HGB bins <= 255
-    estimator = make_gbdt(hp.gbdt_max_iter, hp.gbdt_learning_rate, hp.gbdt_max_leaf_nodes, hp.seed, mask, hp.patience)
-    estimator.fit(X, y_train, X_val=X_valid, y_val=y_valid)
-    if len(getattr(estimator, "validation_score_", [])):
-        val_loss = (-np.asarray(estimator.validation_score_)).tolist()
-        train_loss = (-np.asarray(estimator.train_score_)).tolist()
-    else:
-        from sklearn.metrics import log_loss
+fit_mlp = fit_torch  # the name bench/bench_train.py knows
 
-        labels = list(range(len(data.classes)))
-        val_loss = [float(log_loss(y_valid, p, labels=labels)) for p in estimator.staged_predict_proba(X_valid)]
-        train_loss = [None] * len(val_loss)
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn families
+# ---------------------------------------------------------------------------------------------
+def fit_sklearn(estimator: Any, preprocessor: Preprocessor, data: Dataset, y_train: np.ndarray, y_valid: np.ndarray):
+    """Fit on `Preprocessor.matrix`; estimators that take a validation set (gradient boosting's
+    early stopping) get it. Curves: the estimator's own per-iteration scores when it keeps
+    them, else the validation loss after fitting."""
+    X, X_valid = preprocessor.matrix(data.train), preprocessor.matrix(data.valid)
+    takes_validation = "X_val" in inspect.signature(estimator.fit).parameters
+    estimator.fit(X, y_train, **({"X_val": X_valid, "y_val": y_valid} if takes_validation else {}))
+    task = data.schema.task
+    if len(getattr(estimator, "validation_score_", [])):
+        sign = -1.0  # scoring="loss" keeps minus the loss
+        val_loss = (sign * np.asarray(estimator.validation_score_)).tolist()
+        train_loss = (sign * np.asarray(estimator.train_score_)).tolist()
+        if task == "regression":  # scikit-learn's squared-error loss is half the mean squared error
+            val_loss, train_loss = [2 * v for v in val_loss], [2 * v for v in train_loss]
+    else:
+        output = estimator.predict(X_valid) if task == "regression" else estimator.predict_proba(X_valid)
+        val_loss = [task_metrics(task, y_valid, np.asarray(output, dtype=np.float64))["val_loss"]]
+        train_loss = [None]
     curves = {"iteration": list(range(len(val_loss))), "train_loss": train_loss, "val_loss": val_loss}
     for i in range(0, len(val_loss), max(1, len(val_loss) // 10)):
         print(metric_line(iteration=i, train_loss=train_loss[i], val_loss=val_loss[i]), flush=True)
@@ -449,37 +565,52 @@ def configure_determinism(hp: Hyperparameters, cuda: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def check_target_metric(hp: Hyperparameters, task: str) -> None:
+    allowed = ("val_loss", *metrics_for_task(task))
+    if hp.target_metric not in allowed:
+        raise TrainingError(
+            f"target_metric={hp.target_metric!r} does not apply to a {task} task; use one of {', '.join(allowed)}"
+        )
+
+
 def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
     """Train and write the model directory; returns the validation metrics."""
     from ml.artifacts import write_model_dir  # after training; keeps matplotlib out of workers' start-up
 
     started = time.time()
-    use_cuda = hp.model == "mlp" and env.num_gpus > 0 and torch.cuda.is_available()
+    family = families.resolve(hp.model)
+    use_cuda = family.kind == families.TORCH and env.num_gpus > 0 and torch.cuda.is_available()
     configure_determinism(hp, use_cuda)
     runtime = distributed.start(os.environ, use_cuda)
     try:
         log(
             runtime,
-            f"training {hp.model} on {runtime.device} x{runtime.world_size} (hosts {env.hosts}, seed {hp.seed})",
+            f"training {hp.model} ({family.kind}) on {runtime.device} x{runtime.world_size} "
+            f"(hosts {env.hosts}, seed {hp.seed})",
         )
         data = load_data(env, hp, runtime)
+        check_target_metric(hp, data.schema.task)
         preprocessor = Preprocessor.fit(data.train, data.schema)
-        y_train = encode_labels(data.train[data.schema.label], data.classes)
-        y_valid = encode_labels(data.valid[data.schema.label], data.classes)
+        y_train, y_valid = targets(data, data.train), targets(data, data.valid)
         from ml.lineage import hash_files
 
         data_files = {ch: hash_files(data.roots[ch], data.files[ch]) for ch in data.files}
         summary: dict[str, Any] = {"device": str(runtime.device), "world_size": runtime.world_size}
-        if hp.model == "mlp":
+        spec = families.ModelSpec(
+            n_numeric=len(preprocessor.numeric),
+            cardinalities=preprocessor.cardinalities,
+            n_outputs=1 if data.schema.is_regression else len(data.classes),
+            task=data.schema.task,
+            seed=hp.seed,
+            hyperparameters=hp.to_dict(),
+        )
+        extra: dict[str, Any] = {}
+        if family.kind == families.TORCH:
             torch.manual_seed(hp.seed)
-            model = TabularMLP(
-                len(preprocessor.numeric),
-                preprocessor.cardinalities,
-                len(data.classes),
-                hp.hidden_sizes,
-                hp.dropout,
-                hp.embedding_cap,
-            )
+            model = family.build(spec, hp.model_options)
+            objective = Objective.for_data(data.schema.task, y_train)
+            if objective.regression:
+                extra["target_scale"] = {"mean": objective.mean, "std": objective.std}
             store = CheckpointStore(
                 env.checkpoint_dir,
                 fingerprint(
@@ -489,13 +620,15 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
                 ),
                 hp.keep_checkpoints,
             )
-            result = fit_mlp(
+            result = fit_torch(
                 model,
-                Tensors.build(preprocessor, data.train, y_train, runtime.device),
-                Tensors.build(preprocessor, data.valid, y_valid, runtime.device),
+                Tensors.build(preprocessor, data.train, y_train, runtime.device, objective),
+                Tensors.build(preprocessor, data.valid, y_valid, runtime.device, objective),
                 hp,
                 runtime,
                 store if hp.checkpoint_every else None,
+                objective=objective,
+                valid_truth=y_valid,
             )
             estimator, curves = result.model, result.curves
             summary.update(
@@ -505,12 +638,15 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
                 loop_seconds=round(result.seconds, 3),
             )
         else:
-            estimator, curves = fit_gbdt(preprocessor, data, y_train, y_valid, hp)
-            summary.update(iterations=int(estimator.n_iter_))
+            estimator = family.build(spec, hp.model_options)
+            estimator, curves = fit_sklearn(estimator, preprocessor, data, y_train, y_valid)
+            summary.update(iterations=int(getattr(estimator, "n_iter_", 0) or 0))
         metrics: dict[str, Any] = {}
         if runtime.is_main:
             summary.update(hosts=env.hosts, instance_type=env.instance_type, num_gpus=env.num_gpus, started_at=started)
-            metrics = write_model_dir(env, hp, data, preprocessor, estimator, curves, y_valid, data_files, summary)
+            metrics = write_model_dir(
+                env, hp, data, preprocessor, estimator, curves, y_valid, data_files, summary, family, spec, extra
+            )
             log(runtime, metric_line(**{f"final_{k}": v for k, v in metrics.items() if k != "n_rows"}))
             log(runtime, f"model written to {env.model_dir}")
         runtime.barrier()
@@ -564,10 +700,11 @@ def main(argv: list[str] | None = None) -> int:
         env = TrainingEnvironment.from_env(base_dir)
         env.check_input_modes()
         hp = parse_hyperparameters(env.hyperparameters)
+        kind = families.resolve(hp.model).kind
         plan = distributed.plan(
             env.hosts, env.current_host, env.num_gpus if torch.cuda.is_available() else 0, os.environ
         )
-        if hp.model == "mlp" and plan.world_size > 1 and not distributed.is_worker(os.environ):
+        if kind == families.TORCH and plan.world_size > 1 and not distributed.is_worker(os.environ):
             print(
                 f"starting {plan.procs_per_host} worker processes on {env.current_host} (world size {plan.world_size})",
                 flush=True,
@@ -578,13 +715,14 @@ def main(argv: list[str] | None = None) -> int:
             if code != 0 and not env.failure_file.exists():
                 write_failure(env, base_dir, f"a worker process exited with code {code}")
             return 0 if code == 0 else 1
-        if hp.model == "gbdt" and plan.node_rank > 0:
-            print(f"gbdt trains on the first host only; {env.current_host} has nothing to do", flush=True)
+        if kind == families.SKLEARN and plan.node_rank > 0:
+            print(f"{hp.model} trains on the first host only; {env.current_host} has nothing to do", flush=True)
             return 0
         run(env, hp)
         return 0
     except (
         HyperparameterError,
+        families.ModelPluginError,
         DataValidationError,
         ContainerLayoutError,
         SchemaError,

@@ -11,6 +11,9 @@ from policies.graph import StackGraph
 from policies.records import Resource
 from policies.rules import RULES, Rule
 
+# The verdict (and severity) of a rule that could not see what it judges: a secret it cannot decrypt.
+CANNOT_VERIFY = "cannot-verify"
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -22,12 +25,14 @@ class Violation:
     name: str
     message: str
     suppression: Suppression | None = None
+    verdict: str = "violation"  # violation | cannot-verify
 
     def to_json(self) -> dict[str, Any]:
         out = {
             "rule": self.rule,
             "severity": self.severity,
             "enforcement": self.enforcement,
+            "verdict": self.verdict,
             "urn": self.urn,
             "type": self.type,
             "message": self.message,
@@ -54,6 +59,10 @@ class AuditResult:
         return [v for v in self.violations if v.enforcement == "mandatory"]
 
     @property
+    def cannot_verify(self) -> list[Violation]:
+        return [v for v in self.violations if v.verdict == CANNOT_VERIFY]
+
+    @property
     def exit_code(self) -> int:
         return 1 if self.mandatory else 0
 
@@ -69,6 +78,7 @@ class AuditResult:
             "violations": len(self.violations),
             "mandatory": len(self.mandatory),
             "advisory": len(self.violations) - len(self.mandatory),
+            "cannotVerify": len(self.cannot_verify),
             "bySeverity": by_severity,
             "suppressed": len(self.suppressed),
             "expiredSuppressions": [s.to_json() for s in self.expired_suppressions],
@@ -96,6 +106,27 @@ def run_rule(rule: Rule, graph: StackGraph, ctx: PolicyContext) -> list[tuple[Re
     return list(rule.check(graph, ctx))
 
 
+def cannot_verify(rule: Rule, graph: StackGraph) -> list[tuple[Resource, str]]:
+    """A finding for each resource whose prop, which the rule must read, is a secret it cannot decrypt."""
+    found = []
+    for type_token, key in rule.blind_spots:
+        for resource in graph.of_type(type_token):
+            if key in resource.secret_keys:
+                found.append(
+                    (
+                        resource,
+                        f"{resource.label}: cannot verify {rule.id}: '{key}' is an encrypted secret in this state "
+                        "file. Fix: audit a `pulumi stack export --show-secrets` file, or the stack's preview",
+                    )
+                )
+    return found
+
+
+def cannot_verify_level(ctx: PolicyContext) -> str:
+    """Fail closed: what cannot be verified blocks staging, prod and unknown environments; dev and local are told."""
+    return "advisory" if ctx.environment in ("dev", "local") else "mandatory"
+
+
 def evaluate(records: Iterable[Resource], ctx: PolicyContext, rules: Iterable[Rule] = RULES) -> AuditResult:
     graph = records if isinstance(records, StackGraph) else StackGraph(records)
     result = AuditResult(stack=ctx.stack, context=ctx, resources=sum(1 for r in graph.records if r.custom))
@@ -111,16 +142,21 @@ def evaluate(records: Iterable[Resource], ctx: PolicyContext, rules: Iterable[Ru
             result.not_evaluated[rule.id] = why_not
             continue
         result.rules_run.append(rule.id)
-        for resource, message in run_rule(rule, graph, ctx):
+        findings = [(r, m, rule.severity, level, "violation") for r, m in run_rule(rule, graph, ctx)]
+        findings += [
+            (r, m, CANNOT_VERIFY, cannot_verify_level(ctx), CANNOT_VERIFY) for r, m in cannot_verify(rule, graph)
+        ]
+        for resource, message, severity, enforcement, verdict in findings:
             target = resource or stack_record
             violation = Violation(
                 rule.id,
-                rule.severity,
-                level,
+                severity,
+                enforcement,
                 target.urn if target else "",
                 target.type if target else "",
                 target.name if target else "",
                 message,
+                verdict=verdict,
             )
             suppression = _matching_suppression(ctx, rule.id, target)
             if suppression is not None and not suppression.expired(ctx.today):

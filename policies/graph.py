@@ -8,6 +8,8 @@ and, where the engine cannot know it yet (CrossGuard preview), by declared depen
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
@@ -36,6 +38,17 @@ class StackGraph:
     def stack(self) -> Resource | None:
         stacks = self._by_type.get(STACK_TYPE, [])
         return stacks[0] if stacks else None
+
+    @cached_property
+    def account_id(self) -> str | None:
+        """The stack's AWS account: its `accountId` output, else the account most of its ARNs name."""
+        declared = self.outputs.get("accountId")
+        if isinstance(declared, str) and ACCOUNT_ID.fullmatch(declared):
+            return declared
+        seen = Counter(
+            account for r in self.records if r.custom and (account := arn_account(r.props.get("arn"))) is not None
+        )
+        return seen.most_common(1)[0][0] if seen else None
 
     @property
     def outputs(self) -> Mapping[str, Any]:
@@ -70,6 +83,17 @@ class StackGraph:
     def attached(self, target: Resource, types: tuple[str, ...], prop: str, *target_keys: str) -> list[Resource]:
         """Every resource of `types` whose `prop` refers to `target`."""
         return [r for r in self.of_type(*types) if self.refers_to(r, prop, target, *target_keys)]
+
+
+ACCOUNT_ID = re.compile(r"\d{12}")
+
+
+def arn_account(arn: Any) -> str | None:
+    """The account field of an ARN (`arn:aws:kms:us-east-1:123456789012:key/...`); None when it has none."""
+    if not isinstance(arn, str) or not arn.startswith("arn:"):
+        return None
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and ACCOUNT_ID.fullmatch(parts[4]) else None
 
 
 def listify(value: Any) -> list[Any]:

@@ -127,10 +127,29 @@ class Statement:
                     out.extend(str(x) for x in (v if isinstance(v, list) else [v]))
         return out
 
+    def restricting_keys(self) -> set[str]:
+        """Condition keys (lower-case) whose test really narrows who may call: not a wildcard value,
+        `0.0.0.0/0`, a negation, `...IfExists`, `Null` or `ForAllValues:` (vacuous when the key is absent)."""
+        out: set[str] = set()
+        for operator, block in self.conditions.items():
+            if not isinstance(block, Mapping):
+                continue
+            for key, value in block.items():
+                values = [str(v) for v in (value if isinstance(value, list) else [value])]
+                if restricts(str(operator), key, values):
+                    out.add(key.lower())
+        return out
+
     @property
     def is_scoped_by_condition(self) -> bool:
-        """Does a condition bind the statement to an account, source, network or organisation?"""
-        return bool(self.condition_keys & SCOPING_CONDITION_KEYS)
+        """Does a condition really bind the statement to an account, source, network or organisation?
+
+        A scoping key compared with a value that matches everyone (`aws:SourceIp 0.0.0.0/0`,
+        `aws:PrincipalAccount *`) or through an operator that passes when the key is absent
+        (`...IfExists`, `ForAllValues:`, `Null`) or that excludes only some callers (`StringNotEquals`)
+        scopes nothing: such a statement is as public as one without a condition.
+        """
+        return bool(self.restricting_keys() & SCOPING_CONDITION_KEYS)
 
     @property
     def has_restricting_condition(self) -> bool:
@@ -143,6 +162,47 @@ class Statement:
         if self.not_principal:
             return True
         return "*" in self.principals.get("*", ()) or "*" in self.principals.get("AWS", ())
+
+
+# Keys whose values are account, organisation or network ids: any wildcard in them matches every
+# account's (`o-*`, `vpce-*`), so it restricts nothing.
+ACCOUNT_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "aws:SourceAccount",
+        "aws:SourceOwner",
+        "aws:PrincipalAccount",
+        "aws:PrincipalOrgID",
+        "aws:PrincipalOrgPaths",
+        "aws:ResourceAccount",
+        "aws:SourceOrgID",
+        "aws:SourceVpc",
+        "aws:SourceVpce",
+        "kms:CallerAccount",
+    )
+)
+EVERY_ADDRESS = ("0.0.0.0/0", "::/0")
+
+
+def vacuous_value(key: str, value: str) -> bool:
+    """Does this one condition value match (almost) every caller?"""
+    value = value.strip()
+    if not value.strip("*?") or value in EVERY_ADDRESS:
+        return True
+    if key.lower() in ACCOUNT_KEYS and any(c in value for c in "*?"):
+        return True
+    if value.startswith("arn:"):
+        parts = value.split(":")
+        return len(parts) > 4 and any(c in parts[4] for c in "*?")  # any account
+    return False
+
+
+def restricts(operator: str, key: str, values: list[str]) -> bool:
+    """Does `operator: {key: values}` narrow the callers at all?"""
+    op = operator.lower()
+    if op.startswith("forallvalues:") or op.endswith("ifexists") or op == "null" or "not" in op:
+        return False
+    return bool(values) and not any(vacuous_value(key, v) for v in values)
 
 
 def parse(document: Any) -> list[Statement] | None:

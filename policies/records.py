@@ -77,6 +77,9 @@ class Resource:
     # not what the program declared. Rules about declarations (management conflicts) skip them.
     observed_only: frozenset[str] = frozenset()
     source: str = "preview"
+    # Top-level props holding a secret only as ciphertext (a `pulumi stack export` without
+    # --show-secrets): they read as UNKNOWN, and rules that depend on them report "cannot verify".
+    secret_keys: frozenset[str] = frozenset()
 
     @property
     def canonical_type(self) -> str:
@@ -154,6 +157,17 @@ def plain(value: Any) -> Any:
     return value
 
 
+def has_ciphertext(value: Any) -> bool:
+    """Does `value` hold, anywhere, a secret this process cannot read (ciphertext only)?"""
+    if isinstance(value, Mapping):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return "value" not in value and "plaintext" not in value
+        return any(has_ciphertext(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_ciphertext(v) for v in value)
+    return False
+
+
 def _proxy_target(value: Any) -> Any:
     if type(value).__name__ in ("_DictProxy", "_ListProxy", "_DictSecretsProxy", "_ListSecretsProxy"):
         return value["__target"]
@@ -204,10 +218,13 @@ def from_state_resource(resource: Mapping[str, Any]) -> Resource:
     urn = str(resource.get("urn") or "")
     if not urn:
         raise StateFileError("a resource in deployment.resources has no 'urn'")
-    inputs = plain(resource.get("inputs") or {})
-    outputs = plain(resource.get("outputs") or {})
+    raw_inputs = resource.get("inputs") or {}
+    raw_outputs = resource.get("outputs") or {}
+    inputs = plain(raw_inputs)
+    outputs = plain(raw_outputs)
     observed = frozenset(k for k in outputs if k not in inputs)
     props = {**{k: outputs[k] for k in observed}, **inputs}
+    secret = frozenset(k for k in props if has_ciphertext(raw_outputs.get(k) if k in observed else raw_inputs.get(k)))
     return Resource(
         urn=urn,
         type=str(resource.get("type") or type_from_urn(urn)),
@@ -220,6 +237,7 @@ def from_state_resource(resource: Mapping[str, Any]) -> Resource:
         dependencies=tuple(resource.get("dependencies") or ()),
         observed_only=observed,
         source="state",
+        secret_keys=secret,
     )
 
 

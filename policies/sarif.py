@@ -49,7 +49,12 @@ def _result(v: Violation, location: str, index: dict[str, int]) -> dict[str, Any
             }
         ],
         "partialFingerprints": {"resourceRule/v1": f"{v.urn}|{v.rule}"},
-        "properties": {"enforcement": v.enforcement, "severity": v.severity, "resourceType": v.type},
+        "properties": {
+            "enforcement": v.enforcement,
+            "severity": v.severity,
+            "verdict": v.verdict,
+            "resourceType": v.type,
+        },
     }
     if v.suppression is not None:
         out["suppressions"] = [

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from policies.rules import cost, ecr, iam, kms, monitoring, s3, sagemaker, tags  # noqa: F401  (registration)
+from policies.rules import (  # noqa: F401  (registration)
+    cost,
+    ecr,
+    iam,
+    iam_escalation,
+    kms,
+    monitoring,
+    network,
+    resource_policies,
+    s3,
+    sagemaker,
+    tags,
+)
 from policies.rules.base import FAMILIES, RULES, SEVERITIES, Rule
 
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}

@@ -16,7 +16,7 @@ from policies.graph import StackGraph
 from policies.records import Resource
 
 SEVERITIES = ("low", "medium", "high", "critical")
-FAMILIES = ("s3", "kms", "iam", "sagemaker", "ecr", "monitoring", "cost", "tags")
+FAMILIES = ("s3", "kms", "iam", "sagemaker", "ecr", "monitoring", "cost", "tags", "network")
 
 ResourceCheck = Callable[[Resource, PolicyContext, StackGraph], Iterable[str]]
 StackCheck = Callable[[StackGraph, PolicyContext], Iterable[tuple["Resource | None", str]]]
@@ -37,6 +37,9 @@ class Rule:
     needs: tuple[str, ...] = ()  # PolicyContext fields that must be known
     pinned: str | None = None  # an enforcement level the rule keeps unless a stack overrides it by id
     awsguard: str = ""  # the closest AWSGuard policy, for the comparison table
+    # (type token, prop) pairs the rule cannot judge when the prop is an unreadable secret: there the
+    # engine reports "cannot verify" instead of letting the rule pass on what it could not see.
+    blind_spots: tuple[tuple[str, str], ...] = ()
 
     def applies_in(self, ctx: PolicyContext) -> tuple[bool, str]:
         """(applies, reason when it does not) for this stack's context."""
@@ -79,7 +82,10 @@ def resource_rule(
     needs: tuple[str, ...] = (),
     pinned: str | None = None,
     awsguard: str = "",
+    blind_spots: tuple[str, ...] = (),
 ) -> Callable[[ResourceCheck], Rule]:
+    """`blind_spots` names props of the rule's own `types` (see `Rule.blind_spots`)."""
+
     def wrap(fn: ResourceCheck) -> Rule:
         return _register(
             Rule(
@@ -96,6 +102,7 @@ def resource_rule(
                 needs,
                 pinned,
                 awsguard,
+                tuple((t, key) for t in types for key in blind_spots),
             )
         )
 
@@ -114,10 +121,26 @@ def stack_rule(
     needs: tuple[str, ...] = (),
     pinned: str | None = None,
     awsguard: str = "",
+    blind_spots: tuple[tuple[str, str], ...] = (),
 ) -> Callable[[StackCheck], Rule]:
     def wrap(fn: StackCheck) -> Rule:
         return _register(
-            Rule(id, description, severity, family, "stack", fn, why, fix, (), environments, needs, pinned, awsguard)
+            Rule(
+                id,
+                description,
+                severity,
+                family,
+                "stack",
+                fn,
+                why,
+                fix,
+                (),
+                environments,
+                needs,
+                pinned,
+                awsguard,
+                blind_spots,
+            )
         )
 
     return wrap

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, truthy
 from policies.records import UNKNOWN, Resource
@@ -71,3 +72,37 @@ def ecr_kms_encryption(resource: Resource, ctx: PolicyContext, graph: StackGraph
         )
     elif not any(c.get("kmsKey") for c in kms):
         yield say(resource, "encrypts with the AWS-managed aws/ecr key", "set kms_key to the environment key ARN")
+
+
+PUBLIC_REPOSITORY = "aws:ecrpublic/repository:Repository"
+REPOSITORY_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
+
+
+@resource_rule(
+    "ecr-no-public-repository",
+    "Images are not published: no ECR Public repository, no repository policy open to Principal '*'.",
+    severity="critical",
+    family="ecr",
+    types=(PUBLIC_REPOSITORY, REPOSITORY_POLICY),
+    why="Training and serving images carry our code, dependencies and sometimes model weights; an ECR Public "
+    "repository (or a private one whose policy lets '*' pull) hands them to the internet, and a '*' push "
+    "grant lets anyone replace the image an endpoint runs.",
+    fix="use a private aws.ecr.Repository; in its RepositoryPolicy name this account's roles, or scope "
+    "Principal '*' with aws:PrincipalOrgID / aws:PrincipalAccount.",
+    blind_spots=("policy",),
+)
+def ecr_no_public_repository(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+    if resource.canonical_type == PUBLIC_REPOSITORY:
+        yield say(
+            resource,
+            f"publishes images in the public ECR gallery ({resource.props.get('repositoryName') or resource.id})",
+            "use a private aws.ecr.Repository",
+        )
+        return
+    for s in iam_docs.parse(resource.props.get("policy")) or []:
+        if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
+            yield say(
+                resource,
+                f"repository policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*'",
+                "name this account's roles or add an aws:PrincipalOrgID condition",
+            )

@@ -27,6 +27,20 @@ BROAD_MANAGED_POLICY = re.compile(
     r"^arn:aws[a-z-]*:iam::aws:policy/(?:.*/)?(?:\w*FullAccess\w*|AdministratorAccess|PowerUserAccess)$"
 )
 TRAINING_ACTIONS = ("sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob")
+PASS_ROLE = "iam:PassRole"
+# Where identity policies live: a prop that, when it is an unreadable secret, blinds the IAM rules.
+POLICY_DOCUMENT_PROPS = ("policy", "inlinePolicies")
+TRUST_DOCUMENT_PROPS = ("assumeRolePolicy",)
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+# Services whose role assumption carries aws:SourceAccount / aws:SourceArn, so a trust policy can (and
+# must) pin them to this account: https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html,
+# https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html
+CONFUSED_DEPUTY_SERVICES = (
+    "sagemaker.amazonaws.com",
+    "scheduler.amazonaws.com",
+    "states.amazonaws.com",
+)
+SOURCE_KEYS = ("aws:SourceAccount", "aws:SourceArn", "aws:SourceOrgID")
 
 
 def identity_statements(resource: Resource, graph: StackGraph) -> Iterable[tuple[str, list[iam_docs.Statement]]]:
@@ -61,6 +75,7 @@ def identity_statements(resource: Resource, graph: StackGraph) -> Iterable[tuple
     why="'*' grants every present and future AWS action: one compromised training container or CI token becomes "
     "an account administrator.",
     fix="list the actions the role needs (see infra/training.py and infra/identity.py for scoped examples).",
+    blind_spots=POLICY_DOCUMENT_PROPS,
 )
 def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for where, statements in identity_statements(resource, graph):
@@ -87,7 +102,8 @@ def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackG
     "so dev credentials can change prod.",
     fix="name the environment's ARNs (buckets, key, endpoints by prefix). Actions AWS only authorises on '*' "
     "(ecr:GetAuthorizationToken, cloudwatch:PutMetricData, ENI management) are exempt; scope them with a "
-    "condition where one exists.",
+    "condition where one exists. iam:PassRole is judged by iam-passrole-scoped.",
+    blind_spots=POLICY_DOCUMENT_PROPS,
 )
 def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for where, statements in identity_statements(resource, graph):
@@ -100,7 +116,10 @@ def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph
             writes = [
                 a
                 for a in s.actions
-                if not iam_docs.is_full_wildcard(a) and iam_docs.is_write(a) and not iam_docs.needs_star(a)
+                if not iam_docs.is_full_wildcard(a)
+                and iam_docs.is_write(a)
+                and not iam_docs.needs_star(a)
+                and a.lower() != PASS_ROLE.lower()  # iam-passrole-scoped's finding
             ]
             if writes:
                 yield say(
@@ -119,6 +138,7 @@ def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph
     why="AmazonSageMakerFullAccess and friends grant every SageMaker (and S3, ECR, IAM PassRole...) action on every "
     "resource: the most common over-grant in published MLOps templates.",
     fix="drop the managed policy and attach a RolePolicy with the actions and ARNs the role uses.",
+    blind_spots=("managedPolicyArns", "policyArn"),
 )
 def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     if resource.canonical_type == ROLE:
@@ -144,6 +164,7 @@ def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: Sta
     "wrong and are no substitute for naming the service or OIDC provider.",
     fix="trust the intended service (sagemaker.amazonaws.com) with aws:SourceAccount, or the GitHub OIDC provider "
     "with a repository subject.",
+    blind_spots=TRUST_DOCUMENT_PROPS,
 )
 def iam_trust_no_wildcard_principal(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
@@ -155,36 +176,46 @@ def iam_trust_no_wildcard_principal(resource: Resource, ctx: PolicyContext, grap
             )
 
 
-def _oidc_subject_problem(s: iam_docs.Statement, repository: str | None) -> str:
-    providers = s.principals.get("Federated", ())
+def _oidc_host(s: iam_docs.Statement) -> str:
+    """The OIDC provider a federated statement trusts (`token.actions.githubusercontent.com`); '' for SAML."""
     host = ""
-    for p in providers:
+    for p in s.principals.get("Federated", ()):
         host = p.split("oidc-provider/", 1)[-1] if "oidc-provider/" in p else p
+    return host
+
+
+def _oidc_subject_problem(s: iam_docs.Statement, repository: str | None) -> str:
+    host = _oidc_host(s)
     subjects = s.condition_values(f"{host}:sub") if host else []
     if not subjects:
         return f"trusts {host or 'a federated provider'} without a condition on {host or '<provider>'}:sub"
     for subject in subjects:
         if subject in ("*", "repo:*") or re.fullmatch(r"repo:[^/:]+/\*(:.*)?", subject) or subject.startswith("*"):
             return f"trusts the OIDC subject '{subject}', which any repository can present"
-        if (
-            host.endswith("token.actions.githubusercontent.com")
-            and repository
-            and not subject.startswith(f"repo:{repository}:")
-        ):
+        if any(c in subject for c in "*?"):
+            return (
+                f"trusts the OIDC subject pattern '{subject}', which matches every branch, pull request and "
+                "environment of the repository"
+            )
+        if subject.endswith(":pull_request"):
+            return f"trusts the OIDC subject '{subject}', which any pull request (unreviewed code) presents"
+        if host.endswith(GITHUB_OIDC_HOST) and repository and not subject.startswith(f"repo:{repository}:"):
             return f"trusts the OIDC subject '{subject}', not this stack's repository {repository}"
     return ""
 
 
 @resource_rule(
     "iam-oidc-trust-subject",
-    "Roles trusted through OIDC (GitHub Actions) pin the token subject to this repository.",
+    "Roles trusted through OIDC (GitHub Actions) pin the token subject to one context of this repository.",
     severity="critical",
     family="iam",
     types=(ROLE,),
     why="The GitHub OIDC provider issues tokens to every repository on GitHub: without a `sub` condition naming "
-    "our repository (and environment), any workflow anywhere can deploy to this account.",
+    "our repository and environment, any workflow anywhere can deploy to this account; a wildcard (`repo:o/r:*`) "
+    "or the `pull_request` subject lets unreviewed code from any branch or pull request assume the role.",
     fix="add Condition StringEquals token.actions.githubusercontent.com:sub = "
-    "'repo:<owner>/<repo>:environment:<env>' and :aud = 'sts.amazonaws.com'.",
+    "'repo:<owner>/<repo>:environment:<env>' (no wildcards, no ':pull_request').",
+    blind_spots=TRUST_DOCUMENT_PROPS,
 )
 def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
@@ -197,6 +228,61 @@ def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackG
                 f"trust policy {s.label} {problem}",
                 "pin <provider>:sub to repo:<owner>/<repo>:environment:<env>",
             )
+
+
+@resource_rule(
+    "iam-oidc-trust-audience",
+    "Roles trusted through OIDC require the token audience (`<provider>:aud`, sts.amazonaws.com for GitHub).",
+    severity="critical",
+    family="iam",
+    types=(ROLE,),
+    why="The audience says whom a token was minted for: without an `aud` condition, a token GitHub issued to "
+    "another relying party (any service that accepts GitHub OIDC tokens) can be replayed to assume the role.",
+    fix="add Condition StringEquals token.actions.githubusercontent.com:aud = 'sts.amazonaws.com'.",
+    blind_spots=TRUST_DOCUMENT_PROPS,
+)
+def iam_oidc_trust_audience(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+    for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
+        host = _oidc_host(s) if s.allows else ""
+        if not host or "oidc-provider/" not in "".join(s.principals.get("Federated", ())):
+            continue  # SAML and non-federated statements carry no audience
+        if f"{host}:aud".lower() not in s.restricting_keys():
+            shown = s.condition_values(f"{host}:aud")
+            problem = f"accepts any audience ({', '.join(shown)})" if shown else f"has no {host}:aud condition"
+            yield say(
+                resource,
+                f"trust policy {s.label} {problem}",
+                f"add Condition StringEquals {host}:aud = 'sts.amazonaws.com'",
+            )
+
+
+@resource_rule(
+    "iam-service-trust-source",
+    "Roles that AWS services assume pin the calling account with aws:SourceAccount or aws:SourceArn.",
+    severity="high",
+    family="iam",
+    types=(ROLE,),
+    why="A service principal alone trusts that service acting for ANY account: another customer's SageMaker job "
+    "given our role ARN would run as our role (the confused deputy). aws:SourceAccount / aws:SourceArn make the "
+    "service prove it acts for this account.",
+    fix="add Condition StringEquals aws:SourceAccount = <this account> (or ArnLike aws:SourceArn = the "
+    "account's jobs) to the trust statement; see "
+    "https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html.",
+    blind_spots=TRUST_DOCUMENT_PROPS,
+)
+def iam_service_trust_source(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+    keys = {k.lower() for k in SOURCE_KEYS}
+    for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
+        services = [p for p in s.principals.get("Service", ()) if p.lower() in CONFUSED_DEPUTY_SERVICES]
+        if not s.allows or not services or s.restricting_keys() & keys:
+            continue
+        shown = [f"{k}={v}" for k in SOURCE_KEYS for v in s.condition_values(k)]
+        detail = f" (the condition {', '.join(shown)} restricts nothing)" if shown else ""
+        yield say(
+            resource,
+            f"trust policy {s.label} lets {', '.join(services)} assume the role for any account{detail}",
+            "add Condition StringEquals aws:SourceAccount = this account",
+        )
 
 
 @stack_rule(

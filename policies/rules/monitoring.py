@@ -46,6 +46,7 @@ def sns_topic_encrypted(resource: Resource, ctx: PolicyContext, graph: StackGrap
     why="A topic anyone can publish to can page the on-call with forged alarms; one anyone can subscribe to "
     "leaks every alert.",
     fix="name the publishing services (cloudwatch, events, budgets) and scope with aws:SourceAccount.",
+    blind_spots=("policy",),
 )
 def sns_topic_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("policy")) or []:

@@ -157,6 +157,7 @@ def _buckets(graph: StackGraph) -> Iterable[S3View]:
     fix="declare aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' and "
     "kms_master_key_id=<the environment key ARN>. Server-access-log targets are exempt: S3 can only write "
     "access logs to SSE-S3 buckets.",
+    blind_spots=((SSE, "rules"),),
 )
 def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
@@ -234,6 +235,7 @@ def s3_bucket_versioning(graph: StackGraph, ctx: PolicyContext):
     "the block overrides any later mistake.",
     fix="declare aws.s3.BucketPublicAccessBlock with block_public_acls, block_public_policy, ignore_public_acls "
     "and restrict_public_buckets all True (or an account-level block).",
+    blind_spots=tuple((PAB, flag) for flag in PAB_FLAGS),
 )
 def s3_public_access_block(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
@@ -271,6 +273,7 @@ def s3_public_access_block(graph: StackGraph, ctx: PolicyContext):
     "plain HTTP.",
     fix="add a bucket policy statement: Effect Deny, Principal *, Action s3:*, Resource [bucket, bucket/*], "
     "Condition Bool aws:SecureTransport 'false' (infra.common.deny_insecure_transport).",
+    blind_spots=((POLICY, "policy"),),
 )
 def s3_tls_only(graph: StackGraph, ctx: PolicyContext):
     out = Collected()
@@ -384,8 +387,10 @@ def s3_lifecycle(graph: StackGraph, ctx: PolicyContext):
     types=(POLICY, BUCKET, ACL),
     why="A policy statement with Principal '*' and no account or source condition, or a public ACL, publishes "
     "the bucket regardless of who holds credentials.",
-    fix="remove the statement or scope it with aws:SourceAccount / aws:PrincipalOrgID / aws:SourceArn; use "
+    fix="remove the statement or scope it with aws:SourceAccount / aws:PrincipalOrgID / aws:SourceArn (a "
+    "condition that matches everyone, such as aws:SourceIp 0.0.0.0/0, '*' or ...IfExists, scopes nothing); use "
     "BucketOwnerEnforced ownership so ACLs are ignored.",
+    blind_spots=("policy",),
 )
 def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     acl = resource.props.get("acl")
@@ -397,7 +402,7 @@ def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGrap
             yield say(
                 resource,
                 f"policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*' "
-                "without an account or source condition",
+                "without a condition that restricts the caller's account or source",
                 "remove the statement or add a Condition on aws:SourceAccount / aws:PrincipalOrgID",
             )
 

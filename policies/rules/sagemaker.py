@@ -63,6 +63,7 @@ def _takes_volume_key(variant: Mapping[str, Any]) -> bool:
     "data_capture_config. Serverless variants and instance types with local NVMe storage (g4dn, g5, g6...) "
     "take no volume key and are exempt (AWS rule INSTANCE-STORAGE, "
     "https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html); captured data still needs one.",
+    blind_spots=("kmsKeyArn", "dataCaptureConfig"),
 )
 def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     instance = [v for v in variants(resource) if not is_serverless(v) and _takes_volume_key(v)]
@@ -126,6 +127,70 @@ def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, grap
             yield say(resource, "captures without a destination", "set destination_s3_uri to the capture bucket")
 
 
+def _s3_bucket_of(uri: Any) -> str | None:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        return None
+    return uri.removeprefix("s3://").split("/", 1)[0] or None
+
+
+def stack_bucket_names(graph: StackGraph) -> set[str]:
+    """The physical names of the buckets this stack declares (and the bucket names it exports)."""
+    names = {b.props.get("bucket") or b.id for b in graph.of_type("aws:s3/bucket:Bucket")}
+    names |= {v for k, v in graph.outputs.items() if k.endswith("Bucket")}
+    return {n for n in names if isinstance(n, str) and n}
+
+
+def _bucket_names_unknown(graph: StackGraph) -> bool:
+    """During a preview a new bucket's name may be unknown: then no destination can be called foreign."""
+    return any(b.props.get("bucket") is UNKNOWN and not b.id for b in graph.of_type("aws:s3/bucket:Bucket"))
+
+
+@stack_rule(
+    "sagemaker-capture-in-stack",
+    "Endpoints capture requests (and write asynchronous results) only to buckets of their own stack.",
+    severity="high",
+    family="sagemaker",
+    why="Captured requests are customer data: written to a bucket this stack does not own (another "
+    "environment's, another team's or another account's) they escape its key, its lifecycle, its public "
+    "access block and its access logs.",
+    fix="set data_capture_config.destination_s3_uri to s3://<the stack's capture bucket>/<model> "
+    "(the captureBucket output).",
+    blind_spots=(
+        (ENDPOINT_CONFIG, "dataCaptureConfig"),
+        (ENDPOINT_CONFIG, "asyncInferenceConfig"),
+    ),
+)
+def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext):
+    own = stack_bucket_names(graph)
+    if not own or _bucket_names_unknown(graph):
+        return []
+    out = Collected()
+    for config in graph.of_type(ENDPOINT_CONFIG):
+        destinations = [
+            ("captures requests", c.get("destinationS3Uri"))
+            for c in listify(config.props.get("dataCaptureConfig"))
+            if isinstance(c, Mapping) and truthy(c.get("enableCapture", False))
+        ]
+        for async_config in listify(config.props.get("asyncInferenceConfig")):
+            for o in listify(async_config.get("outputConfig") if isinstance(async_config, Mapping) else None):
+                if isinstance(o, Mapping):
+                    destinations += [
+                        ("writes asynchronous results", o.get(k)) for k in ("s3OutputPath", "s3FailurePath")
+                    ]
+        for what, uri in destinations:
+            bucket = _s3_bucket_of(uri)
+            if bucket is not None and bucket not in own:
+                out.add(
+                    config,
+                    say(
+                        config,
+                        f"{what} to {uri}, a bucket this stack does not own",
+                        "write to the stack's capture bucket (captureBucket output)",
+                    ),
+                )
+    return out.items
+
+
 @resource_rule(
     "sagemaker-model-network-isolation",
     "SageMaker models run with network isolation.",
@@ -137,6 +202,7 @@ def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, grap
     fix="set enable_network_isolation=True on aws.sagemaker.Model. Models served only by serverless variants are "
     "exempt: AWS refuses network isolation on serverless endpoints (AWS rule SERVERLESS-EXCLUSIONS, "
     "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).",
+    blind_spots=("enableNetworkIsolation",),
 )
 def sagemaker_model_network_isolation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     if truthy(resource.props.get("enableNetworkIsolation", False)) or models_served_only_serverless(resource, graph):
@@ -414,6 +480,7 @@ def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
     why="Cross-environment read policies are how staging reads dev's packages; Principal '*' without a condition "
     "shares every model (and its training data lineage) with any AWS account.",
     fix="name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.",
+    blind_spots=("resourcePolicy",),
 )
 def sagemaker_package_group_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     for s in iam_docs.parse(resource.props.get("resourcePolicy")) or []:

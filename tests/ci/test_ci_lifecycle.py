@@ -141,7 +141,8 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
         assert promoted.code == 0, promoted
         deployed = mlops("local", "up", "--stack", env, "--json")
         assert deployed.code == 0, deployed
-        assert deployed.json["outputs"]["endpoints"]["churn"] == f"mlops-{env}-churn"
+        serverless = env == "dev"  # dev serves serverless: its endpoint carries the mode (ENDPOINT-MODE-SWITCH)
+        assert deployed.json["outputs"]["endpoints"]["churn"] == f"mlops-{env}-churn" + ("-serverless" * serverless)
     endpoint = boto("sagemaker").describe_endpoint(EndpointName="mlops-prod-churn")
     config = boto("sagemaker").describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     assert config["DataCaptureConfig"]["DestinationS3Uri"] == "s3://mlops-prod-capture-123456789012/churn"

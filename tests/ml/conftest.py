@@ -11,7 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(1)
 
-from ml_testkit import FAST, make_base_dir  # noqa: E402
+from ml_testkit import CHURN, FAST, make_base_dir  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,9 @@ def _train(base: Path, hyperparameters: dict) -> Path:
     from ml.data import make_synthetic
     from ml.train import main
 
-    make_base_dir(base, make_synthetic(1500, seed=1), make_synthetic(500, seed=2), {**FAST, **hyperparameters})
+    make_base_dir(
+        base, make_synthetic(1500, seed=1), make_synthetic(500, seed=2), {**FAST, **hyperparameters}, schema=CHURN
+    )
     assert main(["--base-dir", str(base)]) == 0, (
         (base / "output" / "failure").read_text() if (base / "output" / "failure").exists() else ""
     )

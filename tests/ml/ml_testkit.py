@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ml.data import DEFAULT_SCHEMA
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Small, quick settings: the suite's budget is tight and the machine has two cores.
@@ -21,6 +23,11 @@ FAST = {
     "checkpoint_every": "0",
     "model_card": "false",
 }
+
+
+# The synthetic churn data set's schema: it travels with the data as train/schema.json, the way
+# a data set brings its own (training never falls back to it).
+CHURN = DEFAULT_SCHEMA.to_dict()
 
 
 def make_base_dir(

@@ -13,7 +13,8 @@ from ml.data import DEFAULT_SCHEMA, make_synthetic
 
 def test_data_check_passes_good_data_and_names_every_problem(tmp_path, capsys):
     make_synthetic(300, seed=1).to_csv(tmp_path / "good.csv", index=False)
-    assert main(["data-check", str(tmp_path / "good.csv")]) == 0
+    # No schema.json: the churn example schema is not a fallback, the label and task are asked for.
+    assert main(["data-check", str(tmp_path / "good.csv"), "--label", "label", "--task", "binary"]) == 0
     assert "data validation passed (300 rows)" in capsys.readouterr().out
 
     bad = make_synthetic(300, seed=1).drop(columns=["region"])
@@ -24,7 +25,7 @@ def test_data_check_passes_good_data_and_names_every_problem(tmp_path, capsys):
     (folder / "schema.json").write_text(DEFAULT_SCHEMA.to_json())
     assert main(["data-check", str(folder), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] is False and report["schema"] == "schema.json beside the data"
+    assert report["ok"] is False and report["schema"] == str(folder / "schema.json")
     assert {(p["column"], p["severity"]) for p in report["problems"]} >= {("region", "error"), ("age", "error")}
 
 

@@ -124,7 +124,7 @@ def test_bad_schema_documents_name_the_problem(document, message):
 
 def test_inferred_schema_reads_types_from_the_data():
     frame = make_synthetic(500, seed=1)
-    schema = infer_schema(frame)
+    schema = infer_schema(frame, label="label", task="binary")
     assert [f.type for f in schema.features] == [f.type for f in DEFAULT_SCHEMA.features]
     assert set(schema.feature("contract").categories) == {"month-to-month", "one-year", "two-year"}
     assert schema.classes == (0, 1)

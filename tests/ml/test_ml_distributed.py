@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from ml_testkit import FAST, make_base_dir, run_train_subprocess
+from ml_testkit import CHURN, FAST, make_base_dir, run_train_subprocess
 
 from ml.data import make_synthetic
 from ml.distributed import launch, plan
@@ -22,8 +22,8 @@ def _weights(model_dir):
 
 def test_two_processes_match_one(tmp_path):
     train, valid = make_synthetic(700, seed=5), make_synthetic(200, seed=6)  # 11 steps, the last one short
-    single = make_base_dir(tmp_path / "single", train, valid, HP)
-    double = make_base_dir(tmp_path / "double", train, valid, HP)
+    single = make_base_dir(tmp_path / "single", train, valid, HP, schema=CHURN)
+    double = make_base_dir(tmp_path / "double", train, valid, HP, schema=CHURN)
 
     assert main(["--base-dir", str(single)]) == 0
     result = run_train_subprocess(double, timeout=180, MLOPS_PROCS_PER_HOST="2")

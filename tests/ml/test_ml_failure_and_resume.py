@@ -3,7 +3,7 @@ when the newest checkpoint is corrupt."""
 
 from __future__ import annotations
 
-from ml_testkit import FAST, make_base_dir
+from ml_testkit import CHURN, FAST, make_base_dir
 
 import ml.train
 from ml.checkpoint import CheckpointStore
@@ -26,7 +26,7 @@ def test_a_long_reason_is_cut_to_what_sagemaker_keeps(tmp_path):
 
 def test_an_unexpected_error_puts_the_reason_first_and_the_traceback_in_the_logs(tmp_path, monkeypatch, capsys):
     """AWS rule: SM-FAILURE-REASON-1024. The traceback would push the reason past 1,024 characters: logs only."""
-    make_base_dir(tmp_path, make_synthetic(200, seed=1), make_synthetic(100, seed=2), FAST)
+    make_base_dir(tmp_path, make_synthetic(200, seed=1), make_synthetic(100, seed=2), FAST, schema=CHURN)
 
     def deep(depth: int):
         if depth == 0:
@@ -43,7 +43,7 @@ def test_an_unexpected_error_puts_the_reason_first_and_the_traceback_in_the_logs
 
 def test_a_corrupt_newest_checkpoint_resumes_from_the_previous_complete_one(tmp_path, capsys):
     train, valid = make_synthetic(600, seed=1), make_synthetic(200, seed=2)
-    base = make_base_dir(tmp_path, train, valid, HP)
+    base = make_base_dir(tmp_path, train, valid, HP, schema=CHURN)
     assert main(["--base-dir", str(base)]) == 0
     store_dir = base / "checkpoints"
     names = sorted(p.name for p in store_dir.iterdir())

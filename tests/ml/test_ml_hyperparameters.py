@@ -37,7 +37,7 @@ def test_strings_as_sagemaker_sends_them_are_parsed():
 
 
 BAD = [
-    ("model", "xgboost", "one of mlp, gbdt"),
+    ("model", "xg boost", "a model family name"),
     ("epochs", "ten", "a whole number from 1 to 10000"),
     ("epochs", "0", "a whole number from 1 to 10000"),
     ("epochs", "2.5", "a whole number"),
@@ -48,11 +48,11 @@ BAD = [
     ("hidden_sizes", "128,,x", "layer widths"),
     ("hidden_sizes", "[]", "1 to 16 layer widths"),
     ("seed", "-1", "a whole number from 0"),
-    ("target_metric", "precision", "one of val_loss, log_loss, accuracy, f1, roc_auc"),
+    ("target_metric", "precision", "one of val_loss, accuracy, f1, roc_auc, log_loss, calibration_error"),
     ("deterministic", "maybe", "true or false"),
     ("amp", "fp8", "one of auto, bf16, off"),
     ("validation_fraction", "0.95", "a number in (0, 0.9]"),
-    ("schema", "strict", "one of auto, default, infer"),
+    ("schema", "strict", "one of auto, infer, example"),
 ]
 
 
@@ -75,6 +75,6 @@ def test_unknown_names_are_rejected_with_a_suggestion():
 
 def test_all_problems_are_reported_together():
     with pytest.raises(HyperparameterError) as caught:
-        parse_hyperparameters({"epochs": "x", "lr": "-1", "model": "svm"})
+        parse_hyperparameters({"epochs": "x", "lr": "-1", "model": "svm!"})
     assert len(caught.value.problems) == 3
     assert "invalid hyperparameters" in str(caught.value)

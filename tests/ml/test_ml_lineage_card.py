@@ -111,14 +111,18 @@ def test_the_ml_folder_works_under_another_name(tmp_path):
     import subprocess
     import sys
 
-    from ml_testkit import FAST, make_base_dir, subprocess_env
+    from ml_testkit import CHURN, FAST, make_base_dir, subprocess_env
 
     from ml.data import make_synthetic
 
     code = tmp_path / "code"
     shutil.copytree(REPO / "ml", code, ignore=shutil.ignore_patterns("__pycache__"))
     base = make_base_dir(
-        tmp_path / "opt_ml", make_synthetic(300, seed=1), None, {**FAST, "model": "gbdt", "gbdt_max_iter": "5"}
+        tmp_path / "opt_ml",
+        make_synthetic(300, seed=1),
+        None,
+        {**FAST, "model": "gbdt", "gbdt_max_iter": "5"},
+        schema=CHURN,
     )
     env = subprocess_env()
     env.pop("PYTHONPATH")

@@ -7,7 +7,7 @@ import json
 import signal
 
 import torch
-from ml_testkit import FAST, make_base_dir, run_train_subprocess
+from ml_testkit import CHURN, FAST, make_base_dir, run_train_subprocess
 
 from ml.checkpoint import CheckpointStore
 from ml.data import make_synthetic
@@ -32,8 +32,8 @@ def _weights(model_dir):
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
     train, valid = make_synthetic(600, seed=1), make_synthetic(200, seed=2)
-    straight = make_base_dir(tmp_path / "straight", train, valid, HP)
-    interrupted = make_base_dir(tmp_path / "interrupted", train, valid, HP)
+    straight = make_base_dir(tmp_path / "straight", train, valid, HP, schema=CHURN)
+    interrupted = make_base_dir(tmp_path / "interrupted", train, valid, HP, schema=CHURN)
 
     assert main(["--base-dir", str(straight)]) == 0  # in this process: one thread, like the subprocesses
 

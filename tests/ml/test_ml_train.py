@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 import torch
-from ml_testkit import FAST, make_base_dir, run_train_subprocess
+from ml_testkit import CHURN, FAST, make_base_dir, run_train_subprocess
 
 from ml.data import load_sklearn_dataset, make_synthetic, split
 from ml.evaluate import evaluate
@@ -29,6 +29,7 @@ CONTRACT_FILES = [
 
 
 def _train(base, train, valid, hp, **kwargs):
+    kwargs.setdefault("schema", CHURN)  # the synthetic data's schema travels with it
     make_base_dir(base, train, valid, {**FAST, **hp}, **kwargs)
     code = main(["--base-dir", str(base)])
     failure = base / "output" / "failure"
@@ -133,7 +134,14 @@ def test_gbdt_writes_a_joblib_model_and_curves(gbdt_model_dir):
 
 def test_parquet_channel_with_inferred_schema_and_no_validation_channel(tmp_path):
     frame = make_synthetic(900, seed=8).rename(columns={"label": "churned"})
-    code, failure = _train(tmp_path, frame, None, {"schema": "infer", "label": "churned", "epochs": "2"}, fmt="parquet")
+    code, failure = _train(
+        tmp_path,
+        frame,
+        None,
+        {"schema": "infer", "label": "churned", "task": "binary", "epochs": "2"},
+        fmt="parquet",
+        schema=None,
+    )
     assert code == 0, failure
     schema = json.loads((tmp_path / "model" / "schema.json").read_text())
     assert schema["label"]["name"] == "churned"
@@ -152,6 +160,7 @@ def test_lineage_records_what_the_pipeline_passes_in(tmp_path, monkeypatch):
         make_synthetic(200, seed=2),
         {"epochs": "1", "seed": "9"},
         manifest=manifest,
+        schema=CHURN,
     )
     assert code == 0, failure
     record = json.loads((tmp_path / "model" / "lineage.json").read_text())
@@ -171,19 +180,19 @@ def test_lineage_records_what_the_pipeline_passes_in(tmp_path, monkeypatch):
 
 
 def _no_train_channel(base):
-    make_base_dir(base, make_synthetic(100, seed=1), None, FAST)
+    make_base_dir(base, make_synthetic(100, seed=1), None, FAST, schema=CHURN)
     import shutil
 
     shutil.rmtree(base / "input" / "data" / "train")
 
 
 def _bad_json(base):
-    make_base_dir(base, make_synthetic(100, seed=1), None, FAST)
+    make_base_dir(base, make_synthetic(100, seed=1), None, FAST, schema=CHURN)
     (base / "input" / "config" / "hyperparameters.json").write_text("{epochs: 3")
 
 
 def _pipe_mode(base):
-    make_base_dir(base, make_synthetic(100, seed=1), None, FAST)
+    make_base_dir(base, make_synthetic(100, seed=1), None, FAST, schema=CHURN)
     (base / "input" / "config" / "inputdataconfig.json").write_text(
         json.dumps({"train": {"TrainingInputMode": "Pipe"}})
     )
@@ -192,19 +201,29 @@ def _pipe_mode(base):
 def _bad_data(base):
     frame = make_synthetic(300, seed=1)
     frame.loc[4, "age"] = 7
-    make_base_dir(base, frame.drop(columns=["region"]), None, FAST)
+    make_base_dir(base, frame.drop(columns=["region"]), None, FAST, schema=CHURN)
 
 
 def _bad_hp(base):
-    make_base_dir(base, make_synthetic(300, seed=1), None, {**FAST, "epochs": "many", "model": "svm"})
+    make_base_dir(base, make_synthetic(300, seed=1), None, {**FAST, "epochs": "many", "model": "svm!"}, schema=CHURN)
+
+
+def _unknown_model(base):
+    make_base_dir(base, make_synthetic(300, seed=1), None, {**FAST, "model": "svm"}, schema=CHURN)
+
+
+def _no_schema(base):
+    make_base_dir(base, make_synthetic(300, seed=1), None, FAST)
 
 
 FAILURES = [
     (
         "bad hyperparameters",
         _bad_hp,
-        ["epochs: 'many' is not allowed", "model: 'svm' is not allowed; expected one of mlp, gbdt"],
+        ["epochs: 'many' is not allowed", "model: 'svm!' is not allowed; expected a model family name"],
     ),
+    ("unknown model", _unknown_model, ["model 'svm' is not registered", "mlp", "package.module:factory"]),
+    ("no schema, no label", _no_schema, ["label and task not set", "schema.json"]),
     ("bad data", _bad_data, ["training data", "region", "column is missing", "age", "below the minimum 18"]),
     ("no train channel", _no_train_channel, ["channel 'train' is missing"]),
     ("malformed config", _bad_json, ["hyperparameters.json: hyperparameters is not valid JSON"]),

@@ -448,7 +448,7 @@ def test_trust_policies():
     "condition, ok",
     [
         ({"StringEquals": {"token.actions.githubusercontent.com:sub": "repo:org/app:environment:prod"}}, True),
-        ({"StringLike": {"token.actions.githubusercontent.com:sub": "repo:org/app:*"}}, True),
+        ({"StringLike": {"token.actions.githubusercontent.com:sub": "repo:org/app:*"}}, False),  # any branch or PR
         ({"StringLike": {"token.actions.githubusercontent.com:sub": "repo:org/*"}}, False),
         ({"StringLike": {"token.actions.githubusercontent.com:sub": "*"}}, False),
         ({"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}, False),

@@ -16,3 +16,13 @@ RUFF = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.whi
 def test_ruff(args):
     done = subprocess.run([RUFF, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+MYPY = shutil.which("mypy", path=str(Path(sys.executable).parent)) or shutil.which("mypy")
+
+
+@pytest.mark.skipif(MYPY is None, reason="mypy is not installed (it is in requirements.lock)")
+def test_mypy_strict_on_the_kernel():
+    """The files and strictness come from [tool.mypy] in pyproject.toml (kernel/ strict)."""
+    done = subprocess.run([MYPY], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr

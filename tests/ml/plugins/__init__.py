@@ -1,0 +1,1 @@
+"""Models defined outside ml/: what a user brings, named by the `model` hyperparameter."""
