@@ -446,7 +446,7 @@ def _network_variant(id: str, mutate: Mutate) -> Variant:
         "network-private-prod",
         "prod",
         mutate,
-        base_overrides=deployed("prod", **{"mlops:vpc": VPC}),
+        base_overrides=deployed("prod", **BRING_VPC),  # the synthetic network below, not the stack's own
         base_mutate=_network,
     )
 
