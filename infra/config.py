@@ -7,6 +7,7 @@ the bad value and what is allowed, and lists every problem at once.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -135,6 +136,27 @@ class VpcConfig:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    """The private network the stack builds (infra/network.py): no internet route, AWS through VPC endpoints."""
+
+    enabled: bool = False
+    cidr: str = "10.0.0.0/16"
+    azs: int = 2
+    availabilityZones: tuple[str, ...] = ()  # names to use; empty: the region's first `azs` available zones
+
+
+# Every environment's private network is a /16 unless the stack says otherwise; staging and prod
+# get one by default (docs/security.md, Network).
+NETWORK_BY_DEFAULT = ("staging", "prod")
+# AWS rule VPC-CIDR-SIZE: a VPC's IPv4 block is /16 to /28 and so is each subnet. The network
+# splits its block into 16 equal subnets (one per zone used), so the block is at most a /24.
+VPC_PREFIX_RANGE = (16, 24)
+SUBNET_SPLIT_BITS = 4
+VPC_CIDR_SOURCE = "https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html"
+MAX_NETWORK_AZS = 3  # every region in REGIONS has at least three zones
+
+
+@dataclass(frozen=True)
 class Suppression:
     rule: str
     resource: str
@@ -168,6 +190,12 @@ class StackConfig:
     vpc: VpcConfig
     policy: PolicyConfig
     endpoints: dict[str, str] = field(default_factory=dict)  # aws:endpoints overrides (local stack)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    @property
+    def private_network(self) -> bool:
+        """Training and hosting run in a VPC: the stack's own network, or one the user brings."""
+        return self.network.enabled or self.vpc.enabled
 
     @property
     def deployed_models(self) -> list[str]:
@@ -243,6 +271,7 @@ KNOWN_KEYS = {
     "tags",
     "github",
     "vpc",
+    "network",
     "policy",
 }
 
@@ -351,6 +380,7 @@ def parse_config(stack: str, raw: dict[str, Any]) -> StackConfig:
     tags = _tags(c, raw)
     github = _github(c, raw)
     vpc = _vpc(c, raw)
+    network = _network(c, raw, tier, vpc)
     policy = _policy(c, raw)
     endpoints = _endpoints(c, raw, tier)
 
@@ -374,6 +404,7 @@ def parse_config(stack: str, raw: dict[str, Any]) -> StackConfig:
         vpc=vpc,
         policy=policy,
         endpoints=endpoints,
+        network=network,
     )
 
 
@@ -708,6 +739,55 @@ def _vpc(c: _Checker, raw: dict) -> VpcConfig:
     if bool(subnets) != bool(groups):
         c.problems.append(f"{key}: give both subnetIds and securityGroupIds, or neither")
     return VpcConfig(subnets, groups)
+
+
+def _network(c: _Checker, raw: dict, tier: str, vpc: VpcConfig) -> NetworkConfig:
+    """The stack's own private network; on by default in staging and prod, unless a VPC is brought."""
+    key = f"{NAMESPACE}:network"
+    n = c.mapping(raw, "network", {"enabled": 0, "cidr": 0, "azs": 0, "availabilityZones": 0}, required=False)
+    default_on = tier in NETWORK_BY_DEFAULT and not vpc.enabled
+    enabled = c.boolean(f"{key}.enabled", n.get("enabled", default_on))
+    cidr = n.get("cidr", NetworkConfig.cidr)
+    _cidr(c, f"{key}.cidr", cidr)
+    azs = c.integer(f"{key}.azs", n.get("azs", NetworkConfig.azs), 2, MAX_NETWORK_AZS)
+    zones = c.string_list(f"{key}.availabilityZones", n.get("availabilityZones", []))
+    region = raw.get("aws:region")
+    for i, zone in enumerate(zones):
+        if isinstance(region, str) and not re.fullmatch(rf"{re.escape(region)}[a-z]", zone):
+            c.fail(f"{key}.availabilityZones[{i}]", zone, f"expected a zone of {region}, e.g. {region}a")
+    if zones and (len(set(zones)) != len(zones) or len(zones) != azs):
+        c.fail(f"{key}.availabilityZones", list(zones), f"name {azs} distinct zones (azs), one subnet each")
+    if enabled and vpc.enabled:
+        c.problems.append(
+            f"{key}.enabled: true while {NAMESPACE}:vpc brings subnetIds; use one: the stack's own network "
+            f"or your VPC, not both"
+        )
+    if enabled and tier == "local":
+        c.fail(f"{key}.enabled", True, "the local stack runs against an emulator on loopback: no network")
+    return NetworkConfig(enabled, str(cidr), azs, zones)
+
+
+def _cidr(c: _Checker, key: str, value: Any) -> None:
+    """A private IPv4 block AWS accepts for a VPC (AWS rule VPC-CIDR-SIZE)."""
+    try:
+        block = ipaddress.IPv4Network(value, strict=True) if isinstance(value, str) else None
+    except ValueError:
+        block = None
+    if block is None:
+        c.fail(key, value, "expected an IPv4 network in CIDR form with no host bits, e.g. 10.20.0.0/16")
+        return
+    low, high = VPC_PREFIX_RANGE
+    if not low <= block.prefixlen <= high:
+        c.fail(
+            key,
+            value,
+            f"a VPC block is /16 to /28 and the network splits it into {2**SUBNET_SPLIT_BITS} subnets: "
+            f"use /{low} to /{high}",
+            "VPC-CIDR-SIZE",
+            VPC_CIDR_SOURCE,
+        )
+    if not any(block.subnet_of(ipaddress.IPv4Network(p)) for p in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")):
+        c.fail(key, value, "use a private (RFC 1918) block: 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
 
 
 def _policy(c: _Checker, raw: dict) -> PolicyConfig:

@@ -306,6 +306,44 @@ MAPPINGS: dict[str, list[tuple[str, str, dict]]] = {
             },
         )
     ],
+    # The private network (infra/network.py); tags go in TagSpecifications, not mapped here.
+    "aws:ec2/vpc:Vpc": [("ec2", "CreateVpc", {"CidrBlock": "cidrBlock"})],
+    "aws:ec2/subnet:Subnet": [
+        ("ec2", "CreateSubnet", {"VpcId": "vpcId", "CidrBlock": "cidrBlock", "AvailabilityZone": "availabilityZone"})
+    ],
+    "aws:ec2/securityGroup:SecurityGroup": [
+        ("ec2", "CreateSecurityGroup", {"GroupName": "name", "Description": "description", "VpcId": "vpcId"})
+    ],
+    "aws:ec2/vpcEndpoint:VpcEndpoint": [
+        (
+            "ec2",
+            "CreateVpcEndpoint",
+            {
+                "VpcId": "vpcId",
+                "ServiceName": "serviceName",
+                "VpcEndpointType": "vpcEndpointType",
+                "PolicyDocument": "policy",
+                "RouteTableIds": "routeTableIds",
+                "SubnetIds": "subnetIds",
+                "SecurityGroupIds": "securityGroupIds",
+                "PrivateDnsEnabled": "privateDnsEnabled",
+            },
+        )
+    ],
+    "aws:ec2/flowLog:FlowLog": [
+        (
+            "ec2",
+            "CreateFlowLogs",
+            {
+                "ResourceIds": ("vpcId", lambda vpc: [vpc]),
+                "ResourceType": ("vpcId", lambda _: "VPC"),
+                "TrafficType": "trafficType",
+                "LogDestinationType": "logDestinationType",
+                "LogDestination": "logDestination",
+                "DeliverLogsPermissionArn": "iamRoleArn",
+            },
+        )
+    ],
     "aws:appautoscaling/target:Target": [
         (
             "application-autoscaling",

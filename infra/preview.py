@@ -66,6 +66,22 @@ def _prefixed(prefix: str | None, logical_name: str) -> str | None:
     return prefix + content_hash(logical_name, length=PROVIDER_UNIQUE_SUFFIX_LENGTH)
 
 
+# type token -> (id prefix, ARN resource type) for the network's EC2 resources.
+EC2_ID_PREFIXES = {
+    "aws:ec2/vpc:Vpc": ("vpc", "vpc"),
+    "aws:ec2/subnet:Subnet": ("subnet", "subnet"),
+    "aws:ec2/routeTable:RouteTable": ("rtb", "route-table"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": ("rtbassoc", "route-table-association"),
+    "aws:ec2/securityGroup:SecurityGroup": ("sg", "security-group"),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ("sg", "security-group"),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("sgr", "security-group-rule"),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": ("sgr", "security-group-rule"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("vpce", "vpc-endpoint"),
+    "aws:ec2/flowLog:FlowLog": ("fl", "vpc-flow-log"),
+}
+AVAILABILITY_ZONE_LETTERS = "abc"
+
+
 class AwsMocks(pulumi_mocks.Mocks):
     """Answers like AWS would: the physical name as id, ARNs in each service's format."""
 
@@ -144,6 +160,19 @@ class AwsMocks(pulumi_mocks.Mocks):
             out.update(arn=_arn("application-autoscaling", r, f"scalable-target/{content_hash(resource_id)}"))
         elif token == "aws:appautoscaling/policy:Policy":
             out.update(arn=_arn("autoscaling", r, f"scalingPolicy:{name}"))
+        elif token in EC2_ID_PREFIXES:
+            # EC2 ids are a type prefix and 17 hex digits; ARNs name the type by its API resource name.
+            prefix, arn_type = EC2_ID_PREFIXES[token]
+            resource_id = f"{prefix}-{content_hash(pulumi.get_stack(), token, args.name, length=17)}"
+            out.update(arn=_arn("ec2", r, f"{arn_type}/{resource_id}"), ownerId=ACCOUNT_ID)
+            if token == "aws:ec2/vpcEndpoint:VpcEndpoint" and inputs.get("vpcEndpointType") == "Gateway":
+                out["prefixListId"] = f"pl-{content_hash(inputs.get('serviceName'), length=8)}"
+            if token == "aws:ec2/securityGroup:SecurityGroup":
+                out.update(name=name)
+            if token == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+                out["securityGroupRuleId"] = resource_id
+            if token == "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule":
+                out["securityGroupRuleId"] = resource_id
         elif token.startswith("aws:") and "arn" not in out:
             out["arn"] = _arn(token.split(":")[1].split("/")[0], r, f"{token.rsplit(':', 1)[-1].lower()}/{name}")
         return resource_id, out
@@ -158,6 +187,15 @@ class AwsMocks(pulumi_mocks.Mocks):
             }
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{letter}" for letter in AVAILABILITY_ZONE_LETTERS]
+            prefix = "".join(part[0] for part in self.region.split("-")[:-1]) + self.region.rsplit("-", 1)[-1]
+            return {
+                "names": names,
+                "zoneIds": [f"{prefix}-az{i + 1}" for i in range(len(names))],
+                "groupNames": [self.region] * len(names),
+                "id": self.region,
+            }
         return {}
 
 

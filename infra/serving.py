@@ -75,13 +75,18 @@ class ModelEndpoint(pulumi.ComponentResource):
             if args.vpc.enabled and not serverless
             else None
         )
+        # The stack's own network gives subnet and group ids only once created: hash the ids, not
+        # the Output objects (a BYO VPC's plain ids hash exactly as before).
+        vpc_ids = pulumi.Output.from_input(vpc)
 
         # Models are immutable (every input forces a replacement, created before the old one is
         # deleted), so the name carries everything that may change, or the new model would
         # collide with the old one's name.
         self.model = aws.sagemaker.Model(
             f"{name}-model",
-            name=physical_name(args.stack, args.model, content_hash(args.package_arn, isolated, vpc)),
+            name=vpc_ids.apply(
+                lambda ids: physical_name(args.stack, args.model, content_hash(args.package_arn, isolated, ids))
+            ),
             primary_container={"model_package_name": args.package_arn},
             execution_role_arn=args.execution_role_arn,
             enable_network_isolation=isolated,
@@ -114,14 +119,10 @@ class ModelEndpoint(pulumi.ComponentResource):
         # INSTANCE-STORAGE: NVMe-backed types (g4dn, g5, g6...) have no EBS volume to encrypt and
         # refuse a volume key; serverless variants run on AWS-managed storage and take none either.
         volume_key = not serverless and accepts_volume_kms_key(s.instanceType)
-        digest = content_hash(
-            args.package_arn,
-            s.mode,
-            {k: v for k, v in variant.items() if k != "model_name"},
-            isolated,
-            vpc,
-            s.dataCaptureSamplingPercent if capture else 0,
-            volume_key,
+        shape = {k: v for k, v in variant.items() if k != "model_name"}
+        capture_percent = s.dataCaptureSamplingPercent if capture else 0
+        digest = vpc_ids.apply(
+            lambda ids: content_hash(args.package_arn, s.mode, shape, isolated, ids, capture_percent, volume_key)
         )
         self.config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pulumi
 
 from infra.common import physical_name
-from infra.config import UPSTREAM_ENVIRONMENTS, StackConfig
+from infra.config import DOWNSTREAM_ENVIRONMENTS, UPSTREAM_ENVIRONMENTS, StackConfig
 from infra.identity import Identity, IdentityArgs
 from infra.monitoring import DRIFT_METRIC, DRIFT_NAMESPACE, Monitoring, MonitoringArgs
+from infra.network import Network, NetworkArgs
 from infra.registry import Registry, RegistryArgs
 from infra.serving import ModelEndpoint, ServingArgs
-from infra.storage import Storage, StorageArgs
+from infra.storage import DataPerimeter, Storage, StorageArgs
 from infra.training import TrainingArgs, TrainingPlatform
 from kernel.names import endpoint_name
 
@@ -23,6 +24,13 @@ def resource_tags(config: StackConfig) -> dict[str, str]:
 def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str, pulumi.Input]:
     tags = resource_tags(config)
     stack = config.stack
+    network = (
+        Network("network", NetworkArgs(stack, account_id, config.region, config.network, tags))
+        if config.network.enabled
+        else None
+    )
+    # Training jobs and instance endpoints run in the stack's network, or in the VPC the user brings.
+    vpc = network.vpc_config if network else config.vpc
     storage = Storage(
         "storage",
         StorageArgs(
@@ -33,8 +41,17 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             capture_days=config.retention.captureDays,
             log_days=config.retention.logDays,
             tags=tags,
+            perimeter=DataPerimeter(
+                s3_endpoint_id=network.s3_endpoint.id,
+                environments=(stack,),
+                downstream=DOWNSTREAM_ENVIRONMENTS[config.environment],
+            )
+            if network
+            else None,
         ),
     )
+    if network:
+        network.add_flow_logs(storage.key.arn, config.retention.logDays)
     registry = Registry(
         "registry",
         RegistryArgs(
@@ -59,7 +76,7 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             capture_bucket_arn=storage.capture_bucket.arn,
             repository_arn=registry.repository.arn,
             log_days=config.retention.logDays,
-            vpc_enabled=config.vpc.enabled,
+            vpc_enabled=config.private_network,
             upstream=UPSTREAM_ENVIRONMENTS[config.environment],
             tags=tags,
         ),
@@ -95,7 +112,7 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
                 kms_key_arn=storage.key.arn,
                 capture_bucket=storage.capture_bucket.bucket,
                 serving=config.serving,
-                vpc=config.vpc,
+                vpc=vpc,
                 alarms=monitoring.alarms[model],
                 alarm_resources=monitoring.alarm_resources[model],
                 tags=tags,
@@ -153,7 +170,7 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             "checkpointS3Uri": pulumi.Output.concat("s3://", artifact, "/checkpoints/"),
             "outputS3Uri": pulumi.Output.concat("s3://", artifact, "/training-output/"),
             "volumeKmsKeyArn": storage.key.arn,
-            "vpc": {"subnetIds": list(config.vpc.subnetIds), "securityGroupIds": list(config.vpc.securityGroupIds)},
+            "vpc": {"subnetIds": list(vpc.subnetIds), "securityGroupIds": list(vpc.securityGroupIds)},
             "jobNamePrefix": physical_name(stack),
         },
         "monitoring": {

@@ -26,6 +26,46 @@ NONCURRENT_GRACE_DAYS = 7
 CHECKPOINT_DAYS = 30
 
 
+# Data-plane object calls the network perimeter refuses off the VPC endpoint. GetObjectVersion too:
+# every bucket is versioned, and a version read is a read.
+PERIMETER_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject")
+
+
+@dataclass(frozen=True)
+class DataPerimeter:
+    """Objects are read and written only through the network's S3 endpoint, by AWS services on
+    our behalf, or by the stack's own roles (`mlops-<env>-*`), which CI runs outside the VPC.
+
+    AWS rule S3-SOURCEVPCE-PERIMETER: `aws:SourceVpce` is present only on requests that come
+    through a VPC endpoint, so a Deny on "not this endpoint" refuses every other network path.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/example-bucket-policies-vpc-endpoint.html
+    """
+
+    s3_endpoint_id: pulumi.Input[str]
+    environments: tuple[str, ...]  # whose roles are exempt: this one and, for artifacts, downstream ones
+    downstream: tuple[str, ...] = ()
+
+    def statement(self, bucket_arn: pulumi.Input[str], account: pulumi.Input[str], purpose: str) -> dict:
+        envs = (*self.environments, *(self.downstream if purpose == "artifacts" else ()))
+        return {
+            "Sid": "DenyObjectAccessOffTheNetwork",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": list(PERIMETER_ACTIONS),
+            "Resource": pulumi.Output.concat(bucket_arn, "/*"),
+            "Condition": {
+                "StringNotEquals": {"aws:SourceVpce": self.s3_endpoint_id},
+                "BoolIfExists": {"aws:PrincipalIsAWSService": "false", "aws:ViaAWSService": "false"},
+                "ArnNotLike": {
+                    "aws:PrincipalArn": [
+                        pulumi.Output.concat("arn:aws:iam::", account, ":role/", physical_name(env), "-*")
+                        for env in envs
+                    ]
+                },
+            },
+        }
+
+
 @dataclass(frozen=True)
 class StorageArgs:
     stack: str
@@ -35,6 +75,7 @@ class StorageArgs:
     capture_days: int
     log_days: int
     tags: dict[str, str]
+    perimeter: DataPerimeter | None = None  # with the stack's own network (infra/network.py)
 
 
 class Storage(pulumi.ComponentResource):
@@ -163,6 +204,8 @@ class Storage(pulumi.ComponentResource):
         )
 
         statements = [deny_insecure_transport(bucket.arn)]
+        if kms and args.perimeter:
+            statements.append(args.perimeter.statement(bucket.arn, args.account_id, purpose))
         if not kms:  # the access-log bucket: let S3's logging service deliver, from this account only
             statements.append(
                 {

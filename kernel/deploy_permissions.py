@@ -49,7 +49,7 @@ VERB_PHASES = {
 SERVICE_VERB_PHASES = {"s3": {"Put": ("create", "update", "delete")}}
 
 # Pulumi module -> IAM service prefix where they differ (and per type, for the `cloudwatch` module).
-MODULE_SERVICE = {"appautoscaling": "application-autoscaling"}
+MODULE_SERVICE = {"appautoscaling": "application-autoscaling", "vpc": "ec2"}
 TYPE_SERVICE = {"EventRule": "events", "EventTarget": "events", "LogGroup": "logs"}
 
 # The noun IAM uses for a type, where it is not the type's own name.
@@ -67,6 +67,14 @@ TYPE_NOUNS: dict[str, tuple[str, ...]] = {
     "aws:sns/topic:Topic": ("Topic", "TopicAttributes"),
     "aws:sns/topicPolicy:TopicPolicy": ("TopicAttributes",),  # a topic policy is the Policy attribute
     "aws:sns/topicSubscription:TopicSubscription": ("SubscriptionAttributes", "SubscriptionsByTopic"),
+    "aws:ec2/vpc:Vpc": ("Vpc", "VpcAttribute"),
+    "aws:ec2/subnet:Subnet": ("Subnet", "SubnetAttribute"),
+    "aws:ec2/flowLog:FlowLog": ("FlowLogs",),
+    # the types below act through another noun's actions (EXTRA)
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": (),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": (),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": (),
 }
 
 # Actions a type needs beyond its nouns' (phase -> actions), each with its source.
@@ -104,6 +112,44 @@ EXTRA: dict[str, dict[str, tuple[str, ...]]] = {
     # Application Auto Scaling acts on the endpoint through its service-linked role, created on first use:
     # https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-service-linked-roles.html
     "aws:appautoscaling/target:Target": {"create": ("iam:CreateServiceLinkedRole",)},
+    # EC2 network resources (infra/network.py), https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
+    # the provider revokes a new group's default allow-all egress rule:
+    # https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/security_group
+    "aws:ec2/securityGroup:SecurityGroup": {"create": ("ec2:RevokeSecurityGroupEgress",)},
+    # takes the VPC's default group over and empties it; "deleting" it only forgets it:
+    # https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/default_security_group
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": {
+        "create": ("ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress"),
+        "read": ("ec2:DescribeSecurityGroups",),
+        "update": ("ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress"),
+        "delete": ("ec2:DescribeSecurityGroups",),
+    },
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": {
+        "create": ("ec2:AssociateRouteTable",),
+        "read": ("ec2:DescribeRouteTables",),
+        "update": ("ec2:ReplaceRouteTableAssociation",),
+        "delete": ("ec2:DisassociateRouteTable",),
+    },
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": {
+        "create": ("ec2:AuthorizeSecurityGroupIngress",),
+        "read": ("ec2:DescribeSecurityGroupRules",),
+        "update": ("ec2:ModifySecurityGroupRules", "ec2:UpdateSecurityGroupRuleDescriptionsIngress"),
+        "delete": ("ec2:RevokeSecurityGroupIngress",),
+    },
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": {
+        "create": ("ec2:AuthorizeSecurityGroupEgress",),
+        "read": ("ec2:DescribeSecurityGroupRules",),
+        "update": ("ec2:ModifySecurityGroupRules", "ec2:UpdateSecurityGroupRuleDescriptionsEgress"),
+        "delete": ("ec2:RevokeSecurityGroupEgress",),
+    },
+    # private DNS associates the VPC with AWS's hosted zone (CreateVpcEndpoint's dependent action);
+    # a gateway endpoint's prefix list is read back
+    "aws:ec2/vpcEndpoint:VpcEndpoint": {
+        "create": ("route53:AssociateVPCWithHostedZone",),
+        "read": ("ec2:DescribePrefixLists",),
+    },
+    # delivering to CloudWatch Logs passes the flow-log role (CreateFlowLogs' dependent action)
+    "aws:ec2/flowLog:FlowLog": {"create": ("iam:PassRole",)},
     # a bucket's read covers its other sub-configurations:
     # https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/s3_bucket
     "aws:s3/bucket:Bucket": {
@@ -117,6 +163,7 @@ TAG_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3": ("s3:PutBucketTagging", "s3:GetBucketTagging"),
     "kms": ("kms:TagResource", "kms:UntagResource", "kms:ListResourceTags"),
     "iam": ("iam:TagRole", "iam:UntagRole", "iam:ListRoleTags"),
+    "ec2": ("ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeTags"),
 }
 
 
@@ -185,7 +232,10 @@ def actions_for_type(type_token: str, taggable: bool = True) -> TypeActions:
 CONTEXT_FROM_PROPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "iam:CreateRole": lambda props: {"iam:PermissionsBoundary": props.get("permissionsBoundary")},
     "iam:PutRolePermissionsBoundary": lambda props: {"iam:PermissionsBoundary": props.get("permissionsBoundary")},
-    "iam:PassRole": lambda props: {"iam:PassedToService": "sagemaker.amazonaws.com"},
+    # a flow log passes its delivery role to VPC flow logs; every other PassRole here is to SageMaker
+    "iam:PassRole": lambda props: {
+        "iam:PassedToService": "vpc-flow-logs.amazonaws.com" if "iamRoleArn" in props else "sagemaker.amazonaws.com"
+    },
     "iam:CreateServiceLinkedRole": lambda props: {
         "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"
     },
@@ -200,6 +250,7 @@ RELATED_RESOURCE: dict[tuple[str, str], Callable[[dict[str, Any], str], Any]] = 
     ("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "kms:DescribeKey"): lambda props, account: props.get(
         "kmsKeyArn"
     ),
+    ("aws:ec2/flowLog:FlowLog", "iam:PassRole"): lambda props, account: props.get("iamRoleArn"),
     # https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-service-linked-roles.html
     ("aws:appautoscaling/target:Target", "iam:CreateServiceLinkedRole"): lambda props, account: (
         f"arn:aws:iam::{account}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"

@@ -34,6 +34,52 @@ SERVICES = (
     "budgets",
 )
 
+# What `pulumi up` does to a stack's private network (infra/network.py). EC2 assigns the ids, and
+# one call acts on several resource types (CreateSubnet on the VPC and the new subnet), so these
+# are granted on `*`. Private DNS on an interface endpoint associates the VPC with AWS's hosted
+# zone as the caller (CreateVpcEndpoint's dependent action in the Service Authorization Reference).
+NETWORK_ACTIONS = (
+    "ec2:CreateVpc",
+    "ec2:DeleteVpc",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeVpcAttribute",
+    "ec2:ModifyVpcAttribute",
+    "ec2:CreateSubnet",
+    "ec2:DeleteSubnet",
+    "ec2:DescribeSubnets",
+    "ec2:ModifySubnetAttribute",
+    "ec2:CreateRouteTable",
+    "ec2:DeleteRouteTable",
+    "ec2:DescribeRouteTables",
+    "ec2:AssociateRouteTable",
+    "ec2:DisassociateRouteTable",
+    "ec2:ReplaceRouteTableAssociation",
+    "ec2:CreateSecurityGroup",
+    "ec2:DeleteSecurityGroup",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:ModifySecurityGroupRules",
+    "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
+    "ec2:UpdateSecurityGroupRuleDescriptionsEgress",
+    "ec2:CreateVpcEndpoint",
+    "ec2:DeleteVpcEndpoints",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:ModifyVpcEndpoint",
+    "ec2:DescribePrefixLists",
+    "ec2:CreateFlowLogs",
+    "ec2:DeleteFlowLogs",
+    "ec2:DescribeFlowLogs",
+    "ec2:CreateTags",
+    "ec2:DeleteTags",
+    "ec2:DescribeTags",
+    "route53:AssociateVPCWithHostedZone",
+)
+FLOW_LOGS_SERVICE = "vpc-flow-logs.amazonaws.com"
+
 
 def _arn(service: str, account: pulumi.Input[str], resource: str, region: str = "*") -> pulumi.Output[str]:
     regional = "" if service in ("iam", "s3", "budgets") else region
@@ -121,6 +167,7 @@ def boundary_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[s
     """The ceiling of every mlops role: the stacks' services, roles named mlops-*, and self-protection."""
     return [
         {"Sid": "StackServices", "Effect": "Allow", "Action": [f"{s}:*" for s in SERVICES], "Resource": "*"},
+        {"Sid": "PrivateNetworks", "Effect": "Allow", "Action": list(NETWORK_ACTIONS), "Resource": "*"},
         {
             "Sid": "TrainAndServeInsideVpcs",
             "Effect": "Allow",
@@ -236,6 +283,15 @@ def deploy_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[str
             "Action": "iam:PassRole",
             "Resource": _arn("iam", account, "role/mlops-*-sagemaker-execution"),
             "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        },
+        {"Sid": "PrivateNetwork", "Effect": "Allow", "Action": list(NETWORK_ACTIONS), "Resource": "*"},
+        {
+            # VPC flow logs deliver to their log group as the stack's flow-log role: pass it, to them only.
+            "Sid": "PassFlowLogRoles",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": _arn("iam", account, "role/mlops-*-vpc-flow-logs"),
+            "Condition": {"StringEquals": {"iam:PassedToService": FLOW_LOGS_SERVICE}},
         },
         {
             # Endpoint autoscaling runs through Application Auto Scaling's service-linked role.

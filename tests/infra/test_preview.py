@@ -459,7 +459,9 @@ def test_vpc_config_reaches_the_model(preview_of):
     from infra.preview import preview_stack
 
     vpc = {"subnetIds": ["subnet-0123456789abcdef0"], "securityGroupIds": ["sg-0123456789abcdef0"]}
-    preview = preview_stack("staging", {"mlops:vpc": vpc, "mlops:approvedPackages": {"churn": APPROVED}})
+    # Bring your own VPC: staging's own network (on as shipped) is turned off for it.
+    byo = {"mlops:vpc": vpc, "mlops:network": {"enabled": False}, "mlops:approvedPackages": {"churn": APPROVED}}
+    preview = preview_stack("staging", byo)
     (model,) = custom(preview, "aws:sagemaker/model:Model")
     assert model["props"]["vpcConfig"] == {"subnets": vpc["subnetIds"], "securityGroupIds": vpc["securityGroupIds"]}
     assert preview.outputs["trainingDefaults"]["vpc"] == vpc

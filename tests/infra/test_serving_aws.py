@@ -23,6 +23,7 @@ from policies.records import from_preview_graph
 
 APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-staging/7"
 VPC = {"subnetIds": ["subnet-0123456789abcdef0"], "securityGroupIds": ["sg-0123456789abcdef0"]}
+BRING_VPC = {"mlops:vpc": VPC, "mlops:network": {"enabled": False}}  # instead of the stack's own network
 MODEL = "aws:sagemaker/model:Model"
 CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
@@ -109,7 +110,7 @@ def test_nvme_hosting_sends_no_volume_key_but_capture_keeps_its_key():
 @pytest.mark.parametrize("stack,overrides", [("dev", {}), ("staging", {"mlops:serving": SERVERLESS})])
 def test_serverless_hosting_asks_for_nothing_aws_excludes(stack, overrides):
     """AWS rule: SERVERLESS-EXCLUSIONS. No isolation or VPC on the model, no capture, no blue/green."""
-    preview = deployed(stack, **{"mlops:vpc": VPC, **overrides})
+    preview = deployed(stack, **{**BRING_VPC, **overrides})
     model, config, endpoint = one(preview, MODEL)["props"], one(preview, CONFIG)["props"], one(preview, ENDPOINT)
     assert model["enableNetworkIsolation"] is False and "vpcConfig" not in model
     assert "dataCaptureConfig" not in config and "kmsKeyArn" not in config
@@ -123,7 +124,7 @@ def test_serverless_hosting_asks_for_nothing_aws_excludes(stack, overrides):
 
 def test_instance_hosting_keeps_isolation_vpc_and_the_rules_still_catch_it():
     """AWS rule: SERVERLESS-EXCLUSIONS. The exemption is for serverless only: instance models stay isolated."""
-    preview = deployed("staging", **{"mlops:vpc": VPC})
+    preview = deployed("staging", **BRING_VPC)
     model = one(preview, MODEL)
     assert model["props"]["enableNetworkIsolation"] is True
     assert model["props"]["vpcConfig"]["subnets"] == VPC["subnetIds"]

@@ -33,6 +33,7 @@ from policies.records import Resource
 
 Mutate = Callable[[list[Resource]], list[Resource]]
 VPC = {"subnetIds": ["subnet-0a1b2c3d4e5f60718"], "securityGroupIds": ["sg-0a1b2c3d4e5f60718"]}
+BRING_VPC = {"mlops:vpc": VPC, "mlops:network": {"enabled": False}}  # instead of the stack's own network
 
 
 @dataclass(frozen=True)
@@ -445,7 +446,7 @@ def _network_variant(id: str, mutate: Mutate) -> Variant:
         "network-private-prod",
         "prod",
         mutate,
-        base_overrides=deployed("prod", **{"mlops:vpc": VPC}),
+        base_overrides=deployed("prod", **BRING_VPC),  # the synthetic network below, not the stack's own
         base_mutate=_network,
     )
 
@@ -833,14 +834,14 @@ VARIANTS = [
         "sagemaker-model-vpc",
         "prod",
         lambda r: edit(r, "sagemaker/model:Model", "serving-churn-model", _pop("vpcConfig")),
-        base_overrides=deployed("prod", **{"mlops:vpc": VPC}),
+        base_overrides=deployed("prod", **BRING_VPC),
     ),
     Variant(
         "training-outside-vpc",
         "sagemaker-training-vpc",
         "prod",
         _outputs(lambda td: td.update(vpc={"subnetIds": [], "securityGroupIds": []})),
-        base_overrides=deployed("prod", **{"mlops:vpc": VPC}),
+        base_overrides=deployed("prod", **BRING_VPC),
     ),
     Variant(
         "5xx-alarm-missing-variant-dimension",

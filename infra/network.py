@@ -1,0 +1,341 @@
+"""A private network for training and hosting: no internet route, AWS reached through VPC endpoints.
+
+Private subnets in two or more availability zones, no internet gateway and no NAT gateway: a
+compromised training container or model server has nowhere to send data but AWS's own APIs,
+and those only through endpoints whose policies admit this account's principals alone.
+
+What AWS enforces here and the mocks do not (docs/aws-rules.md, "Hosting, storage and events"):
+- VPC-CIDR-SIZE: a VPC block and each subnet are /16 to /28 (`infra.config._cidr`).
+- VPC-ENDPOINTS-FOR-SAGEMAKER: with no internet route, a training job or endpoint in the VPC
+  reaches S3 only through a gateway endpoint on its subnets' route tables, and the SageMaker,
+  STS, CloudWatch, ECR, KMS and SNS APIs only through interface endpoints with private DNS.
+- VPC-ENDPOINT-PRIVATE-DNS: private DNS on an interface endpoint needs the VPC's
+  enableDnsSupport and enableDnsHostnames.
+- ECR-LAYERS-VIA-S3: ECR serves image layers from an AWS-owned S3 bucket
+  (`prod-<region>-starport-layer-bucket`) through presigned URLs, so the S3 gateway endpoint's
+  policy must let anyone read that one bucket, or no image pulls.
+- VPC-DISTRIBUTED-TRAINING-SG: instances of one distributed training job talk to each other:
+  the workload security group admits its own members.
+- The provider removes the default allow-all egress rule of a security group it creates, and
+  the VPC's default security group is taken over with no rules at all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.bootstrap.contract import boundary_arn
+from infra.common import physical_name, policy_document
+from infra.config import SUBNET_SPLIT_BITS, NetworkConfig, VpcConfig
+
+HTTPS = 443
+
+# Interface endpoints: what training and hosting containers, SageMaker's agents on the instances,
+# and the code we run there call. https://docs.aws.amazon.com/sagemaker/latest/dg/interface-vpc-endpoint.html
+INTERFACE_SERVICES = {
+    "sagemaker-api": "sagemaker.api",
+    "sagemaker-runtime": "sagemaker.runtime",
+    "sts": "sts",
+    "logs": "logs",
+    "monitoring": "monitoring",
+    "ecr-api": "ecr.api",
+    "ecr-dkr": "ecr.dkr",
+    "kms": "kms",
+    "sns": "sns",
+}
+
+
+def service_name(region: str, service: str) -> str:
+    return f"com.amazonaws.{region}.{service}"
+
+
+def ecr_layer_bucket(region: str) -> str:
+    """AWS rule ECR-LAYERS-VIA-S3. https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html"""
+    return f"arn:aws:s3:::prod-{region}-starport-layer-bucket/*"
+
+
+def subnet_blocks(cidr: str, count: int) -> list[str]:
+    """The first `count` of the block's 16 equal subnets, one per availability zone."""
+    block = ipaddress.IPv4Network(cidr)
+    return [str(s) for s in list(block.subnets(prefixlen_diff=SUBNET_SPLIT_BITS))[:count]]
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    stack: str
+    account_id: pulumi.Input[str]
+    region: str
+    network: NetworkConfig
+    tags: dict[str, str]
+
+
+class Network(pulumi.ComponentResource):
+    """VPC, private subnets, the S3 gateway endpoint, interface endpoints and two security groups."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:network:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self._name, self._args = name, args
+        prefix = physical_name(args.stack)
+        tags = lambda purpose: {**args.tags, "Name": f"{prefix}-{purpose}"}  # noqa: E731
+
+        self.vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.network.cidr,
+            enable_dns_support=True,  # VPC-ENDPOINT-PRIVATE-DNS
+            enable_dns_hostnames=True,
+            tags=tags("vpc"),
+            opts=child,
+        )
+        # The default security group admits all traffic among its members: strip it, so nothing
+        # lands in it by accident.
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=self.vpc.id, tags=tags("default"), opts=child)
+
+        zones = self._zones(args.network)
+        self.subnets: list[aws.ec2.Subnet] = []
+        self.route_tables: list[aws.ec2.RouteTable] = []
+        for i, block in enumerate(subnet_blocks(args.network.cidr, args.network.azs)):
+            subnet = aws.ec2.Subnet(
+                f"{name}-private-{i}",
+                vpc_id=self.vpc.id,
+                cidr_block=block,
+                availability_zone=zones[i],
+                map_public_ip_on_launch=False,
+                tags=tags(f"private-{i}"),
+                opts=child,
+            )
+            # Only the implicit local route: no internet or NAT gateway anywhere in this VPC.
+            table = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=self.vpc.id, tags=tags(f"private-{i}"), opts=child)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=child
+            )
+            self.subnets.append(subnet)
+            self.route_tables.append(table)
+
+        self.endpoint_sg = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg",
+            name=f"{prefix}-vpc-endpoints",
+            description=f"mlops {args.stack}: VPC interface endpoints, HTTPS from the workloads only",
+            vpc_id=self.vpc.id,
+            tags=tags("vpc-endpoints"),
+            opts=child,
+        )
+        self.workload_sg = aws.ec2.SecurityGroup(
+            f"{name}-workload-sg",
+            name=f"{prefix}-workloads",
+            description=f"mlops {args.stack}: training jobs and endpoints, HTTPS to AWS endpoints only",
+            vpc_id=self.vpc.id,
+            tags=tags("workloads"),
+            opts=child,
+        )
+
+        self.s3_endpoint = aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=self.vpc.id,
+            service_name=service_name(args.region, "s3"),
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[t.id for t in self.route_tables],
+            policy=policy_document(
+                [
+                    self._this_account("s3:*", "*"),
+                    {
+                        "Sid": "EcrImageLayers",  # ECR-LAYERS-VIA-S3: presigned by ECR, not by us
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": ecr_layer_bucket(args.region),
+                    },
+                ]
+            ),
+            tags=tags("s3"),
+            opts=child,
+        )
+        self.interface_endpoints = {
+            key: aws.ec2.VpcEndpoint(
+                f"{name}-{key}",
+                vpc_id=self.vpc.id,
+                service_name=service_name(args.region, service),
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=[s.id for s in self.subnets],
+                security_group_ids=[self.endpoint_sg.id],
+                policy=policy_document([self._this_account("*", self._endpoint_resources(key))]),
+                tags=tags(key),
+                opts=child,
+            )
+            for key, service in INTERFACE_SERVICES.items()
+        }
+        self._rules(name, child)
+
+        self.register_outputs(
+            {
+                "vpcId": self.vpc.id,
+                "subnetIds": [s.id for s in self.subnets],
+                "workloadSecurityGroupId": self.workload_sg.id,
+                "s3EndpointId": self.s3_endpoint.id,
+            }
+        )
+
+    @property
+    def vpc_config(self) -> VpcConfig:
+        """What training jobs and instance endpoints run in: the private subnets and the workload group."""
+        return VpcConfig(tuple(s.id for s in self.subnets), (self.workload_sg.id,))
+
+    def _zones(self, network: NetworkConfig) -> list[pulumi.Input[str]]:
+        if network.availabilityZones:
+            return list(network.availabilityZones)
+        # Regular zones only: Local and Wavelength Zones (opted in) lack most interface endpoints.
+        available = aws.get_availability_zones_output(
+            state="available",
+            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        return [available.names.apply(lambda names, i=i: names[i]) for i in range(network.azs)]
+
+    def _this_account(self, action: str, resource: pulumi.Input) -> dict:
+        """An endpoint policy statement: only principals of this account pass through."""
+        return {
+            "Sid": "ThisAccountsPrincipalsOnly",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": action,
+            "Resource": resource,
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": self._args.account_id}},
+        }
+
+    def _endpoint_resources(self, key: str) -> pulumi.Input:
+        """This environment's resources where the service names them; `*` where calls have none
+        (GetAuthorizationToken, PutMetricData, AssumeRole) or reach upstream environments' (KMS, images)."""
+        a = self._args
+        prefix = physical_name(a.stack)
+        if key == "sagemaker-runtime":
+            return pulumi.Output.concat("arn:aws:sagemaker:", a.region, ":", a.account_id, ":endpoint/", prefix, "-*")
+        if key == "sns":
+            return pulumi.Output.concat("arn:aws:sns:", a.region, ":", a.account_id, ":", prefix, "-*")
+        if key == "logs":
+            return pulumi.Output.concat("arn:aws:logs:", a.region, ":", a.account_id, ":log-group:*")
+        return "*"
+
+    def _rules(self, name: str, child: pulumi.ResourceOptions) -> None:
+        """Separate rule resources, so the two groups can name each other without a cycle."""
+        workload, endpoints = self.workload_sg.id, self.endpoint_sg.id
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-endpoints-from-workloads",
+            security_group_id=endpoints,
+            referenced_security_group_id=workload,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description="HTTPS from training jobs and endpoints",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-workloads-to-endpoints",
+            security_group_id=workload,
+            referenced_security_group_id=endpoints,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description="HTTPS to the interface endpoints",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-workloads-to-s3",
+            security_group_id=workload,
+            prefix_list_id=self.s3_endpoint.prefix_list_id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description="HTTPS to S3 through the gateway endpoint",
+            opts=child,
+        )
+        # VPC-DISTRIBUTED-TRAINING-SG: the hosts of one job exchange gradients (NCCL, MPI).
+        for direction, rule in (("in", aws.vpc.SecurityGroupIngressRule), ("out", aws.vpc.SecurityGroupEgressRule)):
+            rule(
+                f"{name}-workloads-{direction}-among-themselves",
+                security_group_id=workload,
+                referenced_security_group_id=workload,
+                ip_protocol="-1",
+                description="distributed training: hosts of one job talk to each other",
+                opts=child,
+            )
+
+    def add_flow_logs(self, kms_key_arn: pulumi.Input[str], retention_days: int) -> aws.ec2.FlowLog:
+        """Every accepted and rejected flow, into a log group encrypted with the stack's key.
+
+        Separate from the constructor because the key lives in storage, whose bucket policies
+        need this network's S3 endpoint first.
+        """
+        a, name = self._args, self._name
+        child = pulumi.ResourceOptions(parent=self)
+        self.flow_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            name=f"/mlops/{a.stack}/vpc-flow-logs",
+            kms_key_id=kms_key_arn,  # the key policy lets CloudWatch Logs use it for this account's groups
+            retention_in_days=retention_days,
+            tags=a.tags,
+            opts=child,
+        )
+        account = a.account_id
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            name=physical_name(a.stack, "vpc-flow-logs"),
+            description=f"VPC flow logs of mlops {a.stack} deliver to their log group",
+            assume_role_policy=policy_document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {
+                            "StringEquals": {"aws:SourceAccount": account},
+                            "ArnLike": {
+                                "aws:SourceArn": pulumi.Output.concat(
+                                    "arn:aws:ec2:", a.region, ":", account, ":vpc-flow-log/*"
+                                )
+                            },
+                        },
+                    }
+                ]
+            ),
+            permissions_boundary=boundary_arn(account),  # the deploy role creates no role without it
+            tags=a.tags,
+            opts=child,
+        )
+        delivery = aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            name="deliver-flow-logs",
+            policy=policy_document(
+                [
+                    {
+                        "Sid": "DeliverToTheFlowLogGroup",
+                        "Effect": "Allow",
+                        "Action": [
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogGroups",
+                            "logs:DescribeLogStreams",
+                        ],
+                        "Resource": [self.flow_log_group.arn, pulumi.Output.concat(self.flow_log_group.arn, ":*")],
+                    }
+                ]
+            ),
+            opts=child,
+        )
+        self.flow_log = aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=self.flow_log_group.arn,
+            iam_role_arn=role.arn,
+            tags=a.tags,
+            # CreateFlowLogs checks that the role may deliver: give it its policy first
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery]),
+        )
+        return self.flow_log
