@@ -138,8 +138,9 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             artifact_bucket_arn=storage.artifact_bucket.arn,
             capture_bucket_arn=storage.capture_bucket.arn,
             default_branch=config.github.defaultBranch,
-            vpc_subnet_ids=tuple(config.vpc.subnetIds),
-            vpc_security_group_ids=tuple(config.vpc.securityGroupIds),
+            # the guardrails pin jobs to the subnets and group they run in: the stack's network or the user's VPC
+            vpc_subnet_ids=tuple(vpc.subnetIds),
+            vpc_security_group_ids=tuple(vpc.securityGroupIds),
             serving_mode=config.serving.mode,
         ),
     )

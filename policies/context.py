@@ -111,7 +111,7 @@ class PolicyContext:
             region=config.region,
             models=tuple(config.models),
             allowed_training_types=tuple(config.training.allowedInstanceTypes),
-            has_vpc=bool(config.vpc.subnetIds),
+            has_vpc=bool(getattr(config, "private_network", config.vpc.subnetIds)),
             required_tags=tuple(dict.fromkeys((*BASE_REQUIRED_TAGS, *config.tags))),
             monthly_budget_usd=float(config.monitoring.monthlyBudgetUsd),
             github_repository=config.github.repository,

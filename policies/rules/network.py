@@ -24,9 +24,8 @@ ROUTE = "aws:ec2/route:Route"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
 INTERNET_PATHS = (INTERNET_GATEWAY, INTERNET_GATEWAY_ATTACHMENT, EGRESS_ONLY_GATEWAY)
 
-# Until infra/network.py is merged, the shipped prod stack has no VPC: the rule reports as advisory there.
-# Switch to None (then mandatory in prod, as a high-severity rule) once prod declares its network.
-PRIVATE_NETWORK_PIN: str | None = "advisory"
+# Mandatory in prod (a high-severity rule); a pin here would lower it everywhere.
+PRIVATE_NETWORK_PIN: str | None = None
 
 
 def _public_nat(resource: Resource) -> bool:

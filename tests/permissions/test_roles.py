@@ -221,7 +221,13 @@ def test_a_type_with_an_ebs_volume_must_send_the_environment_volume_key():
 @cache
 def vpc_preview(stack: str):
     """A stack with its VPC (the network component's subnets and security groups, or mlops:vpc)."""
-    return preview_stack(stack, {"mlops:vpc": {"subnetIds": ["subnet-0a1b2c3d"], "securityGroupIds": ["sg-0a1b2c3d"]}})
+    return preview_stack(
+        stack,
+        {
+            "mlops:vpc": {"subnetIds": ["subnet-0a1b2c3d"], "securityGroupIds": ["sg-0a1b2c3d"]},
+            "mlops:network": {"enabled": False},  # a brought VPC instead of the stack's own network
+        },
+    )
 
 
 def vpc_role(stack: str) -> Role:
@@ -392,3 +398,25 @@ def test_each_workflow_assumes_only_a_role_that_trusts_it():
                     assert job["environment"] == approval_environment("dev")
                 seen.add(variable)
     assert seen == set(trusted)
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_with_the_stacks_own_network_jobs_are_pinned_to_its_subnets(stack):
+    """AWS rule: SM-GUARDRAIL-KEYS. The shipped staging and prod run in infra/network.py's subnets."""
+    preview = preview_stack(stack)
+    vpc = preview.outputs["trainingDefaults"]["vpc"]
+    assert vpc["subnetIds"] and vpc["securityGroupIds"]
+    role = Role(f"{stack} pipeline", [policy_of(preview, "identity-deployer-pipeline")], [boundary()])
+    key = preview.outputs["kmsKeyArn"]
+    inside = {
+        **CTX,
+        "sagemaker:InstanceTypes": ["ml.g5.12xlarge"],
+        "sagemaker:NetworkIsolation": "true",
+        "sagemaker:OutputKmsKey": key,
+        "sagemaker:VpcSubnets": list(vpc["subnetIds"]),
+        "sagemaker:VpcSecurityGroupIds": list(vpc["securityGroupIds"]),
+    }
+    resource = sm(f"training-job/mlops-{stack}-churn-1")
+    assert role.decide(Request("sagemaker:CreateTrainingJob", resource, inside)) == ALLOW
+    elsewhere = {**inside, "sagemaker:VpcSubnets": ["subnet-0fffffff"]}
+    assert role.decide(Request("sagemaker:CreateTrainingJob", resource, elsewhere)) == DENY

@@ -139,8 +139,7 @@ def test_stack_policies_judge_a_whole_preview_like_the_auditor():
         for name, p in policies.items()
         if isinstance(p, StackValidationPolicy) and _validate(p, StackValidationArgs(resources, config))
     ]
-    # prod has no VPC until infra/network.py is merged (test_policy_shipped_stacks.PENDING_NETWORK)
-    assert clean in ([], ["network-private-prod"])
+    assert clean == []
 
     # break the 5xx alarm's dimensions: the stack policy reports it against the endpoint
     broken = edit(

@@ -39,5 +39,4 @@ def test_export_judged_against_a_stack_config_adds_that_stacks_requirements():
         "sagemaker-model-package-group-exists",
         "network-private-prod",
     }
-    # network-private-prod is pinned advisory until infra/network.py is merged (PRIVATE_NETWORK_PIN)
-    assert all(v.enforcement == "mandatory" for v in result.violations if v.rule != "network-private-prod")
+    assert all(v.enforcement == "mandatory" for v in result.violations)
