@@ -28,8 +28,7 @@ from ci.container import unpack_model
 from ci.errors import RefusedError
 from ci.progress import QUIET, Progress
 from infra.contract import StackOutputs
-
-PROMOTED_PREFIX = "promoted/"  # the write-once prefix of every artifact bucket (infra/storage.py)
+from infra.storage import PROMOTED_PREFIX  # the artifact bucket's write-once prefix
 
 
 def promoted_prefix(model: str, archive_sha256: str) -> str:
