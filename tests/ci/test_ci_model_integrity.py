@@ -185,3 +185,22 @@ def test_a_model_file_changed_after_registration_is_refused_by_evaluate(boto, st
     assert refused.code == 4, refused
     assert re.search(rf"schema\.json: SHA-256 [0-9a-f]{{64}}, expected {files['schema.json']}", refused.err)
     assert snapshot(stacks) == files_before and described(boto) == registry_before
+
+
+def test_a_swapped_champion_stops_the_evaluation_one_without_digests_is_not_loaded(boto, tmp_path):
+    from dataclasses import replace
+
+    from ci.evaluation import _champion_metrics
+
+    champion = approved_package(boto)
+    s3 = boto("s3")
+    key = champion.model_data_url.split(f"s3://{UPSTREAM_BUCKET}/", 1)[1]
+    s3.put_object(Bucket=UPSTREAM_BUCKET, Key=key, Body=model_archive({**FILES, "schema.json": b"{}"}))
+    loaded = []
+    with pytest.raises(integrity.ModelTamperedError, match=r"schema\.json: SHA-256"):
+        _champion_metrics(s3, champion, None, tmp_path / "a", lambda d, f: loaded.append(d))
+    report = f"s3://{UPSTREAM_BUCKET}/report.json"
+    s3.put_object(Bucket=UPSTREAM_BUCKET, Key="report.json", Body=b'{"candidate": {"metrics": {"roc_auc": 0.7}}}')
+    legacy = replace(champion, metadata={registry.K_REPORT: report})  # registered before digests existed
+    metrics, source = _champion_metrics(s3, legacy, None, tmp_path / "b", lambda d, f: loaded.append(d))
+    assert metrics == {"roc_auc": 0.7} and "records no model digests" in source and loaded == []
