@@ -49,6 +49,19 @@ def existing_copy(sm, group: str, package: registry.Package) -> registry.Package
     return found
 
 
+def _require_target(sm, s3, target: StackOutputs, group: str) -> None:
+    """The target's bucket and package group exist: its stack is up. Checked before any write."""
+    try:
+        s3.head_bucket(Bucket=target.artifactBucket)
+        sm.describe_model_package_group(ModelPackageGroupName=group)
+    except ClientError as err:
+        raise RefusedError(
+            f"cannot copy the model into {target.stackName}: its artifact bucket {target.artifactBucket} or package "
+            f"group {group} does not exist ({err.response.get('Error', {}).get('Code')}); bring the stack up first "
+            f"(`pulumi up --stack {target.stackName}`, or `mlops local up --stack {target.stackName}`)"
+        ) from err
+
+
 def write_once(s3, uri: str, data: bytes, content_type: str, kms_key: str | None) -> None:
     """PutObject with If-None-Match: * (the bucket policy refuses it without); an object that is
     there already must hold exactly these bytes."""
@@ -79,6 +92,7 @@ def copy_to_target(
         raise RefusedError(f"stack {target.stackName} has no model package group for {model!r}")
     if package.group == group:
         return package  # already the target's own
+    _require_target(sm, s3, target, group)
     found = existing_copy(sm, group, package)
     if found is not None:
         progress.info(f"{target.stackName} already holds this model as {found.arn}")
