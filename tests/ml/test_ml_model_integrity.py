@@ -117,3 +117,13 @@ def test_serving_refuses_a_rewritten_lineage_record(mlp_model_dir, tmp_path, mon
     (model_dir / LINEAGE_FILE).write_text(json.dumps(record))
     with pytest.raises(ModelIntegrityError, match=r"lineage\.json: SHA-256 .*MLOPS_MODEL_LINEAGE_SHA256"):
         serve_load_model(model_dir)
+
+
+def test_the_serving_container_does_not_start_on_a_changed_file(mlp_model_dir, tmp_path, monkeypatch, capsys):
+    from ml.serve import main
+
+    model_dir = _copy(mlp_model_dir, tmp_path)
+    monkeypatch.setenv(ENV_MODEL_DIGEST, hashlib.sha256((model_dir / LINEAGE_FILE).read_bytes()).hexdigest())
+    (model_dir / "preprocess.json").write_text("{}")
+    assert main(["--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", "0"]) == 2
+    assert "cannot load the model: preprocess.json: SHA-256" in capsys.readouterr().err
