@@ -249,8 +249,14 @@ MAX_UNPACKED_BYTES = 4 * 1024**3
 MAX_MEMBERS = 10_000
 
 
-def unpack_model(archive: Path, dest: Path, required: tuple[str, ...] = ("schema.json",)) -> Path:
-    """Unpack a model.tar.gz safely; refuse archives that are not models.
+def unpack_model(
+    archive: Path,
+    dest: Path,
+    required: tuple[str, ...] = ("schema.json",),
+    verify: Callable[[Path], None] | None = None,
+) -> Path:
+    """Unpack a model.tar.gz safely; refuse archives that are not models, and (given `verify`,
+    ci/integrity.py) files that do not hash as registration recorded them.
 
     Refused, with dest removed again: more than MAX_MEMBERS entries or MAX_UNPACKED_BYTES in all
     (counted from the headers before each entry is written), links of either kind, devices, and
@@ -264,6 +270,8 @@ def unpack_model(archive: Path, dest: Path, required: tuple[str, ...] = ("schema
         missing = [name for name in required if not (dest / name).exists()]
         if missing:
             raise CorruptArchiveError(f"{archive.name} lacks {', '.join(missing)}: not a model written by ml/train.py")
+        if verify is not None:
+            verify(dest)
     except BaseException:
         if not existed:
             shutil.rmtree(dest, ignore_errors=True)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ci import registry
+from ci import integrity, registry
 from ci import s3 as s3util
 from ci.container import CorruptArchiveError, unpack_model
 from ci.datasets import Manifest, download_split
@@ -26,6 +27,7 @@ from ci.errors import MlopsError, NotFoundError, UsageError
 from ci.jsonable import plain
 from ci.progress import QUIET, Progress
 from infra.contract import StackOutputs
+from ml.lineage import ModelIntegrityError, verify_model_dir
 
 # The section of SageMaker's model-quality statistics each task's metrics go in.
 QUALITY_SECTION = {
@@ -46,14 +48,29 @@ def report_uri(artifact_bucket: str, job_name: str) -> str:
     return f"s3://{artifact_bucket}/evaluations/{job_name}/evaluation.json"
 
 
-def fetch_model(s3, model_data_url: str, dest: Path) -> Path:
-    """Download and unpack a model archive; a corrupt one is a clear error, not a traceback."""
+def fetch_model(s3, model_data_url: str, dest: Path, package: registry.Package | None = None) -> Path:
+    """Download and unpack a model archive; a corrupt one is a clear error, not a traceback.
+    Given its package, every file must hash as registration recorded (ci/integrity.py), else
+    ModelTamperedError names the file and nothing of it is left unpacked. Without one (a run
+    not registered yet), the files must match the lineage.json the training container wrote."""
     archive = dest / "model.tar.gz"
     s3util.download(s3, model_data_url, archive)
+    if package is not None:
+        expected = integrity.recorded(s3, package)
+        check = partial(integrity.verify, archive, expected=expected, where=f"the lineage record of {package.arn}")
+    else:
+        check = _self_consistent
     try:
-        return unpack_model(archive, dest / "model")
+        return unpack_model(archive, dest / "model", verify=check)
     except CorruptArchiveError as err:
         raise MlopsError(f"corrupt model archive {model_data_url}: {err}") from err
+
+
+def _self_consistent(model_dir: Path) -> None:
+    try:
+        verify_model_dir(model_dir)
+    except ModelIntegrityError as err:
+        raise integrity.ModelTamperedError(str(err)) from None
 
 
 def load_frame(directory: Path, schema=None):
@@ -98,7 +115,8 @@ def evaluate_run(
     progress.step(f"evaluating {run['job']} on the {split} split of data set {manifest.id}")
     if split != "test":
         progress.info("the data set has no test split: scoring on validation, which early stopping has seen")
-    candidate_dir = fetch_model(s3, run["modelDataUrl"], work / "candidate")
+    registered = registry.find_by_training_job(sm, group, run["job"], _started(run))
+    candidate_dir = fetch_model(s3, run["modelDataUrl"], work / "candidate", registered)
     candidate_model = load_model(candidate_dir)
     frame = load_frame(download_split(s3, manifest, split, work / split), candidate_model.schema)
     candidate = plain(evaluate(candidate_model, frame))
@@ -145,10 +163,20 @@ def evaluate_run(
     return report
 
 
+def _started(run: dict[str, Any]):
+    from ci.register import job_started
+
+    return job_started(run)
+
+
 def _champion_metrics(s3, package, frame, dest: Path, evaluate) -> tuple[dict[str, Any], str]:
+    """Re-scored when it can be; a champion that no longer loads (or predates digests) falls
+    back to its recorded metrics. A champion whose files changed stops the evaluation."""
     try:
-        model_dir = fetch_model(s3, package.model_data_url, dest)
+        model_dir = fetch_model(s3, package.model_data_url, dest, package)
         return plain(evaluate(model_dir, frame)), "re-scored on the candidate's held-out data"
+    except integrity.ModelTamperedError:
+        raise
     except Exception as err:
         report_uri_ = package.metadata.get(registry.K_REPORT)
         if not report_uri_:

@@ -2,7 +2,9 @@
 
 Promotion checks the package (it exists, is Approved, passed the gate, belongs to a model the
 environment serves, and is live in the environment the target requires, e.g. staging before
-prod, as that environment's endpoint itself says through `ci.verify`), then writes its ARN into
+prod, as that environment's endpoint itself says through `ci.verify`), then copies the model into
+the target environment's own write-once prefix and registry (ci/promotion_copy.py: its digests
+checked first) and writes the ARN of the target's own package into
 `mlops:approvedPackages.<model>` of `stacks/Pulumi.<env>.yaml` and appends the one it replaces
 to `mlops:previousPackages.<model>`. `pulumi up` (or the local backend) rolls it out with the
 stack's canary and rollback alarms. Every check runs before the file is touched: a refused
@@ -19,6 +21,7 @@ from ci import registry, stackfile
 from ci.errors import NotFoundError, RefusedError, UsageError
 from ci.outputs import resolve_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
+from ci.promotion_copy import copy_to_target
 
 
 def validate_with_infra(path: Path):
@@ -62,8 +65,11 @@ def check_promotable(sm, package_arn: str, model: str | None) -> registry.Packag
     return package
 
 
-def was_live_in(env: str, model: str, package_arn: str, *, stacks_dir: Path | None, outputs_source: str) -> bool:
-    """Whether `env`'s endpoint for `model` serves the package now, as SageMaker says (ci/verify.py).
+def was_live_in(
+    env: str, model: str, package: registry.Package, *, stacks_dir: Path | None, outputs_source: str
+) -> bool:
+    """Whether `env`'s endpoint for `model` serves the package now, as SageMaker says (ci/verify.py):
+    the package itself, or `env`'s own promoted copy of it (same training job, same model digest).
 
     The stack file and outputs only say what was declared: a rolled-back deployment leaves them
     naming a package the endpoint never ran, so they are not evidence that it was live.
@@ -72,7 +78,13 @@ def was_live_in(env: str, model: str, package_arn: str, *, stacks_dir: Path | No
     from ci.verify import serves
 
     outputs = resolve_outputs(env, stacks_dir=stacks_dir, source=outputs_source).outputs
-    return serves(aws.make_session(outputs.region), outputs, model, package_arn)
+    session = aws.make_session(outputs.region)
+    arn, group = package.arn, outputs.modelPackageGroups.get(model)
+    if group and group != package.group:
+        copy = registry.find_by_training_job(session.client("sagemaker"), group, package.training_job)
+        if copy is not None and copy.metadata.get(registry.K_MODEL_SHA) == package.metadata.get(registry.K_MODEL_SHA):
+            arn = copy.arn
+    return serves(session, outputs, model, arn)
 
 
 def promote(
@@ -102,16 +114,21 @@ def promote(
         )
     require = ((config.get("mlops:promotion") or {}).get("requireLiveIn") or "").strip()
     if require:
-        if not was_live_in(require, model, package_arn, stacks_dir=stacks_dir, outputs_source=outputs_source):
+        if not was_live_in(require, model, package, stacks_dir=stacks_dir, outputs_source=outputs_source):
             raise RefusedError(
                 f"cannot promote {package_arn} to {env}: the {require} endpoint for {model} does not serve it "
                 f"(mlops:promotion.requireLiveIn, read with DescribeEndpoint); promote it to {require}, deploy, "
                 f"and check with `mlops verify --stack {require}` first"
             )
         progress.info(f"was live in {require}: yes")
+    # Every gate has passed: the model moves into the target's own bucket and registry (write-once).
+    target_outputs = resolve_outputs(target, stacks_dir=stacks_dir, source=outputs_source).outputs
+    own = copy_to_target(session, package, target_outputs, model, progress)
+    package_arn = own.arn
     plan = stackfile.plan_promotion(path, model, package_arn)
     result = {
-        "package": package.to_dict(),
+        "package": own.to_dict(),
+        "promotedFrom": package.arn,
         "stack": stack_name(target),
         "model": model,
         "stackFile": str(path),

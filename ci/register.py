@@ -2,10 +2,12 @@
 
 Refuses when the gate failed (unless forced, with the reason recorded on the package), when
 the job did not complete, when there is no evaluation report, or when the model archive does
-not unpack into a model. Otherwise it stores the drift baseline and the merged lineage record
-beside the model, and creates the package (inference image pinned by digest when ECR knows
+not unpack into a model whose files match the lineage.json it carries. Otherwise it stores
+the drift baseline and the merged lineage record beside the model, and creates the package
+(inference image pinned by digest when ECR knows
 it, content and instance types, model metrics pointing at the evaluation report, lineage as
-customer metadata) as PendingManualApproval. The same training job never makes two packages.
+customer metadata, the SHA-256 of the archive and of every file in it: ci/integrity.py) as
+PendingManualApproval. The same training job never makes two packages.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ci import lineage, registry
+from ci import integrity, lineage, registry
 from ci import s3 as s3util
 from ci.errors import RefusedError, UsageError
 from ci.evaluation import fetch_model, load_report
 from ci.progress import QUIET, Progress
 from ci.training import pin_image, resolve_digest
 from infra.contract import StackOutputs
+from ml.lineage import ENV_MODEL_DIGEST
 
 CONTENT_TYPES = ["text/csv", "application/json"]
 RESPONSE_TYPES = ["application/json"]
@@ -90,7 +93,8 @@ def _register_checked(
     group = outputs.modelPackageGroups[model]
     sm, s3 = session.client("sagemaker"), session.client("s3")
     progress.step(f"checking the model archive {run['modelDataUrl']}")
-    model_dir = fetch_model(s3, run["modelDataUrl"], work)
+    model_dir = fetch_model(s3, run["modelDataUrl"], work)  # its files match the container's lineage.json
+    digests = integrity.ModelDigests.measure(work / "model.tar.gz", model_dir)
     output_root = run["modelDataUrl"].rsplit("/output/", 1)[0]
     baseline_uri = ""
     if (model_dir / "baseline.json").exists():
@@ -123,6 +127,7 @@ def _register_checked(
             "instanceType": run.get("instanceType"),
             "metrics": {"training": run.get("metrics", {}), "evaluation": report["candidate"]["metrics"]},
             "evaluationReport": report["reportUri"],
+            "model": {"uri": run["modelDataUrl"], **digests.to_record()},
         },
     )
     lineage_uri = s3util.join(output_root, "lineage.json")
@@ -137,6 +142,7 @@ def _register_checked(
         registry.K_REPORT: report["reportUri"],
         registry.K_LINEAGE: lineage_uri,
         registry.K_LINEAGE_SHA: stored.sha256,
+        **integrity.metadata(digests),
         "lineage:gitCommit": str(record["git"].get("commit", "unknown")),
         "lineage:gitDirty": str(record["git"].get("dirty")).lower(),
         "lineage:dataManifest": record["dataManifest"].get("manifestUri", "") or record["dataManifest"].get("uri", ""),
@@ -169,11 +175,17 @@ def _register_checked(
             tags={**tags, "mlops:model": model, "mlops:stack": outputs.stackName},
             job_started=started,
             optional_metadata=hyperparameters,
+            environment=serving_environment(digests),
         ),
         create_client=registry.single_attempt_client(session),
     )
     progress.step(f"registered {package.arn} ({package.status})" if created else f"already registered: {package.arn}")
     return {"package": package.to_dict(), "created": created, "lineageUri": lineage_uri, "baselineUri": baseline_uri}
+
+
+def serving_environment(digests: integrity.ModelDigests) -> dict[str, str]:
+    """The serving container checks lineage.json against this digest, then every file against it."""
+    return {ENV_MODEL_DIGEST: digests.lineage_sha256} if digests.lineage_sha256 else {}
 
 
 def job_started(run: dict[str, Any]) -> datetime | None:

@@ -46,6 +46,9 @@ K_REPORT = "mlops:evaluationReport"
 K_BASELINE = "mlops:baseline"
 K_LINEAGE = "mlops:lineage"
 K_LINEAGE_SHA = "mlops:lineageSha256"
+K_MODEL_SHA = "mlops:modelSha256"  # of model.tar.gz (ci/integrity.py)
+K_MODEL_FILES_SHA = "mlops:modelFilesSha256"  # of the list of its files' SHA-256 (in the lineage record)
+K_PROMOTED_FROM = "mlops:promotedFrom"  # the upstream package a promoted copy was registered from
 K_APPROVED_BY = "mlops:approvedBy"
 K_APPROVAL_REASON = "mlops:approvalReason"
 K_APPROVED_AT = "mlops:approvedAt"
@@ -251,6 +254,9 @@ class Registration:
     task: str = "CLASSIFICATION"
     job_started: datetime | None = None  # bounds the idempotency lookup
     optional_metadata: dict[str, str] = field(default_factory=dict)  # copied while there is room
+    environment: dict[str, str] = field(default_factory=dict)  # the serving container's (model digest)
+    status: str = PENDING  # Approved only for a promoted copy of an Approved package (ci/promotion_copy.py)
+    metadata_limit: int = REGISTRATION_MAX_KEYS  # a promoted copy carries its approval keys already
 
 
 def register(sm, reg: Registration, *, create_client=None) -> tuple[Package, bool]:
@@ -263,13 +269,19 @@ def register(sm, reg: Registration, *, create_client=None) -> tuple[Package, boo
     existing = find_by_training_job(sm, reg.group, reg.training_job, reg.job_started)
     if existing is not None:
         return existing, False
-    required = check_metadata({**reg.metadata, K_JOB: reg.training_job}, REGISTRATION_MAX_KEYS)
-    metadata = with_optional(required, reg.optional_metadata, REGISTRATION_MAX_KEYS)
+    required = check_metadata({**reg.metadata, K_JOB: reg.training_job}, reg.metadata_limit)
+    metadata = with_optional(required, reg.optional_metadata, reg.metadata_limit)
     kwargs: dict[str, Any] = dict(
         ModelPackageGroupName=reg.group,
         ModelPackageDescription=reg.description[:1024],
         InferenceSpecification={
-            "Containers": [{"Image": reg.image, "ModelDataUrl": reg.model_data_url}],
+            "Containers": [
+                {
+                    "Image": reg.image,
+                    "ModelDataUrl": reg.model_data_url,
+                    **({"Environment": dict(reg.environment)} if reg.environment else {}),
+                }
+            ],
             "SupportedContentTypes": reg.content_types,
             "SupportedResponseMIMETypes": reg.response_types,
             "SupportedRealtimeInferenceInstanceTypes": reg.realtime_instance_types,
@@ -278,7 +290,7 @@ def register(sm, reg: Registration, *, create_client=None) -> tuple[Package, boo
         ModelMetrics={
             "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": reg.evaluation_report_uri}},
         },
-        ModelApprovalStatus=PENDING,
+        ModelApprovalStatus=reg.status,
         CustomerMetadataProperties=metadata,
         Domain=reg.domain,
         Task=reg.task,

@@ -46,7 +46,7 @@ class DataPerimeter:
     downstream: tuple[str, ...] = ()
 
     def statement(self, bucket_arn: pulumi.Input[str], account: pulumi.Input[str], purpose: str) -> dict:
-        envs = (*self.environments, *(self.downstream if purpose == "artifacts" else ()))
+        envs = (*self.environments, *(self.downstream if purpose == ARTIFACTS else ()))
         return {
             "Sid": "DenyObjectAccessOffTheNetwork",
             "Effect": "Deny",
@@ -144,7 +144,7 @@ class Storage(pulumi.ComponentResource):
         self.data_bucket = self._bucket(name, "data", args, kms=True, noncurrent_days=args.artifact_days)
         self.artifact_bucket = self._bucket(
             name,
-            "artifacts",
+            ARTIFACTS,
             args,
             kms=True,
             noncurrent_days=args.artifact_days,
@@ -206,6 +206,7 @@ class Storage(pulumi.ComponentResource):
         statements = [deny_insecure_transport(bucket.arn)]
         if kms and args.perimeter:
             statements.append(args.perimeter.statement(bucket.arn, args.account_id, purpose))
+        statements += write_once_statements(bucket.arn) if purpose == ARTIFACTS else []
         if not kms:  # the access-log bucket: let S3's logging service deliver, from this account only
             statements.append(
                 {
@@ -269,3 +270,34 @@ class Storage(pulumi.ComponentResource):
                 logical, bucket=bucket.id, target_bucket=self.log_bucket.id, target_prefix=f"{purpose}/", opts=child
             )
         return bucket
+
+
+ARTIFACTS = "artifacts"
+PROMOTED_PREFIX = "promoted/"  # promoted models: written once, never replaced or deleted (ci/promotion_copy.py)
+
+
+def write_once_statements(bucket_arn: pulumi.Input[str]) -> list[dict]:
+    """The artifact bucket's promoted/ prefix is write-once (AWS rule S3-CONDITIONAL-WRITE): a
+    PutObject without `If-None-Match` (condition key s3:if-none-match absent) is denied, so an
+    object there is never overwritten, and no object or version there is deleted. CopyObject and
+    multipart uploads into the prefix are refused too (they carry no such header); promotion
+    writes with one PutObject. Source: https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+    and the Service Authorization Reference for s3:PutObject's condition keys."""
+    objects = pulumi.Output.concat(bucket_arn, "/", PROMOTED_PREFIX, "*")
+    return [
+        {
+            "Sid": "PromotedModelsAreWrittenOnce",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": objects,
+            "Condition": {"Null": {"s3:if-none-match": "true"}},
+        },
+        {
+            "Sid": "PromotedModelsAreNeverDeleted",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            "Resource": objects,
+        },
+    ]

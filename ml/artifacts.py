@@ -1,6 +1,6 @@
 """Everything a trained model leaves behind, written in one place and in a fixed order.
 
-model.json, model.pt | model.joblib, preprocess.joblib, schema.json   (ml.model.save_model)
+model.json, model.pt | model.skops, preprocess.json, schema.json   (ml.model.save_model)
 metrics.json      flat validation metrics of the saved model, re-loaded from disk
 evaluation.json   metrics; confusion matrix, calibration curve, classes (classifiers) or a sample of
                   (actual, predicted) pairs (regression)
@@ -9,7 +9,7 @@ baseline.json     drift baseline: training feature statistics, label and predict
                   and the model's schema (so every drift reader types columns as training did)
 importance.json   permutation importance on validation data
 data_summary.json rows, class balance, per-feature summary of train and validation data
-lineage.json      the lineage record, with the SHA-256 of every file above
+lineage.json      the lineage record, with the SHA-256 of every file above (ml.serve checks them)
 model_card.html   a human-readable report of all of it
 """
 
@@ -28,15 +28,15 @@ from ml.drift import build_baseline
 from ml.evaluate import evaluate_report
 from ml.explain import permutation_importance
 from ml.lineage import build_record, now, sha256_file, write_record
-from ml.model import load_model, save_model
+from ml.model import PREPROCESS_FILE, SCHEMA_FILE, SKLEARN_FILE, TORCH_FILE, load_model, save_model
 from ml.schema import label_text
 
 HASHED = (
     "model.json",
-    "model.pt",
-    "model.joblib",
-    "preprocess.joblib",
-    "schema.json",
+    TORCH_FILE,
+    SKLEARN_FILE,
+    PREPROCESS_FILE,
+    SCHEMA_FILE,
     "metrics.json",
     "evaluation.json",
     "curves.json",

@@ -16,7 +16,8 @@ A factory is called as `factory(spec, **options)` with the `ModelSpec` of the da
   - a scikit-learn estimator (`fit(X, y)`, then `predict_proba(X)` for a classifier, `predict(X)`
     for a regression), fed the raw numeric columns (missing as NaN) then the category codes
     (0-based, unknown as NaN): `Preprocessor.matrix`. It trains in one process and is saved with
-    joblib.
+    skops, never pickled: a type that skops does not trust by default (`skops.io.get_untrusted_types`
+    names them) must be listed with `@sklearn_model(trusted_types=[...])`, else saving refuses it.
 Which of the two a factory makes is read from the factory itself, before any data is loaded
 (the trainer must know whether to start one process per GPU): an `nn.Module` subclass, a
 return annotation, or the attribute `mlops_kind` ("torch" or "sklearn") set by the decorators
@@ -111,10 +112,17 @@ def torch_model(factory: Callable[..., Any]) -> Callable[..., Any]:
     return factory
 
 
-def sklearn_model(factory: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a factory as returning a scikit-learn estimator."""
-    factory.mlops_kind = SKLEARN  # type: ignore[attr-defined]
-    return factory
+def sklearn_model(factory: Callable[..., Any] | None = None, *, trusted_types: tuple[str, ...] | list[str] = ()) -> Any:
+    """Mark a factory as returning a scikit-learn estimator; `trusted_types` are the fully qualified
+    names of the types its estimator holds that skops does not trust by default (and that load
+    as data, running no code): ml/model.py loads the model trusting those and no others."""
+
+    def mark(target: Callable[..., Any]) -> Callable[..., Any]:
+        target.mlops_kind = SKLEARN  # type: ignore[attr-defined]
+        target.mlops_trusted_types = tuple(trusted_types)  # type: ignore[attr-defined]
+        return target
+
+    return mark(factory) if factory is not None else mark
 
 
 def _registered() -> dict[str, str]:
@@ -249,7 +257,13 @@ def ft_transformer(spec: ModelSpec, **options: Any) -> nn.Module:
     return FTTransformer(spec, **options)
 
 
-@sklearn_model
+@sklearn_model(
+    trusted_types=(
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # arrays of nodes
+        "functools.partial",  # of check_array, the classifier's input validation
+        "sklearn.utils.validation.check_array",
+    )
+)
 def gbdt(spec: ModelSpec, **options: Any) -> Any:
     """scikit-learn's histogram gradient boosting with native categorical support."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 RECORD_VERSION = 1
-LIBRARIES = ("torch", "scikit-learn", "numpy", "pandas", "scipy", "pyarrow", "joblib")
+LIBRARIES = ("torch", "scikit-learn", "skops", "numpy", "pandas", "scipy", "pyarrow")
 ENV_GIT_COMMIT = "MLOPS_GIT_COMMIT"
 ENV_GIT_DIRTY = "MLOPS_GIT_DIRTY"
 ENV_STACK = "MLOPS_STACK"
@@ -31,6 +31,15 @@ ENV_IMAGE_URI = "MLOPS_IMAGE_URI"
 METADATA_MAX_KEY = 128
 METADATA_MAX_VALUE = 256
 METADATA_MAX_ENTRIES = 50
+
+LINEAGE_FILE = "lineage.json"
+# The SHA-256 of a model's own lineage.json, set by registration on the package's container:
+# the serving container checks lineage.json against it, then every file against lineage.json.
+ENV_MODEL_DIGEST = "MLOPS_MODEL_LINEAGE_SHA256"
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model file whose SHA-256 is not the one recorded for it: it is not loaded."""
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -48,6 +57,49 @@ def hash_files(root: str | Path, files: Iterable[Path] | None = None) -> list[di
     return [
         {"path": p.relative_to(base).as_posix(), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in chosen
     ]
+
+
+def file_digests(root: str | Path) -> dict[str, str]:
+    """{path relative to root: SHA-256} of every file under root (what registration records)."""
+    base = Path(root)
+    return {p.relative_to(base).as_posix(): sha256_file(p) for p in sorted(base.rglob("*")) if p.is_file()}
+
+
+def verify_digests(root: str | Path, expected: Mapping[str, str], recorded_in: str) -> None:
+    """Every file in `expected` has its recorded SHA-256; the first that does not is named, with
+    both digests (a missing file counts as a mismatch)."""
+    base = Path(root)
+    for name, digest in sorted(expected.items()):
+        path = base / name
+        actual = sha256_file(path) if path.is_file() else "missing"
+        if actual != digest:
+            raise ModelIntegrityError(
+                f"{name}: SHA-256 {actual}, expected {digest} (recorded in {recorded_in}); "
+                "the model changed after it was recorded, so it is not loaded"
+            )
+
+
+def verify_model_dir(root: str | Path, lineage_sha256: str | None = None, needed: Iterable[str] = ()) -> None:
+    """Check a model directory before loading it: lineage.json against `lineage_sha256` (the
+    digest registration recorded outside the archive), then every file lineage.json lists, and
+    the `needed` files (what the loader will read) must be among them. Without a lineage.json
+    and without a recorded digest there is nothing to check against (a model saved by hand)."""
+    base = Path(root)
+    path = base / LINEAGE_FILE
+    if lineage_sha256:
+        verify_digests(base, {LINEAGE_FILE: lineage_sha256}, f"${ENV_MODEL_DIGEST}, set at registration")
+    elif not path.is_file():
+        return
+    try:
+        files = json.loads(path.read_text()).get("model_files") or {}
+    except (OSError, ValueError, AttributeError) as err:
+        raise ModelIntegrityError(f"{LINEAGE_FILE}: unreadable ({err}); the model is not loaded") from None
+    unlisted = sorted(set(needed) - set(files))
+    if unlisted:
+        raise ModelIntegrityError(
+            f"{', '.join(unlisted)}: no SHA-256 recorded in {LINEAGE_FILE}; an unrecorded file is not loaded"
+        )
+    verify_digests(base, files, LINEAGE_FILE)
 
 
 def library_versions() -> dict[str, str]:

@@ -5,9 +5,12 @@ and drift all use, whatever the family (ml/families.py).
 A trained model is a directory:
   model.json         family, classes, architecture, file names (what to load and how)
   model.pt           a torch family's factory reference, spec, options and weights (weights_only=True)
-  model.joblib       a scikit-learn family's fitted estimator
-  preprocess.joblib  the fitted preprocessing, as plain arrays and lists (no pickled classes)
+  model.skops        a scikit-learn family's fitted estimator, loaded with an explicit list of trusted types
+  preprocess.json    the fitted preprocessing, as plain arrays and lists
   schema.json        the features and label the model was trained on
+No file holds an executable format: a model file is untrusted input, and unpickling one
+(joblib, pickle, torch.load without weights_only) runs whatever code it names. A pickle is
+refused at load time, with the reason (docs/security.md, "Model integrity").
 To add a family, write a factory (ml/families.py explains the contract) and name it in the
 `model` hyperparameter; nothing here or in train.py changes (docs/ml.md).
 """
@@ -20,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import torch
@@ -34,13 +36,34 @@ SMALL_BATCH = 2048  # up to this many rows, per-value dict lookups beat pandas' 
 Columns = pd.DataFrame | Mapping[str, Any]
 MODEL_META = "model.json"
 TORCH_FILE = "model.pt"
-SKLEARN_FILE = "model.joblib"
-PREPROCESS_FILE = "preprocess.joblib"
+SKLEARN_FILE = "model.skops"
+PREPROCESS_FILE = "preprocess.json"
 SCHEMA_FILE = "schema.json"
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")  # formats that run code when loaded: refused
+# Types skops does not trust by default that scikit-learn's own estimators hold as data. Never
+# `trusted=True`: a family adds its own through `mlops_trusted_types` (ml.families.sklearn_model).
+SKLEARN_TRUSTED_TYPES = ("numpy.dtype",)
 
 
 class ModelLoadError(RuntimeError):
     """A model directory that is incomplete or was written by an incompatible version."""
+
+
+class ModelSaveError(ValueError):
+    """A model that cannot be saved in a format that is safe to load."""
+
+
+def trusted_types(family: Any) -> list[str]:
+    """The types a family's skops file may hold beyond skops' defaults: ours plus the family's own."""
+    return sorted({*SKLEARN_TRUSTED_TYPES, *getattr(family.factory, "mlops_trusted_types", ())})
+
+
+def refuse_pickle(directory: Path, name: str) -> None:
+    if name.endswith(PICKLE_SUFFIXES):
+        raise ModelLoadError(
+            f"{directory / name}: a pickle (joblib) file; loading it would run any code it names, so it is "
+            "refused. Retrain with this version: models are saved as safe formats (skops, JSON, torch weights)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +336,8 @@ def save_model(
 ) -> dict[str, Any]:
     """Write the files a model needs to predict; returns the model.json contents. `family` is an
     ml.families.Family; a torch model is saved as its factory reference, spec, options and
-    weights (loaded with weights_only=True), a scikit-learn estimator with joblib."""
+    weights (loaded with weights_only=True), a scikit-learn estimator with skops, refused when it
+    holds a type neither skops nor the family trusts (the error names them)."""
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
@@ -338,14 +362,24 @@ def save_model(
         torch.save(payload, directory / TORCH_FILE)
         meta.update({"weights": TORCH_FILE, "architecture": {"class": type(module).__name__, "spec": spec.to_dict()}})
     else:
-        joblib.dump(estimator, directory / SKLEARN_FILE)
+        import skops.io as sio
+
+        data = sio.dumps(estimator)
+        untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(trusted_types(family)))
+        if untrusted:
+            raise ModelSaveError(
+                f"model {family.name}: the estimator holds types skops does not trust: {', '.join(untrusted)}; "
+                f"list them in {family.reference}'s trusted types (@ml.families.sklearn_model(trusted_types=[...])) "
+                "if loading them runs no code, or use an estimator without them"
+            )
+        (directory / SKLEARN_FILE).write_bytes(data)
         meta.update(
             {
                 "weights": SKLEARN_FILE,
                 "architecture": {"class": type(estimator).__name__, "n_iter": int(getattr(estimator, "n_iter_", 0))},
             }
         )
-    joblib.dump(preprocessor.to_state(), directory / PREPROCESS_FILE)
+    (directory / PREPROCESS_FILE).write_text(json.dumps(preprocessor.to_state()) + "\n")
     (schema if schema.is_regression else schema.with_classes(classes)).save(directory / SCHEMA_FILE)
     meta.update(extra or {})
     (directory / MODEL_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
@@ -362,10 +396,11 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         raise ModelLoadError(f"{directory}: no {MODEL_META}; is this a model directory written by ml.train?")
     meta = json.loads(meta_path.read_text())
     for name in (meta["weights"], meta["preprocess"], meta["schema"]):
+        refuse_pickle(directory, name)
         if not (directory / name).is_file():
             raise ModelLoadError(f"{directory}: {name} is missing")
     schema = Schema.load(directory / meta["schema"])
-    preprocessor = Preprocessor.from_state(joblib.load(directory / meta["preprocess"]))
+    preprocessor = Preprocessor.from_state(json.loads((directory / meta["preprocess"]).read_text()))
     if meta["weights"] == TORCH_FILE:
         payload = torch.load(directory / meta["weights"], map_location="cpu", weights_only=True)
         if "config" in payload:  # format 1: the MLP was the only torch family
@@ -380,6 +415,23 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         estimator.eval()
         meta.setdefault("kind", TORCH)
     else:
-        estimator = joblib.load(directory / meta["weights"])
+        estimator = _load_sklearn(directory, meta)
         meta.setdefault("kind", SKLEARN)
     return TrainedModel(str(meta.get("family")), schema, preprocessor, list(meta.get("classes") or []), estimator, meta)
+
+
+def _load_sklearn(directory: Path, meta: dict[str, Any]) -> Any:
+    """The skops file, trusting only skops' defaults, ours and the family's listed types."""
+    import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    from ml.families import ModelPluginError, resolve
+
+    try:
+        family = resolve(meta["factory"])
+    except (KeyError, ModelPluginError) as err:
+        raise ModelLoadError(f"{directory}: cannot tell which types to trust ({err})") from None
+    try:
+        return sio.loads((directory / meta["weights"]).read_bytes(), trusted=trusted_types(family))
+    except UntrustedTypesFoundException as err:
+        raise ModelLoadError(f"{directory / meta['weights']}: refused, it holds untrusted types ({err})") from None

@@ -37,7 +37,8 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 
-from ml.model import ModelLoadError, TrainedModel
+from ml.lineage import ENV_MODEL_DIGEST, ModelIntegrityError, verify_model_dir
+from ml.model import MODEL_META, ModelLoadError, TrainedModel
 from ml.model import load_model as _load_model
 from ml.payload import PayloadError, format_predictions, media_type, parse_columns, response_type
 
@@ -77,7 +78,9 @@ class Predictions:
 
 
 def load_model(model_dir: str | Path) -> TrainedModel:
-    """The model in a model directory (what ml.train writes), ready to predict on CPU."""
+    """The model in a model directory (what ml.train writes), ready to predict on CPU, once its
+    files match the digests registration recorded (ml.lineage.verify_model_dir)."""
+    verify_model_dir(model_dir, os.environ.get(ENV_MODEL_DIGEST) or None, needed=(MODEL_META,))
     model = _load_model(model_dir)
     baseline = Path(model_dir) / "baseline.json"
     if baseline.is_file():
@@ -410,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             args.max_concurrency,
             args.max_explain_rows,
         )
-    except (ModelLoadError, FileNotFoundError) as err:
+    except (ModelLoadError, ModelIntegrityError, FileNotFoundError) as err:
         print(f"error: cannot load the model: {err}", file=sys.stderr)
         return 2
     except OSError as err:

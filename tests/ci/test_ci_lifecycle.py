@@ -136,9 +136,15 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
 
     # -- approve, promote dev -> staging -> prod, deploy each -------------------------------------
     assert mlops("approve", arn, "--by", "alice", "--reason", "passes the gate; reviewed the card").code == 0
+    own = {}  # each environment's own package: promotion copies the model into its write-once prefix
     for env in ("dev", "staging", "prod"):
         promoted = mlops("promote", arn, "--to", env, "--json")
         assert promoted.code == 0, promoted
+        own[env] = promoted.json["package"]["arn"]
+        assert own[env].startswith(f"arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-{env}/")
+        assert env == "dev" or promoted.json["package"]["modelDataUrl"].startswith(
+            f"s3://mlops-{env}-artifacts-123456789012/promoted/churn/"
+        )
         deployed = mlops("local", "up", "--stack", env, "--json")
         assert deployed.code == 0, deployed
         serverless = env == "dev"  # dev serves serverless: its endpoint carries the mode (ENDPOINT-MODE-SWITCH)
@@ -221,7 +227,7 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert notes[0]["Subject"].startswith("Drift on mlops-prod-churn")
     assert (
         body["endpoint"] == "mlops-prod-churn"
-        and body["package"] == arn
+        and body["package"] == own["prod"]
         and body["score"] == pytest.approx(result["score"])
     )
 
@@ -234,4 +240,4 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     if retrain["gate"]["passed"]:
         assert retrain["registered"]["package"]["status"] == "PendingManualApproval"
     # the deployed package is untouched: a retrained model goes through approval and promotion again
-    assert json.loads((stacks / "Pulumi.prod.yaml").read_text().split("churn: ")[1].split("\n")[0]) == arn
+    assert json.loads((stacks / "Pulumi.prod.yaml").read_text().split("churn: ")[1].split("\n")[0]) == own["prod"]

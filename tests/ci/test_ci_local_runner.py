@@ -41,7 +41,7 @@ def test_local_training_is_served_by_ml_serve_and_reproduces(emulator, stacks, m
     archive = s3.get_object(Bucket="mlops-local-artifacts-123456789012", Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         names = set(tar.getnames())
-    assert {"model.pt", "preprocess.joblib", "schema.json", "baseline.json", "metrics.json", "lineage.json"} <= names
+    assert {"model.pt", "preprocess.json", "schema.json", "baseline.json", "metrics.json", "lineage.json"} <= names
     assert all("/" not in n for n in names)  # the model dir's contents at the archive root, as SageMaker tars it
     ckpt_prefix = run["checkpointS3Uri"][len("s3://mlops-local-artifacts-123456789012/") :]
     assert s3.list_objects_v2(Bucket="mlops-local-artifacts-123456789012", Prefix=ckpt_prefix).get("KeyCount", 0) > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from ci_integrity_kit import store_model
 from ci_testkit import snapshot
 
 from ci import registry
@@ -18,18 +19,19 @@ def make_package(boto, group="churn-dev", job="mlops-dev-churn-1", gate="passed"
         sm.create_model_package_group(ModelPackageGroupName=group)
     except sm.exceptions.ClientError:
         pass
+    model_data_url, digests = store_model(boto, job)
     package, created = registry.register(
         sm,
         registry.Registration(
             group=group,
             training_job=job,
-            model_data_url=f"s3://b/{job}/output/model.tar.gz",
+            model_data_url=model_data_url,
             image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev:abc",
             content_types=["text/csv"],
             response_types=["application/json"],
             realtime_instance_types=["ml.m5.large"],
             evaluation_report_uri=f"s3://b/evaluations/{job}/evaluation.json",
-            metadata={registry.K_MODEL: model, registry.K_GATE: gate, registry.K_STACK: "dev"},
+            metadata={registry.K_MODEL: model, registry.K_GATE: gate, registry.K_STACK: "dev", **digests},
             description="test",
             tags={"owner": "test"},
         ),
@@ -131,17 +133,21 @@ def test_refused_promotions_change_nothing(case, boto, stacks, mlops):
 
 def test_prod_requires_staging_first_then_promotes_across_environments(boto, stacks, mlops):
     arn = make_package(boto, status="Approved")
-    before = snapshot(stacks)
+    for env in ("dev", "staging", "prod"):  # promotion copies into the target's bucket and registry: they exist
+        assert mlops("local", "up", "--stack", env).code == 0
+    before, registered = snapshot(stacks), registry_state(boto)
     refused = promote(mlops, arn, "prod")
     assert refused.code == 4 and "the staging endpoint for churn does not serve it" in refused.err
-    assert snapshot(stacks) == before
+    assert snapshot(stacks) == before and registry_state(boto) == registered
 
     for env in ("dev", "staging", "prod"):
         result = promote(mlops, arn, env)
         assert result.code == 0, result
         assert result.json["changed"] is True
+        own = result.json["package"]["arn"]  # the target's own package (dev's is the original)
+        assert (own == arn) if env == "dev" else (f"/churn-{env}/" in own)
         config = yaml.safe_load((stacks / f"Pulumi.{env}.yaml").read_text())["config"]
-        assert config["mlops:approvedPackages"]["churn"] == arn
+        assert config["mlops:approvedPackages"]["churn"] == own
         # "live in" is read from the endpoint (ci/verify.py): roll it out before the next environment
         assert mlops("local", "up", "--stack", env).code == 0
     # the other environments' files were not touched by the prod promotion

@@ -106,6 +106,9 @@ def test_live_in_is_read_from_the_endpoint_not_the_stack_file(deployed, mlops, b
     assert mlops("promote", second, "--to", "dev", "--outputs-from", "preview").code == 0  # declared, not rolled out
     refused = mlops("promote", second, "--to", "staging", "--outputs-from", "preview")
     assert refused.code == 4 and "the dev endpoint for churn does not serve it" in refused.err
+    not_up = mlops("promote", deployed, "--to", "staging", "--outputs-from", "preview")
+    assert not_up.code == 4 and "bring the stack up first" in not_up.err  # the copy needs staging's bucket
+    assert mlops("local", "up", "--stack", "staging").code == 0
     assert mlops("promote", deployed, "--to", "staging", "--outputs-from", "preview").code == 0  # dev runs A
 
 

@@ -135,4 +135,4 @@ def test_the_ml_folder_works_under_another_name(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert (base / "model" / "model.joblib").is_file()
+    assert (base / "model" / "model.skops").is_file()

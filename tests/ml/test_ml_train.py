@@ -17,7 +17,7 @@ from ml.train import main
 CONTRACT_FILES = [
     "model.json",
     "model.pt",
-    "preprocess.joblib",
+    "preprocess.json",
     "schema.json",
     "baseline.json",
     "metrics.json",
@@ -126,8 +126,8 @@ def test_evaluate_reproduces_the_training_metrics(mlp_model_dir):
     assert again == pytest.approx(recorded)
 
 
-def test_gbdt_writes_a_joblib_model_and_curves(gbdt_model_dir):
-    assert (gbdt_model_dir / "model.joblib").is_file() and not (gbdt_model_dir / "model.pt").exists()
+def test_gbdt_writes_a_skops_model_and_curves(gbdt_model_dir):
+    assert (gbdt_model_dir / "model.skops").is_file() and not (gbdt_model_dir / "model.pt").exists()
     curves = json.loads((gbdt_model_dir / "curves.json").read_text())
     assert curves["family"] == "gbdt" and len(curves["val_loss"]) > 1
 

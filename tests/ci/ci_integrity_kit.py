@@ -1,0 +1,43 @@
+"""A registered model as `mlops register` stores it: archive, lineage record with every file's
+SHA-256, and the digests in the package's metadata; without training anything."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ci_registration_kit import model_archive
+
+from ci import integrity, registry
+
+UPSTREAM_BUCKET = "mlops-test-upstream"
+FILES = {
+    "schema.json": b'{"features": [], "label": "label"}',
+    "baseline.json": b'{"features": {}}',
+    "lineage.json": b'{"model_files": {}}',
+}
+
+
+def store_model(boto, job: str, files: dict[str, bytes] | None = None) -> tuple[str, dict[str, str]]:
+    """(model data URL, the metadata registration records for it) of a model stored in S3."""
+    s3 = boto("s3")
+    try:
+        s3.create_bucket(Bucket=UPSTREAM_BUCKET)
+    except s3.exceptions.ClientError:
+        pass
+    files = files or FILES
+    archive = model_archive(files)
+    digests = integrity.ModelDigests(
+        hashlib.sha256(archive).hexdigest(), {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
+    )
+    record = json.dumps({"trainingJob": job, "model": digests.to_record()}).encode()
+    s3.put_object(Bucket=UPSTREAM_BUCKET, Key=f"{job}/output/model.tar.gz", Body=archive)
+    s3.put_object(Bucket=UPSTREAM_BUCKET, Key=f"{job}/lineage.json", Body=record)
+    s3.put_object(Bucket=UPSTREAM_BUCKET, Key=f"{job}/baseline.json", Body=files.get("baseline.json", b"{}"))
+    metadata = {
+        registry.K_LINEAGE: f"s3://{UPSTREAM_BUCKET}/{job}/lineage.json",
+        registry.K_LINEAGE_SHA: hashlib.sha256(record).hexdigest(),
+        registry.K_BASELINE: f"s3://{UPSTREAM_BUCKET}/{job}/baseline.json",
+        **integrity.metadata(digests),
+    }
+    return f"s3://{UPSTREAM_BUCKET}/{job}/output/model.tar.gz", metadata
