@@ -166,10 +166,8 @@ def _from_rows(rows: list[Any], columns: list[str] | None, schema: Schema | None
             if not all(isinstance(r, list) for r in rows):
                 odd = [i for i, r in enumerate(rows) if not isinstance(r, (list, dict))]
                 if odd:
-                    raise PayloadError(
-                        400,
-                        f"{where}[{odd[0]}]: expected a record (object) or a row (list), got {type(rows[odd[0]]).__name__}",
-                    )
+                    got = type(rows[odd[0]]).__name__
+                    raise PayloadError(400, f"{where}[{odd[0]}]: expected a record (object) or a row (list), got {got}")
                 first = next(i for i, r in enumerate(rows) if isinstance(r, dict))  # records and rows mixed
                 raise PayloadError(400, f"{where}[{first}]: a record among rows; send all records or all rows (lists)")
             if schema is None:
