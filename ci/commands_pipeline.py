@@ -169,6 +169,7 @@ def run_train(args, progress):
         poll_seconds=args.poll_seconds,
         training_image=args.training_image,
         dry_run=args.dry_run,
+        instance_count=args.instance_count,
     )
     run = train(ctx, req)
     if args.dry_run:
@@ -479,6 +480,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--instance-type",
         help="GPU type; must be in the stack's allowedInstanceTypes (default: its defaultInstanceType)",
+    )
+    p.add_argument(
+        "--instance-count",
+        type=int,
+        default=1,
+        help="hosts for one job (default 1); torchrun spans them, one worker per GPU, in SM_HOSTS order",
     )
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="hyperparameter for ml/train.py (repeatable)")
     p.add_argument("--seed", type=int, default=42, help="random seed, recorded in lineage (default 42)")
