@@ -214,13 +214,23 @@ def _common_prefix(uris: list[str]) -> str:
 
 @command
 def run_image(args, progress):
-    from ci.image import build_and_push
+    from ci.image import build_and_push, serving_variant
 
     ctx = _context(args, progress)
     result = build_and_push(
-        ctx.session, ctx.outputs, tag=args.tag, push=not args.no_push, docker=args.docker, progress=progress
+        ctx.session,
+        ctx.outputs,
+        tag=args.tag,
+        push=not args.no_push,
+        docker=args.docker,
+        progress=progress,
+        variant=serving_variant(ctx.config),
     )
-    return result, f"{result['image']} {result['digest'] or '(built, not pushed)'}"
+    training = result["training"]
+    return result, (
+        f"serving  {result['image']} ({result['variant']}) {result['digest'] or '(built, not pushed)'}\n"
+        f"training {training['image']} (cuda) {training['digest'] or '(built, not pushed)'}"
+    )
 
 
 @command

@@ -136,11 +136,12 @@ def choose_instance_type(outputs: StackOutputs, requested: str | None) -> str:
 
 
 def project_image(outputs: StackOutputs, commit: str | None = None) -> str:
-    """The project's own image (container/, pinned from requirements.lock; the one serving runs),
-    in the stack's ECR repository under the commit tag `mlops image` pushes."""
-    from ci.image import image_tag
+    """The project's own training image (container/, pinned from requirements.lock, the lock
+    serving runs; a CUDA torch build, training types being GPU types), in the stack's ECR
+    repository under the `<commit>-cuda` tag `mlops image` pushes beside the serving tag."""
+    from ci.image import image_tag, training_tag
 
-    return f"{outputs.ecrRepositoryUrl}:{image_tag(commit)}"
+    return f"{outputs.ecrRepositoryUrl}:{training_tag(image_tag(commit))}"
 
 
 def unpushed_image_message(outputs: StackOutputs, image: str) -> str:
