@@ -1,4 +1,4 @@
-"""The lifecycle subcommands of `mlops`: train, image, evaluate, register, approve, reject, promote,
+"""The lifecycle subcommands of `mlops`: train, tune, image, evaluate, register, approve, reject, promote,
 verify, rollback, packages, monitor, reproduce, local, demo.
 
 Each handler parses flags into a call of `ci.pipeline` (or a sibling module), prints progress

@@ -650,7 +650,10 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
     family = families.resolve(hp.model)
     use_cuda = family.kind == families.TORCH and env.num_gpus > 0 and torch.cuda.is_available()
     configure_determinism(hp, use_cuda)
-    runtime = distributed.start(os.environ, use_cuda, hp.dist_timeout_seconds)
+    # A scikit-learn family trains in one process: under torchrun (SageMaker's driver starts one
+    # per GPU) rank 0 trains alone and joins no process group, whose other ranks have left.
+    environ = os.environ if family.kind == families.TORCH else {}
+    runtime = distributed.start(environ, use_cuda, hp.dist_timeout_seconds)
     try:
         log(
             runtime,

@@ -149,3 +149,20 @@ def test_sigterm_writes_a_final_checkpoint_and_a_restart_resumes_there(tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming from checkpoint at step 13" in resumed.stdout
     assert json.loads((base / "model" / "lineage.json").read_text())["training"]["resumed_from_step"] == 13
+
+
+def test_a_scikit_learn_family_under_torchrun_trains_on_rank_0_alone(tmp_path, monkeypatch):
+    """SageMaker's torchrun driver starts one process per GPU whatever the family: gbdt's rank 0
+    must train without waiting for a process group whose other ranks have nothing to do."""
+    from ml.train import main
+
+    hp = {**FAST, "model": "gbdt", "gbdt_max_iter": "20"}
+    base = make_base_dir(tmp_path / "r0", make_synthetic(400, seed=1), make_synthetic(100, seed=2), hp, schema=CHURN)
+    other = make_base_dir(tmp_path / "r1", make_synthetic(400, seed=1), None, hp, schema=CHURN)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["--base-dir", str(other)]) == 0 and not (other / "model" / "metrics.json").exists()
+    monkeypatch.setenv("RANK", "0")
+    assert main(["--base-dir", str(base)]) == 0
+    assert json.loads((base / "model" / "lineage.json").read_text())["training"]["world_size"] == 1
