@@ -113,3 +113,20 @@ def test_a_local_search_beats_or_matches_the_defaults_and_its_best_job_registers
     if evaluated.code == 0:
         registered = mlops("register", "--stack", "dev", "--job", best, "--json")
         assert registered.code == 0, registered
+
+
+@pytest.mark.moto_server
+def test_a_sagemaker_tuning_job_is_created_through_the_sdk(emulator, stacks, mlops, boto):
+    from ci_testkit import FAST_HP, push_project_image
+
+    assert mlops("local", "up", "--stack", "dev").code == 0
+    digest = push_project_image(boto)
+    tuned = mlops("tune", "--stack", "dev", "--synthetic", "300", "--max-jobs", "3", *FAST_HP, "--json")
+    assert tuned.code == 0, tuned
+    name = tuned.json["tuning"]["tuningJob"]
+    described = boto("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    definition = described["TrainingJobDefinition"]
+    assert definition["AlgorithmSpecification"]["TrainingImage"].endswith(f"@{digest}")
+    assert described["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 3
+    record = boto("s3").get_object(Bucket="mlops-dev-artifacts-123456789012", Key=f"tuning/{name}/tuning.json")
+    assert b'"mode": "sagemaker"' in record["Body"].read()
