@@ -1,11 +1,12 @@
 """Serving: requests per second and p50/p99 latency of `python -m ml.serve`, single rows and
 batches of 1,000, against the model's in-process predict() on the same rows (the floor: no
-HTTP, no parsing).
+HTTP, no parsing), and side by side with the same InferenceService behind uvicorn + starlette
+(`--asgi-workers N` worker processes, default: one per core; 0 skips it).
 
-    .venv/bin/python bench/bench_serve.py [--family mlp|gbdt] [--single 2000] [--batches 60]
+    .venv/bin/python bench/bench_serve.py [--family mlp|gbdt] [--single 2000] [--batches 60] [--asgi-workers N]
 
-The server runs as its own process (as in the container); clients are threads in this process
-with keep-alive connections. Client and server share this machine's cores.
+Each server runs as its own process (as in the container), on 127.0.0.1 only; clients are
+threads in this process with keep-alive connections. Client and server share this machine's cores.
 """
 
 from __future__ import annotations
@@ -66,6 +67,69 @@ def start_server(model_dir: Path, threads: int) -> tuple[subprocess.Popen, int]:
     return proc, int(match.group(1))
 
 
+def asgi_app():
+    """The same InferenceService as ml.serve, behind starlette (uvicorn --factory; MLOPS_MODEL_DIR)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from ml.serve import InferenceService, load_model
+
+    service = InferenceService(load_model(os.environ["MLOPS_MODEL_DIR"]))
+
+    async def ping(_request: Request) -> Response:
+        return Response(b'{"status": "ok"}', media_type="application/json")
+
+    async def invocations(request: Request) -> Response:
+        body = await request.body()
+        status, payload, kind = service.invoke(
+            body, request.headers.get("content-type"), request.headers.get("accept"), {}
+        )
+        return Response(payload, status_code=status, media_type=kind)
+
+    return Starlette(routes=[Route("/ping", ping), Route("/invocations", invocations, methods=["POST"])])
+
+
+def start_asgi_server(model_dir: Path, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "bench_serve:asgi_app",
+            "--app-dir",
+            str(REPO / "bench"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads), "MLOPS_MODEL_DIR": str(model_dir)},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/ping")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("uvicorn did not start")
+
+
 def run_clients(port: int, body: bytes, content_type: str, requests: int, clients: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     lock = threading.Lock()
@@ -117,6 +181,9 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=2000, help="single-row requests per scenario")
     parser.add_argument("--batches", type=int, default=60, help="1,000-row requests per scenario")
     parser.add_argument("--server-threads", type=int, default=1, help="OMP_NUM_THREADS of the server process")
+    parser.add_argument(
+        "--asgi-workers", type=int, default=os.cpu_count() or 1, help="uvicorn worker processes (0: skip uvicorn)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -146,22 +213,31 @@ def main() -> int:
             seconds, lat = in_process(model, frame, calls)
             results.append((label, calls, len(next(iter(frame.values()))), seconds, lat))
 
-        proc, port = start_server(model_dir, args.server_threads)
-        try:
-            run_clients(port, one, "application/json", 50, 1)  # warm-up
-            scenarios = [
-                ("HTTP JSON, 1 row, 1 client", one, "application/json", args.single, 1, 1),
-                ("HTTP JSON, 1 row, 4 clients", one, "application/json", args.single, 4, 1),
-                ("HTTP JSON, 1,000 rows, 1 client", batch_json, "application/json", args.batches, 1, 1000),
-                ("HTTP CSV, 1,000 rows, 1 client", batch_csv, "text/csv", args.batches, 1, 1000),
-                ("HTTP JSON, 1,000 rows, 2 clients", batch_json, "application/json", args.batches, 2, 1000),
-            ]
-            for label, body, kind, requests, clients, n_rows in scenarios:
-                seconds, lat = run_clients(port, body, kind, requests, clients)
-                results.append((label, len(lat), n_rows, seconds, lat))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+        scenarios = [
+            ("JSON, 1 row, 1 client", one, "application/json", args.single, 1, 1),
+            ("JSON, 1 row, 4 clients", one, "application/json", args.single, 4, 1),
+            ("JSON, 1,000 rows, 1 client", batch_json, "application/json", args.batches, 1, 1000),
+            ("CSV, 1,000 rows, 1 client", batch_csv, "text/csv", args.batches, 1, 1000),
+            ("JSON, 1,000 rows, 2 clients", batch_json, "application/json", args.batches, 2, 1000),
+        ]
+        servers = [("HTTP", lambda: start_server(model_dir, args.server_threads))]
+        if args.asgi_workers:
+            servers.append(
+                (
+                    f"uvicorn x{args.asgi_workers}",
+                    lambda: start_asgi_server(model_dir, args.asgi_workers, args.server_threads),
+                )
+            )
+        for name, start in servers:
+            proc, port = start()
+            try:
+                run_clients(port, one, "application/json", 50, 1)  # warm-up
+                for label, body, kind, requests, clients, n_rows in scenarios:
+                    seconds, lat = run_clients(port, body, kind, requests, clients)
+                    results.append((f"{name} {label}", len(lat), n_rows, seconds, lat))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=20)
 
     print()
     print(

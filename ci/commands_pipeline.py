@@ -1,4 +1,4 @@
-"""The lifecycle subcommands of `mlops`: train, image, evaluate, register, approve, reject, promote,
+"""The lifecycle subcommands of `mlops`: train, tune, image, evaluate, register, approve, reject, promote,
 verify, rollback, packages, monitor, reproduce, local, demo.
 
 Each handler parses flags into a call of `ci.pipeline` (or a sibling module), prints progress
@@ -169,6 +169,7 @@ def run_train(args, progress):
         poll_seconds=args.poll_seconds,
         training_image=args.training_image,
         dry_run=args.dry_run,
+        instance_count=args.instance_count,
     )
     run = train(ctx, req)
     if args.dry_run:
@@ -211,15 +212,99 @@ def _common_prefix(uris: list[str]) -> str:
     return ", ".join(prefixes) or "(none)"
 
 
+# --- tune (ci/tune.py) ---------------------------------------------------------------------
+@command
+def run_tune(args, progress):
+    from ci.pipeline import TrainRequest
+    from ci.tune import tune
+
+    ctx = _context(args, progress)
+    req = TrainRequest(
+        model=args.model,
+        data_dir=args.data,
+        data_uri=args.data_uri,
+        synthetic_rows=args.synthetic,
+        latest_data=args.latest_data,
+        instance_type=args.instance_type,
+        hyperparameters=_key_values(args.hp),
+        seed=args.seed,
+        local=args.local,
+        training_image=args.training_image,
+        dry_run=args.dry_run,
+        instance_count=args.instance_count,
+    )
+    result = tune(ctx, req, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs)
+    if args.dry_run:
+        import json
+
+        if result["problems"]:
+            raise UsageError(
+                "dry run: AWS would refuse this CreateHyperParameterTuningJob request: "
+                + "; ".join(result["problems"]),
+                details=result,
+            )
+        text = "dry run: nothing was sent to AWS.\nCreateHyperParameterTuningJob request (as boto3 takes it):\n"
+        return result, text + json.dumps(result["request"], indent=2, sort_keys=True, default=str)
+    search = result["tuning"]
+    if "run" not in result:
+        return result, f"tuning job {search['tuningJob']} created; follow it in SageMaker's console or describe it"
+    return result, (
+        f"tuning {search['tuningJob']}: {len(search['trials'])} trials, {search['objective']['metric']} "
+        f"(defaults {search['defaultsObjective']}, best {search['bestObjective']})\n"
+        f"best training job {search['bestJob']}\nnext: mlops evaluate --stack {ctx.stack} --job {search['bestJob']}"
+    )
+
+
+def _register_tune(sub: argparse._SubParsersAction) -> None:
+    p = _add(
+        sub,
+        "tune",
+        "search hyperparameters: SageMaker automatic model tuning (or a few local trials)",
+        "Plans like `mlops train` (the stack's image by digest, spot, checkpoints, KMS, VPC, the same metric "
+        "definitions) and starts a SageMaker hyperparameter tuning job through the sagemaker SDK's "
+        "HyperparameterTuner: Bayesian search, early stopping, the stack's gate metric as objective, every "
+        "allowed GPU type as an instance config. --dry-run prints the exact CreateHyperParameterTuningJob "
+        "request and sends nothing; --local runs --max-jobs trials of the local runner, the first with the "
+        "defaults, and records the search on the best run, which `mlops evaluate` and `register` take.",
+        run_tune,
+    )
+    _common(p)
+    p.add_argument("--model", help="model name (default: the stack's only model)")
+    data = p.add_argument_group("data (exactly one)")
+    data.add_argument("--data", type=Path, help="local folder with train/ validation/ test/")
+    data.add_argument("--data-uri", help="an S3 prefix holding train/ validation/ test/")
+    data.add_argument("--synthetic", type=int, metavar="ROWS", help="generate ROWS synthetic rows")
+    data.add_argument("--latest-data", action="store_true", help="the newest data set version uploaded for the model")
+    p.add_argument("--instance-type", help="the first GPU type tried (default: the stack's defaultInstanceType)")
+    p.add_argument("--instance-count", type=int, default=1, help="hosts per trial (default 1)")
+    p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="fixed hyperparameter (repeatable)")
+    p.add_argument("--seed", type=int, default=42, help="seed of training and of the search (default 42)")
+    p.add_argument("--max-jobs", type=int, default=10, help="trials in all (default 10; local: keep it small)")
+    p.add_argument("--max-parallel-jobs", type=int, default=2, help="trials at once on SageMaker (default 2)")
+    p.add_argument("--local", action="store_true", help="run the trials here with the local runner")
+    p.add_argument("--dry-run", action="store_true", help="print the CreateHyperParameterTuningJob request only")
+    p.add_argument("--image", "--training-image", dest="training_image", help="train in this image instead")
+
+
 @command
 def run_image(args, progress):
-    from ci.image import build_and_push
+    from ci.image import build_and_push, serving_variant
 
     ctx = _context(args, progress)
     result = build_and_push(
-        ctx.session, ctx.outputs, tag=args.tag, push=not args.no_push, docker=args.docker, progress=progress
+        ctx.session,
+        ctx.outputs,
+        tag=args.tag,
+        push=not args.no_push,
+        docker=args.docker,
+        progress=progress,
+        variant=serving_variant(ctx.config),
     )
-    return result, f"{result['image']} {result['digest'] or '(built, not pushed)'}"
+    training = result["training"]
+    return result, (
+        f"serving  {result['image']} ({result['variant']}) {result['digest'] or '(built, not pushed)'}\n"
+        f"training {training['image']} (cuda) {training['digest'] or '(built, not pushed)'}"
+    )
 
 
 @command
@@ -480,6 +565,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--instance-type",
         help="GPU type; must be in the stack's allowedInstanceTypes (default: its defaultInstanceType)",
     )
+    p.add_argument(
+        "--instance-count",
+        type=int,
+        default=1,
+        help="hosts for one job (default 1); torchrun spans them, one worker per GPU, in SM_HOSTS order",
+    )
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="hyperparameter for ml/train.py (repeatable)")
     p.add_argument("--seed", type=int, default=42, help="random seed, recorded in lineage (default 42)")
     p.add_argument(
@@ -502,6 +593,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train in this image instead of the project's own (<ecrRepositoryUrl>:<commit>, pushed by "
         "`mlops image`), e.g. an AWS Deep Learning Container; pinned by digest when ECR knows it",
     )
+
+    _register_tune(sub)
 
     p = _add(
         sub,

@@ -115,6 +115,7 @@ class TrainRequest:
     training_image: str | None = None  # default: the project's image (training.project_image)
     manifest: datasets.Manifest | None = None  # reproduce passes the exact recorded data
     dry_run: bool = False  # build and check the CreateTrainingJob request; contact no AWS service
+    instance_count: int = 1  # hosts (SM_HOSTS); torchrun spans them
 
 
 def resolve_data_choice(req: TrainRequest) -> None:
@@ -185,6 +186,7 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
         tags=ctx.tags(),
         git=git,
         image_source="override" if req.training_image else "project",
+        instance_count=req.instance_count,
     )
     if req.local:
         return training.train_local(ctx.session, plan, manifest, git, req.seed, ctx.progress)
@@ -215,6 +217,7 @@ def dry_run_train(
         tags=ctx.tags(),
         git=lineage.git_state(),
         image_source="override" if req.training_image else "project",
+        instance_count=req.instance_count,
     )
     if not digest and not req.training_image:
         ctx.progress.info(f"dry run: {image} is named by tag here; the launch pins its digest, or refuses if unpushed")

@@ -65,6 +65,7 @@ METRIC_NAMES = (
     "final_mape",
     "final_mse",
 )
+ENTRY_SCRIPT = "ml/train.py"  # inside the code channel: ml/ alone (see _staged_code)
 NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _METRIC_LINE = re.compile(r"metric:\s*(.*)$")
 _PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_:.-]*)=" + NUMBER)
@@ -110,6 +111,7 @@ class JobPlan:
     artifact_bucket: str = ""
     region: str = ""
     image_source: str = "project"  # "project" (container/ + requirements.lock) or "override" (--image)
+    instance_count: int = 1  # hosts; SageMaker numbers them algo-1..N in SM_HOSTS, torchrun spans them
 
     @property
     def pinned_image(self) -> str:
@@ -134,11 +136,12 @@ def choose_instance_type(outputs: StackOutputs, requested: str | None) -> str:
 
 
 def project_image(outputs: StackOutputs, commit: str | None = None) -> str:
-    """The project's own image (container/, pinned from requirements.lock; the one serving runs),
-    in the stack's ECR repository under the commit tag `mlops image` pushes."""
-    from ci.image import image_tag
+    """The project's own training image (container/, pinned from requirements.lock, the lock
+    serving runs; a CUDA torch build, training types being GPU types), in the stack's ECR
+    repository under the `<commit>-cuda` tag `mlops image` pushes beside the serving tag."""
+    from ci.image import image_tag, training_tag
 
-    return f"{outputs.ecrRepositoryUrl}:{image_tag(commit)}"
+    return f"{outputs.ecrRepositoryUrl}:{training_tag(image_tag(commit))}"
 
 
 def unpushed_image_message(outputs: StackOutputs, image: str) -> str:
@@ -193,7 +196,10 @@ def plan_job(
     tags: dict[str, str],
     git: dict[str, Any],
     image_source: str = "project",
+    instance_count: int = 1,
 ) -> JobPlan:
+    if int(instance_count) < 1:  # the account's quota bounds it from above; AWS says how many when refusing
+        raise UsageError(f"--instance-count {instance_count}: a training job needs at least one host")
     if model not in outputs.modelPackageGroups:
         raise UsageError(
             f"model {model!r} is not in stack {outputs.stackName}; models: {', '.join(outputs.modelPackageGroups)}"
@@ -239,6 +245,7 @@ def plan_job(
         artifact_bucket=outputs.artifactBucket,
         region=outputs.region,
         image_source=image_source,
+        instance_count=int(instance_count),
     )
 
 
@@ -337,7 +344,7 @@ def compute_config(plan: JobPlan):
 
     return Compute(
         instance_type=plan.instance_type,
-        instance_count=1,
+        instance_count=plan.instance_count,
         volume_size_in_gb=50,
         volume_kms_key_id=plan.kms_key_arn if accepts_volume_kms_key(plan.instance_type) else None,
         enable_managed_spot_training=plan.use_spot,
@@ -356,6 +363,7 @@ def build_trainer(sdk_session, plan: JobPlan, source_dir: Path):
         StoppingCondition,
         Tag,
     )
+    from sagemaker.train.distributed import Torchrun
 
     networking = Networking(enable_network_isolation=True)
     if plan.subnets:
@@ -377,7 +385,10 @@ def build_trainer(sdk_session, plan: JobPlan, source_dir: Path):
         role=plan.role_arn,
         base_job_name=plan.base_job_name,
         training_image=plan.pinned_image,
-        source_code=SourceCode(source_dir=str(source_dir), command="python -m ml.train"),
+        # SageMaker's torchrun driver starts ml/train.py once per GPU on every host (one process on
+        # a CPU type), with RANK/WORLD_SIZE/MASTER_ADDR from SM_HOSTS: the SDK's launcher, not ours.
+        source_code=SourceCode(source_dir=str(source_dir), entry_script=ENTRY_SCRIPT),
+        distributed=Torchrun(),
         compute=compute_config(plan),
         networking=networking,
         stopping_condition=stopping,

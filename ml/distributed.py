@@ -1,8 +1,11 @@
 """Several GPUs and hosts through torch.distributed (DDP), the same code on one CPU.
 
-`python ml/train.py` on a host with N GPUs starts N worker processes itself (no torchrun
-needed), one per GPU, ranks numbered host by host in SageMaker's host order, rendezvous at the
-first host. Under torchrun (RANK/WORLD_SIZE already set) it runs as the worker it is told to be.
+On SageMaker the job is launched with the sagemaker SDK's `Torchrun` distributed configuration
+(ci/training.py): SageMaker's torchrun driver starts one worker per GPU on every host and
+`ml/train.py` runs as the worker it is told to be (RANK/WORLD_SIZE set). Run directly with
+N > 1 processes to start (`python ml/train.py` on a host with N GPUs, or the local runner), it
+hands itself to torchrun (`python -m torch.distributed.run`) the same way: ranks numbered host
+by host in SageMaker's host order (SM_HOSTS), rendezvous at the first host.
 On CPU the backend is gloo, so two processes on this machine exercise the same code path
 (`MLOPS_PROCS_PER_HOST=2`).
 """
@@ -13,9 +16,10 @@ import os
 import signal
 import socket
 import subprocess
-import time
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -63,49 +67,65 @@ def is_worker(environ: Mapping[str, str]) -> bool:
     return "RANK" in environ and "WORLD_SIZE" in environ
 
 
+def torchrun_command(p: Plan, command: Sequence[str]) -> list[str]:
+    """`python -m torch.distributed.run` (torchrun) starting this host's workers for `command`
+    (an executable and its arguments; `--no-python` runs it as given). torchrun sets RANK,
+    LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT, stops the other
+    workers when one fails, and passes SIGTERM on to them (SageMaker stopping the job)."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={p.n_hosts}",
+        f"--nproc-per-node={p.procs_per_host}",
+        f"--node-rank={p.node_rank}",
+        f"--master-addr={p.master_addr}",
+        f"--master-port={p.master_port}",
+        "--max-restarts=0",
+        "--no-python",
+        *command,
+    ]
+
+
 def launch(p: Plan, command: Sequence[str]) -> int:
-    """Start this host's workers, wait for all; if one fails, stop the others. Returns the first
-    non-zero exit code (or 0). SIGTERM (SageMaker stopping the job) is passed on to the workers."""
-    procs: list[subprocess.Popen] = []
-    for local_rank in range(p.procs_per_host):
-        env = dict(os.environ)
-        env.update(
-            RANK=str(p.node_rank * p.procs_per_host + local_rank),
-            LOCAL_RANK=str(local_rank),
-            WORLD_SIZE=str(p.world_size),
-            LOCAL_WORLD_SIZE=str(p.procs_per_host),
-            MASTER_ADDR=p.master_addr,
-            MASTER_PORT=str(p.master_port),
-        )
-        procs.append(subprocess.Popen(list(command), env=env))
+    """Start this host's workers through torchrun and wait; non-zero when any worker failed.
+    SIGTERM to this process is passed on to torchrun, which passes it on to the workers."""
+    proc = subprocess.Popen(torchrun_command(p, command))
 
     def forward(signum, _frame):
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
+        if proc.poll() is None:
+            proc.send_signal(signum)
 
     previous = signal.signal(signal.SIGTERM, forward)
     try:
-        code = 0
-        while True:
-            states = [proc.poll() for proc in procs]  # poll every one: returncode is set by poll()
-            failed = [state for state in states if state not in (None, 0)]
-            if failed:
-                code = failed[0]
-                for proc in procs:
-                    if proc.poll() is None:
-                        proc.terminate()
-                break
-            if all(state == 0 for state in states):
-                break
-            time.sleep(0.05)
-        for proc in procs:
-            proc.wait()
-            if proc.returncode != 0 and code == 0:
-                code = proc.returncode
-        return code
+        return proc.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class GpuCountError(RuntimeError):
+    """SageMaker says the instance has more GPUs than torch can use."""
+
+
+def check_gpus(sm_num_gpus: int, visible: int, cuda_build: bool) -> None:
+    """SM_NUM_GPUS (what the instance has) against torch.cuda.device_count() (what torch sees):
+    fewer seen means a CPU build of torch in a GPU image, or devices hidden from the container."""
+    if sm_num_gpus > visible:
+        why = (
+            "this torch is a CPU build (torch.version.cuda is None): build the image for a GPU type "
+            "(container/Dockerfile, TORCH_VARIANT)"
+            if not cuda_build
+            else "check CUDA_VISIBLE_DEVICES and the NVIDIA driver in the container"
+        )
+        raise GpuCountError(f"SM_NUM_GPUS={sm_num_gpus} but torch.cuda.device_count() is {visible}: {why}")
+
+
+def threads_per_worker(environ: Mapping[str, str]) -> int:
+    """CPU threads for one worker: the host's cores shared by its workers (torchrun alone would
+    leave each at 1 thread, torch alone each at every core, oversubscribing the host)."""
+    cores = int(environ.get("SM_NUM_CPUS") or os.cpu_count() or 1)
+    local_world = int(environ.get("LOCAL_WORLD_SIZE") or 1)
+    return max(1, cores // max(1, local_world))
 
 
 @dataclass(frozen=True)
@@ -138,13 +158,23 @@ class Runtime:
         dist.broadcast(box, src=0)
         return int(box.item())
 
+    def any(self, flag: bool) -> bool:
+        """True on every process when `flag` is true on any (a stop request must be shared)."""
+        if not self.distributed:
+            return bool(flag)
+        box = torch.tensor([int(flag)], dtype=torch.int64, device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(box, op=dist.ReduceOp.MAX)
+        return bool(box.item())
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
 
 
-def start(environ: Mapping[str, str], use_cuda: bool) -> Runtime:
-    """This process's runtime; joins the process group when there is more than one process."""
+def start(environ: Mapping[str, str], use_cuda: bool, timeout_seconds: float = 1800) -> Runtime:
+    """This process's runtime; joins the process group when there is more than one process.
+    `timeout_seconds` bounds every collective, the barrier where the other ranks wait while
+    rank 0 writes the model directory included (the `dist_timeout_seconds` hyperparameter)."""
     world = int(environ.get("WORLD_SIZE", "1"))
     rank = int(environ.get("RANK", "0"))
     local_rank = int(environ.get("LOCAL_RANK", "0"))
@@ -153,8 +183,15 @@ def start(environ: Mapping[str, str], use_cuda: bool) -> Runtime:
         device = torch.device("cuda", local_rank)
     else:
         device = torch.device("cpu")
+    if world > 1:
+        torch.set_num_threads(threads_per_worker(environ))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world)
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            rank=rank,
+            world_size=world,
+            timeout=timedelta(seconds=timeout_seconds),
+        )
     return Runtime(rank, local_rank, world, device)
 
 

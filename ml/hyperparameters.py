@@ -54,8 +54,10 @@ class Hyperparameters:
     min_rows: int = 50
     min_class_fraction: float = 0.01
     max_duplicate_fraction: float = 0.05
-    amp: str = "auto"
-    compile: str = "auto"
+    amp: str = "auto"  # auto: bf16 on compute capability >= 8.0, fp16 + loss scaling on 7.x, else fp32
+    compile: str = "auto"  # auto: torch.compile on CUDA for models of compile_min_params and up
+    compile_min_params: int = 1_000_000
+    dist_timeout_seconds: int = 1800  # process-group collectives, barriers included (rank 0 writes the model)
     deterministic: bool = True
     gbdt_max_iter: int = 300
     gbdt_learning_rate: float = 0.1
@@ -219,8 +221,10 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "min_rows": _integer(1, 10**12),
     "min_class_fraction": _number(0.0, 0.5),
     "max_duplicate_fraction": _number(0.0, 1.0),
-    "amp": _choice("auto", "bf16", "off"),
+    "amp": _choice("auto", "bf16", "fp16", "fp32", "off"),
     "compile": _choice("auto", "true", "false"),
+    "compile_min_params": _integer(0, 10**12),
+    "dist_timeout_seconds": _integer(10, 7 * 24 * 3600),
     "deterministic": _boolean,
     "gbdt_max_iter": _integer(1, 100000),
     "gbdt_learning_rate": _number(0.0, 1.0, lo_open=True),

@@ -6,6 +6,11 @@ Accepted inputs (Content-Type):
                     [{"col": v, ...}, ...]                      a bare list of records
                     {"columns": ["col", ...], "data": [[...]]}  pandas "split" orient
                     {"col": v, ...}                             one record
+                    [v, ...]                                    one row in schema column order (what
+                                                                the SageMaker SDK's JSONSerializer
+                                                                sends for a 1-D array)
+                    no Content-Type at all is read as JSON (the SDK's default), not refused
+  application/jsonlines  one record, row or {"instances": [...]} per line (JSONLinesSerializer)
   text/csv          one row per line, schema column order; an optional header row of column names
 With a schema (serving), every problem is a PayloadError carrying the HTTP status and a reason
 that names the column and row. Without one (reading captured traffic), values are taken as they
@@ -26,9 +31,11 @@ import pandas as pd
 
 from ml.schema import Schema
 
-JSON_TYPES = ("application/json", "application/jsonlines+json")
+JSON_TYPES = ("application/json",)
+JSONLINES_TYPES = ("application/jsonlines", "application/x-jsonlines", "application/jsonl", "application/json-lines")
 CSV_TYPES = ("text/csv", "application/csv")
-SUPPORTED_TYPES = ("application/json", "text/csv")
+SUPPORTED_TYPES = ("application/json", "application/jsonlines", "text/csv")
+DEFAULT_TYPE = "application/json"  # a request without Content-Type: the SDK's JSON default
 MAX_REPORTED = 5
 FLOAT64_MAX = float(np.finfo(np.float64).max)
 
@@ -64,9 +71,11 @@ def parse_columns(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """As parse_body, but column name -> numpy array (schema order): what the model takes, without
     the cost of building a DataFrame for every request."""
-    kind = media_type(content_type)
+    kind = media_type(content_type) or DEFAULT_TYPE
     if kind in JSON_TYPES:
         return _parse_json(body, schema)
+    if kind in JSONLINES_TYPES:
+        return _parse_jsonlines(body, schema)
     if kind in CSV_TYPES:
         return _parse_csv(body, schema), {}
     raise PayloadError(
@@ -85,18 +94,30 @@ def _decode(body: bytes) -> str:
         raise PayloadError(400, f"body is not UTF-8 text (byte {err.start})") from None
 
 
-def _parse_json(body: bytes, schema: Schema | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    text = _decode(body)
+def _load_json(text: str, where: str = "body") -> Any:
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
-        raise PayloadError(400, f"body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        raise PayloadError(
+            400, f"{where} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        ) from None
     except RecursionError:  # [[[[...]]]] deeper than the parser's stack
         raise PayloadError(400, "JSON nested too deeply; a request is records or rows, two or three levels") from None
     except ValueError as err:  # an integer of more than sys.get_int_max_str_digits() digits
-        raise PayloadError(400, f"body holds a number too large to read: {err}") from None
+        raise PayloadError(400, f"{where} holds a number too large to read: {err}") from None
+
+
+def _is_flat_row(document: list[Any]) -> bool:
+    """[v, v, ...] with no record or row inside: one row, as JSONSerializer sends a 1-D array."""
+    return bool(document) and not any(isinstance(v, (list, dict)) for v in document)
+
+
+def _parse_json(body: bytes, schema: Schema | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    document = _load_json(_decode(body))
     options: dict[str, Any] = {}
     if isinstance(document, list):
+        if _is_flat_row(document):
+            return _from_rows([document], None, schema, "[]"), options
         return _from_rows(document, None, schema, "[]"), options
     if not isinstance(document, dict):
         raise PayloadError(400, "JSON body must be an object or a list of records")
@@ -117,6 +138,20 @@ def _parse_json(body: bytes, schema: Schema | None) -> tuple[dict[str, Any], dic
     return _from_rows([document], None, schema, "record"), options
 
 
+def _parse_jsonlines(body: bytes, schema: Schema | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One JSON value per line: a record, a row, or an {"instances": [...]} object (rows pooled)."""
+    rows: list[Any] = []
+    for number, line in enumerate(_decode(body).splitlines(), start=1):
+        if not line.strip():
+            continue
+        document = _load_json(line, f"jsonlines line {number}")
+        if isinstance(document, dict) and isinstance(document.get("instances"), list):
+            rows.extend(document["instances"])
+        else:
+            rows.append(document)
+    return _from_rows(rows, None, schema, "jsonlines"), {}
+
+
 def _from_rows(rows: list[Any], columns: list[str] | None, schema: Schema | None, where: str) -> dict[str, Any]:
     if not rows:
         raise PayloadError(400, f"{where}: no rows to predict")
@@ -129,10 +164,12 @@ def _from_rows(rows: list[Any], columns: list[str] | None, schema: Schema | None
     else:
         if columns is None:
             if not all(isinstance(r, list) for r in rows):
-                bad = next(i for i, r in enumerate(rows) if not isinstance(r, (list, dict)))
-                raise PayloadError(
-                    400, f"{where}[{bad}]: expected a record (object) or a row (list), got {type(rows[bad]).__name__}"
-                )
+                odd = [i for i, r in enumerate(rows) if not isinstance(r, (list, dict))]
+                if odd:
+                    got = type(rows[odd[0]]).__name__
+                    raise PayloadError(400, f"{where}[{odd[0]}]: expected a record (object) or a row (list), got {got}")
+                first = next(i for i, r in enumerate(rows) if isinstance(r, dict))  # records and rows mixed
+                raise PayloadError(400, f"{where}[{first}]: a record among rows; send all records or all rows (lists)")
             if schema is None:
                 width = max(len(r) for r in rows)
                 columns = [str(i) for i in range(width)]
@@ -330,6 +367,8 @@ def response_type(accept: str | None) -> str | None:
         kind = media_type(part)
         if kind in JSON_TYPES or kind in ("*/*", "application/*"):
             return "application/json"
+        if kind in JSONLINES_TYPES:
+            return "application/jsonlines"
         if kind in CSV_TYPES or kind == "text/*":
             return "text/csv"
     return None
@@ -338,14 +377,15 @@ def response_type(accept: str | None) -> str | None:
 def format_predictions(
     labels: Sequence[Any], proba: np.ndarray | None, classes: Sequence[Any], kind: str = "application/json"
 ) -> bytes:
-    """JSON {"predictions": [{"label", "probability", "probabilities": {class: p}}]} or CSV rows of
-    the label followed by one probability per class (in `classes` order). A regression (no
-    probabilities): {"predictions": [{"value": v}]} or one number per CSV row."""
+    """JSON {"predictions": [{"label", "probability", "probabilities": {class: p}}]}, JSON Lines (one
+    such prediction per line) or CSV rows of the label followed by one probability per class (in
+    `classes` order). A regression (no probabilities): {"predictions": [{"value": v}]} or one
+    number per CSV row."""
     if proba is None:
         values = [float(v) for v in labels]
         if kind == "text/csv":
             return "".join(f"{v!r}\n" for v in values).encode()
-        return json.dumps({"predictions": [{"value": v} for v in values]}).encode()
+        return _json_out([{"value": v} for v in values], kind)
     names = [str(c) for c in classes]
     rounded = np.round(proba, 6)
     rows = rounded.tolist()
@@ -360,6 +400,12 @@ def format_predictions(
         {"label": _plain(label), "probability": p, "probabilities": dict(zip(names, row))}
         for label, p, row in zip(labels, top, rows)
     ]
+    return _json_out(predictions, kind)
+
+
+def _json_out(predictions: list[dict[str, Any]], kind: str) -> bytes:
+    if kind == "application/jsonlines":
+        return "".join(json.dumps(p) + "\n" for p in predictions).encode()
     return json.dumps({"predictions": predictions}).encode()
 
 

@@ -125,10 +125,14 @@ def predict_fn(input_data: tuple[bytes, str], model: TrainedModel) -> Prediction
     return predict(model, columns, explain=bool(options.get("explain")))
 
 
+def not_acceptable(accept: str | None) -> str:
+    return f"cannot answer in {accept!r}; accept application/json, application/jsonlines or text/csv"
+
+
 def output_fn(prediction: Predictions, accept: str) -> tuple[bytes, str]:
     kind = response_type(accept)
     if kind is None:
-        raise PayloadError(406, f"cannot answer in {accept!r}; accept application/json or text/csv")
+        raise PayloadError(406, not_acceptable(accept))
     if kind == "application/json" and prediction.attributions is not None:
         return json.dumps({"predictions": prediction.to_records()}).encode(), kind
     return format_predictions(prediction.labels, prediction.probabilities, prediction.classes, kind), kind
@@ -189,13 +193,24 @@ class InferenceService:
         self.max_explain_rows = max_explain_rows
         self.slots = threading.BoundedSemaphore(max_concurrency)
 
+    def execution_parameters(self) -> dict[str, int | str]:
+        """What batch transform may send at once, the truth about this server: one process whose
+        threads take at most `max_concurrency` requests in flight (more are answered 429), each up
+        to the payload limit. (It used to claim one transform per core, as if it ran a worker
+        process per core; a transform sized that way could exceed the in-flight limit.)"""
+        return {
+            "MaxConcurrentTransforms": self.max_concurrency,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": max(1, self.max_payload_bytes // (1024 * 1024)),
+        }
+
     def invoke(
         self, body: bytes, content_type: str | None, accept: str | None, query: dict[str, list[str]]
     ) -> tuple[int, bytes, str]:
         try:
             kind = response_type(accept)
             if kind is None:
-                raise PayloadError(406, f"cannot answer in {accept!r}; accept application/json or text/csv")
+                raise PayloadError(406, not_acceptable(accept))
             columns, options = parse_columns(body, content_type, self.model.schema)
             explain = bool(options.get("explain")) or query.get("explain", ["false"])[0].lower() in ("1", "true", "yes")
             rows = len(next(iter(columns.values()), ()))
@@ -262,16 +277,7 @@ def make_handler(service: InferenceService) -> type[BaseHTTPRequestHandler]:
             if path == "/ping":
                 self._send(200, b'{"status": "ok"}')
             elif path == "/execution-parameters":  # batch transform asks this
-                self._send(
-                    200,
-                    json.dumps(
-                        {
-                            "MaxConcurrentTransforms": max(1, os.cpu_count() or 1),
-                            "BatchStrategy": "MULTI_RECORD",
-                            "MaxPayloadInMB": service.max_payload_bytes // (1024 * 1024),
-                        }
-                    ).encode(),
-                )
+                self._send(200, json.dumps(service.execution_parameters()).encode())
             else:
                 self._error(404, f"no such path {path!r}; use GET /ping or POST /invocations")
 

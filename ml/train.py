@@ -10,9 +10,11 @@ importance, lineage and a model card. On failure it writes
 `<base>/output/failure` with the reason and exits non-zero.
 
 The torch loop below is the whole story for every torch family: the data sit on the device as tensors, each epoch is
-a seeded permutation of row indices sliced into batches (no DataLoader), bf16 autocast and a
-fused optimizer on GPUs, torch.compile on CUDA, DDP across processes, a checkpoint every N
-steps with the RNG states, early stopping on validation.
+a seeded permutation of row indices sliced into batches (no DataLoader), each rank its slice of
+the global batch; the precision the GPU does best (ml/precision.py: bf16 from compute capability
+8.0, fp16 with a gradient scaler on 7.x, fp32 on CPU) and a fused optimizer on GPUs,
+torch.compile where it pays, DDP across processes (torchrun), a checkpoint every N steps with
+the RNG states and a final one on SIGTERM, early stopping on validation.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ml import distributed, families
+from ml import distributed, families, precision
 from ml.checkpoint import CheckpointStore, fingerprint
 from ml.data import (
     DEFAULT_SCHEMA,
@@ -59,6 +61,7 @@ from ml.schema import Schema, SchemaError, infer_schema, label_text
 
 CHECKPOINT_KEYS = ("model", "optimizer", "state", "best_weights", "ranks")  # a complete checkpoint has them all
 FAULT_ENV = "MLOPS_FAULT_KILL_AFTER_STEP"  # test hook: SIGKILL this process after global step K
+WAIT_ENV = "MLOPS_FAULT_WAIT_AT_STEP"  # test hook: after global step K, wait (up to a minute) for SIGTERM
 # Hyperparameters that do not change the weights: a run may resume with different values.
 AFTER_TRAINING = {
     "checkpoint_every",
@@ -67,6 +70,7 @@ AFTER_TRAINING = {
     "importance_max_rows",
     "baseline_sample",
     "model_card",
+    "dist_timeout_seconds",
 }
 
 
@@ -313,15 +317,18 @@ def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> torch.Te
 def predict_tensors(
     model: torch.nn.Module,
     data: Tensors,
-    amp: bool,
+    amp: bool | precision.Precision,
     chunk: int = 65536,
     objective: Objective = Objective(),
 ) -> np.ndarray:
+    """Outputs for every row, in chunks; `amp` the training precision (True: bf16, as before)."""
+    device_type = data.numeric.device.type
+    mode = amp if isinstance(amp, precision.Precision) else precision.Precision("bf16" if amp else "fp32", device_type)
     was_training = model.training
     model.eval()
     out = []
     for start in range(0, len(data), chunk):
-        with torch.autocast(device_type=data.numeric.device.type, dtype=torch.bfloat16, enabled=amp):
+        with mode.context():
             raw = model(data.numeric[start : start + chunk], data.codes[start : start + chunk])
         out.append(objective.output(raw))
     model.train(was_training)
@@ -336,6 +343,37 @@ class FitResult:
     steps: int
     resumed_from: int | None
     seconds: float
+    precision: str = "fp32"
+    compiled: bool = False
+    stopped_by_signal: bool = False
+
+
+class StopRequested:
+    """SIGTERM (SageMaker stopping the job, a spot interruption, a local Ctrl-C of the launcher)
+    sets a flag; the loop then writes a final checkpoint at the step it is on and exits, so a
+    restarted job resumes there instead of at the last periodic checkpoint."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: Any = None
+
+    def __enter__(self) -> StopRequested:
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._on_signal)
+        except ValueError:  # not the main thread (a test calling fit_torch from a worker thread)
+            self.previous = None
+        return self
+
+    def _on_signal(self, _signum, _frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *_exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+class Stopped(TrainingError):
+    """Training stopped on SIGTERM after its final checkpoint."""
 
 
 def fit_torch(
@@ -355,7 +393,8 @@ def fit_torch(
     truth = valid.labels.cpu().numpy() if valid_truth is None else valid_truth
     device = runtime.device
     cuda = device.type == "cuda"
-    amp = cuda and hp.amp in ("auto", "bf16")
+    mode = precision.choose(device, hp.amp)
+    scaler = mode.scaler()
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=cuda or None)
     torch.manual_seed(derived_seed(hp.seed, 1, runtime.rank))  # dropout stream, one per rank
@@ -385,6 +424,8 @@ def fit_torch(
             checkpoint = found[1] if found and found[0] == chosen else store.load(chosen)
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
+            if checkpoint.get("scaler"):
+                scaler.load_state_dict(checkpoint["scaler"])
             state.update(checkpoint["state"])
             best_weights = checkpoint["best_weights"]
             mine = checkpoint["ranks"][runtime.rank]
@@ -404,8 +445,15 @@ def fit_torch(
     net: torch.nn.Module = model
     if runtime.distributed:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    if hp.compile == "true" or (hp.compile == "auto" and cuda):
+    n_parameters = sum(p.numel() for p in model.parameters())
+    compiled = precision.should_compile(hp.compile, device, n_parameters, hp.compile_min_params)
+    if compiled:
         net = torch.compile(net)
+    log(
+        runtime,
+        f"precision {mode.name}" + (" with loss scaling" if mode.needs_scaler else "") + f" on {device}; "
+        f"torch.compile {'on' if compiled else 'off'} ({n_parameters:,} parameters)",
+    )
 
     def save_checkpoint() -> None:
         mine = {
@@ -424,6 +472,7 @@ def fit_torch(
                 {
                     "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                     "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if mode.needs_scaler else None,
                     "state": dict(state),
                     "best_weights": best_weights,
                     "ranks": ranks,
@@ -432,78 +481,96 @@ def fit_torch(
             )
 
     fault_step = int(os.environ.get(FAULT_ENV) or 0)
+    wait_step = int(os.environ.get(WAIT_ENV) or 0)
     started = time.perf_counter()
+    stop_signal = StopRequested()
     net.train()
-    for epoch in range(state["epoch"], hp.epochs):
-        state["epoch"] = epoch
-        order = epoch_order(n, hp.seed, epoch, device)
-        for step in range(state["step_in_epoch"], steps_per_epoch):
-            batch = order[step * batch_size : (step + 1) * batch_size]
-            mine = batch[runtime.rank :: world]  # each process its share of the global batch
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                outputs = net(train.numeric[mine], train.codes[mine])
-            losses = objective.loss(outputs, train.labels[mine])
-            # DDP averages gradients over processes: scaling by world/len(batch) makes the result
-            # the mean over the whole global batch, the same as one process would compute.
-            loss = losses * (world / len(batch))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += losses.detach()
-            state["global_step"] += 1
-            state["step_in_epoch"] = step + 1
-            if store is not None and hp.checkpoint_every and state["global_step"] % hp.checkpoint_every == 0:
-                save_checkpoint()
-            if fault_step and state["global_step"] == fault_step:
-                print(f"fault injection: killing the process after step {fault_step}", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
-            if on_step is not None:
-                on_step(state["global_step"])
+    stop_every = 1 if world == 1 else 10  # a collective per check: ranks agree where to stop
+    with stop_signal:
+        for epoch in range(state["epoch"], hp.epochs):
+            state["epoch"] = epoch
+            order = epoch_order(n, hp.seed, epoch, device)
+            for step in range(state["step_in_epoch"], steps_per_epoch):
+                batch = order[step * batch_size : (step + 1) * batch_size]
+                mine = batch[runtime.rank :: world]  # each process its share of the global batch
+                with mode.context():
+                    outputs = net(train.numeric[mine], train.codes[mine])
+                losses = objective.loss(outputs, train.labels[mine])
+                # DDP averages gradients over processes: scaling by world/len(batch) makes the result
+                # the mean over the whole global batch, the same as one process would compute.
+                loss = losses * (world / len(batch))
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()  # a pass-through unless fp16
+                scaler.step(optimizer)
+                scaler.update()
+                running += losses.detach()
+                state["global_step"] += 1
+                state["step_in_epoch"] = step + 1
+                if store is not None and hp.checkpoint_every and state["global_step"] % hp.checkpoint_every == 0:
+                    save_checkpoint()
+                if fault_step and state["global_step"] == fault_step:
+                    print(f"fault injection: killing the process after step {fault_step}", flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if on_step is not None:
+                    on_step(state["global_step"])
+                if wait_step and state["global_step"] == wait_step:
+                    print(f"fault injection: waiting for SIGTERM at step {wait_step}", flush=True)
+                    deadline = time.monotonic() + 60
+                    while not stop_signal.requested and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                if state["global_step"] % stop_every == 0 and runtime.any(stop_signal.requested):
+                    if store is not None:
+                        save_checkpoint()
+                    log(runtime, f"SIGTERM: final checkpoint written at step {state['global_step']}; stopping")
+                    raise Stopped(
+                        f"stopped by SIGTERM at step {state['global_step']}"
+                        + ("; a final checkpoint was written, a restart resumes there" if store is not None else "")
+                    )
 
-        # End of epoch: validation, early stopping.
-        train_loss = float(runtime.all_reduce_sum(running.clone()).item()) / n * objective.loss_scale
-        metrics = task_metrics(objective.task, truth, predict_tensors(model, valid, amp, objective=objective))
-        score = metrics.get(hp.target_metric)
-        improved = score is not None and (
-            state["best_score"] is None
-            or (
-                state["best_score"] - score > hp.min_delta
-                if lower_better
-                else score - state["best_score"] > hp.min_delta
+            # End of epoch: validation, early stopping.
+            train_loss = float(runtime.all_reduce_sum(running.clone()).item()) / n * objective.loss_scale
+            metrics = task_metrics(objective.task, truth, predict_tensors(model, valid, mode, objective=objective))
+            score = metrics.get(hp.target_metric)
+            improved = score is not None and (
+                state["best_score"] is None
+                or (
+                    state["best_score"] - score > hp.min_delta
+                    if lower_better
+                    else score - state["best_score"] > hp.min_delta
+                )
             )
-        )
-        if improved:
-            state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
-            best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        state["history"].append(
-            {
-                "epoch": epoch + 1,
-                "step": state["global_step"],
-                "train_loss": train_loss,
-                **{k: v for k, v in metrics.items() if k != "n_rows"},
-            }
-        )
-        log(
-            runtime,
-            metric_line(
-                epoch=epoch + 1,
-                train_loss=train_loss,
-                val_loss=metrics["val_loss"],
-                **{f"val_{k}": metrics.get(k) for k in metrics_for_task(objective.task) if k in EPOCH_METRICS},
-            ),
-        )
-        state["step_in_epoch"] = 0
-        running.zero_()
-        stop = runtime.from_main(int(hp.patience > 0 and state["bad_epochs"] >= hp.patience))
-        if stop:
+            if improved:
+                state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+                best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                state["bad_epochs"] += 1
+            state["history"].append(
+                {
+                    "epoch": epoch + 1,
+                    "step": state["global_step"],
+                    "train_loss": train_loss,
+                    **{k: v for k, v in metrics.items() if k != "n_rows"},
+                }
+            )
             log(
                 runtime,
-                f"early stopping: no {hp.target_metric} improvement for {hp.patience} epochs (best "
-                f"epoch {state['best_epoch'] + 1})",
+                metric_line(
+                    epoch=epoch + 1,
+                    train_loss=train_loss,
+                    val_loss=metrics["val_loss"],
+                    **{f"val_{k}": metrics.get(k) for k in metrics_for_task(objective.task) if k in EPOCH_METRICS},
+                ),
             )
-            break
+            state["step_in_epoch"] = 0
+            running.zero_()
+            stop = runtime.from_main(int(hp.patience > 0 and state["bad_epochs"] >= hp.patience))
+            if stop:
+                log(
+                    runtime,
+                    f"early stopping: no {hp.target_metric} improvement for {hp.patience} epochs (best "
+                    f"epoch {state['best_epoch'] + 1})",
+                )
+                break
 
     if best_weights is not None:
         model.load_state_dict(best_weights)
@@ -520,6 +587,8 @@ def fit_torch(
         state["global_step"],
         resumed_from,
         time.perf_counter() - started,
+        mode.name,
+        compiled,
     )
 
 
@@ -581,7 +650,10 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
     family = families.resolve(hp.model)
     use_cuda = family.kind == families.TORCH and env.num_gpus > 0 and torch.cuda.is_available()
     configure_determinism(hp, use_cuda)
-    runtime = distributed.start(os.environ, use_cuda)
+    # A scikit-learn family trains in one process: under torchrun (SageMaker's driver starts one
+    # per GPU) rank 0 trains alone and joins no process group, whose other ranks have left.
+    environ = os.environ if family.kind == families.TORCH else {}
+    runtime = distributed.start(environ, use_cuda, hp.dist_timeout_seconds)
     try:
         log(
             runtime,
@@ -636,11 +708,13 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
                 steps=result.steps,
                 resumed_from_step=result.resumed_from,
                 loop_seconds=round(result.seconds, 3),
+                precision=result.precision,
+                compiled=result.compiled,
             )
         else:
             estimator = family.build(spec, hp.model_options)
             estimator, curves = fit_sklearn(estimator, preprocessor, data, y_train, y_valid)
-            summary.update(iterations=int(getattr(estimator, "n_iter_", 0) or 0))
+            summary.update(iterations=int(getattr(estimator, "n_iter_", 0) or 0), precision="fp64", compiled=False)
         metrics: dict[str, Any] = {}
         if runtime.is_main:
             summary.update(hosts=env.hosts, instance_type=env.instance_type, num_gpus=env.num_gpus, started_at=started)
@@ -693,7 +767,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="ml.train", description="Train a tabular classifier by the SageMaker training container contract."
     )
     parser.add_argument("--base-dir", help="SageMaker-style base directory (default: $SM_BASE_DIR or /opt/ml)")
-    args = parser.parse_args(argv)
+    # SageMaker's torchrun driver appends the hyperparameters as `--name value`; they are read from
+    # hyperparameters.json (the container contract), so the copies on the command line are ignored.
+    args, _ = parser.parse_known_args(argv)
     base_dir = Path(args.base_dir or os.environ.get("SM_BASE_DIR") or "/opt/ml")
     env = None
     try:
@@ -701,6 +777,8 @@ def main(argv: list[str] | None = None) -> int:
         env.check_input_modes()
         hp = parse_hyperparameters(env.hyperparameters)
         kind = families.resolve(hp.model).kind
+        if kind == families.TORCH:
+            distributed.check_gpus(env.num_gpus, torch.cuda.device_count(), torch.version.cuda is not None)
         plan = distributed.plan(
             env.hosts, env.current_host, env.num_gpus if torch.cuda.is_available() else 0, os.environ
         )
@@ -715,14 +793,16 @@ def main(argv: list[str] | None = None) -> int:
             if code != 0 and not env.failure_file.exists():
                 write_failure(env, base_dir, f"a worker process exited with code {code}")
             return 0 if code == 0 else 1
-        if kind == families.SKLEARN and plan.node_rank > 0:
-            print(f"{hp.model} trains on the first host only; {env.current_host} has nothing to do", flush=True)
+        if kind == families.SKLEARN and (plan.node_rank > 0 or int(os.environ.get("RANK", "0")) > 0):
+            print(f"{hp.model} trains in one process on the first host; this one has nothing to do", flush=True)
             return 0
         run(env, hp)
         return 0
     except (
         HyperparameterError,
         families.ModelPluginError,
+        distributed.GpuCountError,
+        precision.PrecisionError,
         DataValidationError,
         ContainerLayoutError,
         SchemaError,

@@ -64,7 +64,10 @@ def push_project_image(boto, stack: str = "dev", tag: str | None = None) -> str:
         },
         "layers": [],
     }
-    pushed = boto("ecr").put_image(
-        repositoryName=f"mlops-{stack}", imageManifest=json.dumps(manifest), imageTag=tag or image_tag()
-    )
+    from ci.image import training_tag
+
+    for each in (tag or image_tag(), training_tag(tag or image_tag())):  # serving and training tags
+        pushed = boto("ecr").put_image(
+            repositoryName=f"mlops-{stack}", imageManifest=json.dumps(manifest), imageTag=each
+        )
     return pushed["image"]["imageId"]["imageDigest"]

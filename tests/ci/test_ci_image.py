@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import sys
 from pathlib import Path
@@ -64,13 +65,20 @@ def test_build_and_push_under_the_commit_tag(emulator, stacks, boto, mlops, dock
     assert result["image"] == f"{repo_url}:abc123def456" and result["pushed"] is True
     listed = boto("ecr").describe_images(repositoryName="mlops-dev")["imageDetails"]
     assert result["digest"] == listed[0]["imageDigest"]
-    build, login, push = calls(log)
+    build, login, push, cuda_build, _, cuda_push = calls(log)
     assert build["args"][:3] == ["build", "-f", str(DOCKERFILE)] and build["args"][4] == f"{repo_url}:abc123def456"
+    # dev serves serverless (CPU): a CPU torch build; x86-64 whatever the builder runs on
+    assert "TORCH_VARIANT=cpu" in build["args"] and "--platform" in build["args"]
+    assert build["args"][build["args"].index("--platform") + 1] == "linux/amd64"
     assert login["args"][:3] == ["login", "--username", "AWS"] and login["stdin"]  # password on stdin, never argv
     assert push["args"] == ["push", f"{repo_url}:abc123def456"]
+    # training runs on GPU types: the CUDA build beside it, the tag training jobs use
+    assert "TORCH_VARIANT=cuda" in cuda_build["args"] and cuda_build["args"][4] == f"{repo_url}:abc123def456-cuda"
+    assert cuda_push["args"] == ["push", f"{repo_url}:abc123def456-cuda"]
+    assert result["variant"] == "cpu" and result["training"]["image"] == f"{repo_url}:abc123def456-cuda"
 
     again = mlops("image", "--stack", "dev", "--docker", str(script), "--tag", "abc123def456", "--json")
-    assert json.loads(again.out)["pushed"] is False and len(calls(log)) == 3  # immutable tag: reused
+    assert json.loads(again.out)["pushed"] is False and len(calls(log)) == 6  # immutable tags: reused
 
 
 def test_a_failed_build_pushes_nothing(emulator, stacks, boto, mlops, docker, monkeypatch):
@@ -87,6 +95,21 @@ def test_missing_docker_is_a_usage_error(emulator, stacks, mlops):
     assert mlops("local", "up", "--stack", "dev").code == 0
     done = mlops("image", "--stack", "dev", "--docker", "/nonexistent/docker")
     assert done.code == 2 and "install Docker" in done.err
+
+
+def test_the_torch_build_follows_the_serving_instance_type():
+    from ci.image import serving_variant
+
+    assert serving_variant({"mlops:serving": {"mode": "serverless"}}) == "cpu"
+    assert serving_variant({"mlops:serving": {"mode": "instance", "instanceType": "ml.m5.xlarge"}}) == "cpu"
+    assert serving_variant({"mlops:serving": {"mode": "instance", "instanceType": "ml.g5.xlarge"}}) == "cuda"
+
+
+def test_the_base_image_is_pinned_by_digest_and_torch_chosen_by_build_argument():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^ARG PYTHON_BASE=python:3\.11[\w.-]*@sha256:[0-9a-f]{64}$", text, re.M)
+    assert "FROM ${PYTHON_BASE}" in text and "ARG TORCH_VARIANT=cpu" in text
+    assert "https://download.pytorch.org/whl/cpu" in text
 
 
 def test_default_tag_is_the_commit_register_looks_for():

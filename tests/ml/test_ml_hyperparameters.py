@@ -50,7 +50,7 @@ BAD = [
     ("seed", "-1", "a whole number from 0"),
     ("target_metric", "precision", "one of val_loss, accuracy, f1, roc_auc, log_loss, calibration_error"),
     ("deterministic", "maybe", "true or false"),
-    ("amp", "fp8", "one of auto, bf16, off"),
+    ("amp", "fp8", "one of auto, bf16, fp16, fp32, off"),
     ("validation_fraction", "0.95", "a number in (0, 0.9]"),
     ("schema", "strict", "one of auto, infer, example"),
 ]
