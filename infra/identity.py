@@ -39,6 +39,7 @@ from kernel.instances import accepts_volume_kms_key
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # SageMaker's, one per account and region
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"  # ModelApprovalStatus values
+PROMOTION_TARGET_TIERS = ("staging", "prod")  # tiers that receive promoted copies and train nothing
 TRAINING_TIERS = ("dev", "local")  # where the pipeline trains and registers (staging and prod only promote)
 APPROVAL_WORKFLOW, DRIFT_WORKFLOW = "approve.yml", "drift.yml"
 
@@ -151,19 +152,24 @@ class Identity(pulumi.ComponentResource):
 
     @staticmethod
     def _no_approval_statements(args: IdentityArgs) -> list[dict]:
-        """The pipeline registers packages as PendingManualApproval and never changes an approval status.
+        """The pipeline never changes an approval status, and registers only what its tier registers.
 
         CreateModelPackage carries `sagemaker:ModelApprovalStatus` too (Service Authorization
-        Reference): without this a package could be registered Approved. AWS rule SM-APPROVAL-STATUS.
+        Reference), so the status a package is born with is pinned per tier. AWS rule SM-APPROVAL-STATUS.
+        - Where models are trained (dev, local): PendingManualApproval only; the approver decides.
+        - Downstream (staging, prod): nothing is trained; the only packages born there are promotion's
+          copies of a package the upstream approver Approved (ci/promotion_copy.py, after the gates
+          and the digest check), registered Approved. Pending is refused there.
         """
+        born = PENDING if args.tier not in PROMOTION_TARGET_TIERS else APPROVED
         return [
             {"Sid": "NeverApprove", "Effect": "Deny", "Action": "sagemaker:UpdateModelPackage", "Resource": "*"},
             {
-                "Sid": "RegisterOnlyPending",
+                "Sid": "RegisterOnly" + born.replace("ManualApproval", ""),
                 "Effect": "Deny",
                 "Action": "sagemaker:CreateModelPackage",
                 "Resource": "*",
-                "Condition": {"StringNotEquals": {"sagemaker:ModelApprovalStatus": PENDING}},
+                "Condition": {"StringNotEquals": {"sagemaker:ModelApprovalStatus": born}},
             },
         ]
 
@@ -215,11 +221,15 @@ class Identity(pulumi.ComponentResource):
                 "Resource": [args.capture_bucket_arn, pulumi.Output.concat(args.capture_bucket_arn, "/*")],
             },
             {
-                # The drift baseline beside this environment's training output.
+                # The drift baseline beside this environment's training output, or beside a promoted copy.
                 "Sid": "ReadBaselines",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": pulumi.Output.concat(args.artifact_bucket_arn, "/training-output/*"),
+                "Resource": [
+                    pulumi.Output.concat(args.artifact_bucket_arn, "/training-output/*"),
+                    # a promoted package's baseline sits in this environment's write-once prefix
+                    pulumi.Output.concat(args.artifact_bucket_arn, "/promoted/*"),
+                ],
             },
             {
                 "Sid": "WriteDriftReports",

@@ -39,6 +39,7 @@ PROJECT_CALLS: frozenset[tuple[str, str]] = frozenset(
         ("logs", "DescribeLogStreams"),
         ("s3", "GetObject"),
         ("s3", "HeadObject"),
+        ("s3", "HeadBucket"),  # promotion checks the target's artifact bucket exists before copying
         ("s3", "PutObject"),
         ("s3", "ListObjectsV2"),
         ("s3", "ListObjectVersions"),
@@ -68,6 +69,8 @@ PROJECT_CALLS: frozenset[tuple[str, str]] = frozenset(
 ACTION_OF: dict[tuple[str, str], tuple[str, ...]] = {
     # https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html ("you must have READ access": s3:GetObject)
     ("s3", "HeadObject"): ("s3:GetObject",),
+    # https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html ("you must have permission ... s3:ListBucket")
+    ("s3", "HeadBucket"): ("s3:ListBucket",),
     # https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html (s3:ListBucket)
     ("s3", "ListObjectsV2"): ("s3:ListBucket",),
     # https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html (s3:ListBucketVersions)

@@ -57,13 +57,18 @@ def status(action: str, stack: str, value: str | None) -> Request:
 
 @pytest.mark.parametrize("stack", ENVIRONMENTS)
 def test_the_pipeline_role_cannot_approve(stack):
-    """Self-approval: UpdateModelPackage is denied outright, and a package cannot be registered
-    Approved either (CreateModelPackage carries the status too). AWS rule: SM-APPROVAL-STATUS."""
+    """Self-approval: UpdateModelPackage is denied outright, and where models are trained a package
+    cannot be registered Approved either (CreateModelPackage carries the status too). Downstream,
+    the only packages born are promotion's copies of an upstream-Approved package, registered
+    Approved; Pending is refused there. AWS rule: SM-APPROVAL-STATUS."""
     role = pipeline_role(stack)
     for value in ("Approved", "Rejected", None):
         assert role.decide(status("UpdateModelPackage", stack, value)) == DENY
-    assert role.decide(status("CreateModelPackage", stack, "Approved")) == DENY
-    assert role.decide(status("CreateModelPackage", stack, None)) == DENY  # must say PendingManualApproval
+    born, refused = ("Approved", "PendingManualApproval") if stack in ("staging", "prod") else ("", "Approved")
+    assert role.decide(status("CreateModelPackage", stack, refused)) == DENY
+    assert role.decide(status("CreateModelPackage", stack, None)) == DENY  # the status must be stated
+    if born:
+        assert role.decide(status("CreateModelPackage", stack, born)) == ALLOW
 
 
 def test_the_pipeline_role_registers_pending_packages():
