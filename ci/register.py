@@ -26,8 +26,8 @@ from ci.training import pin_image, resolve_digest
 from infra.contract import StackOutputs
 from ml.lineage import ENV_MODEL_DIGEST
 
-CONTENT_TYPES = ["text/csv", "application/json"]
-RESPONSE_TYPES = ["application/json"]
+CONTENT_TYPES = ["text/csv", "application/json", "application/jsonlines"]  # what ml/serve.py reads
+RESPONSE_TYPES = ["application/json", "application/jsonlines"]  # what it answers
 
 
 def default_inference_image(outputs: StackOutputs, tag: str) -> str:

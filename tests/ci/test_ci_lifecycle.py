@@ -102,7 +102,11 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert described["ModelApprovalStatus"] == "PendingManualApproval"
     container = described["InferenceSpecification"]["Containers"][0]
     assert container["ModelDataUrl"] == run["modelDataUrl"]
-    assert described["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
+    assert described["InferenceSpecification"]["SupportedContentTypes"] == [
+        "text/csv",
+        "application/json",
+        "application/jsonlines",
+    ]
     assert (
         described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
         == f"s3://mlops-dev-artifacts-123456789012/evaluations/{job}/evaluation.json"
