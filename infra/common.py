@@ -35,3 +35,10 @@ def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
         "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
+
+
+def upstream_objects(upstream: tuple[str, ...], account: pulumi.Input[str], prefix: str) -> list[pulumi.Output[str]]:
+    """Object ARNs under `prefix` in each upstream environment's artifact bucket (`mlops-<env>-artifacts-<acct>`)."""
+    return [
+        pulumi.Output.concat("arn:aws:s3:::", physical_name(up, "artifacts"), "-", account, prefix) for up in upstream
+    ]

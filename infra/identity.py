@@ -33,7 +33,7 @@ from infra.bootstrap.contract import (
     oidc_provider_arn,
     pinned_ref,
 )
-from infra.common import physical_name, policy_document
+from infra.common import physical_name, policy_document, upstream_objects
 from infra.training import DLC_ACCOUNT
 from kernel.instances import accepts_volume_kms_key
 
@@ -296,12 +296,7 @@ class Identity(pulumi.ComponentResource):
                 "Sid": "ReadUpstreamModelData",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": [
-                    pulumi.Output.concat(
-                        "arn:aws:s3:::", physical_name(up, "artifacts"), "-", account, "/training-output/*"
-                    )
-                    for up in args.upstream
-                ],
+                "Resource": upstream_objects(args.upstream, account, "/training-output/*"),
             },
             {
                 # ...encrypted with that environment's key, matched by its alias (the key id is not known here).

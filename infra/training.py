@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.bootstrap.contract import boundary_arn
-from infra.common import physical_name, policy_document
+from infra.common import physical_name, policy_document, upstream_objects
 
 # AWS Deep Learning Containers live in this account's registry in every commercial region.
 DLC_ACCOUNT = "763104351884"
@@ -191,12 +191,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                     "Sid": "ReadPromotedModelData",
                     "Effect": "Allow",
                     "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                    "Resource": [
-                        pulumi.Output.concat(
-                            "arn:aws:s3:::", physical_name(up, "artifacts"), "-", account, "/training-output/*"
-                        )
-                        for up in args.upstream
-                    ],
+                    "Resource": upstream_objects(args.upstream, account, "/training-output/*"),
                 }
             )
             statements.append(

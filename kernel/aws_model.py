@@ -21,7 +21,9 @@ from typing import Any
 
 
 class _Unknown:
-    """A value not known yet (a Pulumi Output at preview time): checked by nothing, never guessed."""
+    """A value that exists but is not known yet (a Pulumi Output at preview time, an output a state
+    file leaves unresolved): checked by nothing, never guessed. One definition, read by the
+    preflight and by the policy records."""
 
     _instance: _Unknown | None = None
 
@@ -31,7 +33,10 @@ class _Unknown:
         return cls._instance
 
     def __repr__(self) -> str:
-        return "<unknown>"
+        return "UNKNOWN"
+
+    def __bool__(self) -> bool:  # present, so truthy: "is it set?" is answered yes
+        return True
 
 
 UNKNOWN = _Unknown()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernel.aws_model import UNKNOWN  # one definition of a value known only after deployment
+
 # `pulumi stack export` marks special values (secrets, assets) with this key.
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -34,26 +36,6 @@ UNKNOWN_SENTINELS = frozenset(
 )
 
 STACK_TYPE = "pulumi:pulumi:Stack"
-
-
-class _Unknown:
-    """A value that exists but is not known until the update runs."""
-
-    _instance: _Unknown | None = None
-
-    def __new__(cls) -> _Unknown:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNKNOWN"
-
-    def __bool__(self) -> bool:  # present, so truthy: "is it set?" is answered yes
-        return True
-
-
-UNKNOWN = _Unknown()
 
 
 class StateFileError(ValueError):
