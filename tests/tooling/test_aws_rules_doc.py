@@ -4,15 +4,17 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CITED = re.compile(r"AWS rule:?\s+([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)")
-ROW = re.compile(r"^\|\s*`?([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)`?\s*\|", re.M)
+RULE_ID = r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+"
+CITED = re.compile(rf"AWS rules?:?\s+({RULE_ID}(?:(?:,\s*|\s+and\s+){RULE_ID})*)")
+ROW = re.compile(rf"^\|\s*`?({RULE_ID})`?\s*\|", re.M)
 
 
 def _cited_by_tests() -> dict[str, list[str]]:
     cited: dict[str, list[str]] = {}
     for path in (ROOT / "tests").rglob("test_*.py"):
-        for rule in CITED.findall(path.read_text()):
-            cited.setdefault(rule, []).append(path.name)
+        for listed in CITED.findall(path.read_text()):
+            for rule in re.findall(RULE_ID, listed):
+                cited.setdefault(rule, []).append(path.name)
     return cited
 
 
