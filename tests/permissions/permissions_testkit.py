@@ -79,7 +79,10 @@ def monitor_role(stack: str) -> Role:
 
 def ci_role(command: list[str]) -> Role:
     """The role a command runs as in CI: approve/reject as the approver (approve.yml), monitor as
-    the monitor (drift.yml), everything else as the pipeline role of its stack."""
+    the monitor (drift.yml), verify as the deploy role right after `pulumi up` (pulumi-up.yml),
+    everything else as the pipeline role of its stack."""
+    if command[0] == "verify":
+        return deploy_role()
     stack = role_stack(command)
     if command[0] in ("approve", "reject"):
         return approver_role(stack)

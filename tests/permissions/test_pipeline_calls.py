@@ -55,7 +55,8 @@ def ci_calls(request) -> list[dict]:
     ok("approve", arn, "--by", "alice", "--reason", "reviewed")
     for env in ("dev", "staging", "prod"):
         ok("promote", arn, "--to", env, "--json")
-        ok("local", "up", "--stack", env, "--json")
+        ok("local", "up", "--stack", env, "--json")  # stands in for `pulumi up` (the deploy role's, not recorded)
+        ok("verify", "--stack", env, "--json")  # pulumi-up.yml's next step, as the deploy role
     _send_prod_traffic(request.getfixturevalue("tmp_path"))
     ok("monitor", "--stack", "prod", "--no-retrain", "--json")
     _RECORDED.extend(c for c in recorder.calls if c["command"][0] != "local")
@@ -149,7 +150,7 @@ def test_every_call_of_the_ci_commands_is_allowed_for_the_role_that_makes_it(ci_
     """AWS rule: IAM-EVALUATION (a call succeeds only if an identity policy allows it and the
     boundary allows it, and nothing denies it), with IAM-CONDITION-KEYS for the request context."""
     commands = {c["command"][0] for c in ci_calls}
-    assert commands >= {"train", "evaluate", "image", "register", "approve", "promote", "monitor"}
+    assert commands >= {"train", "evaluate", "image", "register", "approve", "promote", "verify", "monitor"}
     assert {(c["service"], c["operation"]) for c in ci_calls} <= PROJECT_CALLS
     assert denials(ci_calls) == []
 
