@@ -32,7 +32,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ci.errors import AwsAccessError
+from ci.errors import AwsAccessError, UsageError
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 MAX_ATTEMPTS_ENV = "MLOPS_AWS_MAX_ATTEMPTS"
@@ -90,7 +90,11 @@ class EndpointSession(boto3.session.Session):
 
     def client(self, *args, **kwargs):  # type: ignore[override]
         self._defaults(kwargs)
-        return super().client(*args, **kwargs)
+        client = super().client(*args, **kwargs)
+        service = client.meta.service_model.service_name
+        if service in PREFLIGHT_SERVICES:
+            client.meta.events.register(f"before-parameter-build.{service}", _preflight)
+        return client
 
     def resource(self, *args, **kwargs):  # type: ignore[override]
         self._defaults(kwargs)
@@ -101,6 +105,25 @@ class EndpointSession(boto3.session.Session):
             kwargs["endpoint_url"] = self.mlops_endpoint
         config = retry_config()
         kwargs["config"] = config.merge(kwargs["config"]) if kwargs.get("config") else config
+
+
+# Requests to these services are checked against botocore's full model (lengths, patterns, enums,
+# ranges: botocore's own client-side check covers types and required members only) before they are
+# sent: a value AWS would refuse is refused here first, naming the member and the rule.
+PREFLIGHT_SERVICES = frozenset({"sagemaker"})
+
+
+class AwsRuleError(UsageError):
+    """A request AWS would refuse, caught before it was sent (exit 2, nothing changed)."""
+
+
+def _preflight(params: dict, model, **_) -> None:
+    from kernel.aws_model import validate_request
+
+    service, operation = model.service_model.service_name, model.name
+    problems = validate_request(service, operation, params)
+    if problems:
+        raise AwsRuleError(f"{operation} not sent: AWS would refuse it; " + "; ".join(p.message for p in problems[:5]))
 
 
 _LOADER = None

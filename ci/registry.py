@@ -287,9 +287,12 @@ def register(sm, reg: Registration, *, create_client=None) -> tuple[Package, boo
             "SupportedRealtimeInferenceInstanceTypes": reg.realtime_instance_types,
             "SupportedTransformInstanceTypes": reg.realtime_instance_types,
         },
-        ModelMetrics={
-            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": reg.evaluation_report_uri}},
-        },
+        # an S3Uri must be an s3:// or https:// URI (botocore's model): no report, no ModelQuality entry
+        ModelMetrics=(
+            {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": reg.evaluation_report_uri}}}
+            if reg.evaluation_report_uri
+            else {}
+        ),
         ModelApprovalStatus=reg.status,
         CustomerMetadataProperties=metadata,
         Domain=reg.domain,
@@ -305,6 +308,8 @@ def register(sm, reg: Registration, *, create_client=None) -> tuple[Package, boo
         kwargs["ModelMetrics"]["ModelDataQuality"] = {
             "Statistics": {"ContentType": "application/json", "S3Uri": baseline}
         }
+    if not kwargs["ModelMetrics"]:
+        del kwargs["ModelMetrics"]
     return _create_once(sm, create_client or sm, reg, kwargs), True
 
 

@@ -182,3 +182,16 @@ def test_a_connection_reset_is_a_clear_error(monkeypatch):
         stop.set()
         thread.join(timeout=5)
         listener.close()
+
+
+def test_a_request_aws_would_refuse_is_not_sent(emulator):
+    """AWS rule: BOTOCORE-MODEL. botocore's client checks types and required members only; lengths,
+    patterns and sizes from its model are checked before any SageMaker request leaves."""
+    session = aws.make_session("us-east-1")
+    sm = session.client("sagemaker")
+    with pytest.raises(aws.AwsRuleError, match=r"CreateModelPackageGroup not sent.*ModelPackageGroupName"):
+        sm.create_model_package_group(ModelPackageGroupName="churn_dev!")
+    metadata = {f"k{i}": "v" for i in range(51)}  # SageMaker holds at most 50 keys
+    with pytest.raises(aws.AwsRuleError, match="CustomerMetadataProperties"):
+        sm.create_model_package(ModelPackageGroupName="churn-dev", CustomerMetadataProperties=metadata)
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []  # nothing reached the service
