@@ -24,6 +24,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
+    ConnectionClosedError,
     HTTPClientError,
     NoCredentialsError,
     NoRegionError,
@@ -180,7 +181,14 @@ def translate(err: BaseException) -> AwsAccessError | None:
             f"{where} did not answer within {READ_TIMEOUT_S} s, {max_attempts()} attempts in a row ({err}); "
             "the service or emulator is stuck or overloaded: retry later"
         )
-    if isinstance(err, (BotoConnectionError, HTTPClientError)):  # refused, reset, TLS, connect timeout
+    if isinstance(err, ConnectionClosedError):  # the request went out; the answer never came back
+        where = endpoint_url() or "AWS"
+        return AwsAccessError(
+            f"{where} closed the connection after the request was sent, without an answer, "
+            f"{max_attempts()} attempts in a row ({err}); the request may have been served: "
+            "run the command again, it finishes what was done"
+        )
+    if isinstance(err, (BotoConnectionError, HTTPClientError)):  # refused, TLS, connect timeout
         url = endpoint_url()
         if url:
             return AwsAccessError(emulator_unreachable_message(url, err))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -86,31 +85,17 @@ def command(
 
     @functools.wraps(fn)
     def handler(args: argparse.Namespace) -> int:
-        from botocore.exceptions import ClientError
-
-        from ci.aws import aws_errors, translate
+        from ci.aws import aws_errors
+        from ci.cli import report
 
         progress = Progress(enabled=True)
         try:
             with aws_errors():
-                try:
-                    result, summary = fn(args, progress)
-                except ValueError as err:
-                    if type(err).__name__ == "ConfigError":
-                        raise UsageError(str(err)) from err
-                    raise
-                except ClientError as err:  # AWS said no to something the checks above let through
-                    if translate(err) is not None:
-                        raise
-                    error = err.response.get("Error", {})
-                    raise MlopsError(
-                        f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}"
-                    ) from err
-        except MlopsError as err:
-            print(f"error: {err}", file=sys.stderr)
-            if getattr(args, "json", False):
-                print(dumps({"ok": False, "error": str(err), "exitCode": err.exit_code, **err.details}))
-            return err.exit_code
+                result, summary = fn(args, progress)
+        except Exception as err:
+            if getattr(args, "debug", False):
+                raise  # `mlops --debug`: the traceback, through ci.cli.main
+            return report(err, bool(getattr(args, "json", False)))
         if getattr(args, "json", False):
             print(dumps({"ok": True, **result}))
         else:

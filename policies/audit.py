@@ -22,6 +22,11 @@ class AuditError(ValueError):
     """A user error: unknown stack, invalid config, unreadable state file."""
 
 
+# A state file is read whole into memory and every resource turned into a record: bound it.
+# Real exports of stacks this size are well under a megabyte; the cap leaves room for big ones.
+MAX_STATE_FILE_BYTES = 64 * 1024 * 1024
+
+
 @dataclass
 class AuditTarget:
     """What to audit: the records, the context to judge them by, and where they came from."""
@@ -76,9 +81,19 @@ def target_from_stack(
 def target_from_state(path: str | Path, stack: str | None = None, today: date | None = None) -> AuditTarget:
     """A `pulumi stack export` file, judged by `stack`'s config when given, else by what it shows."""
     try:
+        size = Path(path).stat().st_size
+    except OSError as err:
+        raise AuditError(f"{path}: cannot read: {err.strerror or err}") from None
+    if size > MAX_STATE_FILE_BYTES:
+        raise AuditError(f"{path} is {size} bytes; a state file may hold at most {MAX_STATE_FILE_BYTES}; refused")
+    try:
         state = load_state(path)
     except ValueError as err:
         raise AuditError(str(err)) from None
+    except (TypeError, AttributeError, KeyError, IndexError) as err:  # a resource of the wrong shape
+        raise AuditError(f"{path}: malformed `pulumi stack export` document ({type(err).__name__}: {err})") from None
+    except RecursionError:
+        raise AuditError(f"{path}: JSON nested too deeply to be a state file") from None
     if stack:
         context = stack_context(stack, today=today).with_notes(
             f"state of '{state.stack or '?'}' judged against stack config '{stack}'"

@@ -1,0 +1,104 @@
+"""`mlops train --local` killed with SIGKILL at a random moment resumes, on the next identical run,
+from the newest checkpoint it synced, and ends with exactly the weights of an uninterrupted run.
+Every run record ends terminal; no temporary folder outlives its run."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+import pytest
+import torch
+from ci_testkit import REPO
+
+pytestmark = pytest.mark.moto_server
+
+BUCKET = "mlops-local-artifacts-123456789012"
+# 1200 rows (840 to train) / batch 50 = 17 steps an epoch, 4 epochs; a checkpoint every step, synced every 0.1 s.
+TRAIN = [
+    "train", "--stack", "local", "--local", "--synthetic", "1200", "--json",
+    "--hp", "epochs=4", "--hp", "batch_size=50", "--hp", "checkpoint_every=1", "--hp", "keep_checkpoints=2",
+    "--hp", "hidden_sizes=16", "--hp", "patience=0", "--hp", "model_card=false", "--hp", "importance_repeats=1",
+    "--hp", "importance_max_rows=50", "--hp", "baseline_sample=100",
+]  # fmt: skip
+KILLS = int(os.environ.get("MLOPS_TEST_KILLS", "20"))
+
+
+def _mlops(*args: str, **popen) -> subprocess.Popen:
+    env = {**os.environ, "MLOPS_CHECKPOINT_SYNC_SECONDS": "0.1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ci", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # kill -9 takes the whole job, as a lost machine does
+        **popen,
+    )
+
+
+def _weights_digest(s3, model_data_url: str) -> str:
+    key = model_data_url.split(f"s3://{BUCKET}/", 1)[1]
+    archive = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        state = torch.load(io.BytesIO(tar.extractfile("model.pt").read()), weights_only=True)["state_dict"]
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode() + state[name].cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _finish(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out)["run"]
+
+
+def _temp_folders() -> set[str]:
+    return {p.name for p in __import__("pathlib").Path(tempfile.gettempdir()).glob("mlops-local-run-*")}
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_resumes_to_the_uninterrupted_weights(emulator, stacks, mlops, boto):
+    """20 runs in a row, each killed with SIGKILL (its whole process group) at a random moment;
+    each next run resumes the newest synced checkpoint; the 21st finishes. ~13 s a run here."""
+    assert mlops("local", "up", "--stack", "local").code == 0
+    s3 = boto("s3")
+    started = time.monotonic()
+    straight = _finish(_mlops(*TRAIN))
+    duration = time.monotonic() - started
+    expected = _weights_digest(s3, straight["modelDataUrl"])
+    assert straight["status"] == "Completed" and "resumedFromJob" not in straight
+
+    rng = random.Random(20261129)
+    for _ in range(KILLS):
+        victim = _mlops(*TRAIN)
+        time.sleep(rng.uniform(0.5, duration))  # a random moment of its life
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+        victim.communicate()
+    survivor = _finish(_mlops(*TRAIN))
+    assert survivor["status"] == "Completed"
+    assert _weights_digest(s3, survivor["modelDataUrl"]) == expected
+
+    runs = [json.loads(s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()) for o in _objects(s3, "runs/")]
+    assert all(r["status"] in ("Completed", "Stopped") for r in runs), [(r["job"], r["status"]) for r in runs]
+    resumed_steps = [r["resumedFromStep"] for r in runs if r.get("resumedFromStep")]
+    assert len(resumed_steps) >= max(1, KILLS // 5), f"too few kills landed mid-training: {resumed_steps}"
+    stopped = [r for r in runs if r["status"] == "Stopped"]
+    assert stopped and all(r["resumedBy"] for r in stopped)  # each killed run names the run that took over
+    assert not _temp_folders(), _temp_folders()  # swept by the next run, or removed on the way out
+
+
+def _objects(s3, prefix: str) -> list[dict]:
+    return s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
