@@ -94,6 +94,10 @@ def target_from_state(path: str | Path, stack: str | None = None, today: date | 
         raise AuditError(f"{path}: malformed `pulumi stack export` document ({type(err).__name__}: {err})") from None
     except RecursionError:
         raise AuditError(f"{path}: JSON nested too deeply to be a state file") from None
+    for index, record in enumerate(state.resources):
+        problem = _malformed(record)
+        if problem:
+            raise AuditError(f"{path}: deployment.resources[{index}] {problem}; expected `pulumi stack export` output")
     if stack:
         context = stack_context(stack, today=today).with_notes(
             f"state of '{state.stack or '?'}' judged against stack config '{stack}'"
@@ -101,6 +105,24 @@ def target_from_state(path: str | Path, stack: str | None = None, today: date | 
     else:
         context = infer_context(state.resources, state.stack, today=today)
     return AuditTarget(state.stack or Path(path).stem, state.resources, context, "state", str(path))
+
+
+_URN = "urn:pulumi:"
+
+
+def _malformed(record: Resource) -> str:
+    """Why a state record cannot be judged (a rule would see garbage and pass it), or ''."""
+    if not record.urn.startswith(_URN):
+        return f"has urn {record.urn!r}, not a Pulumi URN"
+    if record.type.count(":") < 2:
+        return f"has type {record.type!r}, not a Pulumi type token (package:module:Type)"
+    if record.parent and not record.parent.startswith(_URN):
+        return f"has parent {record.parent!r}, not a Pulumi URN"
+    if record.provider and not record.provider.startswith(_URN):
+        return f"has provider {record.provider!r}, not a provider reference (urn::id)"
+    if not all(isinstance(d, str) and d.startswith(_URN) for d in record.dependencies):
+        return "has dependencies that are not a list of Pulumi URNs"
+    return ""
 
 
 def audit(target: AuditTarget) -> AuditResult:
