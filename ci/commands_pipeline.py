@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ci import argtypes
 from ci.errors import MlopsError, UsageError
 from ci.jsonable import dumps
 from ci.outputs import SOURCES
@@ -124,6 +125,13 @@ def _key_values(pairs: list[str]) -> dict[str, str]:
         if not sep or not key.strip():
             raise UsageError(f"--hp {pair!r}: expected KEY=VALUE, e.g. --hp epochs=5")
         out[key.strip()] = value.strip()
+    if out:  # refuse what ml/train.py would refuse, before a job is launched (and paid for)
+        from ml.hyperparameters import HyperparameterError, parse_hyperparameters
+
+        try:
+            parse_hyperparameters(out)
+        except HyperparameterError as err:
+            raise UsageError(f"--hp: {' '.join(str(err).split())}") from None
     return out
 
 
@@ -457,9 +465,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     data.add_argument("--data-uri", help="an S3 prefix holding train/ validation/ test/")
     data.add_argument(
-        "--synthetic", type=int, metavar="ROWS", help="generate ROWS synthetic rows with ml.data (demos, smoke tests)"
+        "--synthetic",
+        type=argtypes.ROWS,
+        metavar="ROWS",
+        help="generate ROWS synthetic rows with ml.data (demos, smoke tests)",
     )
-    data.add_argument("--synthetic-drift", type=float, default=0.0, help="drift of the synthetic rows, 0-1 (default 0)")
+    data.add_argument(
+        "--synthetic-drift", type=argtypes.FRACTION, default=0.0, help="drift of the synthetic rows, 0-1 (default 0)"
+    )
     data.add_argument("--latest-data", action="store_true", help="the newest data set version uploaded for the model")
     p.add_argument(
         "--instance-type",
@@ -473,7 +486,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-wait", action="store_true", help="create the job and return; `mlops evaluate --job` picks it up"
     )
-    p.add_argument("--poll-seconds", type=float, default=30.0, help="how often to poll the job (default 30)")
+    p.add_argument("--poll-seconds", type=argtypes.SECONDS, default=30.0, help="how often to poll the job (default 30)")
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -574,9 +587,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--model", help="only this model (default: every model the stack deploys)")
     p.add_argument(
-        "--wait-seconds", type=float, default=1800.0, help="how long an endpoint may stay Updating (default 1800)"
+        "--wait-seconds",
+        type=argtypes.SECONDS,
+        default=1800.0,
+        help="how long an endpoint may stay Updating (default 1800)",
     )
-    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while waiting (default 30)")
+    p.add_argument(
+        "--poll-seconds", type=argtypes.SECONDS, default=30.0, help="poll interval while waiting (default 30)"
+    )
 
     p = _add(
         sub,
@@ -608,12 +626,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--model", help="model name (default: the stack's only model)")
     p.add_argument(
-        "--since-hours", type=float, default=24.0, help="captured data of the last N hours (0: all; default 24)"
+        "--since-hours",
+        type=argtypes.HOURS,
+        default=24.0,
+        help="captured data of the last N hours (0: all; default 24)",
     )
     p.add_argument("--no-retrain", action="store_true", help="notify only; do not retrain")
     p.add_argument("--retrain-local", action="store_true", help="retrain with the local runner instead of SageMaker")
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="hyperparameters for the retraining run")
-    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while following the retraining job")
+    p.add_argument(
+        "--poll-seconds", type=argtypes.SECONDS, default=30.0, help="poll interval while following the retraining job"
+    )
 
     p = _add(
         sub,
@@ -627,9 +650,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("package", help="model package ARN")
     p.add_argument("--local", action="store_true", help="re-run with the local runner instead of SageMaker")
     p.add_argument(
-        "--tolerance", type=float, default=1e-6, help="largest absolute metric difference that still matches"
+        "--tolerance",
+        type=argtypes.TOLERANCE,
+        default=1e-6,
+        help="largest absolute metric difference that still matches",
     )
-    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while following the job")
+    p.add_argument("--poll-seconds", type=argtypes.SECONDS, default=30.0, help="poll interval while following the job")
 
     p = _add(
         sub,
@@ -666,5 +692,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=Path(".mlops/demo-report"),
         help="folder for the report (default .mlops/demo-report, which git ignores)",
     )
-    p.add_argument("--rows", type=int, default=2000, help="synthetic rows to train on (default 2000)")
+    p.add_argument("--rows", type=argtypes.ROWS, default=2000, help="synthetic rows to train on (default 2000)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from datetime import date
@@ -254,6 +255,8 @@ def _non_negative(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):  # NaN passes `< 0`; infinity prices nothing
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
     if number < 0:
         raise argparse.ArgumentTypeError(f"{value!r} must not be negative")
     return number
