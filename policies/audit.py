@@ -82,6 +82,8 @@ def target_from_state(path: str | Path, stack: str | None = None, today: date | 
     """A `pulumi stack export` file, judged by `stack`'s config when given, else by what it shows."""
     try:
         size = Path(path).stat().st_size
+    except FileNotFoundError:
+        raise AuditError(f"{path}: no such file") from None
     except OSError as err:
         raise AuditError(f"{path}: cannot read: {err.strerror or err}") from None
     if size > MAX_STATE_FILE_BYTES:

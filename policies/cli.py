@@ -99,9 +99,8 @@ def run_audit(args: argparse.Namespace) -> int:
             _progress(f"previewing stack {args.stack}")
             target = target_from_stack(args.stack, today=args.today)
             results = [(target, audit(target))]
-    except AuditError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except AuditError:
+        raise  # bad input: `mlops` (ci/cli.py) reports it the one way, exit 2, the same --json document
 
     if args.policy_config:
         from policies.crossguard import pack_config
@@ -150,9 +149,8 @@ def run_cost(args: argparse.Namespace) -> int:
             assumptions = replace(assumptions, training_runs_per_month=args.training_runs)
         ctx = replace(target.context, cost=assumptions)
         result = estimate(StackGraph(target.records), ctx)
-    except (AuditError, CostError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (AuditError, CostError):
+        raise  # bad input: reported by ci/cli.py, exit 2
     budget = ctx.monthly_budget_usd
     if args.json:
         doc = result.to_json()
@@ -220,8 +218,7 @@ def _progress(message: str) -> None:
 
 
 def _usage(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+    raise ValueError(message)  # reported by ci/cli.py: one line, exit 2, the --json error document
 
 
 def _emit(text: str, output: str | None) -> None:
