@@ -130,3 +130,62 @@ def test_local_up_under_a_fault_fails_in_one_line_and_a_rerun_converges(
     again = mlops(*LOCAL_UP)
     assert again.code == 0, again
     assert world(direct) == CLEAN  # nothing twice (a second KMS key, a second topic), nothing missing
+
+
+# --- train --local: S3 faults on the model upload and on the checkpoint sync -------------------
+
+TRAIN = ["train", "--stack", "local", "--local", "--synthetic", "300", "--json",
+         "--hp", "epochs=2", "--hp", "checkpoint_every=1", "--hp", "importance_repeats=1",
+         "--hp", "importance_max_rows=50", "--hp", "baseline_sample=100", "--hp", "model_card=false"]  # fmt: skip
+BUCKET = f"mlops-local-artifacts-{ACCOUNT}"
+TRAIN_ROWS = [
+    pytest.param(where, fault, id=f"train-local-{where}-{fault}", marks=pytest.mark.slow)
+    for where in ("model-upload", "checkpoint-sync")
+    for fault in ("drop", "reset", "throttle", "error500")
+]
+
+
+def _runs(direct) -> list[dict]:
+    import json
+
+    s3 = direct("s3")
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/").get("Contents", [])
+    return [json.loads(s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()) for o in listed]
+
+
+@pytest.mark.parametrize("where, fault", TRAIN_ROWS)
+def test_train_local_under_an_s3_fault(where, fault, proxy, direct, stacks, mlops, monkeypatch):
+    """The model upload failing every attempt: exit 3 in one line, the record Failed (terminal),
+    and a re-run completes. The checkpoint sync failing (four uploads in a row): the run still
+    completes (the sync retries; what is left is a warning in the record), and the final sync
+    catches up."""
+    monkeypatch.setenv("MLOPS_CHECKPOINT_SYNC_SECONDS", "0.2")
+    matrix.normal_failures(monkeypatch)
+    assert mlops(*LOCAL_UP).code == 0
+    monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "2")
+    monkeypatch.setattr(matrix.aws, "READ_TIMEOUT_S", 2.0)  # a busy machine's training step is not a fault
+    proxy.clear()
+    if where == "model-upload":
+        proxy.arm("PutObject", fault, times=2, path_contains="/output/model.tar.gz")
+    else:
+        proxy.arm("PutObject", fault, times=4, path_contains="/ckpt-")  # checkpoint files, not owner.json
+    first = mlops(*TRAIN)
+    assert proxy.faulted, f"{where} was never called"
+    assert "Traceback" not in first.err
+    runs = _runs(direct)
+    assert all(r["status"] in ("Completed", "Failed", "Stopped") for r in runs), runs
+    if where == "model-upload":
+        assert first.code == 3 and first.err.strip().splitlines()[-1].startswith("error: "), first
+        assert [r["status"] for r in runs] == ["Failed"]
+        proxy.clear()
+        again = mlops(*TRAIN)
+        assert again.code == 0, again
+        assert again.json["run"]["status"] == "Completed"
+    else:
+        assert first.code == 0, first
+        run = first.json["run"]
+        assert run["status"] == "Completed", run  # four failed uploads in a row: retried, or left to the next sync
+        assert len(proxy.faulted) == 4
+        prefix = run["checkpointS3Uri"].split(f"s3://{BUCKET}/", 1)[1]
+        synced = direct("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+        assert any(o["Key"].endswith(".pt") for o in synced)  # the final sync caught up
