@@ -636,18 +636,19 @@ def train_local(
     if previous:
         record["resumedFromJob"] = previous
     save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
-    if previous:
-        _mark_superseded(s3, plan, previous, job_name)
     base = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{job_name}-"))
     (base / OWNER_FILE).write_text(str(os.getpid()))
+    metrics: dict[str, float] = {}
+    result = None
     try:
+        if previous:
+            _mark_superseded(s3, plan, previous, job_name)
         progress.step(f"local training job {job_name}: downloading channels {', '.join(plan.channels)}")
         staged = base / "staged-channels"
         channels = {c: download_split(s3, manifest, c, staged / c) for c in plan.channels}
         if previous:
             progress.step(f"resuming the checkpoints of {previous}, which did not finish")
             _restore_checkpoints(s3, resume_uri, base / "checkpoints")
-        metrics: dict[str, float] = {}
 
         def on_line(line: str) -> None:
             for name, value in parse_metric_line(line).items():
@@ -689,18 +690,15 @@ def train_local(
         progress.step(f"{job_name} completed; model at {record['modelDataUrl']}")
         return record
     except BaseException as err:
-        # Nothing stays InProgress: a signal or Ctrl-C stops the run, anything else fails it.
-        stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
-        reason = (
-            getattr(err, "message", None)
-            if isinstance(err, TrainingFailedError)
-            else f"{type(err).__name__}: {err}"
-            if not stopped
-            else f"interrupted ({type(err).__name__}); the next identical run resumes from its checkpoints"
-        )
-        record.update(status="Stopped" if stopped else "Failed", failureReason=str(reason)[:1024], finishedAt=_now())
-        if not stopped and "metrics" in locals():
-            record["streamedMetrics"] = metrics
+        # Nothing stays InProgress: Ctrl-C or SIGTERM stops the run, anything else fails it.
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            status = "Stopped"
+            reason = f"interrupted ({type(err).__name__}); the next identical run resumes from its checkpoints"
+        elif isinstance(err, TrainingFailedError) and result is not None:
+            status, reason = "Failed", result.failure_reason
+        else:
+            status, reason = "Failed", f"{type(err).__name__}: {err}"
+        record.update(status=status, failureReason=reason[:1024], finishedAt=_now(), streamedMetrics=metrics)
         _save_run_best_effort(s3, plan, record)
         raise
     finally:
