@@ -30,7 +30,8 @@ def number(lo: float = 0.0, hi: float = math.inf, *, lo_open: bool = False, inte
     return parse
 
 
-SECONDS = number(0.0, 7 * 24 * 3600.0, lo_open=True)
+SECONDS = number(0.0, 7 * 24 * 3600.0, lo_open=True)  # an interval: 0 would spin
+WAIT = number(0.0, 7 * 24 * 3600.0)  # how long to wait: 0 means look once
 HOURS = number(0.0, 24 * 366.0)  # 0 means all
 FRACTION = number(0.0, 1.0)
 TOLERANCE = number(0.0, 1e6)

@@ -588,7 +588,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="only this model (default: every model the stack deploys)")
     p.add_argument(
         "--wait-seconds",
-        type=argtypes.SECONDS,
+        type=argtypes.WAIT,
         default=1800.0,
         help="how long an endpoint may stay Updating (default 1800)",
     )

@@ -63,6 +63,7 @@ CASES = {
     "promote-bad-arn": ["promote", "nope", "--to", "dev"],
     "verify-wait-nan": ["verify", "--stack", "dev", "--wait-seconds", "nan"],
     "verify-wait-negative": ["verify", "--stack", "dev", "--wait-seconds", "-1"],
+    "verify-wait-inf": ["verify", "--stack", "dev", "--wait-seconds", "inf"],
     "rollback-env-unknown": ["rollback", "--env", "qa"],
     "packages-status-bad": ["packages", "--stack", "dev", "--status", "Maybe"],
     "monitor-since-nan": ["monitor", "--stack", "dev", "--since-hours", "nan"],
