@@ -24,15 +24,15 @@ from ci_testkit import REPO
 pytestmark = pytest.mark.moto_server
 
 BUCKET = "mlops-local-artifacts-123456789012"
-# 1200 rows (840 to train) / batch 50 = 17 steps an epoch, 8 epochs; a checkpoint every step, synced every 0.1 s.
+# 1200 rows (840 to train) / batch 50 = 17 steps an epoch, 12 epochs; a checkpoint every step, synced every 0.1 s.
 TRAIN = [
     "train", "--stack", "local", "--local", "--synthetic", "1200", "--json",
-    "--hp", "epochs=8", "--hp", "batch_size=50", "--hp", "checkpoint_every=1", "--hp", "keep_checkpoints=2",
+    "--hp", "epochs=12", "--hp", "batch_size=50", "--hp", "checkpoint_every=1", "--hp", "keep_checkpoints=2",
     "--hp", "hidden_sizes=16", "--hp", "patience=0", "--hp", "model_card=false", "--hp", "importance_repeats=1",
     "--hp", "importance_max_rows=50", "--hp", "baseline_sample=100",
 ]  # fmt: skip
 _STEP = re.compile(r"-step(\d{9})\.pt$")
-TOTAL_STEPS = 17 * 8
+TOTAL_STEPS = 17 * 12
 KILLS = int(os.environ.get("MLOPS_TEST_KILLS", "20"))
 
 
@@ -83,12 +83,12 @@ def _kill_at_random_moment(s3, prefix: str, rng: random.Random, duration: float)
     already = _synced_step(s3, prefix)  # what the runs before it left: it resumes from there
     victim = _mlops(*TRAIN)
     started = time.monotonic()
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 or already >= TOTAL_STEPS - 1:  # (a finished lineage: no later step to aim at)
         how = "time"
         time.sleep(rng.uniform(0.2, duration))
     else:
         how = "step"
-        target = rng.randint(min(already + 1, TOTAL_STEPS - 1), TOTAL_STEPS - 1)
+        target = rng.randint(already + 1, TOTAL_STEPS - 1)
         while victim.poll() is None and time.monotonic() - started < 3 * duration:
             if _synced_step(s3, prefix) >= target:
                 time.sleep(rng.uniform(0, 0.2))
@@ -129,7 +129,7 @@ def test_kill_9_at_random_moments_resumes_to_the_uninterrupted_weights(emulator,
     runs = [json.loads(s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()) for o in _objects(s3, "runs/")]
     assert all(r["status"] in ("Completed", "Stopped") for r in runs), [(r["job"], r["status"]) for r in runs]
     mid_training = [step for _, step in kinds if 0 < step < TOTAL_STEPS]
-    assert len(mid_training) >= max(1, KILLS // 4), f"too few kills landed mid-training: {kinds}"
+    assert len(mid_training) >= max(1, KILLS // 5), f"too few kills landed mid-training: {kinds}"
     assert survivor.get("resumedFromStep") or kinds[-1][1] in (0, TOTAL_STEPS), (survivor, kinds)
     stopped = [r for r in runs if r["status"] == "Stopped"]
     assert stopped and all(r["resumedBy"] for r in stopped)  # each killed run names the run that took over
