@@ -24,6 +24,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
+    ConnectionClosedError,
     HTTPClientError,
     NoCredentialsError,
     NoRegionError,
@@ -203,7 +204,14 @@ def translate(err: BaseException) -> AwsAccessError | None:
             f"{where} did not answer within {READ_TIMEOUT_S} s, {max_attempts()} attempts in a row ({err}); "
             "the service or emulator is stuck or overloaded: retry later"
         )
-    if isinstance(err, (BotoConnectionError, HTTPClientError)):  # refused, reset, TLS, connect timeout
+    if isinstance(err, ConnectionClosedError):  # the request went out; the answer never came back
+        where = endpoint_url() or "AWS"
+        return AwsAccessError(
+            f"{where} closed the connection after the request was sent, without an answer, "
+            f"{max_attempts()} attempts in a row ({err}); the request may have been served: "
+            "run the command again, it finishes what was done"
+        )
+    if isinstance(err, (BotoConnectionError, HTTPClientError)):  # refused, TLS, connect timeout
         url = endpoint_url()
         if url:
             return AwsAccessError(emulator_unreachable_message(url, err))
@@ -215,6 +223,14 @@ def translate(err: BaseException) -> AwsAccessError | None:
             f"AWS throttled {op} after {attempts} attempts with backoff; retry later or raise "
             f"{MAX_ATTEMPTS_ENV} (now {os.environ.get(MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS)})"
         )
+    if isinstance(err, ClientError) and _is_server_error(err):
+        attempts = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        op = getattr(err, "operation_name", "the call")
+        return AwsAccessError(
+            f"AWS failed {op} on its side ({error_code(err) or 'no code'}, HTTP {status}) {attempts} attempts "
+            "in a row; the request may have been served: retry later, the command finishes what was done"
+        )
     if isinstance(err, ClientError) and error_code(err) in (
         "AccessDenied",
         "AccessDeniedException",
@@ -222,6 +238,16 @@ def translate(err: BaseException) -> AwsAccessError | None:
     ):
         return AwsAccessError(f"access denied: {err}")
     return None
+
+
+SERVER_ERROR_CODES = {"InternalFailure", "InternalError", "InternalServerError", "ServiceUnavailable",
+                      "ServiceUnavailableException", "InternalServiceError"}  # fmt: skip
+
+
+def _is_server_error(err: ClientError) -> bool:
+    """AWS's own failure (5xx) that outlasted every retry: not a refusal of the request."""
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return error_code(err) in SERVER_ERROR_CODES or 500 <= int(status) <= 599
 
 
 @contextlib.contextmanager

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ci import argtypes
 from ci.errors import MlopsError, UsageError
 from ci.jsonable import dumps
 from ci.outputs import SOURCES
@@ -86,31 +86,17 @@ def command(
 
     @functools.wraps(fn)
     def handler(args: argparse.Namespace) -> int:
-        from botocore.exceptions import ClientError
-
-        from ci.aws import aws_errors, translate
+        from ci.aws import aws_errors
+        from ci.cli import report
 
         progress = Progress(enabled=True)
         try:
             with aws_errors():
-                try:
-                    result, summary = fn(args, progress)
-                except ValueError as err:
-                    if type(err).__name__ == "ConfigError":
-                        raise UsageError(str(err)) from err
-                    raise
-                except ClientError as err:  # AWS said no to something the checks above let through
-                    if translate(err) is not None:
-                        raise
-                    error = err.response.get("Error", {})
-                    raise MlopsError(
-                        f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}"
-                    ) from err
-        except MlopsError as err:
-            print(f"error: {err}", file=sys.stderr)
-            if getattr(args, "json", False):
-                print(dumps({"ok": False, "error": str(err), "exitCode": err.exit_code, **err.details}))
-            return err.exit_code
+                result, summary = fn(args, progress)
+        except Exception as err:
+            if getattr(args, "debug", False):
+                raise  # `mlops --debug`: the traceback, through ci.cli.main
+            return report(err, bool(getattr(args, "json", False)))
         if getattr(args, "json", False):
             print(dumps({"ok": True, **result}))
         else:
@@ -139,6 +125,13 @@ def _key_values(pairs: list[str]) -> dict[str, str]:
         if not sep or not key.strip():
             raise UsageError(f"--hp {pair!r}: expected KEY=VALUE, e.g. --hp epochs=5")
         out[key.strip()] = value.strip()
+    if out:  # refuse what ml/train.py would refuse, before a job is launched (and paid for)
+        from ml.hyperparameters import HyperparameterError, parse_hyperparameters
+
+        try:
+            parse_hyperparameters(out)
+        except HyperparameterError as err:
+            raise UsageError(f"--hp: {' '.join(str(err).split())}") from None
     return out
 
 
@@ -557,9 +550,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     data.add_argument("--data-uri", help="an S3 prefix holding train/ validation/ test/")
     data.add_argument(
-        "--synthetic", type=int, metavar="ROWS", help="generate ROWS synthetic rows with ml.data (demos, smoke tests)"
+        "--synthetic",
+        type=argtypes.ROWS,
+        metavar="ROWS",
+        help="generate ROWS synthetic rows with ml.data (demos, smoke tests)",
     )
-    data.add_argument("--synthetic-drift", type=float, default=0.0, help="drift of the synthetic rows, 0-1 (default 0)")
+    data.add_argument(
+        "--synthetic-drift", type=argtypes.FRACTION, default=0.0, help="drift of the synthetic rows, 0-1 (default 0)"
+    )
     data.add_argument("--latest-data", action="store_true", help="the newest data set version uploaded for the model")
     p.add_argument(
         "--instance-type",
@@ -579,7 +577,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-wait", action="store_true", help="create the job and return; `mlops evaluate --job` picks it up"
     )
-    p.add_argument("--poll-seconds", type=float, default=30.0, help="how often to poll the job (default 30)")
+    p.add_argument("--poll-seconds", type=argtypes.SECONDS, default=30.0, help="how often to poll the job (default 30)")
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -682,9 +680,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--model", help="only this model (default: every model the stack deploys)")
     p.add_argument(
-        "--wait-seconds", type=float, default=1800.0, help="how long an endpoint may stay Updating (default 1800)"
+        "--wait-seconds",
+        type=argtypes.WAIT,
+        default=1800.0,
+        help="how long an endpoint may stay Updating (default 1800)",
     )
-    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while waiting (default 30)")
+    p.add_argument(
+        "--poll-seconds", type=argtypes.SECONDS, default=30.0, help="poll interval while waiting (default 30)"
+    )
 
     p = _add(
         sub,
@@ -716,12 +719,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--model", help="model name (default: the stack's only model)")
     p.add_argument(
-        "--since-hours", type=float, default=24.0, help="captured data of the last N hours (0: all; default 24)"
+        "--since-hours",
+        type=argtypes.HOURS,
+        default=24.0,
+        help="captured data of the last N hours (0: all; default 24)",
     )
     p.add_argument("--no-retrain", action="store_true", help="notify only; do not retrain")
     p.add_argument("--retrain-local", action="store_true", help="retrain with the local runner instead of SageMaker")
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="hyperparameters for the retraining run")
-    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while following the retraining job")
+    p.add_argument(
+        "--poll-seconds", type=argtypes.SECONDS, default=30.0, help="poll interval while following the retraining job"
+    )
 
     p = _add(
         sub,
@@ -735,9 +743,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("package", help="model package ARN")
     p.add_argument("--local", action="store_true", help="re-run with the local runner instead of SageMaker")
     p.add_argument(
-        "--tolerance", type=float, default=1e-6, help="largest absolute metric difference that still matches"
+        "--tolerance",
+        type=argtypes.TOLERANCE,
+        default=1e-6,
+        help="largest absolute metric difference that still matches",
     )
-    p.add_argument("--poll-seconds", type=float, default=30.0, help="poll interval while following the job")
+    p.add_argument("--poll-seconds", type=argtypes.SECONDS, default=30.0, help="poll interval while following the job")
 
     p = _add(
         sub,
@@ -774,5 +785,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=Path(".mlops/demo-report"),
         help="folder for the report (default .mlops/demo-report, which git ignores)",
     )
-    p.add_argument("--rows", type=int, default=2000, help="synthetic rows to train on (default 2000)")
+    p.add_argument("--rows", type=argtypes.ROWS, default=2000, help="synthetic rows to train on (default 2000)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

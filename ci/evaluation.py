@@ -12,6 +12,7 @@ minimums. The report is written to S3 whether the gate passes or not: a refusal 
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,57 +111,73 @@ def evaluate_run(
     s3 = session.client("s3")
     sm = session.client("sagemaker")
     work = Path(work_dir or tempfile.mkdtemp(prefix="mlops-evaluate-"))
-    manifest = Manifest.from_dict(run["dataset"])
-    split = held_out_split(manifest)
-    progress.step(f"evaluating {run['job']} on the {split} split of data set {manifest.id}")
-    if split != "test":
-        progress.info("the data set has no test split: scoring on validation, which early stopping has seen")
-    registered = registry.find_by_training_job(sm, group, run["job"], _started(run))
-    candidate_dir = fetch_model(s3, run["modelDataUrl"], work / "candidate", registered)
-    candidate_model = load_model(candidate_dir)
-    frame = load_frame(download_split(s3, manifest, split, work / split), candidate_model.schema)
-    candidate = plain(evaluate(candidate_model, frame))
-    progress.info("candidate: " + _summary(candidate, gate.metric))
+    try:
+        manifest = Manifest.from_dict(run["dataset"])
+        split = held_out_split(manifest)
+        progress.step(f"evaluating {run['job']} on the {split} split of data set {manifest.id}")
+        if split != "test":
+            progress.info("the data set has no test split: scoring on validation, which early stopping has seen")
+        registered = registry.find_by_training_job(sm, group, run["job"], _started(run))
+        candidate_dir = fetch_model(s3, run["modelDataUrl"], work / "candidate", registered)
+        candidate_model = load_model(candidate_dir)
+        frame = load_frame(download_split(s3, manifest, split, work / split), candidate_model.schema)
+        candidate = plain(evaluate(candidate_model, frame))
+        progress.info("candidate: " + _summary(candidate, gate.metric))
 
-    champion_pkg = registry.champion(sm, group)
-    champion_block: dict[str, Any] | None = None
-    champion_metrics = None
-    if champion_pkg is not None and champion_pkg.training_job == run["job"]:
-        champion_pkg = None  # re-evaluating the champion itself: nothing to compare against
-    if champion_pkg is not None:
-        champion_metrics, source = _champion_metrics(s3, champion_pkg, frame, work / "champion", evaluate)
-        champion_block = {
-            "arn": champion_pkg.arn,
-            "trainingJob": champion_pkg.training_job,
-            "metrics": champion_metrics,
-            "source": source,
+        champion_pkg = registry.champion(sm, group)
+        champion_block: dict[str, Any] | None = None
+        champion_metrics = None
+        if champion_pkg is not None and champion_pkg.training_job == run["job"]:
+            champion_pkg = None  # re-evaluating the champion itself: nothing to compare against
+        if champion_pkg is not None:
+            champion_metrics, source = _champion_metrics(s3, champion_pkg, frame, work / "champion", evaluate)
+            champion_block = {
+                "arn": champion_pkg.arn,
+                "trainingJob": champion_pkg.training_job,
+                "metrics": champion_metrics,
+                "source": source,
+            }
+            progress.info(f"champion {champion_pkg.arn}: " + _summary(champion_metrics, gate.metric) + f" ({source})")
+        else:
+            progress.info(f"no Approved package in {group}: the candidate is measured against the minimums alone")
+        result = compare(candidate, champion_metrics, gate.metric, gate.margin, gate.minimums)
+        report = {
+            "job": run["job"],
+            "model": model,
+            "stack": outputs.stackName,
+            "modelDataUrl": run["modelDataUrl"],
+            "evaluatedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+            "testSet": {
+                "dataset": manifest.id,
+                "split": split,
+                "objects": manifest.objects_in(split),
+                "rows": len(frame),
+            },
+            "candidate": {"metrics": candidate},
+            "champion": champion_block,
+            "gate": {
+                "metric": gate.metric,
+                "margin": gate.margin,
+                "minimums": gate.minimums,
+                **plain(result.to_dict()),
+            },
+            # SageMaker's model-quality statistics shape, so the registry console can show the numbers.
+            QUALITY_SECTION[candidate_model.task]: {
+                k: {"value": v, "standard_deviation": "NaN"}
+                for k, v in candidate.items()
+                if isinstance(v, (int, float))
+            },
         }
-        progress.info(f"champion {champion_pkg.arn}: " + _summary(champion_metrics, gate.metric) + f" ({source})")
-    else:
-        progress.info(f"no Approved package in {group}: the candidate is measured against the minimums alone")
-    result = compare(candidate, champion_metrics, gate.metric, gate.margin, gate.minimums)
-    report = {
-        "job": run["job"],
-        "model": model,
-        "stack": outputs.stackName,
-        "modelDataUrl": run["modelDataUrl"],
-        "evaluatedAt": datetime.now(UTC).isoformat(timespec="seconds"),
-        "testSet": {"dataset": manifest.id, "split": split, "objects": manifest.objects_in(split), "rows": len(frame)},
-        "candidate": {"metrics": candidate},
-        "champion": champion_block,
-        "gate": {"metric": gate.metric, "margin": gate.margin, "minimums": gate.minimums, **plain(result.to_dict())},
-        # SageMaker's model-quality statistics shape, so the registry console can show the numbers.
-        QUALITY_SECTION[candidate_model.task]: {
-            k: {"value": v, "standard_deviation": "NaN"} for k, v in candidate.items() if isinstance(v, (int, float))
-        },
-    }
-    uri = report_uri(outputs.artifactBucket, run["job"])
-    version = s3util.put_json(s3, uri, report, outputs.kmsKeyArn)
-    report["reportUri"] = uri
-    report["reportVersionId"] = version.version_id
-    verdict = "PASSED" if result.passed else "FAILED"
-    progress.step(f"gate {verdict}: {result.reason}")
-    return report
+        uri = report_uri(outputs.artifactBucket, run["job"])
+        version = s3util.put_json(s3, uri, report, outputs.kmsKeyArn)
+        report["reportUri"] = uri
+        report["reportVersionId"] = version.version_id
+        verdict = "PASSED" if result.passed else "FAILED"
+        progress.step(f"gate {verdict}: {result.reason}")
+        return report
+    finally:
+        if work_dir is None:  # our temporary folder (models, data): gone on every way out
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _started(run: dict[str, Any]):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ci import aws
@@ -89,14 +90,37 @@ def _kms_key(session, stack: str, progress: Progress) -> str:
     except ClientError as err:
         if aws.error_code(err) != "NotFoundException":
             raise
-    key = kms.create_key(
-        Description=f"mlops {stack}: data, artifacts, capture, topics, logs",
-        Tags=[{"TagKey": "mlops:stack", "TagValue": stack}],
-    )["KeyMetadata"]
-    kms.enable_key_rotation(KeyId=key["KeyId"])
-    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
-    progress.info(f"kms key {alias} -> {key['Arn']}")
-    return key["Arn"]
+    found = _unaliased_key(kms, stack)
+    if found is None:
+        # One attempt: a retried CreateKey whose first answer was lost makes a second key; a re-run
+        # of `local up` adopts the one key a lost answer leaves (_unaliased_key).
+        once = session.client("kms", config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
+        key = once.create_key(
+            Description=f"mlops {stack}: data, artifacts, capture, topics, logs",
+            Tags=[{"TagKey": STACK_TAG, "TagValue": stack}],
+        )["KeyMetadata"]
+        found = key["KeyId"], key["Arn"]
+    key_id, arn = found
+    kms.enable_key_rotation(KeyId=key_id)
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    progress.info(f"kms key {alias} -> {arn}")
+    return arn
+
+
+STACK_TAG = "mlops:stack"
+
+
+def _unaliased_key(kms, stack: str) -> tuple[str, str] | None:
+    """A key an earlier `local up` created for this stack but never aliased (CreateKey's answer was
+    lost, or rotation or the alias failed after it): adopted, so a re-run does not make a second."""
+    for page in kms.get_paginator("list_keys").paginate():
+        for entry in page["Keys"]:
+            tags = kms.list_resource_tags(KeyId=entry["KeyId"]).get("Tags", [])
+            if {"TagKey": STACK_TAG, "TagValue": stack} not in tags:
+                continue
+            if kms.describe_key(KeyId=entry["KeyId"])["KeyMetadata"].get("KeyState") == "Enabled":
+                return entry["KeyId"], entry["KeyArn"]
+    return None
 
 
 def _buckets(session, outputs, key_arn: str, progress: Progress) -> None:

@@ -32,10 +32,12 @@ class StackFileError(UsageError):
 
 
 def load_document(path: Path) -> dict[str, Any]:
+    from infra.config import load_yaml_bounded  # one bounded reader for stack files (aliases, size)
+
     try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as err:
-        raise StackFileError(f"{path} is not valid YAML: {err}") from err
+        doc = load_yaml_bounded(Path(path)) or {}
+    except (ValueError, OSError) as err:
+        raise StackFileError(str(err)) from err
     if not isinstance(doc, dict):
         raise StackFileError(f"{path} must be a mapping with a `config:` key")
     return doc

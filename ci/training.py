@@ -13,11 +13,13 @@ where SageMaker would. Either way a run record lands in S3 for evaluate/register
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -627,19 +629,37 @@ def train_local(
     job_name: str | None = None,
     keep_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Run ml/train.py under the container contract here; upload its model where SageMaker would."""
+    """Run ml/train.py under the container contract here; upload its model where SageMaker would.
+
+    A local run killed part-way (kill -9, a closed laptop) is resumed by the next identical run
+    (same stack, model, hyperparameters, data and seed), from the newest checkpoint it synced, as
+    SageMaker resumes a spot-interrupted job; the killed run's record is then marked Stopped. Every
+    other way out (success, failure, exception, Ctrl-C, SIGTERM) leaves the record terminal and
+    the temporary folder removed.
+    """
     s3 = session.client("s3")
     job_name = job_name or local_job_name(plan)
+    resume_uri = local_resume_uri(plan, manifest, seed)
     record = new_run_record(plan, job_name, "local", manifest, git, seed)
+    record["checkpointS3Uri"] = resume_uri
+    _sweep_stale_temp_folders()
+    previous = _claim_resume_prefix(s3, plan, resume_uri, job_name)
+    if previous:
+        record["resumedFromJob"] = previous
     save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
-    base = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix=f"mlops-{job_name}-"))
+    base = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{job_name}-"))
+    (base / OWNER_FILE).write_text(str(os.getpid()))
+    metrics: dict[str, float] = {}
+    result = None
     try:
+        if previous:
+            _mark_superseded(s3, plan, previous, job_name)
         progress.step(f"local training job {job_name}: downloading channels {', '.join(plan.channels)}")
         staged = base / "staged-channels"
         channels = {c: download_split(s3, manifest, c, staged / c) for c in plan.channels}
-        ckpt = checkpoint_uri(plan, job_name)
-        _restore_checkpoints(s3, ckpt, base / "checkpoints")
-        metrics: dict[str, float] = {}
+        if previous:
+            progress.step(f"resuming the checkpoints of {previous}, which did not finish")
+            _restore_checkpoints(s3, resume_uri, base / "checkpoints")
 
         def on_line(line: str) -> None:
             for name, value in parse_metric_line(line).items():
@@ -647,21 +667,24 @@ def train_local(
                 progress.metric(name, value)
 
         progress.step(f"running ml/train.py under the container contract in {base}")
+        sync = CheckpointSync(s3, resume_uri, plan.kms_key_arn)
         result = run_training(
             base,
             plan.hyperparameters,
             channels,
             on_line=on_line,
-            checkpoint_sync=CheckpointSync(s3, ckpt, plan.kms_key_arn),
+            checkpoint_sync=sync,
+            sync_every_seconds=checkpoint_sync_seconds(),
             extra_env={**plan.environment, "TRAINING_JOB_NAME": job_name},
             timeout_seconds=plan.max_runtime_seconds,
             data_manifest=manifest.to_dict(),
         )
+        if sync.problems:
+            record["checkpointSyncWarnings"] = sync.problems[-5:]
+        resumed_at = [int(m[1]) for line in result.lines if (m := _RESUMED_LINE.search(line))]
+        if resumed_at:
+            record["resumedFromStep"] = resumed_at[0]
         if not result.succeeded:
-            record.update(
-                status="Failed", failureReason=result.failure_reason, finishedAt=_now(), streamedMetrics=metrics
-            )
-            save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
             raise TrainingFailedError(
                 f"training job {job_name} Failed: {result.failure_reason}; nothing was registered",
                 details={"run": record},
@@ -677,9 +700,128 @@ def train_local(
         save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
         progress.step(f"{job_name} completed; model at {record['modelDataUrl']}")
         return record
+    except BaseException as err:
+        # Nothing stays InProgress: Ctrl-C or SIGTERM stops the run, anything else fails it.
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            status = "Stopped"
+            reason = f"interrupted ({type(err).__name__}); the next identical run resumes from its checkpoints"
+        elif isinstance(err, TrainingFailedError) and result is not None:
+            status, reason = "Failed", result.failure_reason
+        else:
+            status, reason = "Failed", f"{type(err).__name__}: {err}"
+        record.update(status=status, failureReason=reason[:1024], finishedAt=_now(), streamedMetrics=metrics)
+        _save_run_best_effort(s3, plan, record)
+        raise
     finally:
         if keep_dir is None:
             shutil.rmtree(base, ignore_errors=True)
+
+
+# --- local resume and clean-up ---------------------------------------------------------------
+
+TEMP_PREFIX = "mlops-local-run-"
+OWNER_FILE = ".owner-pid"
+RESUME_OWNER = "owner.json"
+SYNC_SECONDS_ENV = "MLOPS_CHECKPOINT_SYNC_SECONDS"
+_RESUMED_LINE = re.compile(r"resuming from checkpoint at step (\d+)")  # ml/train.py says so
+
+
+def checkpoint_sync_seconds() -> float:
+    """How often a local run mirrors its checkpoints to S3 (SageMaker syncs continuously)."""
+    raw = os.environ.get(SYNC_SECONDS_ENV, "30").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.05 <= value <= 3600:
+        raise UsageError(f"{SYNC_SECONDS_ENV}={raw!r} is not a number of seconds from 0.05 to 3600")
+    return value
+
+
+def local_resume_uri(plan: JobPlan, manifest: Manifest, seed: int | None) -> str:
+    """The checkpoint prefix shared by identical local runs: the resume point of a killed one."""
+    identity = json.dumps(
+        [plan.stack, plan.model, plan.hyperparameters, manifest.to_dict().get("sha256"), seed], sort_keys=True
+    )
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return s3util.join(plan.checkpoint_s3_uri, plan.model, "local-resume", key) + "/"
+
+
+def _claim_resume_prefix(s3, plan: JobPlan, uri: str, job_name: str) -> str | None:
+    """Take over the resume prefix; return the job to resume from, or None to start fresh.
+
+    The prefix is resumed only when its last owner did not complete; a completed run's
+    checkpoints are cleared so an identical re-run (`mlops reproduce`) really trains again.
+    """
+    owner_uri = uri + RESUME_OWNER
+    previous = None
+    try:
+        previous = (s3util.get_json(s3, owner_uri) or {}).get("job")
+    except (NotFoundError, ValueError, AttributeError):
+        previous = None
+    if previous:
+        try:
+            status = load_run(s3, plan.artifact_bucket, previous).get("status")
+        except (NotFoundError, ValueError):
+            status = None
+        if status == "Completed":
+            previous = None
+    if not previous:
+        bucket, _ = s3util.split_uri(uri)
+        for obj in list(s3util.list_objects(s3, uri)):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3util.put_json(s3, owner_uri, {"job": job_name, "startedAt": _now()}, plan.kms_key_arn)
+    return previous
+
+
+def _mark_superseded(s3, plan: JobPlan, previous: str, job_name: str) -> None:
+    """A killed run never wrote its own end: record it Stopped, naming the run that took over."""
+    try:
+        old = load_run(s3, plan.artifact_bucket, previous)
+    except (NotFoundError, ValueError):
+        return
+    if old.get("status") not in TERMINAL:
+        old.update(
+            status="Stopped",
+            failureReason=f"the run ended without a word (killed); {job_name} resumed from its checkpoints",
+            finishedAt=_now(),
+        )
+    old["resumedBy"] = job_name
+    _save_run_best_effort(s3, plan, old)
+
+
+def _save_run_best_effort(s3, plan: JobPlan, record: dict[str, Any]) -> None:
+    try:
+        save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
+    except Exception as err:  # the run's own failure matters more than its record; say so
+        print(
+            f"warning: could not record {record['job']} as {record['status']}: {type(err).__name__}: {err}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale_temp_folders() -> None:
+    """Remove the temporary folders of local runs whose process is gone (kill -9 skips `finally`)."""
+    root = Path(tempfile.gettempdir())
+    for folder in root.glob(f"{TEMP_PREFIX}*"):
+        owner = folder / OWNER_FILE
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _read_metrics(model_dir: Path) -> dict[str, float]:
@@ -696,33 +838,72 @@ def _restore_checkpoints(s3, uri: str, dest: Path) -> None:
     bucket, _ = s3util.split_uri(uri)
     for obj in s3util.list_objects(s3, uri):
         rel = obj["Key"][len(s3util.split_uri(uri)[1]) :]
-        if rel:
+        if rel and rel != RESUME_OWNER:
             s3util.download(s3, f"s3://{bucket}/{obj['Key']}", dest / rel)
 
 
 class CheckpointSync:
     """Mirror the checkpoint directory to the checkpoint URI, as SageMaker does while a job runs:
-    new or changed files are uploaded, files the trainer deleted (old checkpoints) are deleted."""
+    new or changed files are uploaded, files the trainer deleted (old checkpoints) are deleted.
 
-    def __init__(self, s3, uri: str, kms_key: str | None):
+    It never raises: the trainer rotates checkpoints while a sync runs (a file listed may be gone
+    before it is read), and S3 throttles or drops a request now and then. A vanished file is
+    skipped; a transient error is retried (`attempts` in all), then recorded in `problems` and left
+    for the next sync; temporary files (a checkpoint being written) are never uploaded.
+    """
+
+    def __init__(self, s3, uri: str, kms_key: str | None, attempts: int = 3, backoff_s: float = 0.2):
         self.s3, self.uri, self.kms_key = s3, uri, kms_key
         self.bucket, self.prefix = s3util.split_uri(uri)
         self.uploaded: dict[str, str] = {}  # key -> sha256 of what this run uploaded
         self.lock = threading.Lock()
+        self.attempts, self.backoff_s = max(1, attempts), backoff_s
+        self.problems: list[str] = []
 
     def __call__(self, directory: Path) -> None:
         with self.lock:  # the periodic sync and the final one must not interleave
-            present = set()
-            for path in sorted(p for p in directory.rglob("*") if p.is_file()) if directory.exists() else []:
-                key = self.prefix + path.relative_to(directory).as_posix()
-                present.add(key)
+            try:
+                self._sync(directory)
+            except Exception as err:  # a listing that failed half-way; the next sync starts over
+                self._problem(f"checkpoint sync of {directory}: {type(err).__name__}: {err}")
+
+    def _sync(self, directory: Path) -> None:
+        present = set()
+        files = sorted(p for p in directory.rglob("*") if p.is_file()) if directory.exists() else []
+        for path in files:
+            if path.name.startswith(".") or path.name.endswith(".tmp"):
+                continue  # a checkpoint being written; it appears under its real name when whole
+            key = self.prefix + path.relative_to(directory).as_posix()
+            try:
                 digest = s3util.sha256_file(path)
-                if self.uploaded.get(key) != digest:
-                    s3util.upload_file(self.s3, path, f"s3://{self.bucket}/{key}", self.kms_key)
-                    self.uploaded[key] = digest
-            for key in [k for k in self.uploaded if k not in present]:
-                self.s3.delete_object(Bucket=self.bucket, Key=key)
+            except FileNotFoundError:
+                continue  # rotated away between listing and reading: nothing to keep
+            present.add(key)
+            if self.uploaded.get(key) != digest and self._retry(
+                key, s3util.upload_file, self.s3, path, f"s3://{self.bucket}/{key}", self.kms_key
+            ):
+                self.uploaded[key] = digest
+        for key in [k for k in self.uploaded if k not in present]:
+            if self._retry(key, self.s3.delete_object, Bucket=self.bucket, Key=key):
                 del self.uploaded[key]
+
+    def _retry(self, key: str, action, *args, **kwargs) -> bool:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                action(*args, **kwargs)
+                return True
+            except FileNotFoundError:
+                return False  # the file went away mid-upload: rotated, nothing to keep
+            except Exception as err:
+                if attempt == self.attempts:
+                    self._problem(f"s3://{self.bucket}/{key}: {type(err).__name__}: {err}")
+                    return False
+                time.sleep(self.backoff_s * attempt)
+        return False
+
+    def _problem(self, text: str) -> None:
+        self.problems.append(text)
+        print(f"warning: {text}; the next sync tries again", file=sys.stderr, flush=True)
 
 
 def _now() -> str:

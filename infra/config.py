@@ -215,6 +215,73 @@ def stack_file(stack: str | Path) -> tuple[str, Path]:
     return str(stack), STACKS_DIR / f"Pulumi.{stack}.yaml"
 
 
+# A stack file is a page of settings. Bound what reading one may cost: PyYAML's SafeLoader
+# expands aliases, so a 1.6 KB "billion laughs" file becomes a billion-element structure.
+MAX_STACK_FILE_BYTES = 256 * 1024
+MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 100_000
+
+
+class BoundedSafeLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a document with more than MAX_YAML_ALIASES alias uses, or one that
+    would expand to more than MAX_YAML_NODES nodes; both counted on the composed graph, where
+    aliases are still shared, before anything is expanded."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.aliases_seen = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases_seen += 1
+            if self.aliases_seen > MAX_YAML_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} alias uses (*name); a stack file needs few or none")
+        return super().compose_node(parent, index)
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            expanded = _expanded_size(node, {})
+            if expanded > MAX_YAML_NODES:
+                raise yaml.YAMLError(f"its aliases expand to more than {MAX_YAML_NODES} nodes (an alias bomb); refused")
+        return node
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """How many nodes the document becomes once every alias is expanded (memoized per shared node)."""
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = MAX_YAML_NODES + 1  # a node reached again while inside itself: a cycle, refuse
+    if isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded_size(child, seen) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+    else:
+        total = 1
+    seen[id(node)] = min(total, MAX_YAML_NODES + 1)
+    return seen[id(node)]
+
+
+def load_yaml_bounded(path: Path, max_bytes: int = MAX_STACK_FILE_BYTES) -> Any:
+    """A YAML file's document, bounded in size, aliases and nodes; UTF-8 only. Raises ValueError
+    with one line naming the file and the limit."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{path} is {size} bytes; a stack file may hold at most {max_bytes}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {data[err.start : err.start + 1]!r})") from None
+    try:
+        return yaml.load(text, Loader=BoundedSafeLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise ValueError(f"{path} nests too deeply to be a stack file") from None
+
+
 def read_raw_config(stack: str | Path) -> tuple[str, dict[str, Any]]:
     """The `config:` mapping of a stack file, keys as written (`mlops:training`, `aws:region`)."""
     name, path = stack_file(stack)
@@ -222,9 +289,9 @@ def read_raw_config(stack: str | Path) -> tuple[str, dict[str, Any]]:
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
         raise ConfigError(name, [f"no stack file {path}; known stacks: {', '.join(known) or 'none'}"])
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(name, [f"{path} is not valid YAML: {err}"]) from None
+        document = load_yaml_bounded(path) or {}
+    except (ValueError, OSError) as err:
+        raise ConfigError(name, [str(err)]) from None
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise ConfigError(name, [f"{path} has no 'config:' mapping"])

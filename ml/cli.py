@@ -65,10 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _fail(message: str, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps({"ok": False, "error": message}))
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+    """Bad input: `mlops` (ci/cli.py) reports it the one way, exit 2, the same --json document."""
+    raise ValueError(message)
 
 
 def _read_rows(path: Path, schema=None):

@@ -22,6 +22,11 @@ class AuditError(ValueError):
     """A user error: unknown stack, invalid config, unreadable state file."""
 
 
+# A state file is read whole into memory and every resource turned into a record: bound it.
+# Real exports of stacks this size are well under a megabyte; the cap leaves room for big ones.
+MAX_STATE_FILE_BYTES = 64 * 1024 * 1024
+
+
 @dataclass
 class AuditTarget:
     """What to audit: the records, the context to judge them by, and where they came from."""
@@ -76,9 +81,25 @@ def target_from_stack(
 def target_from_state(path: str | Path, stack: str | None = None, today: date | None = None) -> AuditTarget:
     """A `pulumi stack export` file, judged by `stack`'s config when given, else by what it shows."""
     try:
+        size = Path(path).stat().st_size
+    except FileNotFoundError:
+        raise AuditError(f"{path}: no such file") from None
+    except OSError as err:
+        raise AuditError(f"{path}: cannot read: {err.strerror or err}") from None
+    if size > MAX_STATE_FILE_BYTES:
+        raise AuditError(f"{path} is {size} bytes; a state file may hold at most {MAX_STATE_FILE_BYTES}; refused")
+    try:
         state = load_state(path)
     except ValueError as err:
         raise AuditError(str(err)) from None
+    except (TypeError, AttributeError, KeyError, IndexError) as err:  # a resource of the wrong shape
+        raise AuditError(f"{path}: malformed `pulumi stack export` document ({type(err).__name__}: {err})") from None
+    except RecursionError:
+        raise AuditError(f"{path}: JSON nested too deeply to be a state file") from None
+    for index, record in enumerate(state.resources):
+        problem = _malformed(record)
+        if problem:
+            raise AuditError(f"{path}: deployment.resources[{index}] {problem}; expected `pulumi stack export` output")
     if stack:
         context = stack_context(stack, today=today).with_notes(
             f"state of '{state.stack or '?'}' judged against stack config '{stack}'"
@@ -86,6 +107,24 @@ def target_from_state(path: str | Path, stack: str | None = None, today: date | 
     else:
         context = infer_context(state.resources, state.stack, today=today)
     return AuditTarget(state.stack or Path(path).stem, state.resources, context, "state", str(path))
+
+
+_URN = "urn:pulumi:"
+
+
+def _malformed(record: Resource) -> str:
+    """Why a state record cannot be judged (a rule would see garbage and pass it), or ''."""
+    if not record.urn.startswith(_URN):
+        return f"has urn {record.urn!r}, not a Pulumi URN"
+    if record.type.count(":") < 2:
+        return f"has type {record.type!r}, not a Pulumi type token (package:module:Type)"
+    if record.parent and not record.parent.startswith(_URN):
+        return f"has parent {record.parent!r}, not a Pulumi URN"
+    if record.provider and not record.provider.startswith(_URN):
+        return f"has provider {record.provider!r}, not a provider reference (urn::id)"
+    if not all(isinstance(d, str) and d.startswith(_URN) for d in record.dependencies):
+        return "has dependencies that are not a list of Pulumi URNs"
+    return ""
 
 
 def audit(target: AuditTarget) -> AuditResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from datetime import date
@@ -98,9 +99,8 @@ def run_audit(args: argparse.Namespace) -> int:
             _progress(f"previewing stack {args.stack}")
             target = target_from_stack(args.stack, today=args.today)
             results = [(target, audit(target))]
-    except AuditError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except AuditError:
+        raise  # bad input: `mlops` (ci/cli.py) reports it the one way, exit 2, the same --json document
 
     if args.policy_config:
         from policies.crossguard import pack_config
@@ -149,9 +149,8 @@ def run_cost(args: argparse.Namespace) -> int:
             assumptions = replace(assumptions, training_runs_per_month=args.training_runs)
         ctx = replace(target.context, cost=assumptions)
         result = estimate(StackGraph(target.records), ctx)
-    except (AuditError, CostError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (AuditError, CostError):
+        raise  # bad input: reported by ci/cli.py, exit 2
     budget = ctx.monthly_budget_usd
     if args.json:
         doc = result.to_json()
@@ -219,8 +218,7 @@ def _progress(message: str) -> None:
 
 
 def _usage(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+    raise ValueError(message)  # reported by ci/cli.py: one line, exit 2, the --json error document
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -254,6 +252,8 @@ def _non_negative(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):  # NaN passes `< 0`; infinity prices nothing
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
     if number < 0:
         raise argparse.ArgumentTypeError(f"{value!r} must not be negative")
     return number

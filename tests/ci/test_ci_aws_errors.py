@@ -176,7 +176,11 @@ def test_a_connection_reset_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "2")
     try:
         session = aws.make_session("us-east-1")
-        with pytest.raises(AwsAccessError, match="unreachable"), aws.aws_errors():
+        # RST at connect: unreachable; RST after the request went out: closed, not "unreachable"
+        with (
+            pytest.raises(AwsAccessError, match=r"unreachable|closed the connection after the request was sent"),
+            aws.aws_errors(),
+        ):
             session.client("sagemaker").list_model_package_groups()
     finally:
         stop.set()
@@ -195,3 +199,16 @@ def test_a_request_aws_would_refuse_is_not_sent(emulator):
     with pytest.raises(aws.AwsRuleError, match="CustomerMetadataProperties"):
         sm.create_model_package(ModelPackageGroupName="churn-dev", CustomerMetadataProperties=metadata)
     assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []  # nothing reached the service
+
+
+def test_a_dropped_response_is_not_reported_as_an_unreachable_emulator(monkeypatch):
+    """A response lost after the request was sent (botocore's ConnectionClosedError) has its own
+    sentence: the endpoint was reached, the request may have been served, run again."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    dropped = str(aws.translate(ConnectionClosedError(endpoint_url="http://127.0.0.1:5000/")))
+    assert "unreachable" not in dropped
+    assert "after the request was sent" in dropped and "may have been served" in dropped
+    refused = str(aws.translate(EndpointConnectionError(endpoint_url="http://127.0.0.1:5000/")))
+    assert "unreachable" in refused  # a refused connection still is

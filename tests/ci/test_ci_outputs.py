@@ -123,7 +123,7 @@ def test_cli_unknown_stack_exits_2_without_traceback(stacks, mlops):
     result = mlops("packages", "--stack", "qa", "--json")
     assert result.code == 2
     assert "unknown stack 'qa'" in result.err and "Traceback" not in result.err
-    assert result.json == {"ok": False, "error": result.json["error"], "exitCode": 2}
+    assert result.json == {"ok": False, "error": result.json["error"], "errorType": "UnknownStackError", "exitCode": 2}
 
 
 def test_the_pulumi_cli_is_asked_when_it_is_there(stacks, monkeypatch, tmp_path):

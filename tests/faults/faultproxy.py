@@ -87,6 +87,7 @@ class Armed:
     times: int  # how many calls of the operation fail; -1: every one
     skip: int = 0  # let this many calls of the operation through first
     hits: int = 0
+    path_contains: str = ""  # only calls whose path holds this (an S3 key: one object among many)
 
 
 class FaultProxy:
@@ -114,11 +115,11 @@ class FaultProxy:
         self.server.shutdown()
         self.server.server_close()
 
-    def arm(self, operation: str, fault: str, times: int = 1, skip: int = 0) -> None:
+    def arm(self, operation: str, fault: str, times: int = 1, skip: int = 0, path_contains: str = "") -> None:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
         with self._lock:
-            self._armed.append(Armed(operation, fault, times, skip))
+            self._armed.append(Armed(operation, fault, times, skip, path_contains=path_contains))
 
     def clear(self) -> None:
         with self._lock:
@@ -126,12 +127,12 @@ class FaultProxy:
             self.calls.clear()
             self.faulted.clear()
 
-    def _take(self, operation: str) -> str | None:
+    def _take(self, operation: str, path: str = "") -> str | None:
         """Record the call; the fault to apply to it, if one is armed and not used up."""
         with self._lock:
             self.calls.append(operation)
             for armed in self._armed:
-                if armed.operation != operation:
+                if armed.operation != operation or armed.path_contains not in path:
                     continue
                 if armed.skip > 0:
                     armed.skip -= 1
@@ -243,7 +244,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _handle(self) -> None:
             body = self._body()
             operation = operation_of(self.command, self.path, self.headers, body)
-            fault = proxy._take(operation)
+            fault = proxy._take(operation, self.path)
             if fault == "reset":
                 return self._abort(reset=True)
             if fault == "freeze":
