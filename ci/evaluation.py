@@ -8,6 +8,11 @@ so the comparison is fair even when the champion was trained on older data; a ch
 archive cannot be scored any more falls back to the metrics its own evaluation report holds,
 and the report says so. The gate (`ml.evaluate.compare`) uses the stack's metric, margin and
 minimums. The report is written to S3 whether the gate passes or not: a refusal is evidence.
+
+Beside the champion, the report scores a linear baseline (`ml.baseline`) fitted on the run's
+own train split (at most `ml.baseline.MAX_TRAIN_ROWS` rows) and scored on the same held-out
+data, and says plainly when the candidate does not beat it. That is information for people
+choosing a model family, not a gate: it changes no verdict.
 """
 
 from __future__ import annotations
@@ -140,6 +145,7 @@ def evaluate_run(
             progress.info(f"champion {champion_pkg.arn}: " + _summary(champion_metrics, gate.metric) + f" ({source})")
         else:
             progress.info(f"no Approved package in {group}: the candidate is measured against the minimums alone")
+        baseline_block = _baseline(s3, manifest, candidate_model, candidate, frame, gate.metric, work, progress)
         result = compare(candidate, champion_metrics, gate.metric, gate.margin, gate.minimums)
         report = {
             "job": run["job"],
@@ -155,6 +161,7 @@ def evaluate_run(
             },
             "candidate": {"metrics": candidate},
             "champion": champion_block,
+            "baseline": baseline_block,
             "gate": {
                 "metric": gate.metric,
                 "margin": gate.margin,
@@ -184,6 +191,48 @@ def _started(run: dict[str, Any]):
     from ci.register import job_started
 
     return job_started(run)
+
+
+def _baseline(s3, manifest: Manifest, model, candidate: dict[str, Any], held_out, metric: str, work: Path, progress):
+    """The linear baseline's report block: fitted on the run's train split, scored on `held_out`.
+    Information only; a data set without a train split, or a baseline that cannot be fitted,
+    is said and skipped, never a failed evaluation."""
+    from ml.baseline import FAMILY, MAX_TRAIN_ROWS, beats, fit_and_score
+
+    if not manifest.objects_in("train"):
+        progress.info(f"data set {manifest.id} has no train split: no linear baseline to compare with")
+        return {"family": FAMILY, "skipped": "the data set has no train split"}
+    train = load_frame(download_split(s3, manifest, "train", work / "train"), model.schema)
+    try:
+        fitted = fit_and_score(model, train, held_out)
+    except ValueError as err:
+        progress.info(f"no linear baseline: {err}")
+        return {"family": FAMILY, "skipped": str(err)}
+    metrics = plain(fitted.metrics)
+    better = beats(candidate, metrics, metric)
+    rows = (
+        f"a seeded sample of {fitted.train_rows} of {fitted.train_rows_available} train rows (cap {MAX_TRAIN_ROWS})"
+        if fitted.capped
+        else f"{fitted.train_rows} train rows"
+    )
+    progress.info(f"linear baseline ({fitted.estimator}, {rows}): " + _summary(metrics, metric))
+    if better is False:
+        progress.warn(
+            f"the candidate does not beat a linear baseline ({metric} {candidate[metric]:.4f} vs "
+            f"{metrics[metric]:.4f}): a simpler model would do"
+        )
+    elif better is None:
+        progress.info(f"the candidate and the linear baseline cannot be compared on {metric}")
+    return {
+        "family": FAMILY,
+        "estimator": fitted.estimator,
+        "trainSplit": "train",
+        "trainRows": fitted.train_rows,
+        "trainRowsAvailable": fitted.train_rows_available,
+        "trainRowsCap": MAX_TRAIN_ROWS,
+        "metrics": metrics,
+        "candidateBeatsBaseline": better,
+    }
 
 
 def _champion_metrics(s3, package, frame, dest: Path, evaluate) -> tuple[dict[str, Any], str]:
