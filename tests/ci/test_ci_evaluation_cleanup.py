@@ -25,13 +25,14 @@ def test_the_temporary_folder_goes_however_evaluation_ends(tmp_path, monkeypatch
         made.append(path)
         return str(path)
 
-    def fetch_model(s3, uri, dest):
+    def fetch_model(s3, uri, dest, package=None):
         dest.mkdir(parents=True)
         (dest / "model.pt").write_bytes(b"weights")
         raise failure
 
     monkeypatch.setattr(evaluation.tempfile, "mkdtemp", mkdtemp)
     monkeypatch.setattr(evaluation, "fetch_model", fetch_model)
+    monkeypatch.setattr(evaluation.registry, "find_by_training_job", lambda *args, **kwargs: None)  # not registered
     outputs = SimpleNamespace(modelPackageGroups={"churn": "churn-dev"}, stackName="dev")
     run = {
         "job": "j",

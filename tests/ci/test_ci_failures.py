@@ -128,10 +128,12 @@ def test_monitor_of_a_model_that_is_not_deployed_says_so(dev, mlops):
 
 def test_a_failed_local_run_reports_the_containers_reason(dev, mlops, boto):
     files = snapshot(dev)
-    result = mlops("train", "--stack", "dev", "--local", "--synthetic", "300", "--hp", "epochs=many", "--json")
+    # `--hp epochs=many` is now refused before launch (exit 2); a data set smaller than the container's
+    # min_rows passes every client-side check and fails inside the container
+    result = mlops("train", "--stack", "dev", "--local", "--synthetic", "300", "--hp", "min_rows=100000", "--json")
     assert result.code == 5, result
     run = result.json["run"]
-    assert run["status"] == "Failed" and "epochs" in run["failureReason"]  # from the container's output/failure
+    assert run["status"] == "Failed" and "100000" in run["failureReason"]  # from the container's output/failure
     key = run["modelDataUrl"].split("/", 3)[3]
     assert boto("s3").list_objects_v2(Bucket="mlops-dev-artifacts-123456789012", Prefix=key).get("KeyCount", 0) == 0
     assert packages(boto) == [] and snapshot(dev) == files
