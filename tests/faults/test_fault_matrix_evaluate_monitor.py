@@ -1,0 +1,217 @@
+"""The fault matrix, continued: `mlops evaluate` and `mlops monitor`.
+
+Both need a real trained model, which takes seconds to make, so the world is made once per
+module (`trained`: `local up` and a tiny `train --local` into moto) and each row only undoes what
+the command under test writes. `evaluate` rows fault one of its eight AWS calls (every attempt)
+and assert: the evaluation report in S3 is absent or complete (the whole document, the verdict of
+a clean run), a failure is one `error:` line, and a re-run writes the one report with the same
+verdict. See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+
+import botocore.retries.standard
+import pytest
+import test_fault_matrix as matrix
+from ci_testkit import REGION, REPO
+from faultproxy import FAULTS, FaultProxy
+
+from ci import aws, registry
+
+pytestmark = pytest.mark.moto_server
+READ_TIMEOUT_S = 1.0  # a busy shared machine must not fault a call the row did not choose
+ACCOUNT = "123456789012"
+BUCKET = f"mlops-local-artifacts-{ACCOUNT}"
+TRAIN = ["train", "--stack", "local", "--local", "--synthetic", "300", "--json",
+         "--hp", "epochs=2", "--hp", "importance_repeats=1", "--hp", "importance_max_rows=50",
+         "--hp", "baseline_sample=100", "--hp", "model_card=false"]  # fmt: skip
+
+EVALUATE_CALLS = [
+    "GetObject",  # the run record
+    "ListModelPackages",  # registered already? (its package pins the archive's digest)
+    "HeadObject",  # the model archive
+    "GetObject",
+    "HeadObject",  # the held-out split
+    "GetObject",
+    "ListModelPackages",  # the champion
+    "PutObject",  # the report
+]
+
+
+def _clients(url: str):
+    import boto3
+
+    session = boto3.session.Session(region_name=REGION)
+    made: dict[str, object] = {}
+
+    def client(name: str):
+        if name not in made:
+            made[name] = session.client(
+                name, endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing"
+            )
+        return made[name]
+
+    return client
+
+
+def _cli(*args: str) -> int:
+    from ci.cli import main
+
+    return main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def trained(moto_url, tmp_path_factory):
+    """One clean emulator with the local stack and one Completed local run, for the whole module."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).read()
+    home = tmp_path_factory.mktemp("faults-eval")
+    shutil.copytree(REPO / "stacks", home / "stacks")
+    env = pytest.MonkeyPatch()
+    for key, value in {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "MLOPS_STATE_DIR": str(home / "state"),
+        "MLOPS_STACKS_DIR": str(home / "stacks"),
+        "MLOPS_AWS_MAX_ATTEMPTS": "4",
+        "SAGEMAKER_VALIDATE_ROLE": "false",
+    }.items():
+        env.setenv(key, value)
+    env.delenv("AWS_PROFILE", raising=False)
+    try:
+        assert _cli("local", "up", "--stack", "local") == 0
+        assert _cli(*TRAIN) == 0
+        direct = _clients(moto_url)
+        runs = direct("s3").list_objects_v2(Bucket=BUCKET, Prefix="runs/")["Contents"]
+        assert len(runs) == 1
+        job = runs[0]["Key"].split("/")[1]
+        assert _cli("evaluate", "--stack", "local", "--job", job) == 0
+        clean = _report(direct, job)
+        assert clean is not None
+        yield {"job": job, "direct": direct, "url": moto_url, "verdict": _verdict(clean), "home": home}
+    finally:
+        env.undo()
+
+
+def _report_key(job: str) -> str:
+    return f"evaluations/{job}/evaluation.json"
+
+
+def _report(direct, job: str) -> dict | None:
+    try:
+        body = direct("s3").get_object(Bucket=BUCKET, Key=_report_key(job))["Body"].read()
+    except direct("s3").exceptions.NoSuchKey:
+        return None
+    return json.loads(body)  # a torn or partial report fails the row here
+
+
+def _verdict(report: dict) -> tuple:
+    gate = report["gate"]
+    return (gate["passed"], report["candidate"]["metrics"]["roc_auc"], report["job"], report["testSet"]["split"])
+
+
+def _forget_report(direct, job: str) -> None:
+    """Every version of the report gone: the row starts from 'never evaluated'."""
+    s3 = direct("s3")
+    listed = s3.list_object_versions(Bucket=BUCKET, Prefix=_report_key(job))
+    for v in listed.get("Versions", []) + listed.get("DeleteMarkers", []):
+        s3.delete_object(Bucket=BUCKET, Key=v["Key"], VersionId=v["VersionId"])
+
+
+def _report_versions(direct, job: str) -> int:
+    listed = direct("s3").list_object_versions(Bucket=BUCKET, Prefix=_report_key(job))
+    return len(listed.get("Versions", []))
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "2")
+    monkeypatch.setattr(aws, "READ_TIMEOUT_S", READ_TIMEOUT_S)
+    monkeypatch.setattr(aws, "CONNECT_TIMEOUT_S", READ_TIMEOUT_S)
+    monkeypatch.setattr(registry, "CREATE_BACKOFF_S", 0.0)
+    monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
+@pytest.fixture
+def proxy(trained, monkeypatch, fast):
+    with FaultProxy(trained["url"], late_s=READ_TIMEOUT_S + 0.3) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        yield proxy
+
+
+def call_sites(calls: list[str]) -> list[tuple[str, int]]:
+    seen: dict[str, int] = {}
+    sites = []
+    for operation in calls:
+        sites.append((operation, seen.get(operation, 0)))
+        seen[operation] = seen.get(operation, 0) + 1
+    return sites
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+# The core: every fault at the report's write; a lost answer and a refused call at the first read
+# of each kind (run record, registry lookup, model archive). The rest is marked slow.
+
+
+def evaluate_in_core(operation: str, skip: int, fault: str) -> bool:
+    if operation == "PutObject":
+        return True
+    return skip == 0 and fault in ("drop", "error500") and operation in ("GetObject", "ListModelPackages")
+
+
+EVALUATE_ROWS = [
+    pytest.param(
+        operation,
+        skip,
+        fault,
+        id=f"evaluate-{operation}#{skip + 1}-{fault}",
+        marks=() if evaluate_in_core(operation, skip, fault) else pytest.mark.slow,
+    )
+    for operation, skip in call_sites(EVALUATE_CALLS)
+    for fault in FAULTS
+]
+
+
+def test_evaluate_calls(trained, proxy, mlops, monkeypatch):
+    """The guard: the list the rows are built from is what `evaluate` really calls."""
+    matrix.normal_failures(monkeypatch)
+    _forget_report(trained["direct"], trained["job"])
+    proxy.clear()
+    result = mlops("evaluate", "--stack", "local", "--job", trained["job"])
+    assert result.code == 0, result
+    assert proxy.calls == EVALUATE_CALLS
+
+
+@pytest.mark.parametrize("operation, skip, fault", EVALUATE_ROWS)
+def test_evaluate_under_a_fault_leaves_no_report_or_the_whole_one(
+    operation, skip, fault, trained, proxy, mlops, monkeypatch
+):
+    direct, job = trained["direct"], trained["job"]
+    _forget_report(direct, job)
+    proxy.clear()
+    proxy.arm(operation, fault, times=2, skip=skip)
+    first = mlops("evaluate", "--stack", "local", "--job", job, "--json")
+    assert proxy.faulted, f"{operation}#{skip + 1} was never called"
+    assert "Traceback" not in first.err
+    report = _report(direct, job)
+    if first.code == 0:
+        assert report is not None and _verdict(report) == trained["verdict"], first
+        assert first.json["report"]["gate"]["passed"] == trained["verdict"][0]
+    else:
+        assert first.code == 3, first  # AWS access: the fault outlasted every attempt
+        assert first.err.strip().splitlines()[-1].startswith("error: "), first
+        assert report is None or _verdict(report) == trained["verdict"]  # absent, or complete (a lost PUT answer)
+    proxy.clear()
+    matrix.normal_failures(monkeypatch)
+    again = mlops("evaluate", "--stack", "local", "--job", job, "--json")
+    assert again.code == 0, again
+    assert _verdict(_report(direct, job)) == trained["verdict"]
+    assert (
+        again.json["report"]["reportVersionId"]
+        == direct("s3").head_object(Bucket=BUCKET, Key=_report_key(job))["VersionId"]
+    )  # the one report at its key is the re-run's
