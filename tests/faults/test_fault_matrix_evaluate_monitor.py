@@ -20,7 +20,7 @@ import test_fault_matrix as matrix
 from ci_testkit import REGION, REPO
 from faultproxy import FAULTS, FaultProxy
 
-from ci import aws, registry
+from ci import aws, monitor, registry
 
 pytestmark = pytest.mark.moto_server
 READ_TIMEOUT_S = 1.0  # a busy shared machine must not fault a call the row did not choose
@@ -134,6 +134,7 @@ def fast(monkeypatch):
     monkeypatch.setattr(aws, "READ_TIMEOUT_S", READ_TIMEOUT_S)
     monkeypatch.setattr(aws, "CONNECT_TIMEOUT_S", READ_TIMEOUT_S)
     monkeypatch.setattr(registry, "CREATE_BACKOFF_S", 0.0)
+    monkeypatch.setattr(monitor, "PUBLISH_BACKOFF_S", 0.0)
     monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
 
 
@@ -154,14 +155,14 @@ def call_sites(calls: list[str]) -> list[tuple[str, int]]:
 
 
 # --- evaluate ---------------------------------------------------------------------------------
-# The core: every fault at the report's write; a lost answer and a refused call at the first read
-# of each kind (run record, registry lookup, model archive). The rest is marked slow.
+# The core: the report's write lost, late, reset or refused; a lost run record; a refused registry
+# lookup. The rest of the cross product (48 rows) is marked slow.
 
 
 def evaluate_in_core(operation: str, skip: int, fault: str) -> bool:
     if operation == "PutObject":
-        return True
-    return skip == 0 and fault in ("drop", "error500") and operation in ("GetObject", "ListModelPackages")
+        return fault != "freeze" and fault != "throttle"
+    return skip == 0 and (operation, fault) in {("GetObject", "drop"), ("ListModelPackages", "error500")}
 
 
 EVALUATE_ROWS = [
@@ -215,3 +216,148 @@ def test_evaluate_under_a_fault_leaves_no_report_or_the_whole_one(
         again.json["report"]["reportVersionId"]
         == direct("s3").head_object(Bucket=BUCKET, Key=_report_key(job))["VersionId"]
     )  # the one report at its key is the re-run's
+
+
+# --- monitor ----------------------------------------------------------------------------------
+# The run above, registered, approved, promoted to the local stack and deployed (`local up`), with
+# drifted traffic captured: `monitor --no-retrain` publishes the drift score and notifies. An SQS
+# queue on the alert topic counts notifications; CloudWatch's SampleCount counts publications.
+
+MONITOR = ["monitor", "--stack", "local", "--no-retrain", "--json"]
+MONITOR_CALLS = [
+    "DescribeModelPackage",  # the deployed package (its baseline)
+    "GetObject",  # the baseline
+    "ListObjectsV2",  # the captured traffic
+    "GetObject",
+    "PutMetricData",  # the drift score (and per-feature scores)
+    "PutObject",  # the monitoring report
+    "Publish",  # the alert
+]
+ENDPOINT = "mlops-local-churn"
+
+
+@pytest.fixture(scope="module")
+def deployed(trained):
+    from ci.evaluation import fetch_model
+    from ci.pipeline import open_context
+    from ci.traffic import send_traffic
+    from ml.data import make_synthetic
+
+    direct, job = trained["direct"], trained["job"]
+    assert _cli("evaluate", "--stack", "local", "--job", job) == 0
+    assert _cli("register", "--stack", "local", "--job", job) == 0
+    arn = direct("sagemaker").list_model_packages(ModelPackageGroupName="churn-local")["ModelPackageSummaryList"][0][
+        "ModelPackageArn"
+    ]
+    assert _cli("approve", arn, "--by", "alice", "--reason", "the fault matrix") == 0
+    assert _cli("promote", arn, "--to", "local") == 0
+    assert _cli("local", "up", "--stack", "local") == 0
+    ctx = open_context("local")
+    assert ctx.outputs.endpoints["churn"] == ENDPOINT
+    model_dir = fetch_model(ctx.s3, direct("sagemaker").describe_model_package(ModelPackageName=arn)[
+        "InferenceSpecification"]["Containers"][0]["ModelDataUrl"], trained["home"] / "served")  # fmt: skip
+    traffic = send_traffic(ctx.session, ctx.outputs, "churn", model_dir, make_synthetic(400, seed=7, drift=0.9))
+    assert traffic["captureObjects"]
+    sqs = direct("sqs")
+    queue = sqs.create_queue(QueueName="fault-matrix-alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    direct("sns").subscribe(TopicArn=ctx.outputs.alertTopicArn, Protocol="sqs", Endpoint=queue_arn)
+    world = {**trained, "queue": queue, "outputs": ctx.outputs, "per_run": 1}
+    before = _publications(world)
+    assert _cli(*MONITOR) == 0
+    world["per_run"] = _publications(world) - before  # the score and each feature's, one data point each
+    assert world["per_run"] >= 1 and _alerts(direct, queue) == 1
+    return world
+
+
+def _alerts(direct, queue: str) -> int:
+    """Notifications waiting in the queue, taken out."""
+    sqs, count = direct("sqs"), 0
+    while True:
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not got:
+            return count
+        count += len(got)
+        for m in got:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _publications(world) -> int:
+    """Publications of the endpoint's drift scores so far (moto counts the per-feature data points
+    under the endpoint's dimension too: one publication is `per_run` data points)."""
+    import datetime
+
+    monitoring = world["outputs"].monitoring
+    now = datetime.datetime.now(datetime.UTC)
+    stats = world["direct"]("cloudwatch").get_metric_statistics(
+        Namespace=monitoring.driftNamespace,
+        MetricName=monitoring.driftMetricName,
+        Dimensions=[{"Name": "EndpointName", "Value": ENDPOINT}],
+        StartTime=now - datetime.timedelta(hours=1),
+        EndTime=now + datetime.timedelta(hours=1),
+        Period=7200,
+        Statistics=["SampleCount"],
+    )["Datapoints"]
+    points = int(sum(p["SampleCount"] for p in stats))
+    assert points % world["per_run"] == 0, (points, world["per_run"])  # never part of a publication
+    return points // world["per_run"]
+
+
+def monitor_in_core(operation: str, skip: int, fault: str) -> bool:
+    """The publications lost (drop), late (slow) or refused (error500); the package read lost."""
+    if operation in ("PutMetricData", "Publish"):
+        return fault in ("drop", "slow", "error500")
+    return operation == "DescribeModelPackage" and fault == "drop"
+
+
+MONITOR_ROWS = [
+    pytest.param(
+        operation,
+        skip,
+        fault,
+        id=f"monitor-{operation}#{skip + 1}-{fault}",
+        marks=() if monitor_in_core(operation, skip, fault) else pytest.mark.slow,
+    )
+    for operation, skip in call_sites(MONITOR_CALLS)
+    for fault in FAULTS
+]
+
+
+def test_monitor_calls(deployed, proxy, mlops, monkeypatch):
+    """The guard: the list the rows are built from is what `monitor` really calls."""
+    matrix.normal_failures(monkeypatch)
+    _alerts(deployed["direct"], deployed["queue"])
+    published = _publications(deployed)
+    proxy.clear()
+    result = mlops(*MONITOR)
+    assert result.code == 0, result
+    assert result.json["drifted"] and result.json["notified"]
+    assert proxy.calls == MONITOR_CALLS
+    assert _publications(deployed) == published + 1 and _alerts(deployed["direct"], deployed["queue"]) == 1
+
+
+@pytest.mark.parametrize("operation, skip, fault", MONITOR_ROWS)
+def test_monitor_under_a_fault_publishes_and_notifies_at_most_once(
+    operation, skip, fault, deployed, proxy, mlops, monkeypatch
+):
+    direct, queue = deployed["direct"], deployed["queue"]
+    _alerts(direct, queue)
+    published = _publications(deployed)
+    proxy.clear()
+    proxy.arm(operation, fault, times=2, skip=skip)
+    first = mlops(*MONITOR)
+    assert proxy.faulted, f"{operation}#{skip + 1} was never called"
+    assert "Traceback" not in first.err
+    metric, alerts = _publications(deployed) - published, _alerts(direct, queue)
+    if first.code == 0:
+        assert (metric, alerts) == (1, 1), (first, proxy.faulted)
+    else:
+        assert first.code == 3, first
+        assert first.err.strip().splitlines()[-1].startswith("error: "), first
+        assert metric <= 1 and alerts <= 1, (metric, alerts, proxy.faulted)  # never twice in one run
+    proxy.clear()
+    matrix.normal_failures(monkeypatch)
+    published = _publications(deployed)
+    again = mlops(*MONITOR)
+    assert again.code == 0, again
+    assert (_publications(deployed) - published, _alerts(direct, queue)) == (1, 1)
