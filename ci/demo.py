@@ -127,7 +127,7 @@ def run_demo(out_dir: Path, rows: int = 2000, progress: Progress = QUIET, keep_s
             ),
         ):
             summary["emulator"] = url
-            _lifecycle(steps, summary, rows, out_dir, progress)
+            _lifecycle(steps, summary, rows, out_dir, progress, work)
     except MlopsError as err:
         raise MlopsError(f"{err} (the report shows the steps so far: {out_dir / 'index.html'})") from err
     finally:
@@ -141,7 +141,8 @@ def run_demo(out_dir: Path, rows: int = 2000, progress: Progress = QUIET, keep_s
     return summary
 
 
-def _lifecycle(steps: Steps, summary: dict[str, Any], rows: int, out_dir: Path, progress: Progress) -> None:
+def _lifecycle(steps: Steps, summary: dict[str, Any], rows: int, out_dir: Path, progress: Progress, work: Path) -> None:
+    """The steps; everything temporary under `work`, which run_demo removes on every way out."""
     from ci import local, pipeline, registry
     from ci.evaluation import fetch_model
     from ci.monitor import monitor
@@ -203,7 +204,7 @@ def _lifecycle(steps: Steps, summary: dict[str, Any], rows: int, out_dir: Path, 
         row["detail"] = endpoint
     ctx = pipeline.open_context(STACK, progress=progress)  # outputs now carry the endpoint
 
-    model_dir = fetch_model(ctx.s3, run["modelDataUrl"], Path(tempfile.mkdtemp(prefix="mlops-demo-model-")))
+    model_dir = fetch_model(ctx.s3, run["modelDataUrl"], work / "model")
     card = model_dir / "model_card.html"
     if card.exists():
         shutil.copy2(card, out_dir / "model_card.html")

@@ -16,16 +16,19 @@ the newest data through the same gates. No captured data is an error that publis
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ci import registry
+from ci import aws, registry
 from ci import s3 as s3util
 from ci.errors import MlopsError, NotFoundError
 from ci.jsonable import plain
 from ci.progress import QUIET, Progress
 from infra.contract import StackOutputs
+
+PUBLISH_BACKOFF_S = 0.2  # first wait before sending a throttled publication again (doubles, capped)
 
 
 def capture_prefix(outputs: StackOutputs, model: str, endpoint: str) -> str:
@@ -153,10 +156,12 @@ def monitor(
                 "Unit": "None",
             }
         )
-    cloudwatch = session.client("cloudwatch")
+    cloudwatch = _single_attempt_client(session, "cloudwatch")
     for start in range(0, len(metric_data), 500):  # PutMetricData takes up to 1000 data points a call
-        cloudwatch.put_metric_data(
-            Namespace=outputs.monitoring.driftNamespace, MetricData=metric_data[start : start + 500]
+        _send_once(
+            lambda batch=metric_data[start : start + 500]: cloudwatch.put_metric_data(
+                Namespace=outputs.monitoring.driftNamespace, MetricData=batch
+            )
         )
     progress.step(
         f"published {outputs.monitoring.driftNamespace}/{outputs.monitoring.driftMetricName} {dims} = {score:.4f}"
@@ -193,12 +198,14 @@ def monitor(
         "report": report_uri,
         "action": "retraining on the newest data" if retrain else "retraining not requested (--no-retrain)",
     }
-    sns = session.client("sns")
-    sent = sns.publish(
-        TopicArn=outputs.alertTopicArn,
-        Subject=f"Drift on {endpoint}: {score:.3f} > {threshold:g}"[:100],
-        Message=json.dumps(message, indent=2),
-        MessageAttributes={"event": {"DataType": "String", "StringValue": "mlops.drift"}},
+    sns = _single_attempt_client(session, "sns")
+    sent = _send_once(
+        lambda: sns.publish(
+            TopicArn=outputs.alertTopicArn,
+            Subject=f"Drift on {endpoint}: {score:.3f} > {threshold:g}"[:100],
+            Message=json.dumps(message, indent=2),
+            MessageAttributes={"event": {"DataType": "String", "StringValue": "mlops.drift"}},
+        )
     )
     result["notified"] = {"topic": outputs.alertTopicArn, "messageId": sent["MessageId"]}
     progress.step(f"drift past the threshold: notified {outputs.alertTopicArn}")
@@ -210,6 +217,30 @@ def monitor(
             result["retrain"] = {"error": str(err)}
             raise MlopsError(f"drift notified, but retraining failed: {err}", details={"monitor": result}) from err
     return result
+
+
+def _single_attempt_client(session, service: str):
+    """A client that sends each call once. A publication whose answer is lost (dropped, late) was
+    still made, and botocore's retry would make it again: two data points, two alerts per run."""
+    from botocore.config import Config
+
+    return session.client(service, config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
+
+
+def _send_once(call: Callable[[], Any]) -> Any:
+    """`call()`, sent again only after a throttling refusal (the request was not served); a
+    failure that may have been served (a lost answer, a 5xx) is raised: run the command again."""
+    from botocore.exceptions import ClientError
+
+    attempts = aws.max_attempts()
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ClientError as err:
+            if attempt == attempts or not aws.is_throttling(err):
+                raise
+            time.sleep(min(PUBLISH_BACKOFF_S * 2 ** (attempt - 1), 4.0))
+    raise AssertionError("unreachable")
 
 
 def _dims(dims: dict[str, str]) -> list[dict[str, str]]:

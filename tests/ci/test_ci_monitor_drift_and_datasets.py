@@ -52,7 +52,7 @@ def world(monkeypatch):
     monkeypatch.setattr(
         monitor_module.s3util, "put_json", lambda s3, uri, doc, key=None: state["written"].update({uri: doc})
     )
-    session = SimpleNamespace(client=lambda name: recorder)
+    session = SimpleNamespace(client=lambda name, **config: recorder)
     outputs = SimpleNamespace(
         endpoints={"churn": "ep"},
         approvedPackages={"churn": ARN},
