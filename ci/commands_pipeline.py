@@ -142,27 +142,34 @@ def _who(args: argparse.Namespace) -> str:
 # --- handlers ------------------------------------------------------------------------------
 
 
-@command
-def run_train(args, progress):
-    from ci.pipeline import TrainRequest, train
+def _train_request(args, **specific):
+    """The request `train` and `tune` share, from their common options."""
+    from ci.pipeline import TrainRequest
 
-    ctx = _context(args, progress)
-    req = TrainRequest(
+    return TrainRequest(
         model=args.model,
         data_dir=args.data,
         data_uri=args.data_uri,
         synthetic_rows=args.synthetic,
-        synthetic_drift=args.synthetic_drift,
         latest_data=args.latest_data,
         instance_type=args.instance_type,
         hyperparameters=_key_values(args.hp),
         seed=args.seed,
         local=args.local,
-        wait=not args.no_wait,
-        poll_seconds=args.poll_seconds,
         training_image=args.training_image,
         dry_run=args.dry_run,
         instance_count=args.instance_count,
+        **specific,
+    )
+
+
+@command
+def run_train(args, progress):
+    from ci.pipeline import train
+
+    ctx = _context(args, progress)
+    req = _train_request(
+        args, synthetic_drift=args.synthetic_drift, wait=not args.no_wait, poll_seconds=args.poll_seconds
     )
     run = train(ctx, req)
     if args.dry_run:
@@ -208,24 +215,10 @@ def _common_prefix(uris: list[str]) -> str:
 # --- tune (ci/tune.py) ---------------------------------------------------------------------
 @command
 def run_tune(args, progress):
-    from ci.pipeline import TrainRequest
     from ci.tune import tune
 
     ctx = _context(args, progress)
-    req = TrainRequest(
-        model=args.model,
-        data_dir=args.data,
-        data_uri=args.data_uri,
-        synthetic_rows=args.synthetic,
-        latest_data=args.latest_data,
-        instance_type=args.instance_type,
-        hyperparameters=_key_values(args.hp),
-        seed=args.seed,
-        local=args.local,
-        training_image=args.training_image,
-        dry_run=args.dry_run,
-        instance_count=args.instance_count,
-    )
+    req = _train_request(args)
     result = tune(ctx, req, max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs)
     if args.dry_run:
         import json

@@ -175,19 +175,7 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
         ctx.progress.info(f"training image {image}: digest unknown to this registry, recorded by tag")
     manifest = resolve_data(ctx, model, req)
     git = lineage.git_state()
-    plan = training.plan_job(
-        ctx.outputs,
-        model,
-        manifest,
-        instance_type=instance_type,
-        image_uri=image,
-        image_digest=digest,
-        hyperparameters=hyperparameters,
-        tags=ctx.tags(),
-        git=git,
-        image_source="override" if req.training_image else "project",
-        instance_count=req.instance_count,
-    )
+    plan = plan_request(ctx, req, model, manifest, instance_type, image, digest, hyperparameters, git)
     if req.local:
         return training.train_local(ctx.session, plan, manifest, git, req.seed, ctx.progress)
     return training.train_sagemaker(
@@ -200,13 +188,19 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
     )
 
 
-def dry_run_train(
-    ctx: Context, req: TrainRequest, model: str, instance_type: str, image: str, hyperparameters: dict[str, str]
-) -> dict[str, Any]:
-    """The job `train` would create, as the exact CreateTrainingJob request; no AWS call, no upload."""
-    manifest, data_uploads = dry_run_data(ctx, model, req)
-    digest = image.split("@", 1)[1] if "@sha256:" in image else None
-    plan = training.plan_job(
+def plan_request(
+    ctx: Context,
+    req: TrainRequest,
+    model: str,
+    manifest: Any,
+    instance_type: str,
+    image: str,
+    digest: str | None,
+    hyperparameters: dict[str, str],
+    git: dict[str, Any],
+) -> training.JobPlan:
+    """The job a train request becomes (train, its dry run and each tuning trial plan it alike)."""
+    return training.plan_job(
         ctx.outputs,
         model,
         manifest,
@@ -215,10 +209,19 @@ def dry_run_train(
         image_digest=digest,
         hyperparameters=hyperparameters,
         tags=ctx.tags(),
-        git=lineage.git_state(),
+        git=git,
         image_source="override" if req.training_image else "project",
         instance_count=req.instance_count,
     )
+
+
+def dry_run_train(
+    ctx: Context, req: TrainRequest, model: str, instance_type: str, image: str, hyperparameters: dict[str, str]
+) -> dict[str, Any]:
+    """The job `train` would create, as the exact CreateTrainingJob request; no AWS call, no upload."""
+    manifest, data_uploads = dry_run_data(ctx, model, req)
+    digest = image.split("@", 1)[1] if "@sha256:" in image else None
+    plan = plan_request(ctx, req, model, manifest, instance_type, image, digest, hyperparameters, lineage.git_state())
     if not digest and not req.training_image:
         ctx.progress.info(f"dry run: {image} is named by tag here; the launch pins its digest, or refuses if unpushed")
     built = training.dry_run_request(plan)

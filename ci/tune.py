@@ -364,19 +364,7 @@ def tune(ctx, req, *, max_jobs: int, max_parallel_jobs: int) -> dict[str, Any]:
     git = lineage.git_state()
 
     def plan_with(manifest, digest) -> TunePlan:
-        job = training.plan_job(
-            ctx.outputs,
-            model,
-            manifest,
-            instance_type=instance_type,
-            image_uri=image,
-            image_digest=digest,
-            hyperparameters=hyperparameters,
-            tags=ctx.tags(),
-            git=git,
-            image_source="override" if req.training_image else "project",
-            instance_count=req.instance_count,
-        )
+        job = pipeline.plan_request(ctx, req, model, manifest, instance_type, image, digest, hyperparameters, git)
         return plan_tuning(
             job, allowed, ctx.gate().metric, max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs, seed=req.seed
         )
