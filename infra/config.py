@@ -42,6 +42,7 @@ SERVERLESS_MEMORY_STEP_MB = (
 )
 # Classification and regression metrics evaluation reports (ml/evaluate.py; a test holds the two together).
 GATE_METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "rmse", "mae", "r2", "mape")
+UNIT_INTERVAL_METRICS = frozenset({"roc_auc", "accuracy", "f1", "r2"})
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "disabled")
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]{1,63}/\d+$")
 MODEL_NAME = re.compile(rf"^{names.NAME_WORDS.pattern}$")  # lengths: whatever every derived name allows
@@ -706,7 +707,8 @@ def _gate(c: _Checker, raw: dict) -> GateConfig:
         minimums = {}
     for m, v in minimums.items():
         c.choice(f"{key}.minimums.{m}", m, GATE_METRICS)
-        c.number(f"{key}.minimums.{m}", v, 0.0)
+        # scores and rates live in [0, 1] (R² at most 1); errors and losses are only bounded below
+        c.number(f"{key}.minimums.{m}", v, 0.0, 1.0 if m in UNIT_INTERVAL_METRICS else None)
     return GateConfig(metric, margin, {m: float(v) for m, v in minimums.items() if isinstance(v, (int, float))})
 
 

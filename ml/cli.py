@@ -13,6 +13,31 @@ from pathlib import Path
 from typing import Any
 
 
+def _finite(text: str) -> float:
+    """A float flag: NaN and infinity are refused (they would switch a check off silently)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _finite(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction from 0 to 1")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _finite(text)
+    if value <= 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data-check",
@@ -29,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="the target column, when the data bring no schema.json")
     p.add_argument("--task", choices=["binary", "multiclass", "regression"], help="with --label: what to learn")
     p.add_argument("--min-rows", type=int, default=50)
-    p.add_argument("--min-class-fraction", type=float, default=0.01)
-    p.add_argument("--max-duplicate-fraction", type=float, default=0.05)
+    p.add_argument("--min-class-fraction", type=_fraction, default=0.01)
+    p.add_argument("--max-duplicate-fraction", type=_fraction, default=0.05)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=run_data_check)
 
@@ -49,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CSV/Parquet files or a folder of them, or capture *.jsonl files or a folder of them",
     )
     p.add_argument(
-        "--threshold", type=float, default=0.2, help="PSI at which a feature counts as drifted (default 0.2)"
+        "--threshold", type=_positive, default=0.2, help="PSI at which a feature counts as drifted (default 0.2)"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=run_drift)

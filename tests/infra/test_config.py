@@ -452,3 +452,14 @@ def test_the_default_branch_staging_and_prod_trust_is_a_plain_branch_name(branch
     else:
         with pytest.raises(ConfigError, match="defaultBranch"):
             parse_config("prod", config)
+
+
+@pytest.mark.parametrize("metric, value, ok", [("roc_auc", 0.75, True), ("roc_auc", 2.0, False), ("rmse", 12.5, True)])
+def test_a_gate_minimum_a_score_can_never_reach_is_refused(metric, value, ok):
+    config = raw("staging")
+    config["mlops:gate"] = {"metric": "roc_auc", "minimums": {metric: value}}
+    if ok:
+        assert parse_config("staging", config).gate.minimums == {metric: value}
+    else:
+        with pytest.raises(ConfigError, match=rf"minimums\.{metric}.*at most 1\.0"):
+            parse_config("staging", config)

@@ -91,3 +91,23 @@ def test_help(command, capsys):
     with pytest.raises(SystemExit) as caught:
         main([command, "--help"])
     assert caught.value.code == 0 and "usage: mlops" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["data-check", "d.csv", "--min-class-fraction", "nan"],
+        ["data-check", "d.csv", "--max-duplicate-fraction", "inf"],
+        ["data-check", "d.csv", "--max-duplicate-fraction", "1.5"],
+        ["drift", "--baseline", "m", "--data", "d.csv", "--threshold", "nan"],
+        ["drift", "--baseline", "m", "--data", "d.csv", "--threshold", "-0.1"],
+    ],
+    ids=["nan-fraction", "inf-fraction", "fraction-over-1", "nan-threshold", "negative-threshold"],
+)
+def test_nan_infinity_and_out_of_range_flags_are_refused(argv, capsys):
+    """A NaN threshold would switch the check off without a word; it is a usage error (exit 2)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and (
+        "not a finite number" in err or "not a fraction" in err or "not above 0" in err
+    )
