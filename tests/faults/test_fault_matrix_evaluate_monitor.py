@@ -38,6 +38,10 @@ EVALUATE_CALLS = [
     "HeadObject",  # the held-out split
     "GetObject",
     "ListModelPackages",  # the champion
+    "HeadObject",  # the train split, for the linear baseline: its data file...
+    "GetObject",
+    "HeadObject",  # ...and its schema.json
+    "GetObject",
     "PutObject",  # the report
 ]
 
