@@ -23,7 +23,10 @@ from faultproxy import FaultProxy
 from ci import aws, demo
 
 pytestmark = [pytest.mark.moto_server, pytest.mark.slow]
-READ_TIMEOUT_S = 5.0  # a fresh emulator loads its backends on the first calls; no row here waits on it
+# A fresh emulator loads its backends on its first calls, slowly when the whole suite shares two cores
+# (5 s once timed out before CreateKey was reached). No row here holds an answer (no slow or freeze),
+# so a generous read timeout costs nothing.
+READ_TIMEOUT_S = 30.0
 CAPTURE = "mlops-local-capture-"  # the capture bucket's name starts so (one S3 path among many)
 
 ROWS = [pytest.param("DescribeKey", "", fault, id=f"demo-DescribeKey#1-{fault}") for fault in ("drop", "error500")] + [
