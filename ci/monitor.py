@@ -67,6 +67,10 @@ def monitor(
     """`retrain(package)` runs when drift passes the threshold, given the deployed package."""
     from ml.drift import Baseline, drift_report, read_capture
 
+    # The window starts now, before any AWS call: computed after them, a slow answer would slide it
+    # past traffic that was just captured (S3's LastModified has whole seconds).
+    since = datetime.now(UTC) - timedelta(hours=since_hours) if since_hours else None
+
     endpoint = outputs.endpoints.get(model)
     package_arn = outputs.approvedPackages.get(model, "")
     if not endpoint or not package_arn:
@@ -82,7 +86,6 @@ def monitor(
     baseline = Baseline(s3util.get_json(s3, baseline_uri))
 
     prefix = capture_prefix(outputs, model, endpoint)
-    since = datetime.now(UTC) - timedelta(hours=since_hours) if since_hours else None
     progress.step(
         f"reading captured traffic of {endpoint} from {prefix}"
         + (f" (since {since.isoformat(timespec='seconds')})" if since else "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import urllib.request
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -54,6 +55,9 @@ def demo_world(tmp_path, monkeypatch):
     @contextmanager
     def behind_a_proxy(progress):
         with original(progress) as url, FaultProxy(url, late_s=READ_TIMEOUT_S + 0.3) as proxy:
+            # `mlops demo` runs in its own process with an empty emulator; in-process, moto's backends
+            # are shared by every test of this worker, so empty them as a new process would find them.
+            urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30)
             world["emulators"].append(url)
             if world["armed"]:
                 proxy.arm(*world["armed"][:2], times=2, path_contains=world["armed"][2])
