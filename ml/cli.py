@@ -1,7 +1,7 @@
 """`mlops data-check`, `mlops drift`, `mlops model-card`: the ML code's own checks, on local files.
 
-Registered in ci/cli.py; each handler imports what it needs when it runs, so `mlops --help`
-stays fast and `ml/` still imports nothing of ours.
+Declared as click commands that `mlops` (ci/cli.py) adds; each imports what it needs when it runs,
+so `mlops --help` stays fast, and `ml/` still imports nothing of ours (click is a library).
 """
 
 from __future__ import annotations
@@ -12,81 +12,95 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 
-def _finite(text: str) -> float:
+
+class _Number(click.ParamType):
     """A float flag: NaN and infinity are refused (they would switch a check off silently)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
+
+    name = "float"
+
+    def __init__(self, check=None, refusal: str = ""):
+        self.check, self.refusal = check, refusal
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.check is not None and not self.check(number):
+            self.fail(f"{value!r} {self.refusal}", param, ctx)
+        return number
 
 
-def _fraction(text: str) -> float:
-    value = _finite(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction from 0 to 1")
-    return value
+FRACTION = _Number(lambda v: 0.0 <= v <= 1.0, "is not a fraction from 0 to 1")
+POSITIVE = _Number(lambda v: v > 0.0, "is not above 0")
 
 
-def _positive(text: str) -> float:
-    value = _finite(text)
-    if value <= 0.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
-    return value
+def _json_option(help: str):
+    return click.option("--json", "as_json", is_flag=True, help=help)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "data-check",
-        help="validate a data set (CSV/Parquet files) against its schema, as training would",
-        description="Runs the validation a training job runs before it trains: columns, types, missing values, ranges, "
-        "categories, duplicates, label classes and balance, minimum rows. DATA is a data set as `mlops train --data` "
-        "takes it (train/ validation/ [test/] folders, or train.csv validation.csv [test.csv]), one channel folder, or "
-        "one file. The schema: --schema, else schema.json with the data, else one inferred from the train split with "
-        "--label and --task (as training infers it). Exits 1 and names every problem when it fails, 2 when it cannot "
-        "check.",
-    )
-    p.add_argument("data", help="a data set folder, a folder of CSV/Parquet files (a channel), or one file")
-    p.add_argument("--schema", help="schema.json (default: the data set's own schema.json)")
-    p.add_argument("--label", help="the target column, when the data bring no schema.json")
-    p.add_argument("--task", choices=["binary", "multiclass", "regression"], help="with --label: what to learn")
-    p.add_argument("--min-rows", type=int, default=50)
-    p.add_argument("--min-class-fraction", type=_fraction, default=0.01)
-    p.add_argument("--max-duplicate-fraction", type=_fraction, default=0.05)
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(handler=run_data_check)
+@click.command(
+    "data-check",
+    short_help="validate a data set (CSV/Parquet files) against its schema, as training would",
+    help="Runs the validation a training job runs before it trains: columns, types, missing values, ranges, "
+    "categories, duplicates, label classes and balance, minimum rows. DATA is a data set as `mlops train --data` "
+    "takes it (train/ validation/ [test/] folders, or train.csv validation.csv [test.csv]), one channel folder, or "
+    "one file. The schema: --schema, else schema.json with the data, else one inferred from the train split with "
+    "--label and --task (as training infers it). Exits 1 and names every problem when it fails, 2 when it cannot "
+    "check.",
+)
+@click.argument("data", help="a data set folder, a folder of CSV/Parquet files (a channel), or one file")
+@click.option("--schema", help="schema.json (default: the data set's own schema.json)")
+@click.option("--label", help="the target column, when the data bring no schema.json")
+@click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), help="with --label: what to learn")
+@click.option("--min-rows", type=int, default=50, help="fewest training rows (default 50)")
+@click.option("--min-class-fraction", type=FRACTION, default=0.01, help="rarest label class's share (default 0.01)")
+@click.option("--max-duplicate-fraction", type=FRACTION, default=0.05, help="most duplicate rows (default 0.05)")
+@_json_option("print the report as JSON")
+def data_check(**params: Any) -> int:
+    return run_data_check(_args(params))
 
-    p = sub.add_parser(
-        "drift",
-        help="drift of a data set or of captured traffic against a model's training baseline",
-        description="Compares rows (CSV/Parquet files, or SageMaker data-capture JSON Lines) with baseline.json: "
-        "PSI and KS "
-        "(numeric) or chi-square (categorical) per feature, label and prediction drift. Exits 1 when "
-        "drift passes the threshold.",
-    )
-    p.add_argument("--baseline", required=True, help="baseline.json, or a model directory that holds one")
-    p.add_argument(
-        "--data",
-        required=True,
-        help="CSV/Parquet files or a folder of them, or capture *.jsonl files or a folder of them",
-    )
-    p.add_argument(
-        "--threshold", type=_positive, default=0.2, help="PSI at which a feature counts as drifted (default 0.2)"
-    )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(handler=run_drift)
 
-    p = sub.add_parser(
-        "model-card",
-        help="(re)build a model directory's HTML model card",
-        description="Writes model_card.html from the files training left in the model directory.",
-    )
-    p.add_argument("model_dir", help="a model directory written by ml/train.py (unpacked model.tar.gz)")
-    p.add_argument("--json", action="store_true", help='print {"card": path} as JSON')
-    p.set_defaults(handler=run_model_card)
+@click.command(
+    "drift",
+    short_help="drift of a data set or of captured traffic against a model's training baseline",
+    help="Compares rows (CSV/Parquet files, or SageMaker data-capture JSON Lines) with baseline.json: PSI and KS "
+    "(numeric) or chi-square (categorical) per feature, label and prediction drift. Exits 1 when "
+    "drift passes the threshold.",
+)
+@click.option("--baseline", required=True, help="baseline.json, or a model directory that holds one")
+@click.option(
+    "--data",
+    required=True,
+    help="CSV/Parquet files or a folder of them, or capture *.jsonl files or a folder of them",
+)
+@click.option("--threshold", type=POSITIVE, default=0.2, help="PSI at which a feature counts as drifted (default 0.2)")
+@_json_option("print the report as JSON")
+def drift(**params: Any) -> int:
+    return run_drift(_args(params))
+
+
+@click.command(
+    "model-card",
+    short_help="(re)build a model directory's HTML model card",
+    help="Writes model_card.html from the files training left in the model directory.",
+)
+@click.argument("model_dir", help="a model directory written by ml/train.py (unpacked model.tar.gz)")
+@_json_option('print {"card": path} as JSON')
+def model_card(**params: Any) -> int:
+    return run_model_card(_args(params))
+
+
+COMMANDS = (data_check, drift, model_card)
+
+
+def _args(params: dict[str, Any]) -> argparse.Namespace:
+    params["json"] = params.pop("as_json")
+    return argparse.Namespace(**params)
 
 
 def _fail(message: str, as_json: bool) -> int:

@@ -1,4 +1,7 @@
-"""`mlops audit` and `mlops cost`: policy verdicts and cost estimates, offline, for people and CI."""
+"""`mlops audit` and `mlops cost`: policy verdicts and cost estimates, offline, for people and CI.
+
+Declared as click commands that `mlops` (ci/cli.py) adds; its one error path reports what they
+raise. This module imports nothing of ci/ (policies see the records only)."""
 
 from __future__ import annotations
 
@@ -11,59 +14,138 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import click
+
 PLACEHOLDER_PACKAGE = "arn:aws:sagemaker:{region}:123456789012:model-package/{model}-{stack}/1"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    a = sub.add_parser(
-        "audit",
-        help="check stacks (offline preview) or an exported state against the policy rules",
-        description="Runs every policy rule (policies/rules) over a stack's offline preview, over all stacks, or "
-        "over a `pulumi stack export` file. Exit status 1 when a mandatory violation remains, "
-        "2 on a usage error, 0 otherwise.",
-    )
-    a.add_argument(
-        "--stack",
-        metavar="NAME",
-        help="audit this stack's offline preview (dev, staging, prod, local or a Pulumi.<stack>.yaml); "
-        "with --state, the stack config to judge the state against",
-    )
-    a.add_argument("--all", action="store_true", help="audit every stack in stacks/")
-    a.add_argument(
-        "--state",
-        metavar="FILE",
-        help="audit a `pulumi stack export` file (any provider version); without --stack only what the "
-        "state itself shows is judged (no required tags, allowlist, budget or suppressions)",
-    )
-    a.add_argument("--format", choices=("table", "json", "sarif"), default="table", help="output format")
-    a.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
-    a.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
-    a.add_argument(
-        "--policy-config",
-        metavar="FILE",
-        help="with --stack: also write a CrossGuard --policy-pack-config file for that stack",
-    )
-    a.add_argument("--today", metavar="YYYY-MM-DD", type=_date, help="judge suppression expiry as of this date")
-    a.set_defaults(handler=run_audit)
+class _Date(click.ParamType):
+    name = "YYYY-MM-DD"
 
-    c = sub.add_parser(
-        "cost",
-        help="estimate a stack's monthly cost and the cost of one training run (spot vs on-demand)",
-        description="Prices the resources a stack declares (offline preview) or a state file holds, from "
-        "policies/prices.json, with the usage assumptions printed alongside.",
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date YYYY-MM-DD", param, ctx)
+
+
+class _Amount(click.ParamType):
+    """A finite number not below 0 (or above 0 with `positive`): NaN passes `< 0`; infinity prices nothing."""
+
+    name = "N"
+
+    def __init__(self, positive: bool):
+        self.positive = positive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if number < 0:
+            self.fail(f"{value!r} must not be negative", param, ctx)
+        if self.positive and number <= 0:
+            self.fail(f"{value!r} must be greater than 0", param, ctx)
+        return number
+
+
+@click.command(
+    "audit",
+    short_help="check stacks (offline preview) or an exported state against the policy rules",
+    help="Runs every policy rule (policies/rules) over a stack's offline preview, over all stacks, or "
+    "over a `pulumi stack export` file. Exit status 1 when a mandatory violation remains, "
+    "2 on a usage error, 0 otherwise.",
+)
+@click.option(
+    "--stack",
+    metavar="NAME",
+    help="audit this stack's offline preview (dev, staging, prod, local or a Pulumi.<stack>.yaml); "
+    "with --state, the stack config to judge the state against",
+)
+@click.option("--all", "all_stacks", is_flag=True, help="audit every stack in stacks/")
+@click.option(
+    "--state",
+    metavar="FILE",
+    help="audit a `pulumi stack export` file (any provider version); without --stack only what the "
+    "state itself shows is judged (no required tags, allowlist, budget or suppressions)",
+)
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "sarif")), default="table", help="output format")
+@click.option("--json", "as_json", is_flag=True, help="same as --format json")
+@click.option("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+@click.option(
+    "--policy-config",
+    metavar="FILE",
+    help="with --stack: also write a CrossGuard --policy-pack-config file for that stack",
+)
+@click.option("--today", type=_Date(), help="judge suppression expiry as of this date")
+def audit(
+    stack: str | None,
+    all_stacks: bool,
+    state: str | None,
+    fmt: str,
+    as_json: bool,
+    output: str | None,
+    policy_config: str | None,
+    today: date | None,
+) -> int:
+    return run_audit(
+        argparse.Namespace(
+            stack=stack,
+            all=all_stacks,
+            state=state,
+            format="json" if as_json else fmt,
+            output=output,
+            policy_config=policy_config,
+            today=today,
+        )
     )
-    src = c.add_mutually_exclusive_group(required=True)
-    src.add_argument("--stack", metavar="NAME", help="stack to price (offline preview)")
-    src.add_argument("--state", metavar="FILE", help="a `pulumi stack export` file to price")
-    c.add_argument(
-        "--assume-deployed",
-        action="store_true",
-        help="price every model as deployed (a placeholder package where the stack has none)",
+
+
+@click.command(
+    "cost",
+    short_help="estimate a stack's monthly cost and the cost of one training run (spot vs on-demand)",
+    help="Prices the resources a stack declares (offline preview) or a state file holds, from "
+    "policies/prices.json, with the usage assumptions printed alongside. Give exactly one of --stack and --state.",
+)
+@click.option("--stack", metavar="NAME", help="stack to price (offline preview)")
+@click.option("--state", metavar="FILE", help="a `pulumi stack export` file to price")
+@click.option(
+    "--assume-deployed",
+    is_flag=True,
+    help="price every model as deployed (a placeholder package where the stack has none)",
+)
+@click.option("--requests-per-month", type=_Amount(positive=True), help="serverless traffic assumption")
+@click.option("--training-runs", type=_Amount(positive=False), help="training runs per month")
+@click.option("--json", "as_json", is_flag=True, help="print the estimate as JSON")
+def cost(
+    stack: str | None,
+    state: str | None,
+    assume_deployed: bool,
+    requests_per_month: float | None,
+    training_runs: float | None,
+    as_json: bool,
+) -> int:
+    if stack and state:
+        raise click.UsageError("argument --state: not allowed with argument --stack")
+    if not (stack or state):
+        raise click.UsageError("one of the arguments --stack --state is required")
+    return run_cost(
+        argparse.Namespace(
+            stack=stack,
+            state=state,
+            assume_deployed=assume_deployed,
+            requests_per_month=requests_per_month,
+            training_runs=training_runs,
+            json=as_json,
+        )
     )
-    c.add_argument("--requests-per-month", type=_positive, metavar="N", help="serverless traffic assumption")
-    c.add_argument("--training-runs", type=_non_negative, metavar="N", help="training runs per month")
-    c.add_argument("--json", action="store_true", help="print the estimate as JSON")
-    c.set_defaults(handler=run_cost)
+
+
+COMMANDS = (audit, cost)
 
 
 # --- audit -------------------------------------------------------------------------------
@@ -231,29 +313,3 @@ def _emit(text: str, output: str | None) -> None:
             sys.stdout.flush()
         except BrokenPipeError:  # `mlops audit ... | head`: the reader left; not an error of ours
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date YYYY-MM-DD") from None
-
-
-def _positive(value: str) -> float:
-    number = _non_negative(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be greater than 0")
-    return number
-
-
-def _non_negative(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not math.isfinite(number):  # NaN passes `< 0`; infinity prices nothing
-        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must not be negative")
-    return number

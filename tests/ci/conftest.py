@@ -104,8 +104,8 @@ class AwsCallRecorder:
     """Every AWS call made while an `mlops` command runs: (command line, service, operation, params).
 
     Hooks botocore's `before-parameter-build` event (the caller's parameters, before serialising)
-    on each botocore session `ci.aws` creates, and labels calls with the command through the CLI
-    parser; production code is untouched. Calls made outside a command (arranging, asserting) are
+    on each botocore session `ci.aws` creates, and labels calls with the command line through the
+    CLI's dispatch; production code is untouched. Calls made outside a command (arranging, asserting) are
     not recorded.
     """
 
@@ -115,38 +115,24 @@ class AwsCallRecorder:
 
     def install(self, monkeypatch) -> AwsCallRecorder:
         import ci.aws
-        import ci.cli
+        import ci.commands.framework as framework
 
-        make_botocore_session, build_parser = ci.aws._botocore_session, ci.cli.build_parser
+        make_botocore_session, dispatch = ci.aws._botocore_session, framework.dispatch
 
         def botocore_session():
             session = make_botocore_session()
             session.register("before-parameter-build", self._record)
             return session
 
-        def labelled_parser():
-            parser = build_parser()
-            parse = parser.parse_args
-
-            def parse_args(argv=None, namespace=None):
-                args = parse(argv, namespace)
-                handler, line = args.handler, [str(a) for a in (argv or [])]
-
-                def run(parsed):
-                    self.command = line
-                    try:
-                        return handler(parsed)
-                    finally:
-                        self.command = None
-
-                args.handler = run
-                return args
-
-            parser.parse_args = parse_args
-            return parser
+        def labelled_dispatch(root, argv):
+            self.command = [str(a) for a in argv]
+            try:
+                return dispatch(root, argv)
+            finally:
+                self.command = None
 
         monkeypatch.setattr(ci.aws, "_botocore_session", botocore_session)
-        monkeypatch.setattr(ci.cli, "build_parser", labelled_parser)
+        monkeypatch.setattr(framework, "dispatch", labelled_dispatch)
         return self
 
     def _record(self, params, model, **_):

@@ -100,7 +100,7 @@ def test_the_request_passes_the_aws_model_checks(offline, stacks, mlops):
 
 
 def test_a_request_aws_would_refuse_fails_the_dry_run():
-    from ci.commands_pipeline import _dry_run_result
+    from ci.commands.train import _dry_run_result
     from ci.errors import UsageError
 
     built = {"request": {}, "problems": ["ResourceConfig.VolumeSizeInGB: 0 is not valid; range 1-"], "dataUploads": []}
