@@ -13,7 +13,7 @@ import sys
 import click
 
 from ci.commands import demo, deploy, evaluate, image, infra, monitor, registry, train
-from ci.commands.framework import DEBUG_FLAG, Group, run
+from ci.commands.framework import DEBUG_FLAG, RootGroup
 from ml import cli as ml_cli
 from policies import cli as policies_cli
 
@@ -23,7 +23,7 @@ COMMAND_MODULES = (infra, train, image, evaluate, registry, deploy, monitor, dem
 
 @click.group(
     "mlops",
-    cls=Group,
+    cls=RootGroup,
     help="MLOps blueprint for cloud GPUs: preview stacks, train, gate, register, promote, monitor, audit.",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
     no_args_is_help=False,
@@ -40,7 +40,8 @@ for _module in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(mlops, argv)
+    """`mlops ARGS...` in this process: the exit code (`--help` ends with SystemExit(0), as argparse did)."""
+    return mlops.main(argv, standalone_mode=False)
 
 
 if __name__ == "__main__":

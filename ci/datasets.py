@@ -110,14 +110,16 @@ def upload(
     if s3util.exists(s3, manifest_uri):
         progress.info(f"data set {content_id} already uploaded: {prefix}")
         return read_manifest(s3, manifest_uri)
-    progress.step(f"uploading data set {content_id} to {prefix}")
-    if "test" not in files:
-        progress.info("no test split: the gate will score candidates on the validation split")
+    targets = upload_targets(directory, files, prefix)
     objects = []
-    for split, path, uri in upload_targets(directory, files, prefix):
-        version = s3util.upload_file(s3, path, uri, kms_key)
-        objects.append({"split": split, **version.to_dict()})
-        progress.info(f"{split}: {uri[len(prefix) :]} ({version.size} bytes, sha256 {version.sha256[:12]}...)")
+    with progress.task(f"uploading data set {content_id} to {prefix}", total=len(targets)) as uploading:
+        if "test" not in files:
+            progress.info("no test split: the gate will score candidates on the validation split")
+        for split, path, uri in targets:
+            version = s3util.upload_file(s3, path, uri, kms_key)
+            objects.append({"split": split, **version.to_dict()})
+            progress.info(f"{split}: {uri[len(prefix) :]} ({version.size} bytes, sha256 {version.sha256[:12]}...)")
+            uploading.advance()
     manifest = Manifest(prefix, content_id, _now(), objects)
     return write_manifest(s3, manifest, manifest_uri, kms_key)
 

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -528,31 +527,33 @@ def follow(
     streamed: dict[str, float] = {}
     shown = 0
     started = time.monotonic()
-    while True:
-        description = sm.describe_training_job(TrainingJobName=job_name)
-        status = description["TrainingJobStatus"]
-        # Every secondary-status transition is shown, including those between two polls.
-        transitions = description.get("SecondaryStatusTransitions") or []
-        for transition in transitions[shown:]:
-            message = transition.get("StatusMessage", "")
-            progress.step(f"{job_name}: {transition['Status']}" + (f" - {message}" if message else ""))
-        shown = max(shown, len(transitions))
-        for line in _new_log_lines(logs, job_name, seen_events):
-            for name, value in parse_metric_line(line).items():
-                streamed[name] = value
-                progress.metric(name, value)
-        if status in TERMINAL:
-            progress.step(
-                f"{job_name}: {status}"
-                + (f" ({description['FailureReason']})" if description.get("FailureReason") else "")
-            )
-            return description, streamed
-        if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
-            raise MlopsError(
-                f"gave up following {job_name} after {timeout_seconds:.0f} s; it is still {status}. "
-                f"Resume with `mlops evaluate --job {job_name}` once it completes."
-            )
-        time.sleep(poll_seconds)
+    with progress.task(f"following {job_name}", announce=False) as following:
+        while True:
+            description = sm.describe_training_job(TrainingJobName=job_name)
+            status = description["TrainingJobStatus"]
+            following.describe(f"following {job_name}: {description.get('SecondaryStatus') or status}")
+            # Every secondary-status transition is shown, including those between two polls.
+            transitions = description.get("SecondaryStatusTransitions") or []
+            for transition in transitions[shown:]:
+                message = transition.get("StatusMessage", "")
+                progress.step(f"{job_name}: {transition['Status']}" + (f" - {message}" if message else ""))
+            shown = max(shown, len(transitions))
+            for line in _new_log_lines(logs, job_name, seen_events):
+                for name, value in parse_metric_line(line).items():
+                    streamed[name] = value
+                    progress.metric(name, value)
+            if status in TERMINAL:
+                progress.step(
+                    f"{job_name}: {status}"
+                    + (f" ({description['FailureReason']})" if description.get("FailureReason") else "")
+                )
+                return description, streamed
+            if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
+                raise MlopsError(
+                    f"gave up following {job_name} after {timeout_seconds:.0f} s; it is still {status}. "
+                    f"Resume with `mlops evaluate --job {job_name}` once it completes."
+                )
+            time.sleep(poll_seconds)
 
 
 def _new_log_lines(logs, job_name: str, seen: set[str]) -> list[str]:
@@ -654,9 +655,13 @@ def train_local(
     try:
         if previous:
             _mark_superseded(s3, plan, previous, job_name)
-        progress.step(f"local training job {job_name}: downloading channels {', '.join(plan.channels)}")
         staged = base / "staged-channels"
-        channels = {c: download_split(s3, manifest, c, staged / c) for c in plan.channels}
+        channels = {}
+        described = f"local training job {job_name}: downloading channels {', '.join(plan.channels)}"
+        with progress.task(described, total=len(plan.channels)) as downloading:
+            for c in plan.channels:
+                channels[c] = download_split(s3, manifest, c, staged / c)
+                downloading.advance()
         if previous:
             progress.step(f"resuming the checkpoints of {previous}, which did not finish")
             _restore_checkpoints(s3, resume_uri, base / "checkpoints")
@@ -666,19 +671,19 @@ def train_local(
                 metrics[name] = value
                 progress.metric(name, value)
 
-        progress.step(f"running ml/train.py under the container contract in {base}")
         sync = CheckpointSync(s3, resume_uri, plan.kms_key_arn)
-        result = run_training(
-            base,
-            plan.hyperparameters,
-            channels,
-            on_line=on_line,
-            checkpoint_sync=sync,
-            sync_every_seconds=checkpoint_sync_seconds(),
-            extra_env={**plan.environment, "TRAINING_JOB_NAME": job_name},
-            timeout_seconds=plan.max_runtime_seconds,
-            data_manifest=manifest.to_dict(),
-        )
+        with progress.task(f"running ml/train.py under the container contract in {base}"):
+            result = run_training(
+                base,
+                plan.hyperparameters,
+                channels,
+                on_line=on_line,
+                checkpoint_sync=sync,
+                sync_every_seconds=checkpoint_sync_seconds(),
+                extra_env={**plan.environment, "TRAINING_JOB_NAME": job_name},
+                timeout_seconds=plan.max_runtime_seconds,
+                data_manifest=manifest.to_dict(),
+            )
         if sync.problems:
             record["checkpointSyncWarnings"] = sync.problems[-5:]
         resumed_at = [int(m[1]) for line in result.lines if (m := _RESUMED_LINE.search(line))]
@@ -794,11 +799,7 @@ def _save_run_best_effort(s3, plan: JobPlan, record: dict[str, Any]) -> None:
     try:
         save_run(s3, plan.artifact_bucket, record, plan.kms_key_arn)
     except Exception as err:  # the run's own failure matters more than its record; say so
-        print(
-            f"warning: could not record {record['job']} as {record['status']}: {type(err).__name__}: {err}",
-            file=sys.stderr,
-            flush=True,
-        )
+        Progress().warn(f"could not record {record['job']} as {record['status']}: {type(err).__name__}: {err}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -903,7 +904,7 @@ class CheckpointSync:
 
     def _problem(self, text: str) -> None:
         self.problems.append(text)
-        print(f"warning: {text}; the next sync tries again", file=sys.stderr, flush=True)
+        Progress().warn(f"{text}; the next sync tries again")  # shown even under a quiet caller
 
 
 def _now() -> str:

@@ -91,6 +91,19 @@ class Group(click.Group):
         return list(self.commands)
 
 
+class RootGroup(Group):
+    """The `mlops` group. Run as a program (the console script, click's CliRunner) it goes through
+    `run`, the one error path, rather than click's own exception handling."""
+
+    def main(  # type: ignore[override]
+        self, args: list[str] | None = None, prog_name: str | None = None, standalone_mode: bool = True, **extra: Any
+    ) -> int:
+        code = run(self, None if args is None else list(args))
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
 def command(name: str, summary: str, description: str, cls: type[click.Command] = Command) -> Callable:
     """`@command(...)`: a command with the one-line summary `mlops --help` lists, its description
     and the exit codes."""
