@@ -6,10 +6,10 @@ so `mlops --help` stays fast, and `ml/` still imports nothing of ours (click is 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -98,9 +98,9 @@ def model_card(**params: Any) -> int:
 COMMANDS = (data_check, drift, model_card)
 
 
-def _args(params: dict[str, Any]) -> argparse.Namespace:
+def _args(params: dict[str, Any]) -> SimpleNamespace:
     params["json"] = params.pop("as_json")
-    return argparse.Namespace(**params)
+    return SimpleNamespace(**params)
 
 
 def _fail(message: str, as_json: bool) -> int:
@@ -116,7 +116,7 @@ def _read_rows(path: Path, schema=None):
     return load_channel(path, schema)
 
 
-def _data_check_inputs(data: Path, args: argparse.Namespace):
+def _data_check_inputs(data: Path, args: SimpleNamespace):
     """(schema, where it came from, {split: (files or folder)}) for a data set, a channel or a file."""
     from ml.data import find_splits, read_schema_beside
     from ml.schema import Schema, infer_schema
@@ -152,7 +152,7 @@ def _read_files(files, folder: Path, schema, as_text: bool = False):
     return load_files(files, schema, as_text=as_text)
 
 
-def run_data_check(args: argparse.Namespace) -> int:
+def run_data_check(args: SimpleNamespace) -> int:
     from ml.data import ValidationReport, validate
     from ml.schema import SchemaError
 
@@ -193,7 +193,7 @@ def _capture_like(path: Path) -> bool:
     return any(f.is_file() and f.suffix in (".jsonl", ".json") for f in files)
 
 
-def run_drift(args: argparse.Namespace) -> int:
+def run_drift(args: SimpleNamespace) -> int:
     from ml.drift import Baseline, drift_report, read_capture
 
     baseline_path = Path(args.baseline)
@@ -244,7 +244,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run_model_card(args: argparse.Namespace) -> int:
+def run_model_card(args: SimpleNamespace) -> int:
     from ml.card import write_card
 
     directory = Path(args.model_dir)

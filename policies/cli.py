@@ -5,13 +5,13 @@ raise. This module imports nothing of ci/ (policies see the records only)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import sys
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -93,7 +93,7 @@ def audit(
     today: date | None,
 ) -> int:
     return run_audit(
-        argparse.Namespace(
+        SimpleNamespace(
             stack=stack,
             all=all_stacks,
             state=state,
@@ -134,7 +134,7 @@ def cost(
     if not (stack or state):
         raise click.UsageError("one of the arguments --stack --state is required")
     return run_cost(
-        argparse.Namespace(
+        SimpleNamespace(
             stack=stack,
             state=state,
             assume_deployed=assume_deployed,
@@ -151,7 +151,7 @@ COMMANDS = (audit, cost)
 # --- audit -------------------------------------------------------------------------------
 
 
-def run_audit(args: argparse.Namespace) -> int:
+def run_audit(args: SimpleNamespace) -> int:
     from policies.audit import (
         AuditError,
         audit,
@@ -209,7 +209,7 @@ def run_audit(args: argparse.Namespace) -> int:
 # --- cost --------------------------------------------------------------------------------
 
 
-def run_cost(args: argparse.Namespace) -> int:
+def run_cost(args: SimpleNamespace) -> int:
     from dataclasses import replace
 
     from policies.audit import AuditError, target_from_stack, target_from_state

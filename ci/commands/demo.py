@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ci.commands import argtypes
-from ci.commands.framework import command, step
+from ci.commands.framework import Params, command, step
 from ci.commands.options import json_option
 from ci.progress import Progress
 
@@ -30,7 +29,7 @@ from ci.progress import Progress
 @click.option("--rows", type=argtypes.ROWS, default=2000, help="synthetic rows to train on (default 2000)")
 @json_option("print a JSON summary on stdout")
 @step
-def demo(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def demo(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.demo import run_demo
 
     result = run_demo(out_dir=args.out, rows=args.rows, progress=progress, keep_server=False)

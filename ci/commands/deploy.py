@@ -6,13 +6,12 @@ checks afterwards that every endpoint serves what the stack declares.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import click
 
 from ci.commands import argtypes
-from ci.commands.framework import command, step
+from ci.commands.framework import Params, command, step
 from ci.commands.options import (
     model_option,
     open_stack,
@@ -36,7 +35,7 @@ from ci.progress import Progress
 @click.option("--to", required=True, help="target environment / stack (dev, staging, prod, local)")
 @model_option("model name (default: the package's)")
 @step
-def promote(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def promote(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci import aws
     from ci.promote import promote as write_package
 
@@ -77,7 +76,7 @@ def promote(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any
 )
 @poll_seconds_option("poll interval while waiting (default 30)")
 @step
-def verify(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def verify(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.verify import verify as check_endpoints
 
     ctx = open_stack(args, progress)
@@ -106,7 +105,7 @@ def verify(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any]
 @click.option("--env", required=True, help="environment / stack to roll back")
 @model_option("model name", required=True)
 @step
-def rollback(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def rollback(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci import aws
     from ci.outputs import stack_file
     from ci.promote import rollback as restore

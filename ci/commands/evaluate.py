@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import click
 
-from ci.commands.framework import command, step
+from ci.commands.framework import Params, command, step
 from ci.commands.options import open_stack, stack_options
 from ci.errors import MlopsError
 from ci.progress import Progress
@@ -29,7 +28,7 @@ class GateFailed(MlopsError):
 @stack_options()
 @click.option("--job", required=True, help="training job name (from `mlops train`)")
 @step
-def evaluate(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def evaluate(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.pipeline import evaluate as score
 
     ctx = open_stack(args, progress)

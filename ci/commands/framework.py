@@ -11,7 +11,6 @@ command line) or MLOPS_DEBUG=1; without it even a bug is one line.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import itertools
 import os
@@ -20,6 +19,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -34,8 +34,10 @@ EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_BUG = 130, 143, 1
 EXIT_CODES = """exit codes: 0 ok, 1 failed, 2 bad input or unknown stack, 3 AWS access (credentials, emulator,
 throttling), 4 refused by a gate (nothing changed), 5 training job failed or stopped, 6 not found"""
 
+# A command's parsed options and arguments, read as attributes (`args.stack`).
+Params = SimpleNamespace
 # A step: parsed options and progress in, (the --json document's body, the human summary) out.
-Step = Callable[[argparse.Namespace, Progress], tuple[dict[str, Any], str]]
+Step = Callable[[Params, Progress], tuple[dict[str, Any], str]]
 
 
 # --- help ----------------------------------------------------------------------------------
@@ -115,7 +117,7 @@ def step(fn: Step) -> Callable[..., int]:
 
     @functools.wraps(fn)
     def callback(**params: Any) -> int:
-        args = argparse.Namespace(**params)
+        args = Params(**params)
         result, summary = fn(args, Progress(enabled=True))
         print(dumps({"ok": True, **result}) if getattr(args, "json", False) else summary)
         return 0

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import click
 
-from ci.commands.framework import command, step
+from ci.commands.framework import Params, command, step
 from ci.commands.options import open_stack, stack_options
 from ci.progress import Progress
 
@@ -24,7 +23,7 @@ from ci.progress import Progress
 @click.option("--no-push", is_flag=True, help="build only")
 @click.option("--docker", default="docker", help="the docker client to run (default docker)")
 @step
-def image(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def image(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.image import build_and_push, serving_variant
 
     ctx = open_stack(args, progress)

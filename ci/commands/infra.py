@@ -7,7 +7,6 @@ core resources in the AWS emulator (the local backend).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import defaultdict
@@ -15,7 +14,7 @@ from typing import Any
 
 import click
 
-from ci.commands.framework import Group, command, step
+from ci.commands.framework import Group, Params, command, step
 from ci.commands.options import json_option, stack_option, stack_options
 from ci.progress import Progress
 
@@ -93,7 +92,7 @@ def local() -> None:
 )
 @stack_options()
 @step
-def local_up(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def local_up(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.local import provision
 
     raw = provision(args.stack, args.stacks_dir, progress)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import click
 
 from ci.commands import argtypes
-from ci.commands.framework import command, step
+from ci.commands.framework import Params, command, step
 from ci.commands.options import hp_option, model_option, open_stack, poll_seconds_option, stack_options
 from ci.progress import Progress
 
@@ -33,7 +32,7 @@ from ci.progress import Progress
 @hp_option("hyperparameters for the retraining run")
 @poll_seconds_option("poll interval while following the retraining job")
 @step
-def monitor(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def monitor(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.monitor import monitor as measure
     from ci.pipeline import TrainRequest, train_gate_register
 

@@ -7,7 +7,6 @@ command that reads a stack takes (which stack, where its files are, where its ou
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import click
 
 from ci.commands import argtypes
+from ci.commands.framework import Params
 from ci.errors import UsageError
 from ci.outputs import SOURCES
 from ci.progress import Progress
@@ -112,7 +112,7 @@ def _hyperparameters(ctx: click.Context, param: click.Parameter, pairs: tuple[st
     return out
 
 
-def open_stack(args: argparse.Namespace, progress: Progress, stack: str | None = None) -> Any:
+def open_stack(args: Params, progress: Progress, stack: str | None = None) -> Any:
     """The step context (`ci.pipeline.Context`) of the stack the options name."""
     from ci.pipeline import open_context
 
@@ -125,7 +125,7 @@ def open_stack(args: argparse.Namespace, progress: Progress, stack: str | None =
     )
 
 
-def who(args: argparse.Namespace) -> str:
+def who(args: Params) -> str:
     """Who decides: --by, else the CI actor, else the local user."""
     return args.by or os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown"
 

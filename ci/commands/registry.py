@@ -6,12 +6,11 @@ packages lists a model's group.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import click
 
-from ci.commands.framework import command, step
+from ci.commands.framework import Params, command, step
 from ci.commands.options import (
     json_option,
     model_option,
@@ -40,7 +39,7 @@ from ci.progress import Progress
 @click.option("--force", is_flag=True, help="register although the gate failed (needs --reason)")
 @reason_option(required=False, help="why the gate is overridden; recorded on the package")
 @step
-def register(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def register(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.pipeline import register as create_package
     from ci.register import require_reason
 
@@ -68,7 +67,7 @@ def decision(name: str, status: str) -> click.Command:
     @click.option("--by", help="who decides (default $GITHUB_ACTOR or $USER)")
     @json_option("print one JSON document on stdout")
     @step
-    def decide(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+    def decide(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
         from ci import aws, registry
 
         session = aws.make_session(region_of(args.package))
@@ -95,7 +94,7 @@ reject = decision("reject", "Rejected")
     help="only this approval status",
 )
 @step
-def packages(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def packages(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci import registry
 
     ctx = open_stack(args, progress)

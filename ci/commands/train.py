@@ -6,7 +6,6 @@ prints what the step did; --dry-run prints the request AWS would get and sends n
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import click
 
 from ci.commands import argtypes
-from ci.commands.framework import GroupedOption, command, step
+from ci.commands.framework import GroupedOption, Params, command, step
 from ci.commands.options import (
     hp_option,
     model_option,
@@ -70,7 +69,7 @@ def image_option(help: str) -> Any:
     return click.option("--image", "--training-image", "training_image", help=help)
 
 
-def train_request(args: argparse.Namespace, **specific: Any) -> Any:
+def train_request(args: Params, **specific: Any) -> Any:
     """The request `train` and `tune` share, from their common options."""
     from ci.pipeline import TrainRequest
 
@@ -134,7 +133,7 @@ def train_request(args: argparse.Namespace, **specific: Any) -> Any:
     "`mlops image`), e.g. an AWS Deep Learning Container; pinned by digest when ECR knows it"
 )
 @step
-def train(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def train(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.pipeline import train as run_training
 
     ctx = open_stack(args, progress)
@@ -208,7 +207,7 @@ def _common_prefix(uris: list[str]) -> str:
 @click.option("--dry-run", is_flag=True, help="print the CreateHyperParameterTuningJob request only")
 @image_option("train in this image instead")
 @step
-def tune(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def tune(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.tune import tune as run_search
 
     ctx = open_stack(args, progress)
@@ -249,7 +248,7 @@ def tune(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], 
 )
 @poll_seconds_option("poll interval while following the job")
 @step
-def reproduce(args: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], str]:
+def reproduce(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
     from ci.pipeline import reproduce as rerun
 
     ctx = open_stack(args, progress, stack=args.stack or _package_stack(args.package))
