@@ -6,6 +6,7 @@ prints what the step did; --dry-run prints the request AWS would get and sends n
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -27,26 +28,32 @@ from ci.errors import MlopsError, UsageError
 from ci.progress import Progress
 
 DATA = "data (exactly one)"
+data_option = functools.partial(click.option, cls=GroupedOption, group=DATA)
 
 
 class ReproduceMismatch(MlopsError):
     exit_code = 1
 
 
-def data_options(*, data_help: str, synthetic_type: click.ParamType, synthetic_help: str, drift: bool) -> Any:
+def data_options(*, drift: bool) -> Any:
     """Where the training data come from: exactly one of --data, --data-uri, --synthetic, --latest-data."""
     return options(
-        click.option("--data", cls=GroupedOption, group=DATA, type=click.Path(path_type=Path), help=data_help),
-        click.option("--data-uri", cls=GroupedOption, group=DATA, help="an S3 prefix holding train/ validation/ test/"),
-        click.option(
-            "--synthetic", cls=GroupedOption, group=DATA, type=synthetic_type, metavar="ROWS", help=synthetic_help
+        data_option(
+            "--data",
+            type=click.Path(path_type=Path),
+            help="local folder with train/ validation/ test/ (or train.csv validation.csv test.csv)",
+        ),
+        data_option("--data-uri", help="an S3 prefix holding train/ validation/ test/"),
+        data_option(
+            "--synthetic",
+            type=argtypes.ROWS,
+            metavar="ROWS",
+            help="generate ROWS synthetic rows with ml.data (demos, smoke tests)",
         ),
         *(
             [
-                click.option(
+                data_option(
                     "--synthetic-drift",
-                    cls=GroupedOption,
-                    group=DATA,
                     type=argtypes.FRACTION,
                     default=0.0,
                     help="drift of the synthetic rows, 0-1 (default 0)",
@@ -55,10 +62,8 @@ def data_options(*, data_help: str, synthetic_type: click.ParamType, synthetic_h
             if drift
             else []
         ),
-        click.option(
+        data_option(
             "--latest-data",
-            cls=GroupedOption,
-            group=DATA,
             is_flag=True,
             help="the newest data set version uploaded for the model",
         ),
@@ -102,12 +107,7 @@ def train_request(args: Params, **specific: Any) -> Any:
 )
 @stack_options()
 @model_option()
-@data_options(
-    data_help="local folder with train/ validation/ test/ (or train.csv validation.csv test.csv)",
-    synthetic_type=argtypes.ROWS,
-    synthetic_help="generate ROWS synthetic rows with ml.data (demos, smoke tests)",
-    drift=True,
-)
+@data_options(drift=True)
 @click.option(
     "--instance-type", help="GPU type; must be in the stack's allowedInstanceTypes (default: its defaultInstanceType)"
 )
@@ -191,12 +191,7 @@ def _common_prefix(uris: list[str]) -> str:
 )
 @stack_options()
 @model_option()
-@data_options(
-    data_help="local folder with train/ validation/ test/",
-    synthetic_type=click.INT,
-    synthetic_help="generate ROWS synthetic rows",
-    drift=False,
-)
+@data_options(drift=False)
 @click.option("--instance-type", help="the first GPU type tried (default: the stack's defaultInstanceType)")
 @click.option("--instance-count", type=int, default=1, help="hosts per trial (default 1)")
 @hp_option("fixed hyperparameter (repeatable)")
