@@ -89,7 +89,7 @@ class EndpointSession(boto3.session.Session):
         super().__init__(*args, **kwargs)
         self.mlops_endpoint = endpoint
 
-    def client(self, *args, **kwargs):  # type: ignore[override]
+    def client(self, *args, **kwargs):
         self._defaults(kwargs)
         client = super().client(*args, **kwargs)
         service = client.meta.service_model.service_name
@@ -97,7 +97,7 @@ class EndpointSession(boto3.session.Session):
             client.meta.events.register(f"before-parameter-build.{service}", _preflight)
         return client
 
-    def resource(self, *args, **kwargs):  # type: ignore[override]
+    def resource(self, *args, **kwargs):
         self._defaults(kwargs)
         return super().resource(*args, **kwargs)
 
@@ -217,7 +217,7 @@ def translate(err: BaseException) -> AwsAccessError | None:
             return AwsAccessError(emulator_unreachable_message(url, err))
         return AwsAccessError(f"cannot reach AWS after {max_attempts()} attempts: {err}")
     if is_throttling(err):
-        attempts = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1  # type: ignore[union-attr]
+        attempts = getattr(err, "response", {}).get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
         op = getattr(err, "operation_name", "the call")
         return AwsAccessError(
             f"AWS throttled {op} after {attempts} attempts with backoff; retry later or raise "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -63,7 +64,9 @@ def fetch_model(s3, model_data_url: str, dest: Path, package: registry.Package |
     s3util.download(s3, model_data_url, archive)
     if package is not None:
         expected = integrity.recorded(s3, package)
-        check = partial(integrity.verify, archive, expected=expected, where=f"the lineage record of {package.arn}")
+        check: Callable[[Path], None] = partial(
+            integrity.verify, archive, expected=expected, where=f"the lineage record of {package.arn}"
+        )
     else:
         check = _self_consistent
     try:

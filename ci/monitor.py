@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from ci import aws, registry
@@ -135,7 +136,13 @@ def monitor(
             f"not enough data: {len(frame)} captured rows, at least {report.min_rows} are needed for a drift "
             "decision; nothing was published, notified or retrained"
         )
-        result = {**report_doc, "reportUri": report_uri, "metric": None, "notified": None, "retrain": None}
+        result: dict[str, Any] = {
+            **report_doc,
+            "reportUri": report_uri,
+            "metric": None,
+            "notified": None,
+            "retrain": None,
+        }
         result.pop("report")
         result["perFeature"] = {}
         return result
@@ -161,17 +168,14 @@ def monitor(
         )
     cloudwatch = _single_attempt_client(session, "cloudwatch")
     for start in range(0, len(metric_data), 500):  # PutMetricData takes up to 1000 data points a call
-        _send_once(
-            lambda batch=metric_data[start : start + 500]: cloudwatch.put_metric_data(
-                Namespace=outputs.monitoring.driftNamespace, MetricData=batch
-            )
-        )
+        batch = metric_data[start : start + 500]
+        _send_once(partial(cloudwatch.put_metric_data, Namespace=outputs.monitoring.driftNamespace, MetricData=batch))
     progress.step(
         f"published {outputs.monitoring.driftNamespace}/{outputs.monitoring.driftMetricName} {dims} = {score:.4f}"
     )
 
     s3util.put_json(s3, report_uri, report_doc, outputs.kmsKeyArn)
-    result: dict[str, Any] = {
+    result = {
         **report_doc,
         "reportUri": report_uri,
         "metric": {
@@ -254,7 +258,7 @@ def _per_feature_scores(report) -> dict[str, float]:
     per = getattr(report, "per_feature", {}) or {}
     out = {}
     for name, value in per.items():
-        score = value.get("psi", value.get("score")) if isinstance(value, dict) else getattr(value, "psi", value)
+        score: Any = value.get("psi", value.get("score")) if isinstance(value, dict) else getattr(value, "psi", value)
         try:
             out[str(name)] = float(score)
         except (TypeError, ValueError):

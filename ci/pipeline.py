@@ -155,6 +155,7 @@ def resolve_data(ctx: Context, model: str, req: TrainRequest) -> datasets.Manife
             return datasets.upload(ctx.s3, o.dataBucket, model, directory, o.kmsKeyArn, ctx.progress)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+    assert req.data_dir is not None  # one source is given: checked where the request is planned
     return datasets.upload(ctx.s3, o.dataBucket, model, Path(req.data_dir), o.kmsKeyArn, ctx.progress)
 
 

@@ -32,8 +32,7 @@ class LocalEndpoint:
         self.server = make_server(
             model_dir, host="127.0.0.1", port=0, capture_dir=capture_dir, capture_percent=capture_percent
         )
-        host, port = self.server.server_address[:2]
-        self.url = f"http://{host}:{port}"
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
 
     def __enter__(self) -> LocalEndpoint:

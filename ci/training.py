@@ -159,8 +159,7 @@ def split_image(image_uri: str) -> tuple[str, str, str, str | None]:
     host, _, rest = image_uri.partition("/")
     repository, _, tag = rest.partition(":")
     if "@" in repository:
-        repository = repository.split("@", 1)[0]
-        tag = None
+        repository, tag = repository.split("@", 1)[0], ""
     return host.split(".", 1)[0], host, repository, tag or None
 
 
