@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.context import PolicyContext, infer_context
-from policies.engine import AuditResult, evaluate
+from policies.engine import AuditResult, Violation, evaluate
 from policies.records import Resource, from_preview_graph, load_state
 
 
@@ -175,7 +175,7 @@ def format_table(target: AuditTarget, result: AuditResult) -> str:
         f"{result.context.environment or 'unknown'}): {s['resources']} resources, {s['rulesEvaluated']} rules, "
         f"{s['violations']} violation(s): {s['mandatory']} mandatory, {s['advisory']} advisory"
     ]
-    by_resource: dict[tuple[str, str, str], list] = {}
+    by_resource: dict[tuple[str, str, str], list[Violation]] = {}
     for v in result.violations:
         by_resource.setdefault((v.name, v.type, v.urn), []).append(v)
     for (name, type_, _urn), violations in sorted(by_resource.items()):
@@ -188,6 +188,7 @@ def format_table(target: AuditTarget, result: AuditResult) -> str:
         lines += ["", f"  suppressed ({len(result.suppressed)}):"]
         for v in result.suppressed:
             sup = v.suppression
+            assert sup is not None  # a suppressed violation carries its suppression
             lines.append(f"    {v.rule} on {v.name} until {sup.expires.isoformat()}: {sup.reason}")
     for label, items in (
         ("expired suppressions (no longer applied)", result.expired_suppressions),

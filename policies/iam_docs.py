@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policies.records import UNKNOWN
+from kernel.aws_model import UNKNOWN
 
 # Condition keys that bind a wildcard principal to this account, organisation, network or source.
 SCOPING_CONDITION_KEYS = frozenset(

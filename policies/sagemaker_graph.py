@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from policies.graph import StackGraph, first, listify, number
-from policies.records import UNKNOWN, Resource
+from policies.records import Resource
 
 MODEL = "aws:sagemaker/model:Model"
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
@@ -99,7 +100,7 @@ def alarm_metrics(graph: StackGraph) -> list[AlarmMetric]:
                     alarm,
                     str(p.get("namespace") or ""),
                     str(p.get("metricName")),
-                    p.get("dimensions") if isinstance(p.get("dimensions"), Mapping) else {},
+                    dims if isinstance(dims := p.get("dimensions"), Mapping) else {},
                 )
             )
         for query in listify(p.get("metricQueries")):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar, NotRequired, TypedDict, TypeVar, Unpack
 
 from policies.context import PolicyContext
 from policies.graph import StackGraph
@@ -18,18 +19,20 @@ from policies.records import Resource
 SEVERITIES = ("low", "medium", "high", "critical")
 FAMILIES = ("s3", "kms", "iam", "sagemaker", "ecr", "monitoring", "cost", "tags", "network")
 
+Finding = tuple[Resource | None, str]  # a stack rule's finding: the resource (None: the stack) and the message
 ResourceCheck = Callable[[Resource, PolicyContext, StackGraph], Iterable[str]]
-StackCheck = Callable[[StackGraph, PolicyContext], Iterable[tuple["Resource | None", str]]]
+StackCheck = Callable[[StackGraph, PolicyContext], Iterable[Finding]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rule:
+    """What every rule declares; `ResourceRule` and `StackRule` add the check of their scope."""
+
+    scope: ClassVar[str]  # "resource" | "stack"
     id: str
     description: str  # one line: what must hold
     severity: str
     family: str
-    scope: str  # "resource" | "stack"
-    check: Callable
     why: str  # the risk, for docs/policies.md
     fix: str  # how to fix, in Pulumi Python terms
     types: tuple[str, ...] = ()  # resource rules: canonical type tokens they look at
@@ -55,10 +58,27 @@ class Rule:
         return True, ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ResourceRule(Rule):
+    """A rule that judges one resource of its `types` at a time."""
+
+    scope: ClassVar[str] = "resource"
+    check: ResourceCheck
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackRule(Rule):
+    """A rule that judges the whole graph and names the resource of each finding (None: the stack)."""
+
+    scope: ClassVar[str] = "stack"
+    check: StackCheck
+
+
 RULES: list[Rule] = []
+RuleT = TypeVar("RuleT", bound=Rule)
 
 
-def _register(rule: Rule) -> Rule:
+def _register(rule: RuleT) -> RuleT:
     if rule.severity not in SEVERITIES:
         raise ValueError(f"rule {rule.id}: severity {rule.severity!r} not in {SEVERITIES}")
     if rule.family not in FAMILIES:
@@ -69,41 +89,33 @@ def _register(rule: Rule) -> Rule:
     return rule
 
 
+class Declared(TypedDict):
+    """What a rule's decorator declares besides its id, description, types and blind spots."""
+
+    severity: str
+    family: str
+    why: str
+    fix: str
+    environments: NotRequired[tuple[str, ...] | None]
+    needs: NotRequired[tuple[str, ...]]
+    pinned: NotRequired[str | None]
+    awsguard: NotRequired[str]
+
+
 def resource_rule(
     id: str,
     description: str,
     *,
-    severity: str,
-    family: str,
     types: tuple[str, ...],
-    why: str,
-    fix: str,
-    environments: tuple[str, ...] | None = None,
-    needs: tuple[str, ...] = (),
-    pinned: str | None = None,
-    awsguard: str = "",
     blind_spots: tuple[str, ...] = (),
-) -> Callable[[ResourceCheck], Rule]:
+    **declared: Unpack[Declared],
+) -> Callable[[ResourceCheck], ResourceRule]:
     """`blind_spots` names props of the rule's own `types` (see `Rule.blind_spots`)."""
 
-    def wrap(fn: ResourceCheck) -> Rule:
+    def wrap(fn: ResourceCheck) -> ResourceRule:
+        spots = tuple((t, key) for t in types for key in blind_spots)
         return _register(
-            Rule(
-                id,
-                description,
-                severity,
-                family,
-                "resource",
-                fn,
-                why,
-                fix,
-                types,
-                environments,
-                needs,
-                pinned,
-                awsguard,
-                tuple((t, key) for t in types for key in blind_spots),
-            )
+            ResourceRule(id=id, description=description, check=fn, types=types, blind_spots=spots, **declared)
         )
 
     return wrap
@@ -113,35 +125,11 @@ def stack_rule(
     id: str,
     description: str,
     *,
-    severity: str,
-    family: str,
-    why: str,
-    fix: str,
-    environments: tuple[str, ...] | None = None,
-    needs: tuple[str, ...] = (),
-    pinned: str | None = None,
-    awsguard: str = "",
     blind_spots: tuple[tuple[str, str], ...] = (),
-) -> Callable[[StackCheck], Rule]:
-    def wrap(fn: StackCheck) -> Rule:
-        return _register(
-            Rule(
-                id,
-                description,
-                severity,
-                family,
-                "stack",
-                fn,
-                why,
-                fix,
-                (),
-                environments,
-                needs,
-                pinned,
-                awsguard,
-                blind_spots,
-            )
-        )
+    **declared: Unpack[Declared],
+) -> Callable[[StackCheck], StackRule]:
+    def wrap(fn: StackCheck) -> StackRule:
+        return _register(StackRule(id=id, description=description, check=fn, blind_spots=blind_spots, **declared))
 
     return wrap
 
@@ -155,7 +143,11 @@ def say(resource: Resource, problem: str, fix: str) -> str:
 class Collected:
     """Helper for stack rules that accumulate (resource, message) pairs."""
 
-    items: list[tuple[Resource | None, str]] = field(default_factory=list)
+    items: list[Finding] = field(default_factory=list)
 
     def add(self, resource: Resource | None, message: str) -> None:
         self.items.append((resource, message))
+
+    def flag(self, resource: Resource, problem: str, fix: str) -> None:
+        """Add a finding on `resource` in the one message format (`say`)."""
+        self.add(resource, say(resource, problem, fix))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+from kernel.aws_model import UNKNOWN
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, resource_rule, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, resource_rule, say, stack_rule
 from policies.sagemaker_graph import ENDPOINT_CONFIG, is_gpu, is_serverless, variants
 
 BUDGET = "aws:budgets/budget:Budget"
@@ -34,7 +35,7 @@ def _declared_budget(graph: StackGraph) -> float | None:
     fix="declare aws.budgets.Budget(budget_type='COST', time_unit='MONTHLY', limit_amount=monitoring.monthlyBudgetUsd) "
     "with ACTUAL and FORECASTED notifications to the alert topic or e-mail.",
 )
-def cost_budget_exists(graph: StackGraph, ctx: PolicyContext):
+def cost_budget_exists(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     budgets = [b for b in graph.of_type(BUDGET) if str(b.props.get("budgetType", "COST")).upper() == "COST"]
     if not budgets:
         return [
@@ -55,17 +56,14 @@ def cost_budget_exists(graph: StackGraph, ctx: PolicyContext):
         if b.props.get("notifications") is UNKNOWN:
             continue
         if not notified:
-            out.add(
+            out.flag(
                 b,
-                say(
-                    b,
-                    "budget notifies nobody",
-                    "add notifications with subscriber_sns_topic_arns or subscriber_email_addresses",
-                ),
+                "budget notifies nobody",
+                "add notifications with subscriber_sns_topic_arns or subscriber_email_addresses",
             )
         amount = number(b.props.get("limitAmount"))
         if b.props.get("limitAmount") is not UNKNOWN and (amount is None or amount <= 0):
-            out.add(b, say(b, "budget has no positive limit", "set limit_amount to monitoring.monthlyBudgetUsd"))
+            out.flag(b, "budget has no positive limit", "set limit_amount to monitoring.monthlyBudgetUsd")
     return out.items
 
 
@@ -81,7 +79,7 @@ def cost_budget_exists(graph: StackGraph, ctx: PolicyContext):
     fix="lower the instance type or count, use serverless where idle, train on spot, or raise "
     "monitoring.monthlyBudgetUsd with the owner's approval.",
 )
-def cost_within_budget(graph: StackGraph, ctx: PolicyContext):
+def cost_within_budget(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     from policies.cost import CostError, estimate
 
     budget = ctx.monthly_budget_usd if ctx.monthly_budget_usd is not None else _declared_budget(graph)
@@ -122,7 +120,7 @@ def cost_within_budget(graph: StackGraph, ctx: PolicyContext):
     "handful of test requests and belong on serverless, which costs nothing idle.",
     fix="use serving.mode: serverless in the dev stack (or a CPU instance if a GPU is not needed).",
 )
-def cost_no_always_on_gpu_in_dev(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def cost_no_always_on_gpu_in_dev(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for v in variants(resource):
         itype = v.get("instanceType")
         if not is_serverless(v) and isinstance(itype, str) and is_gpu(itype):

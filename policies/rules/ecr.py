@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, truthy
-from policies.records import UNKNOWN, Resource
+from policies.records import Resource
 from policies.rules.base import resource_rule, say
 
 REPOSITORY = "aws:ecr/repository:Repository"
@@ -24,7 +25,7 @@ REGISTRY_SCANNING = "aws:ecr/registryScanningConfiguration:RegistryScanningConfi
     "known-vulnerable layer before it reaches an endpoint.",
     fix="set image_scanning_configuration={'scan_on_push': True} (or a registry-wide scanning configuration).",
 )
-def ecr_scan_on_push(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def ecr_scan_on_push(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     if graph.of_type(REGISTRY_SCANNING):
         return
     configs = [c for c in listify(resource.props.get("imageScanningConfiguration")) if isinstance(c, Mapping)]
@@ -42,7 +43,7 @@ def ecr_scan_on_push(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     "model that was evaluated and approved with another image.",
     fix="set image_tag_mutability='IMMUTABLE'.",
 )
-def ecr_immutable_tags(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def ecr_immutable_tags(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     mutability = resource.props.get("imageTagMutability", "MUTABLE")
     if mutability is not UNKNOWN and not str(mutability).upper().startswith("IMMUTABLE"):
         yield say(resource, f"image tags are {mutability}", "set image_tag_mutability='IMMUTABLE'")
@@ -58,7 +59,7 @@ def ecr_immutable_tags(resource: Resource, ctx: PolicyContext, graph: StackGraph
     "scoped to the environment or revoked.",
     fix="set encryption_configurations=[{'encryption_type': 'KMS', 'kms_key': <environment key ARN>}].",
 )
-def ecr_kms_encryption(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def ecr_kms_encryption(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     configs = [c for c in listify(resource.props.get("encryptionConfigurations")) if isinstance(c, Mapping)]
     if any(c.get("encryptionType") is UNKNOWN for c in configs):
         return
@@ -91,7 +92,7 @@ REPOSITORY_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
     "Principal '*' with aws:PrincipalOrgID / aws:PrincipalAccount.",
     blind_spots=("policy",),
 )
-def ecr_no_public_repository(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def ecr_no_public_repository(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     if resource.canonical_type == PUBLIC_REPOSITORY:
         yield say(
             resource,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, resource_rule, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, resource_rule, say, stack_rule
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -61,9 +62,9 @@ def identity_statements(resource: Resource, graph: StackGraph) -> Iterable[tuple
     for inline in listify(resource.props.get("inlinePolicies")):
         if not isinstance(inline, dict) or str(inline.get("name") or "") in managed_elsewhere:
             continue
-        statements = iam_docs.parse(inline.get("policy"))
-        if statements is not None:
-            yield f"inline policy '{inline.get('name') or ''}'", statements
+        parsed = iam_docs.parse(inline.get("policy"))
+        if parsed is not None:
+            yield f"inline policy '{inline.get('name') or ''}'", parsed
 
 
 @resource_rule(
@@ -77,7 +78,7 @@ def identity_statements(resource: Resource, graph: StackGraph) -> Iterable[tuple
     fix="list the actions the role needs (see infra/training.py and infra/identity.py for scoped examples).",
     blind_spots=POLICY_DOCUMENT_PROPS,
 )
-def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for where, statements in identity_statements(resource, graph):
         for s in statements:
             if not s.allows:
@@ -105,7 +106,7 @@ def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackG
     "condition where one exists. iam:PassRole is judged by iam-passrole-scoped.",
     blind_spots=POLICY_DOCUMENT_PROPS,
 )
-def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for where, statements in identity_statements(resource, graph):
         for s in statements:
             if not s.allows or s.not_actions:
@@ -140,7 +141,7 @@ def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph
     fix="drop the managed policy and attach a RolePolicy with the actions and ARNs the role uses.",
     blind_spots=("managedPolicyArns", "policyArn"),
 )
-def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     if resource.canonical_type == ROLE:
         arns = listify(resource.props.get("managedPolicyArns"))  # declared, or really attached (state)
     else:
@@ -166,7 +167,7 @@ def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: Sta
     "with a repository subject.",
     blind_spots=TRUST_DOCUMENT_PROPS,
 )
-def iam_trust_no_wildcard_principal(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_trust_no_wildcard_principal(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         if s.allows and s.wildcard_principal:
             yield say(
@@ -235,7 +236,7 @@ def _oidc_subject_problem(s: iam_docs.Statement, repository: str | None, environ
     "StringNotLike excludes pull requests' refs (`repo:<owner>/<repo>:*@refs/pull/*`).",
     blind_spots=TRUST_DOCUMENT_PROPS,
 )
-def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         if not s.allows or not s.principals.get("Federated"):
             continue
@@ -259,7 +260,7 @@ def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackG
     fix="add Condition StringEquals token.actions.githubusercontent.com:aud = 'sts.amazonaws.com'.",
     blind_spots=TRUST_DOCUMENT_PROPS,
 )
-def iam_oidc_trust_audience(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_oidc_trust_audience(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         host = _oidc_host(s) if s.allows else ""
         if not host or "oidc-provider/" not in "".join(s.principals.get("Federated", ())):
@@ -288,7 +289,7 @@ def iam_oidc_trust_audience(resource: Resource, ctx: PolicyContext, graph: Stack
     "https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html.",
     blind_spots=TRUST_DOCUMENT_PROPS,
 )
-def iam_service_trust_source(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_service_trust_source(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     keys = {k.lower() for k in SOURCE_KEYS}
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         services = [p for p in s.principals.get("Service", ()) if p.lower() in CONFUSED_DEPUTY_SERVICES]
@@ -314,7 +315,7 @@ def iam_service_trust_source(resource: Resource, ctx: PolicyContext, graph: Stac
     fix="manage a role's policies one way: either inline_policies/managed_policy_arns on the Role, or separate "
     "RolePolicy/RolePolicyAttachment resources.",
 )
-def iam_role_policy_management_conflict(graph: StackGraph, ctx: PolicyContext):
+def iam_role_policy_management_conflict(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     out = Collected()
     roles = graph.of_type(ROLE)
     checks = (
@@ -335,13 +336,10 @@ def iam_role_policy_management_conflict(graph: StackGraph, ctx: PolicyContext):
                 )
                 if linked:
                     kind = type_token.rsplit(":", 1)[-1]
-                    out.add(
+                    out.flag(
                         attachment,
-                        say(
-                            attachment,
-                            f"{kind} manages role {role.name}, which also declares {exclusive}",
-                            f"move the policy into the role's {exclusive} or remove {exclusive} from the role",
-                        ),
+                        f"{kind} manages role {role.name}, which also declares {exclusive}",
+                        f"move the policy into the role's {exclusive} or remove {exclusive} from the role",
                     )
     return out.items
 
@@ -358,7 +356,7 @@ def iam_role_policy_management_conflict(graph: StackGraph, ctx: PolicyContext):
     fix="add Condition ForAllValues:StringEquals sagemaker:InstanceTypes = <training.allowedInstanceTypes> to "
     "statements that allow sagemaker:CreateTrainingJob.",
 )
-def iam_training_instance_type_condition(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_training_instance_type_condition(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for where, statements in identity_statements(resource, graph):
         for s in statements:
             if s.not_actions or any(iam_docs.is_full_wildcard(a) for a in s.actions):

@@ -7,6 +7,8 @@ trust or boundary has, in effect, no limits at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph
@@ -58,7 +60,7 @@ def _skip(s: iam_docs.Statement) -> bool:
     "'sagemaker.amazonaws.com' (infra/identity.py's PassOnlyTheExecutionRole statement).",
     blind_spots=POLICY_DOCUMENT_PROPS,
 )
-def iam_passrole_scoped(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_passrole_scoped(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for where, statements in identity_statements(resource, graph):
         for s in statements:
             if _skip(s) or not iam_docs.grants(s, PASS_ROLE):
@@ -105,7 +107,7 @@ def _own_role_arns(resource: Resource, graph: StackGraph) -> list[str]:
     "denying changes to itself (DESIGN 8: the deploy role cannot change itself).",
     blind_spots=POLICY_DOCUMENT_PROPS,
 )
-def iam_no_self_modification(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_no_self_modification(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     own = _own_role_arns(resource, graph)
     for where, statements in identity_statements(resource, graph):
         for s in statements:

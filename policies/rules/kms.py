@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, arn_account, listify, truthy
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, resource_rule, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, resource_rule, say, stack_rule
 
 KEY = "aws:kms/key:Key"
 
@@ -25,7 +26,7 @@ KEY = "aws:kms/key:Key"
     "leaked key version can decrypt and is required by most compliance baselines.",
     fix="set enable_key_rotation=True on aws.kms.Key.",
 )
-def kms_key_rotation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def kms_key_rotation(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     spec = resource.props.get("customerMasterKeySpec") or resource.props.get("keySpec") or "SYMMETRIC_DEFAULT"
     if spec is not UNKNOWN and str(spec) != "SYMMETRIC_DEFAULT":
         return  # AWS rotates only symmetric keys
@@ -45,7 +46,7 @@ def kms_key_rotation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
     "aws:SourceAccount.",
     blind_spots=("policy",),
 )
-def kms_key_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def kms_key_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for s in iam_docs.parse(resource.props.get("policy")) or []:
         if not (s.allows and s.wildcard_principal):
             continue
@@ -145,7 +146,7 @@ def _key_references(graph: StackGraph) -> Iterable[tuple[Resource | None, str, A
         ("aws:sns/topic:Topic", "kmsMasterKeyId"),
     ),
 )
-def kms_stack_key_only(graph: StackGraph, ctx: PolicyContext):
+def kms_stack_key_only(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     own = stack_key_tokens(graph)
     if not own:
         return []  # the stack declares no key we could compare with

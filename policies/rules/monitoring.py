@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number, truthy
-from policies.records import UNKNOWN, Resource
+from policies.records import Resource
 from policies.rules.base import resource_rule, say
 
 TOPIC = "aws:sns/topic:Topic"
@@ -25,7 +28,7 @@ AWS_MANAGED_SNS_KEY = "alias/aws/sns"
     "topic encrypted with the AWS-managed aws/sns key, so that choice silently drops every alarm.",
     fix="set kms_master_key_id to the environment key (whose policy lets cloudwatch.amazonaws.com use it).",
 )
-def sns_topic_encrypted(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def sns_topic_encrypted(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     key = resource.props.get("kmsMasterKeyId")
     if not key:
         yield say(resource, "topic is not encrypted", "set kms_master_key_id to the environment key")
@@ -48,7 +51,7 @@ def sns_topic_encrypted(resource: Resource, ctx: PolicyContext, graph: StackGrap
     fix="name the publishing services (cloudwatch, events, budgets) and scope with aws:SourceAccount.",
     blind_spots=("policy",),
 )
-def sns_topic_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def sns_topic_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     for s in iam_docs.parse(resource.props.get("policy")) or []:
         if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
             yield say(
@@ -67,7 +70,7 @@ def sns_topic_policy_no_public(resource: Resource, ctx: PolicyContext, graph: St
     why="An alarm without an action changes colour on a dashboard nobody watches at 3 a.m.",
     fix="set alarm_actions=[<the stack's alert topic>] and leave actions_enabled on.",
 )
-def cloudwatch_alarm_has_action(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def cloudwatch_alarm_has_action(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     if resource.props.get("actionsEnabled") is not None and not truthy(resource.props.get("actionsEnabled")):
         yield say(resource, "has its actions disabled", "set actions_enabled=True")
     elif not listify(resource.props.get("alarmActions")):
@@ -84,7 +87,7 @@ def cloudwatch_alarm_has_action(resource: Resource, ctx: PolicyContext, graph: S
     "that must not outlive their retention period.",
     fix="set retention_in_days (retention.logDays in the stack config).",
 )
-def cloudwatch_log_group_retention(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def cloudwatch_log_group_retention(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     days = resource.props.get("retentionInDays")
     if days is UNKNOWN:
         return
@@ -103,6 +106,6 @@ def cloudwatch_log_group_retention(resource: Resource, ctx: PolicyContext, graph
     "keeps them under the same control as the data itself.",
     fix="set kms_key_id to the environment key (its policy must allow logs.<region>.amazonaws.com).",
 )
-def cloudwatch_log_group_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def cloudwatch_log_group_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     if not resource.props.get("kmsKeyId"):
         yield say(resource, "is not encrypted with a KMS key", "set kms_key_id to the environment key")

@@ -6,12 +6,13 @@ aws:ec2/vpcEndpoint:VpcEndpoint...), so it judges any stack that has them and fl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+from kernel.aws_model import UNKNOWN
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, truthy
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, stack_rule
 from policies.sagemaker_graph import MODEL, models_served_only_serverless
 
 VPC = "aws:ec2/vpc:Vpc"
@@ -61,7 +62,7 @@ def _model_in_vpc(model: Resource) -> bool:
     "VPC endpoints for S3, ECR, SageMaker, STS, CloudWatch; no InternetGateway or NatGateway), set mlops:vpc so "
     "aws.sagemaker.Model gets vpc_config and trainingDefaults.vpc carries the subnets.",
 )
-def network_private_prod(graph: StackGraph, ctx: PolicyContext):
+def network_private_prod(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     out = Collected()
     anchor = graph.stack
     if not graph.of_type(VPC):
@@ -71,19 +72,19 @@ def network_private_prod(graph: StackGraph, ctx: PolicyContext):
     subnets = graph.of_type(SUBNET)
     public = [s for s in subnets if truthy(s.props.get("mapPublicIpOnLaunch", False))]
     for s in public:
-        out.add(s, say(s, "launches instances with public IP addresses", "set map_public_ip_on_launch=False"))
+        out.flag(s, "launches instances with public IP addresses", "set map_public_ip_on_launch=False")
     if len(public) == len(subnets):
         where = anchor.label if anchor is not None else "the stack"
         out.add(anchor, f"{where}: prod's VPC has no private subnet. Fix: add private aws.ec2.Subnet resources")
     exits = graph.of_type(*INTERNET_PATHS) + [n for n in graph.of_type(NAT_GATEWAY) if _public_nat(n)]
     exits += [r for r in graph.of_type(ROUTE, ROUTE_TABLE) if _routes_to_internet(r)]
     for gateway in exits:
-        out.add(gateway, say(gateway, "gives prod's VPC a path to the internet", "remove it; use VPC endpoints"))
+        out.flag(gateway, "gives prod's VPC a path to the internet", "remove it; use VPC endpoints")
     if ctx.has_vpc:
         return out.items  # the stack config names the VPC: sagemaker-model-vpc and sagemaker-training-vpc judge jobs
     for model in graph.of_type(MODEL):
         if not _model_in_vpc(model) and not models_served_only_serverless(model, graph):
-            out.add(model, say(model, "runs outside prod's VPC", "set vpc_config with the private subnets"))
+            out.flag(model, "runs outside prod's VPC", "set vpc_config with the private subnets")
     training = graph.outputs.get("trainingDefaults")
     vpc = training.get("vpc") if isinstance(training, Mapping) else None
     if isinstance(training, Mapping) and not (isinstance(vpc, Mapping) and listify(vpc.get("subnetIds"))):

@@ -8,6 +8,8 @@ models or images to leave it, and must be an explicit, expiring suppression, not
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import ACCOUNT_ID, StackGraph, arn_account
@@ -65,7 +67,7 @@ def foreign_accounts(s: iam_docs.Statement, account: str) -> list[str]:
     "(arn:aws:iam::<this account>:root plus aws:PrincipalArn), or suppress with a reason and an expiry.",
     blind_spots=("policy", "resourcePolicy"),
 )
-def iam_resource_policy_no_foreign_account(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_resource_policy_no_foreign_account(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     account = graph.account_id
     if account is None:
         return  # cannot tell which accounts are foreign

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, first, listify, truthy
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, resource_rule, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, resource_rule, say, stack_rule
 
 BUCKET = "aws:s3/bucket:Bucket"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
@@ -128,8 +129,8 @@ class S3View:
 
     def purpose(self) -> str:
         tags = self.bucket.props.get("tags")
-        if isinstance(tags, dict) and isinstance(tags.get("purpose"), str):
-            return tags["purpose"]
+        if isinstance(tags, dict) and isinstance(purpose := tags.get("purpose"), str):
+            return purpose
         return f"{self.bucket.name} {self.name}"
 
     def ownership(self) -> list[str]:
@@ -159,21 +160,18 @@ def _buckets(graph: StackGraph) -> Iterable[S3View]:
     "access logs to SSE-S3 buckets.",
     blind_spots=((SSE, "rules"),),
 )
-def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
+def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     out = Collected()
     for view in _buckets(graph):
         if view.is_log_target():
             continue  # S3 log delivery does not support SSE-KMS targets
         defaults = view.encryption_defaults()
         if not defaults:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} declares no default encryption",
-                    "add a BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' "
-                    "and the environment's KMS key",
-                ),
+                f"bucket {view.name} declares no default encryption",
+                "add a BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' "
+                "and the environment's KMS key",
             )
             continue
         for d in defaults:
@@ -182,22 +180,16 @@ def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
             if algorithm is UNKNOWN:
                 continue
             if str(algorithm) not in ("aws:kms", "aws:kms:dsse"):
-                out.add(
+                out.flag(
                     view.bucket,
-                    say(
-                        view.bucket,
-                        f"bucket {view.name} uses {algorithm} (S3-managed keys), not a customer-managed KMS key",
-                        "set sse_algorithm='aws:kms' and kms_master_key_id to the environment key",
-                    ),
+                    f"bucket {view.name} uses {algorithm} (S3-managed keys), not a customer-managed KMS key",
+                    "set sse_algorithm='aws:kms' and kms_master_key_id to the environment key",
                 )
             elif not key or str(key) == AWS_MANAGED_S3_KEY:
-                out.add(
+                out.flag(
                     view.bucket,
-                    say(
-                        view.bucket,
-                        f"bucket {view.name} uses the AWS-managed aws/s3 key",
-                        "set kms_master_key_id to the environment's customer-managed key ARN",
-                    ),
+                    f"bucket {view.name} uses the AWS-managed aws/s3 key",
+                    "set kms_master_key_id to the environment's customer-managed key ARN",
                 )
     return out.items
 
@@ -211,7 +203,7 @@ def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
     "what a recorded model was trained on, and a deleted artifact cannot be recovered.",
     fix="declare aws.s3.BucketVersioning(bucket=..., versioning_configuration={'status': 'Enabled'}).",
 )
-def s3_bucket_versioning(graph: StackGraph, ctx: PolicyContext):
+def s3_bucket_versioning(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     return [
         (
             v.bucket,
@@ -237,29 +229,23 @@ def s3_bucket_versioning(graph: StackGraph, ctx: PolicyContext):
     "and restrict_public_buckets all True (or an account-level block).",
     blind_spots=tuple((PAB, flag) for flag in PAB_FLAGS),
 )
-def s3_public_access_block(graph: StackGraph, ctx: PolicyContext):
+def s3_public_access_block(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     out = Collected()
     for view in _buckets(graph):
         flags = view.public_access_flags()
         if flags is None:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} has no public access block",
-                    "add aws.s3.BucketPublicAccessBlock with all four flags True",
-                ),
+                f"bucket {view.name} has no public access block",
+                "add aws.s3.BucketPublicAccessBlock with all four flags True",
             )
             continue
         off = [f for f, on in flags.items() if not on]
         if off:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name}'s public access block leaves {', '.join(off)} off",
-                    f"set {', '.join(off)} to True",
-                ),
+                f"bucket {view.name}'s public access block leaves {', '.join(off)} off",
+                f"set {', '.join(off)} to True",
             )
     return out.items
 
@@ -275,7 +261,7 @@ def s3_public_access_block(graph: StackGraph, ctx: PolicyContext):
     "Condition Bool aws:SecureTransport 'false' (infra.common.deny_insecure_transport).",
     blind_spots=((POLICY, "policy"),),
 )
-def s3_tls_only(graph: StackGraph, ctx: PolicyContext):
+def s3_tls_only(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     out = Collected()
     for view in _buckets(graph):
         statements = view.policy_statements()
@@ -289,13 +275,10 @@ def s3_tls_only(graph: StackGraph, ctx: PolicyContext):
             for s in statements
         )
         if not denies_http:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} has no policy denying non-TLS requests",
-                    "attach a BucketPolicy with a Deny on aws:SecureTransport = false for s3:*",
-                ),
+                f"bucket {view.name} has no policy denying non-TLS requests",
+                "attach a BucketPolicy with a Deny on aws:SecureTransport = false for s3:*",
             )
     return out.items
 
@@ -310,7 +293,7 @@ def s3_tls_only(graph: StackGraph, ctx: PolicyContext):
     "timeline.",
     fix="declare aws.s3.BucketLogging(bucket=..., target_bucket=<the access-log bucket>, target_prefix='<purpose>/').",
 )
-def s3_access_logging(graph: StackGraph, ctx: PolicyContext):
+def s3_access_logging(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     return [
         (
             v.bucket,
@@ -360,21 +343,18 @@ def _rule_ages_data(rule: dict[str, Any]) -> bool:
     fix="declare aws.s3.BucketLifecycleConfiguration with an enabled rule that sets expiration or "
     "noncurrent_version_expiration (retention.captureDays / retention.artifactDays in the stack config).",
 )
-def s3_lifecycle(graph: StackGraph, ctx: PolicyContext):
+def s3_lifecycle(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     out = Collected()
     for view in _buckets(graph):
         purpose = view.purpose().lower()
         if not any(p in purpose for p in LIFECYCLE_PURPOSES):
             continue
         if not any(_rule_enabled(r) and _rule_ages_data(r) for r in view.lifecycle_rules()):
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} holds {view.purpose()} data but no enabled "
-                    "lifecycle rule expires or transitions it",
-                    "add a BucketLifecycleConfiguration rule with expiration or noncurrent_version_expiration",
-                ),
+                f"bucket {view.name} holds {view.purpose()} data but no enabled "
+                "lifecycle rule expires or transitions it",
+                "add a BucketLifecycleConfiguration rule with expiration or noncurrent_version_expiration",
             )
     return out.items
 
@@ -392,7 +372,7 @@ def s3_lifecycle(graph: StackGraph, ctx: PolicyContext):
     "BucketOwnerEnforced ownership so ACLs are ignored.",
     blind_spots=("policy",),
 )
-def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     acl = resource.props.get("acl")
     if isinstance(acl, str) and acl in PUBLIC_ACLS:
         yield say(resource, f"grants the canned ACL '{acl}' to everyone", "remove the acl (use BucketOwnerEnforced)")
@@ -416,26 +396,20 @@ def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGrap
     "escape the bucket policy; BucketOwnerEnforced makes the policy the only access control.",
     fix="declare aws.s3.BucketOwnershipControls(bucket=..., rule={'object_ownership': 'BucketOwnerEnforced'}).",
 )
-def s3_object_ownership_enforced(graph: StackGraph, ctx: PolicyContext):
+def s3_object_ownership_enforced(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     out = Collected()
     for view in _buckets(graph):
         values = view.ownership()
         if not values:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} declares no object ownership controls",
-                    "add BucketOwnershipControls with object_ownership='BucketOwnerEnforced'",
-                ),
+                f"bucket {view.name} declares no object ownership controls",
+                "add BucketOwnershipControls with object_ownership='BucketOwnerEnforced'",
             )
         elif not any(v in ("BucketOwnerEnforced",) or v == str(UNKNOWN) for v in values):
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} keeps ACLs enabled ({', '.join(values)})",
-                    "set object_ownership='BucketOwnerEnforced'",
-                ),
+                f"bucket {view.name} keeps ACLs enabled ({', '.join(values)})",
+                "set object_ownership='BucketOwnerEnforced'",
             )
     return out.items

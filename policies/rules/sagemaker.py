@@ -7,15 +7,17 @@ unencrypted capture, unbounded GPU training.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from kernel.instances import accepts_volume_kms_key
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number, truthy
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, resource_rule, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, resource_rule, say, stack_rule
 from policies.rules.iam import IDENTITY_POLICY_TYPES, TRAINING_ACTIONS, identity_statements
 from policies.sagemaker_graph import (
     ENDPOINT,
@@ -65,7 +67,7 @@ def _takes_volume_key(variant: Mapping[str, Any]) -> bool:
     "https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html); captured data still needs one.",
     blind_spots=("kmsKeyArn", "dataCaptureConfig"),
 )
-def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     instance = [v for v in variants(resource) if not is_serverless(v) and _takes_volume_key(v)]
     if instance and not resource.props.get("kmsKeyArn"):
         yield say(
@@ -105,7 +107,7 @@ def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph:
     "Input and Output to the capture bucket. Serverless endpoints outside prod are exempt: AWS refuses data "
     "capture on them (AWS rule SERVERLESS-EXCLUSIONS).",
 )
-def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     captures = [c for c in listify(resource.props.get("dataCaptureConfig")) if isinstance(c, Mapping)]
     enabled = [c for c in captures if truthy(c.get("enableCapture", False))]
     serverless = bool(variants(resource)) and all(is_serverless(v) for v in variants(resource))
@@ -160,7 +162,7 @@ def _bucket_names_unknown(graph: StackGraph) -> bool:
         (ENDPOINT_CONFIG, "asyncInferenceConfig"),
     ),
 )
-def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     own = stack_bucket_names(graph)
     if not own or _bucket_names_unknown(graph):
         return []
@@ -180,13 +182,10 @@ def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext):
         for what, uri in destinations:
             bucket = _s3_bucket_of(uri)
             if bucket is not None and bucket not in own:
-                out.add(
+                out.flag(
                     config,
-                    say(
-                        config,
-                        f"{what} to {uri}, a bucket this stack does not own",
-                        "write to the stack's capture bucket (captureBucket output)",
-                    ),
+                    f"{what} to {uri}, a bucket this stack does not own",
+                    "write to the stack's capture bucket (captureBucket output)",
                 )
     return out.items
 
@@ -204,7 +203,7 @@ def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext):
     "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).",
     blind_spots=("enableNetworkIsolation",),
 )
-def sagemaker_model_network_isolation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def sagemaker_model_network_isolation(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     if truthy(resource.props.get("enableNetworkIsolation", False)) or models_served_only_serverless(resource, graph):
         return
     yield say(resource, "runs without network isolation", "set enable_network_isolation=True")
@@ -230,7 +229,7 @@ def _vpc_ok(vpc: Any) -> bool:
     fix="set vpc_config (subnets, security_group_ids) on aws.sagemaker.Model from the stack's vpc config. "
     "Models served only by serverless variants are exempt (serverless takes no VPC).",
 )
-def sagemaker_model_vpc(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_model_vpc(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     if not ctx.has_vpc:
         return []
     return [
@@ -240,7 +239,7 @@ def sagemaker_model_vpc(graph: StackGraph, ctx: PolicyContext):
     ]
 
 
-def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: str):
+def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: str) -> list[Finding]:
     out = Collected()
     watched = alarm_metrics(graph)
     for endpoint in graph.of_type(ENDPOINT):
@@ -272,22 +271,15 @@ def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: 
                 else f"alarm {alarm_name(m.alarm)} watches variant '{variant}', which endpoint {name} does not have "
                 f"(variants: {', '.join(sorted(variant_names)) or 'unknown'})"
             )
-            out.add(
-                endpoint,
-                say(
-                    endpoint, problem, "set dimensions {EndpointName: <endpoint>, VariantName: <variant>} on the alarm"
-                ),
+            out.flag(
+                endpoint, problem, "set dimensions {EndpointName: <endpoint>, VariantName: <variant>} on the alarm"
             )
         else:
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"endpoint {name} has no {what} alarm (AWS/SageMaker "
-                    f"{' or '.join(metrics)} with EndpointName={name})",
-                    f"declare an aws.cloudwatch.MetricAlarm on {metrics[0]} with the endpoint's "
-                    "EndpointName and VariantName dimensions and an alarm action",
-                ),
+                f"endpoint {name} has no {what} alarm (AWS/SageMaker {' or '.join(metrics)} with EndpointName={name})",
+                f"declare an aws.cloudwatch.MetricAlarm on {metrics[0]} with the endpoint's "
+                "EndpointName and VariantName dimensions and an alarm action",
             )
     return out.items
 
@@ -302,7 +294,7 @@ def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: 
     fix="declare MetricAlarm(namespace='AWS/SageMaker', metric_name='Invocation5XXErrors', "
     "dimensions={'EndpointName': ..., 'VariantName': ...}, alarm_actions=[topic]).",
 )
-def sagemaker_endpoint_5xx_alarm(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_endpoint_5xx_alarm(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     return _endpoint_alarm_findings(graph, ERROR_METRICS, "5xx-error")
 
 
@@ -316,7 +308,7 @@ def sagemaker_endpoint_5xx_alarm(graph: StackGraph, ctx: PolicyContext):
     fix="declare MetricAlarm(namespace='AWS/SageMaker', metric_name='ModelLatency', extended_statistic='p99', "
     "dimensions={'EndpointName': ..., 'VariantName': ...}).",
 )
-def sagemaker_endpoint_latency_alarm(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_endpoint_latency_alarm(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     return _endpoint_alarm_findings(graph, LATENCY_METRICS, "latency")
 
 
@@ -332,7 +324,7 @@ def sagemaker_endpoint_latency_alarm(graph: StackGraph, ctx: PolicyContext):
     fix="set deployment_config.blue_green_update_policy.traffic_routing_configuration type CANARY or LINEAR and "
     "auto_rollback_configuration.alarms naming the endpoint's 5xx and latency alarms.",
 )
-def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     out = Collected()
     alarms_by_name = {alarm_name(m.alarm): m for m in alarm_metrics(graph)}
     known_alarm_names = {alarm_name(a) for a in graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
@@ -343,13 +335,10 @@ def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
             continue
         blocks = [d for d in listify(deployment) if isinstance(d, Mapping)]
         if not blocks:
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"endpoint {name} has no deployment_config: updates go all at once with no rollback",
-                    "add a blue/green CANARY or LINEAR policy with auto-rollback alarms",
-                ),
+                f"endpoint {name} has no deployment_config: updates go all at once with no rollback",
+                "add a blue/green CANARY or LINEAR policy with auto-rollback alarms",
             )
             continue
         d = blocks[0]
@@ -363,13 +352,10 @@ def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
         rolling = bool(listify(d.get("rollingUpdatePolicy")))
         if not rolling and not any(t in ("CANARY", "LINEAR") for t in routing_types):
             shown = routing_types[0] if routing_types else "none"
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"endpoint {name} shifts traffic {shown}, not canary or linear",
-                    "set traffic_routing_configuration type CANARY or LINEAR",
-                ),
+                f"endpoint {name} shifts traffic {shown}, not canary or linear",
+                "set traffic_routing_configuration type CANARY or LINEAR",
             )
         rollback = [
             a.get("alarmName")
@@ -379,38 +365,30 @@ def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
             if isinstance(a, Mapping)
         ]
         if not rollback:
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"endpoint {name} has no auto-rollback alarms",
-                    "set auto_rollback_configuration.alarms to the endpoint's 5xx and latency alarms",
-                ),
+                f"endpoint {name} has no auto-rollback alarms",
+                "set auto_rollback_configuration.alarms to the endpoint's 5xx and latency alarms",
             )
             continue
         if any(a is UNKNOWN for a in rollback):
             continue
         missing = [a for a in rollback if a not in known_alarm_names]
         if missing:
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"rolls back on alarm(s) {', '.join(map(str, missing))} that this stack does not declare",
-                    "name alarms declared in the stack",
-                ),
+                f"rolls back on alarm(s) {', '.join(map(str, missing))} that this stack does not declare",
+                "name alarms declared in the stack",
             )
         elif not any(
-            alarms_by_name.get(a) and alarms_by_name[a].dimensions.get("EndpointName") in (name, UNKNOWN)
+            (alarm := alarms_by_name.get(str(a))) is not None
+            and alarm.dimensions.get("EndpointName") in (name, UNKNOWN)
             for a in rollback
         ):
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"none of its rollback alarms ({', '.join(map(str, rollback))}) watches endpoint {name}",
-                    "roll back on the endpoint's own 5xx and latency alarms",
-                ),
+                f"none of its rollback alarms ({', '.join(map(str, rollback))}) watches endpoint {name}",
+                "roll back on the endpoint's own 5xx and latency alarms",
             )
     return out.items
 
@@ -443,7 +421,7 @@ def _model_key(group: str, models: tuple[str, ...] | None) -> str:
     "in this stack cannot be traced, gated or rolled back by `mlops promote`.",
     fix="declare aws.sagemaker.ModelPackageGroup for the model (infra/registry.py does one per models entry).",
 )
-def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     groups = {str(g.props.get("modelPackageGroupName") or g.id) for g in graph.of_type(PACKAGE_GROUP)}
     group_keys = {_model_key(g, ctx.models) for g in groups}
     out = Collected()
@@ -452,14 +430,11 @@ def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
         for c in containers:
             group = _package_group(c.get("modelPackageName")) if isinstance(c, Mapping) else None
             if group and group not in groups and _model_key(group, ctx.models) not in group_keys:
-                out.add(
+                out.flag(
                     model,
-                    say(
-                        model,
-                        f"serves a package of group {group}, but the stack declares no package "
-                        f"group for model '{_model_key(group, ctx.models)}'",
-                        "declare its ModelPackageGroup in this stack",
-                    ),
+                    f"serves a package of group {group}, but the stack declares no package "
+                    f"group for model '{_model_key(group, ctx.models)}'",
+                    "declare its ModelPackageGroup in this stack",
                 )
     for m in ctx.models or ():
         if m not in group_keys:
@@ -482,7 +457,9 @@ def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
     fix="name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.",
     blind_spots=("resourcePolicy",),
 )
-def sagemaker_package_group_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def sagemaker_package_group_policy_no_public(
+    resource: Resource, ctx: PolicyContext, graph: StackGraph
+) -> Iterable[str]:
     for s in iam_docs.parse(resource.props.get("resourcePolicy")) or []:
         if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
             yield say(
@@ -495,9 +472,20 @@ def sagemaker_package_group_policy_no_public(resource: Resource, ctx: PolicyCont
 # --- training (read from the stack's trainingDefaults output) -----------------------------
 
 
-def _training_defaults(graph: StackGraph) -> Mapping[str, Any] | None:
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """The stack's `trainingDefaults` output, and the stack record that findings about it name."""
+
+    stack: Resource
+    values: Mapping[str, Any]
+
+    def finding(self, problem: str, fix: str) -> Finding:
+        return self.stack, say(self.stack, problem, fix)
+
+
+def _training_defaults(graph: StackGraph) -> TrainingDefaults | None:
     td = graph.outputs.get("trainingDefaults")
-    return td if isinstance(td, Mapping) else None
+    return TrainingDefaults(graph.stack, td) if graph.stack is not None and isinstance(td, Mapping) else None
 
 
 @stack_rule(
@@ -510,13 +498,14 @@ def _training_defaults(graph: StackGraph) -> Mapping[str, Any] | None:
     fix="keep training.defaultInstanceType inside training.allowedInstanceTypes, and those inside the "
     "environment's ceiling (dev/local: single small GPUs; staging: g-family and p3; prod: adds p4d/p5).",
 )
-def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     out = Collected()
     allowed = ctx.allowed_training_types
     ceiling = ctx.training_ceiling
-    if allowed is None and ceiling is None:
+    pool = allowed if allowed is not None else ceiling
+    if pool is None:
         return []
-    permitted = [t for t in (allowed if allowed is not None else ceiling) if ceiling is None or t in ceiling]
+    permitted = [t for t in pool if ceiling is None or t in ceiling]
 
     def problem(itype: str) -> str | None:
         if ceiling is not None and itype not in ceiling:
@@ -527,20 +516,12 @@ def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext)
 
     td = _training_defaults(graph)
     if td is not None:
-        default = td.get("defaultInstanceType")
-        if isinstance(default, str) and problem(default):
-            out.add(
-                graph.stack,
-                f"{graph.stack.label}: training default instance type {problem(default)}. "
-                f"Fix: use one of {', '.join(permitted)}",
-            )
-        for itype in listify(td.get("allowedInstanceTypes")):
-            if isinstance(itype, str) and itype != default and problem(itype):
-                out.add(
-                    graph.stack,
-                    f"{graph.stack.label}: trainingDefaults allows {problem(itype)}. "
-                    f"Fix: remove it from training.allowedInstanceTypes",
-                )
+        default = td.values.get("defaultInstanceType")
+        if isinstance(default, str) and (wrong := problem(default)):
+            out.flag(td.stack, f"training default instance type {wrong}", f"use one of {', '.join(permitted)}")
+        for itype in listify(td.values.get("allowedInstanceTypes")):
+            if isinstance(itype, str) and itype != default and (wrong := problem(itype)):
+                out.flag(td.stack, f"trainingDefaults allows {wrong}", "remove it from training.allowedInstanceTypes")
     for resource in graph.of_type(*IDENTITY_POLICY_TYPES):
         for where, statements in identity_statements(resource, graph):
             for s in statements:
@@ -548,13 +529,10 @@ def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext)
                     continue
                 bad = [v for v in s.condition_values("sagemaker:InstanceTypes") if problem(v)]
                 if bad:
-                    out.add(
+                    out.flag(
                         resource,
-                        say(
-                            resource,
-                            f"{where} {s.label} lets training use {', '.join(bad)}, outside the allowlist",
-                            f"limit sagemaker:InstanceTypes to {', '.join(permitted)}",
-                        ),
+                        f"{where} {s.label} lets training use {', '.join(bad)}, outside the allowlist",
+                        f"limit sagemaker:InstanceTypes to {', '.join(permitted)}",
                     )
     return out.items
 
@@ -570,26 +548,23 @@ def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext)
     fix="set training.spot: true and training.maxWaitSeconds >= maxRuntimeSeconds in the dev stack; the "
     "pipeline passes trainingDefaults.checkpointS3Uri to every job.",
 )
-def sagemaker_training_spot_checkpoints(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_training_spot_checkpoints(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     td = _training_defaults(graph)
     if td is None:
-        return []
+        return
+    spot = truthy(td.values.get("useSpot", False))
     problems = []
-    if not truthy(td.get("useSpot", False)):
+    if not spot:
         problems.append("trains on on-demand capacity (useSpot false)")
-    if not td.get("checkpointS3Uri"):
+    if not td.values.get("checkpointS3Uri"):
         problems.append("has no checkpointS3Uri, so a spot interruption restarts from scratch")
-    runtime, wait = number(td.get("maxRuntimeSeconds")), number(td.get("maxWaitSeconds"))
-    if truthy(td.get("useSpot", False)) and runtime and (wait is None or wait < runtime):
+    runtime, wait = number(td.values.get("maxRuntimeSeconds")), number(td.values.get("maxWaitSeconds"))
+    if spot and runtime and (wait is None or wait < runtime):
         problems.append(f"maxWaitSeconds ({wait}) is below maxRuntimeSeconds ({runtime}); SageMaker rejects the job")
-    return [
-        (
-            graph.stack,
-            f"{graph.stack.label}: dev training {p}. Fix: training.spot true with a checkpoint URI and "
-            "maxWaitSeconds >= maxRuntimeSeconds",
+    for p in problems:
+        yield td.finding(
+            f"dev training {p}", "training.spot true with a checkpoint URI and maxWaitSeconds >= maxRuntimeSeconds"
         )
-        for p in problems
-    ]
 
 
 @stack_rule(
@@ -600,24 +575,18 @@ def sagemaker_training_spot_checkpoints(graph: StackGraph, ctx: PolicyContext):
     why="A hung GPU job bills until someone notices; MaxRuntimeInSeconds is the only hard stop.",
     fix="set training.maxRuntimeSeconds (the pipeline passes it as StoppingCondition.MaxRuntimeInSeconds).",
 )
-def sagemaker_training_max_runtime(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_training_max_runtime(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     td = _training_defaults(graph)
     if td is None:
-        return []
-    runtime = number(td.get("maxRuntimeSeconds"))
+        return
+    runtime = number(td.values.get("maxRuntimeSeconds"))
     if runtime is None or runtime <= 0:
-        return [
-            (graph.stack, f"{graph.stack.label}: training has no maximum runtime. Fix: set training.maxRuntimeSeconds")
-        ]
-    if runtime > MAX_RUNTIME_CEILING:
-        return [
-            (
-                graph.stack,
-                f"{graph.stack.label}: training maxRuntimeSeconds {int(runtime)} exceeds SageMaker's "
-                f"{MAX_RUNTIME_CEILING}. Fix: lower training.maxRuntimeSeconds",
-            )
-        ]
-    return []
+        yield td.finding("training has no maximum runtime", "set training.maxRuntimeSeconds")
+    elif runtime > MAX_RUNTIME_CEILING:
+        yield td.finding(
+            f"training maxRuntimeSeconds {int(runtime)} exceeds SageMaker's {MAX_RUNTIME_CEILING}",
+            "lower training.maxRuntimeSeconds",
+        )
 
 
 @stack_rule(
@@ -630,17 +599,12 @@ def sagemaker_training_max_runtime(graph: StackGraph, ctx: PolicyContext):
     fix="export trainingDefaults.volumeKmsKeyArn (the environment key); the pipeline passes it as "
     "ResourceConfig.VolumeKmsKeyId.",
 )
-def sagemaker_training_volume_kms(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_training_volume_kms(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     td = _training_defaults(graph)
-    if td is None or td.get("volumeKmsKeyArn"):
-        return []
-    return [
-        (
-            graph.stack,
-            f"{graph.stack.label}: trainingDefaults has no volumeKmsKeyArn. Fix: export the "
-            "environment key as trainingDefaults.volumeKmsKeyArn",
+    if td is not None and not td.values.get("volumeKmsKeyArn"):
+        yield td.finding(
+            "trainingDefaults has no volumeKmsKeyArn", "export the environment key as trainingDefaults.volumeKmsKeyArn"
         )
-    ]
 
 
 @stack_rule(
@@ -652,17 +616,13 @@ def sagemaker_training_volume_kms(graph: StackGraph, ctx: PolicyContext):
     why="Training containers read the whole training set; outside the VPC they can send it anywhere.",
     fix="export trainingDefaults.vpc with the stack's subnetIds and securityGroupIds.",
 )
-def sagemaker_training_vpc(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_training_vpc(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
     td = _training_defaults(graph)
     if not ctx.has_vpc or td is None:
-        return []
-    vpc = td.get("vpc")
-    if isinstance(vpc, Mapping) and listify(vpc.get("subnetIds")) and listify(vpc.get("securityGroupIds")):
-        return []
-    return [
-        (
-            graph.stack,
-            f"{graph.stack.label}: training jobs run outside the environment's VPC. Fix: export "
-            "trainingDefaults.vpc with the stack's subnets and security groups",
+        return
+    vpc = td.values.get("vpc")
+    if not (isinstance(vpc, Mapping) and listify(vpc.get("subnetIds")) and listify(vpc.get("securityGroupIds"))):
+        yield td.finding(
+            "training jobs run outside the environment's VPC",
+            "export trainingDefaults.vpc with the stack's subnets and security groups",
         )
-    ]

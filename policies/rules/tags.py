@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from policies.context import PolicyContext
 from policies.graph import StackGraph, first, listify
-from policies.records import UNKNOWN, Resource
+from policies.records import Resource
 from policies.rules.base import resource_rule, say
 
 # Resource types of the platform that take tags (pulumi-aws v7; V2 tokens fold onto these).
@@ -62,7 +63,7 @@ def effective_tags(resource: Resource, graph: StackGraph) -> Mapping[str, Any] |
     "untagged GPU endpoint is spend nobody is accountable for.",
     fix="pass tags=infra.stack.resource_tags(config) to every taggable resource (or set the provider's default_tags).",
 )
-def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     tags = effective_tags(resource, graph)
     if tags is None:
         return
