@@ -8,6 +8,7 @@ turn the same `Rule` objects into verdicts.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, NotRequired, TypedDict, TypeVar, Unpack
@@ -90,48 +91,70 @@ def _register(rule: RuleT) -> RuleT:
 
 
 class Declared(TypedDict):
-    """What a rule's decorator declares besides its id, description, types and blind spots."""
+    """What a rule's decorator declares besides its id, types and blind spots."""
 
     severity: str
-    family: str
-    why: str
-    fix: str
     environments: NotRequired[tuple[str, ...] | None]
     needs: NotRequired[tuple[str, ...]]
     pinned: NotRequired[str | None]
     awsguard: NotRequired[str]
 
 
-def resource_rule(
-    id: str,
-    description: str,
-    *,
-    types: tuple[str, ...],
-    blind_spots: tuple[str, ...] = (),
-    **declared: Unpack[Declared],
-) -> Callable[[ResourceCheck], ResourceRule]:
-    """`blind_spots` names props of the rule's own `types` (see `Rule.blind_spots`)."""
-
-    def wrap(fn: ResourceCheck) -> ResourceRule:
-        spots = tuple((t, key) for t in types for key in blind_spots)
-        return _register(
-            ResourceRule(id=id, description=description, check=fn, types=types, blind_spots=spots, **declared)
-        )
-
-    return wrap
+class Texts(TypedDict):
+    description: str
+    why: str
+    fix: str
 
 
-def stack_rule(
-    id: str,
-    description: str,
-    *,
-    blind_spots: tuple[tuple[str, str], ...] = (),
-    **declared: Unpack[Declared],
-) -> Callable[[StackCheck], StackRule]:
-    def wrap(fn: StackCheck) -> StackRule:
-        return _register(StackRule(id=id, description=description, check=fn, blind_spots=blind_spots, **declared))
+def texts_of(check: Callable[..., object]) -> Texts:
+    """A rule's texts, from its check's docstring: a first line saying what must hold, then a paragraph
+    `Why: ...` (the risk) and one `Fix: ...` (how, in Pulumi Python terms); wrapped lines are joined.
 
-    return wrap
+    The docstring is the one place a reader of the check finds why it exists (as click reads a command's
+    help); `python -OO` strips docstrings, and then every rule fails to load here, loudly.
+    """
+    paragraphs = [" ".join(p.split()) for p in inspect.cleandoc(check.__doc__ or "").split("\n\n")]
+    match paragraphs:
+        case [description, why, fix] if why.startswith("Why: ") and fix.startswith("Fix: "):
+            return Texts(description=description, why=why.removeprefix("Why: "), fix=fix.removeprefix("Fix: "))
+    raise ValueError(f"rule check {check.__name__}: its docstring must be three paragraphs: what, 'Why: ', 'Fix: '")
+
+
+@dataclass(frozen=True)
+class RuleFamily:
+    """Declares one family's rules: `S3 = RuleFamily("s3")`, then `@S3.resource(...)` or `@S3.stack(...)`
+    on a check whose docstring holds the rule's texts (`texts_of`)."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name not in FAMILIES:
+            raise ValueError(f"family {self.name!r} not in {FAMILIES}")
+
+    def resource(
+        self, id: str, *, types: tuple[str, ...], blind_spots: tuple[str, ...] = (), **declared: Unpack[Declared]
+    ) -> Callable[[ResourceCheck], ResourceRule]:
+        """`blind_spots` names props of the rule's own `types` (see `Rule.blind_spots`)."""
+
+        def wrap(fn: ResourceCheck) -> ResourceRule:
+            spots = tuple((t, key) for t in types for key in blind_spots)
+            return _register(
+                ResourceRule(
+                    id=id, family=self.name, check=fn, types=types, blind_spots=spots, **texts_of(fn), **declared
+                )
+            )
+
+        return wrap
+
+    def stack(
+        self, id: str, *, blind_spots: tuple[tuple[str, str], ...] = (), **declared: Unpack[Declared]
+    ) -> Callable[[StackCheck], StackRule]:
+        def wrap(fn: StackCheck) -> StackRule:
+            return _register(
+                StackRule(id=id, family=self.name, check=fn, blind_spots=blind_spots, **texts_of(fn), **declared)
+            )
+
+        return wrap
 
 
 def say(resource: Resource, problem: str, fix: str) -> str:

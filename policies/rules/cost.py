@@ -8,8 +8,10 @@ from kernel.aws_model import UNKNOWN
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number
 from policies.records import Resource
-from policies.rules.base import Collected, Finding, resource_rule, say, stack_rule
+from policies.rules.base import Collected, Finding, RuleFamily, say
 from policies.sagemaker_graph import ENDPOINT_CONFIG, is_gpu, is_serverless, variants
+
+COST = RuleFamily("cost")
 
 BUDGET = "aws:budgets/budget:Budget"
 BILLED_ENVIRONMENTS = ("dev", "staging", "prod")  # local runs against an emulator and costs nothing
@@ -24,18 +26,16 @@ def _declared_budget(graph: StackGraph) -> float | None:
     return None
 
 
-@stack_rule(
-    "cost-budget-exists",
-    "Every environment has a monthly cost budget that notifies someone.",
-    severity="high",
-    family="cost",
-    environments=BILLED_ENVIRONMENTS,
-    why="GPU training and always-on endpoints can spend a month's budget in a weekend; an AWS Budget with "
-    "notifications is the only alert that fires on spend itself.",
-    fix="declare aws.budgets.Budget(budget_type='COST', time_unit='MONTHLY', limit_amount=monitoring.monthlyBudgetUsd) "
-    "with ACTUAL and FORECASTED notifications to the alert topic or e-mail.",
-)
+@COST.stack("cost-budget-exists", severity="high", environments=BILLED_ENVIRONMENTS)
 def cost_budget_exists(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Every environment has a monthly cost budget that notifies someone.
+
+    Why: GPU training and always-on endpoints can spend a month's budget in a weekend; an AWS Budget with notifications
+    is the only alert that fires on spend itself.
+
+    Fix: declare aws.budgets.Budget(budget_type='COST', time_unit='MONTHLY', limit_amount=monitoring.monthlyBudgetUsd)
+    with ACTUAL and FORECASTED notifications to the alert topic or e-mail.
+    """
     budgets = [b for b in graph.of_type(BUDGET) if str(b.props.get("budgetType", "COST")).upper() == "COST"]
     if not budgets:
         return [
@@ -67,19 +67,17 @@ def cost_budget_exists(graph: StackGraph, ctx: PolicyContext) -> Iterable[Findin
     return out.items
 
 
-@stack_rule(
-    "cost-within-budget",
-    "The stack's estimated monthly cost stays within its budget.",
-    severity="high",
-    family="cost",
-    environments=BILLED_ENVIRONMENTS,
-    why="The estimate (policies/cost.py: endpoint instances at their autoscaling minimum, serverless traffic, "
-    "storage, keys, alarms, logs, and training runs) catches a change that cannot fit the budget before it "
-    "is deployed, rather than in next month's bill.",
-    fix="lower the instance type or count, use serverless where idle, train on spot, or raise "
-    "monitoring.monthlyBudgetUsd with the owner's approval.",
-)
+@COST.stack("cost-within-budget", severity="high", environments=BILLED_ENVIRONMENTS)
 def cost_within_budget(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """The stack's estimated monthly cost stays within its budget.
+
+    Why: The estimate (policies/cost.py: endpoint instances at their autoscaling minimum, serverless traffic, storage,
+    keys, alarms, logs, and training runs) catches a change that cannot fit the budget before it is deployed, rather
+    than in next month's bill.
+
+    Fix: lower the instance type or count, use serverless where idle, train on spot, or raise
+    monitoring.monthlyBudgetUsd with the owner's approval.
+    """
     from policies.cost import CostError, estimate
 
     budget = ctx.monthly_budget_usd if ctx.monthly_budget_usd is not None else _declared_budget(graph)
@@ -109,18 +107,15 @@ def cost_within_budget(graph: StackGraph, ctx: PolicyContext) -> Iterable[Findin
     return []
 
 
-@resource_rule(
-    "cost-no-always-on-gpu-in-dev",
-    "Dev has no always-on (instance-backed) GPU endpoint.",
-    severity="high",
-    family="cost",
-    types=(ENDPOINT_CONFIG,),
-    environments=("dev",),
-    why="A g5.xlarge endpoint bills ~$1,000 a month whether or not anyone calls it; dev endpoints serve a "
-    "handful of test requests and belong on serverless, which costs nothing idle.",
-    fix="use serving.mode: serverless in the dev stack (or a CPU instance if a GPU is not needed).",
-)
+@COST.resource("cost-no-always-on-gpu-in-dev", severity="high", types=(ENDPOINT_CONFIG,), environments=("dev",))
 def cost_no_always_on_gpu_in_dev(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Dev has no always-on (instance-backed) GPU endpoint.
+
+    Why: A g5.xlarge endpoint bills ~$1,000 a month whether or not anyone calls it; dev endpoints serve a handful of
+    test requests and belong on serverless, which costs nothing idle.
+
+    Fix: use serving.mode: serverless in the dev stack (or a CPU instance if a GPU is not needed).
+    """
     for v in variants(resource):
         itype = v.get("instanceType")
         if not is_serverless(v) and isinstance(itype, str) and is_gpu(itype):

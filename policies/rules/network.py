@@ -12,8 +12,10 @@ from kernel.aws_model import UNKNOWN
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, truthy
 from policies.records import Resource
-from policies.rules.base import Collected, Finding, stack_rule
+from policies.rules.base import Collected, Finding, RuleFamily
 from policies.sagemaker_graph import MODEL, models_served_only_serverless
+
+NETWORK = RuleFamily("network")
 
 VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -48,21 +50,18 @@ def _model_in_vpc(model: Resource) -> bool:
     return False
 
 
-@stack_rule(
-    "network-private-prod",
-    "Prod has a VPC with private subnets and no internet path, and SageMaker models and training run in it.",
-    severity="high",
-    family="network",
-    environments=("prod",),
-    pinned=PRIVATE_NETWORK_PIN,
-    why="Outside a private VPC, prod's training and serving containers reach AWS over public endpoints and "
-    "can reach the internet: a compromised dependency can send training data or captured requests anywhere, "
-    "and nothing (flow logs, endpoint policies) records or restricts it.",
-    fix="declare the network component (aws.ec2.Vpc, private aws.ec2.Subnet with map_public_ip_on_launch=False, "
-    "VPC endpoints for S3, ECR, SageMaker, STS, CloudWatch; no InternetGateway or NatGateway), set mlops:vpc so "
-    "aws.sagemaker.Model gets vpc_config and trainingDefaults.vpc carries the subnets.",
-)
+@NETWORK.stack("network-private-prod", severity="high", environments=("prod",), pinned=PRIVATE_NETWORK_PIN)
 def network_private_prod(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Prod has a VPC with private subnets and no internet path, and SageMaker models and training run in it.
+
+    Why: Outside a private VPC, prod's training and serving containers reach AWS over public endpoints and can reach the
+    internet: a compromised dependency can send training data or captured requests anywhere, and nothing (flow logs,
+    endpoint policies) records or restricts it.
+
+    Fix: declare the network component (aws.ec2.Vpc, private aws.ec2.Subnet with map_public_ip_on_launch=False, VPC
+    endpoints for S3, ECR, SageMaker, STS, CloudWatch; no InternetGateway or NatGateway), set mlops:vpc so
+    aws.sagemaker.Model gets vpc_config and trainingDefaults.vpc carries the subnets.
+    """
     out = Collected()
     anchor = graph.stack
     if not graph.of_type(VPC):

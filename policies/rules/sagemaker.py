@@ -17,7 +17,7 @@ from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number, truthy
 from policies.records import Resource
-from policies.rules.base import Collected, Finding, resource_rule, say, stack_rule
+from policies.rules.base import Collected, Finding, RuleFamily, say
 from policies.rules.iam import IDENTITY_POLICY_TYPES, TRAINING_ACTIONS, identity_statements
 from policies.sagemaker_graph import (
     ENDPOINT,
@@ -33,6 +33,8 @@ from policies.sagemaker_graph import (
     physical_name,
     variants,
 )
+
+SAGEMAKER = RuleFamily("sagemaker")
 
 ERROR_METRICS = ("Invocation5XXErrors",)
 LATENCY_METRICS = ("ModelLatency", "OverheadLatency")
@@ -53,21 +55,23 @@ def _takes_volume_key(variant: Mapping[str, Any]) -> bool:
         return True
 
 
-@resource_rule(
+@SAGEMAKER.resource(
     "sagemaker-endpoint-config-kms",
-    "Endpoint configurations encrypt instance storage and captured data with KMS.",
     severity="high",
-    family="sagemaker",
     types=(ENDPOINT_CONFIG,),
-    why="Instance-backed endpoints keep the model and request payloads on ML storage volumes; captured requests "
-    "are customer data. Without kms_key_arn / kms_key_id they fall back to AWS-owned keys nobody can audit.",
-    fix="set kms_key_arn on aws.sagemaker.EndpointConfiguration (instance variants) and kms_key_id in "
-    "data_capture_config. Serverless variants and instance types with local NVMe storage (g4dn, g5, g6...) "
-    "take no volume key and are exempt (AWS rule INSTANCE-STORAGE, "
-    "https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html); captured data still needs one.",
     blind_spots=("kmsKeyArn", "dataCaptureConfig"),
 )
 def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Endpoint configurations encrypt instance storage and captured data with KMS.
+
+    Why: Instance-backed endpoints keep the model and request payloads on ML storage volumes; captured requests are
+    customer data. Without kms_key_arn / kms_key_id they fall back to AWS-owned keys nobody can audit.
+
+    Fix: set kms_key_arn on aws.sagemaker.EndpointConfiguration (instance variants) and kms_key_id in
+    data_capture_config. Serverless variants and instance types with local NVMe storage (g4dn, g5, g6...) take no volume
+    key and are exempt (AWS rule INSTANCE-STORAGE,
+    https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html); captured data still needs one.
+    """
     instance = [v for v in variants(resource) if not is_serverless(v) and _takes_volume_key(v)]
     if instance and not resource.props.get("kmsKeyArn"):
         yield say(
@@ -94,20 +98,19 @@ def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph:
                 )
 
 
-@resource_rule(
-    "sagemaker-endpoint-data-capture",
-    "Endpoints in staging and prod capture requests and responses.",
-    severity="medium",
-    family="sagemaker",
-    types=(ENDPOINT_CONFIG,),
-    environments=("staging", "prod"),
-    why="Drift detection and incident forensics read captured traffic; an endpoint that captures nothing in "
-    "prod cannot tell when its model stopped matching the world.",
-    fix="serve from instances (serving.mode: instance) with serving.dataCaptureSamplingPercent > 0, capture "
-    "Input and Output to the capture bucket. Serverless endpoints outside prod are exempt: AWS refuses data "
-    "capture on them (AWS rule SERVERLESS-EXCLUSIONS).",
+@SAGEMAKER.resource(
+    "sagemaker-endpoint-data-capture", severity="medium", types=(ENDPOINT_CONFIG,), environments=("staging", "prod")
 )
 def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Endpoints in staging and prod capture requests and responses.
+
+    Why: Drift detection and incident forensics read captured traffic; an endpoint that captures nothing in prod cannot
+    tell when its model stopped matching the world.
+
+    Fix: serve from instances (serving.mode: instance) with serving.dataCaptureSamplingPercent > 0, capture Input and
+    Output to the capture bucket. Serverless endpoints outside prod are exempt: AWS refuses data capture on them (AWS
+    rule SERVERLESS-EXCLUSIONS).
+    """
     captures = [c for c in listify(resource.props.get("dataCaptureConfig")) if isinstance(c, Mapping)]
     enabled = [c for c in captures if truthy(c.get("enableCapture", False))]
     serverless = bool(variants(resource)) and all(is_serverless(v) for v in variants(resource))
@@ -147,22 +150,24 @@ def _bucket_names_unknown(graph: StackGraph) -> bool:
     return any(b.props.get("bucket") is UNKNOWN and not b.id for b in graph.of_type("aws:s3/bucket:Bucket"))
 
 
-@stack_rule(
+@SAGEMAKER.stack(
     "sagemaker-capture-in-stack",
-    "Endpoints capture requests (and write asynchronous results) only to buckets of their own stack.",
     severity="high",
-    family="sagemaker",
-    why="Captured requests are customer data: written to a bucket this stack does not own (another "
-    "environment's, another team's or another account's) they escape its key, its lifecycle, its public "
-    "access block and its access logs.",
-    fix="set data_capture_config.destination_s3_uri to s3://<the stack's capture bucket>/<model> "
-    "(the captureBucket output).",
     blind_spots=(
         (ENDPOINT_CONFIG, "dataCaptureConfig"),
         (ENDPOINT_CONFIG, "asyncInferenceConfig"),
     ),
 )
 def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Endpoints capture requests (and write asynchronous results) only to buckets of their own stack.
+
+    Why: Captured requests are customer data: written to a bucket this stack does not own (another environment's,
+    another team's or another account's) they escape its key, its lifecycle, its public access block and its access
+    logs.
+
+    Fix: set data_capture_config.destination_s3_uri to s3://<the stack's capture bucket>/<model> (the captureBucket
+    output).
+    """
     own = stack_bucket_names(graph)
     if not own or _bucket_names_unknown(graph):
         return []
@@ -190,20 +195,19 @@ def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext) -> Iterabl
     return out.items
 
 
-@resource_rule(
-    "sagemaker-model-network-isolation",
-    "SageMaker models run with network isolation.",
-    severity="high",
-    family="sagemaker",
-    types=(MODEL,),
-    why="A model container with network access can send the requests it serves (customer data) anywhere; "
-    "isolation leaves it only the model artifact and the invocation.",
-    fix="set enable_network_isolation=True on aws.sagemaker.Model. Models served only by serverless variants are "
-    "exempt: AWS refuses network isolation on serverless endpoints (AWS rule SERVERLESS-EXCLUSIONS, "
-    "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).",
-    blind_spots=("enableNetworkIsolation",),
+@SAGEMAKER.resource(
+    "sagemaker-model-network-isolation", severity="high", types=(MODEL,), blind_spots=("enableNetworkIsolation",)
 )
 def sagemaker_model_network_isolation(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """SageMaker models run with network isolation.
+
+    Why: A model container with network access can send the requests it serves (customer data) anywhere; isolation
+    leaves it only the model artifact and the invocation.
+
+    Fix: set enable_network_isolation=True on aws.sagemaker.Model. Models served only by serverless variants are exempt:
+    AWS refuses network isolation on serverless endpoints (AWS rule SERVERLESS-EXCLUSIONS,
+    https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).
+    """
     if truthy(resource.props.get("enableNetworkIsolation", False)) or models_served_only_serverless(resource, graph):
         return
     yield say(resource, "runs without network isolation", "set enable_network_isolation=True")
@@ -218,18 +222,16 @@ def _vpc_ok(vpc: Any) -> bool:
     return False
 
 
-@stack_rule(
-    "sagemaker-model-vpc",
-    "Where the environment has a VPC, SageMaker models run inside it.",
-    severity="medium",
-    family="sagemaker",
-    needs=("has_vpc",),
-    why="Instance endpoints outside the VPC reach S3 and ECR over public endpoints and bypass the VPC's flow "
-    "logs, endpoints policies and egress controls.",
-    fix="set vpc_config (subnets, security_group_ids) on aws.sagemaker.Model from the stack's vpc config. "
-    "Models served only by serverless variants are exempt (serverless takes no VPC).",
-)
+@SAGEMAKER.stack("sagemaker-model-vpc", severity="medium", needs=("has_vpc",))
 def sagemaker_model_vpc(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Where the environment has a VPC, SageMaker models run inside it.
+
+    Why: Instance endpoints outside the VPC reach S3 and ECR over public endpoints and bypass the VPC's flow logs,
+    endpoints policies and egress controls.
+
+    Fix: set vpc_config (subnets, security_group_ids) on aws.sagemaker.Model from the stack's vpc config. Models served
+    only by serverless variants are exempt (serverless takes no VPC).
+    """
     if not ctx.has_vpc:
         return []
     return [
@@ -284,47 +286,43 @@ def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: 
     return out.items
 
 
-@stack_rule(
-    "sagemaker-endpoint-5xx-alarm",
-    "Every endpoint has a 5xx-error alarm whose dimensions match it.",
-    severity="high",
-    family="sagemaker",
-    why="Model container errors are invisible to clients' retries until someone looks; an alarm with the wrong "
-    "dimensions (the common bug: no VariantName) watches a metric that does not exist and never fires.",
-    fix="declare MetricAlarm(namespace='AWS/SageMaker', metric_name='Invocation5XXErrors', "
-    "dimensions={'EndpointName': ..., 'VariantName': ...}, alarm_actions=[topic]).",
-)
+@SAGEMAKER.stack("sagemaker-endpoint-5xx-alarm", severity="high")
 def sagemaker_endpoint_5xx_alarm(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Every endpoint has a 5xx-error alarm whose dimensions match it.
+
+    Why: Model container errors are invisible to clients' retries until someone looks; an alarm with the wrong
+    dimensions (the common bug: no VariantName) watches a metric that does not exist and never fires.
+
+    Fix: declare MetricAlarm(namespace='AWS/SageMaker', metric_name='Invocation5XXErrors', dimensions={'EndpointName':
+    ..., 'VariantName': ...}, alarm_actions=[topic]).
+    """
     return _endpoint_alarm_findings(graph, ERROR_METRICS, "5xx-error")
 
 
-@stack_rule(
-    "sagemaker-endpoint-latency-alarm",
-    "Every endpoint has a latency alarm whose dimensions match it.",
-    severity="medium",
-    family="sagemaker",
-    why="Latency is how a model that still answers but too slowly (a bigger model, a cold GPU) shows up; without "
-    "the alarm nobody learns before customers do.",
-    fix="declare MetricAlarm(namespace='AWS/SageMaker', metric_name='ModelLatency', extended_statistic='p99', "
-    "dimensions={'EndpointName': ..., 'VariantName': ...}).",
-)
+@SAGEMAKER.stack("sagemaker-endpoint-latency-alarm", severity="medium")
 def sagemaker_endpoint_latency_alarm(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Every endpoint has a latency alarm whose dimensions match it.
+
+    Why: Latency is how a model that still answers but too slowly (a bigger model, a cold GPU) shows up; without the
+    alarm nobody learns before customers do.
+
+    Fix: declare MetricAlarm(namespace='AWS/SageMaker', metric_name='ModelLatency', extended_statistic='p99',
+    dimensions={'EndpointName': ..., 'VariantName': ...}).
+    """
     return _endpoint_alarm_findings(graph, LATENCY_METRICS, "latency")
 
 
-@stack_rule(
-    "sagemaker-endpoint-rollout-rollback",
-    "Prod endpoints roll out canary or linear, rolled back automatically by the endpoint's own alarms.",
-    severity="high",
-    family="sagemaker",
-    environments=("prod",),
-    why="An all-at-once update sends every customer to a new model at once; with canary/linear shifting and "
-    "auto-rollback on the endpoint's error and latency alarms, a bad model reaches a slice of traffic and "
-    "is withdrawn without a human.",
-    fix="set deployment_config.blue_green_update_policy.traffic_routing_configuration type CANARY or LINEAR and "
-    "auto_rollback_configuration.alarms naming the endpoint's 5xx and latency alarms.",
-)
+@SAGEMAKER.stack("sagemaker-endpoint-rollout-rollback", severity="high", environments=("prod",))
 def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Prod endpoints roll out canary or linear, rolled back automatically by the endpoint's own alarms.
+
+    Why: An all-at-once update sends every customer to a new model at once; with canary/linear shifting and
+    auto-rollback on the endpoint's error and latency alarms, a bad model reaches a slice of traffic and is withdrawn
+    without a human.
+
+    Fix: set deployment_config.blue_green_update_policy.traffic_routing_configuration type CANARY or LINEAR and
+    auto_rollback_configuration.alarms naming the endpoint's 5xx and latency alarms.
+    """
     out = Collected()
     alarms_by_name = {alarm_name(m.alarm): m for m in alarm_metrics(graph)}
     known_alarm_names = {alarm_name(a) for a in graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
@@ -412,16 +410,15 @@ def _model_key(group: str, models: tuple[str, ...] | None) -> str:
     return group.rsplit("-", 1)[0] if "-" in group else group
 
 
-@stack_rule(
-    "sagemaker-model-package-group-exists",
-    "Every deployed model (and every model of the stack) has a model package group.",
-    severity="medium",
-    family="sagemaker",
-    why="Promotion, rollback and lineage all go through the registry: a model deployed without its package group "
-    "in this stack cannot be traced, gated or rolled back by `mlops promote`.",
-    fix="declare aws.sagemaker.ModelPackageGroup for the model (infra/registry.py does one per models entry).",
-)
+@SAGEMAKER.stack("sagemaker-model-package-group-exists", severity="medium")
 def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Every deployed model (and every model of the stack) has a model package group.
+
+    Why: Promotion, rollback and lineage all go through the registry: a model deployed without its package group in this
+    stack cannot be traced, gated or rolled back by `mlops promote`.
+
+    Fix: declare aws.sagemaker.ModelPackageGroup for the model (infra/registry.py does one per models entry).
+    """
     groups = {str(g.props.get("modelPackageGroupName") or g.id) for g in graph.of_type(PACKAGE_GROUP)}
     group_keys = {_model_key(g, ctx.models) for g in groups}
     out = Collected()
@@ -446,20 +443,22 @@ def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext) 
     return out.items
 
 
-@resource_rule(
+@SAGEMAKER.resource(
     "sagemaker-package-group-policy-no-public",
-    "Model package group policies do not share packages with everyone.",
     severity="critical",
-    family="sagemaker",
     types=(PACKAGE_GROUP_POLICY,),
-    why="Cross-environment read policies are how staging reads dev's packages; Principal '*' without a condition "
-    "shares every model (and its training data lineage) with any AWS account.",
-    fix="name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.",
     blind_spots=("resourcePolicy",),
 )
 def sagemaker_package_group_policy_no_public(
     resource: Resource, ctx: PolicyContext, graph: StackGraph
 ) -> Iterable[str]:
+    """Model package group policies do not share packages with everyone.
+
+    Why: Cross-environment read policies are how staging reads dev's packages; Principal '*' without a condition shares
+    every model (and its training data lineage) with any AWS account.
+
+    Fix: name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.
+    """
     for s in iam_docs.parse(resource.props.get("resourcePolicy")) or []:
         if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
             yield say(
@@ -488,17 +487,16 @@ def _training_defaults(graph: StackGraph) -> TrainingDefaults | None:
     return TrainingDefaults(graph.stack, td) if graph.stack is not None and isinstance(td, Mapping) else None
 
 
-@stack_rule(
-    "sagemaker-training-instance-allowlist",
-    "Training instance types stay within the stack's allowlist and the environment's GPU ceiling.",
-    severity="high",
-    family="sagemaker",
-    why="A p5.48xlarge costs ~$60 an hour; dev must not be able to start one by accident, and prod only the types "
-    "the team budgeted for.",
-    fix="keep training.defaultInstanceType inside training.allowedInstanceTypes, and those inside the "
-    "environment's ceiling (dev/local: single small GPUs; staging: g-family and p3; prod: adds p4d/p5).",
-)
+@SAGEMAKER.stack("sagemaker-training-instance-allowlist", severity="high")
 def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Training instance types stay within the stack's allowlist and the environment's GPU ceiling.
+
+    Why: A p5.48xlarge costs ~$60 an hour; dev must not be able to start one by accident, and prod only the types the
+    team budgeted for.
+
+    Fix: keep training.defaultInstanceType inside training.allowedInstanceTypes, and those inside the environment's
+    ceiling (dev/local: single small GPUs; staging: g-family and p3; prod: adds p4d/p5).
+    """
     out = Collected()
     allowed = ctx.allowed_training_types
     ceiling = ctx.training_ceiling
@@ -537,18 +535,16 @@ def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext)
     return out.items
 
 
-@stack_rule(
-    "sagemaker-training-spot-checkpoints",
-    "Dev trains on managed spot with checkpoints, so interruptions resume.",
-    severity="medium",
-    family="sagemaker",
-    environments=("dev",),
-    why="Experiments do not need on-demand capacity: managed spot is up to 90% cheaper, and with a checkpoint "
-    "URI an interrupted job resumes instead of starting over.",
-    fix="set training.spot: true and training.maxWaitSeconds >= maxRuntimeSeconds in the dev stack; the "
-    "pipeline passes trainingDefaults.checkpointS3Uri to every job.",
-)
+@SAGEMAKER.stack("sagemaker-training-spot-checkpoints", severity="medium", environments=("dev",))
 def sagemaker_training_spot_checkpoints(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Dev trains on managed spot with checkpoints, so interruptions resume.
+
+    Why: Experiments do not need on-demand capacity: managed spot is up to 90% cheaper, and with a checkpoint URI an
+    interrupted job resumes instead of starting over.
+
+    Fix: set training.spot: true and training.maxWaitSeconds >= maxRuntimeSeconds in the dev stack; the pipeline passes
+    trainingDefaults.checkpointS3Uri to every job.
+    """
     td = _training_defaults(graph)
     if td is None:
         return
@@ -567,15 +563,14 @@ def sagemaker_training_spot_checkpoints(graph: StackGraph, ctx: PolicyContext) -
         )
 
 
-@stack_rule(
-    "sagemaker-training-max-runtime",
-    "Training jobs have a maximum runtime (at most SageMaker's 28 days).",
-    severity="medium",
-    family="sagemaker",
-    why="A hung GPU job bills until someone notices; MaxRuntimeInSeconds is the only hard stop.",
-    fix="set training.maxRuntimeSeconds (the pipeline passes it as StoppingCondition.MaxRuntimeInSeconds).",
-)
+@SAGEMAKER.stack("sagemaker-training-max-runtime", severity="medium")
 def sagemaker_training_max_runtime(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Training jobs have a maximum runtime (at most SageMaker's 28 days).
+
+    Why: A hung GPU job bills until someone notices; MaxRuntimeInSeconds is the only hard stop.
+
+    Fix: set training.maxRuntimeSeconds (the pipeline passes it as StoppingCondition.MaxRuntimeInSeconds).
+    """
     td = _training_defaults(graph)
     if td is None:
         return
@@ -589,17 +584,16 @@ def sagemaker_training_max_runtime(graph: StackGraph, ctx: PolicyContext) -> Ite
         )
 
 
-@stack_rule(
-    "sagemaker-training-volume-kms",
-    "Training jobs encrypt their ML storage volumes with the environment key.",
-    severity="medium",
-    family="sagemaker",
-    why="Training volumes hold a copy of the training data and checkpoints; without VolumeKmsKeyId they use an "
-    "AWS-owned key outside the environment's control.",
-    fix="export trainingDefaults.volumeKmsKeyArn (the environment key); the pipeline passes it as "
-    "ResourceConfig.VolumeKmsKeyId.",
-)
+@SAGEMAKER.stack("sagemaker-training-volume-kms", severity="medium")
 def sagemaker_training_volume_kms(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Training jobs encrypt their ML storage volumes with the environment key.
+
+    Why: Training volumes hold a copy of the training data and checkpoints; without VolumeKmsKeyId they use an AWS-owned
+    key outside the environment's control.
+
+    Fix: export trainingDefaults.volumeKmsKeyArn (the environment key); the pipeline passes it as
+    ResourceConfig.VolumeKmsKeyId.
+    """
     td = _training_defaults(graph)
     if td is not None and not td.values.get("volumeKmsKeyArn"):
         yield td.finding(
@@ -607,16 +601,14 @@ def sagemaker_training_volume_kms(graph: StackGraph, ctx: PolicyContext) -> Iter
         )
 
 
-@stack_rule(
-    "sagemaker-training-vpc",
-    "Where the environment has a VPC, training jobs run inside it.",
-    severity="medium",
-    family="sagemaker",
-    needs=("has_vpc",),
-    why="Training containers read the whole training set; outside the VPC they can send it anywhere.",
-    fix="export trainingDefaults.vpc with the stack's subnetIds and securityGroupIds.",
-)
+@SAGEMAKER.stack("sagemaker-training-vpc", severity="medium", needs=("has_vpc",))
 def sagemaker_training_vpc(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Where the environment has a VPC, training jobs run inside it.
+
+    Why: Training containers read the whole training set; outside the VPC they can send it anywhere.
+
+    Fix: export trainingDefaults.vpc with the stack's subnetIds and securityGroupIds.
+    """
     td = _training_defaults(graph)
     if not ctx.has_vpc or td is None:
         return

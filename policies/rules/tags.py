@@ -9,7 +9,9 @@ from kernel.aws_model import UNKNOWN
 from policies.context import PolicyContext
 from policies.graph import StackGraph, first, listify
 from policies.records import Resource
-from policies.rules.base import resource_rule, say
+from policies.rules.base import RuleFamily, say
+
+TAGS = RuleFamily("tags")
 
 # Resource types of the platform that take tags (pulumi-aws v7; V2 tokens fold onto these).
 TAGGABLE = (
@@ -52,18 +54,15 @@ def effective_tags(resource: Resource, graph: StackGraph) -> Mapping[str, Any] |
     return tags
 
 
-@resource_rule(
-    "tags-required",
-    "Taggable resources carry the stack's required tags (environment, owner, cost-center, ...).",
-    severity="low",
-    family="tags",
-    types=TAGGABLE,
-    needs=("required_tags",),
-    why="The cost budget filters on the environment tag and cost reports group by owner and cost-center: an "
-    "untagged GPU endpoint is spend nobody is accountable for.",
-    fix="pass tags=infra.stack.resource_tags(config) to every taggable resource (or set the provider's default_tags).",
-)
+@TAGS.resource("tags-required", severity="low", types=TAGGABLE, needs=("required_tags",))
 def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Taggable resources carry the stack's required tags (environment, owner, cost-center, ...).
+
+    Why: The cost budget filters on the environment tag and cost reports group by owner and cost-center: an untagged GPU
+    endpoint is spend nobody is accountable for.
+
+    Fix: pass tags=infra.stack.resource_tags(config) to every taggable resource (or set the provider's default_tags).
+    """
     tags = effective_tags(resource, graph)
     if tags is None:
         return
