@@ -205,6 +205,11 @@ def restricts(operator: str, key: str, values: list[str]) -> bool:
     return bool(values) and not any(vacuous_value(key, v) for v in values)
 
 
+def open_to_everyone(document: Any) -> list[Statement]:
+    """The Allow statements of a resource policy that name Principal '*' with no condition scoping the caller."""
+    return [s for s in parse(document) or [] if s.allows and s.wildcard_principal and not s.is_scoped_by_condition]
+
+
 def parse(document: Any) -> list[Statement] | None:
     """Statements of a policy document; `None` when it is absent, unknown or not a policy."""
     if document is None or document is UNKNOWN or document == "":

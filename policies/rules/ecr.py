@@ -98,10 +98,9 @@ def ecr_no_public_repository(resource: Resource, ctx: PolicyContext, graph: Stac
             "use a private aws.ecr.Repository",
         )
         return
-    for s in iam_docs.parse(resource.props.get("policy")) or []:
-        if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(
-                resource,
-                f"repository policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*'",
-                "name this account's roles or add an aws:PrincipalOrgID condition",
-            )
+    for s in iam_docs.open_to_everyone(resource.props.get("policy")):
+        yield say(
+            resource,
+            f"repository policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*'",
+            "name this account's roles or add an aws:PrincipalOrgID condition",
+        )

@@ -51,13 +51,12 @@ def sns_topic_policy_no_public(resource: Resource, ctx: PolicyContext, graph: St
 
     Fix: name the publishing services (cloudwatch, events, budgets) and scope with aws:SourceAccount.
     """
-    for s in iam_docs.parse(resource.props.get("policy")) or []:
-        if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(
-                resource,
-                f"topic policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
-                "name the service principals and add an aws:SourceAccount condition",
-            )
+    for s in iam_docs.open_to_everyone(resource.props.get("policy")):
+        yield say(
+            resource,
+            f"topic policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
+            "name the service principals and add an aws:SourceAccount condition",
+        )
 
 
 @MONITORING.resource("cloudwatch-alarm-has-action", severity="medium", types=(ALARM,))

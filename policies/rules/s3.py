@@ -367,15 +367,13 @@ def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGrap
     acl = resource.props.get("acl")
     if isinstance(acl, str) and acl in PUBLIC_ACLS:
         yield say(resource, f"grants the canned ACL '{acl}' to everyone", "remove the acl (use BucketOwnerEnforced)")
-    statements = iam_docs.parse(resource.props.get("policy"))
-    for s in statements or []:
-        if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(
-                resource,
-                f"policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*' "
-                "without a condition that restricts the caller's account or source",
-                "remove the statement or add a Condition on aws:SourceAccount / aws:PrincipalOrgID",
-            )
+    for s in iam_docs.open_to_everyone(resource.props.get("policy")):
+        yield say(
+            resource,
+            f"policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*' "
+            "without a condition that restricts the caller's account or source",
+            "remove the statement or add a Condition on aws:SourceAccount / aws:PrincipalOrgID",
+        )
 
 
 @S3.stack("s3-object-ownership-enforced", severity="low")

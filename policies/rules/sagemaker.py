@@ -459,13 +459,12 @@ def sagemaker_package_group_policy_no_public(
 
     Fix: name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.
     """
-    for s in iam_docs.parse(resource.props.get("resourcePolicy")) or []:
-        if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(
-                resource,
-                f"resource policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
-                "name the reading account and add an aws:PrincipalArn condition",
-            )
+    for s in iam_docs.open_to_everyone(resource.props.get("resourcePolicy")):
+        yield say(
+            resource,
+            f"resource policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
+            "name the reading account and add an aws:PrincipalArn condition",
+        )
 
 
 # --- training (read from the stack's trainingDefaults output) -----------------------------
