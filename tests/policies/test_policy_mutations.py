@@ -34,6 +34,15 @@ from policies.records import Resource
 
 Mutate = Callable[[list[Resource]], list[Resource]]
 VPC = {"subnetIds": ["subnet-0a1b2c3d4e5f60718"], "securityGroupIds": ["sg-0a1b2c3d4e5f60718"]}
+# Resources of the deployed stacks that variants edit: (type suffix, name).
+ENDPOINT_CONFIG = ("EndpointConfiguration", "serving-churn-config")
+MODEL = ("sagemaker/model:Model", "serving-churn-model")
+REPOSITORY = ("ecr/repository:Repository", "registry-images")
+TOPIC = ("sns/topic:Topic", "monitoring-alerts")
+LOG_GROUP = ("LogGroup", "training-pipeline-logs")
+KEY = ("kms/key:Key", "storage-key")
+TRAINING_FAILED_ALARM = ("MetricAlarm", "monitoring-training-failed")
+TRAINING_PERMISSIONS = ("RolePolicy", "training-execution-permissions")
 BRING_VPC = {"mlops:vpc": VPC, "mlops:network": {"enabled": False}}  # instead of the stack's own network
 
 
@@ -67,8 +76,9 @@ def _pop(key: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
-def _edit(type_suffix: str, name: str, change: Callable[[dict[str, Any]], None]) -> Mutate:
-    return lambda records: edit(records, type_suffix, name, change)
+def _edit(target: tuple[str, str], change: Callable[[dict[str, Any]], None]) -> Mutate:
+    """A mutation of one resource of the stack, named by (type suffix, name): one of the targets below."""
+    return lambda records: edit(records, *target, change)
 
 
 def _drop(type_suffix: str, name: str) -> Mutate:
@@ -96,23 +106,14 @@ def _pab_flag_off(records):
 
 def _public_read_statement(records):
     bucket_arn = find(records, "s3/bucket:Bucket", "storage-data").props["arn"]
-    return edit(
-        records,
-        "BucketPolicy",
-        "storage-data",
-        _in_policy(
-            "policy",
-            _append(
-                {
-                    "Sid": "PublicRead",
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": "s3:GetObject",
-                    "Resource": f"{bucket_arn}/*",
-                }
-            ),
-        ),
-    )
+    read = {
+        "Sid": "PublicRead",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"{bucket_arn}/*",
+    }
+    return edit(records, "BucketPolicy", "storage-data", _in_policy("policy", _append(read)))
 
 
 def _sse_s3(records):
@@ -138,36 +139,13 @@ def _artifacts_arn(records) -> str:
 
 
 def _wildcard_action(records):
-    return edit(
-        records,
-        "RolePolicy",
-        "training-execution-permissions",
-        _in_policy(
-            "policy",
-            _append(
-                {"Sid": "Everything", "Effect": "Allow", "Action": "*", "Resource": f"{_artifacts_arn(records)}/*"}
-            ),
-        ),
-    )
+    everything = {"Sid": "Everything", "Effect": "Allow", "Action": "*", "Resource": f"{_artifacts_arn(records)}/*"}
+    return edit(records, *TRAINING_PERMISSIONS, _in_policy("policy", _append(everything)))
 
 
 def _wildcard_resource(records):
-    return edit(
-        records,
-        "RolePolicy",
-        "training-execution-permissions",
-        _in_policy(
-            "policy",
-            _append(
-                {
-                    "Sid": "WriteAnywhere",
-                    "Effect": "Allow",
-                    "Action": ["s3:PutObject", "s3:DeleteObject"],
-                    "Resource": "*",
-                }
-            ),
-        ),
-    )
+    write = {"Sid": "WriteAnywhere", "Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject"], "Resource": "*"}
+    return edit(records, *TRAINING_PERMISSIONS, _in_policy("policy", _append(write)))
 
 
 def _full_access_attachment(records):
@@ -215,22 +193,13 @@ def _inline_and_role_policy(records):
 
 
 def _training_without_instance_condition(records):
-    return edit(
-        records,
-        "RolePolicy",
-        "training-execution-permissions",
-        _in_policy(
-            "policy",
-            _append(
-                {
-                    "Sid": "StartTraining",
-                    "Effect": "Allow",
-                    "Action": "sagemaker:CreateTrainingJob",
-                    "Resource": "arn:aws:sagemaker:us-east-1:123456789012:training-job/mlops-prod-*",
-                }
-            ),
-        ),
-    )
+    start = {
+        "Sid": "StartTraining",
+        "Effect": "Allow",
+        "Action": "sagemaker:CreateTrainingJob",
+        "Resource": "arn:aws:sagemaker:us-east-1:123456789012:training-job/mlops-prod-*",
+    }
+    return edit(records, *TRAINING_PERMISSIONS, _in_policy("policy", _append(start)))
 
 
 def _no_capture(records):
@@ -610,17 +579,12 @@ TRUST_CHAIN_VARIANTS = [
         {
             "data-under-staging-key": _bucket_key("storage-data", STAGING_ALIAS),
             "artifacts-under-foreign-key": _bucket_key("storage-artifacts", FOREIGN_KEY),
-            "endpoint-volumes-under-dev-key": _edit(
-                "EndpointConfiguration", "serving-churn-config", _set("kmsKeyArn", "alias/mlops-dev")
-            ),
+            "endpoint-volumes-under-dev-key": _edit(ENDPOINT_CONFIG, _set("kmsKeyArn", "alias/mlops-dev")),
             "capture-under-foreign-key": _capture("kmsKeyId", FOREIGN_KEY),
-            "topic-under-staging-key": _edit(
-                "sns/topic:Topic", "monitoring-alerts", _set("kmsMasterKeyId", "alias/mlops-staging")
-            ),
-            "logs-under-foreign-key": _edit("LogGroup", "training-pipeline-logs", _set("kmsKeyId", FOREIGN_KEY)),
+            "topic-under-staging-key": _edit(TOPIC, _set("kmsMasterKeyId", "alias/mlops-staging")),
+            "logs-under-foreign-key": _edit(LOG_GROUP, _set("kmsKeyId", FOREIGN_KEY)),
             "images-under-dev-key": _edit(
-                "ecr/repository:Repository",
-                "registry-images",
+                REPOSITORY,
                 _set(
                     "encryptionConfigurations",
                     [{"encryptionType": "KMS", "kmsKey": f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/mlops-dev"}],
@@ -682,9 +646,7 @@ VARIANTS = [
     Variant("capture-kept-forever", "s3-lifecycle", _drop("BucketLifecycleConfiguration", "storage-capture")),
     Variant("acls-enabled", "s3-object-ownership-enforced", _ownership_writer),
     # KMS
-    Variant(
-        "key-rotation-off", "kms-key-rotation", _edit("kms/key:Key", "storage-key", _set("enableKeyRotation", False))
-    ),
+    Variant("key-rotation-off", "kms-key-rotation", _edit(KEY, _set("enableKeyRotation", False))),
     Variant("key-policy-to-anyone", "kms-key-policy-no-public", _key_policy_public),
     # IAM
     Variant("wildcard-action", "iam-no-wildcard-action", _wildcard_action),
@@ -695,11 +657,7 @@ VARIANTS = [
     Variant("inline-and-separate-policies", "iam-role-policy-management-conflict", _inline_and_role_policy),
     Variant("training-any-instance-type", "iam-training-instance-type-condition", _training_without_instance_condition),
     # SageMaker
-    Variant(
-        "unencrypted-endpoint",
-        "sagemaker-endpoint-config-kms",
-        _edit("EndpointConfiguration", "serving-churn-config", _pop("kmsKeyArn")),
-    ),
+    Variant("unencrypted-endpoint", "sagemaker-endpoint-config-kms", _edit(ENDPOINT_CONFIG, _pop("kmsKeyArn"))),
     Variant("prod-endpoint-without-capture", "sagemaker-endpoint-data-capture", _no_capture),
     Variant(
         "staging-capture-off",
@@ -708,14 +666,12 @@ VARIANTS = [
         config_change=shipped_with("staging", "mlops:serving", dataCaptureSamplingPercent=0),
     ),
     Variant(
-        "model-with-network",
-        "sagemaker-model-network-isolation",
-        _edit("sagemaker/model:Model", "serving-churn-model", _set("enableNetworkIsolation", False)),
+        "model-with-network", "sagemaker-model-network-isolation", _edit(MODEL, _set("enableNetworkIsolation", False))
     ),
     Variant(
         "model-outside-vpc",
         "sagemaker-model-vpc",
-        _edit("sagemaker/model:Model", "serving-churn-model", _pop("vpcConfig")),
+        _edit(MODEL, _pop("vpcConfig")),
         base_overrides=deployed("prod", **BRING_VPC),
     ),
     Variant(
@@ -762,44 +718,20 @@ VARIANTS = [
     Variant(
         "no-scan-on-push",
         "ecr-scan-on-push",
-        _edit(
-            "ecr/repository:Repository", "registry-images", _set("imageScanningConfiguration", {"scanOnPush": False})
-        ),
+        _edit(REPOSITORY, _set("imageScanningConfiguration", {"scanOnPush": False})),
     ),
-    Variant(
-        "mutable-tags",
-        "ecr-immutable-tags",
-        _edit("ecr/repository:Repository", "registry-images", _set("imageTagMutability", "MUTABLE")),
-    ),
+    Variant("mutable-tags", "ecr-immutable-tags", _edit(REPOSITORY, _set("imageTagMutability", "MUTABLE"))),
     Variant(
         "images-aes256",
         "ecr-kms-encryption",
-        _edit(
-            "ecr/repository:Repository",
-            "registry-images",
-            _set("encryptionConfigurations", [{"encryptionType": "AES256"}]),
-        ),
+        _edit(REPOSITORY, _set("encryptionConfigurations", [{"encryptionType": "AES256"}])),
     ),
     # SNS / CloudWatch
-    Variant(
-        "topic-unencrypted",
-        "sns-topic-encrypted",
-        _edit("sns/topic:Topic", "monitoring-alerts", _pop("kmsMasterKeyId")),
-    ),
+    Variant("topic-unencrypted", "sns-topic-encrypted", _edit(TOPIC, _pop("kmsMasterKeyId"))),
     Variant("topic-open-to-anyone", "sns-topic-policy-no-public", _public_topic),
-    Variant(
-        "silent-alarm",
-        "cloudwatch-alarm-has-action",
-        _edit("MetricAlarm", "monitoring-training-failed", _set("alarmActions", [])),
-    ),
-    Variant(
-        "logs-forever",
-        "cloudwatch-log-group-retention",
-        _edit("LogGroup", "training-pipeline-logs", _pop("retentionInDays")),
-    ),
-    Variant(
-        "logs-unencrypted", "cloudwatch-log-group-kms", _edit("LogGroup", "training-pipeline-logs", _pop("kmsKeyId"))
-    ),
+    Variant("silent-alarm", "cloudwatch-alarm-has-action", _edit(TRAINING_FAILED_ALARM, _set("alarmActions", []))),
+    Variant("logs-forever", "cloudwatch-log-group-retention", _edit(LOG_GROUP, _pop("retentionInDays"))),
+    Variant("logs-unencrypted", "cloudwatch-log-group-kms", _edit(LOG_GROUP, _pop("kmsKeyId"))),
     # Cost
     Variant("no-budget", "cost-budget-exists", _drop("budgets/budget:Budget", "monitoring-budget")),
     Variant(
