@@ -9,7 +9,7 @@ from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number
 from policies.records import Resource
 from policies.rules.base import Collected, Finding, RuleFamily, say
-from policies.sagemaker_graph import ENDPOINT_CONFIG, is_gpu, is_serverless, variants
+from policies.sagemaker_graph import ENDPOINT_CONFIG, is_accelerated, is_serverless, variants
 
 COST = RuleFamily("cost")
 
@@ -118,7 +118,7 @@ def cost_no_always_on_gpu_in_dev(resource: Resource, ctx: PolicyContext, graph: 
     """
     for v in variants(resource):
         itype = v.get("instanceType")
-        if not is_serverless(v) and isinstance(itype, str) and is_gpu(itype):
+        if not is_serverless(v) and isinstance(itype, str) and is_accelerated(itype):
             yield say(
                 resource,
                 f"variant {v.get('variantName', '?')} keeps {itype} GPU instance(s) running in dev",

@@ -150,11 +150,8 @@ def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: Sta
         arns = [resource.props.get("policyArn")]
     for arn in arns:
         if isinstance(arn, str) and BROAD_MANAGED_POLICY.match(arn):
-            yield say(
-                resource,
-                f"attaches the AWS-managed policy {arn.rsplit('/', 1)[-1]}",
-                "replace it with a scoped inline policy",
-            )
+            policy = arn.rsplit("/", 1)[-1]
+            yield say(resource, f"attaches the AWS-managed policy {policy}", "replace it with a scoped inline policy")
 
 
 @IAM.resource("iam-trust-no-wildcard-principal", severity="critical", types=(ROLE,), blind_spots=TRUST_DOCUMENT_PROPS)

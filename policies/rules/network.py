@@ -25,10 +25,12 @@ EGRESS_ONLY_GATEWAY = "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGatew
 NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
 ROUTE = "aws:ec2/route:Route"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
-INTERNET_PATHS = (INTERNET_GATEWAY, INTERNET_GATEWAY_ATTACHMENT, EGRESS_ONLY_GATEWAY)
 
 # Mandatory in prod (a high-severity rule); a pin here would lower it everywhere.
 PRIVATE_NETWORK_PIN: str | None = None
+
+# Resources whose mere presence gives a VPC a way out to the internet.
+INTERNET_PATHS = (INTERNET_GATEWAY, INTERNET_GATEWAY_ATTACHMENT, EGRESS_ONLY_GATEWAY)
 
 
 def _public_nat(resource: Resource) -> bool:
