@@ -10,19 +10,18 @@ REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
+DATA_URI = "s3://bucket/datasets/churn/v1/"  # what dry runs train on (never read)
+
+
+def hp(*assignments: str) -> list[str]:
+    """`--hp` options, one per `key=value`."""
+    return [arg for assignment in assignments for arg in ("--hp", assignment)]
+
+
+# The evaluation report's extras at their smallest: a few hundred rows for importance and the drift baseline.
+QUICK_REPORT = ("importance_repeats=1", "importance_max_rows=200", "baseline_sample=500")
 # Small, fast, good enough for the dev gate (roc_auc >= 0.70): gradient boosting on ~1k rows.
-FAST_HP = [
-    "--hp",
-    "model=gbdt",
-    "--hp",
-    "gbdt_max_iter=40",
-    "--hp",
-    "importance_repeats=1",
-    "--hp",
-    "importance_max_rows=200",
-    "--hp",
-    "baseline_sample=500",
-]
+FAST_HP = hp("model=gbdt", "gbdt_max_iter=40", *QUICK_REPORT)
 
 
 class CliResult:

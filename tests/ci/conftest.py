@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -195,3 +196,15 @@ def _record_aws_calls_when_asked(request, monkeypatch):
     with open(target, "a") as out:
         for call in recorder.calls:
             out.write(json.dumps({"test": request.node.nodeid, **call}, sort_keys=True) + "\n")
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No emulator, and any attempt to open a network connection fails the test (dry runs)."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a dry run opened a connection: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

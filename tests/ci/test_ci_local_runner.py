@@ -8,23 +8,13 @@ import json
 import tarfile
 
 import pytest
+from ci_testkit import QUICK_REPORT, hp
 
 from ci.container import CorruptArchiveError, container_env, prepare_tree, unpack_model
 
 pytestmark = pytest.mark.moto_server
 
-LOCAL_HP = [
-    "--hp",
-    "epochs=2",
-    "--hp",
-    "checkpoint_every=1",
-    "--hp",
-    "importance_repeats=1",
-    "--hp",
-    "importance_max_rows=200",
-    "--hp",
-    "baseline_sample=500",
-]
+LOCAL_HP = hp("epochs=2", "checkpoint_every=1", *QUICK_REPORT)
 
 
 def test_local_training_is_served_by_ml_serve_and_reproduces(emulator, stacks, mlops, boto, tmp_path):

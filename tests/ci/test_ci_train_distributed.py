@@ -4,15 +4,9 @@ launcher of ours: the dry run shows the SDK's torchrun driver and the instance c
 from __future__ import annotations
 
 import pytest
+from ci_testkit import DATA_URI
 
 from ci.training import plan_job
-
-DATA_URI = "s3://bucket/datasets/churn/v1/"
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
 def test_two_hosts_run_the_sdks_torchrun_driver(offline, stacks, mlops):

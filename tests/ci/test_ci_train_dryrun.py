@@ -6,24 +6,9 @@ process); no socket is opened, nothing is uploaded.
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import yaml
-
-DATA_URI = "s3://bucket/datasets/churn/v1/"
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """Any attempt to open a network connection fails the test."""
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a dry run opened a connection: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+from ci_testkit import DATA_URI
 
 
 def dry_run(mlops, stack, instance_type, *data):

@@ -4,15 +4,9 @@ job flows into evaluate and register like any other."""
 from __future__ import annotations
 
 import pytest
+from ci_testkit import DATA_URI
 
 from ci.tune import Range, objective_for, tuning_job_name, tuning_rules
-
-DATA_URI = "s3://bucket/datasets/churn/v1/"
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
 def test_dry_run_prints_the_sdks_tuning_request_over_the_allowed_gpu_types(offline, stacks, mlops):
