@@ -12,7 +12,7 @@ import re
 import botocore.loaders
 import pytest
 from botocore.exceptions import ReadTimeoutError
-from ci_registration_kit import BUCKET, GROUP, arrange_dev, arrange_run, packages_of
+from ci_registration_kit import BUCKET, GROUP, a_registration, arrange_dev, arrange_run, packages_of
 
 from ci import registry
 
@@ -27,21 +27,7 @@ LONG_JOBS = [
 
 
 def registration(job: str, **changes) -> registry.Registration:
-    fields = dict(
-        group=GROUP,
-        training_job=job,
-        model_data_url=f"s3://{BUCKET}/{job}/output/model.tar.gz",
-        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev:abc",
-        content_types=["text/csv"],
-        response_types=["application/json"],
-        realtime_instance_types=["ml.m5.large"],
-        evaluation_report_uri=f"s3://{BUCKET}/evaluations/{job}/evaluation.json",
-        metadata={registry.K_MODEL: "churn", registry.K_GATE: "passed", registry.K_STACK: "dev"},
-        description="test",
-        tags={},
-    )
-    fields.update(changes)
-    return registry.Registration(**fields)
+    return a_registration(job, bucket=BUCKET, **changes)
 
 
 def sent_tokens(sm) -> list[str]:

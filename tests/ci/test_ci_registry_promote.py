@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from ci_integrity_kit import store_model
+from ci_registration_kit import a_registration
 from ci_testkit import snapshot
 
 from ci import registry
@@ -22,17 +23,11 @@ def make_package(boto, group="churn-dev", job="mlops-dev-churn-1", gate="passed"
     model_data_url, digests = store_model(boto, job)
     package, created = registry.register(
         sm,
-        registry.Registration(
+        a_registration(
+            job,
             group=group,
-            training_job=job,
             model_data_url=model_data_url,
-            image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev:abc",
-            content_types=["text/csv"],
-            response_types=["application/json"],
-            realtime_instance_types=["ml.m5.large"],
-            evaluation_report_uri=f"s3://b/evaluations/{job}/evaluation.json",
             metadata={registry.K_MODEL: model, registry.K_GATE: gate, registry.K_STACK: "dev", **digests},
-            description="test",
             tags={"owner": "test"},
         ),
     )
@@ -146,12 +141,25 @@ def test_prod_requires_staging_first_then_promotes_across_environments(boto, sta
         assert result.json["changed"] is True
         own = result.json["package"]["arn"]  # the target's own package (dev's is the original)
         assert (own == arn) if env == "dev" else (f"/churn-{env}/" in own)
-        config = yaml.safe_load((stacks / f"Pulumi.{env}.yaml").read_text())["config"]
+        config = stack_config(stacks, env)
         assert config["mlops:approvedPackages"]["churn"] == own
         # "live in" is read from the endpoint (ci/verify.py): roll it out before the next environment
         assert mlops("local", "up", "--stack", env).code == 0
     # the other environments' files were not touched by the prod promotion
     assert snapshot(stacks)["Pulumi.local.yaml"] == before["Pulumi.local.yaml"]
+
+
+def stack_config(stacks, env):
+    return yaml.safe_load((stacks / f"Pulumi.{env}.yaml").read_text())["config"]
+
+
+def promoted_in_turn(boto, mlops):
+    """Two approved packages promoted to dev, one after the other: (the previous, the live one)."""
+    first = make_package(boto, job="job-1", status="Approved")
+    second = make_package(boto, job="job-2", status="Approved")
+    assert promote(mlops, first, "dev").code == 0
+    assert promote(mlops, second, "dev").code == 0
+    return first, second
 
 
 def test_promoting_the_deployed_package_again_changes_nothing(boto, stacks, mlops):
@@ -164,17 +172,14 @@ def test_promoting_the_deployed_package_again_changes_nothing(boto, stacks, mlop
 
 
 def test_rollback_restores_the_previous_package(boto, stacks, mlops):
-    first = make_package(boto, job="job-1", status="Approved")
-    second = make_package(boto, job="job-2", status="Approved")
-    assert promote(mlops, first, "dev").code == 0
-    assert promote(mlops, second, "dev").code == 0
-    config = yaml.safe_load((stacks / "Pulumi.dev.yaml").read_text())["config"]
+    first, _ = promoted_in_turn(boto, mlops)
+    config = stack_config(stacks, "dev")
     assert config["mlops:previousPackages"] == {"churn": [first]}
 
     result = mlops("rollback", "--env", "dev", "--model", "churn", "--json")
     assert result.code == 0, result
     assert result.json["restored"] == first
-    config = yaml.safe_load((stacks / "Pulumi.dev.yaml").read_text())["config"]
+    config = stack_config(stacks, "dev")
     assert config["mlops:approvedPackages"] == {"churn": first}
     assert config["mlops:previousPackages"] == {"churn": []}
 
@@ -185,10 +190,7 @@ def test_rollback_restores_the_previous_package(boto, stacks, mlops):
 
 
 def test_rollback_to_a_package_rejected_since_is_refused(boto, stacks, mlops):
-    first = make_package(boto, job="job-1", status="Approved")
-    second = make_package(boto, job="job-2", status="Approved")
-    assert promote(mlops, first, "dev").code == 0
-    assert promote(mlops, second, "dev").code == 0
+    first, _ = promoted_in_turn(boto, mlops)
     registry.set_status(boto("sagemaker"), first, "Rejected", by="bob", reason="leak found")
     files = snapshot(stacks)
     result = mlops("rollback", "--env", "dev", "--model", "churn")

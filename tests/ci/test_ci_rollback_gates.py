@@ -6,6 +6,7 @@ Every refusal exits 4 with one sentence and leaves the stack file byte for byte 
 from __future__ import annotations
 
 import pytest
+from ci_registration_kit import a_registration
 from ci_testkit import snapshot
 
 from ci import registry, stackfile
@@ -21,19 +22,7 @@ def package(boto, job, *, group="churn-dev", model="churn", gate="passed", statu
         pass
     created, _ = registry.register(
         sm,
-        registry.Registration(
-            group=group,
-            training_job=job,
-            model_data_url=f"s3://b/{job}/output/model.tar.gz",
-            image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev:abc",
-            content_types=["text/csv"],
-            response_types=["application/json"],
-            realtime_instance_types=["ml.m5.large"],
-            evaluation_report_uri=f"s3://b/evaluations/{job}/evaluation.json",
-            metadata={registry.K_MODEL: model, registry.K_GATE: gate, registry.K_STACK: "dev"},
-            description="test",
-            tags={},
-        ),
+        a_registration(job, group=group, model=model, gate=gate),
     )
     if status:
         registry.set_status(sm, created.arn, status, by="alice", reason="reviewed")
