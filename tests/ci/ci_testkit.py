@@ -13,6 +13,15 @@ ACCOUNT = "123456789012"
 DATA_URI = "s3://bucket/datasets/churn/v1/"  # what dry runs train on (never read)
 
 
+def dry_run(mlops, command: str, *options: str, stack: str = "dev") -> dict:
+    """The `--json` document of a successful `mlops <command> --dry-run` on the stack's offline preview."""
+    result = mlops(
+        command, "--stack", stack, "--outputs-from", "preview", "--data-uri", DATA_URI, *options, "--dry-run", "--json"
+    )
+    assert result.code == 0, result
+    return result.json
+
+
 def hp(*assignments: str) -> list[str]:
     """`--hp` options, one per `key=value`."""
     return [arg for assignment in assignments for arg in ("--hp", assignment)]

@@ -4,18 +4,13 @@ launcher of ours: the dry run shows the SDK's torchrun driver and the instance c
 from __future__ import annotations
 
 import pytest
-from ci_testkit import DATA_URI
+from ci_testkit import dry_run
 
 from ci.training import plan_job
 
 
 def test_two_hosts_run_the_sdks_torchrun_driver(offline, stacks, mlops):
-    result = mlops(
-        "train", "--stack", "dev", "--outputs-from", "preview", "--data-uri", DATA_URI,
-        "--instance-count", "2", "--dry-run", "--json",
-    )  # fmt: skip
-    assert result.code == 0, result
-    out = result.json
+    out = dry_run(mlops, "train", "--instance-count", "2")
     request = out["request"]
     assert request["ResourceConfig"]["InstanceCount"] == 2
     assert out["plan"]["instance_count"] == 2

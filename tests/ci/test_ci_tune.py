@@ -4,19 +4,14 @@ job flows into evaluate and register like any other."""
 from __future__ import annotations
 
 import pytest
-from ci_testkit import DATA_URI
+from ci_testkit import dry_run
 
 from ci.tune import Range, objective_for, tuning_job_name, tuning_rules
 
 
 def test_dry_run_prints_the_sdks_tuning_request_over_the_allowed_gpu_types(offline, stacks, mlops):
     """AWS rules: TUNING-JOB-NAME-32, TUNING-INSTANCE-CONFIGS-6, INSTANCE-STORAGE."""
-    result = mlops(
-        "tune", "--stack", "dev", "--outputs-from", "preview", "--data-uri", DATA_URI,
-        "--max-jobs", "4", "--dry-run", "--json",
-    )  # fmt: skip
-    assert result.code == 0, result
-    out = result.json
+    out = dry_run(mlops, "tune", "--max-jobs", "4")
     request = out["request"]
     assert out["problems"] == []
     assert len(request["HyperParameterTuningJobName"]) <= 32
