@@ -352,17 +352,8 @@ def test_every_problem_is_reported_at_once():
     assert "initialInstanceCount" in message and "alertEmail" in message
 
 
-def test_bad_config_declares_no_resource(monkeypatch):
+def test_bad_config_declares_no_resource(registrations):
     """The program must refuse before Pulumi sees a single registration."""
-    from infra import preview as preview_module
-
-    registrations = []
-    original = preview_module.RecordingMonitor.RegisterResource
-    monkeypatch.setattr(
-        preview_module.RecordingMonitor,
-        "RegisterResource",
-        lambda self, request: registrations.append(request.type) or original(self, request),
-    )
     with pytest.raises(ConfigError, match="initialInstanceCount"):
         preview_stack("prod", {"mlops:serving": {**raw("prod")["mlops:serving"], "initialInstanceCount": 0}})
     assert registrations == []
