@@ -12,7 +12,6 @@ Run: .venv/bin/python bench/bench_pipeline.py
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -24,19 +23,11 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 import boto3
 from moto import mock_aws
+from timing import median_seconds
 
 from ci import aws, registry
 
 SERVICES = ("s3", "sagemaker", "sns", "cloudwatch", "logs")
-
-
-def timed(fn, repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def sessions() -> tuple[float, float]:
@@ -51,7 +42,7 @@ def sessions() -> tuple[float, float]:
             session.client(name)
 
     shared()  # first use parses the models once for the process
-    return timed(fresh, 7), timed(shared, 7)
+    return median_seconds(fresh, 7), median_seconds(shared, 7)
 
 
 def idempotency(n: int) -> tuple[float, float]:
@@ -82,8 +73,8 @@ def idempotency(n: int) -> tuple[float, float]:
             CustomerMetadataProperties={registry.K_JOB: "job-new"},
         )
         # the lookup that misses (a new job, not registered yet) is the one every registration pays
-        full = timed(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered"), 3)
-        bounded = timed(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered", started), 3)
+        full = median_seconds(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered"), 3)
+        bounded = median_seconds(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered", started), 3)
         assert registry.find_by_training_job(sm, "churn-dev", "job-new", started) is not None
         return full, bounded
 
