@@ -1,4 +1,5 @@
-"""The shape of a rule: an id, a one-line description, a severity, and a pure check function.
+"""The shape of a rule: an id, a severity, and a pure check function whose docstring says what must
+hold, why, and how to fix it. A family module declares its rules with `RuleFamily` (`@S3.stack(...)`).
 
 Resource rules look at one resource (plus, read-only, the graph it sits in: its provider's
 default tags, a bucket's log target); stack rules look at the whole graph. Neither does I/O.
