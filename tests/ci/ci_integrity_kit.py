@@ -8,7 +8,8 @@ import json
 
 from ci_registration_kit import model_archive
 
-from ci import integrity, registry
+from ci.aws import registry
+from ci.steps import integrity
 
 UPSTREAM_BUCKET = "mlops-test-upstream"
 FILES = {

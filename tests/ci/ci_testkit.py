@@ -52,7 +52,7 @@ def free_port() -> int:
 def push_project_image(boto, stack: str = "dev", tag: str | None = None) -> str:
     """Put the project's image into the stack's ECR repository under the commit tag, as `mlops image`
     does (moto stores the manifest; no docker). Returns the digest training pins."""
-    from ci.image import image_tag
+    from ci.steps.image import image_tag
 
     manifest = {
         "schemaVersion": 2,
@@ -64,7 +64,7 @@ def push_project_image(boto, stack: str = "dev", tag: str | None = None) -> str:
         },
         "layers": [],
     }
-    from ci.image import training_tag
+    from ci.steps.image import training_tag
 
     for each in (tag or image_tag(), training_tag(tag or image_tag())):  # serving and training tags
         pushed = boto("ecr").put_image(

@@ -10,8 +10,8 @@ import tarfile
 
 import pytest
 
-from ci import container
-from ci.container import CorruptArchiveError, unpack_model
+from ci.steps import container
+from ci.steps.container import CorruptArchiveError, unpack_model
 
 
 def archive(path, entries):

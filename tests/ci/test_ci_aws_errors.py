@@ -8,7 +8,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from ci_testkit import free_port
 
-from ci import aws
+from ci.aws import clients as aws
 from ci.errors import AwsAccessError
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from ci import training
-from ci.training import CheckpointSync
+from ci.steps import training
+from ci.steps.training import CheckpointSync
 
 
 class FakeS3:

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ci import evaluation
-from ci.evaluation import GateSettings, evaluate_run
+from ci.steps import evaluation
+from ci.steps.evaluation import GateSettings, evaluate_run
 
 
 class _Session:

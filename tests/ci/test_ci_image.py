@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.image import DOCKERFILE, image_tag
+from ci.steps.image import DOCKERFILE, image_tag
 
 FAKE_DOCKER = """#!{python}
 # Stands in for the docker client: records each call; `push` puts a manifest into the emulator's ECR.
@@ -98,7 +98,7 @@ def test_missing_docker_is_a_usage_error(emulator, stacks, mlops):
 
 
 def test_the_torch_build_follows_the_serving_instance_type():
-    from ci.image import serving_variant
+    from ci.steps.image import serving_variant
 
     assert serving_variant({"mlops:serving": {"mode": "serverless"}}) == "cpu"
     assert serving_variant({"mlops:serving": {"mode": "instance", "instanceType": "ml.m5.xlarge"}}) == "cpu"

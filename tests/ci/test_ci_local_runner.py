@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from ci.container import CorruptArchiveError, container_env, prepare_tree, unpack_model
+from ci.steps.container import CorruptArchiveError, container_env, prepare_tree, unpack_model
 
 pytestmark = pytest.mark.moto_server
 
@@ -54,7 +54,7 @@ def test_local_training_is_served_by_ml_serve_and_reproduces(emulator, stacks, m
     model_dir.mkdir()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(model_dir, filter="data")
-    from ci.traffic import LocalEndpoint
+    from ci.emulator.hosting import LocalEndpoint
     from ml.data import make_synthetic
 
     with LocalEndpoint(model_dir, tmp_path / "capture") as live:  # ml.serve.make_server on a free loopback port

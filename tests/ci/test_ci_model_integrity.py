@@ -15,9 +15,11 @@ from ci_integrity_kit import FILES, UPSTREAM_BUCKET, store_model
 from ci_registration_kit import BUCKET, arrange_dev, arrange_run, model_archive, packages_of
 from ci_testkit import snapshot
 
-from ci import aws, integrity, registry
+from ci.aws import clients as aws
+from ci.aws import registry
 from ci.errors import RefusedError
-from ci.promotion_copy import copy_to_target, write_once
+from ci.steps import integrity
+from ci.steps.promotion_copy import copy_to_target, write_once
 
 pytestmark = pytest.mark.moto_server
 
@@ -190,7 +192,7 @@ def test_a_model_file_changed_after_registration_is_refused_by_evaluate(boto, st
 def test_a_swapped_champion_stops_the_evaluation_one_without_digests_is_not_loaded(boto, tmp_path):
     from dataclasses import replace
 
-    from ci.evaluation import _champion_metrics
+    from ci.steps.evaluation import _champion_metrics
 
     champion = approved_package(boto)
     s3 = boto("s3")

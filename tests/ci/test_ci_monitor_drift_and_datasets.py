@@ -13,9 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ci import datasets
-from ci import monitor as monitor_module
 from ci.errors import UsageError
+from ci.steps import datasets
+from ci.steps import monitor as monitor_module
 from ml.data import DEFAULT_SCHEMA, make_synthetic
 from ml.drift import build_baseline, capture_record
 
@@ -145,7 +145,7 @@ def test_the_folder_layout_reads_the_same_and_a_mixed_one_is_refused(bucket, tmp
 
 
 def test_the_gate_scores_the_test_split_or_says_it_used_validation():
-    from ci.evaluation import held_out_split
+    from ci.steps.evaluation import held_out_split
 
     objects = [{"split": "train", "uri": "s3://d/x/train/a.csv"}, {"split": "validation", "uri": "s3://d/x/v/a.csv"}]
     without = datasets.Manifest("s3://d/x/", "x", "now", objects)

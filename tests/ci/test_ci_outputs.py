@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from ci.aws.outputs import parse_outputs, read_outputs_file, resolve_outputs
 from ci.errors import MlopsError, UnknownStackError, UsageError
-from ci.outputs import parse_outputs, read_outputs_file, resolve_outputs
 from infra.contract import OUTPUT_KEYS
 
 OUTPUTS = {

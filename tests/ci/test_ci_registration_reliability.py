@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from ci_registration_kit import BUCKET, GROUP, arrange_dev, arrange_run, packages_of
 
-from ci import registry
+from ci.aws import registry
 
 pytestmark = pytest.mark.moto_server
 

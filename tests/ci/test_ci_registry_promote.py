@@ -10,7 +10,7 @@ import yaml
 from ci_integrity_kit import store_model
 from ci_testkit import snapshot
 
-from ci import registry
+from ci.aws import registry
 
 
 def make_package(boto, group="churn-dev", job="mlops-dev-churn-1", gate="passed", status=None, model="churn"):
@@ -148,7 +148,7 @@ def test_prod_requires_staging_first_then_promotes_across_environments(boto, sta
         assert (own == arn) if env == "dev" else (f"/churn-{env}/" in own)
         config = yaml.safe_load((stacks / f"Pulumi.{env}.yaml").read_text())["config"]
         assert config["mlops:approvedPackages"]["churn"] == own
-        # "live in" is read from the endpoint (ci/verify.py): roll it out before the next environment
+        # "live in" is read from the endpoint (ci/steps/verify.py): roll it out before the next environment
         assert mlops("local", "up", "--stack", env).code == 0
     # the other environments' files were not touched by the prod promotion
     assert snapshot(stacks)["Pulumi.local.yaml"] == before["Pulumi.local.yaml"]

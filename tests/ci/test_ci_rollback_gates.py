@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from ci_testkit import snapshot
 
-from ci import registry, stackfile
+from ci.aws import registry, stackfile
 
 pytestmark = pytest.mark.moto_server
 

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from ci import stackfile
+from ci.aws import stackfile
 from ci.errors import UsageError
 
 ARN1 = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-dev/1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ci.training import plan_job
+from ci.steps.training import plan_job
 
 DATA_URI = "s3://bucket/datasets/churn/v1/"
 

@@ -111,7 +111,7 @@ def test_a_request_aws_would_refuse_fails_the_dry_run():
 def test_botocore_model_violations_are_a_usage_error_not_a_traceback(offline, stacks, mlops, monkeypatch):
     import dataclasses
 
-    from ci import training
+    from ci.steps import training
 
     real = training.plan_job
     monkeypatch.setattr(  # botocore's model: MaxRuntimeInSeconds is at least 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ci.tune import Range, objective_for, tuning_job_name, tuning_rules
+from ci.steps.tune import Range, objective_for, tuning_job_name, tuning_rules
 
 DATA_URI = "s3://bucket/datasets/churn/v1/"
 
@@ -33,7 +33,7 @@ def test_dry_run_prints_the_sdks_tuning_request_over_the_allowed_gpu_types(offli
     ranges = {r["Name"] for r in config["ParameterRanges"]["ContinuousParameterRanges"]}
     assert {"lr", "weight_decay", "dropout"} <= ranges
     definition = request["TrainingJobDefinition"]
-    from ci.training import metric_definitions
+    from ci.steps.training import metric_definitions
 
     assert definition["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()  # as training
     assert definition["EnableManagedSpotTraining"] is True  # dev trains on spot

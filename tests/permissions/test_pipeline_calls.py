@@ -78,9 +78,9 @@ def _fake_docker(tmp_path, monkeypatch) -> Path:
 
 
 def _send_prod_traffic(tmp_path) -> None:
-    from ci.evaluation import fetch_model
-    from ci.pipeline import open_context
-    from ci.traffic import send_traffic
+    from ci.emulator.hosting import send_traffic
+    from ci.steps.evaluation import fetch_model
+    from ci.steps.pipeline import open_context
     from ml.data import make_synthetic
 
     ctx = open_context("prod")

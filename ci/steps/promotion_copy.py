@@ -2,7 +2,7 @@
 
 A package promoted out of the environment that trained it would otherwise point at that
 environment's artifact bucket, under a key its CI role may overwrite. So promotion downloads
-the archive, checks it against the digests registration recorded (ci/integrity.py), and writes
+the archive, checks it against the digests registration recorded (ci/steps/integrity.py), and writes
 it, its lineage record and its drift baseline into the target's artifact bucket under
 `promoted/<model>/<archive SHA-256>/`, each with `If-None-Match: *` (AWS rule
 S3-CONDITIONAL-WRITE): the bucket policy (infra/storage.py) denies any other write or delete
@@ -22,11 +22,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ci import integrity, registry
-from ci import s3 as s3util
-from ci.container import unpack_model
+from ci.aws import registry
+from ci.aws import s3 as s3util
 from ci.errors import RefusedError
 from ci.progress import QUIET, Progress
+from ci.steps import integrity
+from ci.steps.container import unpack_model
 from infra.contract import StackOutputs
 from infra.storage import PROMOTED_PREFIX  # the artifact bucket's write-once prefix
 

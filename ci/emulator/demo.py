@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ci.aws.outputs import REPO_ROOT
 from ci.errors import MlopsError, UsageError
-from ci.outputs import REPO_ROOT
 from ci.progress import QUIET, Progress
 
 DEMO_HP = {
@@ -143,11 +143,13 @@ def run_demo(out_dir: Path, rows: int = 2000, progress: Progress = QUIET, keep_s
 
 def _lifecycle(steps: Steps, summary: dict[str, Any], rows: int, out_dir: Path, progress: Progress, work: Path) -> None:
     """The steps; everything temporary under `work`, which run_demo removes on every way out."""
-    from ci import local, pipeline, registry
-    from ci.evaluation import fetch_model
-    from ci.monitor import monitor
-    from ci.promote import promote
-    from ci.traffic import send_traffic
+    from ci.aws import registry
+    from ci.emulator import pulumi_up as local
+    from ci.emulator.hosting import send_traffic
+    from ci.steps import pipeline
+    from ci.steps.evaluation import fetch_model
+    from ci.steps.monitor import monitor
+    from ci.steps.promote import promote
     from ml.data import make_synthetic
 
     with steps.step("provision the local stack in the emulator") as row:

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ci import aws, registry
-from ci import s3 as s3util
+from ci.aws import clients as aws
+from ci.aws import registry
+from ci.aws import s3 as s3util
 from ci.errors import MlopsError, NotFoundError
 from ci.jsonable import plain
 from ci.progress import QUIET, Progress

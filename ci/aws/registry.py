@@ -28,7 +28,7 @@ from typing import Any
 from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ci import aws
+from ci.aws import clients as aws
 from ci.errors import NotFoundError, UsageError
 from ml.lineage import metadata_text  # SageMaker's metadata charset: letters, digits, spaces, _.:/=+-@
 
@@ -46,7 +46,7 @@ K_REPORT = "mlops:evaluationReport"
 K_BASELINE = "mlops:baseline"
 K_LINEAGE = "mlops:lineage"
 K_LINEAGE_SHA = "mlops:lineageSha256"
-K_MODEL_SHA = "mlops:modelSha256"  # of model.tar.gz (ci/integrity.py)
+K_MODEL_SHA = "mlops:modelSha256"  # of model.tar.gz (ci/steps/integrity.py)
 K_MODEL_FILES_SHA = "mlops:modelFilesSha256"  # of the list of its files' SHA-256 (in the lineage record)
 K_PROMOTED_FROM = "mlops:promotedFrom"  # the upstream package a promoted copy was registered from
 K_APPROVED_BY = "mlops:approvedBy"
@@ -255,7 +255,7 @@ class Registration:
     job_started: datetime | None = None  # bounds the idempotency lookup
     optional_metadata: dict[str, str] = field(default_factory=dict)  # copied while there is room
     environment: dict[str, str] = field(default_factory=dict)  # the serving container's (model digest)
-    status: str = PENDING  # Approved only for a promoted copy of an Approved package (ci/promotion_copy.py)
+    status: str = PENDING  # Approved only for a promoted copy of an Approved package (ci/steps/promotion_copy.py)
     metadata_limit: int = REGISTRATION_MAX_KEYS  # a promoted copy carries its approval keys already
 
 

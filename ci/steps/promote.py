@@ -2,8 +2,8 @@
 
 Promotion checks the package (it exists, is Approved, passed the gate, belongs to a model the
 environment serves, and is live in the environment the target requires, e.g. staging before
-prod, as that environment's endpoint itself says through `ci.verify`), then copies the model into
-the target environment's own write-once prefix and registry (ci/promotion_copy.py: its digests
+prod, as that environment's endpoint itself says through `ci.steps.verify`), then copies the model into
+the target environment's own write-once prefix and registry (ci/steps/promotion_copy.py: its digests
 checked first) and writes the ARN of the target's own package into
 `mlops:approvedPackages.<model>` of `stacks/Pulumi.<env>.yaml` and appends the one it replaces
 to `mlops:previousPackages.<model>`. `pulumi up` (or the local backend) rolls it out with the
@@ -17,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ci import registry, stackfile
+from ci.aws import registry, stackfile
+from ci.aws.outputs import resolve_outputs, stack_file, stack_name
 from ci.errors import NotFoundError, RefusedError, UsageError
-from ci.outputs import resolve_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
-from ci.promotion_copy import copy_to_target
+from ci.steps.promotion_copy import copy_to_target
 
 
 def validate_with_infra(path: Path):
@@ -68,14 +68,14 @@ def check_promotable(sm, package_arn: str, model: str | None) -> registry.Packag
 def was_live_in(
     env: str, model: str, package: registry.Package, *, stacks_dir: Path | None, outputs_source: str
 ) -> bool:
-    """Whether `env`'s endpoint for `model` serves the package now, as SageMaker says (ci/verify.py):
+    """Whether `env`'s endpoint for `model` serves the package now, as SageMaker says (ci/steps/verify.py):
     the package itself, or `env`'s own promoted copy of it (same training job, same model digest).
 
     The stack file and outputs only say what was declared: a rolled-back deployment leaves them
     naming a package the endpoint never ran, so they are not evidence that it was live.
     """
-    from ci import aws
-    from ci.verify import serves
+    from ci.aws import clients as aws
+    from ci.steps.verify import serves
 
     outputs = resolve_outputs(env, stacks_dir=stacks_dir, source=outputs_source).outputs
     session = aws.make_session(outputs.region)

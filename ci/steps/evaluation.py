@@ -25,13 +25,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ci import integrity, registry
-from ci import s3 as s3util
-from ci.container import CorruptArchiveError, unpack_model
-from ci.datasets import Manifest, download_split
+from ci.aws import registry
+from ci.aws import s3 as s3util
 from ci.errors import MlopsError, NotFoundError, UsageError
 from ci.jsonable import plain
 from ci.progress import QUIET, Progress
+from ci.steps import integrity
+from ci.steps.container import CorruptArchiveError, unpack_model
+from ci.steps.datasets import Manifest, download_split
 from infra.contract import StackOutputs
 from ml.lineage import ModelIntegrityError, verify_model_dir
 
@@ -56,7 +57,7 @@ def report_uri(artifact_bucket: str, job_name: str) -> str:
 
 def fetch_model(s3, model_data_url: str, dest: Path, package: registry.Package | None = None) -> Path:
     """Download and unpack a model archive; a corrupt one is a clear error, not a traceback.
-    Given its package, every file must hash as registration recorded (ci/integrity.py), else
+    Given its package, every file must hash as registration recorded (ci/steps/integrity.py), else
     ModelTamperedError names the file and nothing of it is left unpacked. Without one (a run
     not registered yet), the files must match the lineage.json the training container wrote."""
     archive = dest / "model.tar.gz"
@@ -188,7 +189,7 @@ def evaluate_run(
 
 
 def _started(run: dict[str, Any]):
-    from ci.register import job_started
+    from ci.steps.register import job_started
 
     return job_started(run)
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import registry
-from ci import s3 as s3util
+from ci.aws import registry
+from ci.aws import s3 as s3util
 from ci.errors import RefusedError
 from ml.lineage import LINEAGE_FILE, ModelIntegrityError, file_digests, sha256_file, verify_digests
 

@@ -6,7 +6,7 @@ not unpack into a model whose files match the lineage.json it carries. Otherwise
 the drift baseline and the merged lineage record beside the model, and creates the package
 (inference image pinned by digest when ECR knows
 it, content and instance types, model metrics pointing at the evaluation report, lineage as
-customer metadata, the SHA-256 of the archive and of every file in it: ci/integrity.py) as
+customer metadata, the SHA-256 of the archive and of every file in it: ci/steps/integrity.py) as
 PendingManualApproval. The same training job never makes two packages.
 """
 
@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ci import integrity, lineage, registry
-from ci import s3 as s3util
+from ci.aws import registry
+from ci.aws import s3 as s3util
 from ci.errors import RefusedError, UsageError
-from ci.evaluation import fetch_model, load_report
 from ci.progress import QUIET, Progress
-from ci.training import pin_image, resolve_digest
+from ci.steps import integrity, lineage
+from ci.steps.evaluation import fetch_model, load_report
+from ci.steps.training import pin_image, resolve_digest
 from infra.contract import StackOutputs
 from ml.lineage import ENV_MODEL_DIGEST
 

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ci import s3 as s3util
+from ci.aws import s3 as s3util
 from ci.errors import MlopsError, NotFoundError
 from ci.progress import QUIET, Progress
 from infra.contract import StackOutputs

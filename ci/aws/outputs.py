@@ -23,7 +23,7 @@ from typing import Any
 from ci.errors import MlopsError, UnknownStackError, UsageError
 from infra.contract import MissingOutputsError, StackOutputs
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("auto", "file", "pulumi", "local", "preview")
 
 

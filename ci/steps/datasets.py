@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ci import s3 as s3util
+from ci.aws import s3 as s3util
 from ci.errors import NotFoundError, UsageError
 from ci.progress import QUIET, Progress
 from ml.data import REQUIRED_SPLITS, SPLITS, find_splits

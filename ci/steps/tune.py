@@ -5,7 +5,7 @@ same `ModelTrainer` `mlops train` builds (image by digest, Torchrun, spot with m
 checkpoints, KMS, VPC, network isolation) with the same metric definitions; Bayesian search,
 early stopping `Auto`, and every GPU type the environment allows offered as instance configs
 (SageMaker picks among them in order when one has no capacity). `--dry-run` prints the exact
-CreateHyperParameterTuningJob request, built by the SDK offline (ci/dryrun.py) and checked with
+CreateHyperParameterTuningJob request, built by the SDK offline (ci/aws/dryrun.py) and checked with
 kernel.aws_model. `--local` runs a small search here: a few trials of the local runner under the
 same container contract, the first with the default hyperparameters (so the search never returns
 worse than the defaults), the rest sampled from the same ranges. Either way the best training job
@@ -23,9 +23,9 @@ from typing import Any
 
 from botocore.exceptions import ParamValidationError
 
-from ci import s3 as s3util
-from ci import training
+from ci.aws import s3 as s3util
 from ci.errors import MlopsError, TrainingFailedError, UsageError
+from ci.steps import training
 from kernel.instances import accepts_volume_kms_key
 
 # CreateHyperParameterTuningJob: HyperParameterTuningJobName is 1-32 characters,
@@ -223,7 +223,7 @@ def _named(tuner, plan: TunePlan) -> str:
 
 
 def launch_sagemaker(session, plan: TunePlan, progress) -> str:
-    from ci.aws import sagemaker_sdk_session
+    from ci.aws.clients import sagemaker_sdk_session
 
     sdk_session = sagemaker_sdk_session(session, plan.job.artifact_bucket, "tuning-input")
     with training._staged_code() as staging, training._quiet_sdk():
@@ -236,8 +236,8 @@ def launch_sagemaker(session, plan: TunePlan, progress) -> str:
 
 def dry_run_request(plan: TunePlan) -> dict[str, Any]:
     """The exact CreateHyperParameterTuningJob request, built by the SDK offline, and AWS's objections."""
-    from ci.aws import sagemaker_sdk_session
-    from ci.dryrun import Captured, offline_session
+    from ci.aws.clients import sagemaker_sdk_session
+    from ci.aws.dryrun import Captured, offline_session
 
     session, recorder = offline_session(plan.job.region, plan.job.artifact_bucket, "sagemaker", OPERATION)
     with training._env("SAGEMAKER_VALIDATE_ROLE", "false"), training._staged_code() as staging:
@@ -263,7 +263,7 @@ def request_problems(request: dict[str, Any]) -> dict[str, Any]:
 
     problems = [p.message for p in validate_request("sagemaker", OPERATION, request)]
     problems += tuning_rules(request)
-    return {"problems": problems, "checked": "botocore parameter validation, kernel.aws_model and ci.tune rules"}
+    return {"problems": problems, "checked": "botocore parameter validation, kernel.aws_model and ci.steps.tune rules"}
 
 
 def tuning_rules(request: dict[str, Any]) -> list[str]:
@@ -354,7 +354,7 @@ def tuning_record_uri(artifact_bucket: str, name: str) -> str:
 
 def tune(ctx, req, *, max_jobs: int, max_parallel_jobs: int) -> dict[str, Any]:
     """Plan from the stack like `mlops train` (same image, data pinning, refusals), then search."""
-    from ci import lineage, pipeline
+    from ci.steps import lineage, pipeline
 
     model = ctx.model(req.model)
     instance_type = training.choose_instance_type(ctx.outputs, req.instance_type)

@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci import aws, datasets, lineage, registry, training
-from ci import s3 as s3util
+from ci.aws import clients as aws
+from ci.aws import registry
+from ci.aws import s3 as s3util
+from ci.aws.outputs import resolve_outputs, stack_file, stack_name
+from ci.aws.stackfile import read_config
 from ci.errors import MlopsError, NotFoundError, RefusedError, UsageError
-from ci.evaluation import GateSettings, evaluate_run
-from ci.outputs import resolve_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
-from ci.register import default_inference_image, register_run, serving_instance_types
-from ci.stackfile import read_config
+from ci.steps import datasets, lineage, training
+from ci.steps.evaluation import GateSettings, evaluate_run
+from ci.steps.register import default_inference_image, register_run, serving_instance_types
 from infra.contract import StackOutputs
 
 DEFAULT_SEED = 42

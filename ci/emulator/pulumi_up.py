@@ -7,7 +7,7 @@ the SageMaker execution role, the model package groups, the ECR repository, the 
 the pipeline log group, and, for every model with an approved package, the model, the
 endpoint config with data capture, the endpoint and its drift alarm. It is idempotent (run it
 again after `mlops promote` to roll out), and writes the stack's outputs, with the ARNs the
-emulator really gave, where `ci.outputs` finds them.
+emulator really gave, where `ci.aws.outputs` finds them.
 
 Deliberately not here: the IAM policies, bucket policies, lifecycle rules, budgets, OIDC and
 the canary/rollback machinery (moto evaluates no alarms and has no `update_endpoint`, so an
@@ -24,11 +24,11 @@ from urllib.parse import urlparse
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from ci import aws
+from ci.aws import clients as aws
+from ci.aws.outputs import local_outputs_path, preview_outputs, stack_file, stack_name
+from ci.aws.stackfile import approved_packages, read_config
 from ci.errors import UsageError
-from ci.outputs import local_outputs_path, preview_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
-from ci.stackfile import approved_packages, read_config
 from infra.common import content_hash, physical_name
 from infra.monitoring import VARIANT_NAME, alarm_names
 from kernel.instances import accepts_volume_kms_key

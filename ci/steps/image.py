@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import MlopsError, UsageError
-from ci.lineage import REPO_ROOT, git_state
 from ci.progress import QUIET, Progress
+from ci.steps.lineage import REPO_ROOT, git_state
 from infra.contract import StackOutputs
 from kernel.instances import is_gpu
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ML_PACKAGE = REPO_ROOT / "ml"
 HOST = "algo-1"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
@@ -256,7 +256,7 @@ def unpack_model(
     verify: Callable[[Path], None] | None = None,
 ) -> Path:
     """Unpack a model.tar.gz safely; refuse archives that are not models, and (given `verify`,
-    ci/integrity.py) files that do not hash as registration recorded them.
+    ci/steps/integrity.py) files that do not hash as registration recorded them.
 
     Refused, with dest removed again: more than MAX_MEMBERS entries or MAX_UNPACKED_BYTES in all
     (counted from the headers before each entry is written), links of either kind, devices, and

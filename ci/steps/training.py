@@ -6,7 +6,7 @@ checkpoint and output URIs, KMS keys, VPC, metric definitions, tags). An instanc
 environment does not allow is refused here, before any AWS call. The SageMaker path launches
 through the sagemaker SDK's `ModelTrainer` with `ml/` as source code and follows the job,
 streaming its metric lines from CloudWatch Logs; the local path runs the same `ml/train.py`
-under the same container contract (`ci/container.py`) and uploads `model.tar.gz` to exactly
+under the same container contract (`ci/steps/container.py`) and uploads `model.tar.gz` to exactly
 where SageMaker would. Either way a run record lands in S3 for evaluate/register/reproduce.
 """
 
@@ -31,11 +31,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
-from ci import s3 as s3util
-from ci.container import REPO_ROOT, package_model, package_output, run_training
-from ci.datasets import TRAINING_CHANNELS, Manifest, download_split
+from ci.aws import s3 as s3util
 from ci.errors import MlopsError, NotFoundError, RefusedError, TrainingFailedError, UsageError
 from ci.progress import QUIET, Progress
+from ci.steps.container import REPO_ROOT, package_model, package_output, run_training
+from ci.steps.datasets import TRAINING_CHANNELS, Manifest, download_split
 from infra.contract import StackOutputs
 from kernel.instances import accepts_volume_kms_key
 
@@ -141,7 +141,7 @@ def project_image(outputs: StackOutputs, commit: str | None = None) -> str:
     """The project's own training image (container/, pinned from requirements.lock, the lock
     serving runs; a CUDA torch build, training types being GPU types), in the stack's ECR
     repository under the `<commit>-cuda` tag `mlops image` pushes beside the serving tag."""
-    from ci.image import image_tag, training_tag
+    from ci.steps.image import image_tag, training_tag
 
     return f"{outputs.ecrRepositoryUrl}:{training_tag(image_tag(commit))}"
 
@@ -434,7 +434,7 @@ def _staged_code():
 
 def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tuple[str, str]:
     """Create the training job through ModelTrainer (not waiting); returns its name and checkpoint URI."""
-    from ci.aws import sagemaker_sdk_session
+    from ci.aws.clients import sagemaker_sdk_session
 
     sdk_session = sagemaker_sdk_session(session, plan.artifact_bucket, "training-input")
     with _staged_code() as staging:
@@ -448,12 +448,12 @@ def launch_sagemaker(session, plan: JobPlan, progress: Progress = QUIET) -> tupl
 def dry_run_request(plan: JobPlan) -> dict[str, Any]:
     """The exact CreateTrainingJob request `launch_sagemaker` would send, built by the SDK offline.
 
-    Nothing is uploaded and no AWS service is contacted (ci/dryrun.py answers every call). Returns
+    Nothing is uploaded and no AWS service is contacted (ci/aws/dryrun.py answers every call). Returns
     the request as boto3 takes it, the S3 objects the SDK would have uploaded, the calls it made,
     and the problems AWS's rules find in the request.
     """
-    from ci.aws import sagemaker_sdk_session
-    from ci.dryrun import Captured, offline_session
+    from ci.aws.clients import sagemaker_sdk_session
+    from ci.aws.dryrun import Captured, offline_session
 
     session, recorder = offline_session(plan.region, plan.artifact_bucket, "sagemaker", "CreateTrainingJob")
     # The role cannot be checked offline (IAM is not asked): the real launch checks it.
