@@ -22,13 +22,13 @@ from typing import Any
 
 from ci.errors import MlopsError, UnknownStackError, UsageError
 from infra.contract import MissingOutputsError, StackOutputs
+from kernel.paths import REPO_ROOT, STACKS_DIR, known_stacks, stack_name, stack_path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("auto", "file", "pulumi", "local", "preview")
 
 
 def default_stacks_dir() -> Path:
-    return Path(os.environ.get("MLOPS_STACKS_DIR") or REPO_ROOT / "stacks")
+    return Path(os.environ.get("MLOPS_STACKS_DIR") or STACKS_DIR)
 
 
 def state_dir() -> Path:
@@ -36,28 +36,14 @@ def state_dir() -> Path:
     return Path(os.environ.get("MLOPS_STATE_DIR") or REPO_ROOT / ".mlops")
 
 
-def known_stacks(stacks_dir: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
-
-
 def stack_file(stack: str, stacks_dir: Path | None = None) -> Path:
     """`stacks/Pulumi.<stack>.yaml`, or a clear error listing the stacks there are."""
     stacks_dir = Path(stacks_dir or default_stacks_dir())
-    if stack.endswith(".yaml"):
-        path = Path(stack)
-    else:
-        path = stacks_dir / f"Pulumi.{stack}.yaml"
+    path = stack_path(stack, stacks_dir)
     if not path.is_file():
         known = ", ".join(known_stacks(stacks_dir)) or "none"
         raise UnknownStackError(f"unknown stack {stack!r}: no {path} (stacks in {stacks_dir}: {known})")
     return path
-
-
-def stack_name(stack: str) -> str:
-    name = Path(stack).name
-    if name.startswith("Pulumi.") and name.endswith(".yaml"):
-        return name[len("Pulumi.") : -len(".yaml")]
-    return stack
 
 
 @dataclass(frozen=True)

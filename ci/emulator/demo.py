@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ci.aws.outputs import REPO_ROOT
 from ci.errors import MlopsError, UsageError
 from ci.progress import QUIET, Progress
+from kernel.paths import REPO_ROOT
 
 DEMO_HP = {
     "model": "gbdt",

@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ci.aws import clients as aws
-from ci.aws.outputs import local_outputs_path, preview_outputs, stack_file, stack_name
+from ci.aws.outputs import local_outputs_path, preview_outputs, stack_file
 from ci.aws.stackfile import approved_packages, read_config
 from ci.errors import UsageError
 from ci.progress import QUIET, Progress
@@ -33,6 +33,7 @@ from infra.common import content_hash, physical_name
 from infra.monitoring import VARIANT_NAME, alarm_names
 from kernel.instances import accepts_volume_kms_key
 from kernel.names import endpoint_name
+from kernel.paths import stack_name
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

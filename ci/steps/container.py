@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from kernel.paths import REPO_ROOT
+
 ML_PACKAGE = REPO_ROOT / "ml"
 HOST = "algo-1"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")

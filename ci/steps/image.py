@@ -21,9 +21,10 @@ from typing import Any
 
 from ci.errors import MlopsError, UsageError
 from ci.progress import QUIET, Progress
-from ci.steps.lineage import REPO_ROOT, git_state
+from ci.steps.lineage import git_state
 from infra.contract import StackOutputs
 from kernel.instances import is_gpu
+from kernel.paths import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "container" / "Dockerfile"
 PLATFORM = "linux/amd64"  # SageMaker training and hosting instances are x86-64 (ml.g*, ml.p*, ml.m*, ml.c*)

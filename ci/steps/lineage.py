@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from kernel.paths import REPO_ROOT
+
 SCHEMA_VERSION = 1
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from ci.aws import clients as aws
 from ci.aws import registry
 from ci.aws import s3 as s3util
-from ci.aws.outputs import resolve_outputs, stack_file, stack_name
+from ci.aws.outputs import resolve_outputs, stack_file
 from ci.aws.stackfile import read_config
 from ci.errors import MlopsError, NotFoundError, RefusedError, UsageError
 from ci.progress import QUIET, Progress
@@ -25,6 +25,7 @@ from ci.steps import datasets, lineage, training
 from ci.steps.evaluation import GateSettings, evaluate_run
 from ci.steps.register import default_inference_image, register_run, serving_instance_types
 from infra.contract import StackOutputs
+from kernel.paths import stack_name
 
 DEFAULT_SEED = 42
 

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ci.aws import registry, stackfile
-from ci.aws.outputs import resolve_outputs, stack_file, stack_name
+from ci.aws.outputs import resolve_outputs, stack_file
 from ci.errors import NotFoundError, RefusedError, UsageError
 from ci.progress import QUIET, Progress
 from ci.steps.promotion_copy import copy_to_target
+from kernel.paths import stack_name
 
 
 def validate_with_infra(path: Path):

@@ -34,10 +34,11 @@ from botocore.exceptions import ClientError, ParamValidationError
 from ci.aws import s3 as s3util
 from ci.errors import MlopsError, NotFoundError, RefusedError, TrainingFailedError, UsageError
 from ci.progress import QUIET, Progress
-from ci.steps.container import REPO_ROOT, package_model, package_output, run_training
+from ci.steps.container import package_model, package_output, run_training
 from ci.steps.datasets import TRAINING_CHANNELS, Manifest, download_split
 from infra.contract import StackOutputs
 from kernel.instances import accepts_volume_kms_key
+from kernel.paths import REPO_ROOT
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")
