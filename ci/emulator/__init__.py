@@ -2,6 +2,6 @@
 
 `pulumi_up` makes a stack's core exist in the emulator, `hosting` serves a deployed package
 with `ml.serve` and writes SageMaker's data capture, `demo` runs the whole lifecycle on them.
-Sits beside `ci.steps`: may import the steps, `ci.aws`, ci's root modules, `kernel`, `infra`
+Sits beside `ci.steps`: may import the steps, `ci/aws/`, ci's root modules, `kernel`, `infra`
 and `ml`; never the command layer. No step imports the emulator.
 """

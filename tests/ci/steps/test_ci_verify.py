@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from ci_integrity_kit import make_package
 from ci_testkit import ACCOUNT, REGION
-from test_ci_registry_promote import make_package
 
 pytestmark = pytest.mark.moto_server
 

@@ -9,27 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from ci_testkit import FAKE_DOCKER
 
 from ci.steps.image import DOCKERFILE, image_tag
-
-FAKE_DOCKER = """#!{python}
-# Stands in for the docker client: records each call; `push` puts a manifest into the emulator's ECR.
-import json, os, sys
-import boto3
-args = sys.argv[1:]
-with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
-    log.write(json.dumps({{"args": args, "stdin": sys.stdin.read() if args[0] == "login" else None}}) + "\\n")
-if args[0] == "build" and os.environ.get("FAKE_DOCKER_FAIL"):
-    print("COPY failed: file not found", file=sys.stderr); sys.exit(1)
-if args[0] == "push":
-    url, tag = args[1].rsplit(":", 1)
-    ecr = boto3.client("ecr", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
-    manifest = {{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                "config": {{"digest": "sha256:" + "1" * 64, "size": 1,
-                            "mediaType": "application/vnd.docker.container.image.v1+json"}},
-                "layers": []}}
-    ecr.put_image(repositoryName=url.split("/", 1)[1], imageManifest=json.dumps(manifest), imageTag=tag)
-"""
 
 
 @pytest.fixture

@@ -7,11 +7,9 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from ci_testkit import REPO
 
 
 @pytest.mark.slow
