@@ -1,6 +1,6 @@
 """Pipeline overheads, each against its baseline in the same run (moto in-process, no network).
 
-1. AWS sessions: `ci.aws.make_session` (one botocore loader shared by the process) + 5 clients,
+1. AWS sessions: `ci.aws.clients.make_session` (one botocore loader shared by the process) + 5 clients,
    against a fresh boto3 session per command (baseline: service models parsed again every time).
 2. Registration's idempotency lookup in a group of N packages: bounded by the run's start time
    (`CreationTimeAfter`: only packages newer than the job are described), against describing
@@ -25,7 +25,8 @@ import boto3
 from moto import mock_aws
 from timing import median_seconds
 
-from ci import aws, registry
+from ci.aws import clients as aws
+from ci.aws import registry
 
 SERVICES = ("s3", "sagemaker", "sns", "cloudwatch", "logs")
 
@@ -82,7 +83,7 @@ def idempotency(n: int) -> tuple[float, float]:
 def main() -> None:
     rows = []
     fresh, shared = sessions()
-    rows.append(("session + 5 clients", "fresh boto3 session", fresh, "shared loader (ci.aws)", shared))
+    rows.append(("session + 5 clients", "fresh boto3 session", fresh, "shared loader (ci.aws.clients)", shared))
     for n in (10, 100, 300):
         full, bounded = idempotency(n)
         rows.append(

@@ -40,9 +40,9 @@ class AuditTarget:
 
 def stack_names() -> list[str]:
     """Every stack with a `stacks/Pulumi.<name>.yaml`."""
-    from infra.config import STACKS_DIR
+    from kernel.paths import known_stacks
 
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+    return known_stacks()
 
 
 def stack_context(
@@ -60,8 +60,9 @@ def target_from_stack(
     stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None
 ) -> AuditTarget:
     """The offline preview of a stack (infra.preview), judged by its own config."""
-    from infra.config import ConfigError, stack_file
+    from infra.config import ConfigError
     from infra.preview import preview_stack
+    from kernel.paths import stack_path
 
     try:
         preview = preview_stack(stack, config_overrides=config_overrides)
@@ -72,7 +73,7 @@ def target_from_stack(
         if preview.config is not None
         else stack_context(stack, config_overrides, today)
     )
-    _, path = stack_file(stack)
+    path = stack_path(stack)
     return AuditTarget(
         preview.stack, from_preview_graph(preview.resources, preview.outputs), context, "preview", _relative(path)
     )

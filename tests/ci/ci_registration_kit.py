@@ -12,7 +12,7 @@ import json
 import tarfile
 from datetime import UTC, datetime
 
-from ci import registry
+from ci.aws import registry
 
 BUCKET = "mlops-dev-artifacts-123456789012"  # the dev stack's artifact bucket (offline preview)
 GROUP = "churn-dev"

@@ -23,7 +23,8 @@ from ci_registration_kit import GROUP, arrange_dev, arrange_run, packages_of, s3
 from ci_testkit import snapshot
 from faultproxy import FAULTS, FaultProxy
 
-from ci import aws, registry, stackfile
+from ci.aws import clients as aws
+from ci.aws import registry, stackfile
 
 pytestmark = pytest.mark.moto_server
 

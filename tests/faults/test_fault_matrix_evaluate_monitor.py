@@ -19,7 +19,8 @@ import test_fault_matrix as matrix
 from ci_testkit import REGION, REPO
 from faultproxy import FaultProxy
 
-from ci import aws, monitor
+from ci.aws import clients as aws
+from ci.steps import monitor
 
 pytestmark = pytest.mark.moto_server
 READ_TIMEOUT_S = 1.0  # a busy shared machine must not fault a call the row did not choose
@@ -223,9 +224,9 @@ ENDPOINT = "mlops-local-churn"
 
 @pytest.fixture(scope="module")
 def deployed(trained):
-    from ci.evaluation import fetch_model
-    from ci.pipeline import open_context
-    from ci.traffic import send_traffic
+    from ci.emulator.hosting import send_traffic
+    from ci.steps.evaluation import fetch_model
+    from ci.steps.pipeline import open_context
     from ml.data import make_synthetic
 
     direct, job = trained["direct"], trained["job"]

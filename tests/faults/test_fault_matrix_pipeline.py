@@ -5,7 +5,7 @@
 asserts the failure is one `error:` line with exit 3 (or that the command absorbed the fault), and
 that a re-run converges to exactly the state a clean run leaves: the same buckets, keys, roles,
 groups, repositories, topics and log groups, none twice. (It found that a lost CreateKey answer, or a
-failed rotation or alias after it, left an orphan key and the re-run made a second: ci/local.py
+failed rotation or alias after it, left an orphan key and the re-run made a second: ci/emulator/pulumi_up.py
 now creates the key in one attempt and adopts the stack's unaliased key on the re-run.)
 """
 

@@ -4,8 +4,9 @@ import copy
 
 import pytest
 
-from infra.config import STACKS_DIR, ConfigError, load_stack_config, parse_config, read_raw_config
+from infra.config import ConfigError, load_stack_config, parse_config, read_raw_config
 from infra.preview import preview_stack
+from kernel.paths import STACKS_DIR
 
 
 def raw(stack="prod"):
