@@ -21,7 +21,8 @@ def _weights(model_dir):
 
 
 def test_two_processes_match_one(tmp_path):
-    train, valid = make_synthetic(700, seed=5), make_synthetic(200, seed=6)  # 11 steps, the last one short
+    # Row counts not divisible by the world: 11 steps, the last one short; shards of 351 and 350.
+    train, valid = make_synthetic(701, seed=5), make_synthetic(201, seed=6)
     single = make_base_dir(tmp_path / "single", train, valid, HP, schema=CHURN)
     double = make_base_dir(tmp_path / "double", train, valid, HP, schema=CHURN)
 
@@ -37,7 +38,14 @@ def test_two_processes_match_one(tmp_path):
     metrics_a = json.loads((single / "model" / "metrics.json").read_text())
     metrics_b = json.loads((double / "model" / "metrics.json").read_text())
     assert metrics_a["log_loss"] == pytest.approx(metrics_b["log_loss"], abs=1e-4)
-    assert json.loads((double / "model" / "lineage.json").read_text())["training"]["world_size"] == 2
+    training = json.loads((double / "model" / "lineage.json").read_text())["training"]
+    assert training["world_size"] == 2
+    # Each rank held and scored its own rows only; the metrics come from the gathered predictions.
+    assert training["rows_per_rank"] == {"train": [351, 350], "validation": [101, 100]}
+    curves_a = json.loads((single / "model" / "curves.json").read_text())
+    curves_b = json.loads((double / "model" / "curves.json").read_text())
+    assert curves_a["val_loss"] == pytest.approx(curves_b["val_loss"], abs=1e-5)
+    assert curves_a["accuracy"] == curves_b["accuracy"]
 
 
 def test_a_failing_worker_stops_the_others_and_fails_the_job():
@@ -106,3 +114,32 @@ def test_plan_numbers_hosts_and_processes():
     )
     assert plan(["algo-1"], "algo-1", 0, {}).world_size == 1
     assert plan(["algo-1"], "algo-1", 0, {"MLOPS_PROCS_PER_HOST": "2"}).master_addr == "127.0.0.1"
+
+
+@pytest.mark.parametrize(("world", "n"), [(2, 700), (2, 701), (3, 701), (4, 5)])
+def test_rank_shards_hold_every_row_once_and_together_take_each_global_batch(world, n):
+    """Round robin: shard sizes differ by at most one (uneven counts included), and each rank's
+    rows of every global batch of an epoch are exactly that batch between them."""
+    from ml.distributed import Runtime
+    from ml.train import epoch_order
+
+    runtimes = [Runtime(rank, rank, world) for rank in range(world)]
+    shards = [torch.arange(n)[r.rows] for r in runtimes]
+    assert sorted(torch.cat(shards).tolist()) == list(range(n))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    order = epoch_order(n, 11, 0, torch.device("cpu"))
+    for start in range(0, n, 64):
+        batch = order[start : start + 64]
+        taken = torch.cat([shard[r.own(batch)] for shard, r in zip(shards, runtimes, strict=True)])
+        assert sorted(taken.tolist()) == sorted(batch.tolist())
+
+
+def test_gathered_predictions_come_back_in_the_table_order(monkeypatch):
+    import numpy as np
+
+    from ml.distributed import Runtime
+
+    table = np.arange(14.0).reshape(7, 2)  # 7 rows over 3 ranks: shards of 3, 2 and 2
+    shards = [table[Runtime(rank, rank, 3).rows] for rank in range(3)]
+    monkeypatch.setattr(Runtime, "gather", lambda self, value: shards)  # what all_gather_object returns
+    assert np.array_equal(Runtime(1, 1, 3).gather_rows(table[1::3]), table)
