@@ -143,3 +143,18 @@ def test_gathered_predictions_come_back_in_the_table_order(monkeypatch):
     shards = [table[Runtime(rank, rank, 3).rows] for rank in range(3)]
     monkeypatch.setattr(Runtime, "gather", lambda self, value: shards)  # what all_gather_object returns
     assert np.array_equal(Runtime(1, 1, 3).gather_rows(table[1::3]), table)
+
+
+def test_the_hosts_come_from_sm_hosts_and_sm_current_host(tmp_path):
+    """SageMaker's multi-node contract: SM_HOSTS and SM_CURRENT_HOST (over resourceconfig.json)
+    place this host in the world; a host not in the list is a clear error."""
+    from ml.environment import ContainerLayoutError, TrainingEnvironment
+
+    environ = {"SM_HOSTS": '["algo-1", "algo-2"]', "SM_CURRENT_HOST": "algo-2", "SM_NUM_GPUS": "4"}
+    env = TrainingEnvironment.from_env(tmp_path, environ)
+    p = plan(env.hosts, env.current_host, env.num_gpus, {})
+    assert (p.n_hosts, p.node_rank, p.world_size, p.master_addr) == (2, 1, 8, "algo-1")
+    with pytest.raises(ContainerLayoutError, match="current_host 'algo-3' is not in hosts"):
+        TrainingEnvironment.from_env(tmp_path, {**environ, "SM_CURRENT_HOST": "algo-3"})
+    with pytest.raises(ContainerLayoutError, match="SM_HOSTS is not a JSON list"):
+        TrainingEnvironment.from_env(tmp_path, {**environ, "SM_HOSTS": "algo-1,algo-2"})
