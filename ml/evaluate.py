@@ -29,7 +29,7 @@ def lower_is_better(metric: str) -> bool:
     return metric in LOWER_IS_BETTER
 
 
-def metrics_for_task(task: str) -> tuple[str, ...]:
+def metrics_for_task(task: str | None) -> tuple[str, ...]:
     """The metrics a task reports (val_loss always)."""
     return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
 
@@ -52,7 +52,7 @@ def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     }
 
 
-def task_metrics(task: str, y: np.ndarray, output: np.ndarray) -> dict[str, Any]:
+def task_metrics(task: str | None, y: np.ndarray, output: np.ndarray) -> dict[str, Any]:
     """Metrics of one model output (probabilities, or values for regression) with `val_loss`:
     log loss for a classifier, mean squared error for a regression."""
     if task == "regression":
@@ -301,5 +301,6 @@ def compare(
     if champion is None:
         reason = f"no champion; {metric} {value:.4f}" + (" meets every minimum" if minimums else "")
     else:
+        assert value is not None and best is not None  # else a failure above says which is missing
         reason = f"{metric} {value:.4f} beats champion {best:.4f} by {abs(value - best):.4f} (margin {margin:g})"
     return GateResult(True, reason, metric, value, best, margin, higher, [])

@@ -36,7 +36,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -240,7 +240,7 @@ class Objective:
     standard deviation (so the learning rate means the same whatever the target's units);
     predictions and losses are reported back in the target's own units."""
 
-    task: str = "binary"
+    task: str | None = "binary"  # None: a classifier whose schema names no task
     mean: float = 0.0
     std: float = 1.0
 
@@ -249,7 +249,7 @@ class Objective:
         return self.task == "regression"
 
     @classmethod
-    def for_data(cls, task: str, y_train: np.ndarray) -> Objective:
+    def for_data(cls, task: str | None, y_train: np.ndarray) -> Objective:
         if task != "regression":
             return cls(task)
         std = float(np.std(y_train))
@@ -452,7 +452,7 @@ def fit_torch(
     n_parameters = sum(p.numel() for p in model.parameters())
     compiled = precision.should_compile(hp.compile, device, n_parameters, hp.compile_min_params)
     if compiled:
-        net = torch.compile(net)
+        net = cast(torch.nn.Module, torch.compile(net))  # an OptimizedModule
     log(
         runtime,
         f"precision {mode.name}" + (" with loss scaling" if mode.needs_scaler else "") + f" on {device}; "
@@ -460,6 +460,7 @@ def fit_torch(
     )
 
     def save_checkpoint() -> None:
+        assert store is not None  # called only with a store
         mine = {
             "cpu_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
@@ -635,7 +636,7 @@ def configure_determinism(hp: Hyperparameters, cuda: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def check_target_metric(hp: Hyperparameters, task: str) -> None:
+def check_target_metric(hp: Hyperparameters, task: str | None) -> None:
     allowed = ("val_loss", *metrics_for_task(task))
     if hp.target_metric not in allowed:
         raise TrainingError(

@@ -7,17 +7,13 @@ import json
 
 import pytest
 import torch
-from ml_testkit import CHURN, FAST, make_base_dir, run_train_subprocess
+from ml_testkit import CHURN, FAST, make_base_dir, run_train_subprocess, saved_weights
 
 from ml.data import make_synthetic
 from ml.distributed import launch, plan, torchrun_command
 from ml.train import main
 
 HP = {**FAST, "epochs": "3", "batch_size": "64", "dropout": "0", "patience": "0", "seed": "11"}
-
-
-def _weights(model_dir):
-    return torch.load(model_dir / "model.pt", weights_only=True)["state_dict"]
 
 
 def test_two_processes_match_one(tmp_path):
@@ -32,7 +28,7 @@ def test_two_processes_match_one(tmp_path):
     assert "starting 2 worker processes" in result.stdout
     assert "on cpu x2" in result.stdout
 
-    a, b = _weights(single / "model"), _weights(double / "model")
+    a, b = saved_weights(single / "model"), saved_weights(double / "model")
     for name in a:
         assert torch.allclose(a[name], b[name], atol=2e-5, rtol=1e-4), name
     metrics_a = json.loads((single / "model" / "metrics.json").read_text())
