@@ -329,7 +329,7 @@ def predict_tensors(
     was_training = model.training
     model.eval()
     out = []
-    for start in range(0, len(data), chunk):
+    for start in range(0, max(len(data), 1), chunk):  # an empty shard still gives outputs of the right width
         with mode.context():
             raw = model(data.numeric[start : start + chunk], data.codes[start : start + chunk])
         out.append(objective.output(raw))

@@ -154,3 +154,13 @@ def test_the_hosts_come_from_sm_hosts_and_sm_current_host(tmp_path):
         TrainingEnvironment.from_env(tmp_path, {**environ, "SM_CURRENT_HOST": "algo-3"})
     with pytest.raises(ContainerLayoutError, match="SM_HOSTS is not a JSON list"):
         TrainingEnvironment.from_env(tmp_path, {**environ, "SM_HOSTS": "algo-1,algo-2"})
+
+
+def test_a_rank_with_no_validation_rows_scores_an_empty_shard():
+    """Fewer validation rows than ranks: a rank's shard may be empty; its part of the gathered
+    predictions is empty and of the right width."""
+    from ml.model import TabularMLP
+    from ml.train import Tensors, predict_tensors
+
+    empty = Tensors(torch.zeros((0, 4)), torch.zeros((0, 0), dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
+    assert predict_tensors(TabularMLP(4, [], 2, (8,), 0.0), empty, amp=False).shape == (0, 2)
