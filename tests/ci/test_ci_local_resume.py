@@ -120,8 +120,8 @@ def _kill_at_random_moment(
     """Start a run and SIGKILL its process group: mostly once a random, later checkpoint step has
     reached S3 (mid-training, the case that matters), sometimes at a random time of its life.
     The later step is a random share of the way on, about 1/kills_left of what is left on
-    average: the kills spread over the whole of training, so one lineage takes them all and
-    finishes once (a lineage that ends early costs a whole fresh run). `fresh`: the prefix holds
+    average: the kills spread over the whole of training rather than crowding its end (each
+    lineage that reaches the end costs a finishing run and a fresh start). `fresh`: the prefix holds
     a finished run's checkpoints, which the run clears when it starts: no later step to aim at.
     `life`: a whole run's start-up and duration; a resumed run lives the start-up and its share
     of the rest. Returns how, the step synced when it died, and the run's record if it finished."""
