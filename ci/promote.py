@@ -25,10 +25,10 @@ from ci.promotion_copy import copy_to_target
 
 
 def validate_with_infra(path: Path):
-    """A validator for `stackfile.write_keys`: the new text must pass infra/config.py's checks."""
+    """A validator for `stackfile.write_keys`: the new text must pass kernel/stack_config.py's checks."""
     import yaml
 
-    from infra.config import ConfigError, parse_config
+    from kernel.stack_config import ConfigError, parse_config
 
     def _validate(text: str) -> None:
         raw = (yaml.safe_load(text) or {}).get("config") or {}

@@ -5,7 +5,7 @@ compromised training container or model server has nowhere to send data but AWS'
 and those only through endpoints whose policies admit this account's principals alone.
 
 What AWS enforces here and the mocks do not (docs/aws-rules.md, "Hosting, storage and events"):
-- VPC-CIDR-SIZE: a VPC block and each subnet are /16 to /28 (`infra.config._cidr`).
+- VPC-CIDR-SIZE: a VPC block and each subnet are /16 to /28 (`kernel.stack_config._cidr`).
 - VPC-ENDPOINTS-FOR-SAGEMAKER: with no internet route, a training job or endpoint in the VPC
   reaches S3 only through a gateway endpoint on its subnets' route tables, and the SageMaker,
   STS, CloudWatch, ECR, KMS and SNS APIs only through interface endpoints with private DNS.
@@ -30,7 +30,7 @@ import pulumi_aws as aws
 
 from infra.bootstrap.contract import boundary_arn
 from infra.common import physical_name, policy_document
-from infra.config import SUBNET_SPLIT_BITS, NetworkConfig, VpcConfig
+from kernel.stack_config import SUBNET_SPLIT_BITS, NetworkConfig, VpcConfig
 
 HTTPS = 443
 

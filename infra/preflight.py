@@ -7,7 +7,7 @@ botocore's service model (`kernel.aws_model`) and all requests together against 
 cross-field rules (`kernel.aws_rules`). Only what maps faithfully is mapped; a value unknown at
 preview time is left unchecked, never guessed.
 
-Config-level rules (names, ranges) are already refused by `infra.config.parse_config` before any
+Config-level rules (names, ranges) are already refused by `kernel.stack_config.parse_config` before any
 resource is declared; this pass sees what the program actually declares.
 """
 

@@ -23,8 +23,8 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 
 from infra.common import content_hash
-from infra.config import load_stack_config, read_raw_config, to_pulumi_config
 from kernel.names import PROVIDER_UNIQUE_SUFFIX_LENGTH
+from kernel.stack_config import load_stack_config, read_raw_config, to_pulumi_config
 
 PROJECT = "mlops"
 PROGRAM = Path(__file__).resolve().parent / "__main__.py"

@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import physical_name, policy_document
-from infra.config import DOWNSTREAM_ENVIRONMENTS
+from kernel.stack_config import DOWNSTREAM_ENVIRONMENTS
 
 
 @dataclass(frozen=True)

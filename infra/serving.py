@@ -26,11 +26,11 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import content_hash, physical_name
-from infra.config import ServingConfig, VpcConfig
 from infra.monitoring import VARIANT_NAME, EndpointAlarmNames
 from kernel import aws_rules
 from kernel.instances import accepts_volume_kms_key
 from kernel.names import endpoint_config_prefix, endpoint_name
+from kernel.stack_config import ServingConfig, VpcConfig
 
 CAPTURE_CONTENT_TYPES = {"json_content_types": ["application/json"], "csv_content_types": ["text/csv"]}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pulumi
 
 from infra.common import physical_name
-from infra.config import DOWNSTREAM_ENVIRONMENTS, UPSTREAM_ENVIRONMENTS, StackConfig
 from infra.identity import Identity, IdentityArgs
 from infra.monitoring import DRIFT_METRIC, DRIFT_NAMESPACE, Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
@@ -14,6 +13,7 @@ from infra.serving import ModelEndpoint, ServingArgs
 from infra.storage import DataPerimeter, Storage, StorageArgs
 from infra.training import TrainingArgs, TrainingPlatform
 from kernel.names import endpoint_name
+from kernel.stack_config import DOWNSTREAM_ENVIRONMENTS, UPSTREAM_ENVIRONMENTS, StackConfig
 
 
 def resource_tags(config: StackConfig) -> dict[str, str]:

@@ -40,7 +40,7 @@ class AuditTarget:
 
 def stack_names() -> list[str]:
     """Every stack with a `stacks/Pulumi.<name>.yaml`."""
-    from infra.config import STACKS_DIR
+    from kernel.stack_config import STACKS_DIR
 
     return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
 
@@ -48,7 +48,7 @@ def stack_names() -> list[str]:
 def stack_context(
     stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None
 ) -> PolicyContext:
-    from infra.config import ConfigError, load_stack_config
+    from kernel.stack_config import ConfigError, load_stack_config
 
     try:
         return PolicyContext.from_stack_config(load_stack_config(stack, config_overrides), today=today)
@@ -60,8 +60,8 @@ def target_from_stack(
     stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None
 ) -> AuditTarget:
     """The offline preview of a stack (infra.preview), judged by its own config."""
-    from infra.config import ConfigError, stack_file
     from infra.preview import preview_stack
+    from kernel.stack_config import ConfigError, stack_file
 
     try:
         preview = preview_stack(stack, config_overrides=config_overrides)

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from infra.bootstrap.program import PROJECT, parse_bootstrap_config
-from infra.config import ConfigError, to_pulumi_config
 from infra.preview import Preview, run_program
+from kernel.stack_config import ConfigError, to_pulumi_config
 
 HERE = Path(__file__).resolve().parent
 PROGRAM = HERE / "__main__.py"

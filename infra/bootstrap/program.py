@@ -28,7 +28,7 @@ from infra.bootstrap.contract import (
 )
 from infra.bootstrap.policies import boundary_statements, deploy_statements
 from infra.common import policy_document
-from infra.config import ENVIRONMENTS, ConfigError
+from kernel.stack_config import ENVIRONMENTS, ConfigError
 
 PROJECT = "mlops-bootstrap"
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")

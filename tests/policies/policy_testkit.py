@@ -36,8 +36,8 @@ def _freeze(overrides: dict[str, Any] | None) -> str:
 
 @cache
 def _preview(stack: str, frozen: str) -> tuple[list[Resource], PolicyContext]:
-    from infra.config import load_stack_config
     from infra.preview import preview_stack
+    from kernel.stack_config import load_stack_config
 
     overrides = json.loads(frozen) or None
     preview = preview_stack(stack, config_overrides=overrides)
