@@ -30,6 +30,7 @@ import pulumi_aws as aws
 
 from infra.bootstrap.contract import boundary_arn
 from infra.common import physical_name, policy_document
+from infra.environment import Environment
 from kernel.stack_config import SUBNET_SPLIT_BITS, NetworkConfig, VpcConfig
 
 HTTPS = 443
@@ -66,11 +67,8 @@ def subnet_blocks(cidr: str, count: int) -> list[str]:
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    stack: str
-    account_id: pulumi.Input[str]
-    region: str
+    env: Environment
     network: NetworkConfig
-    tags: dict[str, str]
 
 
 class Network(pulumi.ComponentResource):
@@ -80,8 +78,8 @@ class Network(pulumi.ComponentResource):
         super().__init__("mlops:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self._name, self._args = name, args
-        prefix = physical_name(args.stack)
-        tags = lambda purpose: {**args.tags, "Name": f"{prefix}-{purpose}"}  # noqa: E731
+        prefix = physical_name(args.env.stack)
+        tags = lambda purpose: {"Name": f"{prefix}-{purpose}"}  # noqa: E731
 
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -119,7 +117,7 @@ class Network(pulumi.ComponentResource):
         self.endpoint_sg = aws.ec2.SecurityGroup(
             f"{name}-endpoints-sg",
             name=f"{prefix}-vpc-endpoints",
-            description=f"mlops {args.stack}: VPC interface endpoints, HTTPS from the workloads only",
+            description=f"mlops {args.env.stack}: VPC interface endpoints, HTTPS from the workloads only",
             vpc_id=self.vpc.id,
             tags=tags("vpc-endpoints"),
             opts=child,
@@ -127,7 +125,7 @@ class Network(pulumi.ComponentResource):
         self.workload_sg = aws.ec2.SecurityGroup(
             f"{name}-workload-sg",
             name=f"{prefix}-workloads",
-            description=f"mlops {args.stack}: training jobs and endpoints, HTTPS to AWS endpoints only",
+            description=f"mlops {args.env.stack}: training jobs and endpoints, HTTPS to AWS endpoints only",
             vpc_id=self.vpc.id,
             tags=tags("workloads"),
             opts=child,
@@ -136,7 +134,7 @@ class Network(pulumi.ComponentResource):
         self.s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3",
             vpc_id=self.vpc.id,
-            service_name=service_name(args.region, "s3"),
+            service_name=service_name(args.env.region, "s3"),
             vpc_endpoint_type="Gateway",
             route_table_ids=[t.id for t in self.route_tables],
             policy=policy_document(
@@ -147,7 +145,7 @@ class Network(pulumi.ComponentResource):
                         "Effect": "Allow",
                         "Principal": "*",
                         "Action": "s3:GetObject",
-                        "Resource": ecr_layer_bucket(args.region),
+                        "Resource": ecr_layer_bucket(args.env.region),
                     },
                 ]
             ),
@@ -158,7 +156,7 @@ class Network(pulumi.ComponentResource):
             key: aws.ec2.VpcEndpoint(
                 f"{name}-{key}",
                 vpc_id=self.vpc.id,
-                service_name=service_name(args.region, service),
+                service_name=service_name(args.env.region, service),
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
                 subnet_ids=[s.id for s in self.subnets],
@@ -204,20 +202,22 @@ class Network(pulumi.ComponentResource):
             "Principal": "*",
             "Action": action,
             "Resource": resource,
-            "Condition": {"StringEquals": {"aws:PrincipalAccount": self._args.account_id}},
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": self._args.env.account_id}},
         }
 
     def _endpoint_resources(self, key: str) -> pulumi.Input:
         """This environment's resources where the service names them; `*` where calls have none
         (GetAuthorizationToken, PutMetricData, AssumeRole) or reach upstream environments' (KMS, images)."""
         a = self._args
-        prefix = physical_name(a.stack)
+        prefix = physical_name(a.env.stack)
         if key == "sagemaker-runtime":
-            return pulumi.Output.concat("arn:aws:sagemaker:", a.region, ":", a.account_id, ":endpoint/", prefix, "-*")
+            return pulumi.Output.concat(
+                "arn:aws:sagemaker:", a.env.region, ":", a.env.account_id, ":endpoint/", prefix, "-*"
+            )
         if key == "sns":
-            return pulumi.Output.concat("arn:aws:sns:", a.region, ":", a.account_id, ":", prefix, "-*")
+            return pulumi.Output.concat("arn:aws:sns:", a.env.region, ":", a.env.account_id, ":", prefix, "-*")
         if key == "logs":
-            return pulumi.Output.concat("arn:aws:logs:", a.region, ":", a.account_id, ":log-group:*")
+            return pulumi.Output.concat("arn:aws:logs:", a.env.region, ":", a.env.account_id, ":log-group:*")
         return "*"
 
     def _rules(self, name: str, child: pulumi.ResourceOptions) -> None:
@@ -274,17 +274,16 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            name=f"/mlops/{a.stack}/vpc-flow-logs",
+            name=f"/mlops/{a.env.stack}/vpc-flow-logs",
             kms_key_id=kms_key_arn,  # the key policy lets CloudWatch Logs use it for this account's groups
             retention_in_days=retention_days,
-            tags=a.tags,
             opts=child,
         )
-        account = a.account_id
+        account = a.env.account_id
         role = aws.iam.Role(
             f"{name}-flow-logs",
-            name=physical_name(a.stack, "vpc-flow-logs"),
-            description=f"VPC flow logs of mlops {a.stack} deliver to their log group",
+            name=physical_name(a.env.stack, "vpc-flow-logs"),
+            description=f"VPC flow logs of mlops {a.env.stack} deliver to their log group",
             assume_role_policy=policy_document(
                 [
                     {
@@ -295,7 +294,7 @@ class Network(pulumi.ComponentResource):
                             "StringEquals": {"aws:SourceAccount": account},
                             "ArnLike": {
                                 "aws:SourceArn": pulumi.Output.concat(
-                                    "arn:aws:ec2:", a.region, ":", account, ":vpc-flow-log/*"
+                                    "arn:aws:ec2:", a.env.region, ":", account, ":vpc-flow-log/*"
                                 )
                             },
                         },
@@ -303,7 +302,6 @@ class Network(pulumi.ComponentResource):
                 ]
             ),
             permissions_boundary=boundary_arn(account),  # the deploy role creates no role without it
-            tags=a.tags,
             opts=child,
         )
         delivery = aws.iam.RolePolicy(
@@ -334,7 +332,6 @@ class Network(pulumi.ComponentResource):
             log_destination_type="cloud-watch-logs",
             log_destination=self.flow_log_group.arn,
             iam_role_arn=role.arn,
-            tags=a.tags,
             # CreateFlowLogs checks that the role may deliver: give it its policy first
             opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery]),
         )

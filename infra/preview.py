@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
@@ -87,6 +88,20 @@ class AwsMocks(pulumi_mocks.Mocks):
 
     def __init__(self, region: str):
         self.region = region
+        self.default_tags: dict[str, dict[str, str]] = {}  # provider id -> its default_tags
+
+    def _tags_all(self, args: pulumi_mocks.MockResourceArgs, tags: Any) -> dict[str, str] | None:
+        """What AWS reports as `tags_all`: the provider's default tags under the resource's own.
+
+        Only resources whose pulumi-aws class has `tags_all` take default tags (the provider's docs).
+        """
+        module, _, cls = args.typ.removeprefix("aws:").partition(":")
+        package = module.split("/")[0]
+        resource_class = getattr(aws if package == "index" else getattr(aws, package, None), cls, None)
+        if not hasattr(resource_class, "tags_all"):
+            return None
+        defaults = self.default_tags.get((args.provider or "").rsplit("::", 1)[-1], {})
+        return {**defaults, **(tags if isinstance(tags, dict) else {})}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         inputs = dict(args.inputs)
@@ -101,6 +116,12 @@ class AwsMocks(pulumi_mocks.Mocks):
         )
         out: dict[str, Any] = {**inputs}
         resource_id = str(name)
+        if token == "pulumi:providers:aws":
+            default_tags = inputs.get("defaultTags")
+            decoded = json.loads(default_tags) if isinstance(default_tags, str) else default_tags or {}
+            self.default_tags[resource_id] = dict(decoded.get("tags") or {})
+        elif token.startswith("aws:") and (tags_all := self._tags_all(args, inputs.get("tags"))) is not None:
+            out["tagsAll"] = tags_all
         if token == "aws:kms/key:Key":
             digest = content_hash(pulumi.get_stack(), args.name, length=32)  # one key per stack, as in AWS
             resource_id = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"

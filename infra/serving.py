@@ -26,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import content_hash, physical_name
+from infra.environment import Environment
 from infra.monitoring import VARIANT_NAME, EndpointAlarmNames
 from kernel import aws_rules
 from kernel.instances import accepts_volume_kms_key
@@ -37,16 +38,14 @@ CAPTURE_CONTENT_TYPES = {"json_content_types": ["application/json"], "csv_conten
 
 @dataclass(frozen=True)
 class ServingArgs:
-    stack: str
+    env: Environment
     model: str
     package_arn: str
     execution_role_arn: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
     capture_bucket: pulumi.Input[str]
     serving: ServingConfig
     vpc: VpcConfig
     alarms: EndpointAlarmNames
-    tags: dict[str, str]
     alarm_resources: tuple[pulumi.Resource, ...] = ()  # the rollback alarms must exist before a deployment
 
 
@@ -85,14 +84,13 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.model = aws.sagemaker.Model(
             f"{name}-model",
             name=vpc_ids.apply(
-                lambda ids: physical_name(args.stack, args.model, content_hash(args.package_arn, isolated, ids))
+                lambda ids: physical_name(args.env.stack, args.model, content_hash(args.package_arn, isolated, ids))
             ),
             primary_container={"model_package_name": args.package_arn},
             execution_role_arn=args.execution_role_arn,
             enable_network_isolation=isolated,
             vpc_config=vpc,
             tags={
-                **args.tags,
                 "model-package": args.package_arn.rsplit("/", 2)[-2] + "/" + args.package_arn.rsplit("/", 1)[-1],
             },
             opts=child,
@@ -112,7 +110,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "enable_capture": True,
                 "initial_sampling_percentage": s.dataCaptureSamplingPercent,
                 "destination_s3_uri": pulumi.Output.concat("s3://", args.capture_bucket, "/", args.model),
-                "kms_key_id": args.kms_key_arn,  # captured data keeps its key on every instance type
+                "kms_key_id": args.env.kms_key_arn,  # captured data keeps its key on every instance type
                 "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
                 "capture_content_type_header": CAPTURE_CONTENT_TYPES,
             }
@@ -131,11 +129,11 @@ class ModelEndpoint(pulumi.ComponentResource):
             # new name when its config changes (the provider otherwise may not roll it), and a
             # rollback to earlier content never collides with the retained earlier config of the
             # same content, which a name made of the content alone would.
-            name_prefix=endpoint_config_prefix(args.stack, args.model),
+            name_prefix=endpoint_config_prefix(args.env.stack, args.model),
             production_variants=[variant],
-            kms_key_arn=args.kms_key_arn if volume_key else None,
+            kms_key_arn=args.env.kms_key_arn if volume_key else None,
             data_capture_config=capture,
-            tags={**args.tags, "content-digest": digest},
+            tags={"content-digest": digest},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # ENDPOINT-ROLLBACK-KEEPS-CONFIG: a failed rollout puts the endpoint back on its old
@@ -153,11 +151,10 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint",
             # ENDPOINT-MODE-SWITCH: the name carries the serving mode (infra.monitoring.endpoint_name)
-            name=endpoint_name(args.stack, args.model, s.mode),
+            name=endpoint_name(args.env.stack, args.model, s.mode),
             endpoint_config_name=self.config.id,  # the provider's id of a config is its generated name
             # SERVERLESS-EXCLUSIONS: no blue/green traffic shifting on serverless endpoints
             deployment_config=None if serverless else self._deployment(args),
-            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.alarm_resources)),
         )
         if not serverless:
@@ -221,12 +218,11 @@ class ModelEndpoint(pulumi.ComponentResource):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=a.minCapacity,
             max_capacity=a.maxCapacity,
-            tags=args.tags,
             opts=child,
         )
         aws.appautoscaling.Policy(
             f"{name}-scaling-policy",
-            name=physical_name(args.stack, args.model, "invocations-per-instance"),
+            name=physical_name(args.env.stack, args.model, "invocations-per-instance"),
             policy_type="TargetTrackingScaling",
             service_namespace=target.service_namespace,
             resource_id=target.resource_id,

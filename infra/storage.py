@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import deny_insecure_transport, physical_name, policy_document
+from infra.environment import Environment
 
 # Days a version expired by a lifecycle rule stays recoverable before it is deleted for good.
 NONCURRENT_GRACE_DAYS = 7
@@ -68,13 +69,10 @@ class DataPerimeter:
 
 @dataclass(frozen=True)
 class StorageArgs:
-    stack: str
-    account_id: pulumi.Input[str]
-    region: str
+    env: Environment
     artifact_days: int
     capture_days: int
     log_days: int
-    tags: dict[str, str]
     perimeter: DataPerimeter | None = None  # with the stack's own network (infra/network.py)
 
 
@@ -84,11 +82,11 @@ class Storage(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:storage:Storage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = args.account_id
+        account = args.env.account_id
 
         self.key = aws.kms.Key(
             f"{name}-key",
-            description=f"mlops {args.stack}: data, artifacts, capture, topics and logs",
+            description=f"mlops {args.env.stack}: data, artifacts, capture, topics and logs",
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=policy_document(
@@ -114,7 +112,7 @@ class Storage(pulumi.ComponentResource):
                         # CloudWatch Logs encrypts this account's log groups, and only those.
                         "Sid": "LogsEncryptThisAccountsLogGroups",
                         "Effect": "Allow",
-                        "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
+                        "Principal": {"Service": f"logs.{args.env.region}.amazonaws.com"},
                         "Action": [
                             "kms:Encrypt",
                             "kms:Decrypt",
@@ -126,18 +124,20 @@ class Storage(pulumi.ComponentResource):
                         "Condition": {
                             "ArnLike": {
                                 "kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
-                                    "arn:aws:logs:", args.region, ":", account, ":log-group:*"
+                                    "arn:aws:logs:", args.env.region, ":", account, ":log-group:*"
                                 )
                             }
                         },
                     },
                 ]
             ),
-            tags=args.tags,
             opts=child,
         )
         self.alias = aws.kms.Alias(
-            f"{name}-key-alias", name=f"alias/{physical_name(args.stack)}", target_key_id=self.key.key_id, opts=child
+            f"{name}-key-alias",
+            name=f"alias/{physical_name(args.env.stack)}",
+            target_key_id=self.key.key_id,
+            opts=child,
         )
 
         self.log_bucket = self._bucket(name, "access-logs", args, kms=False, expire_days=max(args.log_days, 90))
@@ -177,9 +177,9 @@ class Storage(pulumi.ComponentResource):
         logical = f"{name}-{purpose}"
         bucket = aws.s3.Bucket(
             logical,
-            bucket=pulumi.Output.concat(physical_name(args.stack, purpose), "-", args.account_id),
+            bucket=pulumi.Output.concat(physical_name(args.env.stack, purpose), "-", args.env.account_id),
             force_destroy=False,
-            tags={**args.tags, "purpose": purpose},
+            tags={"purpose": purpose},
             opts=child,
         )
         aws.s3.BucketOwnershipControls(
@@ -205,7 +205,7 @@ class Storage(pulumi.ComponentResource):
 
         statements = [deny_insecure_transport(bucket.arn)]
         if kms and args.perimeter:
-            statements.append(args.perimeter.statement(bucket.arn, args.account_id, purpose))
+            statements.append(args.perimeter.statement(bucket.arn, args.env.account_id, purpose))
         statements += write_once_statements(bucket.arn) if purpose == ARTIFACTS else []
         if not kms:  # the access-log bucket: let S3's logging service deliver, from this account only
             statements.append(
@@ -215,7 +215,7 @@ class Storage(pulumi.ComponentResource):
                     "Principal": {"Service": "logging.s3.amazonaws.com"},
                     "Action": "s3:PutObject",
                     "Resource": pulumi.Output.concat(bucket.arn, "/*"),
-                    "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                    "Condition": {"StringEquals": {"aws:SourceAccount": args.env.account_id}},
                 }
             )
         aws.s3.BucketPolicy(logical, bucket=bucket.id, policy=policy_document(statements), opts=child)

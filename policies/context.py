@@ -222,7 +222,7 @@ def infer_context(records: Iterable[Any], stack: str = "", today: date | None = 
     """
     envs: set[str] = set()
     for r in records:
-        tags = r.props.get("tags") if hasattr(r, "props") else None
+        tags = (r.props.get("tagsAll") or r.props.get("tags")) if hasattr(r, "props") else None
         if isinstance(tags, Mapping) and isinstance(tags.get("environment"), str):
             envs.add(tags["environment"])
     notes = ["no --stack given: judged without a stack config (no required tags, allowlist, budget or suppressions)"]
