@@ -109,7 +109,7 @@ class MissingOutputsError(KeyError):
         )
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return self.args[0]
+        return str(self.args[0])
 
 
 def _known(cls: type, raw: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ network isolation, this environment's KMS key, its instance types and, with a VP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pulumi
@@ -33,7 +34,7 @@ from infra.bootstrap.contract import (
     oidc_provider_arn,
     pinned_ref,
 )
-from infra.common import physical_name, policy_document, upstream_objects
+from infra.common import Statement, bucket_and_objects, physical_name, policy_document, upstream_objects
 from infra.environment import Environment
 from infra.training import DLC_ACCOUNT
 from kernel.instances import accepts_volume_kms_key
@@ -81,7 +82,9 @@ class Identity(pulumi.ComponentResource):
         provider = oidc_provider_arn(args.env.account_id)
         ref = pinned_ref(args.env.tier, args.default_branch)
 
-        def role(suffix: str, role_name: str, description: str, trust: list[dict], statements: list[dict]):
+        def role(
+            suffix: str, role_name: str, description: str, trust: list[Statement], statements: list[Statement]
+        ) -> tuple[aws.iam.Role, list[Statement]]:
             made = aws.iam.Role(
                 f"{name}-{suffix}",
                 name=physical_name(args.env.stack, role_name),
@@ -141,13 +144,13 @@ class Identity(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _sm(args: IdentityArgs):
+    def _sm(args: IdentityArgs) -> Callable[[str], pulumi.Output[str]]:
         return lambda kind: pulumi.Output.concat(
             "arn:aws:sagemaker:", args.env.region, ":", args.env.account_id, ":", kind
         )
 
     @staticmethod
-    def _no_approval_statements(args: IdentityArgs) -> list[dict]:
+    def _no_approval_statements(args: IdentityArgs) -> list[Statement]:
         """The pipeline never changes an approval status, and registers only what its tier registers.
 
         CreateModelPackage carries `sagemaker:ModelApprovalStatus` too (Service Authorization
@@ -170,7 +173,7 @@ class Identity(pulumi.ComponentResource):
         ]
 
     @staticmethod
-    def _approver_statements(args: IdentityArgs) -> list[dict]:
+    def _approver_statements(args: IdentityArgs) -> list[Statement]:
         """Read this environment's packages and set their approval status; nothing else."""
         sm = Identity._sm(args)
         packages = [sm(f"model-package/*-{args.env.stack}/*"), sm(f"model-package-group/*-{args.env.stack}")]
@@ -197,12 +200,12 @@ class Identity(pulumi.ComponentResource):
         ]
 
     @staticmethod
-    def _monitor_statements(args: IdentityArgs) -> list[dict]:
+    def _monitor_statements(args: IdentityArgs) -> list[Statement]:
         """What `mlops monitor --no-retrain` calls (recorded in tests/permissions): captures, baselines,
         the drift metric, the alert topic. Retraining is a GitHub workflow (train.yml, pipeline role)."""
         sm = Identity._sm(args)
         own = (args.env.stack, *args.env.upstream)
-        statements = [
+        statements: list[Statement] = [
             {
                 # The deployed package names its drift baseline (promoted packages live upstream).
                 "Sid": "ReadDeployedPackages",
@@ -214,7 +217,7 @@ class Identity(pulumi.ComponentResource):
                 "Sid": "ReadCaptures",
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket", "s3:GetObject"],
-                "Resource": [args.capture_bucket_arn, pulumi.Output.concat(args.capture_bucket_arn, "/*")],
+                "Resource": bucket_and_objects(args.capture_bucket_arn),
             },
             {
                 # The drift baseline beside this environment's training output, or beside a promoted copy.
@@ -253,7 +256,7 @@ class Identity(pulumi.ComponentResource):
         return statements + [s for s in upstream if s["Sid"] in keep]
 
     @staticmethod
-    def _upstream_statements(args: IdentityArgs, sm) -> list[dict]:
+    def _upstream_statements(args: IdentityArgs, sm: Callable[[str], pulumi.Output[str]]) -> list[Statement]:
         """What a promoted package needs where it was trained: its record, model data and drift baseline."""
         if not args.env.upstream:
             return []
@@ -309,7 +312,7 @@ class Identity(pulumi.ComponentResource):
         ]
 
     @staticmethod
-    def _pipeline_statements(args: IdentityArgs) -> list[dict]:
+    def _pipeline_statements(args: IdentityArgs) -> list[Statement]:
         account, region, stack = args.env.account_id, args.env.region, args.env.stack
         sm = Identity._sm(args)
         objects = [pulumi.Output.concat(arn, "/*") for arn in args.bucket_arns]
@@ -457,7 +460,7 @@ class Identity(pulumi.ComponentResource):
 TRAINING_ACTIONS = ("sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob")
 
 
-def sagemaker_guardrails(args: IdentityArgs) -> list[dict]:
+def sagemaker_guardrails(args: IdentityArgs) -> list[Statement]:
     """Denies for SageMaker requests that leave this environment's guardrails (AWS rule SM-GUARDRAIL-KEYS).
 
     Training and tuning jobs: network isolation on, output encrypted with this environment's key,

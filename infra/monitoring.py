@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -54,7 +55,7 @@ class LifecycleRule:
 
     key: str
     description: str
-    pattern: dict
+    pattern: dict[str, Any]
     input_paths: dict[str, str]
     template: str  # EventBridge input template: a JSON string with <placeholders> from input_paths
 
@@ -193,7 +194,7 @@ class Monitoring(pulumi.ComponentResource):
         names = alarm_names(args.env.stack, model, args.serving_mode)
         endpoint = endpoint_name(args.env.stack, model, args.serving_mode)
         dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
-        actions = dict(alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn])
+        actions: dict[str, Any] = dict(alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn])
         errors = aws.cloudwatch.MetricAlarm(
             f"{name}-{model}-5xx",
             name=names.errors,
@@ -286,7 +287,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=child,
         )
 
-    def _dashboard(self, args: MonitoringArgs) -> dict:
+    def _dashboard(self, args: MonitoringArgs) -> dict[str, Any]:
         widgets = []
         for i, model in enumerate(args.deployed_models):
             endpoint = endpoint_name(args.env.stack, model, args.serving_mode)
@@ -353,9 +354,19 @@ class Monitoring(pulumi.ComponentResource):
 
     def _budget(self, name: str, args: MonitoringArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        subscribers = dict(subscriber_sns_topic_arns=[self.topic.arn])
-        if args.alert_email:
-            subscribers["subscriber_email_addresses"] = [args.alert_email]
+
+        def notify(kind: str, threshold: int) -> aws.budgets.BudgetNotificationArgsDict:
+            notice: aws.budgets.BudgetNotificationArgsDict = {
+                "comparison_operator": "GREATER_THAN",
+                "notification_type": kind,
+                "threshold": threshold,
+                "threshold_type": "PERCENTAGE",
+                "subscriber_sns_topic_arns": [self.topic.arn],
+            }
+            if args.alert_email:
+                notice["subscriber_email_addresses"] = [args.alert_email]
+            return notice
+
         aws.budgets.Budget(
             f"{name}-budget",
             name=physical_name(args.env.stack, "monthly"),
@@ -364,21 +375,6 @@ class Monitoring(pulumi.ComponentResource):
             limit_amount=f"{args.monthly_budget_usd:.2f}",
             limit_unit="USD",
             cost_filters=[{"name": "TagKeyValue", "values": [f"user:environment${args.env.stack}"]}],
-            notifications=[
-                {
-                    "comparison_operator": "GREATER_THAN",
-                    "notification_type": "ACTUAL",
-                    "threshold": 80,
-                    "threshold_type": "PERCENTAGE",
-                    **subscribers,
-                },
-                {
-                    "comparison_operator": "GREATER_THAN",
-                    "notification_type": "FORECASTED",
-                    "threshold": 100,
-                    "threshold_type": "PERCENTAGE",
-                    **subscribers,
-                },
-            ],
+            notifications=[notify("ACTUAL", 80), notify("FORECASTED", 100)],
             opts=child,
         )

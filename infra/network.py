@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -31,7 +32,7 @@ import pulumi_aws as aws
 from infra.bootstrap.contract import boundary_arn
 from infra.common import physical_name, policy_document
 from infra.environment import Environment
-from kernel.stack_config import SUBNET_SPLIT_BITS, NetworkConfig, VpcConfig
+from kernel.stack_config import SUBNET_SPLIT_BITS, NetworkConfig
 
 HTTPS = 443
 
@@ -66,6 +67,16 @@ def subnet_blocks(cidr: str, count: int) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where training jobs and instance endpoints run: `VpcConfig`'s shape, with ids the network
+    knows only once created."""
+
+    subnetIds: tuple[pulumi.Input[str], ...]
+    securityGroupIds: tuple[pulumi.Input[str], ...]
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class NetworkArgs:
     env: Environment
     network: NetworkConfig
@@ -79,7 +90,9 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self._name, self._args = name, args
         prefix = physical_name(args.env.stack)
-        tags = lambda purpose: {"Name": f"{prefix}-{purpose}"}  # noqa: E731
+
+        def tags(purpose: str) -> dict[str, str]:
+            return {"Name": f"{prefix}-{purpose}"}
 
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -179,9 +192,9 @@ class Network(pulumi.ComponentResource):
         )
 
     @property
-    def vpc_config(self) -> VpcConfig:
+    def vpc_config(self) -> Placement:
         """What training jobs and instance endpoints run in: the private subnets and the workload group."""
-        return VpcConfig(tuple(s.id for s in self.subnets), (self.workload_sg.id,))
+        return Placement(tuple(s.id for s in self.subnets), (self.workload_sg.id,))
 
     def _zones(self, network: NetworkConfig) -> list[pulumi.Input[str]]:
         if network.availabilityZones:
@@ -192,9 +205,9 @@ class Network(pulumi.ComponentResource):
             filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
-        return [available.names.apply(lambda names, i=i: names[i]) for i in range(network.azs)]
+        return [available.names[i] for i in range(network.azs)]
 
-    def _this_account(self, action: str, resource: pulumi.Input) -> dict:
+    def _this_account(self, action: str, resource: pulumi.Input[Any]) -> dict[str, Any]:
         """An endpoint policy statement: only principals of this account pass through."""
         return {
             "Sid": "ThisAccountsPrincipalsOnly",
@@ -205,7 +218,7 @@ class Network(pulumi.ComponentResource):
             "Condition": {"StringEquals": {"aws:PrincipalAccount": self._args.env.account_id}},
         }
 
-    def _endpoint_resources(self, key: str) -> pulumi.Input:
+    def _endpoint_resources(self, key: str) -> pulumi.Input[Any]:
         """This environment's resources where the service names them; `*` where calls have none
         (GetAuthorizationToken, PutMetricData, AssumeRole) or reach upstream environments' (KMS, images)."""
         a = self._args

@@ -103,7 +103,7 @@ class AwsMocks(pulumi_mocks.Mocks):
         defaults = self.default_tags.get((args.provider or "").rsplit("::", 1)[-1], {})
         return {**defaults, **(tags if isinstance(tags, dict) else {})}
 
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
         token, r = args.typ, self.region
         name = (
@@ -198,7 +198,7 @@ class AwsMocks(pulumi_mocks.Mocks):
             out["arn"] = _arn(token.split(":")[1].split("/")[0], r, f"{token.rsplit(':', 1)[-1].lower()}/{name}")
         return resource_id, out
 
-    def call(self, args: pulumi_mocks.MockCallArgs):
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]  # dict: the SDK accepts it
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": ACCOUNT_ID,
@@ -227,8 +227,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.records: list[dict[str, Any]] = []
 
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             self.records.append(_record(response.urn, request, "", {}))
             return response
@@ -240,7 +240,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def _record(urn: str, request, resource_id: str, props: dict[str, Any]) -> dict[str, Any]:
+def _record(urn: str, request: Any, resource_id: str, props: dict[str, Any]) -> dict[str, Any]:
     return {
         "urn": urn,
         "type": request.type,
@@ -302,13 +302,17 @@ def run_program(
         pulumi.runtime.set_all_config(pulumi_config)
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         root = pulumi_settings.get_root_resource()
-        loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
-        outputs = loop.run_until_complete(pulumi.Output.from_input(root.outputs).future())
+        loop.run_until_complete(run_pulumi_func(lambda: _run(program)))
+        outputs = loop.run_until_complete(pulumi.Output.from_input(getattr(root, "outputs", {})).future())
     finally:
         pulumi_settings.ROOT.set(None)
         loop.close()
         asyncio.set_event_loop(None)
     return monitor.records, _plain(outputs)
+
+
+def _run(program: Path) -> None:
+    runpy.run_path(str(program), run_name="__main__")
 
 
 def main() -> None:  # python -m infra.preview dev

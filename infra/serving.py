@@ -20,7 +20,6 @@ What AWS enforces here and the mocks do not (docs/aws-rules.md, "Hosting, storag
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -28,12 +27,16 @@ import pulumi_aws as aws
 from infra.common import content_hash, physical_name
 from infra.environment import Environment
 from infra.monitoring import VARIANT_NAME, EndpointAlarmNames
+from infra.network import Placement
 from kernel import aws_rules
 from kernel.instances import accepts_volume_kms_key
 from kernel.names import endpoint_config_prefix, endpoint_name
 from kernel.stack_config import ServingConfig, VpcConfig
 
-CAPTURE_CONTENT_TYPES = {"json_content_types": ["application/json"], "csv_content_types": ["text/csv"]}
+CAPTURE_CONTENT_TYPES: aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgsDict = {
+    "json_content_types": ["application/json"],
+    "csv_content_types": ["text/csv"],
+}
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class ServingArgs:
     execution_role_arn: pulumi.Input[str]
     capture_bucket: pulumi.Input[str]
     serving: ServingConfig
-    vpc: VpcConfig
+    vpc: VpcConfig | Placement
     alarms: EndpointAlarmNames
     alarm_resources: tuple[pulumi.Resource, ...] = ()  # the rollback alarms must exist before a deployment
 
@@ -69,7 +72,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         # SERVERLESS-EXCLUSIONS: serverless hosting runs the container on AWS-managed compute that
         # supports neither network isolation nor a VPC; instance hosting keeps both.
         isolated = not serverless
-        vpc = (
+        vpc: aws.sagemaker.ModelVpcConfigArgsDict | None = (
             {"subnets": list(args.vpc.subnetIds), "security_group_ids": list(args.vpc.securityGroupIds)}
             if args.vpc.enabled and not serverless
             else None
@@ -96,15 +99,20 @@ class ModelEndpoint(pulumi.ComponentResource):
             opts=child,
         )
 
-        variant: dict[str, Any] = {"variant_name": VARIANT_NAME, "model_name": self.model.name}
+        variant: aws.sagemaker.EndpointConfigurationProductionVariantArgsDict = {
+            "variant_name": VARIANT_NAME,
+            "model_name": self.model.name,
+        }
         if serverless:
             variant["serverless_config"] = {
                 "memory_size_in_mb": s.serverlessMemoryMb,
                 "max_concurrency": s.serverlessMaxConcurrency,
             }
         else:
-            variant.update(instance_type=s.instanceType, initial_instance_count=fleet_size(s), initial_variant_weight=1)
-        capture = None
+            variant["instance_type"] = s.instanceType
+            variant["initial_instance_count"] = fleet_size(s)
+            variant["initial_variant_weight"] = 1
+        capture: aws.sagemaker.EndpointConfigurationDataCaptureConfigArgsDict | None = None
         if s.dataCaptureSamplingPercent and not serverless:  # SERVERLESS-EXCLUSIONS: no capture
             capture = {
                 "enable_capture": True,
@@ -162,9 +170,12 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.register_outputs({"endpointName": self.endpoint.name, "endpointConfigName": self.config.id})
 
     @staticmethod
-    def _deployment(args: ServingArgs) -> dict:
+    def _deployment(args: ServingArgs) -> aws.sagemaker.EndpointDeploymentConfigArgsDict:
         r = args.serving.rollout
-        routing: dict = {"type": r.type.upper(), "wait_interval_in_seconds": max(r.bakeSeconds, 0)}
+        routing: aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationArgsDict = {
+            "type": r.type.upper(),
+            "wait_interval_in_seconds": max(r.bakeSeconds, 0),
+        }
         if r.type == "canary":
             routing["canary_size"] = {"type": "CAPACITY_PERCENT", "value": r.stepPercent}
         elif r.type == "linear":

@@ -15,11 +15,12 @@ https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-expire-general-c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.common import deny_insecure_transport, physical_name, policy_document
+from infra.common import Statement, deny_insecure_transport, physical_name, policy_document
 from infra.environment import Environment
 
 # Days a version expired by a lifecycle rule stays recoverable before it is deleted for good.
@@ -46,7 +47,7 @@ class DataPerimeter:
     environments: tuple[str, ...]  # whose roles are exempt: this one and, for artifacts, downstream ones
     downstream: tuple[str, ...] = ()
 
-    def statement(self, bucket_arn: pulumi.Input[str], account: pulumi.Input[str], purpose: str) -> dict:
+    def statement(self, bucket_arn: pulumi.Input[str], account: pulumi.Input[str], purpose: str) -> dict[str, Any]:
         envs = (*self.environments, *(self.downstream if purpose == ARTIFACTS else ()))
         return {
             "Sid": "DenyObjectAccessOffTheNetwork",
@@ -195,7 +196,9 @@ class Storage(pulumi.ComponentResource):
             opts=child,
         )
         aws.s3.BucketVersioning(logical, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child)
-        sse = {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn} if kms else {"sse_algorithm": "AES256"}
+        sse: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict = (
+            {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn} if kms else {"sse_algorithm": "AES256"}
+        )
         aws.s3.BucketServerSideEncryptionConfiguration(
             logical,
             bucket=bucket.id,
@@ -220,7 +223,7 @@ class Storage(pulumi.ComponentResource):
             )
         aws.s3.BucketPolicy(logical, bucket=bucket.id, policy=policy_document(statements), opts=child)
 
-        rules = [
+        rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
             {
                 "id": "abort-incomplete-uploads",
                 "status": "Enabled",
@@ -276,7 +279,7 @@ ARTIFACTS = "artifacts"
 PROMOTED_PREFIX = "promoted/"  # promoted models: written once, never replaced or deleted (ci/promotion_copy.py)
 
 
-def write_once_statements(bucket_arn: pulumi.Input[str]) -> list[dict]:
+def write_once_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
     """The artifact bucket's promoted/ prefix is write-once (AWS rule S3-CONDITIONAL-WRITE): a
     PutObject without `If-None-Match` (condition key s3:if-none-match absent) is denied, so an
     object there is never overwritten, and no object or version there is deleted. CopyObject and

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.bootstrap.contract import boundary_arn
-from infra.common import physical_name, policy_document, upstream_objects
+from infra.common import Statement, bucket_and_objects, physical_name, policy_document, upstream_objects
 from infra.environment import Environment
 
 # AWS Deep Learning Containers live in this account's registry in every commercial region.
@@ -88,15 +88,14 @@ class TrainingPlatform(pulumi.ComponentResource):
         self.register_outputs({"executionRoleArn": self.role.arn, "logGroupName": self.log_group.name})
 
     @staticmethod
-    def _statements(args: TrainingArgs, prefix: str) -> list[dict]:
+    def _statements(args: TrainingArgs, prefix: str) -> list[Statement]:
         account, region = args.env.account_id, args.env.region
-        every = lambda arn: [arn, pulumi.Output.concat(arn, "/*")]  # noqa: E731 - bucket and its objects
-        statements = [
+        statements: list[Statement] = [
             {
                 "Sid": "ReadTrainingData",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
-                "Resource": every(args.data_bucket_arn),
+                "Resource": bucket_and_objects(args.data_bucket_arn),
             },
             {
                 "Sid": "ReadWriteArtifacts",
@@ -109,13 +108,13 @@ class TrainingPlatform(pulumi.ComponentResource):
                     "s3:GetBucketLocation",
                     "s3:AbortMultipartUpload",
                 ],
-                "Resource": every(args.artifact_bucket_arn),
+                "Resource": bucket_and_objects(args.artifact_bucket_arn),
             },
             {
                 "Sid": "WriteCapturedData",
                 "Effect": "Allow",
                 "Action": ["s3:PutObject", "s3:GetBucketLocation"],
-                "Resource": every(args.capture_bucket_arn),
+                "Resource": bucket_and_objects(args.capture_bucket_arn),
             },
             {
                 "Sid": "UseEnvironmentKey",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pulumi
 
+from infra.common import Statement
+
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"
 # Thumbprint of GitHub's OIDC certificate chain (IAM ignores it for this provider, but the API requires one).
@@ -68,15 +70,17 @@ def github_trust(
     environment: str,
     workflows: tuple[str, ...],
     ref: str | None,
-) -> list[dict]:
+) -> list[Statement]:
     """Trust for GitHub Actions' OIDC tokens of one GitHub environment's jobs of these workflow files.
 
     `aud` and the customized `sub` are pinned; with a ref (staging, prod, approval) `sub` must
     equal it exactly, without one (dev) any branch or tag of these workflows matches (StringLike),
     but no pull request's merge ref.
     """
-    aud = {f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE}
-    sub = {f"{GITHUB_OIDC_HOST}:sub": [github_subject(repository, environment, w, ref) for w in workflows]}
+    aud: dict[str, str | list[str]] = {f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE}
+    sub: dict[str, str | list[str]] = {
+        f"{GITHUB_OIDC_HOST}:sub": [github_subject(repository, environment, w, ref) for w in workflows]
+    }
     if ref:
         condition = {"StringEquals": {**aud, **sub}}
     else:  # any branch or tag, never a pull request's merge ref

@@ -33,4 +33,9 @@ def preview_bootstrap(stack: str = DEFAULT_STACK, config_overrides: dict[str, An
 
 
 if __name__ == "__main__":
-    print(json.dumps({**preview_bootstrap(*sys.argv[1:2]).to_json(), "project": PROJECT}, indent=2))
+    print(
+        json.dumps(
+            {**preview_bootstrap(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_STACK).to_json(), "project": PROJECT},
+            indent=2,
+        )
+    )
