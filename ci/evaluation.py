@@ -32,7 +32,7 @@ from ci.datasets import Manifest, download_split
 from ci.errors import MlopsError, NotFoundError, UsageError
 from ci.jsonable import plain
 from ci.progress import QUIET, Progress
-from infra.contract import StackOutputs
+from kernel.stack_outputs import StackOutputs
 from ml.lineage import ModelIntegrityError, verify_model_dir
 
 # The section of SageMaker's model-quality statistics each task's metrics go in.

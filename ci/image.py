@@ -22,8 +22,8 @@ from typing import Any
 from ci.errors import MlopsError, UsageError
 from ci.lineage import REPO_ROOT, git_state
 from ci.progress import QUIET, Progress
-from infra.contract import StackOutputs
 from kernel.instances import is_gpu
+from kernel.stack_outputs import StackOutputs
 
 DOCKERFILE = REPO_ROOT / "container" / "Dockerfile"
 PLATFORM = "linux/amd64"  # SageMaker training and hosting instances are x86-64 (ml.g*, ml.p*, ml.m*, ml.c*)

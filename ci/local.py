@@ -77,9 +77,7 @@ def provision(stack: str, stacks_dir: Path | None = None, progress: Progress = Q
 
 
 def _outputs_dict(outputs) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return json.loads(json.dumps(asdict(outputs)))
+    return outputs.model_dump(mode="json")
 
 
 def _kms_key(session, stack: str, progress: Progress) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import MlopsError, UnknownStackError, UsageError
-from infra.contract import MissingOutputsError, StackOutputs
+from kernel.stack_outputs import MissingOutputsError, StackOutputs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("auto", "file", "pulumi", "local", "preview")

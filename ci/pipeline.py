@@ -22,7 +22,7 @@ from ci.outputs import resolve_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
 from ci.register import default_inference_image, register_run, serving_instance_types
 from ci.stackfile import read_config
-from infra.contract import StackOutputs
+from kernel.stack_outputs import StackOutputs
 
 DEFAULT_SEED = 42
 

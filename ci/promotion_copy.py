@@ -27,8 +27,8 @@ from ci import s3 as s3util
 from ci.container import unpack_model
 from ci.errors import RefusedError
 from ci.progress import QUIET, Progress
-from infra.contract import StackOutputs
 from infra.storage import PROMOTED_PREFIX  # the artifact bucket's write-once prefix
+from kernel.stack_outputs import StackOutputs
 
 
 def promoted_prefix(model: str, archive_sha256: str) -> str:

@@ -23,7 +23,7 @@ from ci.errors import RefusedError, UsageError
 from ci.evaluation import fetch_model, load_report
 from ci.progress import QUIET, Progress
 from ci.training import pin_image, resolve_digest
-from infra.contract import StackOutputs
+from kernel.stack_outputs import StackOutputs
 from ml.lineage import ENV_MODEL_DIGEST
 
 CONTENT_TYPES = ["text/csv", "application/json", "application/jsonlines"]  # what ml/serve.py reads

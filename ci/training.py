@@ -36,8 +36,8 @@ from ci.container import REPO_ROOT, package_model, package_output, run_training
 from ci.datasets import TRAINING_CHANNELS, Manifest, download_split
 from ci.errors import MlopsError, NotFoundError, RefusedError, TrainingFailedError, UsageError
 from ci.progress import QUIET, Progress
-from infra.contract import StackOutputs
 from kernel.instances import accepts_volume_kms_key
+from kernel.stack_outputs import StackOutputs
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")

@@ -1,4 +1,4 @@
-"""Compose the components of one environment and return the outputs contract (infra/contract.py)."""
+"""Compose the components of one environment and return the outputs contract (kernel/stack_outputs.py)."""
 
 from __future__ import annotations
 

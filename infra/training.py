@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.bootstrap.contract import boundary_arn
+from infra.bootstrap.contract import VPC_DESCRIBE_ACTIONS, VPC_INTERFACE_ACTIONS, boundary_arn
 from infra.common import Statement, bucket_and_objects, physical_name, policy_document, upstream_objects
 from infra.environment import Environment
 
@@ -216,12 +216,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                 {
                     "Sid": "RunInsideTheVpc",
                     "Effect": "Allow",
-                    "Action": [
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                    ],
+                    "Action": list(VPC_INTERFACE_ACTIONS),
                     "Resource": "*",
                     "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
                 }
@@ -230,13 +225,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                 {
                     "Sid": "DescribeVpc",
                     "Effect": "Allow",
-                    "Action": [
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeVpcs",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeDhcpOptions",
-                    ],
+                    "Action": list(VPC_DESCRIBE_ACTIONS),
                     "Resource": "*",
                 }
             )

@@ -18,6 +18,22 @@ GITHUB_OIDC_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
 DEPLOY_PATH = "/mlops-deploy/"  # the deploy roles and the bootstrap's policies live here, out of the stacks' reach
 BOUNDARY_POLICY_NAME = "mlops-deploy-boundary"
 DEPLOY_POLICY_NAME = "mlops-deploy"
+# What SageMaker does with the execution role to run a job or model inside a VPC: its network
+# interfaces, and the look-ups before it makes them.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html
+VPC_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+)
+VPC_DESCRIBE_ACTIONS = (
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeDhcpOptions",
+)
 
 
 def deploy_role_name(environment: str) -> str:

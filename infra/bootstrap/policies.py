@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import pulumi
 
-from infra.bootstrap.contract import DEPLOY_PATH
+from infra.bootstrap.contract import DEPLOY_PATH, VPC_DESCRIBE_ACTIONS, VPC_INTERFACE_ACTIONS
 from infra.common import Statement
 
 # Services the stacks' resources belong to (the boundary's ceiling for every mlops role).
@@ -174,17 +174,7 @@ def boundary_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[s
         {
             "Sid": "TrainAndServeInsideVpcs",
             "Effect": "Allow",
-            "Action": [
-                "ec2:CreateNetworkInterface",
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeVpcs",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeDhcpOptions",
-            ],
+            "Action": [*VPC_INTERFACE_ACTIONS, *VPC_DESCRIBE_ACTIONS],
             "Resource": "*",
         },
         {

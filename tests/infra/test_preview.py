@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from infra.contract import OUTPUT_KEYS, StackOutputs
 from infra.preview import ACCOUNT_ID
+from kernel.stack_outputs import OUTPUT_KEYS, StackOutputs
 
 APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-staging/7"  # as in conftest.py
 
