@@ -12,7 +12,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci import aws, datasets, lineage, registry, training
 from ci import s3 as s3util
@@ -21,8 +21,10 @@ from ci.evaluation import GateSettings, evaluate_run
 from ci.outputs import resolve_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
 from ci.register import default_inference_image, register_run, serving_instance_types
-from ci.stackfile import read_config
 from kernel.stack_outputs import StackOutputs
+
+if TYPE_CHECKING:
+    from kernel.stack_config import StackConfig
 
 DEFAULT_SEED = 42
 
@@ -34,7 +36,7 @@ class Context:
     stacks_dir: Path | None
     outputs: StackOutputs
     outputs_source: str
-    config: dict[str, Any]
+    config: StackConfig
     progress: Progress = QUIET
     _session: Any = None
 
@@ -66,18 +68,14 @@ class Context:
         return models[0]
 
     def gate(self) -> GateSettings:
-        gate = self.config.get("mlops:gate") or {}
-        return GateSettings(
-            metric=gate.get("metric", "roc_auc"),
-            margin=float(gate.get("minImprovement", 0.0)),
-            minimums={k: float(v) for k, v in (gate.get("minimums") or {}).items()},
-        )
+        gate = self.config.gate
+        return GateSettings(metric=gate.metric, margin=gate.minImprovement, minimums=dict(gate.minimums))
 
     def tags(self) -> dict[str, str]:
         return {
             "project": "mlops",
             "environment": self.stack,
-            **{str(k): str(v) for k, v in (self.config.get("mlops:tags") or {}).items()},
+            **self.config.tags,
         }
 
 
@@ -89,10 +87,14 @@ def open_context(
     outputs_from: str = "auto",
     progress: Progress = QUIET,
 ) -> Context:
+    from kernel.stack_config import load_stack_config
+
     path = stack_file(stack, stacks_dir)
     resolved = resolve_outputs(stack, stacks_dir=stacks_dir, outputs_file=outputs_file, source=outputs_from)
     progress.info(f"stack {stack_name(stack)}: outputs from {resolved.source}")
-    return Context(stack_name(stack), path, stacks_dir, resolved.outputs, resolved.source, read_config(path), progress)
+    return Context(
+        stack_name(stack), path, stacks_dir, resolved.outputs, resolved.source, load_stack_config(path), progress
+    )
 
 
 # --- train ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci import integrity, lineage, registry
 from ci import s3 as s3util
@@ -25,6 +25,9 @@ from ci.progress import QUIET, Progress
 from ci.training import pin_image, resolve_digest
 from kernel.stack_outputs import StackOutputs
 from ml.lineage import ENV_MODEL_DIGEST
+
+if TYPE_CHECKING:
+    from kernel.stack_config import StackConfig
 
 CONTENT_TYPES = ["text/csv", "application/json", "application/jsonlines"]  # what ml/serve.py reads
 RESPONSE_TYPES = ["application/json", "application/jsonlines"]  # what it answers
@@ -204,7 +207,6 @@ def require_reason(force: bool, reason: str | None) -> str | None:
     return reason.strip() if force and reason else None
 
 
-def serving_instance_types(stack_config: dict[str, Any]) -> list[str]:
-    serving = stack_config.get("mlops:serving") or {}
-    types = [serving.get("instanceType") or "ml.m5.large"]
+def serving_instance_types(stack_config: StackConfig) -> list[str]:
+    types = [stack_config.serving.instanceType]
     return list(dict.fromkeys(types + ["ml.m5.large", "ml.m5.xlarge"]))
