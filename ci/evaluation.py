@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci import integrity, registry
 from ci import s3 as s3util
@@ -35,19 +34,15 @@ from ci.progress import QUIET, Progress
 from kernel.stack_outputs import StackOutputs
 from ml.lineage import ModelIntegrityError, verify_model_dir
 
+if TYPE_CHECKING:
+    from kernel.stack_config import GateConfig
+
 # The section of SageMaker's model-quality statistics each task's metrics go in.
 QUALITY_SECTION = {
     "binary": "binary_classification_metrics",
     "multiclass": "multiclass_classification_metrics",
     "regression": "regression_metrics",
 }
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    metric: str
-    margin: float
-    minimums: dict[str, float]
 
 
 def report_uri(artifact_bucket: str, job_name: str) -> str:
@@ -96,7 +91,7 @@ def evaluate_run(
     session,
     outputs: StackOutputs,
     run: dict[str, Any],
-    gate: GateSettings,
+    gate: GateConfig,  # the stack's mlops:gate
     progress: Progress = QUIET,
     work_dir: Path | None = None,
 ) -> dict[str, Any]:
@@ -146,7 +141,7 @@ def evaluate_run(
         else:
             progress.info(f"no Approved package in {group}: the candidate is measured against the minimums alone")
         baseline_block = _baseline(s3, manifest, candidate_model, candidate, frame, gate.metric, work, progress)
-        result = compare(candidate, champion_metrics, gate.metric, gate.margin, gate.minimums)
+        result = compare(candidate, champion_metrics, gate.metric, gate.minImprovement, gate.minimums)
         report = {
             "job": run["job"],
             "model": model,
@@ -164,7 +159,7 @@ def evaluate_run(
             "baseline": baseline_block,
             "gate": {
                 "metric": gate.metric,
-                "margin": gate.margin,
+                "margin": gate.minImprovement,
                 "minimums": gate.minimums,
                 **plain(result.to_dict()),
             },

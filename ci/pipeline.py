@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 from ci import aws, datasets, lineage, registry, training
 from ci import s3 as s3util
 from ci.errors import MlopsError, NotFoundError, RefusedError, UsageError
-from ci.evaluation import GateSettings, evaluate_run
+from ci.evaluation import evaluate_run
 from ci.outputs import resolve_outputs, stack_file, stack_name
 from ci.progress import QUIET, Progress
 from ci.register import default_inference_image, register_run, serving_instance_types
 from kernel.stack_outputs import StackOutputs
 
 if TYPE_CHECKING:
-    from kernel.stack_config import StackConfig
+    from kernel.stack_config import GateConfig, StackConfig
 
 DEFAULT_SEED = 42
 
@@ -67,9 +67,8 @@ class Context:
             raise UsageError(f"stack {self.stack} has models {', '.join(models)}: pick one with --model")
         return models[0]
 
-    def gate(self) -> GateSettings:
-        gate = self.config.gate
-        return GateSettings(metric=gate.metric, margin=gate.minImprovement, minimums=dict(gate.minimums))
+    def gate(self) -> GateConfig:
+        return self.config.gate
 
     def tags(self) -> dict[str, str]:
         return {
