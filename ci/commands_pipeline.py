@@ -1,7 +1,7 @@
 """The lifecycle subcommands of `mlops`: train, tune, image, evaluate, register, approve, reject, promote,
 verify, rollback, packages, monitor, reproduce, local, demo.
 
-Each handler parses flags into a call of `ci.pipeline` (or a sibling module), prints progress
+Each handler parses flags into a call of `ci.steps.pipeline` (or a sibling module), prints progress
 on stderr, a human summary or one JSON document on stdout, and returns the exit code of the
 error class when something fails (see ci/errors.py). CI runs exactly these commands.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ci import argtypes
+from ci.aws.outputs import SOURCES
 from ci.errors import MlopsError, UsageError
 from ci.jsonable import dumps
-from ci.outputs import SOURCES
 from ci.progress import Progress
 
 EXIT_CODES = """exit codes: 0 ok, 1 failed, 2 bad input or unknown stack, 3 AWS access (credentials, emulator,
@@ -86,7 +86,7 @@ def command(
 
     @functools.wraps(fn)
     def handler(args: argparse.Namespace) -> int:
-        from ci.aws import aws_errors
+        from ci.aws.clients import aws_errors
         from ci.cli import report
 
         progress = Progress(enabled=True)
@@ -107,7 +107,7 @@ def command(
 
 
 def _context(args: argparse.Namespace, progress: Progress, stack: str | None = None):
-    from ci.pipeline import open_context
+    from ci.steps.pipeline import open_context
 
     return open_context(
         stack or args.stack,
@@ -144,7 +144,7 @@ def _who(args: argparse.Namespace) -> str:
 
 def _train_request(args, **specific):
     """The request `train` and `tune` share, from their common options."""
-    from ci.pipeline import TrainRequest
+    from ci.steps.pipeline import TrainRequest
 
     return TrainRequest(
         model=args.model,
@@ -165,7 +165,7 @@ def _train_request(args, **specific):
 
 @command
 def run_train(args, progress):
-    from ci.pipeline import train
+    from ci.steps.pipeline import train
 
     ctx = _context(args, progress)
     req = _train_request(
@@ -212,10 +212,10 @@ def _common_prefix(uris: list[str]) -> str:
     return ", ".join(prefixes) or "(none)"
 
 
-# --- tune (ci/tune.py) ---------------------------------------------------------------------
+# --- tune (ci/steps/tune.py) ---------------------------------------------------------------------
 @command
 def run_tune(args, progress):
-    from ci.tune import tune
+    from ci.steps.tune import tune
 
     ctx = _context(args, progress)
     req = _train_request(args)
@@ -274,7 +274,7 @@ def _register_tune(sub: argparse._SubParsersAction) -> None:
 
 @command
 def run_image(args, progress):
-    from ci.image import build_and_push, serving_variant
+    from ci.steps.image import build_and_push, serving_variant
 
     ctx = _context(args, progress)
     result = build_and_push(
@@ -295,7 +295,7 @@ def run_image(args, progress):
 
 @command
 def run_evaluate(args, progress):
-    from ci.pipeline import evaluate
+    from ci.steps.pipeline import evaluate
 
     ctx = _context(args, progress)
     report = evaluate(ctx, args.job)
@@ -312,8 +312,8 @@ def run_evaluate(args, progress):
 
 @command
 def run_register(args, progress):
-    from ci.pipeline import register
-    from ci.register import require_reason
+    from ci.steps.pipeline import register
+    from ci.steps.register import require_reason
 
     reason = require_reason(args.force, args.reason)
     ctx = _context(args, progress)
@@ -328,7 +328,8 @@ def run_register(args, progress):
 def _status_handler(status: str):
     @command
     def run(args, progress):
-        from ci import aws, registry
+        from ci.aws import clients as aws
+        from ci.aws import registry
 
         region = _region_of(args.package)
         session = aws.make_session(region)
@@ -343,7 +344,7 @@ def _status_handler(status: str):
 
 
 def _region_of(arn: str) -> str:
-    from ci.registry import check_package_arn
+    from ci.aws.registry import check_package_arn
 
     check_package_arn(arn)
     return arn.split(":")[3]
@@ -351,8 +352,8 @@ def _region_of(arn: str) -> str:
 
 @command
 def run_promote(args, progress):
-    from ci import aws
-    from ci.promote import promote
+    from ci.aws import clients as aws
+    from ci.steps.promote import promote
 
     session = aws.make_session(_region_of(args.package))
     result = promote(
@@ -375,7 +376,7 @@ def run_promote(args, progress):
 
 @command
 def run_verify(args, progress):
-    from ci.verify import verify
+    from ci.steps.verify import verify
 
     ctx = _context(args, progress)
     result = verify(
@@ -396,10 +397,10 @@ def run_verify(args, progress):
 
 @command
 def run_rollback(args, progress):
-    from ci import aws
-    from ci.outputs import stack_file
-    from ci.promote import rollback
-    from ci.stackfile import read_config
+    from ci.aws import clients as aws
+    from ci.aws.outputs import stack_file
+    from ci.aws.stackfile import read_config
+    from ci.steps.promote import rollback
 
     region = read_config(stack_file(args.env, args.stacks_dir)).get("aws:region", "us-east-1")
     result = rollback(aws.make_session(region), args.env, args.model, stacks_dir=args.stacks_dir, progress=progress)
@@ -411,7 +412,7 @@ def run_rollback(args, progress):
 
 @command
 def run_packages(args, progress):
-    from ci import registry
+    from ci.aws import registry
 
     ctx = _context(args, progress)
     model = ctx.model(args.model)
@@ -429,8 +430,8 @@ def run_packages(args, progress):
 
 @command
 def run_monitor(args, progress):
-    from ci.monitor import monitor
-    from ci.pipeline import TrainRequest, train_gate_register
+    from ci.steps.monitor import monitor
+    from ci.steps.pipeline import TrainRequest, train_gate_register
 
     ctx = _context(args, progress)
     model = ctx.model(args.model)
@@ -472,7 +473,7 @@ def run_monitor(args, progress):
 
 @command
 def run_reproduce(args, progress):
-    from ci.pipeline import reproduce
+    from ci.steps.pipeline import reproduce
 
     stack = args.stack or _package_stack(args.package)
     ctx = _context(args, progress, stack=stack)
@@ -492,7 +493,7 @@ def run_reproduce(args, progress):
 
 def _package_stack(arn: str) -> str:
     """A package's group is `<model>-<stack>` (infra/registry.py): its stack is the suffix."""
-    from ci.registry import PACKAGE_ARN
+    from ci.aws.registry import PACKAGE_ARN
 
     match = PACKAGE_ARN.match(arn)
     if not match:
@@ -502,7 +503,7 @@ def _package_stack(arn: str) -> str:
 
 @command
 def run_local_up(args, progress):
-    from ci.local import provision
+    from ci.emulator.pulumi_up import provision
 
     raw = provision(args.stack, args.stacks_dir, progress)
     return {"outputs": raw}, (
@@ -513,7 +514,7 @@ def run_local_up(args, progress):
 
 @command
 def run_demo(args, progress):
-    from ci.demo import run_demo as demo
+    from ci.emulator.demo import run_demo as demo
 
     result = demo(out_dir=args.out, rows=args.rows, progress=progress, keep_server=False)
     return result, f"demo finished in {result['seconds']:.0f} s; report: {result['report']}"

@@ -63,7 +63,7 @@ class NotFoundError(MlopsError):
 def classify(err: BaseException) -> MlopsError | None:
     """The `MlopsError` an expected failure stands for, or None for a bug.
 
-    Expected: our own errors, AWS's actionable ones (translated by `ci.aws`), a file that cannot be
+    Expected: our own errors, AWS's actionable ones (translated by `ci.aws.clients`), a file that cannot be
     read or decoded, a document that does not parse, a value out of range (NaN, infinity, an
     impossible date: Python raises ValueError or OverflowError), a network that timed out or
     reset. Each keeps its one-line message and gets its documented exit code.
@@ -76,7 +76,7 @@ def classify(err: BaseException) -> MlopsError | None:
         return err
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ci.aws import translate
+    from ci.aws.clients import translate
 
     if isinstance(err, (BotoCoreError, ClientError)):
         clear = translate(err)

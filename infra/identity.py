@@ -4,7 +4,7 @@ Four duties, none able to do another's job (DESIGN.md section 8; docs/security.m
 - pipeline (`mlops-<env>-github-deployer`, output `deployerRoleArn`, alias `pipelineRoleArn`):
   trains, tunes, registers (always PendingManualApproval), promotes, publishes metrics. It may
   not change a package's approval status: UpdateModelPackage is denied outright (the pipeline
-  never calls it; ci/registry.py `set_status` is the approver's).
+  never calls it; ci/aws/registry.py `set_status` is the approver's).
 - approver (`mlops-<env>-approver`, output `approverRoleArn`): reads packages and sets their
   approval status, nothing else; trusted only from approve.yml in the `<env>-approval` GitHub
   environment.
@@ -157,7 +157,7 @@ class Identity(pulumi.ComponentResource):
         Reference), so the status a package is born with is pinned per tier. AWS rule SM-APPROVAL-STATUS.
         - Where models are trained (dev, local): PendingManualApproval only; the approver decides.
         - Downstream (staging, prod): nothing is trained; the only packages born there are promotion's
-          copies of a package the upstream approver Approved (ci/promotion_copy.py, after the gates
+          copies of a package the upstream approver Approved (ci/steps/promotion_copy.py, after the gates
           and the digest check), registered Approved. Pending is refused there.
         """
         born = PENDING if args.env.tier not in PROMOTION_TARGET_TIERS else APPROVED

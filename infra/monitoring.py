@@ -83,7 +83,7 @@ def lifecycle_rules(stack: str, models: tuple[str, ...], serving_mode: str) -> t
                 "status": "$.detail.TrainingJobStatus",
                 "secondary": "$.detail.SecondaryStatus",
             },
-            # Jobs are named mlops-<stack>-<model>-<time> (base_job_name in ci/training.py): the name says the model.
+            # Jobs are named mlops-<stack>-<model>-<time> (ci/steps/training.py base_job_name): names say the model.
             f'"mlops {stack}: training job <job> ended <status> (<secondary>)."',
         )
 

@@ -276,7 +276,7 @@ class Storage(pulumi.ComponentResource):
 
 
 ARTIFACTS = "artifacts"
-PROMOTED_PREFIX = "promoted/"  # promoted models: written once, never replaced or deleted (ci/promotion_copy.py)
+PROMOTED_PREFIX = "promoted/"  # promoted models: written once, never replaced or deleted (ci/steps/promotion_copy.py)
 
 
 def write_once_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:

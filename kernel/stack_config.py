@@ -22,10 +22,9 @@ import yaml
 from kernel import aws_rules, names
 from kernel.aws_model import member_limits
 from kernel.instances import GPU_TRAINING_TYPES, HOSTING_TYPES, TIER_TRAINING_TYPES
+from kernel.paths import known_stacks, stack_name, stack_path
 
 NAMESPACE = "mlops"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-STACKS_DIR = REPO_ROOT / "stacks"
 
 ENVIRONMENTS = ("dev", "staging", "prod", "local")
 REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2")
@@ -209,15 +208,6 @@ class StackConfig:
 # --- loading -------------------------------------------------------------------------------
 
 
-def stack_file(stack: str | Path) -> tuple[str, Path]:
-    """Resolve a stack name (dev) or a file path (…/Pulumi.dev.yaml) to (name, path)."""
-    path = Path(stack)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
-        return name, path
-    return str(stack), STACKS_DIR / f"Pulumi.{stack}.yaml"
-
-
 # A stack file is a page of settings. Bound what reading one may cost: PyYAML's SafeLoader
 # expands aliases, so a 1.6 KB "billion laughs" file becomes a billion-element structure.
 MAX_STACK_FILE_BYTES = 256 * 1024
@@ -287,10 +277,9 @@ def load_yaml_bounded(path: Path, max_bytes: int = MAX_STACK_FILE_BYTES) -> Any:
 
 def read_raw_config(stack: str | Path) -> tuple[str, dict[str, Any]]:
     """The `config:` mapping of a stack file, keys as written (`mlops:training`, `aws:region`)."""
-    name, path = stack_file(stack)
+    name, path = stack_name(stack), stack_path(stack)
     if not path.exists():
-        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
-        raise ConfigError(name, [f"no stack file {path}; known stacks: {', '.join(known) or 'none'}"])
+        raise ConfigError(name, [f"no stack file {path}; known stacks: {', '.join(known_stacks()) or 'none'}"])
     try:
         document = load_yaml_bounded(path) or {}
     except (ValueError, OSError) as err:

@@ -1,7 +1,7 @@
 """Several GPUs and hosts through torch.distributed (DDP), the same code on one CPU.
 
 On SageMaker the job is launched with the sagemaker SDK's `Torchrun` distributed configuration
-(ci/training.py): SageMaker's torchrun driver starts one worker per GPU on every host and
+(ci/steps/training.py): SageMaker's torchrun driver starts one worker per GPU on every host and
 `ml/train.py` runs as the worker it is told to be (RANK/WORLD_SIZE set). Run directly with
 N > 1 processes to start (`python ml/train.py` on a host with N GPUs, or the local runner), it
 hands itself to torchrun (`python -m torch.distributed.run`) the same way: ranks numbered host

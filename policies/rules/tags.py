@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from policies.context import PolicyContext
 from policies.graph import StackGraph, first, listify
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import resource_rule, say
+from policies.records import Resource
+from policies.rules.base import RuleFamily, say
+
+TAGS = RuleFamily("tags")
 
 # Resource types of the platform that take tags (pulumi-aws v7; V2 tokens fold onto these).
 TAGGABLE = (
@@ -63,19 +66,16 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-@resource_rule(
-    "tags-required",
-    "Taggable resources carry the stack's required tags (environment, owner, cost-center, ...).",
-    severity="low",
-    family="tags",
-    types=TAGGABLE,
-    needs=("required_tags",),
-    why="The cost budget filters on the environment tag and cost reports group by owner and cost-center: an "
-    "untagged GPU endpoint is spend nobody is accountable for.",
-    fix="create the resource through the stack's provider (infra.environment.aws_provider), whose default_tags carry "
-    "infra.environment.resource_tags(config).",
-)
-def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@TAGS.resource("tags-required", severity="low", types=TAGGABLE, needs=("required_tags",))
+def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Taggable resources carry the stack's required tags (environment, owner, cost-center, ...).
+
+    Why: The cost budget filters on the environment tag and cost reports group by owner and cost-center: an untagged GPU
+    endpoint is spend nobody is accountable for.
+
+    Fix: create the resource through the stack's provider (infra.environment.aws_provider), whose default_tags carry
+    infra.environment.resource_tags(config).
+    """
     tags = effective_tags(resource, graph)
     if tags is None:
         return

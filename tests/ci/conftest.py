@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -43,7 +44,7 @@ def emulator(moto_url, monkeypatch, tmp_path):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "4")
-    # what ci.aws.sagemaker_sdk_session would set for the process, set here so it is undone after the test
+    # what ci.aws.clients.sagemaker_sdk_session would set for the process, set here so it is undone after the test
     config = tmp_path / "sagemaker-config.yaml"
     config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
@@ -104,7 +105,7 @@ class AwsCallRecorder:
     """Every AWS call made while an `mlops` command runs: (command line, service, operation, params).
 
     Hooks botocore's `before-parameter-build` event (the caller's parameters, before serialising)
-    on each botocore session `ci.aws` creates, and labels calls with the command through the CLI
+    on each botocore session `ci.aws.clients` creates, and labels calls with the command through the CLI
     parser; production code is untouched. Calls made outside a command (arranging, asserting) are
     not recorded.
     """
@@ -114,10 +115,10 @@ class AwsCallRecorder:
         self.command: list[str] | None = None
 
     def install(self, monkeypatch) -> AwsCallRecorder:
-        import ci.aws
+        import ci.aws.clients
         import ci.cli
 
-        make_botocore_session, build_parser = ci.aws._botocore_session, ci.cli.build_parser
+        make_botocore_session, build_parser = ci.aws.clients._botocore_session, ci.cli.build_parser
 
         def botocore_session():
             session = make_botocore_session()
@@ -145,7 +146,7 @@ class AwsCallRecorder:
             parser.parse_args = parse_args
             return parser
 
-        monkeypatch.setattr(ci.aws, "_botocore_session", botocore_session)
+        monkeypatch.setattr(ci.aws.clients, "_botocore_session", botocore_session)
         monkeypatch.setattr(ci.cli, "build_parser", labelled_parser)
         return self
 
@@ -195,3 +196,15 @@ def _record_aws_calls_when_asked(request, monkeypatch):
     with open(target, "a") as out:
         for call in recorder.calls:
             out.write(json.dumps({"test": request.node.nodeid, **call}, sort_keys=True) + "\n")
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No emulator, and any attempt to open a network connection fails the test (dry runs)."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a dry run opened a connection: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

@@ -30,6 +30,13 @@ def deployed(stack: str, **extra: Any) -> dict[str, Any]:
     return {"mlops:approvedPackages": {"churn": package_arn(stack)}, **extra}
 
 
+def shipped_with(stack: str, key: str, **changes: Any) -> dict[str, Any]:
+    """`{key: the shipped stack's value, with changes}`: a config mutation that changes only what it names."""
+    from kernel.stack_config import read_raw_config
+
+    return {key: {**read_raw_config(stack)[1][key], **changes}}
+
+
 def _freeze(overrides: dict[str, Any] | None) -> str:
     return json.dumps(overrides or {}, sort_keys=True)
 
