@@ -30,10 +30,10 @@ from timing import median_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra import config as config_module
 from infra import preview as preview_module
 from infra.preflight import check_preview
 from infra.preview import preview_stack
+from kernel import stack_config as config_module
 
 APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-staging/7"
 STACKS = ("dev", "staging", "prod", "local")

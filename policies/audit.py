@@ -48,7 +48,7 @@ def stack_names() -> list[str]:
 def stack_context(
     stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None
 ) -> PolicyContext:
-    from infra.config import ConfigError, load_stack_config
+    from kernel.stack_config import ConfigError, load_stack_config
 
     try:
         return PolicyContext.from_stack_config(load_stack_config(stack, config_overrides), today=today)
@@ -60,9 +60,9 @@ def target_from_stack(
     stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None
 ) -> AuditTarget:
     """The offline preview of a stack (infra.preview), judged by its own config."""
-    from infra.config import ConfigError
     from infra.preview import preview_stack
     from kernel.paths import stack_path
+    from kernel.stack_config import ConfigError
 
     try:
         preview = preview_stack(stack, config_overrides=config_overrides)

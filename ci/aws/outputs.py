@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import MlopsError, UnknownStackError, UsageError
-from infra.contract import MissingOutputsError, StackOutputs
 from kernel.paths import REPO_ROOT, STACKS_DIR, known_stacks, stack_name, stack_path
+from kernel.stack_outputs import MissingOutputsError, StackOutputs
 
 SOURCES = ("auto", "file", "pulumi", "local", "preview")
 

@@ -32,7 +32,7 @@ class StackFileError(UsageError):
 
 
 def load_document(path: Path) -> dict[str, Any]:
-    from infra.config import load_yaml_bounded  # one bounded reader for stack files (aliases, size)
+    from kernel.stack_config import load_yaml_bounded  # one bounded reader for stack files (aliases, size)
 
     try:
         doc = load_yaml_bounded(Path(path)) or {}
@@ -45,7 +45,7 @@ def load_document(path: Path) -> dict[str, Any]:
 
 def read_config(path: Path) -> dict[str, Any]:
     """The `config:` mapping of a stack file (keys like `mlops:gate`, `aws:region`), as infra reads it."""
-    from infra.config import read_raw_config
+    from kernel.stack_config import read_raw_config
 
     return read_raw_config(Path(path))[1]
 

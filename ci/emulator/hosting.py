@@ -19,8 +19,8 @@ from typing import Any
 from ci.aws import s3 as s3util
 from ci.errors import MlopsError, NotFoundError
 from ci.progress import QUIET, Progress
-from infra.contract import StackOutputs
 from infra.monitoring import VARIANT_NAME
+from kernel.stack_outputs import StackOutputs
 
 
 class LocalEndpoint:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from botocore.config import Config
@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from ci.aws import clients as aws
 from ci.aws.outputs import local_outputs_path, preview_outputs, stack_file
-from ci.aws.stackfile import approved_packages, read_config
+from ci.aws.stackfile import approved_packages
 from ci.errors import UsageError
 from ci.progress import QUIET, Progress
 from infra.common import content_hash, physical_name
@@ -34,6 +34,9 @@ from infra.monitoring import VARIANT_NAME, alarm_names
 from kernel.instances import accepts_volume_kms_key
 from kernel.names import endpoint_name
 from kernel.paths import stack_name
+
+if TYPE_CHECKING:
+    from kernel.stack_config import ServingConfig, StackConfig
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -51,6 +54,8 @@ def require_emulator() -> str:
 
 def provision(stack: str, stacks_dir: Path | None = None, progress: Progress = QUIET) -> dict[str, Any]:
     """Create (or confirm) the stack's core resources in the emulator; returns and saves its outputs."""
+    from kernel.stack_config import load_stack_config
+
     endpoint = require_emulator()
     path = stack_file(stack, stacks_dir)
     name = stack_name(stack)
@@ -66,7 +71,7 @@ def provision(stack: str, stacks_dir: Path | None = None, progress: Progress = Q
         topic_arn = _topic(session, declared.alertTopicArn, key_arn, progress)
         _log_group(session, declared.monitoring.logGroupName, progress)
         approved = approved_packages(path)
-        deployed = _deploy(session, name, declared, read_config(path), approved, key_arn, topic_arn, progress)
+        deployed = _deploy(session, name, declared, load_stack_config(path), approved, key_arn, topic_arn, progress)
     raw = _outputs_dict(declared)
     raw.update(kmsKeyArn=key_arn, alertTopicArn=topic_arn, endpoints=deployed, approvedPackages=approved)
     raw["trainingDefaults"]["volumeKmsKeyArn"] = key_arn
@@ -78,9 +83,7 @@ def provision(stack: str, stacks_dir: Path | None = None, progress: Progress = Q
 
 
 def _outputs_dict(outputs) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return json.loads(json.dumps(asdict(outputs)))
+    return outputs.model_dump(mode="json")
 
 
 def _kms_key(session, stack: str, progress: Progress) -> str:
@@ -225,7 +228,7 @@ def _deploy(
     session,
     stack: str,
     outputs,
-    config: dict[str, Any],
+    config: StackConfig,
     approved: dict[str, str],
     key_arn: str,
     topic_arn: str,
@@ -233,10 +236,10 @@ def _deploy(
 ) -> dict[str, str]:
     """Roll each approved package out to its endpoint (replace on change: moto has no update_endpoint)."""
     sm = session.client("sagemaker")
-    serving = config.get("mlops:serving") or {}
-    mode = serving.get("mode", "instance")
+    serving = config.serving
+    mode = serving.mode
     serverless = mode == "serverless"  # AWS rule SERVERLESS-EXCLUSIONS: no isolation, VPC or capture
-    capture_percent = 0 if serverless else int(serving.get("dataCaptureSamplingPercent", 0) or 0)
+    capture_percent = 0 if serverless else serving.dataCaptureSamplingPercent
     deployed: dict[str, str] = {}
     for model, package_arn in approved.items():
         endpoint = endpoint_name(stack, model, mode)
@@ -288,22 +291,22 @@ def _deploy(
     return deployed
 
 
-def _variant(serving: dict[str, Any], model_name: str) -> dict[str, Any]:
+def _variant(serving: ServingConfig, model_name: str) -> dict[str, Any]:
     """The production variant the stack's serving config declares, as infra/serving.py builds it."""
-    if serving.get("mode", "instance") == "serverless":
+    if serving.mode == "serverless":
         return {
             "VariantName": VARIANT_NAME,
             "ModelName": model_name,
             "ServerlessConfig": {
-                "MemorySizeInMB": int(serving.get("serverlessMemoryMb", 2048)),
-                "MaxConcurrency": int(serving.get("serverlessMaxConcurrency", 5)),
+                "MemorySizeInMB": serving.serverlessMemoryMb,
+                "MaxConcurrency": serving.serverlessMaxConcurrency,
             },
         }
     return {
         "VariantName": VARIANT_NAME,
         "ModelName": model_name,
-        "InstanceType": serving.get("instanceType", "ml.m5.large"),
-        "InitialInstanceCount": int(serving.get("initialInstanceCount", 1)),
+        "InstanceType": serving.instanceType,
+        "InitialInstanceCount": serving.initialInstanceCount,
         "InitialVariantWeight": 1.0,
     }
 

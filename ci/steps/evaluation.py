@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci.aws import registry
 from ci.aws import s3 as s3util
@@ -33,8 +32,11 @@ from ci.progress import QUIET, Progress
 from ci.steps import integrity
 from ci.steps.container import CorruptArchiveError, unpack_model
 from ci.steps.datasets import Manifest, download_split
-from infra.contract import StackOutputs
+from kernel.stack_outputs import StackOutputs
 from ml.lineage import ModelIntegrityError, verify_model_dir
+
+if TYPE_CHECKING:
+    from kernel.stack_config import GateConfig
 
 # The section of SageMaker's model-quality statistics each task's metrics go in.
 QUALITY_SECTION = {
@@ -42,13 +44,6 @@ QUALITY_SECTION = {
     "multiclass": "multiclass_classification_metrics",
     "regression": "regression_metrics",
 }
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    metric: str
-    margin: float
-    minimums: dict[str, float]
 
 
 def report_uri(artifact_bucket: str, job_name: str) -> str:
@@ -97,7 +92,7 @@ def evaluate_run(
     session,
     outputs: StackOutputs,
     run: dict[str, Any],
-    gate: GateSettings,
+    gate: GateConfig,  # the stack's mlops:gate
     progress: Progress = QUIET,
     work_dir: Path | None = None,
 ) -> dict[str, Any]:
@@ -147,7 +142,7 @@ def evaluate_run(
         else:
             progress.info(f"no Approved package in {group}: the candidate is measured against the minimums alone")
         baseline_block = _baseline(s3, manifest, candidate_model, candidate, frame, gate.metric, work, progress)
-        result = compare(candidate, champion_metrics, gate.metric, gate.margin, gate.minimums)
+        result = compare(candidate, champion_metrics, gate.metric, gate.minImprovement, gate.minimums)
         report = {
             "job": run["job"],
             "model": model,
@@ -165,7 +160,7 @@ def evaluate_run(
             "baseline": baseline_block,
             "gate": {
                 "metric": gate.metric,
-                "margin": gate.margin,
+                "margin": gate.minImprovement,
                 "minimums": gate.minimums,
                 **plain(result.to_dict()),
             },

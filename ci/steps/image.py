@@ -17,14 +17,17 @@ import base64
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci.errors import MlopsError, UsageError
 from ci.progress import QUIET, Progress
 from ci.steps.lineage import git_state
-from infra.contract import StackOutputs
 from kernel.instances import is_gpu
 from kernel.paths import REPO_ROOT
+from kernel.stack_outputs import StackOutputs
+
+if TYPE_CHECKING:
+    from kernel.stack_config import StackConfig
 
 DOCKERFILE = REPO_ROOT / "container" / "Dockerfile"
 PLATFORM = "linux/amd64"  # SageMaker training and hosting instances are x86-64 (ml.g*, ml.p*, ml.m*, ml.c*)
@@ -41,10 +44,10 @@ def training_tag(tag: str) -> str:
     return tag + TRAINING_SUFFIX
 
 
-def serving_variant(stack_config: dict[str, Any]) -> str:
+def serving_variant(stack_config: StackConfig) -> str:
     """`cuda` when the stack serves on a GPU instance type, else `cpu` (serverless is CPU only)."""
-    serving = stack_config.get("mlops:serving") or {}
-    if serving.get("mode", "instance") != "serverless" and is_gpu(str(serving.get("instanceType") or "")):
+    serving = stack_config.serving
+    if serving.mode != "serverless" and is_gpu(serving.instanceType):
         return "cuda"
     return "cpu"
 

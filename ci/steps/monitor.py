@@ -27,7 +27,7 @@ from ci.aws import s3 as s3util
 from ci.errors import MlopsError, NotFoundError
 from ci.jsonable import plain
 from ci.progress import QUIET, Progress
-from infra.contract import StackOutputs
+from kernel.stack_outputs import StackOutputs
 
 PUBLISH_BACKOFF_S = 0.2  # first wait before sending a throttled publication again (doubles, capped)
 

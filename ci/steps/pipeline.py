@@ -12,20 +12,22 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci.aws import clients as aws
 from ci.aws import registry
 from ci.aws import s3 as s3util
 from ci.aws.outputs import resolve_outputs, stack_file
-from ci.aws.stackfile import read_config
 from ci.errors import MlopsError, NotFoundError, RefusedError, UsageError
 from ci.progress import QUIET, Progress
 from ci.steps import datasets, lineage, training
-from ci.steps.evaluation import GateSettings, evaluate_run
+from ci.steps.evaluation import evaluate_run
 from ci.steps.register import default_inference_image, register_run, serving_instance_types
-from infra.contract import StackOutputs
 from kernel.paths import stack_name
+from kernel.stack_outputs import StackOutputs
+
+if TYPE_CHECKING:
+    from kernel.stack_config import GateConfig, StackConfig
 
 DEFAULT_SEED = 42
 
@@ -37,7 +39,7 @@ class Context:
     stacks_dir: Path | None
     outputs: StackOutputs
     outputs_source: str
-    config: dict[str, Any]
+    config: StackConfig
     progress: Progress = QUIET
     _session: Any = None
 
@@ -68,19 +70,14 @@ class Context:
             raise UsageError(f"stack {self.stack} has models {', '.join(models)}: pick one with --model")
         return models[0]
 
-    def gate(self) -> GateSettings:
-        gate = self.config.get("mlops:gate") or {}
-        return GateSettings(
-            metric=gate.get("metric", "roc_auc"),
-            margin=float(gate.get("minImprovement", 0.0)),
-            minimums={k: float(v) for k, v in (gate.get("minimums") or {}).items()},
-        )
+    def gate(self) -> GateConfig:
+        return self.config.gate
 
     def tags(self) -> dict[str, str]:
         return {
             "project": "mlops",
             "environment": self.stack,
-            **{str(k): str(v) for k, v in (self.config.get("mlops:tags") or {}).items()},
+            **self.config.tags,
         }
 
 
@@ -92,10 +89,14 @@ def open_context(
     outputs_from: str = "auto",
     progress: Progress = QUIET,
 ) -> Context:
+    from kernel.stack_config import load_stack_config
+
     path = stack_file(stack, stacks_dir)
     resolved = resolve_outputs(stack, stacks_dir=stacks_dir, outputs_file=outputs_file, source=outputs_from)
     progress.info(f"stack {stack_name(stack)}: outputs from {resolved.source}")
-    return Context(stack_name(stack), path, stacks_dir, resolved.outputs, resolved.source, read_config(path), progress)
+    return Context(
+        stack_name(stack), path, stacks_dir, resolved.outputs, resolved.source, load_stack_config(path), progress
+    )
 
 
 # --- train ---------------------------------------------------------------------------------

@@ -26,10 +26,10 @@ from kernel.paths import stack_name
 
 
 def validate_with_infra(path: Path):
-    """A validator for `stackfile.write_keys`: the new text must pass infra/config.py's checks."""
+    """A validator for `stackfile.write_keys`: the new text must pass kernel/stack_config.py's checks."""
     import yaml
 
-    from infra.config import ConfigError, parse_config
+    from kernel.stack_config import ConfigError, parse_config
 
     def _validate(text: str) -> None:
         raw = (yaml.safe_load(text) or {}).get("config") or {}
@@ -100,20 +100,22 @@ def promote(
 ) -> dict[str, Any]:
     registry.check_package_arn(package_arn)
     path = stack_file(target, stacks_dir)
-    config = stackfile.read_config(path)
-    env = config.get("mlops:environment", stack_name(target))
+    from kernel.stack_config import load_stack_config
+
+    config = load_stack_config(path)
+    env = config.environment
     progress.step(f"checking {package_arn} for promotion to {stack_name(target)}")
     package = check_promotable(session.client("sagemaker"), package_arn, model)
     model = model or package.model
     if not model:
         raise UsageError(f"{package_arn} records no model name; pass --model")
-    models = config.get("mlops:models") or []
+    models = config.models
     if model not in models:
         raise RefusedError(
             f"cannot promote to {stack_name(target)}: it does not serve model {model!r} "
             f"(mlops:models: {', '.join(models)})"
         )
-    require = ((config.get("mlops:promotion") or {}).get("requireLiveIn") or "").strip()
+    require = config.promotion["requireLiveIn"]
     if require:
         if not was_live_in(require, model, package, stacks_dir=stacks_dir, outputs_source=outputs_source):
             raise RefusedError(
@@ -164,8 +166,9 @@ def rollback(
 
     requireLiveIn is not asked again: the package was live in this very environment before."""
     path = stack_file(target, stacks_dir)
-    config = stackfile.read_config(path)
-    if model not in (config.get("mlops:models") or []):
+    from kernel.stack_config import load_stack_config
+
+    if model not in load_stack_config(path).models:
         raise UsageError(f"stack {stack_name(target)} does not serve model {model!r}")
     try:
         plan = stackfile.plan_rollback(path, model)

@@ -28,8 +28,8 @@ from ci.errors import RefusedError
 from ci.progress import QUIET, Progress
 from ci.steps import integrity
 from ci.steps.container import unpack_model
-from infra.contract import StackOutputs
 from infra.storage import PROMOTED_PREFIX  # the artifact bucket's write-once prefix
+from kernel.stack_outputs import StackOutputs
 
 
 def promoted_prefix(model: str, archive_sha256: str) -> str:

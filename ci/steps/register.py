@@ -15,7 +15,7 @@ from __future__ import annotations
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci.aws import registry
 from ci.aws import s3 as s3util
@@ -24,8 +24,11 @@ from ci.progress import QUIET, Progress
 from ci.steps import integrity, lineage
 from ci.steps.evaluation import fetch_model, load_report
 from ci.steps.training import pin_image, resolve_digest
-from infra.contract import StackOutputs
+from kernel.stack_outputs import StackOutputs
 from ml.lineage import ENV_MODEL_DIGEST
+
+if TYPE_CHECKING:
+    from kernel.stack_config import StackConfig
 
 CONTENT_TYPES = ["text/csv", "application/json", "application/jsonlines"]  # what ml/serve.py reads
 RESPONSE_TYPES = ["application/json", "application/jsonlines"]  # what it answers
@@ -205,7 +208,6 @@ def require_reason(force: bool, reason: str | None) -> str | None:
     return reason.strip() if force and reason else None
 
 
-def serving_instance_types(stack_config: dict[str, Any]) -> list[str]:
-    serving = stack_config.get("mlops:serving") or {}
-    types = [serving.get("instanceType") or "ml.m5.large"]
+def serving_instance_types(stack_config: StackConfig) -> list[str]:
+    types = [stack_config.serving.instanceType]
     return list(dict.fromkeys(types + ["ml.m5.large", "ml.m5.xlarge"]))

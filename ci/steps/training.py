@@ -36,9 +36,9 @@ from ci.errors import MlopsError, NotFoundError, RefusedError, TrainingFailedErr
 from ci.progress import QUIET, Progress
 from ci.steps.container import package_model, package_output, run_training
 from ci.steps.datasets import TRAINING_CHANNELS, Manifest, download_split
-from infra.contract import StackOutputs
 from kernel.instances import accepts_volume_kms_key
 from kernel.paths import REPO_ROOT
+from kernel.stack_outputs import StackOutputs
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = ("Completed", "Failed", "Stopped")

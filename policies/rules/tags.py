@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -39,7 +40,7 @@ def effective_tags(resource: Resource, graph: StackGraph) -> Mapping[str, Any] |
     tags: dict[str, Any] = {}
     provider = graph.provider_of(resource)
     if provider is not None:
-        for block in listify(provider.props.get("defaultTags")):
+        for block in listify(_decoded(provider.props.get("defaultTags"))):
             inner = first(block, "tags") if isinstance(block, Mapping) else None
             if inner is UNKNOWN:
                 return None
@@ -54,6 +55,17 @@ def effective_tags(resource: Resource, graph: StackGraph) -> Mapping[str, Any] |
     return tags
 
 
+def _decoded(value: Any) -> Any:
+    """A provider's object-valued settings travel as JSON text (`"defaultTags": "{\\"tags\\": ...}"`)
+    in the engine's wire form, in state exports and under the mocks alike."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    return value
+
+
 @TAGS.resource("tags-required", severity="low", types=TAGGABLE, needs=("required_tags",))
 def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
     """Taggable resources carry the stack's required tags (environment, owner, cost-center, ...).
@@ -61,7 +73,8 @@ def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> 
     Why: The cost budget filters on the environment tag and cost reports group by owner and cost-center: an untagged GPU
     endpoint is spend nobody is accountable for.
 
-    Fix: pass tags=infra.stack.resource_tags(config) to every taggable resource (or set the provider's default_tags).
+    Fix: create the resource through the stack's provider (infra.environment.aws_provider), whose default_tags carry
+    infra.environment.resource_tags(config).
     """
     tags = effective_tags(resource, graph)
     if tags is None:

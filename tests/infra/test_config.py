@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from infra.config import ConfigError, load_stack_config, parse_config, read_raw_config
 from infra.preview import preview_stack
 from kernel.paths import STACKS_DIR
+from kernel.stack_config import ConfigError, load_stack_config, parse_config, read_raw_config
 
 
 def raw(stack="prod"):
@@ -368,8 +368,8 @@ def test_program_validates_config_itself_under_the_engine():
     from pulumi.runtime import settings
     from pulumi.runtime.stack import run_pulumi_func
 
-    from infra.config import to_pulumi_config
     from infra.preview import PROGRAM, AwsMocks, RecordingMonitor
+    from kernel.stack_config import to_pulumi_config
 
     bad = raw("dev")
     bad["mlops:training"]["allowedInstanceTypes"] = ["ml.p5.48xlarge"]

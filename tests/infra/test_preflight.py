@@ -9,10 +9,10 @@ import copy
 
 import pytest
 
-from infra.config import ConfigError, parse_config, read_raw_config
 from infra.preflight import AUTONAME_SUFFIX, PreflightError, check_resources, requests_of, require_clean
 from kernel import aws_rules, names
 from kernel.aws_rules import PROVIDER_ENDPOINT_WAIT_SECONDS, Request, check_requests
+from kernel.stack_config import ConfigError, parse_config, read_raw_config
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/f1220eb2-2d10-4aa3-80da-aad419f0ff4a"
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from infra.config import ConfigError, read_raw_config
+from kernel.stack_config import ConfigError, read_raw_config
 
 BOMB = (
     'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'

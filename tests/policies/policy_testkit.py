@@ -32,7 +32,7 @@ def deployed(stack: str, **extra: Any) -> dict[str, Any]:
 
 def shipped_with(stack: str, key: str, **changes: Any) -> dict[str, Any]:
     """`{key: the shipped stack's value, with changes}`: a config mutation that changes only what it names."""
-    from infra.config import read_raw_config
+    from kernel.stack_config import read_raw_config
 
     return {key: {**read_raw_config(stack)[1][key], **changes}}
 
@@ -43,8 +43,8 @@ def _freeze(overrides: dict[str, Any] | None) -> str:
 
 @cache
 def _preview(stack: str, frozen: str) -> tuple[list[Resource], PolicyContext]:
-    from infra.config import load_stack_config
     from infra.preview import preview_stack
+    from kernel.stack_config import load_stack_config
 
     overrides = json.loads(frozen) or None
     preview = preview_stack(stack, config_overrides=overrides)

@@ -3,6 +3,8 @@ unknown values, exemptions), each with a compliant twin so a rule that always fi
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from policy_testkit import ctx, doc, res, stack_resource
 
@@ -636,6 +638,17 @@ def test_tags_include_provider_default_tags_and_tags_all():
     state = res("aws:s3/bucket:Bucket", "b", {"tagsAll": {"environment": "dev", "owner": "me"}}, source="state")
     assert not fired([state], needs, rule="tags-required")
     assert not fired([res("aws:s3/bucketPolicy:BucketPolicy", "p", {})], needs, rule="tags-required")  # not taggable
+
+
+def test_provider_default_tags_are_read_from_their_wire_form_json_text():
+    """The engine, state exports and the mocks hold a provider's object settings as JSON text."""
+    wire = json.dumps({"tags": {"owner": "me", "environment": "dev"}})
+    provider = res("pulumi:providers:aws", "aws", {"defaultTags": wire})
+    bucket = res("aws:s3/bucket:Bucket", "b", {}, provider=provider.urn)
+    needs = ctx(required_tags=("owner", "environment"))
+    assert not fired([provider, bucket], needs, rule="tags-required")
+    garbled = res("pulumi:providers:aws", "aws", {"defaultTags": "{not json"})
+    assert fired([garbled, bucket], needs, rule="tags-required")
 
 
 def test_unknown_values_never_produce_violations():

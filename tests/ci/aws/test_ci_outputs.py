@@ -9,7 +9,7 @@ import pytest
 
 from ci.aws.outputs import parse_outputs, read_outputs_file, resolve_outputs
 from ci.errors import MlopsError, UnknownStackError, UsageError
-from infra.contract import OUTPUT_KEYS
+from kernel.stack_outputs import OUTPUT_KEYS
 
 OUTPUTS = {
     "stackName": "dev",
@@ -110,7 +110,7 @@ def test_preview_gives_every_contract_key(stacks, monkeypatch, tmp_path):
     assert outputs.stackName == "staging"
     assert outputs.dataBucket == "mlops-staging-data-123456789012"
     assert outputs.modelPackageGroups == {"churn": "churn-staging"}
-    assert set(OUTPUT_KEYS) <= set(outputs.__dataclass_fields__)
+    assert set(OUTPUT_KEYS) <= set(type(outputs).model_fields)
 
 
 def test_local_source_without_state_says_how_to_make_it(stacks, tmp_path, monkeypatch):

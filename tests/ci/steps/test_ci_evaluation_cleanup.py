@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from ci.steps import evaluation
-from ci.steps.evaluation import GateSettings, evaluate_run
+from ci.steps.evaluation import evaluate_run
+from kernel.stack_config import GateConfig
 
 
 class _Session:
@@ -41,7 +42,7 @@ def test_the_temporary_folder_goes_however_evaluation_ends(tmp_path, monkeypatch
         "modelDataUrl": "s3://b/j/output/model.tar.gz",
         "dataset": {"uri": "s3://d/", "id": "abc", "created": "2026-11-29", "objects": []},
     }
-    gate = GateSettings(metric="roc_auc", margin=0.0, minimums={})
+    gate = GateConfig(metric="roc_auc", minImprovement=0.0, minimums={})
     with pytest.raises(type(failure)):
         evaluate_run(_Session(), outputs, run, gate)
     assert made and not any(path.exists() for path in made)

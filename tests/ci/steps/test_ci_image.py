@@ -80,11 +80,19 @@ def test_missing_docker_is_a_usage_error(emulator, stacks, mlops):
 
 
 def test_the_torch_build_follows_the_serving_instance_type():
-    from ci.steps.image import serving_variant
+    from dataclasses import replace
 
-    assert serving_variant({"mlops:serving": {"mode": "serverless"}}) == "cpu"
-    assert serving_variant({"mlops:serving": {"mode": "instance", "instanceType": "ml.m5.xlarge"}}) == "cpu"
-    assert serving_variant({"mlops:serving": {"mode": "instance", "instanceType": "ml.g5.xlarge"}}) == "cuda"
+    from ci.steps.image import serving_variant
+    from kernel.stack_config import load_stack_config
+
+    config = load_stack_config("prod")
+
+    def serving(**changes):
+        return replace(config, serving=replace(config.serving, **changes))
+
+    assert serving_variant(serving(mode="serverless", instanceType="ml.g5.xlarge")) == "cpu"
+    assert serving_variant(serving(mode="instance", instanceType="ml.m5.xlarge")) == "cpu"
+    assert serving_variant(serving(mode="instance", instanceType="ml.g5.xlarge")) == "cuda"
 
 
 def test_the_base_image_is_pinned_by_digest_and_torch_chosen_by_build_argument():

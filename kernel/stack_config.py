@@ -11,6 +11,7 @@ import ipaddress
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -48,6 +49,7 @@ MODEL_NAME = re.compile(rf"^{names.NAME_WORDS.pattern}$")  # lengths: whatever e
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 GITHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
+Raw = dict[str, Any]  # a stack file's `config:` mapping, keys as written (`mlops:training`)
 
 
 class ConfigError(ValueError):
@@ -213,23 +215,23 @@ MAX_YAML_ALIASES = 100
 MAX_YAML_NODES = 100_000
 
 
-class BoundedSafeLoader(yaml.SafeLoader):
+class BoundedSafeLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
     """SafeLoader that refuses a document with more than MAX_YAML_ALIASES alias uses, or one that
     would expand to more than MAX_YAML_NODES nodes; both counted on the composed graph, where
     aliases are still shared, before anything is expanded."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.aliases_seen = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             self.aliases_seen += 1
             if self.aliases_seen > MAX_YAML_ALIASES:
                 raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} alias uses (*name); a stack file needs few or none")
         return super().compose_node(parent, index)
 
-    def get_single_node(self):
+    def get_single_node(self) -> yaml.Node | None:
         node = super().get_single_node()
         if node is not None:
             expanded = _expanded_size(node, {})
@@ -344,7 +346,7 @@ class _Checker:
         cited = f" (AWS rule {rule}, source: {source or aws_rules.URLS.get(rule, '')})" if rule else ""
         self.problems.append(f"{key}: {value!r} is not valid; {allowed}{cited}")
 
-    def mapping(self, raw: dict, key: str, fields_: dict[str, Any], required: bool = True) -> dict:
+    def mapping(self, raw: Raw, key: str, fields_: dict[str, Any], required: bool = True) -> Raw:
         value = raw.get(f"{NAMESPACE}:{key}")
         if value is None:
             if required:
@@ -352,7 +354,7 @@ class _Checker:
             return {}
         return self.nested(f"{NAMESPACE}:{key}", value, fields_)
 
-    def nested(self, key: str, value: Any, fields_) -> dict:
+    def nested(self, key: str, value: Any, fields_: Iterable[str]) -> Raw:
         """A mapping inside the config: refuse other types and unknown keys, naming the allowed ones."""
         if not isinstance(value, dict):
             self.fail(key, value, f"expected a mapping with {', '.join(fields_)}")
@@ -361,7 +363,7 @@ class _Checker:
             self.problems.append(f"{key}.{unknown}: unknown key; allowed: {', '.join(fields_)}")
         return value
 
-    def choice(self, key: str, value: Any, allowed: tuple) -> Any:
+    def choice(self, key: str, value: Any, allowed: tuple[Any, ...]) -> Any:
         if value not in allowed:
             self.fail(key, value, f"allowed: {', '.join(map(str, allowed))}")
         return value
@@ -396,7 +398,7 @@ class _Checker:
             return False
         return value
 
-    def string_list(self, key: str, value: Any, pattern: re.Pattern | None = None) -> tuple[str, ...]:
+    def string_list(self, key: str, value: Any, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             self.fail(key, value, "expected a list of strings")
             return ()
@@ -522,7 +524,7 @@ def _previous_packages(c: _Checker, value: Any, models: tuple[str, ...]) -> dict
     return {model: c.string_list(f"{key}.{model}", arns, PACKAGE_ARN) for model, arns in value.items()}
 
 
-def _training(c: _Checker, raw: dict, tier: str) -> TrainingConfig:
+def _training(c: _Checker, raw: Raw, tier: str) -> TrainingConfig:
     key = f"{NAMESPACE}:training"
     t = c.mapping(
         raw,
@@ -557,7 +559,7 @@ def _training(c: _Checker, raw: dict, tier: str) -> TrainingConfig:
     return TrainingConfig(allowed, str(default), spot, runtime, wait)
 
 
-def _serving(c: _Checker, raw: dict, tier: str) -> ServingConfig:
+def _serving(c: _Checker, raw: Raw, tier: str) -> ServingConfig:
     key = f"{NAMESPACE}:serving"
     s = c.mapping(
         raw,
@@ -685,7 +687,7 @@ def _blue_green(c: _Checker, key: str, rtype: str, step: int, bake: int) -> None
         )
 
 
-def _gate(c: _Checker, raw: dict) -> GateConfig:
+def _gate(c: _Checker, raw: Raw) -> GateConfig:
     key = f"{NAMESPACE}:gate"
     g = c.mapping(raw, "gate", {"metric": 0, "minImprovement": 0, "minimums": 0})
     metric = c.choice(f"{key}.metric", g.get("metric", "roc_auc"), GATE_METRICS)
@@ -701,7 +703,7 @@ def _gate(c: _Checker, raw: dict) -> GateConfig:
     return GateConfig(metric, margin, {m: float(v) for m, v in minimums.items() if isinstance(v, (int, float))})
 
 
-def _promotion(c: _Checker, raw: dict, env: str) -> dict[str, str]:
+def _promotion(c: _Checker, raw: Raw, env: str) -> dict[str, str]:
     key = f"{NAMESPACE}:promotion"
     p = c.mapping(raw, "promotion", {"requireLiveIn": 0}, required=False)
     live_in = p.get("requireLiveIn", "")
@@ -712,7 +714,7 @@ def _promotion(c: _Checker, raw: dict, env: str) -> dict[str, str]:
     return {"requireLiveIn": live_in or ""}
 
 
-def _monitoring(c: _Checker, raw: dict, tier: str) -> MonitoringConfig:
+def _monitoring(c: _Checker, raw: Raw, tier: str) -> MonitoringConfig:
     key = f"{NAMESPACE}:monitoring"
     m = c.mapping(
         raw,
@@ -731,7 +733,7 @@ def _monitoring(c: _Checker, raw: dict, tier: str) -> MonitoringConfig:
     return MonitoringConfig(email or "", latency, errors, drift, budget)
 
 
-def _retention(c: _Checker, raw: dict) -> RetentionConfig:
+def _retention(c: _Checker, raw: Raw) -> RetentionConfig:
     key = f"{NAMESPACE}:retention"
     r = c.mapping(raw, "retention", {"logDays": 0, "artifactDays": 0, "captureDays": 0})
     log_days = r.get("logDays", 30)
@@ -748,7 +750,7 @@ def _retention(c: _Checker, raw: dict) -> RetentionConfig:
     )
 
 
-def _tags(c: _Checker, raw: dict) -> dict[str, str]:
+def _tags(c: _Checker, raw: Raw) -> dict[str, str]:
     key = f"{NAMESPACE}:tags"
     tags = raw.get(key, {})
     if not isinstance(tags, dict):
@@ -767,7 +769,7 @@ def _tags(c: _Checker, raw: dict) -> dict[str, str]:
     return {str(k): str(v) for k, v in tags.items()}
 
 
-def _github(c: _Checker, raw: dict) -> GithubConfig:
+def _github(c: _Checker, raw: Raw) -> GithubConfig:
     key = f"{NAMESPACE}:github"
     g = c.mapping(raw, "github", {"repository": 0, "environment": 0, "defaultBranch": 0, "manageOidcProvider": 0})
     repo = g.get("repository", "")
@@ -789,7 +791,7 @@ def _github(c: _Checker, raw: dict) -> GithubConfig:
     return GithubConfig(str(repo), str(environment), str(branch))
 
 
-def _vpc(c: _Checker, raw: dict) -> VpcConfig:
+def _vpc(c: _Checker, raw: Raw) -> VpcConfig:
     key = f"{NAMESPACE}:vpc"
     v = c.mapping(raw, "vpc", {"subnetIds": 0, "securityGroupIds": 0}, required=False)
     subnets = c.string_list(f"{key}.subnetIds", v.get("subnetIds", []), re.compile(r"^subnet-[0-9a-f]{8,17}$"))
@@ -799,7 +801,7 @@ def _vpc(c: _Checker, raw: dict) -> VpcConfig:
     return VpcConfig(subnets, groups)
 
 
-def _network(c: _Checker, raw: dict, tier: str, vpc: VpcConfig) -> NetworkConfig:
+def _network(c: _Checker, raw: Raw, tier: str, vpc: VpcConfig) -> NetworkConfig:
     """The stack's own private network; on by default in staging and prod, unless a VPC is brought."""
     key = f"{NAMESPACE}:network"
     n = c.mapping(raw, "network", {"enabled": 0, "cidr": 0, "azs": 0, "availabilityZones": 0}, required=False)
@@ -848,7 +850,7 @@ def _cidr(c: _Checker, key: str, value: Any) -> None:
         c.fail(key, value, "use a private (RFC 1918) block: 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
 
 
-def _policy(c: _Checker, raw: dict) -> PolicyConfig:
+def _policy(c: _Checker, raw: Raw) -> PolicyConfig:
     key = f"{NAMESPACE}:policy"
     p = c.mapping(raw, "policy", {"defaultEnforcement": 0, "enforcement": 0, "suppressions": 0}, required=False)
     default = c.choice(f"{key}.defaultEnforcement", p.get("defaultEnforcement", "advisory"), ENFORCEMENT_LEVELS[:2])
@@ -879,7 +881,7 @@ def _policy(c: _Checker, raw: dict) -> PolicyConfig:
     return PolicyConfig(default, dict(levels), tuple(suppressions))
 
 
-def _endpoints(c: _Checker, raw: dict, tier: str) -> dict[str, str]:
+def _endpoints(c: _Checker, raw: Raw, tier: str) -> dict[str, str]:
     """`aws:endpoints` (the provider's custom endpoints): only the local stack, only loopback."""
     value = raw.get("aws:endpoints")
     if value is None:

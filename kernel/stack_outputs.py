@@ -2,13 +2,15 @@
 
 `infra/__main__.py` exports exactly these keys (camelCase, as `pulumi stack output --json`
 prints them); `ci/` reads them back with `StackOutputs.from_dict`, whether they come from the
-Pulumi CLI, the offline preview, or the local backend.
+Pulumi CLI, the offline preview, or the local backend. Pydantic models: the JSON shape is the
+field list, `model_dump()` writes it back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # key -> what it is (documented in docs/architecture.md)
 OUTPUT_KEYS: dict[str, str] = {
@@ -38,32 +40,35 @@ OUTPUT_KEYS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class TrainingDefaults:
+class _Outputs(BaseModel):
+    """Frozen; keys beyond the contract are ignored (a newer stack still reads)."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class TrainingDefaults(_Outputs):
     allowedInstanceTypes: list[str]
     defaultInstanceType: str
     useSpot: bool
-    maxRuntimeSeconds: int
+    maxRuntimeSeconds: int  # Pulumi's wire form carries numbers as floats (7200.0): whole seconds here
     maxWaitSeconds: int
     checkpointS3Uri: str
     outputS3Uri: str
     volumeKmsKeyArn: str
-    vpc: dict[str, list[str]] = field(default_factory=dict)
+    vpc: dict[str, list[str]] = Field(default_factory=dict)
     jobNamePrefix: str = ""  # training job names start with it (EventBridge and IAM scope on it)
 
 
-@dataclass(frozen=True)
-class MonitoringOutputs:
+class MonitoringOutputs(_Outputs):
     driftNamespace: str
     driftMetricName: str
     driftThreshold: float
     dashboardName: str
     logGroupName: str
-    driftDimensions: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> CloudWatch dimensions
+    driftDimensions: dict[str, dict[str, str]] = Field(default_factory=dict)  # model -> CloudWatch dimensions
 
 
-@dataclass(frozen=True)
-class StackOutputs:
+class StackOutputs(_Outputs):
     stackName: str
     environment: str
     region: str
@@ -82,23 +87,30 @@ class StackOutputs:
     trainingDefaults: TrainingDefaults
     monitoring: MonitoringOutputs
     deployerRoleArn: str
+    # Roles added after deployerRoleArn: a stack deployed before them still reads.
     pipelineRoleArn: str = ""
     approverRoleArn: str = ""
     monitorRoleArn: str = ""
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StackOutputs:
-        """Build from `pulumi stack output --json`; a missing key is an error that names it."""
-        # Keys with a default (the roles added after deployerRoleArn) may be absent: a stack
-        # deployed before them still reads.
-        missing = [k for k in OUTPUT_KEYS if k not in raw and not _has_default(cls, k)]
-        if missing:
-            raise MissingOutputsError(missing)
-        values = {f.name: raw[f.name] for f in fields(cls) if f.name in raw}
-        values["trainingDefaults"] = TrainingDefaults(**_known(TrainingDefaults, raw["trainingDefaults"]))
-        values["monitoring"] = MonitoringOutputs(**_known(MonitoringOutputs, raw["monitoring"]))
-        values["trainingDefaults"] = _int_fields(values["trainingDefaults"])
-        return cls(**values)
+        """Build from `pulumi stack output --json`; a missing key is an error that names it
+        (`dataBucket`, or `TrainingDefaults.outputS3Uri` inside a block)."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as err:
+            missing = [e["loc"] for e in err.errors() if e["type"] == "missing"]
+            if not missing:
+                raise
+            top = [str(loc[0]) for loc in missing if len(loc) == 1]
+            nested = [f"{_block_name(str(loc[0]))}.{loc[1]}" for loc in missing if len(loc) == 2]
+            raise MissingOutputsError(top or nested) from None
+
+
+def _block_name(key: str) -> str:
+    """`trainingDefaults` -> `TrainingDefaults`: errors name a block's model, as they always have."""
+    annotation = StackOutputs.model_fields[key].annotation
+    return getattr(annotation, "__name__", key)
 
 
 class MissingOutputsError(KeyError):
@@ -109,26 +121,4 @@ class MissingOutputsError(KeyError):
         )
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return self.args[0]
-
-
-def _known(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    absent = [n for n in names if n not in raw and not _has_default(cls, n)]
-    if absent:
-        raise MissingOutputsError([f"{cls.__name__}.{n}" for n in absent])
-    return {k: v for k, v in raw.items() if k in names}
-
-
-def _has_default(cls: type, name: str) -> bool:
-    from dataclasses import MISSING
-
-    f = next(f for f in fields(cls) if f.name == name)
-    return f.default is not MISSING or f.default_factory is not MISSING
-
-
-def _int_fields(td: TrainingDefaults) -> TrainingDefaults:
-    """Pulumi's wire form carries numbers as floats; seconds are whole numbers."""
-    from dataclasses import replace
-
-    return replace(td, maxRuntimeSeconds=int(td.maxRuntimeSeconds), maxWaitSeconds=int(td.maxWaitSeconds))
+        return str(self.args[0])
