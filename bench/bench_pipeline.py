@@ -1,6 +1,6 @@
 """Pipeline overheads, each against its baseline in the same run (moto in-process, no network).
 
-1. AWS sessions: `ci.aws.make_session` (one botocore loader shared by the process) + 5 clients,
+1. AWS sessions: `ci.aws.clients.make_session` (one botocore loader shared by the process) + 5 clients,
    against a fresh boto3 session per command (baseline: service models parsed again every time).
 2. Registration's idempotency lookup in a group of N packages: bounded by the run's start time
    (`CreationTimeAfter`: only packages newer than the job are described), against describing
@@ -12,7 +12,6 @@ Run: .venv/bin/python bench/bench_pipeline.py
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -24,19 +23,12 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 import boto3
 from moto import mock_aws
+from timing import median_seconds
 
-from ci import aws, registry
+from ci.aws import clients as aws
+from ci.aws import registry
 
 SERVICES = ("s3", "sagemaker", "sns", "cloudwatch", "logs")
-
-
-def timed(fn, repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def sessions() -> tuple[float, float]:
@@ -51,7 +43,7 @@ def sessions() -> tuple[float, float]:
             session.client(name)
 
     shared()  # first use parses the models once for the process
-    return timed(fresh, 7), timed(shared, 7)
+    return median_seconds(fresh, 7), median_seconds(shared, 7)
 
 
 def idempotency(n: int) -> tuple[float, float]:
@@ -82,8 +74,8 @@ def idempotency(n: int) -> tuple[float, float]:
             CustomerMetadataProperties={registry.K_JOB: "job-new"},
         )
         # the lookup that misses (a new job, not registered yet) is the one every registration pays
-        full = timed(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered"), 3)
-        bounded = timed(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered", started), 3)
+        full = median_seconds(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered"), 3)
+        bounded = median_seconds(lambda: registry.find_by_training_job(sm, "churn-dev", "job-unregistered", started), 3)
         assert registry.find_by_training_job(sm, "churn-dev", "job-new", started) is not None
         return full, bounded
 
@@ -91,7 +83,7 @@ def idempotency(n: int) -> tuple[float, float]:
 def main() -> None:
     rows = []
     fresh, shared = sessions()
-    rows.append(("session + 5 clients", "fresh boto3 session", fresh, "shared loader (ci.aws)", shared))
+    rows.append(("session + 5 clients", "fresh boto3 session", fresh, "shared loader (ci.aws.clients)", shared))
     for n in (10, 100, 300):
         full, bounded = idempotency(n)
         rows.append(

@@ -21,15 +21,19 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from unittest import mock
+
+from timing import median_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra import config as config_module
 from infra import preview as preview_module
 from infra.preflight import check_preview
 from infra.preview import preview_stack
+from kernel import stack_config as config_module
 
 APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-staging/7"
 STACKS = ("dev", "staging", "prod", "local")
@@ -71,15 +75,6 @@ def without_config_rules():
     )
 
 
-def _median_seconds(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def preflight_cost(stack: str, repeat: int, overrides) -> dict[str, float]:
     """Warm preview without and with the preflight (interleaved, medians), and its parts measured alone.
 
@@ -90,21 +85,28 @@ def preflight_cost(stack: str, repeat: int, overrides) -> dict[str, float]:
     without, with_ = [], []
     for _ in range(repeat):
         with without_config_rules():
-            without.append(_median_seconds(lambda: preview_stack(stack, overrides), 1))
-        with_.append(_median_seconds(lambda: check_preview(preview_stack(stack, overrides)), 1))
+            without.append(median_seconds(lambda: preview_stack(stack, overrides), 1))
+        with_.append(median_seconds(lambda: check_preview(preview_stack(stack, overrides)), 1))
     preview = preview_stack(stack, overrides)
     raw = {**config_module.read_raw_config(stack)[1], **(overrides or {})}
     parse = lambda: config_module.parse_config(stack, raw)  # noqa: E731
-    config_with = _median_seconds(parse, 200)
+    config_with = median_seconds(parse, 200)
     with without_config_rules():
-        config_without = _median_seconds(parse, 200)
+        config_without = median_seconds(parse, 200)
     return {
         "without": statistics.median(without),
         "with": statistics.median(with_),
         "config_ms": (config_with - config_without) * 1000,
-        "graph_ms": _median_seconds(lambda: check_preview(preview), 50) * 1000,
+        "graph_ms": median_seconds(lambda: check_preview(preview), 50) * 1000,
         "findings": len(check_preview(preview)),
     }
+
+
+def cases() -> Iterator[tuple[str, bool, dict[str, Any] | None]]:
+    """(stack, deployed, config overrides): each shipped stack as shipped, then with a model deployed."""
+    for stack in STACKS:
+        for deployed in (False, True):
+            yield stack, deployed, {"mlops:approvedPackages": {"churn": APPROVED}} if deployed else None
 
 
 def main() -> None:
@@ -116,31 +118,26 @@ def main() -> None:
         f"{'stack':<10}{'serving':>9}{'resources':>11}{'cold s':>9}{'warm s':>9}{'res/s':>9}"
         f"{'baseline s':>12}{'ratio':>8}"
     )
-    for stack in STACKS:
-        for deployed in (False, True):
-            overrides = {"mlops:approvedPackages": {"churn": APPROVED}} if deployed else None
-            w, n = warm(stack, args.repeat, overrides)
-            b = baseline(stack, args.repeat, overrides)
-            c = cold(stack) if not deployed else float("nan")
-            print(
-                f"{stack:<10}{'yes' if deployed else 'no':>9}{n:>11}{c:>9.2f}{w:>9.3f}{n / w:>9.0f}"
-                f"{b:>12.3f}{w / b:>8.2f}"
-            )
+    for stack, deployed, overrides in cases():
+        w, n = warm(stack, args.repeat, overrides)
+        b = baseline(stack, args.repeat, overrides)
+        c = cold(stack) if not deployed else float("nan")
+        print(
+            f"{stack:<10}{'yes' if deployed else 'no':>9}{n:>11}{c:>9.2f}{w:>9.3f}{n / w:>9.0f}{b:>12.3f}{w / b:>8.2f}"
+        )
     print()
     print("AWS preflight (warm, same run; models loaded once per process, see below):")
     print(
         f"{'stack':<10}{'serving':>9}{'without s':>11}{'with s':>9}{'config ms':>11}{'graph ms':>10}"
         f"{'added ms':>10}{'findings':>10}"
     )
-    for stack in STACKS:
-        for deployed in (False, True):
-            overrides = {"mlops:approvedPackages": {"churn": APPROVED}} if deployed else None
-            c = preflight_cost(stack, args.repeat, overrides)
-            added = 2 * c["config_ms"] + c["graph_ms"]
-            print(
-                f"{stack:<10}{'yes' if deployed else 'no':>9}{c['without']:>11.3f}{c['with']:>9.3f}"
-                f"{c['config_ms']:>11.2f}{c['graph_ms']:>10.2f}{added:>10.2f}{c['findings']:>10}"
-            )
+    for stack, deployed, overrides in cases():
+        c = preflight_cost(stack, args.repeat, overrides)
+        added = 2 * c["config_ms"] + c["graph_ms"]
+        print(
+            f"{stack:<10}{'yes' if deployed else 'no':>9}{c['without']:>11.3f}{c['with']:>9.3f}"
+            f"{c['config_ms']:>11.2f}{c['graph_ms']:>10.2f}{added:>10.2f}{c['findings']:>10}"
+        )
     print(f"botocore models, first load in a process (cold, once): {botocore_load_seconds():.3f} s")
 
 

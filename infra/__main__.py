@@ -11,11 +11,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `infra` impor
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import from_pulumi_config, parse_config
 from infra.stack import build_stack
+from kernel.stack_config import from_pulumi_config, parse_config
 
 raw = from_pulumi_config(pulumi.runtime.config.get_config_env() | dict(pulumi.runtime.config.CONFIG.get()))
 config = parse_config(pulumi.get_stack(), raw)  # fails before any resource: names, ranges, AWS rules (preflight)
 account_id = aws.get_caller_identity_output().account_id
-for key, value in build_stack(config, account_id).items():
+for key, value in build_stack(config, account_id, raw).items():
     pulumi.export(key, value)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pulumi
 
+Statement = dict[str, Any]  # one IAM policy statement; values may hold Outputs
+
 
 def physical_name(stack: str, *parts: str) -> str:
     """Deterministic names (`mlops-dev-data-…`) so the pipeline and the local backend find resources."""
@@ -20,19 +22,24 @@ def content_hash(*values: Any, length: int = 8) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
-def policy_document(statements: list[dict[str, Any]]) -> pulumi.Output[str]:
+def policy_document(statements: list[Statement]) -> pulumi.Output[str]:
     """An IAM policy document as a JSON string; statements may hold Outputs."""
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
+def bucket_and_objects(bucket_arn: pulumi.Input[str]) -> list[pulumi.Input[str]]:
+    """A bucket and every object in it, as IAM resources."""
+    return [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]
+
+
+def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> Statement:
     """The statement that makes a bucket TLS-only."""
     return {
         "Sid": "DenyInsecureTransport",
         "Effect": "Deny",
         "Principal": "*",
         "Action": "s3:*",
-        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
+        "Resource": bucket_and_objects(bucket_arn),
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
 

@@ -4,7 +4,7 @@ Four duties, none able to do another's job (DESIGN.md section 8; docs/security.m
 - pipeline (`mlops-<env>-github-deployer`, output `deployerRoleArn`, alias `pipelineRoleArn`):
   trains, tunes, registers (always PendingManualApproval), promotes, publishes metrics. It may
   not change a package's approval status: UpdateModelPackage is denied outright (the pipeline
-  never calls it; ci/registry.py `set_status` is the approver's).
+  never calls it; ci/aws/registry.py `set_status` is the approver's).
 - approver (`mlops-<env>-approver`, output `approverRoleArn`): reads packages and sets their
   approval status, nothing else; trusted only from approve.yml in the `<env>-approval` GitHub
   environment.
@@ -21,6 +21,7 @@ network isolation, this environment's KMS key, its instance types and, with a VP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pulumi
@@ -33,7 +34,8 @@ from infra.bootstrap.contract import (
     oidc_provider_arn,
     pinned_ref,
 )
-from infra.common import physical_name, policy_document, upstream_objects
+from infra.common import Statement, bucket_and_objects, physical_name, policy_document, upstream_objects
+from infra.environment import Environment
 from infra.training import DLC_ACCOUNT
 from kernel.instances import accepts_volume_kms_key
 
@@ -56,20 +58,14 @@ def approval_environment(github_environment: str) -> str:
 
 @dataclass(frozen=True)
 class IdentityArgs:
-    stack: str
-    account_id: pulumi.Input[str]
-    region: str
+    env: Environment
     repository: str
     github_environment: str
     execution_role_arn: pulumi.Input[str]
     bucket_arns: list[pulumi.Input[str]]
-    kms_key_arn: pulumi.Input[str]
     topic_arn: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
     training_instance_types: tuple[str, ...]
-    upstream: tuple[str, ...]  # environments whose packages may be promoted to this one
-    tags: dict[str, str]
-    tier: str = "dev"  # the environment tier (config.environment): decides branch pinning and training
     artifact_bucket_arn: pulumi.Input[str] = ""
     capture_bucket_arn: pulumi.Input[str] = ""
     default_branch: str = DEFAULT_BRANCH
@@ -83,18 +79,19 @@ class Identity(pulumi.ComponentResource):
     def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:identity:Identity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        provider = oidc_provider_arn(args.account_id)
-        ref = pinned_ref(args.tier, args.default_branch)
+        provider = oidc_provider_arn(args.env.account_id)
+        ref = pinned_ref(args.env.tier, args.default_branch)
 
-        def role(suffix: str, role_name: str, description: str, trust: list[dict], statements: list[dict]):
+        def role(
+            suffix: str, role_name: str, description: str, trust: list[Statement], statements: list[Statement]
+        ) -> tuple[aws.iam.Role, list[Statement]]:
             made = aws.iam.Role(
                 f"{name}-{suffix}",
-                name=physical_name(args.stack, role_name),
+                name=physical_name(args.env.stack, role_name),
                 description=description,
                 assume_role_policy=policy_document(trust),
-                permissions_boundary=boundary_arn(args.account_id),
+                permissions_boundary=boundary_arn(args.env.account_id),
                 max_session_duration=3600,
-                tags=args.tags,
                 opts=child,
             )
             return made, statements
@@ -102,9 +99,9 @@ class Identity(pulumi.ComponentResource):
         self.role, pipeline = role(
             "deployer",
             "github-deployer",
-            f"GitHub Actions runs the mlops {args.stack} pipeline from {args.repository} "
+            f"GitHub Actions runs the mlops {args.env.stack} pipeline from {args.repository} "
             f"(environment {args.github_environment}); it cannot approve, pulumi up runs as the deploy role",
-            github_trust(provider, args.repository, args.github_environment, pipeline_workflows(args.tier), ref),
+            github_trust(provider, args.repository, args.github_environment, pipeline_workflows(args.env.tier), ref),
             [*self._pipeline_statements(args), *sagemaker_guardrails(args), *self._no_approval_statements(args)],
         )
         aws.iam.RolePolicy(f"{name}-deployer-pipeline", role=self.role.id, policy=policy_document(pipeline), opts=child)
@@ -113,7 +110,7 @@ class Identity(pulumi.ComponentResource):
         self.approver, approver = role(
             "approver",
             "approver",
-            f"Sets the approval status of mlops {args.stack} model packages, from {APPROVAL_WORKFLOW} "
+            f"Sets the approval status of mlops {args.env.stack} model packages, from {APPROVAL_WORKFLOW} "
             f"in GitHub environment {approval_environment(args.github_environment)}",
             github_trust(
                 provider,
@@ -130,7 +127,7 @@ class Identity(pulumi.ComponentResource):
         self.monitor, monitor = role(
             "monitor",
             "monitor",
-            f"Drift of mlops {args.stack}: reads captures and baselines, publishes the drift metric, "
+            f"Drift of mlops {args.env.stack}: reads captures and baselines, publishes the drift metric, "
             f"notifies the alert topic; from {DRIFT_WORKFLOW} in GitHub environment {args.github_environment}",
             github_trust(provider, args.repository, args.github_environment, (DRIFT_WORKFLOW,), ref),
             self._monitor_statements(args),
@@ -147,21 +144,23 @@ class Identity(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _sm(args: IdentityArgs):
-        return lambda kind: pulumi.Output.concat("arn:aws:sagemaker:", args.region, ":", args.account_id, ":", kind)
+    def _sm(args: IdentityArgs) -> Callable[[str], pulumi.Output[str]]:
+        return lambda kind: pulumi.Output.concat(
+            "arn:aws:sagemaker:", args.env.region, ":", args.env.account_id, ":", kind
+        )
 
     @staticmethod
-    def _no_approval_statements(args: IdentityArgs) -> list[dict]:
+    def _no_approval_statements(args: IdentityArgs) -> list[Statement]:
         """The pipeline never changes an approval status, and registers only what its tier registers.
 
         CreateModelPackage carries `sagemaker:ModelApprovalStatus` too (Service Authorization
         Reference), so the status a package is born with is pinned per tier. AWS rule SM-APPROVAL-STATUS.
         - Where models are trained (dev, local): PendingManualApproval only; the approver decides.
         - Downstream (staging, prod): nothing is trained; the only packages born there are promotion's
-          copies of a package the upstream approver Approved (ci/promotion_copy.py, after the gates
+          copies of a package the upstream approver Approved (ci/steps/promotion_copy.py, after the gates
           and the digest check), registered Approved. Pending is refused there.
         """
-        born = PENDING if args.tier not in PROMOTION_TARGET_TIERS else APPROVED
+        born = PENDING if args.env.tier not in PROMOTION_TARGET_TIERS else APPROVED
         return [
             {"Sid": "NeverApprove", "Effect": "Deny", "Action": "sagemaker:UpdateModelPackage", "Resource": "*"},
             {
@@ -174,10 +173,10 @@ class Identity(pulumi.ComponentResource):
         ]
 
     @staticmethod
-    def _approver_statements(args: IdentityArgs) -> list[dict]:
+    def _approver_statements(args: IdentityArgs) -> list[Statement]:
         """Read this environment's packages and set their approval status; nothing else."""
         sm = Identity._sm(args)
-        packages = [sm(f"model-package/*-{args.stack}/*"), sm(f"model-package-group/*-{args.stack}")]
+        packages = [sm(f"model-package/*-{args.env.stack}/*"), sm(f"model-package-group/*-{args.env.stack}")]
         return [
             {
                 "Sid": "ReadPackages",
@@ -195,18 +194,18 @@ class Identity(pulumi.ComponentResource):
                 "Sid": "DecideApproval",
                 "Effect": "Allow",
                 "Action": "sagemaker:UpdateModelPackage",
-                "Resource": sm(f"model-package/*-{args.stack}/*"),
+                "Resource": sm(f"model-package/*-{args.env.stack}/*"),
                 "Condition": {"StringEquals": {"sagemaker:ModelApprovalStatus": [APPROVED, REJECTED]}},
             },
         ]
 
     @staticmethod
-    def _monitor_statements(args: IdentityArgs) -> list[dict]:
+    def _monitor_statements(args: IdentityArgs) -> list[Statement]:
         """What `mlops monitor --no-retrain` calls (recorded in tests/permissions): captures, baselines,
         the drift metric, the alert topic. Retraining is a GitHub workflow (train.yml, pipeline role)."""
         sm = Identity._sm(args)
-        own = (args.stack, *args.upstream)
-        statements = [
+        own = (args.env.stack, *args.env.upstream)
+        statements: list[Statement] = [
             {
                 # The deployed package names its drift baseline (promoted packages live upstream).
                 "Sid": "ReadDeployedPackages",
@@ -218,7 +217,7 @@ class Identity(pulumi.ComponentResource):
                 "Sid": "ReadCaptures",
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket", "s3:GetObject"],
-                "Resource": [args.capture_bucket_arn, pulumi.Output.concat(args.capture_bucket_arn, "/*")],
+                "Resource": bucket_and_objects(args.capture_bucket_arn),
             },
             {
                 # The drift baseline beside this environment's training output, or beside a promoted copy.
@@ -241,7 +240,7 @@ class Identity(pulumi.ComponentResource):
                 "Sid": "EnvironmentKey",
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": args.kms_key_arn,
+                "Resource": args.env.kms_key_arn,
             },
             {
                 "Sid": "PublishDrift",
@@ -257,11 +256,11 @@ class Identity(pulumi.ComponentResource):
         return statements + [s for s in upstream if s["Sid"] in keep]
 
     @staticmethod
-    def _upstream_statements(args: IdentityArgs, sm) -> list[dict]:
+    def _upstream_statements(args: IdentityArgs, sm: Callable[[str], pulumi.Output[str]]) -> list[Statement]:
         """What a promoted package needs where it was trained: its record, model data and drift baseline."""
-        if not args.upstream:
+        if not args.env.upstream:
             return []
-        account, region = args.account_id, args.region
+        account, region = args.env.account_id, args.env.region
         return [
             {
                 "Sid": "ReadUpstreamPackages",
@@ -272,7 +271,7 @@ class Identity(pulumi.ComponentResource):
                 ],
                 "Resource": [
                     arn
-                    for up in args.upstream
+                    for up in args.env.upstream
                     for arn in (sm(f"model-package/*-{up}/*"), sm(f"model-package-group/*-{up}"))
                 ],
             },
@@ -287,7 +286,7 @@ class Identity(pulumi.ComponentResource):
                 ],
                 "Resource": [
                     sm(f"{kind}/{physical_name(up)}-*")
-                    for up in args.upstream
+                    for up in args.env.upstream
                     for kind in ("endpoint", "endpoint-config", "model")
                 ],
             },
@@ -296,7 +295,7 @@ class Identity(pulumi.ComponentResource):
                 "Sid": "ReadUpstreamModelData",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": upstream_objects(args.upstream, account, "/training-output/*"),
+                "Resource": upstream_objects(args.env.upstream, account, "/training-output/*"),
             },
             {
                 # ...encrypted with that environment's key, matched by its alias (the key id is not known here).
@@ -306,15 +305,15 @@ class Identity(pulumi.ComponentResource):
                 "Resource": pulumi.Output.concat("arn:aws:kms:", region, ":", account, ":key/*"),
                 "Condition": {
                     "ForAnyValue:StringEquals": {
-                        "kms:ResourceAliases": [f"alias/{physical_name(up)}" for up in args.upstream]
+                        "kms:ResourceAliases": [f"alias/{physical_name(up)}" for up in args.env.upstream]
                     }
                 },
             },
         ]
 
     @staticmethod
-    def _pipeline_statements(args: IdentityArgs) -> list[dict]:
-        account, region, stack = args.account_id, args.region, args.stack
+    def _pipeline_statements(args: IdentityArgs) -> list[Statement]:
+        account, region, stack = args.env.account_id, args.env.region, args.env.stack
         sm = Identity._sm(args)
         objects = [pulumi.Output.concat(arn, "/*") for arn in args.bucket_arns]
         return [
@@ -429,7 +428,7 @@ class Identity(pulumi.ComponentResource):
                 "Sid": "EnvironmentKey",
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                "Resource": args.kms_key_arn,
+                "Resource": args.env.kms_key_arn,
             },
             {"Sid": "Alert", "Effect": "Allow", "Action": "sns:Publish", "Resource": args.topic_arn},
             {
@@ -461,7 +460,7 @@ class Identity(pulumi.ComponentResource):
 TRAINING_ACTIONS = ("sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob")
 
 
-def sagemaker_guardrails(args: IdentityArgs) -> list[dict]:
+def sagemaker_guardrails(args: IdentityArgs) -> list[Statement]:
     """Denies for SageMaker requests that leave this environment's guardrails (AWS rule SM-GUARDRAIL-KEYS).
 
     Training and tuning jobs: network isolation on, output encrypted with this environment's key,
@@ -489,7 +488,7 @@ def sagemaker_guardrails(args: IdentityArgs) -> list[dict]:
             "Effect": "Deny",
             "Action": jobs,
             "Resource": "*",
-            "Condition": {"StringNotEquals": {"sagemaker:OutputKmsKey": args.kms_key_arn}},  # absent: denied
+            "Condition": {"StringNotEquals": {"sagemaker:OutputKmsKey": args.env.kms_key_arn}},  # absent: denied
         },
         {
             "Sid": "GuardVolumeKeyIsOurs",
@@ -498,7 +497,7 @@ def sagemaker_guardrails(args: IdentityArgs) -> list[dict]:
             "Resource": "*",
             "Condition": {
                 "Null": {"sagemaker:VolumeKmsKey": "false"},  # only when a volume key is sent
-                "StringNotEquals": {"sagemaker:VolumeKmsKey": args.kms_key_arn},
+                "StringNotEquals": {"sagemaker:VolumeKmsKey": args.env.kms_key_arn},
             },
         },
         {

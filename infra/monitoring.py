@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.common import physical_name, policy_document
+from infra.environment import Environment
 from infra.registry import group_name
 from kernel.names import endpoint_alarm_names, endpoint_name
 
@@ -53,7 +55,7 @@ class LifecycleRule:
 
     key: str
     description: str
-    pattern: dict
+    pattern: dict[str, Any]
     input_paths: dict[str, str]
     template: str  # EventBridge input template: a JSON string with <placeholders> from input_paths
 
@@ -81,7 +83,7 @@ def lifecycle_rules(stack: str, models: tuple[str, ...], serving_mode: str) -> t
                 "status": "$.detail.TrainingJobStatus",
                 "secondary": "$.detail.SecondaryStatus",
             },
-            # Jobs are named mlops-<stack>-<model>-<time> (base_job_name in ci/training.py): the name says the model.
+            # Jobs are named mlops-<stack>-<model>-<time> (ci/steps/training.py base_job_name): names say the model.
             f'"mlops {stack}: training job <job> ended <status> (<secondary>)."',
         )
 
@@ -131,10 +133,7 @@ def lifecycle_rules(stack: str, models: tuple[str, ...], serving_mode: str) -> t
 
 @dataclass(frozen=True)
 class MonitoringArgs:
-    stack: str
-    account_id: pulumi.Input[str]
-    region: str
-    kms_key_arn: pulumi.Input[str]
+    env: Environment
     alert_email: str
     deployed_models: tuple[str, ...]
     serving_mode: str
@@ -143,17 +142,16 @@ class MonitoringArgs:
     error_5xx_threshold: int
     drift_threshold: float
     monthly_budget_usd: float
-    tags: dict[str, str]
 
 
 class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        prefix = physical_name(args.stack)
+        prefix = physical_name(args.env.stack)
 
         self.topic = aws.sns.Topic(
-            f"{name}-alerts", name=f"{prefix}-alerts", kms_master_key_id=args.kms_key_arn, tags=args.tags, opts=child
+            f"{name}-alerts", name=f"{prefix}-alerts", kms_master_key_id=args.env.kms_key_arn, opts=child
         )
         aws.sns.TopicPolicy(
             f"{name}-alerts-publishers",
@@ -168,7 +166,7 @@ class Monitoring(pulumi.ComponentResource):
                         },
                         "Action": "sns:Publish",
                         "Resource": self.topic.arn,
-                        "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                        "Condition": {"StringEquals": {"aws:SourceAccount": args.env.account_id}},
                     }
                 ]
             ),
@@ -193,10 +191,10 @@ class Monitoring(pulumi.ComponentResource):
 
     def _endpoint_alarms(self, name: str, model: str, args: MonitoringArgs) -> EndpointAlarmNames:
         child = pulumi.ResourceOptions(parent=self)
-        names = alarm_names(args.stack, model, args.serving_mode)
-        endpoint = endpoint_name(args.stack, model, args.serving_mode)
+        names = alarm_names(args.env.stack, model, args.serving_mode)
+        endpoint = endpoint_name(args.env.stack, model, args.serving_mode)
         dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
-        actions = dict(alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn])
+        actions: dict[str, Any] = dict(alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn])
         errors = aws.cloudwatch.MetricAlarm(
             f"{name}-{model}-5xx",
             name=names.errors,
@@ -211,7 +209,6 @@ class Monitoring(pulumi.ComponentResource):
             threshold=args.error_5xx_threshold,
             comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="notBreaching",
-            tags=args.tags,
             opts=child,
             **actions,
         )
@@ -231,7 +228,6 @@ class Monitoring(pulumi.ComponentResource):
             threshold=args.latency_p99_ms * 1000,
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="notBreaching",
-            tags=args.tags,
             opts=child,
             **actions,
         )
@@ -248,7 +244,6 @@ class Monitoring(pulumi.ComponentResource):
             threshold=args.drift_threshold,
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="notBreaching",
-            tags=args.tags,
             opts=child,
             **actions,
         )
@@ -259,13 +254,12 @@ class Monitoring(pulumi.ComponentResource):
         """SageMaker's own events reach the alert topic, each rule with a message that says what happened,
         to which model, in which environment; an alarm counts failed training jobs."""
         child = pulumi.ResourceOptions(parent=self)
-        for lifecycle in lifecycle_rules(args.stack, args.models, args.serving_mode):
+        for lifecycle in lifecycle_rules(args.env.stack, args.models, args.serving_mode):
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{lifecycle.key}",
-                name=lifecycle.rule_name(args.stack),
+                name=lifecycle.rule_name(args.env.stack),
                 description=lifecycle.description,
                 event_pattern=json.dumps(lifecycle.pattern),
-                tags=args.tags,
                 opts=child,
             )
             aws.cloudwatch.EventTarget(
@@ -278,11 +272,11 @@ class Monitoring(pulumi.ComponentResource):
             )
         aws.cloudwatch.MetricAlarm(
             f"{name}-training-failed",
-            name=physical_name(args.stack, "training-failed"),
-            alarm_description=f"a training job of mlops {args.stack} failed or stopped",
+            name=physical_name(args.env.stack, "training-failed"),
+            alarm_description=f"a training job of mlops {args.env.stack} failed or stopped",
             namespace="AWS/Events",
             metric_name="TriggeredRules",
-            dimensions={"RuleName": physical_name(args.stack, "training-failed")},
+            dimensions={"RuleName": physical_name(args.env.stack, "training-failed")},
             statistic="Sum",
             period=300,
             evaluation_periods=1,
@@ -290,14 +284,13 @@ class Monitoring(pulumi.ComponentResource):
             comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="notBreaching",
             alarm_actions=[self.topic.arn],
-            tags=args.tags,
             opts=child,
         )
 
-    def _dashboard(self, args: MonitoringArgs) -> dict:
+    def _dashboard(self, args: MonitoringArgs) -> dict[str, Any]:
         widgets = []
         for i, model in enumerate(args.deployed_models):
-            endpoint = endpoint_name(args.stack, model, args.serving_mode)
+            endpoint = endpoint_name(args.env.stack, model, args.serving_mode)
             dims = ["EndpointName", endpoint, "VariantName", VARIANT_NAME]
             for j, (title, metric, stat) in enumerate(
                 [
@@ -315,7 +308,7 @@ class Monitoring(pulumi.ComponentResource):
                         "height": 6,
                         "properties": {
                             "title": f"{model}: {title}",
-                            "region": args.region,
+                            "region": args.env.region,
                             "stat": stat,
                             "period": 60,
                             "metrics": [["AWS/SageMaker", metric, *dims]],
@@ -331,7 +324,7 @@ class Monitoring(pulumi.ComponentResource):
                     "height": 6,
                     "properties": {
                         "title": f"{model}: drift score",
-                        "region": args.region,
+                        "region": args.env.region,
                         "stat": "Maximum",
                         "period": 3600,
                         "metrics": [[DRIFT_NAMESPACE, DRIFT_METRIC, "EndpointName", endpoint]],
@@ -348,11 +341,11 @@ class Monitoring(pulumi.ComponentResource):
                 "height": 6,
                 "properties": {
                     "title": "failed training jobs",
-                    "region": args.region,
+                    "region": args.env.region,
                     "stat": "Sum",
                     "period": 300,
                     "metrics": [
-                        ["AWS/Events", "TriggeredRules", "RuleName", physical_name(args.stack, "training-failed")]
+                        ["AWS/Events", "TriggeredRules", "RuleName", physical_name(args.env.stack, "training-failed")]
                     ],
                 },
             }
@@ -361,33 +354,27 @@ class Monitoring(pulumi.ComponentResource):
 
     def _budget(self, name: str, args: MonitoringArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        subscribers = dict(subscriber_sns_topic_arns=[self.topic.arn])
-        if args.alert_email:
-            subscribers["subscriber_email_addresses"] = [args.alert_email]
+
+        def notify(kind: str, threshold: int) -> aws.budgets.BudgetNotificationArgsDict:
+            notice: aws.budgets.BudgetNotificationArgsDict = {
+                "comparison_operator": "GREATER_THAN",
+                "notification_type": kind,
+                "threshold": threshold,
+                "threshold_type": "PERCENTAGE",
+                "subscriber_sns_topic_arns": [self.topic.arn],
+            }
+            if args.alert_email:
+                notice["subscriber_email_addresses"] = [args.alert_email]
+            return notice
+
         aws.budgets.Budget(
             f"{name}-budget",
-            name=physical_name(args.stack, "monthly"),
+            name=physical_name(args.env.stack, "monthly"),
             budget_type="COST",
             time_unit="MONTHLY",
             limit_amount=f"{args.monthly_budget_usd:.2f}",
             limit_unit="USD",
-            cost_filters=[{"name": "TagKeyValue", "values": [f"user:environment${args.stack}"]}],
-            notifications=[
-                {
-                    "comparison_operator": "GREATER_THAN",
-                    "notification_type": "ACTUAL",
-                    "threshold": 80,
-                    "threshold_type": "PERCENTAGE",
-                    **subscribers,
-                },
-                {
-                    "comparison_operator": "GREATER_THAN",
-                    "notification_type": "FORECASTED",
-                    "threshold": 100,
-                    "threshold_type": "PERCENTAGE",
-                    **subscribers,
-                },
-            ],
-            tags=args.tags,
+            cost_filters=[{"name": "TagKeyValue", "values": [f"user:environment${args.env.stack}"]}],
+            notifications=[notify("ACTUAL", 80), notify("FORECASTED", 100)],
             opts=child,
         )

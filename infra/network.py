@@ -5,7 +5,7 @@ compromised training container or model server has nowhere to send data but AWS'
 and those only through endpoints whose policies admit this account's principals alone.
 
 What AWS enforces here and the mocks do not (docs/aws-rules.md, "Hosting, storage and events"):
-- VPC-CIDR-SIZE: a VPC block and each subnet are /16 to /28 (`infra.config._cidr`).
+- VPC-CIDR-SIZE: a VPC block and each subnet are /16 to /28 (`kernel.stack_config._cidr`).
 - VPC-ENDPOINTS-FOR-SAGEMAKER: with no internet route, a training job or endpoint in the VPC
   reaches S3 only through a gateway endpoint on its subnets' route tables, and the SageMaker,
   STS, CloudWatch, ECR, KMS and SNS APIs only through interface endpoints with private DNS.
@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.bootstrap.contract import boundary_arn
 from infra.common import physical_name, policy_document
-from infra.config import SUBNET_SPLIT_BITS, NetworkConfig, VpcConfig
+from infra.environment import Environment
+from kernel.stack_config import SUBNET_SPLIT_BITS, NetworkConfig
 
 HTTPS = 443
 
@@ -65,12 +67,19 @@ def subnet_blocks(cidr: str, count: int) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where training jobs and instance endpoints run: `VpcConfig`'s shape, with ids the network
+    knows only once created."""
+
+    subnetIds: tuple[pulumi.Input[str], ...]
+    securityGroupIds: tuple[pulumi.Input[str], ...]
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class NetworkArgs:
-    stack: str
-    account_id: pulumi.Input[str]
-    region: str
+    env: Environment
     network: NetworkConfig
-    tags: dict[str, str]
 
 
 class Network(pulumi.ComponentResource):
@@ -80,8 +89,10 @@ class Network(pulumi.ComponentResource):
         super().__init__("mlops:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self._name, self._args = name, args
-        prefix = physical_name(args.stack)
-        tags = lambda purpose: {**args.tags, "Name": f"{prefix}-{purpose}"}  # noqa: E731
+        prefix = physical_name(args.env.stack)
+
+        def tags(purpose: str) -> dict[str, str]:
+            return {"Name": f"{prefix}-{purpose}"}
 
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -119,7 +130,7 @@ class Network(pulumi.ComponentResource):
         self.endpoint_sg = aws.ec2.SecurityGroup(
             f"{name}-endpoints-sg",
             name=f"{prefix}-vpc-endpoints",
-            description=f"mlops {args.stack}: VPC interface endpoints, HTTPS from the workloads only",
+            description=f"mlops {args.env.stack}: VPC interface endpoints, HTTPS from the workloads only",
             vpc_id=self.vpc.id,
             tags=tags("vpc-endpoints"),
             opts=child,
@@ -127,7 +138,7 @@ class Network(pulumi.ComponentResource):
         self.workload_sg = aws.ec2.SecurityGroup(
             f"{name}-workload-sg",
             name=f"{prefix}-workloads",
-            description=f"mlops {args.stack}: training jobs and endpoints, HTTPS to AWS endpoints only",
+            description=f"mlops {args.env.stack}: training jobs and endpoints, HTTPS to AWS endpoints only",
             vpc_id=self.vpc.id,
             tags=tags("workloads"),
             opts=child,
@@ -136,7 +147,7 @@ class Network(pulumi.ComponentResource):
         self.s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3",
             vpc_id=self.vpc.id,
-            service_name=service_name(args.region, "s3"),
+            service_name=service_name(args.env.region, "s3"),
             vpc_endpoint_type="Gateway",
             route_table_ids=[t.id for t in self.route_tables],
             policy=policy_document(
@@ -147,7 +158,7 @@ class Network(pulumi.ComponentResource):
                         "Effect": "Allow",
                         "Principal": "*",
                         "Action": "s3:GetObject",
-                        "Resource": ecr_layer_bucket(args.region),
+                        "Resource": ecr_layer_bucket(args.env.region),
                     },
                 ]
             ),
@@ -158,7 +169,7 @@ class Network(pulumi.ComponentResource):
             key: aws.ec2.VpcEndpoint(
                 f"{name}-{key}",
                 vpc_id=self.vpc.id,
-                service_name=service_name(args.region, service),
+                service_name=service_name(args.env.region, service),
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
                 subnet_ids=[s.id for s in self.subnets],
@@ -181,9 +192,9 @@ class Network(pulumi.ComponentResource):
         )
 
     @property
-    def vpc_config(self) -> VpcConfig:
+    def vpc_config(self) -> Placement:
         """What training jobs and instance endpoints run in: the private subnets and the workload group."""
-        return VpcConfig(tuple(s.id for s in self.subnets), (self.workload_sg.id,))
+        return Placement(tuple(s.id for s in self.subnets), (self.workload_sg.id,))
 
     def _zones(self, network: NetworkConfig) -> list[pulumi.Input[str]]:
         if network.availabilityZones:
@@ -194,9 +205,9 @@ class Network(pulumi.ComponentResource):
             filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
             opts=pulumi.InvokeOutputOptions(parent=self),
         )
-        return [available.names.apply(lambda names, i=i: names[i]) for i in range(network.azs)]
+        return [available.names[i] for i in range(network.azs)]
 
-    def _this_account(self, action: str, resource: pulumi.Input) -> dict:
+    def _this_account(self, action: str, resource: pulumi.Input[Any]) -> dict[str, Any]:
         """An endpoint policy statement: only principals of this account pass through."""
         return {
             "Sid": "ThisAccountsPrincipalsOnly",
@@ -204,20 +215,22 @@ class Network(pulumi.ComponentResource):
             "Principal": "*",
             "Action": action,
             "Resource": resource,
-            "Condition": {"StringEquals": {"aws:PrincipalAccount": self._args.account_id}},
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": self._args.env.account_id}},
         }
 
-    def _endpoint_resources(self, key: str) -> pulumi.Input:
+    def _endpoint_resources(self, key: str) -> pulumi.Input[Any]:
         """This environment's resources where the service names them; `*` where calls have none
         (GetAuthorizationToken, PutMetricData, AssumeRole) or reach upstream environments' (KMS, images)."""
         a = self._args
-        prefix = physical_name(a.stack)
+        prefix = physical_name(a.env.stack)
         if key == "sagemaker-runtime":
-            return pulumi.Output.concat("arn:aws:sagemaker:", a.region, ":", a.account_id, ":endpoint/", prefix, "-*")
+            return pulumi.Output.concat(
+                "arn:aws:sagemaker:", a.env.region, ":", a.env.account_id, ":endpoint/", prefix, "-*"
+            )
         if key == "sns":
-            return pulumi.Output.concat("arn:aws:sns:", a.region, ":", a.account_id, ":", prefix, "-*")
+            return pulumi.Output.concat("arn:aws:sns:", a.env.region, ":", a.env.account_id, ":", prefix, "-*")
         if key == "logs":
-            return pulumi.Output.concat("arn:aws:logs:", a.region, ":", a.account_id, ":log-group:*")
+            return pulumi.Output.concat("arn:aws:logs:", a.env.region, ":", a.env.account_id, ":log-group:*")
         return "*"
 
     def _rules(self, name: str, child: pulumi.ResourceOptions) -> None:
@@ -274,17 +287,16 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            name=f"/mlops/{a.stack}/vpc-flow-logs",
+            name=f"/mlops/{a.env.stack}/vpc-flow-logs",
             kms_key_id=kms_key_arn,  # the key policy lets CloudWatch Logs use it for this account's groups
             retention_in_days=retention_days,
-            tags=a.tags,
             opts=child,
         )
-        account = a.account_id
+        account = a.env.account_id
         role = aws.iam.Role(
             f"{name}-flow-logs",
-            name=physical_name(a.stack, "vpc-flow-logs"),
-            description=f"VPC flow logs of mlops {a.stack} deliver to their log group",
+            name=physical_name(a.env.stack, "vpc-flow-logs"),
+            description=f"VPC flow logs of mlops {a.env.stack} deliver to their log group",
             assume_role_policy=policy_document(
                 [
                     {
@@ -295,7 +307,7 @@ class Network(pulumi.ComponentResource):
                             "StringEquals": {"aws:SourceAccount": account},
                             "ArnLike": {
                                 "aws:SourceArn": pulumi.Output.concat(
-                                    "arn:aws:ec2:", a.region, ":", account, ":vpc-flow-log/*"
+                                    "arn:aws:ec2:", a.env.region, ":", account, ":vpc-flow-log/*"
                                 )
                             },
                         },
@@ -303,7 +315,6 @@ class Network(pulumi.ComponentResource):
                 ]
             ),
             permissions_boundary=boundary_arn(account),  # the deploy role creates no role without it
-            tags=a.tags,
             opts=child,
         )
         delivery = aws.iam.RolePolicy(
@@ -334,7 +345,6 @@ class Network(pulumi.ComponentResource):
             log_destination_type="cloud-watch-logs",
             log_destination=self.flow_log_group.arn,
             iam_role_arn=role.arn,
-            tags=a.tags,
             # CreateFlowLogs checks that the role may deliver: give it its policy first
             opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery]),
         )

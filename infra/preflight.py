@@ -7,7 +7,7 @@ botocore's service model (`kernel.aws_model`) and all requests together against 
 cross-field rules (`kernel.aws_rules`). Only what maps faithfully is mapped; a value unknown at
 preview time is left unchecked, never guessed.
 
-Config-level rules (names, ranges) are already refused by `infra.config.parse_config` before any
+Config-level rules (names, ranges) are already refused by `kernel.stack_config.parse_config` before any
 resource is declared; this pass sees what the program actually declares.
 """
 
@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernel.aws_model import UNKNOWN, validate_request
 from kernel.aws_rules import Request, check_requests
 from kernel.names import NAME_MEMBERS
+
+if TYPE_CHECKING:
+    from infra.preview import Preview
 
 UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # Pulumi's marker for a value known only after deployment
 # A resource declared without a physical name gets Pulumi's auto-name: its logical name, a hyphen
@@ -60,7 +63,7 @@ def _v(value: Any) -> Any:
     return value
 
 
-def _pick(props: dict, mapping: dict[str, str | tuple[str, Callable[[Any], Any]]]) -> dict[str, Any]:
+def _pick(props: dict[str, Any], mapping: dict[str, str | tuple[str, Callable[[Any], Any]]]) -> dict[str, Any]:
     """API members from wire properties: {ApiMember: wireKey | (wireKey, convert)}; absent stays absent."""
     out: dict[str, Any] = {}
     for member, spec in mapping.items():
@@ -77,11 +80,11 @@ def _tag_list(tags: Any) -> Any:
     return [{"Key": k, "Value": v} for k, v in tags.items()] if isinstance(tags, dict) else tags
 
 
-def _each(mapping: dict) -> Callable[[Any], Any]:
+def _each(mapping: dict[str, Any]) -> Callable[[Any], Any]:
     return lambda items: [_pick(i, mapping) for i in items] if isinstance(items, list) else items
 
 
-def _one(mapping: dict) -> Callable[[Any], Any]:
+def _one(mapping: dict[str, Any]) -> Callable[[Any], Any]:
     return lambda item: _pick(item, mapping) if isinstance(item, dict) else item
 
 
@@ -147,7 +150,7 @@ CONTAINER = {
 }
 
 # type token -> [(service, operation, {ApiMember: wire spec})]
-MAPPINGS: dict[str, list[tuple[str, str, dict]]] = {
+MAPPINGS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "aws:s3/bucket:Bucket": [("s3", "CreateBucket", {"Bucket": "bucket"})],
     "aws:kms/alias:Alias": [("kms", "CreateAlias", {"AliasName": "name", "TargetKeyId": "targetKeyId"})],
     "aws:ecr/repository:Repository": [
@@ -435,7 +438,7 @@ def check_resources(resources: Iterable[dict[str, Any]]) -> list[Finding]:
     return findings
 
 
-def check_preview(preview) -> list[Finding]:
+def check_preview(preview: Preview) -> list[Finding]:
     """`check_resources` over an `infra.preview.Preview`."""
     return check_resources(preview.resources)
 

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 
 from infra.common import content_hash
-from infra.config import load_stack_config, read_raw_config, to_pulumi_config
 from kernel.names import PROVIDER_UNIQUE_SUFFIX_LENGTH
+from kernel.stack_config import load_stack_config, read_raw_config, to_pulumi_config
 
 PROJECT = "mlops"
 PROGRAM = Path(__file__).resolve().parent / "__main__.py"
@@ -87,8 +88,22 @@ class AwsMocks(pulumi_mocks.Mocks):
 
     def __init__(self, region: str):
         self.region = region
+        self.default_tags: dict[str, dict[str, str]] = {}  # provider id -> its default_tags
 
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+    def _tags_all(self, args: pulumi_mocks.MockResourceArgs, tags: Any) -> dict[str, str] | None:
+        """What AWS reports as `tags_all`: the provider's default tags under the resource's own.
+
+        Only resources whose pulumi-aws class has `tags_all` take default tags (the provider's docs).
+        """
+        module, _, cls = args.typ.removeprefix("aws:").partition(":")
+        package = module.split("/")[0]
+        resource_class = getattr(aws if package == "index" else getattr(aws, package, None), cls, None)
+        if not hasattr(resource_class, "tags_all"):
+            return None
+        defaults = self.default_tags.get((args.provider or "").rsplit("::", 1)[-1], {})
+        return {**defaults, **(tags if isinstance(tags, dict) else {})}
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
         token, r = args.typ, self.region
         name = (
@@ -101,6 +116,12 @@ class AwsMocks(pulumi_mocks.Mocks):
         )
         out: dict[str, Any] = {**inputs}
         resource_id = str(name)
+        if token == "pulumi:providers:aws":
+            default_tags = inputs.get("defaultTags")
+            decoded = json.loads(default_tags) if isinstance(default_tags, str) else default_tags or {}
+            self.default_tags[resource_id] = dict(decoded.get("tags") or {})
+        elif token.startswith("aws:") and (tags_all := self._tags_all(args, inputs.get("tags"))) is not None:
+            out["tagsAll"] = tags_all
         if token == "aws:kms/key:Key":
             digest = content_hash(pulumi.get_stack(), args.name, length=32)  # one key per stack, as in AWS
             resource_id = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
@@ -177,7 +198,7 @@ class AwsMocks(pulumi_mocks.Mocks):
             out["arn"] = _arn(token.split(":")[1].split("/")[0], r, f"{token.rsplit(':', 1)[-1].lower()}/{name}")
         return resource_id, out
 
-    def call(self, args: pulumi_mocks.MockCallArgs):
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]  # dict: the SDK accepts it
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": ACCOUNT_ID,
@@ -206,8 +227,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.records: list[dict[str, Any]] = []
 
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             self.records.append(_record(response.urn, request, "", {}))
             return response
@@ -219,7 +240,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def _record(urn: str, request, resource_id: str, props: dict[str, Any]) -> dict[str, Any]:
+def _record(urn: str, request: Any, resource_id: str, props: dict[str, Any]) -> dict[str, Any]:
     return {
         "urn": urn,
         "type": request.type,
@@ -281,13 +302,17 @@ def run_program(
         pulumi.runtime.set_all_config(pulumi_config)
         pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
         root = pulumi_settings.get_root_resource()
-        loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
-        outputs = loop.run_until_complete(pulumi.Output.from_input(root.outputs).future())
+        loop.run_until_complete(run_pulumi_func(lambda: _run(program)))
+        outputs = loop.run_until_complete(pulumi.Output.from_input(getattr(root, "outputs", {})).future())
     finally:
         pulumi_settings.ROOT.set(None)
         loop.close()
         asyncio.set_event_loop(None)
     return monitor.records, _plain(outputs)
+
+
+def _run(program: Path) -> None:
+    runpy.run_path(str(program), run_name="__main__")
 
 
 def main() -> None:  # python -m infra.preview dev

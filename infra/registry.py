@@ -24,18 +24,13 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import physical_name, policy_document
-from infra.config import DOWNSTREAM_ENVIRONMENTS
+from infra.environment import Environment
 
 
 @dataclass(frozen=True)
 class RegistryArgs:
-    stack: str
-    environment: str
+    env: Environment
     models: tuple[str, ...]
-    account_id: pulumi.Input[str]
-    region: str
-    kms_key_arn: pulumi.Input[str]
-    tags: dict[str, str]
 
 
 # What a downstream environment needs of an upstream package: find it and read it.
@@ -51,13 +46,12 @@ class Registry(pulumi.ComponentResource):
         super().__init__("mlops:registry:Registry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.groups: dict[str, aws.sagemaker.ModelPackageGroup] = {}
-        readers = DOWNSTREAM_ENVIRONMENTS.get(args.environment, ())
+        readers = args.env.downstream
         for model in args.models:
             group = aws.sagemaker.ModelPackageGroup(
                 f"{name}-{model}",
-                model_package_group_name=group_name(model, args.stack),
-                model_package_group_description=f"{model} models trained in {args.stack}",
-                tags=args.tags,
+                model_package_group_name=group_name(model, args.env.stack),
+                model_package_group_description=f"{model} models trained in {args.env.stack}",
                 opts=child,
             )
             self.groups[model] = group
@@ -71,12 +65,11 @@ class Registry(pulumi.ComponentResource):
 
         self.repository = aws.ecr.Repository(
             f"{name}-images",
-            name=physical_name(args.stack),
+            name=physical_name(args.env.stack),
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration={"scan_on_push": True},
-            encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
+            encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.env.kms_key_arn}],
             force_delete=False,
-            tags=args.tags,
             opts=child,
         )
         aws.ecr.LifecyclePolicy(
@@ -113,25 +106,25 @@ class Registry(pulumi.ComponentResource):
         """Downstream roles (by name prefix, so they may be deployed later) read packages, and only read."""
         group_arn = pulumi.Output.concat(
             "arn:aws:sagemaker:",
-            args.region,
+            args.env.region,
             ":",
-            args.account_id,
+            args.env.account_id,
             ":model-package-group/",
-            group_name(model, args.stack),
+            group_name(model, args.env.stack),
         )
         package_arns = pulumi.Output.concat(
             "arn:aws:sagemaker:",
-            args.region,
+            args.env.region,
             ":",
-            args.account_id,
+            args.env.account_id,
             ":model-package/",
-            group_name(model, args.stack),
+            group_name(model, args.env.stack),
             "/*",
         )
         downstream_roles = {
             "ArnLike": {
                 "aws:PrincipalArn": [
-                    pulumi.Output.concat("arn:aws:iam::", args.account_id, ":role/", physical_name(env), "-*")
+                    pulumi.Output.concat("arn:aws:iam::", args.env.account_id, ":role/", physical_name(env), "-*")
                     for env in readers
                 ]
             }
@@ -143,7 +136,7 @@ class Registry(pulumi.ComponentResource):
                     # account root goes here. Within this account it grants nothing beyond IAM.
                     "Sid": "ReadByDownstreamEnvironments",
                     "Effect": "Allow",
-                    "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", args.account_id, ":root")},
+                    "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", args.env.account_id, ":root")},
                     "Action": list(READ_ACTIONS),
                     "Resource": [group_arn, package_arns],
                     "Condition": downstream_roles,

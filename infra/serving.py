@@ -20,33 +20,35 @@ What AWS enforces here and the mocks do not (docs/aws-rules.md, "Hosting, storag
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.common import content_hash, physical_name
-from infra.config import ServingConfig, VpcConfig
+from infra.environment import Environment
 from infra.monitoring import VARIANT_NAME, EndpointAlarmNames
+from infra.network import Placement
 from kernel import aws_rules
 from kernel.instances import accepts_volume_kms_key
 from kernel.names import endpoint_config_prefix, endpoint_name
+from kernel.stack_config import ServingConfig, VpcConfig
 
-CAPTURE_CONTENT_TYPES = {"json_content_types": ["application/json"], "csv_content_types": ["text/csv"]}
+CAPTURE_CONTENT_TYPES: aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgsDict = {
+    "json_content_types": ["application/json"],
+    "csv_content_types": ["text/csv"],
+}
 
 
 @dataclass(frozen=True)
 class ServingArgs:
-    stack: str
+    env: Environment
     model: str
     package_arn: str
     execution_role_arn: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]
     capture_bucket: pulumi.Input[str]
     serving: ServingConfig
-    vpc: VpcConfig
+    vpc: VpcConfig | Placement
     alarms: EndpointAlarmNames
-    tags: dict[str, str]
     alarm_resources: tuple[pulumi.Resource, ...] = ()  # the rollback alarms must exist before a deployment
 
 
@@ -70,7 +72,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         # SERVERLESS-EXCLUSIONS: serverless hosting runs the container on AWS-managed compute that
         # supports neither network isolation nor a VPC; instance hosting keeps both.
         isolated = not serverless
-        vpc = (
+        vpc: aws.sagemaker.ModelVpcConfigArgsDict | None = (
             {"subnets": list(args.vpc.subnetIds), "security_group_ids": list(args.vpc.securityGroupIds)}
             if args.vpc.enabled and not serverless
             else None
@@ -85,34 +87,38 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.model = aws.sagemaker.Model(
             f"{name}-model",
             name=vpc_ids.apply(
-                lambda ids: physical_name(args.stack, args.model, content_hash(args.package_arn, isolated, ids))
+                lambda ids: physical_name(args.env.stack, args.model, content_hash(args.package_arn, isolated, ids))
             ),
             primary_container={"model_package_name": args.package_arn},
             execution_role_arn=args.execution_role_arn,
             enable_network_isolation=isolated,
             vpc_config=vpc,
             tags={
-                **args.tags,
                 "model-package": args.package_arn.rsplit("/", 2)[-2] + "/" + args.package_arn.rsplit("/", 1)[-1],
             },
             opts=child,
         )
 
-        variant: dict[str, Any] = {"variant_name": VARIANT_NAME, "model_name": self.model.name}
+        variant: aws.sagemaker.EndpointConfigurationProductionVariantArgsDict = {
+            "variant_name": VARIANT_NAME,
+            "model_name": self.model.name,
+        }
         if serverless:
             variant["serverless_config"] = {
                 "memory_size_in_mb": s.serverlessMemoryMb,
                 "max_concurrency": s.serverlessMaxConcurrency,
             }
         else:
-            variant.update(instance_type=s.instanceType, initial_instance_count=fleet_size(s), initial_variant_weight=1)
-        capture = None
+            variant["instance_type"] = s.instanceType
+            variant["initial_instance_count"] = fleet_size(s)
+            variant["initial_variant_weight"] = 1
+        capture: aws.sagemaker.EndpointConfigurationDataCaptureConfigArgsDict | None = None
         if s.dataCaptureSamplingPercent and not serverless:  # SERVERLESS-EXCLUSIONS: no capture
             capture = {
                 "enable_capture": True,
                 "initial_sampling_percentage": s.dataCaptureSamplingPercent,
                 "destination_s3_uri": pulumi.Output.concat("s3://", args.capture_bucket, "/", args.model),
-                "kms_key_id": args.kms_key_arn,  # captured data keeps its key on every instance type
+                "kms_key_id": args.env.kms_key_arn,  # captured data keeps its key on every instance type
                 "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
                 "capture_content_type_header": CAPTURE_CONTENT_TYPES,
             }
@@ -131,11 +137,11 @@ class ModelEndpoint(pulumi.ComponentResource):
             # new name when its config changes (the provider otherwise may not roll it), and a
             # rollback to earlier content never collides with the retained earlier config of the
             # same content, which a name made of the content alone would.
-            name_prefix=endpoint_config_prefix(args.stack, args.model),
+            name_prefix=endpoint_config_prefix(args.env.stack, args.model),
             production_variants=[variant],
-            kms_key_arn=args.kms_key_arn if volume_key else None,
+            kms_key_arn=args.env.kms_key_arn if volume_key else None,
             data_capture_config=capture,
-            tags={**args.tags, "content-digest": digest},
+            tags={"content-digest": digest},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # ENDPOINT-ROLLBACK-KEEPS-CONFIG: a failed rollout puts the endpoint back on its old
@@ -153,11 +159,10 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint",
             # ENDPOINT-MODE-SWITCH: the name carries the serving mode (infra.monitoring.endpoint_name)
-            name=endpoint_name(args.stack, args.model, s.mode),
+            name=endpoint_name(args.env.stack, args.model, s.mode),
             endpoint_config_name=self.config.id,  # the provider's id of a config is its generated name
             # SERVERLESS-EXCLUSIONS: no blue/green traffic shifting on serverless endpoints
             deployment_config=None if serverless else self._deployment(args),
-            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.alarm_resources)),
         )
         if not serverless:
@@ -165,9 +170,12 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.register_outputs({"endpointName": self.endpoint.name, "endpointConfigName": self.config.id})
 
     @staticmethod
-    def _deployment(args: ServingArgs) -> dict:
+    def _deployment(args: ServingArgs) -> aws.sagemaker.EndpointDeploymentConfigArgsDict:
         r = args.serving.rollout
-        routing: dict = {"type": r.type.upper(), "wait_interval_in_seconds": max(r.bakeSeconds, 0)}
+        routing: aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationArgsDict = {
+            "type": r.type.upper(),
+            "wait_interval_in_seconds": max(r.bakeSeconds, 0),
+        }
         if r.type == "canary":
             routing["canary_size"] = {"type": "CAPACITY_PERCENT", "value": r.stepPercent}
         elif r.type == "linear":
@@ -221,12 +229,11 @@ class ModelEndpoint(pulumi.ComponentResource):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=a.minCapacity,
             max_capacity=a.maxCapacity,
-            tags=args.tags,
             opts=child,
         )
         aws.appautoscaling.Policy(
             f"{name}-scaling-policy",
-            name=physical_name(args.stack, args.model, "invocations-per-instance"),
+            name=physical_name(args.env.stack, args.model, "invocations-per-instance"),
             policy_type="TargetTrackingScaling",
             service_namespace=target.service_namespace,
             resource_id=target.resource_id,

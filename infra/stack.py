@@ -1,11 +1,14 @@
-"""Compose the components of one environment and return the outputs contract (infra/contract.py)."""
+"""Compose the components of one environment and return the outputs contract (kernel/stack_outputs.py)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
 
 import pulumi
 
 from infra.common import physical_name
-from infra.config import DOWNSTREAM_ENVIRONMENTS, UPSTREAM_ENVIRONMENTS, StackConfig
+from infra.environment import Environment, aws_provider
 from infra.identity import Identity, IdentityArgs
 from infra.monitoring import DRIFT_METRIC, DRIFT_NAMESPACE, Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
@@ -14,81 +17,58 @@ from infra.serving import ModelEndpoint, ServingArgs
 from infra.storage import DataPerimeter, Storage, StorageArgs
 from infra.training import TrainingArgs, TrainingPlatform
 from kernel.names import endpoint_name
+from kernel.stack_config import StackConfig
 
 
-def resource_tags(config: StackConfig) -> dict[str, str]:
-    """Every taggable resource carries these: who owns it, what it costs, which environment."""
-    return {"project": "mlops", "environment": config.stack, "managed-by": "pulumi", **config.tags}
-
-
-def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str, pulumi.Input]:
-    tags = resource_tags(config)
+def build_stack(
+    config: StackConfig, account_id: pulumi.Input[str], raw: dict[str, Any]
+) -> dict[str, pulumi.Input[Any]]:
+    """Every component of the stack, all through one AWS provider whose default tags tag them."""
     stack = config.stack
-    network = (
-        Network("network", NetworkArgs(stack, account_id, config.region, config.network, tags))
-        if config.network.enabled
-        else None
-    )
+    env = Environment(stack, account_id, config.region, config.environment)
+    opts = pulumi.ResourceOptions(providers=[aws_provider(config, raw)])
+    network = Network("network", NetworkArgs(env, config.network), opts) if config.network.enabled else None
     # Training jobs and instance endpoints run in the stack's network, or in the VPC the user brings.
     vpc = network.vpc_config if network else config.vpc
     storage = Storage(
         "storage",
         StorageArgs(
-            stack=stack,
-            account_id=account_id,
-            region=config.region,
+            env,
             artifact_days=config.retention.artifactDays,
             capture_days=config.retention.captureDays,
             log_days=config.retention.logDays,
-            tags=tags,
             perimeter=DataPerimeter(
                 s3_endpoint_id=network.s3_endpoint.id,
                 environments=(stack,),
-                downstream=DOWNSTREAM_ENVIRONMENTS[config.environment],
+                downstream=env.downstream,
             )
             if network
             else None,
         ),
+        opts,
     )
     if network:
         network.add_flow_logs(storage.key.arn, config.retention.logDays)
-    registry = Registry(
-        "registry",
-        RegistryArgs(
-            stack=stack,
-            environment=config.environment,
-            models=config.models,
-            account_id=account_id,
-            region=config.region,
-            kms_key_arn=storage.key.arn,
-            tags=tags,
-        ),
-    )
+    env = replace(env, kms_key_arn=storage.key.arn)
+    registry = Registry("registry", RegistryArgs(env, config.models), opts)
     training = TrainingPlatform(
         "training",
         TrainingArgs(
-            stack=stack,
-            account_id=account_id,
-            region=config.region,
-            kms_key_arn=storage.key.arn,
+            env,
             data_bucket_arn=storage.data_bucket.arn,
             artifact_bucket_arn=storage.artifact_bucket.arn,
             capture_bucket_arn=storage.capture_bucket.arn,
             repository_arn=registry.repository.arn,
             log_days=config.retention.logDays,
             vpc_enabled=config.private_network,
-            upstream=UPSTREAM_ENVIRONMENTS[config.environment],
-            tags=tags,
         ),
+        opts,
     )
     deployed = tuple(config.deployed_models)
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(
-            stack=stack,
-            account_id=account_id,
-            region=config.region,
-            kms_key_arn=storage.key.arn,
+            env,
             alert_email=config.monitoring.alertEmail,
             deployed_models=deployed,
             serving_mode=config.serving.mode,
@@ -97,44 +77,37 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             error_5xx_threshold=config.monitoring.error5xxThreshold,
             drift_threshold=config.monitoring.driftThreshold,
             monthly_budget_usd=config.monitoring.monthlyBudgetUsd,
-            tags=tags,
         ),
+        opts,
     )
     endpoints = {}
     for model in deployed:
         endpoints[model] = ModelEndpoint(
             f"serving-{model}",
             ServingArgs(
-                stack=stack,
+                env,
                 model=model,
                 package_arn=config.approvedPackages[model],
                 execution_role_arn=training.role.arn,
-                kms_key_arn=storage.key.arn,
                 capture_bucket=storage.capture_bucket.bucket,
                 serving=config.serving,
                 vpc=vpc,
                 alarms=monitoring.alarms[model],
                 alarm_resources=monitoring.alarm_resources[model],
-                tags=tags,
             ),
+            opts,
         )
     identity = Identity(
         "identity",
         IdentityArgs(
-            stack=stack,
-            account_id=account_id,
-            region=config.region,
+            env,
             repository=config.github.repository,
             github_environment=config.github.environment,
             execution_role_arn=training.role.arn,
             bucket_arns=[storage.data_bucket.arn, storage.artifact_bucket.arn, storage.capture_bucket.arn],
-            kms_key_arn=storage.key.arn,
             topic_arn=monitoring.topic.arn,
             repository_arn=registry.repository.arn,
             training_instance_types=config.training.allowedInstanceTypes,
-            upstream=UPSTREAM_ENVIRONMENTS[config.environment],
-            tags=tags,
-            tier=config.environment,
             artifact_bucket_arn=storage.artifact_bucket.arn,
             capture_bucket_arn=storage.capture_bucket.arn,
             default_branch=config.github.defaultBranch,
@@ -143,6 +116,7 @@ def build_stack(config: StackConfig, account_id: pulumi.Input[str]) -> dict[str,
             vpc_security_group_ids=tuple(vpc.securityGroupIds),
             serving_mode=config.serving.mode,
         ),
+        opts,
     )
 
     artifact = storage.artifact_bucket.bucket

@@ -15,11 +15,13 @@ https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-expire-general-c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.common import deny_insecure_transport, physical_name, policy_document
+from infra.common import Statement, deny_insecure_transport, physical_name, policy_document
+from infra.environment import Environment
 
 # Days a version expired by a lifecycle rule stays recoverable before it is deleted for good.
 NONCURRENT_GRACE_DAYS = 7
@@ -45,7 +47,7 @@ class DataPerimeter:
     environments: tuple[str, ...]  # whose roles are exempt: this one and, for artifacts, downstream ones
     downstream: tuple[str, ...] = ()
 
-    def statement(self, bucket_arn: pulumi.Input[str], account: pulumi.Input[str], purpose: str) -> dict:
+    def statement(self, bucket_arn: pulumi.Input[str], account: pulumi.Input[str], purpose: str) -> dict[str, Any]:
         envs = (*self.environments, *(self.downstream if purpose == ARTIFACTS else ()))
         return {
             "Sid": "DenyObjectAccessOffTheNetwork",
@@ -68,13 +70,10 @@ class DataPerimeter:
 
 @dataclass(frozen=True)
 class StorageArgs:
-    stack: str
-    account_id: pulumi.Input[str]
-    region: str
+    env: Environment
     artifact_days: int
     capture_days: int
     log_days: int
-    tags: dict[str, str]
     perimeter: DataPerimeter | None = None  # with the stack's own network (infra/network.py)
 
 
@@ -84,11 +83,11 @@ class Storage(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:storage:Storage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = args.account_id
+        account = args.env.account_id
 
         self.key = aws.kms.Key(
             f"{name}-key",
-            description=f"mlops {args.stack}: data, artifacts, capture, topics and logs",
+            description=f"mlops {args.env.stack}: data, artifacts, capture, topics and logs",
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=policy_document(
@@ -114,7 +113,7 @@ class Storage(pulumi.ComponentResource):
                         # CloudWatch Logs encrypts this account's log groups, and only those.
                         "Sid": "LogsEncryptThisAccountsLogGroups",
                         "Effect": "Allow",
-                        "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
+                        "Principal": {"Service": f"logs.{args.env.region}.amazonaws.com"},
                         "Action": [
                             "kms:Encrypt",
                             "kms:Decrypt",
@@ -126,18 +125,20 @@ class Storage(pulumi.ComponentResource):
                         "Condition": {
                             "ArnLike": {
                                 "kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
-                                    "arn:aws:logs:", args.region, ":", account, ":log-group:*"
+                                    "arn:aws:logs:", args.env.region, ":", account, ":log-group:*"
                                 )
                             }
                         },
                     },
                 ]
             ),
-            tags=args.tags,
             opts=child,
         )
         self.alias = aws.kms.Alias(
-            f"{name}-key-alias", name=f"alias/{physical_name(args.stack)}", target_key_id=self.key.key_id, opts=child
+            f"{name}-key-alias",
+            name=f"alias/{physical_name(args.env.stack)}",
+            target_key_id=self.key.key_id,
+            opts=child,
         )
 
         self.log_bucket = self._bucket(name, "access-logs", args, kms=False, expire_days=max(args.log_days, 90))
@@ -177,9 +178,9 @@ class Storage(pulumi.ComponentResource):
         logical = f"{name}-{purpose}"
         bucket = aws.s3.Bucket(
             logical,
-            bucket=pulumi.Output.concat(physical_name(args.stack, purpose), "-", args.account_id),
+            bucket=pulumi.Output.concat(physical_name(args.env.stack, purpose), "-", args.env.account_id),
             force_destroy=False,
-            tags={**args.tags, "purpose": purpose},
+            tags={"purpose": purpose},
             opts=child,
         )
         aws.s3.BucketOwnershipControls(
@@ -195,7 +196,9 @@ class Storage(pulumi.ComponentResource):
             opts=child,
         )
         aws.s3.BucketVersioning(logical, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child)
-        sse = {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn} if kms else {"sse_algorithm": "AES256"}
+        sse: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict = (
+            {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn} if kms else {"sse_algorithm": "AES256"}
+        )
         aws.s3.BucketServerSideEncryptionConfiguration(
             logical,
             bucket=bucket.id,
@@ -205,7 +208,7 @@ class Storage(pulumi.ComponentResource):
 
         statements = [deny_insecure_transport(bucket.arn)]
         if kms and args.perimeter:
-            statements.append(args.perimeter.statement(bucket.arn, args.account_id, purpose))
+            statements.append(args.perimeter.statement(bucket.arn, args.env.account_id, purpose))
         statements += write_once_statements(bucket.arn) if purpose == ARTIFACTS else []
         if not kms:  # the access-log bucket: let S3's logging service deliver, from this account only
             statements.append(
@@ -215,12 +218,12 @@ class Storage(pulumi.ComponentResource):
                     "Principal": {"Service": "logging.s3.amazonaws.com"},
                     "Action": "s3:PutObject",
                     "Resource": pulumi.Output.concat(bucket.arn, "/*"),
-                    "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                    "Condition": {"StringEquals": {"aws:SourceAccount": args.env.account_id}},
                 }
             )
         aws.s3.BucketPolicy(logical, bucket=bucket.id, policy=policy_document(statements), opts=child)
 
-        rules = [
+        rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
             {
                 "id": "abort-incomplete-uploads",
                 "status": "Enabled",
@@ -273,10 +276,10 @@ class Storage(pulumi.ComponentResource):
 
 
 ARTIFACTS = "artifacts"
-PROMOTED_PREFIX = "promoted/"  # promoted models: written once, never replaced or deleted (ci/promotion_copy.py)
+PROMOTED_PREFIX = "promoted/"  # promoted models: written once, never replaced or deleted (ci/steps/promotion_copy.py)
 
 
-def write_once_statements(bucket_arn: pulumi.Input[str]) -> list[dict]:
+def write_once_statements(bucket_arn: pulumi.Input[str]) -> list[Statement]:
     """The artifact bucket's promoted/ prefix is write-once (AWS rule S3-CONDITIONAL-WRITE): a
     PutObject without `If-None-Match` (condition key s3:if-none-match absent) is denied, so an
     object there is never overwritten, and no object or version there is deleted. CopyObject and

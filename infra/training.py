@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.bootstrap.contract import boundary_arn
-from infra.common import physical_name, policy_document, upstream_objects
+from infra.bootstrap.contract import VPC_DESCRIBE_ACTIONS, VPC_INTERFACE_ACTIONS, boundary_arn
+from infra.common import Statement, bucket_and_objects, physical_name, policy_document, upstream_objects
+from infra.environment import Environment
 
 # AWS Deep Learning Containers live in this account's registry in every commercial region.
 DLC_ACCOUNT = "763104351884"
@@ -37,39 +38,33 @@ PIPELINE_METRIC_NAMESPACES = [
 
 @dataclass(frozen=True)
 class TrainingArgs:
-    stack: str
-    account_id: pulumi.Input[str]
-    region: str
-    kms_key_arn: pulumi.Input[str]
+    env: Environment
     data_bucket_arn: pulumi.Input[str]
     artifact_bucket_arn: pulumi.Input[str]
     capture_bucket_arn: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
     log_days: int
     vpc_enabled: bool
-    upstream: tuple[str, ...]  # environments whose promoted packages this one serves
-    tags: dict[str, str]
 
 
 class TrainingPlatform(pulumi.ComponentResource):
     def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:training:TrainingPlatform", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = args.account_id
-        prefix = physical_name(args.stack)
+        account = args.env.account_id
+        prefix = physical_name(args.env.stack)
 
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-pipeline-logs",
-            name=f"/mlops/{args.stack}/pipeline",
+            name=f"/mlops/{args.env.stack}/pipeline",
             retention_in_days=args.log_days,
-            kms_key_id=args.kms_key_arn,
-            tags=args.tags,
+            kms_key_id=args.env.kms_key_arn,
             opts=child,
         )
         self.role = aws.iam.Role(
             f"{name}-execution-role",
             name=f"{prefix}-sagemaker-execution",
-            description=f"SageMaker training jobs and models of mlops {args.stack}",
+            description=f"SageMaker training jobs and models of mlops {args.env.stack}",
             assume_role_policy=policy_document(
                 [
                     {
@@ -82,7 +77,6 @@ class TrainingPlatform(pulumi.ComponentResource):
             ),
             permissions_boundary=boundary_arn(account),  # the deploy role may create no role without it
             max_session_duration=43200,
-            tags=args.tags,
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -94,15 +88,14 @@ class TrainingPlatform(pulumi.ComponentResource):
         self.register_outputs({"executionRoleArn": self.role.arn, "logGroupName": self.log_group.name})
 
     @staticmethod
-    def _statements(args: TrainingArgs, prefix: str) -> list[dict]:
-        account, region = args.account_id, args.region
-        every = lambda arn: [arn, pulumi.Output.concat(arn, "/*")]  # noqa: E731 - bucket and its objects
-        statements = [
+    def _statements(args: TrainingArgs, prefix: str) -> list[Statement]:
+        account, region = args.env.account_id, args.env.region
+        statements: list[Statement] = [
             {
                 "Sid": "ReadTrainingData",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
-                "Resource": every(args.data_bucket_arn),
+                "Resource": bucket_and_objects(args.data_bucket_arn),
             },
             {
                 "Sid": "ReadWriteArtifacts",
@@ -115,19 +108,19 @@ class TrainingPlatform(pulumi.ComponentResource):
                     "s3:GetBucketLocation",
                     "s3:AbortMultipartUpload",
                 ],
-                "Resource": every(args.artifact_bucket_arn),
+                "Resource": bucket_and_objects(args.artifact_bucket_arn),
             },
             {
                 "Sid": "WriteCapturedData",
                 "Effect": "Allow",
                 "Action": ["s3:PutObject", "s3:GetBucketLocation"],
-                "Resource": every(args.capture_bucket_arn),
+                "Resource": bucket_and_objects(args.capture_bucket_arn),
             },
             {
                 "Sid": "UseEnvironmentKey",
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
-                "Resource": args.kms_key_arn,
+                "Resource": args.env.kms_key_arn,
             },
             {
                 "Sid": "PullEnvironmentAndFrameworkImages",
@@ -183,7 +176,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                 "Resource": "*",
             }
         )
-        if args.upstream:
+        if args.env.upstream:
             # A promoted package's model data and serving image stay in the environment that trained
             # it: read them there, and decrypt with that environment's key (matched by alias).
             statements.append(
@@ -191,7 +184,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                     "Sid": "ReadPromotedModelData",
                     "Effect": "Allow",
                     "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                    "Resource": upstream_objects(args.upstream, account, "/training-output/*"),
+                    "Resource": upstream_objects(args.env.upstream, account, "/training-output/*"),
                 }
             )
             statements.append(
@@ -201,7 +194,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                     "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
                     "Resource": [
                         pulumi.Output.concat("arn:aws:ecr:", region, ":", account, ":repository/", physical_name(up))
-                        for up in args.upstream
+                        for up in args.env.upstream
                     ],
                 }
             )
@@ -213,7 +206,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                     "Resource": pulumi.Output.concat("arn:aws:kms:", region, ":", account, ":key/*"),
                     "Condition": {
                         "ForAnyValue:StringEquals": {
-                            "kms:ResourceAliases": [f"alias/{physical_name(up)}" for up in args.upstream]
+                            "kms:ResourceAliases": [f"alias/{physical_name(up)}" for up in args.env.upstream]
                         }
                     },
                 }
@@ -223,12 +216,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                 {
                     "Sid": "RunInsideTheVpc",
                     "Effect": "Allow",
-                    "Action": [
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                    ],
+                    "Action": list(VPC_INTERFACE_ACTIONS),
                     "Resource": "*",
                     "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
                 }
@@ -237,13 +225,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                 {
                     "Sid": "DescribeVpc",
                     "Effect": "Allow",
-                    "Action": [
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeVpcs",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeDhcpOptions",
-                    ],
+                    "Action": list(VPC_DESCRIBE_ACTIONS),
                     "Resource": "*",
                 }
             )

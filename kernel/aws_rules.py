@@ -4,7 +4,7 @@ botocore knows each member on its own (`kernel.aws_model`); these rules tie memb
 (an instance type and a volume key, a serverless variant and its model's network settings) or
 come from AWS's documentation and the Pulumi provider's source. Each row has an ID, a one-line
 rule, the page it comes from and a check over the API requests a stack implies
-(`infra.preflight` builds them from the preview graph). `infra.config` refuses what can be
+(`infra.preflight` builds them from the preview graph). `kernel.stack_config` refuses what can be
 decided from a stack's config alone, citing the same IDs and limits from here.
 """
 

@@ -300,7 +300,7 @@ def requests_for_resource(record: dict[str, Any], region: str, account: str) -> 
     type_token, props = record["type"], record["props"]
     params = _params(type_token, props)
     found: list[Request] = []
-    for action in actions_for_type(type_token, taggable="tags" in props).all():
+    for action in actions_for_type(type_token, taggable="tags" in props or "tagsAll" in props).all():
         context = {"aws:RequestedRegion": region}
         if action in CONTEXT_FROM_PROPS:
             context.update(CONTEXT_FROM_PROPS[action](props))

@@ -17,6 +17,7 @@ _HERE = Path(__file__).resolve().parent
 
 if "ml" not in sys.modules or Path(getattr(sys.modules["ml"], "__file__", "") or "").resolve().parent != _HERE:
     _spec = importlib.util.spec_from_file_location("ml", _HERE / "__init__.py", submodule_search_locations=[str(_HERE)])
+    assert _spec is not None and _spec.loader is not None  # a file location always has both
     _module = importlib.util.module_from_spec(_spec)
     sys.modules["ml"] = _module
     _spec.loader.exec_module(_module)

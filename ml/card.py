@@ -36,6 +36,21 @@ def _load(model_dir: Path, name: str) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _plot_curves(ax, xs: list, curves: dict[str, Any], series: tuple[tuple[str, str, str], ...]) -> None:
+    """A line for each (key, colour, label) of `series` with values in `curves`."""
+    for key, color, label in series:
+        points = [(x, y) for x, y in zip(xs, curves.get(key) or []) if y is not None]
+        if points:
+            ax.plot(
+                *zip(*points),
+                color=color,
+                linewidth=2,
+                marker="o" if len(points) < 40 else None,
+                markersize=3,
+                label=label,
+            )
+
+
 def _style(ax) -> None:
     ax.spines[["top", "right"]].set_visible(False)
     ax.spines[["left", "bottom"]].set_color(MUTED)
@@ -62,18 +77,7 @@ def plot_curves(curves: dict[str, Any]) -> str | None:
     fig, axes = plt.subplots(1, 2 if has_quality else 1, figsize=(9 if has_quality else 5.2, 3.2))
     axes = np.atleast_1d(axes)
     ax = axes[0]
-    for key, color, label in (("train_loss", BLUE, "train loss"), ("val_loss", ORANGE, "validation loss")):
-        ys = curves.get(key) or []
-        points = [(x, y) for x, y in zip(xs, ys) if y is not None]
-        if points:
-            ax.plot(
-                *zip(*points),
-                color=color,
-                linewidth=2,
-                marker="o" if len(points) < 40 else None,
-                markersize=3,
-                label=label,
-            )
+    _plot_curves(ax, xs, curves, (("train_loss", BLUE, "train loss"), ("val_loss", ORANGE, "validation loss")))
     ax.set_xlabel(x_key, color=INK)
     ax.set_ylabel("loss (log loss; squared error for a regression)", color=INK)
     ax.set_title("Loss", color=INK, fontsize=11, loc="left")
@@ -81,18 +85,9 @@ def plot_curves(curves: dict[str, Any]) -> str | None:
     _style(ax)
     if has_quality:
         ax = axes[1]
-        for key, color, label in (("accuracy", GREEN, "accuracy"), ("roc_auc", BLUE, "ROC AUC"), ("f1", ORANGE, "F1")):
-            ys = curves.get(key) or []
-            points = [(x, y) for x, y in zip(xs, ys) if y is not None]
-            if points:
-                ax.plot(
-                    *zip(*points),
-                    color=color,
-                    linewidth=2,
-                    marker="o" if len(points) < 40 else None,
-                    markersize=3,
-                    label=label,
-                )
+        _plot_curves(
+            ax, xs, curves, (("accuracy", GREEN, "accuracy"), ("roc_auc", BLUE, "ROC AUC"), ("f1", ORANGE, "F1"))
+        )
         ax.set_xlabel(x_key, color=INK)
         ax.set_title("Validation quality", color=INK, fontsize=11, loc="left")
         ax.legend(frameon=False, fontsize=9)
@@ -129,7 +124,7 @@ def plot_confusion(matrix: list[list[int]], classes: list[Any]) -> str:
     return _png(fig)
 
 
-def plot_calibration(calibration: dict[str, Any]) -> str | None:
+def plot_calibration(calibration: dict[str, Any] | None) -> str | None:
     if not calibration or not calibration.get("predicted"):
         return None
     predicted, observed, count = (np.asarray(calibration[k], dtype=float) for k in ("predicted", "observed", "count"))
@@ -179,9 +174,14 @@ def plot_importance(importance: dict[str, Any], limit: int = 20) -> str | None:
     return _png(fig)
 
 
-def plot_predicted_vs_actual(residuals: dict[str, Any]) -> str | None:
-    actual = np.asarray((residuals or {}).get("actual") or [], dtype=float)
-    predicted = np.asarray((residuals or {}).get("predicted") or [], dtype=float)
+def _residual_arrays(residuals: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(actual, predicted) of the validation rows evaluation.json keeps for a regression."""
+    rows = residuals or {}
+    return np.asarray(rows.get("actual") or [], dtype=float), np.asarray(rows.get("predicted") or [], dtype=float)
+
+
+def plot_predicted_vs_actual(residuals: dict[str, Any] | None) -> str | None:
+    actual, predicted = _residual_arrays(residuals)
     if not len(actual):
         return None
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -197,9 +197,8 @@ def plot_predicted_vs_actual(residuals: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
-def plot_residuals(residuals: dict[str, Any]) -> str | None:
-    actual = np.asarray((residuals or {}).get("actual") or [], dtype=float)
-    predicted = np.asarray((residuals or {}).get("predicted") or [], dtype=float)
+def plot_residuals(residuals: dict[str, Any] | None) -> str | None:
+    actual, predicted = _residual_arrays(residuals)
     if not len(actual):
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))

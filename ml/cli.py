@@ -123,7 +123,7 @@ def _data_check_inputs(data: Path, args: SimpleNamespace):
 
     if data.is_dir() and any((data / s).is_dir() or list(data.glob(f"{s}.*")) for s in ("train", "validation")):
         layout = find_splits(data)
-        parts = dict(layout.splits)
+        parts: dict[str, list[Path] | None] = dict(layout.splits)
         schema_file = layout.schema
     else:
         parts = {"data": [data] if data.is_file() else None}

@@ -231,7 +231,7 @@ def text_columns_of(schema: Schema | None) -> dict[str, type]:
     classes are text."""
     if schema is None:
         return {}
-    columns = {f.name: str for f in schema.categorical}
+    columns: dict[str, type] = {f.name: str for f in schema.categorical}
     if schema.classes is not None and any(isinstance(c, str) for c in schema.classes):
         columns[schema.label] = str
     return columns

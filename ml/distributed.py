@@ -1,13 +1,18 @@
 """Several GPUs and hosts through torch.distributed (DDP), the same code on one CPU.
 
 On SageMaker the job is launched with the sagemaker SDK's `Torchrun` distributed configuration
-(ci/training.py): SageMaker's torchrun driver starts one worker per GPU on every host and
+(ci/steps/training.py): SageMaker's torchrun driver starts one worker per GPU on every host and
 `ml/train.py` runs as the worker it is told to be (RANK/WORLD_SIZE set). Run directly with
 N > 1 processes to start (`python ml/train.py` on a host with N GPUs, or the local runner), it
 hands itself to torchrun (`python -m torch.distributed.run`) the same way: ranks numbered host
 by host in SageMaker's host order (SM_HOSTS), rendezvous at the first host.
 On CPU the backend is gloo, so two processes on this machine exercise the same code path
 (`MLOPS_PROCS_PER_HOST=2`).
+
+Data are sharded per rank, round robin: rank r holds rows r, r + world, r + 2·world, ... of the
+training and validation tables (`Runtime.rows`), so shard sizes differ by at most one and a
+file sorted by label still gives every rank a mix. Nothing is padded or dropped: every row
+belongs to exactly one rank.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -144,6 +151,36 @@ class Runtime:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+    @property
+    def rows(self) -> slice:
+        """This rank's shard of a table's rows (of a frame, an array, a tensor)."""
+        return slice(self.rank, None, self.world_size)
+
+    def own(self, batch: torch.Tensor) -> torch.Tensor:
+        """The rows of `batch` (row numbers in the whole table) that this rank holds, as positions
+        in its shard: each rank takes its own rows of a global batch, and together they take all."""
+        if not self.distributed:
+            return batch
+        return batch[batch % self.world_size == self.rank] // self.world_size
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's `value` (any picklable object), in rank order, on every rank."""
+        if not self.distributed:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+    def gather_rows(self, part: np.ndarray) -> np.ndarray:
+        """A table's rows back in the table's order, from every rank's `rows` shard of it."""
+        if not self.distributed:
+            return part
+        parts = self.gather(part)
+        whole = np.empty((sum(len(p) for p in parts), *part.shape[1:]), dtype=part.dtype)
+        for rank, rows in enumerate(parts):
+            whole[rank :: self.world_size] = rows
+        return whole
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.distributed:

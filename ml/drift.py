@@ -440,7 +440,7 @@ def _categorical_drift(column: pd.Series, stats: dict[str, Any], alpha: float, t
     expected, actual = expected_counts / expected_counts.sum(), current / n_total
     value = psi(expected, actual)
     upper = value + PSI_Z * float(psi_standard_error(expected, actual, n_total, expected_counts.sum()))
-    top = np.argsort(-current[:-2])[:5] if len(current) > 2 else []
+    top: Any = np.argsort(-current[:-2])[:5] if len(current) > 2 else []
     out.update(
         {
             "psi": value,
@@ -588,7 +588,7 @@ def drift_report(
     label_name = base.raw.get("label_column", "label")
     if base.label is not None and label_name in frame.columns:
         label = column_drift(frame[label_name], base.label)
-    if has_prediction:
+    if has_prediction and base.prediction is not None:
         prediction = column_drift(frame[prediction_column], base.prediction)
     if base.score is not None and base.score.get("column") in frame.columns:
         score_drift = column_drift(frame[base.score["column"]], base.score)

@@ -29,7 +29,7 @@ def lower_is_better(metric: str) -> bool:
     return metric in LOWER_IS_BETTER
 
 
-def metrics_for_task(task: str) -> tuple[str, ...]:
+def metrics_for_task(task: str | None) -> tuple[str, ...]:
     """The metrics a task reports (val_loss always)."""
     return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
 
@@ -52,7 +52,7 @@ def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     }
 
 
-def task_metrics(task: str, y: np.ndarray, output: np.ndarray) -> dict[str, Any]:
+def task_metrics(task: str | None, y: np.ndarray, output: np.ndarray) -> dict[str, Any]:
     """Metrics of one model output (probabilities, or values for regression) with `val_loss`:
     log loss for a classifier, mean squared error for a regression."""
     if task == "regression":
@@ -83,13 +83,26 @@ def calibration_error(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> float
 def roc_auc_binary(positive: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve as the Mann-Whitney U statistic (ties count half): the number
     scikit-learn's roc_auc_score gives, without its per-call overhead."""
-    from scipy.stats import rankdata
-
     positive = positive.astype(bool)
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
-    ranks = rankdata(score)
+    ranks = average_ranks(np.asarray(score, dtype=np.float64))
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their average; all NaN when a value is NaN (scipy's `rankdata`,
+    whose import, scipy.stats, would cost a training process a second and a half of start-up)."""
+    if np.isnan(values).any():
+        return np.full(len(values), np.nan)
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts_tie = np.r_[True, ordered[1:] != ordered[:-1]]
+    first = np.flatnonzero(starts_tie)  # 0-based position where each run of ties starts
+    after = np.r_[first[1:], len(values)]
+    ranks = np.empty(len(values))
+    ranks[order] = ((first + 1 + after) / 2)[np.cumsum(starts_tie) - 1]
+    return ranks
 
 
 def f1_per_class(table: np.ndarray) -> np.ndarray:
@@ -288,5 +301,6 @@ def compare(
     if champion is None:
         reason = f"no champion; {metric} {value:.4f}" + (" meets every minimum" if minimums else "")
     else:
+        assert value is not None and best is not None  # else a failure above says which is missing
         reason = f"{metric} {value:.4f} beats champion {best:.4f} by {abs(value - best):.4f} (margin {margin:g})"
     return GateResult(True, reason, metric, value, best, margin, higher, [])

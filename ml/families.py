@@ -60,7 +60,7 @@ class ModelSpec:
     n_numeric: int
     cardinalities: list[int]  # distinct categories seen in training, per categorical column
     n_outputs: int  # classes, or 1 for a regression
-    task: str  # binary | multiclass | regression
+    task: str | None  # binary | multiclass | regression; None: classification (a schema without a task)
     seed: int = 0
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # the run's, for built-ins
 
@@ -211,9 +211,10 @@ class TabularLinear(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.numeric = nn.Linear(spec.n_numeric, spec.n_outputs)
-        self.categories = nn.ModuleList(nn.Embedding(c + 1, spec.n_outputs) for c in spec.cardinalities)
-        for table in self.categories:
+        tables = [nn.Embedding(c + 1, spec.n_outputs) for c in spec.cardinalities]
+        for table in tables:
             nn.init.zeros_(table.weight)
+        self.categories = nn.ModuleList(tables)
 
     def forward(self, numeric: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         out = self.numeric(numeric)

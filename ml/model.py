@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,7 @@ from ml.schema import Schema, label_text
 TORCH, SKLEARN = "torch", "sklearn"  # the two kinds of model (ml/families.py)
 SMALL_BATCH = 2048  # up to this many rows, per-value dict lookups beat pandas' vectorised set-up
 # Model inputs: a DataFrame, or (serving's fast path) a mapping of column name -> values.
-Columns = pd.DataFrame | Mapping[str, Any]
+Columns: TypeAlias = "pd.DataFrame | Mapping[str, Any]"
 MODEL_META = "model.json"
 TORCH_FILE = "model.pt"
 SKLEARN_FILE = "model.skops"
@@ -220,8 +220,9 @@ class TabularMLP(nn.Module):
             "embedding_cap": int(embedding_cap),
         }
         # index 0 of every table is "unknown or missing"
-        self.embeddings = nn.ModuleList(nn.Embedding(c + 1, embedding_dim(c + 1, embedding_cap)) for c in cardinalities)
-        width = n_numeric + sum(e.embedding_dim for e in self.embeddings)
+        tables = [nn.Embedding(c + 1, embedding_dim(c + 1, embedding_cap)) for c in cardinalities]
+        self.embeddings = nn.ModuleList(tables)
+        width = n_numeric + sum(t.embedding_dim for t in tables)
         blocks: list[nn.Module] = []
         for size in hidden_sizes:
             blocks += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
@@ -318,7 +319,7 @@ class TrainedModel:
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
-    module = module.module if hasattr(module, "module") else module  # DDP
+    module = getattr(module, "module", module)  # DDP
     return getattr(module, "_orig_mod", module)  # torch.compile
 
 

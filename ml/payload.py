@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.schema import Schema
+from ml.schema import Feature, Schema
 
 JSON_TYPES = ("application/json",)
 JSONLINES_TYPES = ("application/jsonlines", "application/x-jsonlines", "application/jsonl", "application/json-lines")
@@ -221,15 +221,7 @@ def _typed(values: dict[str, list[Any]], schema: Schema, where: str, n: int) -> 
     for feature in schema.features:
         column = values[feature.name]
         if feature.is_numeric:
-            bad = [
-                i
-                for i, v in enumerate(column)
-                if not (type(v) is float or type(v) is int or (v is None and feature.nullable))
-            ]
-            if bad:
-                raise _type_error(
-                    where, feature.name, "a number" + (" or null" if feature.nullable else ""), column, bad
-                )
+            _check_types(where, feature, column, (float, int), "a number")
             try:
                 array = np.array([np.nan if v is None else v for v in column], dtype=np.float64)
             except OverflowError:  # an integer beyond float64 (about 1.8e308)
@@ -243,15 +235,7 @@ def _typed(values: dict[str, list[Any]], schema: Schema, where: str, n: int) -> 
                 raise PayloadError(400, f"{where}: column {feature.name!r}: NaN is not allowed", column=feature.name)
             out[feature.name] = array
         else:
-            bad = [
-                i
-                for i, v in enumerate(column)
-                if not (type(v) is str or type(v) is int or (v is None and feature.nullable))
-            ]
-            if bad:
-                raise _type_error(
-                    where, feature.name, "a string" + (" or null" if feature.nullable else ""), column, bad
-                )
+            _check_types(where, feature, column, (str, int), "a string")
             out[feature.name] = np.array([v if v is None or type(v) is str else str(v) for v in column], dtype=object)
     return out
 
@@ -261,6 +245,14 @@ def _short(value: Any, limit: int = 40) -> str:
         return f"an integer of {len(str(abs(value)))} digits"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_types(where: str, feature: Feature, column: list[Any], types: tuple[type, ...], expected: str) -> None:
+    """Refuse a column holding values of other types (exactly: a bool is no int), or nulls the
+    feature does not allow."""
+    bad = [i for i, v in enumerate(column) if not (type(v) in types or (v is None and feature.nullable))]
+    if bad:
+        raise _type_error(where, feature.name, expected + (" or null" if feature.nullable else ""), column, bad)
 
 
 def _type_error(where: str, name: str, expected: str, column: list[Any], bad: list[int]) -> PayloadError:
@@ -286,7 +278,11 @@ def _parse_csv(body: bytes, schema: Schema | None) -> dict[str, Any]:
         raise PayloadError(400, "csv: no rows to predict")
     first = [c.strip() for c in rows[0]]
     names = schema.feature_names if schema is not None else None
-    if names is not None and set(first) <= set(names) | {schema.label} and not any(_is_number(c) for c in first):
+    if (
+        schema is not None
+        and set(first) <= set(schema.feature_names) | {schema.label}
+        and not any(_is_number(c) for c in first)
+    ):
         header, rows = first, rows[1:]
         _check_names(header, schema)
         if not rows:

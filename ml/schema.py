@@ -260,6 +260,7 @@ def infer_schema(frame: pd.DataFrame, label: str, task: str, max_categories: int
         return Schema(tuple(features), label, None, name, REGRESSION)
     observed = frame[label].dropna()
     numbers = as_numbers(observed)
+    classes: list[Any]
     if numbers is not None and bool(np.all(np.mod(numbers.to_numpy(dtype=float), 1) == 0)):
         classes = sorted({int(v) for v in numbers})
     else:

@@ -71,7 +71,7 @@ class Predictions:
                 for label, row in zip(self.labels, np.round(self.probabilities, 6).tolist())
             ]
         for i, record in enumerate(rows):
-            if self.attributions is not None:
+            if self.attributions is not None and self.features is not None:
                 record["attributions"] = dict(zip(self.features, np.round(self.attributions[i], 6).tolist()))
             records.append(record)
         return records
@@ -427,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host, port = server.server_address[:2]
     print(
-        f"serving {args.model_dir} on http://{host}:{port} (POST /invocations, GET /ping)", file=sys.stderr, flush=True
+        f"serving {args.model_dir} on http://{host!s}:{port} (POST /invocations, GET /ping)",
+        file=sys.stderr,
+        flush=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     try:

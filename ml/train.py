@@ -9,12 +9,14 @@ the model directory: weights, preprocessing, schema, metrics, curves, drift base
 importance, lineage and a model card. On failure it writes
 `<base>/output/failure` with the reason and exits non-zero.
 
-The torch loop below is the whole story for every torch family: the data sit on the device as tensors, each epoch is
-a seeded permutation of row indices sliced into batches (no DataLoader), each rank its slice of
-the global batch; the precision the GPU does best (ml/precision.py: bf16 from compute capability
-8.0, fp16 with a gradient scaler on 7.x, fp32 on CPU) and a fused optimizer on GPUs,
-torch.compile where it pays, DDP across processes (torchrun), a checkpoint every N steps with
-the RNG states and a final one on SIGTERM, early stopping on validation.
+The torch loop below is the whole story for every torch family: the data sit on the device as
+tensors, each epoch is a seeded permutation of row indices sliced into batches (no DataLoader);
+under DDP each rank holds its own shard of the rows, trains on its rows of each global batch
+and scores its shard of the validation rows (metrics from the gathered predictions); the
+precision the GPU does best (ml/precision.py: bf16 from compute capability 8.0, fp16 with a
+gradient scaler on 7.x, fp32 on CPU) and a fused optimizer on GPUs, torch.compile where it
+pays, DDP across processes (torchrun), a checkpoint every N steps with the RNG states and a
+final one on SIGTERM, early stopping on validation.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -238,7 +240,7 @@ class Objective:
     standard deviation (so the learning rate means the same whatever the target's units);
     predictions and losses are reported back in the target's own units."""
 
-    task: str = "binary"
+    task: str | None = "binary"  # None: a classifier whose schema names no task
     mean: float = 0.0
     std: float = 1.0
 
@@ -247,7 +249,7 @@ class Objective:
         return self.task == "regression"
 
     @classmethod
-    def for_data(cls, task: str, y_train: np.ndarray) -> Objective:
+    def for_data(cls, task: str | None, y_train: np.ndarray) -> Objective:
         if task != "regression":
             return cls(task)
         std = float(np.std(y_train))
@@ -327,7 +329,7 @@ def predict_tensors(
     was_training = model.training
     model.eval()
     out = []
-    for start in range(0, len(data), chunk):
+    for start in range(0, max(len(data), 1), chunk):  # an empty shard still gives outputs of the right width
         with mode.context():
             raw = model(data.numeric[start : start + chunk], data.codes[start : start + chunk])
         out.append(objective.output(raw))
@@ -388,9 +390,10 @@ def fit_torch(
     valid_truth: np.ndarray | None = None,
 ) -> FitResult:
     """Train `model` (any torch family: forward(numeric, codes) -> outputs) in place; returns it
-    holding the best validation weights. `valid_truth`: the validation targets in their own
-    units (default: the class codes in `valid`)."""
-    truth = valid.labels.cpu().numpy() if valid_truth is None else valid_truth
+    holding the best validation weights. `train` and `valid` are this rank's shards of the
+    tables (`runtime.rows`; the whole tables in one process). `valid_truth`: the whole
+    validation table's targets in their own units (default: the class codes in `valid`)."""
+    truth = runtime.gather_rows(valid.labels.cpu().numpy()) if valid_truth is None else valid_truth
     device = runtime.device
     cuda = device.type == "cuda"
     mode = precision.choose(device, hp.amp)
@@ -399,7 +402,8 @@ def fit_torch(
     optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=cuda or None)
     torch.manual_seed(derived_seed(hp.seed, 1, runtime.rank))  # dropout stream, one per rank
 
-    n, batch_size, world = len(train), hp.batch_size, runtime.world_size
+    n = sum(runtime.gather(len(train)))  # the whole table: every rank's shard
+    batch_size, world = hp.batch_size, runtime.world_size
     steps_per_epoch = math.ceil(n / batch_size)
     lower_better = lower_is_better(hp.target_metric)
     state: dict[str, Any] = {
@@ -448,7 +452,7 @@ def fit_torch(
     n_parameters = sum(p.numel() for p in model.parameters())
     compiled = precision.should_compile(hp.compile, device, n_parameters, hp.compile_min_params)
     if compiled:
-        net = torch.compile(net)
+        net = cast(torch.nn.Module, torch.compile(net))  # an OptimizedModule
     log(
         runtime,
         f"precision {mode.name}" + (" with loss scaling" if mode.needs_scaler else "") + f" on {device}; "
@@ -456,16 +460,13 @@ def fit_torch(
     )
 
     def save_checkpoint() -> None:
+        assert store is not None  # called only with a store
         mine = {
             "cpu_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
             "running": float(running.item()),
         }
-        ranks = [None] * world
-        if runtime.distributed:
-            torch.distributed.all_gather_object(ranks, mine)
-        else:
-            ranks = [mine]
+        ranks = runtime.gather(mine)
         if runtime.is_main:
             store.save(
                 state["global_step"],
@@ -492,7 +493,7 @@ def fit_torch(
             order = epoch_order(n, hp.seed, epoch, device)
             for step in range(state["step_in_epoch"], steps_per_epoch):
                 batch = order[step * batch_size : (step + 1) * batch_size]
-                mine = batch[runtime.rank :: world]  # each process its share of the global batch
+                mine = runtime.own(batch)  # the rows of the global batch this rank holds
                 with mode.context():
                     outputs = net(train.numeric[mine], train.codes[mine])
                 losses = objective.loss(outputs, train.labels[mine])
@@ -529,7 +530,8 @@ def fit_torch(
 
             # End of epoch: validation, early stopping.
             train_loss = float(runtime.all_reduce_sum(running.clone()).item()) / n * objective.loss_scale
-            metrics = task_metrics(objective.task, truth, predict_tensors(model, valid, mode, objective=objective))
+            scores = runtime.gather_rows(predict_tensors(model, valid, mode, objective=objective))
+            metrics = task_metrics(objective.task, truth, scores)
             score = metrics.get(hp.target_metric)
             improved = score is not None and (
                 state["best_score"] is None
@@ -634,7 +636,7 @@ def configure_determinism(hp: Hyperparameters, cuda: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def check_target_metric(hp: Hyperparameters, task: str) -> None:
+def check_target_metric(hp: Hyperparameters, task: str | None) -> None:
     allowed = ("val_loss", *metrics_for_task(task))
     if hp.target_metric not in allowed:
         raise TrainingError(
@@ -692,10 +694,22 @@ def run(env: TrainingEnvironment, hp: Hyperparameters) -> dict[str, Any]:
                 ),
                 hp.keep_checkpoints,
             )
+            # Each rank holds its own rows only (runtime.rows); the preprocessor and the target's
+            # scale above were fitted on the whole table, the same on every rank. Rank 0 keeps the
+            # whole frames for the model directory, the other ranks let them go.
+            mine = runtime.rows
+            train_rows = Tensors.build(preprocessor, data.train.iloc[mine], y_train[mine], runtime.device, objective)
+            valid_rows = Tensors.build(preprocessor, data.valid.iloc[mine], y_valid[mine], runtime.device, objective)
+            if not runtime.is_main:
+                data.train, data.valid = data.train.iloc[mine], data.valid.iloc[mine]
+            summary["rows_per_rank"] = {
+                "train": runtime.gather(len(train_rows)),
+                "validation": runtime.gather(len(valid_rows)),
+            }
             result = fit_torch(
                 model,
-                Tensors.build(preprocessor, data.train, y_train, runtime.device, objective),
-                Tensors.build(preprocessor, data.valid, y_valid, runtime.device, objective),
+                train_rows,
+                valid_rows,
                 hp,
                 runtime,
                 store if hp.checkpoint_every else None,

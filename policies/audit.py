@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.context import PolicyContext, infer_context
-from policies.engine import AuditResult, evaluate
+from policies.engine import AuditResult, Violation, evaluate
 from policies.records import Resource, from_preview_graph, load_state
 
 
@@ -40,15 +40,15 @@ class AuditTarget:
 
 def stack_names() -> list[str]:
     """Every stack with a `stacks/Pulumi.<name>.yaml`."""
-    from infra.config import STACKS_DIR
+    from kernel.paths import known_stacks
 
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+    return known_stacks()
 
 
 def stack_context(
     stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None
 ) -> PolicyContext:
-    from infra.config import ConfigError, load_stack_config
+    from kernel.stack_config import ConfigError, load_stack_config
 
     try:
         return PolicyContext.from_stack_config(load_stack_config(stack, config_overrides), today=today)
@@ -60,8 +60,9 @@ def target_from_stack(
     stack: str, config_overrides: dict[str, Any] | None = None, today: date | None = None
 ) -> AuditTarget:
     """The offline preview of a stack (infra.preview), judged by its own config."""
-    from infra.config import ConfigError, stack_file
     from infra.preview import preview_stack
+    from kernel.paths import stack_path
+    from kernel.stack_config import ConfigError
 
     try:
         preview = preview_stack(stack, config_overrides=config_overrides)
@@ -72,7 +73,7 @@ def target_from_stack(
         if preview.config is not None
         else stack_context(stack, config_overrides, today)
     )
-    _, path = stack_file(stack)
+    path = stack_path(stack)
     return AuditTarget(
         preview.stack, from_preview_graph(preview.resources, preview.outputs), context, "preview", _relative(path)
     )
@@ -175,7 +176,7 @@ def format_table(target: AuditTarget, result: AuditResult) -> str:
         f"{result.context.environment or 'unknown'}): {s['resources']} resources, {s['rulesEvaluated']} rules, "
         f"{s['violations']} violation(s): {s['mandatory']} mandatory, {s['advisory']} advisory"
     ]
-    by_resource: dict[tuple[str, str, str], list] = {}
+    by_resource: dict[tuple[str, str, str], list[Violation]] = {}
     for v in result.violations:
         by_resource.setdefault((v.name, v.type, v.urn), []).append(v)
     for (name, type_, _urn), violations in sorted(by_resource.items()):
@@ -188,6 +189,7 @@ def format_table(target: AuditTarget, result: AuditResult) -> str:
         lines += ["", f"  suppressed ({len(result.suppressed)}):"]
         for v in result.suppressed:
             sup = v.suppression
+            assert sup is not None  # a suppressed violation carries its suppression
             lines.append(f"    {v.rule} on {v.name} until {sup.expires.isoformat()}: {sup.reason}")
     for label, items in (
         ("expired suppressions (no longer applied)", result.expired_suppressions),

@@ -245,7 +245,7 @@ def run_cost(args: SimpleNamespace) -> int:
 
 
 def _deployed_overrides(stack: str) -> dict[str, Any]:
-    from infra.config import ConfigError, load_stack_config
+    from kernel.stack_config import ConfigError, load_stack_config
     from policies.audit import AuditError
 
     try:

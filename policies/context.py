@@ -1,7 +1,7 @@
 """What the rules need to know about the stack they judge, beyond its resources.
 
 Rules are pure functions of (records, context). The context is built once per audit: from the
-stack config (`infra.config.load_stack_config`, duck-typed here so `policies` imports nothing of
+stack config (`kernel.stack_config.load_stack_config`, duck-typed here so `policies` imports nothing of
 `infra`), from a CrossGuard pack's config, or — for a state file audited without `--stack` —
 inferred from the resources, with every guess listed in `notes`.
 """
@@ -103,7 +103,7 @@ class PolicyContext:
 
     @classmethod
     def from_stack_config(cls, config: Any, today: date | None = None) -> PolicyContext:
-        """From `infra.config.StackConfig` (attribute access only)."""
+        """From `kernel.stack_config.StackConfig` (attribute access only)."""
         policy = config.policy
         return cls(
             stack=config.stack,
@@ -222,7 +222,7 @@ def infer_context(records: Iterable[Any], stack: str = "", today: date | None = 
     """
     envs: set[str] = set()
     for r in records:
-        tags = r.props.get("tags") if hasattr(r, "props") else None
+        tags = (r.props.get("tagsAll") or r.props.get("tags")) if hasattr(r, "props") else None
         if isinstance(tags, Mapping) and isinstance(tags.get("environment"), str):
             envs.add(tags["environment"])
     notes = ["no --stack given: judged without a stack config (no required tags, allowlist, budget or suppressions)"]

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from policies.context import CostAssumptions, PolicyContext
 from policies.graph import StackGraph, listify, number
-from policies.records import UNKNOWN
+from policies.records import Resource
 from policies.sagemaker_graph import (
     ALARM,
     ENDPOINT,
@@ -68,7 +69,7 @@ class PriceBook:
         return float(self.doc.get("spotSavingsFraction", {}).get("default", 0.0))
 
     def region(self, region: str) -> Mapping[str, Any]:
-        regions = self.doc["regions"]
+        regions: Mapping[str, Mapping[str, Any]] = self.doc["regions"]
         if region not in regions:
             raise CostError(
                 f"no prices for region {region!r}; priced regions: {', '.join(sorted(regions))} "
@@ -419,10 +420,10 @@ def _serverless(
     return items
 
 
-def _purpose(bucket) -> str:
+def _purpose(bucket: Resource) -> str:
     tags = bucket.props.get("tags")
-    if isinstance(tags, Mapping) and isinstance(tags.get("purpose"), str):
-        return tags["purpose"]
+    if isinstance(tags, Mapping) and isinstance(purpose := tags.get("purpose"), str):
+        return purpose
     text = f"{bucket.name} {bucket.props.get('bucket') or ''}".lower()
     for purpose in ("access-logs", "capture", "artifacts", "data"):
         if purpose in text:

@@ -13,10 +13,11 @@ rules are mandatory and the rest advisory.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
@@ -29,7 +30,7 @@ from pulumi_policy import (
 from policies.context import ENVIRONMENTS, PolicyContext
 from policies.graph import StackGraph
 from policies.records import from_policy_resource, from_validation_args, provider_record
-from policies.rules import RULES, Rule
+from policies.rules import RULES, ResourceRule, Rule, StackRule
 
 PACK_NAME = "mlops-sagemaker"
 
@@ -76,7 +77,7 @@ def _suppressed(ctx: PolicyContext, rule: Rule, urn: str, name: str) -> bool:
     return any(s.matches(rule.id, urn, name) and not s.expired(ctx.today) for s in ctx.suppressions)
 
 
-def _resource_validator(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+def _resource_validator(rule: ResourceRule) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         resource = from_validation_args(args)
         if resource.canonical_type not in rule.types:
@@ -96,7 +97,7 @@ def _resource_validator(rule: Rule) -> Callable[[ResourceValidationArgs, ReportV
     return validate
 
 
-def _stack_validator(rule: Rule) -> Callable[[StackValidationArgs, ReportViolation], None]:
+def _stack_validator(rule: StackRule) -> Callable[[StackValidationArgs, ReportViolation], None]:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         ctx = _context(args.get_config())
         if not rule.applies_in(ctx)[0]:
@@ -118,10 +119,22 @@ def default_level(rule: Rule) -> EnforcementLevel:
     return EnforcementLevel.MANDATORY if rule.severity == "critical" else EnforcementLevel.ADVISORY
 
 
-def build_policies(rules: list[Rule] | None = None) -> list[ResourceValidationPolicy | StackValidationPolicy]:
-    policies: list[ResourceValidationPolicy | StackValidationPolicy] = []
+class _PolicyText(TypedDict):
+    """What a CrossGuard policy says about its rule, the same for either kind."""
+
+    name: str
+    description: str
+    enforcement_level: EnforcementLevel
+    config_schema: PolicyConfigSchema
+    severity: Severity
+    tags: list[str]
+    remediation_steps: str
+
+
+def build_policies(rules: list[Rule] | None = None) -> list[Policy]:
+    policies: list[Policy] = []
     for rule in rules or RULES:
-        common = dict(
+        text = _PolicyText(
             name=rule.id,
             description=rule.description,
             enforcement_level=default_level(rule),
@@ -130,10 +143,10 @@ def build_policies(rules: list[Rule] | None = None) -> list[ResourceValidationPo
             tags=[rule.family],
             remediation_steps=rule.fix,
         )
-        if rule.scope == "resource":
-            policies.append(ResourceValidationPolicy(validate=_resource_validator(rule), **common))
-        else:
-            policies.append(StackValidationPolicy(validate=_stack_validator(rule), **common))
+        if isinstance(rule, ResourceRule):
+            policies.append(ResourceValidationPolicy(validate=_resource_validator(rule), **text))
+        elif isinstance(rule, StackRule):
+            policies.append(StackValidationPolicy(validate=_stack_validator(rule), **text))
     return policies
 
 

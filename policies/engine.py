@@ -9,7 +9,7 @@ from typing import Any
 from policies.context import PolicyContext, Suppression
 from policies.graph import StackGraph
 from policies.records import Resource
-from policies.rules import RULES, Rule
+from policies.rules import RULES, ResourceRule, Rule, StackRule
 
 # The verdict (and severity) of a rule that could not see what it judges: a secret it cannot decrypt.
 CANNOT_VERIFY = "cannot-verify"
@@ -28,7 +28,7 @@ class Violation:
     verdict: str = "violation"  # violation | cannot-verify
 
     def to_json(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "rule": self.rule,
             "severity": self.severity,
             "enforcement": self.enforcement,
@@ -98,12 +98,13 @@ class AuditResult:
 
 def run_rule(rule: Rule, graph: StackGraph, ctx: PolicyContext) -> list[tuple[Resource | None, str]]:
     """The raw findings of one rule: (resource or None for the stack, message)."""
-    if rule.scope == "resource":
-        found: list[tuple[Resource | None, str]] = []
-        for resource in graph.of_type(*rule.types):
-            found.extend((resource, message) for message in rule.check(resource, ctx, graph))
-        return found
-    return list(rule.check(graph, ctx))
+    if isinstance(rule, StackRule):
+        return list(rule.check(graph, ctx))
+    assert isinstance(rule, ResourceRule)  # the only two kinds
+    found: list[tuple[Resource | None, str]] = []
+    for resource in graph.of_type(*rule.types):
+        found.extend((resource, message) for message in rule.check(resource, ctx, graph))
+    return found
 
 
 def cannot_verify(rule: Rule, graph: StackGraph) -> list[tuple[Resource, str]]:

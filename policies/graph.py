@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
-from policies.records import STACK_TYPE, UNKNOWN, Resource
+from kernel.aws_model import UNKNOWN
+from policies.records import STACK_TYPE, Resource
 
 
 class StackGraph:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policies.records import UNKNOWN
+from kernel.aws_model import UNKNOWN
 
 # Condition keys that bind a wildcard principal to this account, organisation, network or source.
 SCOPING_CONDITION_KEYS = frozenset(
@@ -203,6 +203,11 @@ def restricts(operator: str, key: str, values: list[str]) -> bool:
     if op.startswith("forallvalues:") or op.endswith("ifexists") or op == "null" or "not" in op:
         return False
     return bool(values) and not any(vacuous_value(key, v) for v in values)
+
+
+def open_to_everyone(document: Any) -> list[Statement]:
+    """The Allow statements of a resource policy that name Principal '*' with no condition scoping the caller."""
+    return [s for s in parse(document) or [] if s.allows and s.wildcard_principal and not s.is_scoped_by_condition]
 
 
 def parse(document: Any) -> list[Statement] | None:

@@ -14,9 +14,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernel.aws_model import UNKNOWN  # one definition of a value known only after deployment
+
+if TYPE_CHECKING:  # CrossGuard's types; the auditor reads records without pulumi_policy
+    from pulumi_policy import PolicyProviderResource, PolicyResource, ResourceValidationArgs
 
 # `pulumi stack export` marks special values (secrets, assets) with this key.
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -273,48 +276,42 @@ def load_state(path: str | Path) -> StateFile:
     return StateFile(str(path), stack, project, records, str(manifest.get("version", "")))
 
 
-def from_policy_resource(resource: Any) -> Resource:
+def from_policy_resource(resource: PolicyResource) -> Resource:
     """A `pulumi_policy.PolicyResource` (what a StackValidationPolicy receives)."""
-    parent = getattr(resource, "parent", None)
-    provider = getattr(resource, "provider", None)
+    dependencies = getattr(resource, "dependencies", None) or []
+    return _crossguard_record(
+        resource,
+        parent=getattr(getattr(resource, "parent", None), "urn", "") or "",
+        dependencies=tuple(getattr(d, "urn", "") for d in dependencies),
+    )
+
+
+def from_validation_args(args: ResourceValidationArgs) -> Resource:
+    """A `pulumi_policy.ResourceValidationArgs` (what a ResourceValidationPolicy receives)."""
+    opts = getattr(args, "opts", None)
+    return _crossguard_record(args, parent=(getattr(opts, "parent", None) or "") if opts is not None else "")
+
+
+def provider_record(provider: PolicyProviderResource | None) -> Resource | None:
+    """The provider of a CrossGuard resource (`PolicyProviderResource`), for its default tags."""
+    return _crossguard_record(provider) if provider is not None else None
+
+
+def _crossguard_record(
+    resource: PolicyResource | ResourceValidationArgs | PolicyProviderResource,
+    parent: str = "",
+    dependencies: tuple[str, ...] = (),
+) -> Resource:
+    """What CrossGuard's three views of a resource share; stacks and our components are not custom resources."""
     return Resource(
         urn=resource.urn,
         type=resource.resource_type,
         name=resource.name,
         props=plain(resource.props or {}),
         custom=not resource.resource_type.startswith(("pulumi:pulumi:", "mlops:")),
-        parent=getattr(parent, "urn", "") or "",
-        provider=getattr(provider, "urn", "") or "",
-        dependencies=tuple(getattr(d, "urn", "") for d in (getattr(resource, "dependencies", None) or [])),
-        source="crossguard",
-    )
-
-
-def from_validation_args(args: Any) -> Resource:
-    """A `pulumi_policy.ResourceValidationArgs` (what a ResourceValidationPolicy receives)."""
-    opts = getattr(args, "opts", None)
-    provider = getattr(args, "provider", None)
-    return Resource(
-        urn=args.urn,
-        type=args.resource_type,
-        name=args.name,
-        props=plain(args.props or {}),
-        custom=not args.resource_type.startswith(("pulumi:pulumi:", "mlops:")),
-        parent=(getattr(opts, "parent", None) or "") if opts is not None else "",
-        provider=getattr(provider, "urn", "") or "",
-        source="crossguard",
-    )
-
-
-def provider_record(provider: Any) -> Resource | None:
-    """The provider of a CrossGuard resource (`PolicyProviderResource`), for its default tags."""
-    if provider is None:
-        return None
-    return Resource(
-        urn=provider.urn,
-        type=provider.resource_type,
-        name=provider.name,
-        props=plain(provider.props or {}),
+        parent=parent,
+        provider=getattr(getattr(resource, "provider", None), "urn", "") or "",
+        dependencies=dependencies,
         source="crossguard",
     )
 

@@ -4,11 +4,12 @@ autoscaling targets, alarms. Shared by the SageMaker rules and the cost estimato
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from kernel.aws_model import UNKNOWN
+from kernel.instances import GPU_PREFIXES
 from policies.graph import StackGraph, first, listify, number
-from policies.records import UNKNOWN, Resource
+from policies.records import Resource
 
 MODEL = "aws:sagemaker/model:Model"
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
@@ -17,8 +18,6 @@ PACKAGE_GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
 PACKAGE_GROUP_POLICY = "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy"
 SCALING_TARGET = "aws:appautoscaling/target:Target"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-
-GPU_PREFIXES = ("ml.g", "ml.p", "ml.inf", "ml.trn")
 
 
 def physical_name(resource: Resource) -> str:
@@ -36,8 +35,12 @@ def is_serverless(variant: Mapping[str, Any]) -> bool:
     return bool(listify(variant.get("serverlessConfig"))) and not variant.get("instanceType")
 
 
-def is_gpu(instance_type: str) -> bool:
-    return instance_type.startswith(GPU_PREFIXES)
+# GPUs (the kernel's) and AWS's own accelerators (Inferentia, Trainium): instances that bill like a GPU.
+ACCELERATOR_PREFIXES = (*GPU_PREFIXES, "ml.inf", "ml.trn")
+
+
+def is_accelerated(instance_type: str) -> bool:
+    return instance_type.startswith(ACCELERATOR_PREFIXES)
 
 
 def config_of(endpoint: Resource, graph: StackGraph) -> Resource | None:
@@ -80,8 +83,9 @@ def scaling_minimum(graph: StackGraph, endpoint_name: str, variant_name: str) ->
     return None
 
 
-@dataclass(frozen=True)
-class AlarmMetric:
+class AlarmMetric(NamedTuple):
+    """A metric an alarm watches: the alarm's own, or one of its metric queries'."""
+
     alarm: Resource
     namespace: str
     metric: str
@@ -99,7 +103,7 @@ def alarm_metrics(graph: StackGraph) -> list[AlarmMetric]:
                     alarm,
                     str(p.get("namespace") or ""),
                     str(p.get("metricName")),
-                    p.get("dimensions") if isinstance(p.get("dimensions"), Mapping) else {},
+                    dims if isinstance(dims := p.get("dimensions"), Mapping) else {},
                 )
             )
         for query in listify(p.get("metricQueries")):

@@ -30,7 +30,7 @@ from ci.progress import Progress
 @json_option("print a JSON summary on stdout")
 @step
 def demo(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.demo import run_demo
+    from ci.emulator.demo import run_demo
 
     result = run_demo(out_dir=args.out, rows=args.rows, progress=progress, keep_server=False)
     return result, f"demo finished in {result['seconds']:.0f} s; report: {result['report']}"

@@ -36,8 +36,8 @@ from ci.progress import Progress
 @model_option("model name (default: the package's)")
 @step
 def promote(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci import aws
-    from ci.promote import promote as write_package
+    from ci.aws import clients as aws
+    from ci.steps.promote import promote as write_package
 
     result = write_package(
         aws.make_session(region_of(args.package)),
@@ -77,7 +77,7 @@ def promote(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
 @poll_seconds_option("poll interval while waiting (default 30)")
 @step
 def verify(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.verify import verify as check_endpoints
+    from ci.steps.verify import verify as check_endpoints
 
     ctx = open_stack(args, progress)
     result = check_endpoints(
@@ -106,10 +106,10 @@ def verify(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
 @model_option("model name", required=True)
 @step
 def rollback(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci import aws
-    from ci.outputs import stack_file
-    from ci.promote import rollback as restore
-    from ci.stackfile import read_config
+    from ci.aws import clients as aws
+    from ci.aws.outputs import stack_file
+    from ci.aws.stackfile import read_config
+    from ci.steps.promote import rollback as restore
 
     region = read_config(stack_file(args.env, args.stacks_dir)).get("aws:region", "us-east-1")
     result = restore(aws.make_session(region), args.env, args.model, stacks_dir=args.stacks_dir, progress=progress)

@@ -29,7 +29,7 @@ class GateFailed(MlopsError):
 @click.option("--job", required=True, help="training job name (from `mlops train`)")
 @step
 def evaluate(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.pipeline import evaluate as score
+    from ci.steps.pipeline import evaluate as score
 
     ctx = open_stack(args, progress)
     report = score(ctx, args.job)

@@ -4,7 +4,7 @@ the one error handler.
 A step command prints progress on stderr and, on stdout, either a human summary or with `--json`
 one JSON document. Every failure, of every command (ours, `policies/cli.py`'s, `ml/cli.py`'s, or
 a usage error click finds), goes through `run`: one `error: ...` line on stderr, the exit code
-of its `MlopsError` class (see `ci.errors.classify`), and with `--json` the same error document on
+of its `MlopsError` class (see `classify`), and with `--json` the same error document on
 stdout (`ci.errors.error_document`). A traceback is printed only with `--debug` (anywhere on the
 command line) or MLOPS_DEBUG=1; without it even a bug is one line.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from ci.errors import MlopsError, UsageError, classify, error_document
+from ci.errors import AwsAccessError, MlopsError, UsageError, error_document
 from ci.jsonable import dumps
 from ci.progress import Progress
 
@@ -182,6 +182,53 @@ def report(err: BaseException, as_json: bool) -> int:
     if as_json:
         print(dumps(error_document(clear)))
     return clear.exit_code
+
+
+def classify(err: BaseException) -> MlopsError | None:
+    """The `MlopsError` an expected failure stands for, or None for a bug.
+
+    Expected: our own errors, AWS's actionable ones (translated by `ci.aws.clients`), a file that cannot be
+    read or decoded, a document that does not parse, a value out of range (NaN, infinity, an
+    impossible date: Python raises ValueError or OverflowError), a network that timed out or
+    reset. Each keeps its one-line message and gets its documented exit code.
+    """
+    import json
+
+    import yaml
+
+    if isinstance(err, MlopsError):
+        return err
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ci.aws.clients import translate
+
+    if isinstance(err, (BotoCoreError, ClientError)):
+        clear = translate(err)
+        if clear is not None:
+            return clear
+        if isinstance(err, ClientError):
+            error = err.response.get("Error", {})  # AWS said no to something our checks let through
+            return MlopsError(f"AWS refused {err.operation_name}: {error.get('Code')}: {error.get('Message')}")
+        return AwsAccessError(f"AWS call failed: {type(err).__name__}: {err}")
+    if isinstance(err, UnicodeError):
+        return UsageError(f"input is not valid UTF-8 text: {err}")
+    if isinstance(err, (json.JSONDecodeError, yaml.YAMLError)):
+        return UsageError(f"input does not parse: {_one_line(err)}")
+    if isinstance(err, (TimeoutError, ConnectionError)):
+        return AwsAccessError(f"the network failed: {type(err).__name__}: {err}")
+    if isinstance(err, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
+        name = getattr(err, "filename", None) or ""
+        return UsageError(f"cannot read {name!s}: {err.strerror or err}" if name else f"cannot read a file: {err}")
+    if isinstance(err, OSError):  # a full disk, an I/O error: the machine's, not a bug of ours
+        return MlopsError(f"{type(err).__name__}: {err}")
+    if isinstance(err, (ValueError, OverflowError)):  # ConfigError, HyperparameterError, NaN, dates
+        return UsageError(_one_line(err))
+    return None
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 2000 else text[:1997] + "..."
 
 
 def _usage(err: click.ClickException) -> UsageError:

@@ -24,7 +24,7 @@ from ci.progress import Progress
 @click.option("--docker", default="docker", help="the docker client to run (default docker)")
 @step
 def image(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.image import build_and_push, serving_variant
+    from ci.steps.image import build_and_push, serving_variant
 
     ctx = open_stack(args, progress)
     result = build_and_push(

@@ -33,7 +33,7 @@ from ci.progress import Progress
 def preview(stack: str, as_json: bool, skip_preflight: bool) -> int:
     from infra.preview import preview_stack
 
-    found = preview_stack(stack)  # a ConfigError is a ValueError: exit 2, one line (ci.errors.classify)
+    found = preview_stack(stack)  # a ConfigError is a ValueError: exit 2, one line (framework.classify)
     print(json.dumps(found.to_json(), indent=2, sort_keys=True) if as_json else format_table(found))
     if skip_preflight:
         return 0
@@ -93,7 +93,7 @@ def local() -> None:
 @stack_options()
 @step
 def local_up(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.local import provision
+    from ci.emulator.pulumi_up import provision
 
     raw = provision(args.stack, args.stacks_dir, progress)
     return {"outputs": raw}, (

@@ -33,8 +33,8 @@ from ci.progress import Progress
 @poll_seconds_option("poll interval while following the retraining job")
 @step
 def monitor(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.monitor import monitor as measure
-    from ci.pipeline import TrainRequest, train_gate_register
+    from ci.steps.monitor import monitor as measure
+    from ci.steps.pipeline import TrainRequest, train_gate_register
 
     ctx = open_stack(args, progress)
     model = ctx.model(args.model)

@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
+from ci.aws.outputs import SOURCES
 from ci.commands import argtypes
 from ci.commands.framework import Params
 from ci.errors import UsageError
-from ci.outputs import SOURCES
 from ci.progress import Progress
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -114,7 +114,7 @@ def _hyperparameters(ctx: click.Context, param: click.Parameter, pairs: tuple[st
 
 def open_stack(args: Params, progress: Progress, stack: str | None = None) -> Any:
     """The step context (`ci.pipeline.Context`) of the stack the options name."""
-    from ci.pipeline import open_context
+    from ci.steps.pipeline import open_context
 
     return open_context(
         stack or args.stack,
@@ -132,7 +132,7 @@ def who(args: Params) -> str:
 
 def region_of(arn: str) -> str:
     """The region of a model package ARN (checked first: a bad ARN is exit 2)."""
-    from ci.registry import check_package_arn
+    from ci.aws.registry import check_package_arn
 
     check_package_arn(arn)
     return arn.split(":")[3]

@@ -40,8 +40,8 @@ from ci.progress import Progress
 @reason_option(required=False, help="why the gate is overridden; recorded on the package")
 @step
 def register(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.pipeline import register as create_package
-    from ci.register import require_reason
+    from ci.steps.pipeline import register as create_package
+    from ci.steps.register import require_reason
 
     reason = require_reason(args.force, args.reason)
     ctx = open_stack(args, progress)
@@ -68,7 +68,8 @@ def decision(name: str, status: str) -> click.Command:
     @json_option("print one JSON document on stdout")
     @step
     def decide(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-        from ci import aws, registry
+        from ci.aws import clients as aws
+        from ci.aws import registry
 
         session = aws.make_session(region_of(args.package))
         package = registry.set_status(
@@ -95,7 +96,7 @@ reject = decision("reject", "Rejected")
 )
 @step
 def packages(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci import registry
+    from ci.aws import registry
 
     ctx = open_stack(args, progress)
     group = ctx.outputs.modelPackageGroups[ctx.model(args.model)]

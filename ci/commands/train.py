@@ -76,7 +76,7 @@ def image_option(help: str) -> Any:
 
 def train_request(args: Params, **specific: Any) -> Any:
     """The request `train` and `tune` share, from their common options."""
-    from ci.pipeline import TrainRequest
+    from ci.steps.pipeline import TrainRequest
 
     return TrainRequest(
         model=args.model,
@@ -134,7 +134,7 @@ def train_request(args: Params, **specific: Any) -> Any:
 )
 @step
 def train(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.pipeline import train as run_training
+    from ci.steps.pipeline import train as run_training
 
     ctx = open_stack(args, progress)
     req = train_request(
@@ -203,7 +203,7 @@ def _common_prefix(uris: list[str]) -> str:
 @image_option("train in this image instead")
 @step
 def tune(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.tune import tune as run_search
+    from ci.steps.tune import tune as run_search
 
     ctx = open_stack(args, progress)
     result = run_search(ctx, train_request(args), max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs)
@@ -244,7 +244,7 @@ def tune(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
 @poll_seconds_option("poll interval while following the job")
 @step
 def reproduce(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
-    from ci.pipeline import reproduce as rerun
+    from ci.steps.pipeline import reproduce as rerun
 
     ctx = open_stack(args, progress, stack=args.stack or _package_stack(args.package))
     result = rerun(ctx, args.package, local=args.local, tolerance=args.tolerance, poll_seconds=args.poll_seconds)
@@ -263,7 +263,7 @@ def reproduce(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
 
 def _package_stack(arn: str) -> str:
     """A package's group is `<model>-<stack>` (infra/registry.py): its stack is the suffix."""
-    from ci.registry import PACKAGE_ARN
+    from ci.aws.registry import PACKAGE_ARN
 
     match = PACKAGE_ARN.match(arn)
     if not match:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pulumi
 
+from infra.common import Statement
+
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"
 # Thumbprint of GitHub's OIDC certificate chain (IAM ignores it for this provider, but the API requires one).
@@ -16,6 +18,22 @@ GITHUB_OIDC_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
 DEPLOY_PATH = "/mlops-deploy/"  # the deploy roles and the bootstrap's policies live here, out of the stacks' reach
 BOUNDARY_POLICY_NAME = "mlops-deploy-boundary"
 DEPLOY_POLICY_NAME = "mlops-deploy"
+# What SageMaker does with the execution role to run a job or model inside a VPC: its network
+# interfaces, and the look-ups before it makes them.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html
+VPC_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+)
+VPC_DESCRIBE_ACTIONS = (
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeDhcpOptions",
+)
 
 
 def deploy_role_name(environment: str) -> str:
@@ -68,15 +86,17 @@ def github_trust(
     environment: str,
     workflows: tuple[str, ...],
     ref: str | None,
-) -> list[dict]:
+) -> list[Statement]:
     """Trust for GitHub Actions' OIDC tokens of one GitHub environment's jobs of these workflow files.
 
     `aud` and the customized `sub` are pinned; with a ref (staging, prod, approval) `sub` must
     equal it exactly, without one (dev) any branch or tag of these workflows matches (StringLike),
     but no pull request's merge ref.
     """
-    aud = {f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE}
-    sub = {f"{GITHUB_OIDC_HOST}:sub": [github_subject(repository, environment, w, ref) for w in workflows]}
+    aud: dict[str, str | list[str]] = {f"{GITHUB_OIDC_HOST}:aud": GITHUB_OIDC_AUDIENCE}
+    sub: dict[str, str | list[str]] = {
+        f"{GITHUB_OIDC_HOST}:sub": [github_subject(repository, environment, w, ref) for w in workflows]
+    }
     if ref:
         condition = {"StringEquals": {**aud, **sub}}
     else:  # any branch or tag, never a pull request's merge ref

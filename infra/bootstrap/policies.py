@@ -16,9 +16,12 @@ https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsident
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 
-from infra.bootstrap.contract import DEPLOY_PATH
+from infra.bootstrap.contract import DEPLOY_PATH, VPC_DESCRIBE_ACTIONS, VPC_INTERFACE_ACTIONS
+from infra.common import Statement
 
 # Services the stacks' resources belong to (the boundary's ceiling for every mlops role).
 SERVICES = (
@@ -87,7 +90,7 @@ def _arn(service: str, account: pulumi.Input[str], resource: str, region: str = 
     return pulumi.Output.concat("arn:aws:", service, ":", regional, ":", owner, ":", resource)
 
 
-def self_protection(account: pulumi.Input[str], boundary_arn: pulumi.Input[str]) -> list[dict]:
+def self_protection(account: pulumi.Input[str], boundary_arn: pulumi.Input[str]) -> list[Statement]:
     """Deny statements that keep the deploy roles, the bootstrap's policies and the boundary as made."""
     deploy_roles = _arn("iam", account, f"role{DEPLOY_PATH}*")
     bootstrap_policies = _arn("iam", account, f"policy{DEPLOY_PATH}*")
@@ -163,7 +166,7 @@ def self_protection(account: pulumi.Input[str], boundary_arn: pulumi.Input[str])
     ]
 
 
-def boundary_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[str]) -> list[dict]:
+def boundary_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[str]) -> list[Statement]:
     """The ceiling of every mlops role: the stacks' services, roles named mlops-*, and self-protection."""
     return [
         {"Sid": "StackServices", "Effect": "Allow", "Action": [f"{s}:*" for s in SERVICES], "Resource": "*"},
@@ -171,17 +174,7 @@ def boundary_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[s
         {
             "Sid": "TrainAndServeInsideVpcs",
             "Effect": "Allow",
-            "Action": [
-                "ec2:CreateNetworkInterface",
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeVpcs",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeDhcpOptions",
-            ],
+            "Action": [*VPC_INTERFACE_ACTIONS, *VPC_DESCRIBE_ACTIONS],
             "Resource": "*",
         },
         {
@@ -197,9 +190,9 @@ def boundary_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[s
     ]
 
 
-def deploy_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[str]) -> list[dict]:
+def deploy_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[str]) -> list[Statement]:
     """What `pulumi up` (create, refresh, update, delete, tag) of any mlops stack needs, and no more."""
-    sm = lambda resource: _arn("sagemaker", account, resource)  # noqa: E731
+    sm: Callable[[str], pulumi.Output[str]] = lambda resource: _arn("sagemaker", account, resource)  # noqa: E731
     tags = ["TagResource", "UntagResource", "ListTagsForResource"]
     return [
         {

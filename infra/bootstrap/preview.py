@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 
 from infra.bootstrap.program import PROJECT, parse_bootstrap_config
-from infra.config import ConfigError, to_pulumi_config
 from infra.preview import Preview, run_program
+from kernel.paths import stack_path
+from kernel.stack_config import ConfigError, to_pulumi_config
 
 HERE = Path(__file__).resolve().parent
 PROGRAM = HERE / "__main__.py"
@@ -23,7 +24,7 @@ DEFAULT_STACK = "example-account"
 
 def preview_bootstrap(stack: str = DEFAULT_STACK, config_overrides: dict[str, Any] | None = None) -> Preview:
     """Validate the bootstrap stack's config, run the program under mocks, return its graph and outputs."""
-    path = HERE / f"Pulumi.{stack}.yaml"
+    path = stack_path(stack, HERE)
     if not path.exists():
         raise ConfigError(stack, [f"no bootstrap stack file {path}"])
     raw = {**((yaml.safe_load(path.read_text()) or {}).get("config") or {}), **(config_overrides or {})}
@@ -33,4 +34,9 @@ def preview_bootstrap(stack: str = DEFAULT_STACK, config_overrides: dict[str, An
 
 
 if __name__ == "__main__":
-    print(json.dumps({**preview_bootstrap(*sys.argv[1:2]).to_json(), "project": PROJECT}, indent=2))
+    print(
+        json.dumps(
+            {**preview_bootstrap(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_STACK).to_json(), "project": PROJECT},
+            indent=2,
+        )
+    )

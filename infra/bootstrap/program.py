@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -28,7 +29,7 @@ from infra.bootstrap.contract import (
 )
 from infra.bootstrap.policies import boundary_statements, deploy_statements
 from infra.common import policy_document
-from infra.config import ENVIRONMENTS, ConfigError
+from kernel.stack_config import ENVIRONMENTS, ConfigError
 
 PROJECT = "mlops-bootstrap"
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -60,7 +61,7 @@ def parse_bootstrap_config(stack: str, raw: dict[str, object]) -> BootstrapConfi
     return BootstrapConfig(stack, str(repository), tuple(environments))  # type: ignore[arg-type]
 
 
-def build_bootstrap(config: BootstrapConfig, account_id: pulumi.Input[str]) -> dict[str, pulumi.Input]:
+def build_bootstrap(config: BootstrapConfig, account_id: pulumi.Input[str]) -> dict[str, pulumi.Input[Any]]:
     tags = {"project": "mlops", "managed-by": "pulumi", "pulumi-project": PROJECT}
     provider = aws.iam.OpenIdConnectProvider(
         "github-oidc",

@@ -15,8 +15,8 @@ from policies.rules import (  # noqa: F401  (registration)
     sagemaker,
     tags,
 )
-from policies.rules.base import FAMILIES, RULES, SEVERITIES, Rule
+from policies.rules.base import FAMILIES, RULES, SEVERITIES, ResourceRule, Rule, StackRule
 
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 
-__all__ = ["FAMILIES", "RULES", "RULES_BY_ID", "SEVERITIES", "Rule"]
+__all__ = ["FAMILIES", "RULES", "RULES_BY_ID", "SEVERITIES", "ResourceRule", "Rule", "StackRule"]

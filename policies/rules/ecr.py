@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, truthy
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import resource_rule, say
+from policies.records import Resource
+from policies.rules.base import RuleFamily, say
+
+ECR = RuleFamily("ecr")
 
 REPOSITORY = "aws:ecr/repository:Repository"
 REGISTRY_SCANNING = "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration"
 
 
-@resource_rule(
-    "ecr-scan-on-push",
-    "ECR repositories scan images on push.",
-    severity="medium",
-    family="ecr",
-    types=(REPOSITORY,),
-    why="Training and inference images bundle CUDA, Python and model-serving stacks; scanning on push flags a "
-    "known-vulnerable layer before it reaches an endpoint.",
-    fix="set image_scanning_configuration={'scan_on_push': True} (or a registry-wide scanning configuration).",
-)
-def ecr_scan_on_push(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@ECR.resource("ecr-scan-on-push", severity="medium", types=(REPOSITORY,))
+def ecr_scan_on_push(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """ECR repositories scan images on push.
+
+    Why: Training and inference images bundle CUDA, Python and model-serving stacks; scanning on push flags a
+    known-vulnerable layer before it reaches an endpoint.
+
+    Fix: set image_scanning_configuration={'scan_on_push': True} (or a registry-wide scanning configuration).
+    """
     if graph.of_type(REGISTRY_SCANNING):
         return
     configs = [c for c in listify(resource.props.get("imageScanningConfiguration")) if isinstance(c, Mapping)]
@@ -32,33 +33,29 @@ def ecr_scan_on_push(resource: Resource, ctx: PolicyContext, graph: StackGraph):
         yield say(resource, "does not scan images on push", "set image_scanning_configuration scan_on_push=True")
 
 
-@resource_rule(
-    "ecr-immutable-tags",
-    "ECR repositories make image tags immutable.",
-    severity="high",
-    family="ecr",
-    types=(REPOSITORY,),
-    why="Lineage pins images by tag and digest; with mutable tags a push can change what `:v3` means under a "
-    "model that was evaluated and approved with another image.",
-    fix="set image_tag_mutability='IMMUTABLE'.",
-)
-def ecr_immutable_tags(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@ECR.resource("ecr-immutable-tags", severity="high", types=(REPOSITORY,))
+def ecr_immutable_tags(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """ECR repositories make image tags immutable.
+
+    Why: Lineage pins images by tag and digest; with mutable tags a push can change what `:v3` means under a model that
+    was evaluated and approved with another image.
+
+    Fix: set image_tag_mutability='IMMUTABLE'.
+    """
     mutability = resource.props.get("imageTagMutability", "MUTABLE")
     if mutability is not UNKNOWN and not str(mutability).upper().startswith("IMMUTABLE"):
         yield say(resource, f"image tags are {mutability}", "set image_tag_mutability='IMMUTABLE'")
 
 
-@resource_rule(
-    "ecr-kms-encryption",
-    "ECR repositories encrypt images with a customer-managed KMS key.",
-    severity="medium",
-    family="ecr",
-    types=(REPOSITORY,),
-    why="Images can embed model weights and code; AES256 (ECR's default) or the AWS-managed key cannot be "
-    "scoped to the environment or revoked.",
-    fix="set encryption_configurations=[{'encryption_type': 'KMS', 'kms_key': <environment key ARN>}].",
-)
-def ecr_kms_encryption(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@ECR.resource("ecr-kms-encryption", severity="medium", types=(REPOSITORY,))
+def ecr_kms_encryption(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """ECR repositories encrypt images with a customer-managed KMS key.
+
+    Why: Images can embed model weights and code; AES256 (ECR's default) or the AWS-managed key cannot be scoped to the
+    environment or revoked.
+
+    Fix: set encryption_configurations=[{'encryption_type': 'KMS', 'kms_key': <environment key ARN>}].
+    """
     configs = [c for c in listify(resource.props.get("encryptionConfigurations")) if isinstance(c, Mapping)]
     if any(c.get("encryptionType") is UNKNOWN for c in configs):
         return
@@ -78,20 +75,22 @@ PUBLIC_REPOSITORY = "aws:ecrpublic/repository:Repository"
 REPOSITORY_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
 
 
-@resource_rule(
+@ECR.resource(
     "ecr-no-public-repository",
-    "Images are not published: no ECR Public repository, no repository policy open to Principal '*'.",
     severity="critical",
-    family="ecr",
     types=(PUBLIC_REPOSITORY, REPOSITORY_POLICY),
-    why="Training and serving images carry our code, dependencies and sometimes model weights; an ECR Public "
-    "repository (or a private one whose policy lets '*' pull) hands them to the internet, and a '*' push "
-    "grant lets anyone replace the image an endpoint runs.",
-    fix="use a private aws.ecr.Repository; in its RepositoryPolicy name this account's roles, or scope "
-    "Principal '*' with aws:PrincipalOrgID / aws:PrincipalAccount.",
     blind_spots=("policy",),
 )
-def ecr_no_public_repository(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def ecr_no_public_repository(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Images are not published: no ECR Public repository, no repository policy open to Principal '*'.
+
+    Why: Training and serving images carry our code, dependencies and sometimes model weights; an ECR Public repository
+    (or a private one whose policy lets '*' pull) hands them to the internet, and a '*' push grant lets anyone replace
+    the image an endpoint runs.
+
+    Fix: use a private aws.ecr.Repository; in its RepositoryPolicy name this account's roles, or scope Principal '*'
+    with aws:PrincipalOrgID / aws:PrincipalAccount.
+    """
     if resource.canonical_type == PUBLIC_REPOSITORY:
         yield say(
             resource,
@@ -99,10 +98,9 @@ def ecr_no_public_repository(resource: Resource, ctx: PolicyContext, graph: Stac
             "use a private aws.ecr.Repository",
         )
         return
-    for s in iam_docs.parse(resource.props.get("policy")) or []:
-        if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(
-                resource,
-                f"repository policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*'",
-                "name this account's roles or add an aws:PrincipalOrgID condition",
-            )
+    for s in iam_docs.open_to_everyone(resource.props.get("policy")):
+        yield say(
+            resource,
+            f"repository policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*'",
+            "name this account's roles or add an aws:PrincipalOrgID condition",
+        )

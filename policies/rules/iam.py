@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, resource_rule, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, RuleFamily, say
+
+IAM = RuleFamily("iam")
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -61,23 +64,22 @@ def identity_statements(resource: Resource, graph: StackGraph) -> Iterable[tuple
     for inline in listify(resource.props.get("inlinePolicies")):
         if not isinstance(inline, dict) or str(inline.get("name") or "") in managed_elsewhere:
             continue
-        statements = iam_docs.parse(inline.get("policy"))
-        if statements is not None:
-            yield f"inline policy '{inline.get('name') or ''}'", statements
+        parsed = iam_docs.parse(inline.get("policy"))
+        if parsed is not None:
+            yield f"inline policy '{inline.get('name') or ''}'", parsed
 
 
-@resource_rule(
-    "iam-no-wildcard-action",
-    "No IAM policy allows Action '*' (or Allow with NotAction).",
-    severity="critical",
-    family="iam",
-    types=IDENTITY_POLICY_TYPES,
-    why="'*' grants every present and future AWS action: one compromised training container or CI token becomes "
-    "an account administrator.",
-    fix="list the actions the role needs (see infra/training.py and infra/identity.py for scoped examples).",
-    blind_spots=POLICY_DOCUMENT_PROPS,
+@IAM.resource(
+    "iam-no-wildcard-action", severity="critical", types=IDENTITY_POLICY_TYPES, blind_spots=POLICY_DOCUMENT_PROPS
 )
-def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """No IAM policy allows Action '*' (or Allow with NotAction).
+
+    Why: '*' grants every present and future AWS action: one compromised training container or CI token becomes an
+    account administrator.
+
+    Fix: list the actions the role needs (see infra/training.py and infra/identity.py for scoped examples).
+    """
     for where, statements in identity_statements(resource, graph):
         for s in statements:
             if not s.allows:
@@ -92,20 +94,19 @@ def iam_no_wildcard_action(resource: Resource, ctx: PolicyContext, graph: StackG
                 )
 
 
-@resource_rule(
-    "iam-no-wildcard-resource-write",
-    "No IAM policy allows write actions on Resource '*'.",
-    severity="high",
-    family="iam",
-    types=IDENTITY_POLICY_TYPES,
-    why="A write action on '*' reaches every bucket, key, endpoint and model of every environment in the account, "
-    "so dev credentials can change prod.",
-    fix="name the environment's ARNs (buckets, key, endpoints by prefix). Actions AWS only authorises on '*' "
-    "(ecr:GetAuthorizationToken, cloudwatch:PutMetricData, ENI management) are exempt; scope them with a "
-    "condition where one exists. iam:PassRole is judged by iam-passrole-scoped.",
-    blind_spots=POLICY_DOCUMENT_PROPS,
+@IAM.resource(
+    "iam-no-wildcard-resource-write", severity="high", types=IDENTITY_POLICY_TYPES, blind_spots=POLICY_DOCUMENT_PROPS
 )
-def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """No IAM policy allows write actions on Resource '*'.
+
+    Why: A write action on '*' reaches every bucket, key, endpoint and model of every environment in the account, so dev
+    credentials can change prod.
+
+    Fix: name the environment's ARNs (buckets, key, endpoints by prefix). Actions AWS only authorises on '*'
+    (ecr:GetAuthorizationToken, cloudwatch:PutMetricData, ENI management) are exempt; scope them with a condition where
+    one exists. iam:PassRole is judged by iam-passrole-scoped.
+    """
     for where, statements in identity_statements(resource, graph):
         for s in statements:
             if not s.allows or s.not_actions:
@@ -129,44 +130,40 @@ def iam_no_wildcard_resource_write(resource: Resource, ctx: PolicyContext, graph
                 )
 
 
-@resource_rule(
+@IAM.resource(
     "iam-no-full-access-policy",
-    "No role gets an AWS-managed *FullAccess, AdministratorAccess or PowerUserAccess policy.",
     severity="high",
-    family="iam",
     types=(ROLE,) + ATTACHMENT_TYPES,
-    why="AmazonSageMakerFullAccess and friends grant every SageMaker (and S3, ECR, IAM PassRole...) action on every "
-    "resource: the most common over-grant in published MLOps templates.",
-    fix="drop the managed policy and attach a RolePolicy with the actions and ARNs the role uses.",
     blind_spots=("managedPolicyArns", "policyArn"),
 )
-def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_no_full_access_policy(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """No role gets an AWS-managed *FullAccess, AdministratorAccess or PowerUserAccess policy.
+
+    Why: AmazonSageMakerFullAccess and friends grant every SageMaker (and S3, ECR, IAM PassRole...) action on every
+    resource: the most common over-grant in published MLOps templates.
+
+    Fix: drop the managed policy and attach a RolePolicy with the actions and ARNs the role uses.
+    """
     if resource.canonical_type == ROLE:
         arns = listify(resource.props.get("managedPolicyArns"))  # declared, or really attached (state)
     else:
         arns = [resource.props.get("policyArn")]
     for arn in arns:
         if isinstance(arn, str) and BROAD_MANAGED_POLICY.match(arn):
-            yield say(
-                resource,
-                f"attaches the AWS-managed policy {arn.rsplit('/', 1)[-1]}",
-                "replace it with a scoped inline policy",
-            )
+            policy = arn.rsplit("/", 1)[-1]
+            yield say(resource, f"attaches the AWS-managed policy {policy}", "replace it with a scoped inline policy")
 
 
-@resource_rule(
-    "iam-trust-no-wildcard-principal",
-    "No role trust policy lets Principal '*' assume the role.",
-    severity="critical",
-    family="iam",
-    types=(ROLE,),
-    why="A trust policy with Principal '*' lets any AWS account assume the role; conditions are easy to get "
-    "wrong and are no substitute for naming the service or OIDC provider.",
-    fix="trust the intended service (sagemaker.amazonaws.com) with aws:SourceAccount, or the GitHub OIDC provider "
-    "with a repository subject.",
-    blind_spots=TRUST_DOCUMENT_PROPS,
-)
-def iam_trust_no_wildcard_principal(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@IAM.resource("iam-trust-no-wildcard-principal", severity="critical", types=(ROLE,), blind_spots=TRUST_DOCUMENT_PROPS)
+def iam_trust_no_wildcard_principal(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """No role trust policy lets Principal '*' assume the role.
+
+    Why: A trust policy with Principal '*' lets any AWS account assume the role; conditions are easy to get wrong and
+    are no substitute for naming the service or OIDC provider.
+
+    Fix: trust the intended service (sagemaker.amazonaws.com) with aws:SourceAccount, or the GitHub OIDC provider with a
+    repository subject.
+    """
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         if s.allows and s.wildcard_principal:
             yield say(
@@ -220,22 +217,19 @@ def _oidc_subject_problem(s: iam_docs.Statement, repository: str | None, environ
     return ""
 
 
-@resource_rule(
-    "iam-oidc-trust-subject",
-    "Roles trusted through OIDC (GitHub Actions) pin the token subject to one context of this repository.",
-    severity="critical",
-    family="iam",
-    types=(ROLE,),
-    why="The GitHub OIDC provider issues tokens to every repository on GitHub: without a `sub` condition naming "
-    "our repository and environment, any workflow anywhere can deploy to this account; a wildcard (`repo:o/r:*`) "
-    "or the `pull_request` subject lets unreviewed code from any branch or pull request assume the role.",
-    fix="add Condition StringEquals token.actions.githubusercontent.com:sub = "
-    "'repo:<owner>/<repo>:environment:<env>' (no wildcards, no ':pull_request'); outside staging and prod, a "
-    "customized subject may leave only the ref of one named workflow file open (`...workflows/x.yml@*`) when a "
-    "StringNotLike excludes pull requests' refs (`repo:<owner>/<repo>:*@refs/pull/*`).",
-    blind_spots=TRUST_DOCUMENT_PROPS,
-)
-def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@IAM.resource("iam-oidc-trust-subject", severity="critical", types=(ROLE,), blind_spots=TRUST_DOCUMENT_PROPS)
+def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Roles trusted through OIDC (GitHub Actions) pin the token subject to one context of this repository.
+
+    Why: The GitHub OIDC provider issues tokens to every repository on GitHub: without a `sub` condition naming our
+    repository and environment, any workflow anywhere can deploy to this account; a wildcard (`repo:o/r:*`) or the
+    `pull_request` subject lets unreviewed code from any branch or pull request assume the role.
+
+    Fix: add Condition StringEquals token.actions.githubusercontent.com:sub = 'repo:<owner>/<repo>:environment:<env>'
+    (no wildcards, no ':pull_request'); outside staging and prod, a customized subject may leave only the ref of one
+    named workflow file open (`...workflows/x.yml@*`) when a StringNotLike excludes pull requests' refs
+    (`repo:<owner>/<repo>:*@refs/pull/*`).
+    """
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         if not s.allows or not s.principals.get("Federated"):
             continue
@@ -248,18 +242,15 @@ def iam_oidc_trust_subject(resource: Resource, ctx: PolicyContext, graph: StackG
             )
 
 
-@resource_rule(
-    "iam-oidc-trust-audience",
-    "Roles trusted through OIDC require the token audience (`<provider>:aud`, sts.amazonaws.com for GitHub).",
-    severity="critical",
-    family="iam",
-    types=(ROLE,),
-    why="The audience says whom a token was minted for: without an `aud` condition, a token GitHub issued to "
-    "another relying party (any service that accepts GitHub OIDC tokens) can be replayed to assume the role.",
-    fix="add Condition StringEquals token.actions.githubusercontent.com:aud = 'sts.amazonaws.com'.",
-    blind_spots=TRUST_DOCUMENT_PROPS,
-)
-def iam_oidc_trust_audience(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@IAM.resource("iam-oidc-trust-audience", severity="critical", types=(ROLE,), blind_spots=TRUST_DOCUMENT_PROPS)
+def iam_oidc_trust_audience(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Roles trusted through OIDC require the token audience (`<provider>:aud`, sts.amazonaws.com for GitHub).
+
+    Why: The audience says whom a token was minted for: without an `aud` condition, a token GitHub issued to another
+    relying party (any service that accepts GitHub OIDC tokens) can be replayed to assume the role.
+
+    Fix: add Condition StringEquals token.actions.githubusercontent.com:aud = 'sts.amazonaws.com'.
+    """
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         host = _oidc_host(s) if s.allows else ""
         if not host or "oidc-provider/" not in "".join(s.principals.get("Federated", ())):
@@ -274,21 +265,18 @@ def iam_oidc_trust_audience(resource: Resource, ctx: PolicyContext, graph: Stack
             )
 
 
-@resource_rule(
-    "iam-service-trust-source",
-    "Roles that AWS services assume pin the calling account with aws:SourceAccount or aws:SourceArn.",
-    severity="high",
-    family="iam",
-    types=(ROLE,),
-    why="A service principal alone trusts that service acting for ANY account: another customer's SageMaker job "
-    "given our role ARN would run as our role (the confused deputy). aws:SourceAccount / aws:SourceArn make the "
-    "service prove it acts for this account.",
-    fix="add Condition StringEquals aws:SourceAccount = <this account> (or ArnLike aws:SourceArn = the "
-    "account's jobs) to the trust statement; see "
-    "https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html.",
-    blind_spots=TRUST_DOCUMENT_PROPS,
-)
-def iam_service_trust_source(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@IAM.resource("iam-service-trust-source", severity="high", types=(ROLE,), blind_spots=TRUST_DOCUMENT_PROPS)
+def iam_service_trust_source(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Roles that AWS services assume pin the calling account with aws:SourceAccount or aws:SourceArn.
+
+    Why: A service principal alone trusts that service acting for ANY account: another customer's SageMaker job given
+    our role ARN would run as our role (the confused deputy). aws:SourceAccount / aws:SourceArn make the service prove
+    it acts for this account.
+
+    Fix: add Condition StringEquals aws:SourceAccount = <this account> (or ArnLike aws:SourceArn = the account's jobs)
+    to the trust statement; see
+    https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html.
+    """
     keys = {k.lower() for k in SOURCE_KEYS}
     for s in iam_docs.parse(resource.props.get("assumeRolePolicy")) or []:
         services = [p for p in s.principals.get("Service", ()) if p.lower() in CONFUSED_DEPUTY_SERVICES]
@@ -303,18 +291,16 @@ def iam_service_trust_source(resource: Resource, ctx: PolicyContext, graph: Stac
         )
 
 
-@stack_rule(
-    "iam-role-policy-management-conflict",
-    "A role whose inlinePolicies/managedPolicyArns are declared is not also managed by RolePolicy/attachments.",
-    severity="medium",
-    family="iam",
-    awsguard="iam-role-no-policy-management-conflicts",
-    why="aws.iam.Role takes exclusive ownership of the policies it declares: a separate RolePolicy or "
-    "RolePolicyAttachment on the same role is removed on the next update and re-added on the one after.",
-    fix="manage a role's policies one way: either inline_policies/managed_policy_arns on the Role, or separate "
-    "RolePolicy/RolePolicyAttachment resources.",
-)
-def iam_role_policy_management_conflict(graph: StackGraph, ctx: PolicyContext):
+@IAM.stack("iam-role-policy-management-conflict", severity="medium", awsguard="iam-role-no-policy-management-conflicts")
+def iam_role_policy_management_conflict(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """A role whose inlinePolicies/managedPolicyArns are declared is not also managed by RolePolicy/attachments.
+
+    Why: aws.iam.Role takes exclusive ownership of the policies it declares: a separate RolePolicy or
+    RolePolicyAttachment on the same role is removed on the next update and re-added on the one after.
+
+    Fix: manage a role's policies one way: either inline_policies/managed_policy_arns on the Role, or separate
+    RolePolicy/RolePolicyAttachment resources.
+    """
     out = Collected()
     roles = graph.of_type(ROLE)
     checks = (
@@ -335,30 +321,24 @@ def iam_role_policy_management_conflict(graph: StackGraph, ctx: PolicyContext):
                 )
                 if linked:
                     kind = type_token.rsplit(":", 1)[-1]
-                    out.add(
+                    out.flag(
                         attachment,
-                        say(
-                            attachment,
-                            f"{kind} manages role {role.name}, which also declares {exclusive}",
-                            f"move the policy into the role's {exclusive} or remove {exclusive} from the role",
-                        ),
+                        f"{kind} manages role {role.name}, which also declares {exclusive}",
+                        f"move the policy into the role's {exclusive} or remove {exclusive} from the role",
                     )
     return out.items
 
 
-@resource_rule(
-    "iam-training-instance-type-condition",
-    "Policies that may start training jobs restrict instance types with a sagemaker:InstanceTypes condition.",
-    severity="low",
-    family="iam",
-    types=IDENTITY_POLICY_TYPES,
-    pinned="advisory",
-    why="The stack's GPU allowlist is only advice to the pipeline unless IAM enforces it: a role that may call "
-    "CreateTrainingJob without the condition can start a p5.48xlarge job from any script.",
-    fix="add Condition ForAllValues:StringEquals sagemaker:InstanceTypes = <training.allowedInstanceTypes> to "
-    "statements that allow sagemaker:CreateTrainingJob.",
-)
-def iam_training_instance_type_condition(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@IAM.resource("iam-training-instance-type-condition", severity="low", types=IDENTITY_POLICY_TYPES, pinned="advisory")
+def iam_training_instance_type_condition(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Policies that may start training jobs restrict instance types with a sagemaker:InstanceTypes condition.
+
+    Why: The stack's GPU allowlist is only advice to the pipeline unless IAM enforces it: a role that may call
+    CreateTrainingJob without the condition can start a p5.48xlarge job from any script.
+
+    Fix: add Condition ForAllValues:StringEquals sagemaker:InstanceTypes = <training.allowedInstanceTypes> to statements
+    that allow sagemaker:CreateTrainingJob.
+    """
     for where, statements in identity_statements(resource, graph):
         for s in statements:
             if s.not_actions or any(iam_docs.is_full_wildcard(a) for a in s.actions):

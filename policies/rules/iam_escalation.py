@@ -7,12 +7,15 @@ trust or boundary has, in effect, no limits at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph
 from policies.records import Resource
-from policies.rules.base import resource_rule, say
+from policies.rules.base import say
 from policies.rules.iam import (
+    IAM,
     IDENTITY_POLICY_TYPES,
     PASS_ROLE,
     POLICY_DOCUMENT_PROPS,
@@ -45,20 +48,17 @@ def _skip(s: iam_docs.Statement) -> bool:
     return not s.allows or bool(s.not_actions) or any(iam_docs.is_full_wildcard(a) for a in s.actions)
 
 
-@resource_rule(
-    "iam-passrole-scoped",
-    "iam:PassRole names the roles it passes and the service it passes them to (iam:PassedToService).",
-    severity="high",
-    family="iam",
-    types=IDENTITY_POLICY_TYPES,
-    why="PassRole is how a principal lends a role to a service: on Resource '*' (or role/*) a pipeline token "
-    "can start a training job as any role in the account, including the deploy role; without "
-    "iam:PassedToService the execution role can be handed to EC2, Lambda or Glue and used outside SageMaker.",
-    fix="Resource = the execution role ARN(s); Condition StringEquals iam:PassedToService = "
-    "'sagemaker.amazonaws.com' (infra/identity.py's PassOnlyTheExecutionRole statement).",
-    blind_spots=POLICY_DOCUMENT_PROPS,
-)
-def iam_passrole_scoped(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@IAM.resource("iam-passrole-scoped", severity="high", types=IDENTITY_POLICY_TYPES, blind_spots=POLICY_DOCUMENT_PROPS)
+def iam_passrole_scoped(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """iam:PassRole names the roles it passes and the service it passes them to (iam:PassedToService).
+
+    Why: PassRole is how a principal lends a role to a service: on Resource '*' (or role/*) a pipeline token can start a
+    training job as any role in the account, including the deploy role; without iam:PassedToService the execution role
+    can be handed to EC2, Lambda or Glue and used outside SageMaker.
+
+    Fix: Resource = the execution role ARN(s); Condition StringEquals iam:PassedToService = 'sagemaker.amazonaws.com'
+    (infra/identity.py's PassOnlyTheExecutionRole statement).
+    """
     for where, statements in identity_statements(resource, graph):
         for s in statements:
             if _skip(s) or not iam_docs.grants(s, PASS_ROLE):
@@ -92,20 +92,19 @@ def _own_role_arns(resource: Resource, graph: StackGraph) -> list[str]:
     return arns
 
 
-@resource_rule(
-    "iam-no-self-modification",
-    "No role may rewrite its own policies, trust policy or permissions boundary (nor those of every role).",
-    severity="critical",
-    family="iam",
-    types=IDENTITY_POLICY_TYPES,
-    why="A role allowed iam:PutRolePolicy, AttachRolePolicy, UpdateAssumeRolePolicy or "
-    "Put/DeleteRolePermissionsBoundary on itself (or on role/*) can grant itself AdministratorAccess, let "
-    "anyone assume it or drop its boundary: every other limit on it is advisory.",
-    fix="remove the action, or scope it to other roles by exact ARN and keep the deploy role's boundary "
-    "denying changes to itself (DESIGN 8: the deploy role cannot change itself).",
-    blind_spots=POLICY_DOCUMENT_PROPS,
+@IAM.resource(
+    "iam-no-self-modification", severity="critical", types=IDENTITY_POLICY_TYPES, blind_spots=POLICY_DOCUMENT_PROPS
 )
-def iam_no_self_modification(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_no_self_modification(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """No role may rewrite its own policies, trust policy or permissions boundary (nor those of every role).
+
+    Why: A role allowed iam:PutRolePolicy, AttachRolePolicy, UpdateAssumeRolePolicy or Put/DeleteRolePermissionsBoundary
+    on itself (or on role/*) can grant itself AdministratorAccess, let anyone assume it or drop its boundary: every
+    other limit on it is advisory.
+
+    Fix: remove the action, or scope it to other roles by exact ARN and keep the deploy role's boundary denying changes
+    to itself (DESIGN 8: the deploy role cannot change itself).
+    """
     own = _own_role_arns(resource, graph)
     for where, statements in identity_statements(resource, graph):
         for s in statements:

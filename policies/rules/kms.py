@@ -5,27 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, arn_account, listify, truthy
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, resource_rule, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, RuleFamily, say
+
+KMS = RuleFamily("kms")
 
 KEY = "aws:kms/key:Key"
 
 
-@resource_rule(
-    "kms-key-rotation",
-    "Customer-managed symmetric KMS keys rotate their key material.",
-    severity="high",
-    family="kms",
-    types=(KEY,),
-    awsguard="cmk-backing-key-rotation-enabled",
-    why="The environment key encrypts data, artifacts, capture, topics and logs; yearly rotation limits what one "
-    "leaked key version can decrypt and is required by most compliance baselines.",
-    fix="set enable_key_rotation=True on aws.kms.Key.",
-)
-def kms_key_rotation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@KMS.resource("kms-key-rotation", severity="high", types=(KEY,), awsguard="cmk-backing-key-rotation-enabled")
+def kms_key_rotation(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Customer-managed symmetric KMS keys rotate their key material.
+
+    Why: The environment key encrypts data, artifacts, capture, topics and logs; yearly rotation limits what one leaked
+    key version can decrypt and is required by most compliance baselines.
+
+    Fix: set enable_key_rotation=True on aws.kms.Key.
+    """
     spec = resource.props.get("customerMasterKeySpec") or resource.props.get("keySpec") or "SYMMETRIC_DEFAULT"
     if spec is not UNKNOWN and str(spec) != "SYMMETRIC_DEFAULT":
         return  # AWS rotates only symmetric keys
@@ -33,19 +33,16 @@ def kms_key_rotation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
         yield say(resource, "key rotation is off", "set enable_key_rotation=True")
 
 
-@resource_rule(
-    "kms-key-policy-no-public",
-    "No KMS key policy grants kms:* (or any KMS action, unscoped) to Principal '*'.",
-    severity="critical",
-    family="kms",
-    types=(KEY,),
-    why="A key policy is the key's root of trust: Principal '*' with kms:* lets any AWS account administer, use "
-    "or schedule deletion of the key that protects every dataset of the environment.",
-    fix="grant kms:* only to the account root (arn:aws:iam::<account>:root) and scope service principals with "
-    "aws:SourceAccount.",
-    blind_spots=("policy",),
-)
-def kms_key_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@KMS.resource("kms-key-policy-no-public", severity="critical", types=(KEY,), blind_spots=("policy",))
+def kms_key_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """No KMS key policy grants kms:* (or any KMS action, unscoped) to Principal '*'.
+
+    Why: A key policy is the key's root of trust: Principal '*' with kms:* lets any AWS account administer, use or
+    schedule deletion of the key that protects every dataset of the environment.
+
+    Fix: grant kms:* only to the account root (arn:aws:iam::<account>:root) and scope service principals with
+    aws:SourceAccount.
+    """
     for s in iam_docs.parse(resource.props.get("policy")) or []:
         if not (s.allows and s.wildcard_principal):
             continue
@@ -128,16 +125,9 @@ def _key_references(graph: StackGraph) -> Iterable[tuple[Resource | None, str, A
         yield None, "training volumes (trainingDefaults.volumeKmsKeyArn)", training.get("volumeKmsKeyArn")
 
 
-@stack_rule(
+@KMS.stack(
     "kms-stack-key-only",
-    "The stack's data, captures, messages, logs and images are encrypted under the stack's own KMS key.",
     severity="high",
-    family="kms",
-    why="Environments are separated by their keys: prod data under staging's key (or another account's) can be "
-    "decrypted by whoever holds that key, and is lost when that environment is torn down; the key policy of "
-    "this stack no longer decides who reads its data.",
-    fix="point kms_master_key_id / kms_key_arn / kms_key_id at the stack's own key (infra/storage.py's key, "
-    "exported as kmsKeyArn), never at an alias or ARN of another environment or account.",
     blind_spots=(
         ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "rules"),
         ("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "kmsKeyArn"),
@@ -145,7 +135,16 @@ def _key_references(graph: StackGraph) -> Iterable[tuple[Resource | None, str, A
         ("aws:sns/topic:Topic", "kmsMasterKeyId"),
     ),
 )
-def kms_stack_key_only(graph: StackGraph, ctx: PolicyContext):
+def kms_stack_key_only(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """The stack's data, captures, messages, logs and images are encrypted under the stack's own KMS key.
+
+    Why: Environments are separated by their keys: prod data under staging's key (or another account's) can be decrypted
+    by whoever holds that key, and is lost when that environment is torn down; the key policy of this stack no longer
+    decides who reads its data.
+
+    Fix: point kms_master_key_id / kms_key_arn / kms_key_id at the stack's own key (infra/storage.py's key, exported as
+    kmsKeyArn), never at an alias or ARN of another environment or account.
+    """
     own = stack_key_tokens(graph)
     if not own:
         return []  # the stack declares no key we could compare with

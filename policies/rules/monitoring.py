@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number, truthy
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import resource_rule, say
+from policies.records import Resource
+from policies.rules.base import RuleFamily, say
+
+MONITORING = RuleFamily("monitoring")
 
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
@@ -15,17 +20,15 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 AWS_MANAGED_SNS_KEY = "alias/aws/sns"
 
 
-@resource_rule(
-    "sns-topic-encrypted",
-    "SNS topics encrypt messages with a customer-managed KMS key.",
-    severity="medium",
-    family="monitoring",
-    types=(TOPIC,),
-    why="Alerts carry endpoint names, drift scores and budget figures; and CloudWatch alarms cannot publish to a "
-    "topic encrypted with the AWS-managed aws/sns key, so that choice silently drops every alarm.",
-    fix="set kms_master_key_id to the environment key (whose policy lets cloudwatch.amazonaws.com use it).",
-)
-def sns_topic_encrypted(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@MONITORING.resource("sns-topic-encrypted", severity="medium", types=(TOPIC,))
+def sns_topic_encrypted(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """SNS topics encrypt messages with a customer-managed KMS key.
+
+    Why: Alerts carry endpoint names, drift scores and budget figures; and CloudWatch alarms cannot publish to a topic
+    encrypted with the AWS-managed aws/sns key, so that choice silently drops every alarm.
+
+    Fix: set kms_master_key_id to the environment key (whose policy lets cloudwatch.amazonaws.com use it).
+    """
     key = resource.props.get("kmsMasterKeyId")
     if not key:
         yield say(resource, "topic is not encrypted", "set kms_master_key_id to the environment key")
@@ -37,54 +40,48 @@ def sns_topic_encrypted(resource: Resource, ctx: PolicyContext, graph: StackGrap
         )
 
 
-@resource_rule(
-    "sns-topic-policy-no-public",
-    "SNS topic policies do not let everyone publish or subscribe.",
-    severity="high",
-    family="monitoring",
-    types=(TOPIC, TOPIC_POLICY),
-    why="A topic anyone can publish to can page the on-call with forged alarms; one anyone can subscribe to "
-    "leaks every alert.",
-    fix="name the publishing services (cloudwatch, events, budgets) and scope with aws:SourceAccount.",
-    blind_spots=("policy",),
+@MONITORING.resource(
+    "sns-topic-policy-no-public", severity="high", types=(TOPIC, TOPIC_POLICY), blind_spots=("policy",)
 )
-def sns_topic_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
-    for s in iam_docs.parse(resource.props.get("policy")) or []:
-        if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(
-                resource,
-                f"topic policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
-                "name the service principals and add an aws:SourceAccount condition",
-            )
+def sns_topic_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """SNS topic policies do not let everyone publish or subscribe.
+
+    Why: A topic anyone can publish to can page the on-call with forged alarms; one anyone can subscribe to leaks every
+    alert.
+
+    Fix: name the publishing services (cloudwatch, events, budgets) and scope with aws:SourceAccount.
+    """
+    for s in iam_docs.open_to_everyone(resource.props.get("policy")):
+        yield say(
+            resource,
+            f"topic policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
+            "name the service principals and add an aws:SourceAccount condition",
+        )
 
 
-@resource_rule(
-    "cloudwatch-alarm-has-action",
-    "Every CloudWatch alarm notifies or acts when it fires.",
-    severity="medium",
-    family="monitoring",
-    types=(ALARM,),
-    why="An alarm without an action changes colour on a dashboard nobody watches at 3 a.m.",
-    fix="set alarm_actions=[<the stack's alert topic>] and leave actions_enabled on.",
-)
-def cloudwatch_alarm_has_action(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@MONITORING.resource("cloudwatch-alarm-has-action", severity="medium", types=(ALARM,))
+def cloudwatch_alarm_has_action(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Every CloudWatch alarm notifies or acts when it fires.
+
+    Why: An alarm without an action changes colour on a dashboard nobody watches at 3 a.m.
+
+    Fix: set alarm_actions=[<the stack's alert topic>] and leave actions_enabled on.
+    """
     if resource.props.get("actionsEnabled") is not None and not truthy(resource.props.get("actionsEnabled")):
         yield say(resource, "has its actions disabled", "set actions_enabled=True")
     elif not listify(resource.props.get("alarmActions")):
         yield say(resource, "has no alarm action", "set alarm_actions to the stack's alert topic")
 
 
-@resource_rule(
-    "cloudwatch-log-group-retention",
-    "Log groups expire their events.",
-    severity="low",
-    family="monitoring",
-    types=(LOG_GROUP,),
-    why="CloudWatch keeps logs forever by default: cost grows without bound, and logs may hold request payloads "
-    "that must not outlive their retention period.",
-    fix="set retention_in_days (retention.logDays in the stack config).",
-)
-def cloudwatch_log_group_retention(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@MONITORING.resource("cloudwatch-log-group-retention", severity="low", types=(LOG_GROUP,))
+def cloudwatch_log_group_retention(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Log groups expire their events.
+
+    Why: CloudWatch keeps logs forever by default: cost grows without bound, and logs may hold request payloads that
+    must not outlive their retention period.
+
+    Fix: set retention_in_days (retention.logDays in the stack config).
+    """
     days = resource.props.get("retentionInDays")
     if days is UNKNOWN:
         return
@@ -93,16 +90,14 @@ def cloudwatch_log_group_retention(resource: Resource, ctx: PolicyContext, graph
         yield say(resource, "keeps events forever", "set retention_in_days")
 
 
-@resource_rule(
-    "cloudwatch-log-group-kms",
-    "Log groups encrypt events with a customer-managed KMS key.",
-    severity="medium",
-    family="monitoring",
-    types=(LOG_GROUP,),
-    why="Pipeline and endpoint logs can contain feature values and stack traces with data; the environment key "
-    "keeps them under the same control as the data itself.",
-    fix="set kms_key_id to the environment key (its policy must allow logs.<region>.amazonaws.com).",
-)
-def cloudwatch_log_group_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@MONITORING.resource("cloudwatch-log-group-kms", severity="medium", types=(LOG_GROUP,))
+def cloudwatch_log_group_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Log groups encrypt events with a customer-managed KMS key.
+
+    Why: Pipeline and endpoint logs can contain feature values and stack traces with data; the environment key keeps
+    them under the same control as the data itself.
+
+    Fix: set kms_key_id to the environment key (its policy must allow logs.<region>.amazonaws.com).
+    """
     if not resource.props.get("kmsKeyId"):
         yield say(resource, "is not encrypted with a KMS key", "set kms_key_id to the environment key")

@@ -8,11 +8,14 @@ models or images to leave it, and must be an explicit, expiring suppression, not
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import ACCOUNT_ID, StackGraph, arn_account
 from policies.records import Resource
-from policies.rules.base import resource_rule, say
+from policies.rules.base import say
+from policies.rules.iam import IAM
 from policies.sagemaker_graph import PACKAGE_GROUP_POLICY
 
 # type token -> the prop holding its resource policy
@@ -52,20 +55,22 @@ def foreign_accounts(s: iam_docs.Statement, account: str) -> list[str]:
     return sorted(set(found))
 
 
-@resource_rule(
+@IAM.resource(
     "iam-resource-policy-no-foreign-account",
-    "Bucket, key, topic, model package group and repository policies grant nothing to other AWS accounts.",
     severity="high",
-    family="iam",
     types=tuple(RESOURCE_POLICY_PROPS),
-    why="A principal of another account in a resource policy is all that account needs (with its own IAM) to "
-    "read training data, decrypt with the environment key, subscribe to alerts, register or pull models and "
-    "images: data and models leave the account without any change on our side.",
-    fix="remove the foreign principal; share across environments with principals of this account "
-    "(arn:aws:iam::<this account>:root plus aws:PrincipalArn), or suppress with a reason and an expiry.",
     blind_spots=("policy", "resourcePolicy"),
 )
-def iam_resource_policy_no_foreign_account(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def iam_resource_policy_no_foreign_account(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Bucket, key, topic, model package group and repository policies grant nothing to other AWS accounts.
+
+    Why: A principal of another account in a resource policy is all that account needs (with its own IAM) to read
+    training data, decrypt with the environment key, subscribe to alerts, register or pull models and images: data and
+    models leave the account without any change on our side.
+
+    Fix: remove the foreign principal; share across environments with principals of this account (arn:aws:iam::<this
+    account>:root plus aws:PrincipalArn), or suppress with a reason and an expiry.
+    """
     account = graph.account_id
     if account is None:
         return  # cannot tell which accounts are foreign

@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, first, listify, truthy
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, resource_rule, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, RuleFamily, say
+
+S3 = RuleFamily("s3")
 
 BUCKET = "aws:s3/bucket:Bucket"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
@@ -128,8 +131,8 @@ class S3View:
 
     def purpose(self) -> str:
         tags = self.bucket.props.get("tags")
-        if isinstance(tags, dict) and isinstance(tags.get("purpose"), str):
-            return tags["purpose"]
+        if isinstance(tags, dict) and isinstance(purpose := tags.get("purpose"), str):
+            return purpose
         return f"{self.bucket.name} {self.name}"
 
     def ownership(self) -> list[str]:
@@ -146,34 +149,32 @@ def _buckets(graph: StackGraph) -> Iterable[S3View]:
         yield S3View(bucket, graph)
 
 
-@stack_rule(
+@S3.stack(
     "s3-bucket-kms-encryption",
-    "S3 buckets encrypt with a customer-managed KMS key (SSE-KMS).",
     severity="high",
-    family="s3",
     awsguard="(none; s3-bucket-server-side-encryption-enabled in AWS Config)",
-    why="SSE-S3 or the AWS-managed aws/s3 key cannot be scoped per environment or revoked; a customer-managed "
-    "key makes every read of training data, artifacts and captured requests an auditable, deniable KMS call.",
-    fix="declare aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' and "
-    "kms_master_key_id=<the environment key ARN>. Server-access-log targets are exempt: S3 can only write "
-    "access logs to SSE-S3 buckets.",
     blind_spots=((SSE, "rules"),),
 )
-def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
+def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """S3 buckets encrypt with a customer-managed KMS key (SSE-KMS).
+
+    Why: SSE-S3 or the AWS-managed aws/s3 key cannot be scoped per environment or revoked; a customer-managed key makes
+    every read of training data, artifacts and captured requests an auditable, deniable KMS call.
+
+    Fix: declare aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' and kms_master_key_id=<the
+    environment key ARN>. Server-access-log targets are exempt: S3 can only write access logs to SSE-S3 buckets.
+    """
     out = Collected()
     for view in _buckets(graph):
         if view.is_log_target():
             continue  # S3 log delivery does not support SSE-KMS targets
         defaults = view.encryption_defaults()
         if not defaults:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} declares no default encryption",
-                    "add a BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' "
-                    "and the environment's KMS key",
-                ),
+                f"bucket {view.name} declares no default encryption",
+                "add a BucketServerSideEncryptionConfiguration with sse_algorithm='aws:kms' "
+                "and the environment's KMS key",
             )
             continue
         for d in defaults:
@@ -182,36 +183,29 @@ def s3_bucket_kms_encryption(graph: StackGraph, ctx: PolicyContext):
             if algorithm is UNKNOWN:
                 continue
             if str(algorithm) not in ("aws:kms", "aws:kms:dsse"):
-                out.add(
+                out.flag(
                     view.bucket,
-                    say(
-                        view.bucket,
-                        f"bucket {view.name} uses {algorithm} (S3-managed keys), not a customer-managed KMS key",
-                        "set sse_algorithm='aws:kms' and kms_master_key_id to the environment key",
-                    ),
+                    f"bucket {view.name} uses {algorithm} (S3-managed keys), not a customer-managed KMS key",
+                    "set sse_algorithm='aws:kms' and kms_master_key_id to the environment key",
                 )
             elif not key or str(key) == AWS_MANAGED_S3_KEY:
-                out.add(
+                out.flag(
                     view.bucket,
-                    say(
-                        view.bucket,
-                        f"bucket {view.name} uses the AWS-managed aws/s3 key",
-                        "set kms_master_key_id to the environment's customer-managed key ARN",
-                    ),
+                    f"bucket {view.name} uses the AWS-managed aws/s3 key",
+                    "set kms_master_key_id to the environment's customer-managed key ARN",
                 )
     return out.items
 
 
-@stack_rule(
-    "s3-bucket-versioning",
-    "S3 buckets have versioning enabled.",
-    severity="medium",
-    family="s3",
-    why="Lineage records S3 object versions of training data; without versioning an overwrite silently changes "
-    "what a recorded model was trained on, and a deleted artifact cannot be recovered.",
-    fix="declare aws.s3.BucketVersioning(bucket=..., versioning_configuration={'status': 'Enabled'}).",
-)
-def s3_bucket_versioning(graph: StackGraph, ctx: PolicyContext):
+@S3.stack("s3-bucket-versioning", severity="medium")
+def s3_bucket_versioning(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """S3 buckets have versioning enabled.
+
+    Why: Lineage records S3 object versions of training data; without versioning an overwrite silently changes what a
+    recorded model was trained on, and a deleted artifact cannot be recovered.
+
+    Fix: declare aws.s3.BucketVersioning(bucket=..., versioning_configuration={'status': 'Enabled'}).
+    """
     return [
         (
             v.bucket,
@@ -226,56 +220,46 @@ def s3_bucket_versioning(graph: StackGraph, ctx: PolicyContext):
     ]
 
 
-@stack_rule(
-    "s3-public-access-block",
-    "S3 buckets block public access with all four public-access-block flags.",
-    severity="critical",
-    family="s3",
-    why="One public ACL or policy exposes training data, models or captured customer requests to the internet; "
-    "the block overrides any later mistake.",
-    fix="declare aws.s3.BucketPublicAccessBlock with block_public_acls, block_public_policy, ignore_public_acls "
-    "and restrict_public_buckets all True (or an account-level block).",
-    blind_spots=tuple((PAB, flag) for flag in PAB_FLAGS),
-)
-def s3_public_access_block(graph: StackGraph, ctx: PolicyContext):
+@S3.stack("s3-public-access-block", severity="critical", blind_spots=tuple((PAB, flag) for flag in PAB_FLAGS))
+def s3_public_access_block(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """S3 buckets block public access with all four public-access-block flags.
+
+    Why: One public ACL or policy exposes training data, models or captured customer requests to the internet; the block
+    overrides any later mistake.
+
+    Fix: declare aws.s3.BucketPublicAccessBlock with block_public_acls, block_public_policy, ignore_public_acls and
+    restrict_public_buckets all True (or an account-level block).
+    """
     out = Collected()
     for view in _buckets(graph):
         flags = view.public_access_flags()
         if flags is None:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} has no public access block",
-                    "add aws.s3.BucketPublicAccessBlock with all four flags True",
-                ),
+                f"bucket {view.name} has no public access block",
+                "add aws.s3.BucketPublicAccessBlock with all four flags True",
             )
             continue
         off = [f for f, on in flags.items() if not on]
         if off:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name}'s public access block leaves {', '.join(off)} off",
-                    f"set {', '.join(off)} to True",
-                ),
+                f"bucket {view.name}'s public access block leaves {', '.join(off)} off",
+                f"set {', '.join(off)} to True",
             )
     return out.items
 
 
-@stack_rule(
-    "s3-tls-only",
-    "S3 bucket policies deny requests that do not use TLS.",
-    severity="high",
-    family="s3",
-    why="Without an explicit deny on aws:SecureTransport=false, clients may read training data and artifacts over "
-    "plain HTTP.",
-    fix="add a bucket policy statement: Effect Deny, Principal *, Action s3:*, Resource [bucket, bucket/*], "
-    "Condition Bool aws:SecureTransport 'false' (infra.common.deny_insecure_transport).",
-    blind_spots=((POLICY, "policy"),),
-)
-def s3_tls_only(graph: StackGraph, ctx: PolicyContext):
+@S3.stack("s3-tls-only", severity="high", blind_spots=((POLICY, "policy"),))
+def s3_tls_only(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """S3 bucket policies deny requests that do not use TLS.
+
+    Why: Without an explicit deny on aws:SecureTransport=false, clients may read training data and artifacts over plain
+    HTTP.
+
+    Fix: add a bucket policy statement: Effect Deny, Principal *, Action s3:*, Resource [bucket, bucket/*], Condition
+    Bool aws:SecureTransport 'false' (infra.common.deny_insecure_transport).
+    """
     out = Collected()
     for view in _buckets(graph):
         statements = view.policy_statements()
@@ -289,28 +273,22 @@ def s3_tls_only(graph: StackGraph, ctx: PolicyContext):
             for s in statements
         )
         if not denies_http:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} has no policy denying non-TLS requests",
-                    "attach a BucketPolicy with a Deny on aws:SecureTransport = false for s3:*",
-                ),
+                f"bucket {view.name} has no policy denying non-TLS requests",
+                "attach a BucketPolicy with a Deny on aws:SecureTransport = false for s3:*",
             )
     return out.items
 
 
-@stack_rule(
-    "s3-access-logging",
-    "S3 buckets deliver server access logs (except the log bucket itself).",
-    severity="medium",
-    family="s3",
-    awsguard="s3-bucket-logging-enabled",
-    why="Access logs are the record of who read which training data or model; an incident without them has no "
-    "timeline.",
-    fix="declare aws.s3.BucketLogging(bucket=..., target_bucket=<the access-log bucket>, target_prefix='<purpose>/').",
-)
-def s3_access_logging(graph: StackGraph, ctx: PolicyContext):
+@S3.stack("s3-access-logging", severity="medium", awsguard="s3-bucket-logging-enabled")
+def s3_access_logging(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """S3 buckets deliver server access logs (except the log bucket itself).
+
+    Why: Access logs are the record of who read which training data or model; an incident without them has no timeline.
+
+    Fix: declare aws.s3.BucketLogging(bucket=..., target_bucket=<the access-log bucket>, target_prefix='<purpose>/').
+    """
     return [
         (
             v.bucket,
@@ -350,92 +328,76 @@ def _rule_ages_data(rule: dict[str, Any]) -> bool:
     return False
 
 
-@stack_rule(
-    "s3-lifecycle",
-    "Buckets holding captured data or model artifacts expire or transition old objects.",
-    severity="medium",
-    family="s3",
-    why="Data capture writes every sampled request forever, and checkpoints and old artifact versions pile up: "
-    "without lifecycle rules, storage cost and the amount of retained customer data only grow.",
-    fix="declare aws.s3.BucketLifecycleConfiguration with an enabled rule that sets expiration or "
-    "noncurrent_version_expiration (retention.captureDays / retention.artifactDays in the stack config).",
-)
-def s3_lifecycle(graph: StackGraph, ctx: PolicyContext):
+@S3.stack("s3-lifecycle", severity="medium")
+def s3_lifecycle(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Buckets holding captured data or model artifacts expire or transition old objects.
+
+    Why: Data capture writes every sampled request forever, and checkpoints and old artifact versions pile up: without
+    lifecycle rules, storage cost and the amount of retained customer data only grow.
+
+    Fix: declare aws.s3.BucketLifecycleConfiguration with an enabled rule that sets expiration or
+    noncurrent_version_expiration (retention.captureDays / retention.artifactDays in the stack config).
+    """
     out = Collected()
     for view in _buckets(graph):
         purpose = view.purpose().lower()
         if not any(p in purpose for p in LIFECYCLE_PURPOSES):
             continue
         if not any(_rule_enabled(r) and _rule_ages_data(r) for r in view.lifecycle_rules()):
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} holds {view.purpose()} data but no enabled "
-                    "lifecycle rule expires or transitions it",
-                    "add a BucketLifecycleConfiguration rule with expiration or noncurrent_version_expiration",
-                ),
+                f"bucket {view.name} holds {view.purpose()} data but no enabled "
+                "lifecycle rule expires or transitions it",
+                "add a BucketLifecycleConfiguration rule with expiration or noncurrent_version_expiration",
             )
     return out.items
 
 
-@resource_rule(
-    "s3-no-public-grants",
-    "No bucket policy or ACL grants access to everyone.",
-    severity="critical",
-    family="s3",
-    types=(POLICY, BUCKET, ACL),
-    why="A policy statement with Principal '*' and no account or source condition, or a public ACL, publishes "
-    "the bucket regardless of who holds credentials.",
-    fix="remove the statement or scope it with aws:SourceAccount / aws:PrincipalOrgID / aws:SourceArn (a "
-    "condition that matches everyone, such as aws:SourceIp 0.0.0.0/0, '*' or ...IfExists, scopes nothing); use "
-    "BucketOwnerEnforced ownership so ACLs are ignored.",
-    blind_spots=("policy",),
-)
-def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+@S3.resource("s3-no-public-grants", severity="critical", types=(POLICY, BUCKET, ACL), blind_spots=("policy",))
+def s3_no_public_grants(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """No bucket policy or ACL grants access to everyone.
+
+    Why: A policy statement with Principal '*' and no account or source condition, or a public ACL, publishes the bucket
+    regardless of who holds credentials.
+
+    Fix: remove the statement or scope it with aws:SourceAccount / aws:PrincipalOrgID / aws:SourceArn (a condition that
+    matches everyone, such as aws:SourceIp 0.0.0.0/0, '*' or ...IfExists, scopes nothing); use BucketOwnerEnforced
+    ownership so ACLs are ignored.
+    """
     acl = resource.props.get("acl")
     if isinstance(acl, str) and acl in PUBLIC_ACLS:
         yield say(resource, f"grants the canned ACL '{acl}' to everyone", "remove the acl (use BucketOwnerEnforced)")
-    statements = iam_docs.parse(resource.props.get("policy"))
-    for s in statements or []:
-        if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(
-                resource,
-                f"policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*' "
-                "without a condition that restricts the caller's account or source",
-                "remove the statement or add a Condition on aws:SourceAccount / aws:PrincipalOrgID",
-            )
+    for s in iam_docs.open_to_everyone(resource.props.get("policy")):
+        yield say(
+            resource,
+            f"policy {s.label} allows {', '.join(s.actions) or 'actions'} to Principal '*' "
+            "without a condition that restricts the caller's account or source",
+            "remove the statement or add a Condition on aws:SourceAccount / aws:PrincipalOrgID",
+        )
 
 
-@stack_rule(
-    "s3-object-ownership-enforced",
-    "S3 buckets disable ACLs (object ownership BucketOwnerEnforced).",
-    severity="low",
-    family="s3",
-    why="With ACLs enabled, an object written by another account (or a log delivery) may stay owned by it and "
-    "escape the bucket policy; BucketOwnerEnforced makes the policy the only access control.",
-    fix="declare aws.s3.BucketOwnershipControls(bucket=..., rule={'object_ownership': 'BucketOwnerEnforced'}).",
-)
-def s3_object_ownership_enforced(graph: StackGraph, ctx: PolicyContext):
+@S3.stack("s3-object-ownership-enforced", severity="low")
+def s3_object_ownership_enforced(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """S3 buckets disable ACLs (object ownership BucketOwnerEnforced).
+
+    Why: With ACLs enabled, an object written by another account (or a log delivery) may stay owned by it and escape the
+    bucket policy; BucketOwnerEnforced makes the policy the only access control.
+
+    Fix: declare aws.s3.BucketOwnershipControls(bucket=..., rule={'object_ownership': 'BucketOwnerEnforced'}).
+    """
     out = Collected()
     for view in _buckets(graph):
         values = view.ownership()
         if not values:
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} declares no object ownership controls",
-                    "add BucketOwnershipControls with object_ownership='BucketOwnerEnforced'",
-                ),
+                f"bucket {view.name} declares no object ownership controls",
+                "add BucketOwnershipControls with object_ownership='BucketOwnerEnforced'",
             )
         elif not any(v in ("BucketOwnerEnforced",) or v == str(UNKNOWN) for v in values):
-            out.add(
+            out.flag(
                 view.bucket,
-                say(
-                    view.bucket,
-                    f"bucket {view.name} keeps ACLs enabled ({', '.join(values)})",
-                    "set object_ownership='BucketOwnerEnforced'",
-                ),
+                f"bucket {view.name} keeps ACLs enabled ({', '.join(values)})",
+                "set object_ownership='BucketOwnerEnforced'",
             )
     return out.items

@@ -7,15 +7,17 @@ unencrypted capture, unbounded GPU training.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from kernel.instances import accepts_volume_kms_key
 from policies import iam_docs
 from policies.context import PolicyContext
 from policies.graph import StackGraph, listify, number, truthy
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import Collected, resource_rule, say, stack_rule
+from policies.records import Resource
+from policies.rules.base import Collected, Finding, RuleFamily, say
 from policies.rules.iam import IDENTITY_POLICY_TYPES, TRAINING_ACTIONS, identity_statements
 from policies.sagemaker_graph import (
     ENDPOINT,
@@ -31,6 +33,8 @@ from policies.sagemaker_graph import (
     physical_name,
     variants,
 )
+
+SAGEMAKER = RuleFamily("sagemaker")
 
 ERROR_METRICS = ("Invocation5XXErrors",)
 LATENCY_METRICS = ("ModelLatency", "OverheadLatency")
@@ -51,21 +55,23 @@ def _takes_volume_key(variant: Mapping[str, Any]) -> bool:
         return True
 
 
-@resource_rule(
+@SAGEMAKER.resource(
     "sagemaker-endpoint-config-kms",
-    "Endpoint configurations encrypt instance storage and captured data with KMS.",
     severity="high",
-    family="sagemaker",
     types=(ENDPOINT_CONFIG,),
-    why="Instance-backed endpoints keep the model and request payloads on ML storage volumes; captured requests "
-    "are customer data. Without kms_key_arn / kms_key_id they fall back to AWS-owned keys nobody can audit.",
-    fix="set kms_key_arn on aws.sagemaker.EndpointConfiguration (instance variants) and kms_key_id in "
-    "data_capture_config. Serverless variants and instance types with local NVMe storage (g4dn, g5, g6...) "
-    "take no volume key and are exempt (AWS rule INSTANCE-STORAGE, "
-    "https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html); captured data still needs one.",
     blind_spots=("kmsKeyArn", "dataCaptureConfig"),
 )
-def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Endpoint configurations encrypt instance storage and captured data with KMS.
+
+    Why: Instance-backed endpoints keep the model and request payloads on ML storage volumes; captured requests are
+    customer data. Without kms_key_arn / kms_key_id they fall back to AWS-owned keys nobody can audit.
+
+    Fix: set kms_key_arn on aws.sagemaker.EndpointConfiguration (instance variants) and kms_key_id in
+    data_capture_config. Serverless variants and instance types with local NVMe storage (g4dn, g5, g6...) take no volume
+    key and are exempt (AWS rule INSTANCE-STORAGE,
+    https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html); captured data still needs one.
+    """
     instance = [v for v in variants(resource) if not is_serverless(v) and _takes_volume_key(v)]
     if instance and not resource.props.get("kmsKeyArn"):
         yield say(
@@ -92,20 +98,19 @@ def sagemaker_endpoint_config_kms(resource: Resource, ctx: PolicyContext, graph:
                 )
 
 
-@resource_rule(
-    "sagemaker-endpoint-data-capture",
-    "Endpoints in staging and prod capture requests and responses.",
-    severity="medium",
-    family="sagemaker",
-    types=(ENDPOINT_CONFIG,),
-    environments=("staging", "prod"),
-    why="Drift detection and incident forensics read captured traffic; an endpoint that captures nothing in "
-    "prod cannot tell when its model stopped matching the world.",
-    fix="serve from instances (serving.mode: instance) with serving.dataCaptureSamplingPercent > 0, capture "
-    "Input and Output to the capture bucket. Serverless endpoints outside prod are exempt: AWS refuses data "
-    "capture on them (AWS rule SERVERLESS-EXCLUSIONS).",
+@SAGEMAKER.resource(
+    "sagemaker-endpoint-data-capture", severity="medium", types=(ENDPOINT_CONFIG,), environments=("staging", "prod")
 )
-def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def sagemaker_endpoint_data_capture(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Endpoints in staging and prod capture requests and responses.
+
+    Why: Drift detection and incident forensics read captured traffic; an endpoint that captures nothing in prod cannot
+    tell when its model stopped matching the world.
+
+    Fix: serve from instances (serving.mode: instance) with serving.dataCaptureSamplingPercent > 0, capture Input and
+    Output to the capture bucket. Serverless endpoints outside prod are exempt: AWS refuses data capture on them (AWS
+    rule SERVERLESS-EXCLUSIONS).
+    """
     captures = [c for c in listify(resource.props.get("dataCaptureConfig")) if isinstance(c, Mapping)]
     enabled = [c for c in captures if truthy(c.get("enableCapture", False))]
     serverless = bool(variants(resource)) and all(is_serverless(v) for v in variants(resource))
@@ -145,22 +150,24 @@ def _bucket_names_unknown(graph: StackGraph) -> bool:
     return any(b.props.get("bucket") is UNKNOWN and not b.id for b in graph.of_type("aws:s3/bucket:Bucket"))
 
 
-@stack_rule(
+@SAGEMAKER.stack(
     "sagemaker-capture-in-stack",
-    "Endpoints capture requests (and write asynchronous results) only to buckets of their own stack.",
     severity="high",
-    family="sagemaker",
-    why="Captured requests are customer data: written to a bucket this stack does not own (another "
-    "environment's, another team's or another account's) they escape its key, its lifecycle, its public "
-    "access block and its access logs.",
-    fix="set data_capture_config.destination_s3_uri to s3://<the stack's capture bucket>/<model> "
-    "(the captureBucket output).",
     blind_spots=(
         (ENDPOINT_CONFIG, "dataCaptureConfig"),
         (ENDPOINT_CONFIG, "asyncInferenceConfig"),
     ),
 )
-def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext):
+def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Endpoints capture requests (and write asynchronous results) only to buckets of their own stack.
+
+    Why: Captured requests are customer data: written to a bucket this stack does not own (another environment's,
+    another team's or another account's) they escape its key, its lifecycle, its public access block and its access
+    logs.
+
+    Fix: set data_capture_config.destination_s3_uri to s3://<the stack's capture bucket>/<model> (the captureBucket
+    output).
+    """
     own = stack_bucket_names(graph)
     if not own or _bucket_names_unknown(graph):
         return []
@@ -180,31 +187,27 @@ def sagemaker_capture_in_stack(graph: StackGraph, ctx: PolicyContext):
         for what, uri in destinations:
             bucket = _s3_bucket_of(uri)
             if bucket is not None and bucket not in own:
-                out.add(
+                out.flag(
                     config,
-                    say(
-                        config,
-                        f"{what} to {uri}, a bucket this stack does not own",
-                        "write to the stack's capture bucket (captureBucket output)",
-                    ),
+                    f"{what} to {uri}, a bucket this stack does not own",
+                    "write to the stack's capture bucket (captureBucket output)",
                 )
     return out.items
 
 
-@resource_rule(
-    "sagemaker-model-network-isolation",
-    "SageMaker models run with network isolation.",
-    severity="high",
-    family="sagemaker",
-    types=(MODEL,),
-    why="A model container with network access can send the requests it serves (customer data) anywhere; "
-    "isolation leaves it only the model artifact and the invocation.",
-    fix="set enable_network_isolation=True on aws.sagemaker.Model. Models served only by serverless variants are "
-    "exempt: AWS refuses network isolation on serverless endpoints (AWS rule SERVERLESS-EXCLUSIONS, "
-    "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).",
-    blind_spots=("enableNetworkIsolation",),
+@SAGEMAKER.resource(
+    "sagemaker-model-network-isolation", severity="high", types=(MODEL,), blind_spots=("enableNetworkIsolation",)
 )
-def sagemaker_model_network_isolation(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def sagemaker_model_network_isolation(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """SageMaker models run with network isolation.
+
+    Why: A model container with network access can send the requests it serves (customer data) anywhere; isolation
+    leaves it only the model artifact and the invocation.
+
+    Fix: set enable_network_isolation=True on aws.sagemaker.Model. Models served only by serverless variants are exempt:
+    AWS refuses network isolation on serverless endpoints (AWS rule SERVERLESS-EXCLUSIONS,
+    https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).
+    """
     if truthy(resource.props.get("enableNetworkIsolation", False)) or models_served_only_serverless(resource, graph):
         return
     yield say(resource, "runs without network isolation", "set enable_network_isolation=True")
@@ -219,18 +222,16 @@ def _vpc_ok(vpc: Any) -> bool:
     return False
 
 
-@stack_rule(
-    "sagemaker-model-vpc",
-    "Where the environment has a VPC, SageMaker models run inside it.",
-    severity="medium",
-    family="sagemaker",
-    needs=("has_vpc",),
-    why="Instance endpoints outside the VPC reach S3 and ECR over public endpoints and bypass the VPC's flow "
-    "logs, endpoints policies and egress controls.",
-    fix="set vpc_config (subnets, security_group_ids) on aws.sagemaker.Model from the stack's vpc config. "
-    "Models served only by serverless variants are exempt (serverless takes no VPC).",
-)
-def sagemaker_model_vpc(graph: StackGraph, ctx: PolicyContext):
+@SAGEMAKER.stack("sagemaker-model-vpc", severity="medium", needs=("has_vpc",))
+def sagemaker_model_vpc(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Where the environment has a VPC, SageMaker models run inside it.
+
+    Why: Instance endpoints outside the VPC reach S3 and ECR over public endpoints and bypass the VPC's flow logs,
+    endpoints policies and egress controls.
+
+    Fix: set vpc_config (subnets, security_group_ids) on aws.sagemaker.Model from the stack's vpc config. Models served
+    only by serverless variants are exempt (serverless takes no VPC).
+    """
     if not ctx.has_vpc:
         return []
     return [
@@ -240,7 +241,7 @@ def sagemaker_model_vpc(graph: StackGraph, ctx: PolicyContext):
     ]
 
 
-def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: str):
+def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: str) -> list[Finding]:
     out = Collected()
     watched = alarm_metrics(graph)
     for endpoint in graph.of_type(ENDPOINT):
@@ -272,67 +273,56 @@ def _endpoint_alarm_findings(graph: StackGraph, metrics: tuple[str, ...], what: 
                 else f"alarm {alarm_name(m.alarm)} watches variant '{variant}', which endpoint {name} does not have "
                 f"(variants: {', '.join(sorted(variant_names)) or 'unknown'})"
             )
-            out.add(
-                endpoint,
-                say(
-                    endpoint, problem, "set dimensions {EndpointName: <endpoint>, VariantName: <variant>} on the alarm"
-                ),
+            out.flag(
+                endpoint, problem, "set dimensions {EndpointName: <endpoint>, VariantName: <variant>} on the alarm"
             )
         else:
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"endpoint {name} has no {what} alarm (AWS/SageMaker "
-                    f"{' or '.join(metrics)} with EndpointName={name})",
-                    f"declare an aws.cloudwatch.MetricAlarm on {metrics[0]} with the endpoint's "
-                    "EndpointName and VariantName dimensions and an alarm action",
-                ),
+                f"endpoint {name} has no {what} alarm (AWS/SageMaker {' or '.join(metrics)} with EndpointName={name})",
+                f"declare an aws.cloudwatch.MetricAlarm on {metrics[0]} with the endpoint's "
+                "EndpointName and VariantName dimensions and an alarm action",
             )
     return out.items
 
 
-@stack_rule(
-    "sagemaker-endpoint-5xx-alarm",
-    "Every endpoint has a 5xx-error alarm whose dimensions match it.",
-    severity="high",
-    family="sagemaker",
-    why="Model container errors are invisible to clients' retries until someone looks; an alarm with the wrong "
-    "dimensions (the common bug: no VariantName) watches a metric that does not exist and never fires.",
-    fix="declare MetricAlarm(namespace='AWS/SageMaker', metric_name='Invocation5XXErrors', "
-    "dimensions={'EndpointName': ..., 'VariantName': ...}, alarm_actions=[topic]).",
-)
-def sagemaker_endpoint_5xx_alarm(graph: StackGraph, ctx: PolicyContext):
+@SAGEMAKER.stack("sagemaker-endpoint-5xx-alarm", severity="high")
+def sagemaker_endpoint_5xx_alarm(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Every endpoint has a 5xx-error alarm whose dimensions match it.
+
+    Why: Model container errors are invisible to clients' retries until someone looks; an alarm with the wrong
+    dimensions (the common bug: no VariantName) watches a metric that does not exist and never fires.
+
+    Fix: declare MetricAlarm(namespace='AWS/SageMaker', metric_name='Invocation5XXErrors', dimensions={'EndpointName':
+    ..., 'VariantName': ...}, alarm_actions=[topic]).
+    """
     return _endpoint_alarm_findings(graph, ERROR_METRICS, "5xx-error")
 
 
-@stack_rule(
-    "sagemaker-endpoint-latency-alarm",
-    "Every endpoint has a latency alarm whose dimensions match it.",
-    severity="medium",
-    family="sagemaker",
-    why="Latency is how a model that still answers but too slowly (a bigger model, a cold GPU) shows up; without "
-    "the alarm nobody learns before customers do.",
-    fix="declare MetricAlarm(namespace='AWS/SageMaker', metric_name='ModelLatency', extended_statistic='p99', "
-    "dimensions={'EndpointName': ..., 'VariantName': ...}).",
-)
-def sagemaker_endpoint_latency_alarm(graph: StackGraph, ctx: PolicyContext):
+@SAGEMAKER.stack("sagemaker-endpoint-latency-alarm", severity="medium")
+def sagemaker_endpoint_latency_alarm(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Every endpoint has a latency alarm whose dimensions match it.
+
+    Why: Latency is how a model that still answers but too slowly (a bigger model, a cold GPU) shows up; without the
+    alarm nobody learns before customers do.
+
+    Fix: declare MetricAlarm(namespace='AWS/SageMaker', metric_name='ModelLatency', extended_statistic='p99',
+    dimensions={'EndpointName': ..., 'VariantName': ...}).
+    """
     return _endpoint_alarm_findings(graph, LATENCY_METRICS, "latency")
 
 
-@stack_rule(
-    "sagemaker-endpoint-rollout-rollback",
-    "Prod endpoints roll out canary or linear, rolled back automatically by the endpoint's own alarms.",
-    severity="high",
-    family="sagemaker",
-    environments=("prod",),
-    why="An all-at-once update sends every customer to a new model at once; with canary/linear shifting and "
-    "auto-rollback on the endpoint's error and latency alarms, a bad model reaches a slice of traffic and "
-    "is withdrawn without a human.",
-    fix="set deployment_config.blue_green_update_policy.traffic_routing_configuration type CANARY or LINEAR and "
-    "auto_rollback_configuration.alarms naming the endpoint's 5xx and latency alarms.",
-)
-def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
+@SAGEMAKER.stack("sagemaker-endpoint-rollout-rollback", severity="high", environments=("prod",))
+def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Prod endpoints roll out canary or linear, rolled back automatically by the endpoint's own alarms.
+
+    Why: An all-at-once update sends every customer to a new model at once; with canary/linear shifting and
+    auto-rollback on the endpoint's error and latency alarms, a bad model reaches a slice of traffic and is withdrawn
+    without a human.
+
+    Fix: set deployment_config.blue_green_update_policy.traffic_routing_configuration type CANARY or LINEAR and
+    auto_rollback_configuration.alarms naming the endpoint's 5xx and latency alarms.
+    """
     out = Collected()
     alarms_by_name = {alarm_name(m.alarm): m for m in alarm_metrics(graph)}
     known_alarm_names = {alarm_name(a) for a in graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
@@ -343,13 +333,10 @@ def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
             continue
         blocks = [d for d in listify(deployment) if isinstance(d, Mapping)]
         if not blocks:
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"endpoint {name} has no deployment_config: updates go all at once with no rollback",
-                    "add a blue/green CANARY or LINEAR policy with auto-rollback alarms",
-                ),
+                f"endpoint {name} has no deployment_config: updates go all at once with no rollback",
+                "add a blue/green CANARY or LINEAR policy with auto-rollback alarms",
             )
             continue
         d = blocks[0]
@@ -363,13 +350,10 @@ def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
         rolling = bool(listify(d.get("rollingUpdatePolicy")))
         if not rolling and not any(t in ("CANARY", "LINEAR") for t in routing_types):
             shown = routing_types[0] if routing_types else "none"
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"endpoint {name} shifts traffic {shown}, not canary or linear",
-                    "set traffic_routing_configuration type CANARY or LINEAR",
-                ),
+                f"endpoint {name} shifts traffic {shown}, not canary or linear",
+                "set traffic_routing_configuration type CANARY or LINEAR",
             )
         rollback = [
             a.get("alarmName")
@@ -379,38 +363,30 @@ def sagemaker_endpoint_rollout_rollback(graph: StackGraph, ctx: PolicyContext):
             if isinstance(a, Mapping)
         ]
         if not rollback:
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"endpoint {name} has no auto-rollback alarms",
-                    "set auto_rollback_configuration.alarms to the endpoint's 5xx and latency alarms",
-                ),
+                f"endpoint {name} has no auto-rollback alarms",
+                "set auto_rollback_configuration.alarms to the endpoint's 5xx and latency alarms",
             )
             continue
         if any(a is UNKNOWN for a in rollback):
             continue
         missing = [a for a in rollback if a not in known_alarm_names]
         if missing:
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"rolls back on alarm(s) {', '.join(map(str, missing))} that this stack does not declare",
-                    "name alarms declared in the stack",
-                ),
+                f"rolls back on alarm(s) {', '.join(map(str, missing))} that this stack does not declare",
+                "name alarms declared in the stack",
             )
         elif not any(
-            alarms_by_name.get(a) and alarms_by_name[a].dimensions.get("EndpointName") in (name, UNKNOWN)
+            (alarm := alarms_by_name.get(str(a))) is not None
+            and alarm.dimensions.get("EndpointName") in (name, UNKNOWN)
             for a in rollback
         ):
-            out.add(
+            out.flag(
                 endpoint,
-                say(
-                    endpoint,
-                    f"none of its rollback alarms ({', '.join(map(str, rollback))}) watches endpoint {name}",
-                    "roll back on the endpoint's own 5xx and latency alarms",
-                ),
+                f"none of its rollback alarms ({', '.join(map(str, rollback))}) watches endpoint {name}",
+                "roll back on the endpoint's own 5xx and latency alarms",
             )
     return out.items
 
@@ -434,16 +410,15 @@ def _model_key(group: str, models: tuple[str, ...] | None) -> str:
     return group.rsplit("-", 1)[0] if "-" in group else group
 
 
-@stack_rule(
-    "sagemaker-model-package-group-exists",
-    "Every deployed model (and every model of the stack) has a model package group.",
-    severity="medium",
-    family="sagemaker",
-    why="Promotion, rollback and lineage all go through the registry: a model deployed without its package group "
-    "in this stack cannot be traced, gated or rolled back by `mlops promote`.",
-    fix="declare aws.sagemaker.ModelPackageGroup for the model (infra/registry.py does one per models entry).",
-)
-def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
+@SAGEMAKER.stack("sagemaker-model-package-group-exists", severity="medium")
+def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Every deployed model (and every model of the stack) has a model package group.
+
+    Why: Promotion, rollback and lineage all go through the registry: a model deployed without its package group in this
+    stack cannot be traced, gated or rolled back by `mlops promote`.
+
+    Fix: declare aws.sagemaker.ModelPackageGroup for the model (infra/registry.py does one per models entry).
+    """
     groups = {str(g.props.get("modelPackageGroupName") or g.id) for g in graph.of_type(PACKAGE_GROUP)}
     group_keys = {_model_key(g, ctx.models) for g in groups}
     out = Collected()
@@ -452,14 +427,11 @@ def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
         for c in containers:
             group = _package_group(c.get("modelPackageName")) if isinstance(c, Mapping) else None
             if group and group not in groups and _model_key(group, ctx.models) not in group_keys:
-                out.add(
+                out.flag(
                     model,
-                    say(
-                        model,
-                        f"serves a package of group {group}, but the stack declares no package "
-                        f"group for model '{_model_key(group, ctx.models)}'",
-                        "declare its ModelPackageGroup in this stack",
-                    ),
+                    f"serves a package of group {group}, but the stack declares no package "
+                    f"group for model '{_model_key(group, ctx.models)}'",
+                    "declare its ModelPackageGroup in this stack",
                 )
     for m in ctx.models or ():
         if m not in group_keys:
@@ -471,52 +443,66 @@ def sagemaker_model_package_group_exists(graph: StackGraph, ctx: PolicyContext):
     return out.items
 
 
-@resource_rule(
+@SAGEMAKER.resource(
     "sagemaker-package-group-policy-no-public",
-    "Model package group policies do not share packages with everyone.",
     severity="critical",
-    family="sagemaker",
     types=(PACKAGE_GROUP_POLICY,),
-    why="Cross-environment read policies are how staging reads dev's packages; Principal '*' without a condition "
-    "shares every model (and its training data lineage) with any AWS account.",
-    fix="name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.",
     blind_spots=("resourcePolicy",),
 )
-def sagemaker_package_group_policy_no_public(resource: Resource, ctx: PolicyContext, graph: StackGraph):
-    for s in iam_docs.parse(resource.props.get("resourcePolicy")) or []:
-        if s.allows and s.wildcard_principal and not s.is_scoped_by_condition:
-            yield say(
-                resource,
-                f"resource policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
-                "name the reading account and add an aws:PrincipalArn condition",
-            )
+def sagemaker_package_group_policy_no_public(
+    resource: Resource, ctx: PolicyContext, graph: StackGraph
+) -> Iterable[str]:
+    """Model package group policies do not share packages with everyone.
+
+    Why: Cross-environment read policies are how staging reads dev's packages; Principal '*' without a condition shares
+    every model (and its training data lineage) with any AWS account.
+
+    Fix: name the reading account root and restrict with aws:PrincipalArn to the next environment's roles.
+    """
+    for s in iam_docs.open_to_everyone(resource.props.get("resourcePolicy")):
+        yield say(
+            resource,
+            f"resource policy {s.label} allows {', '.join(s.actions)} to Principal '*'",
+            "name the reading account and add an aws:PrincipalArn condition",
+        )
 
 
 # --- training (read from the stack's trainingDefaults output) -----------------------------
 
 
-def _training_defaults(graph: StackGraph) -> Mapping[str, Any] | None:
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """The stack's `trainingDefaults` output, and the stack record that findings about it name."""
+
+    stack: Resource
+    values: Mapping[str, Any]
+
+    def finding(self, problem: str, fix: str) -> Finding:
+        return self.stack, say(self.stack, problem, fix)
+
+
+def _training_defaults(graph: StackGraph) -> TrainingDefaults | None:
     td = graph.outputs.get("trainingDefaults")
-    return td if isinstance(td, Mapping) else None
+    return TrainingDefaults(graph.stack, td) if graph.stack is not None and isinstance(td, Mapping) else None
 
 
-@stack_rule(
-    "sagemaker-training-instance-allowlist",
-    "Training instance types stay within the stack's allowlist and the environment's GPU ceiling.",
-    severity="high",
-    family="sagemaker",
-    why="A p5.48xlarge costs ~$60 an hour; dev must not be able to start one by accident, and prod only the types "
-    "the team budgeted for.",
-    fix="keep training.defaultInstanceType inside training.allowedInstanceTypes, and those inside the "
-    "environment's ceiling (dev/local: single small GPUs; staging: g-family and p3; prod: adds p4d/p5).",
-)
-def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext):
+@SAGEMAKER.stack("sagemaker-training-instance-allowlist", severity="high")
+def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Training instance types stay within the stack's allowlist and the environment's GPU ceiling.
+
+    Why: A p5.48xlarge costs ~$60 an hour; dev must not be able to start one by accident, and prod only the types the
+    team budgeted for.
+
+    Fix: keep training.defaultInstanceType inside training.allowedInstanceTypes, and those inside the environment's
+    ceiling (dev/local: single small GPUs; staging: g-family and p3; prod: adds p4d/p5).
+    """
     out = Collected()
     allowed = ctx.allowed_training_types
     ceiling = ctx.training_ceiling
-    if allowed is None and ceiling is None:
+    pool = allowed if allowed is not None else ceiling
+    if pool is None:
         return []
-    permitted = [t for t in (allowed if allowed is not None else ceiling) if ceiling is None or t in ceiling]
+    permitted = [t for t in pool if ceiling is None or t in ceiling]
 
     def problem(itype: str) -> str | None:
         if ceiling is not None and itype not in ceiling:
@@ -527,20 +513,12 @@ def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext)
 
     td = _training_defaults(graph)
     if td is not None:
-        default = td.get("defaultInstanceType")
-        if isinstance(default, str) and problem(default):
-            out.add(
-                graph.stack,
-                f"{graph.stack.label}: training default instance type {problem(default)}. "
-                f"Fix: use one of {', '.join(permitted)}",
-            )
-        for itype in listify(td.get("allowedInstanceTypes")):
-            if isinstance(itype, str) and itype != default and problem(itype):
-                out.add(
-                    graph.stack,
-                    f"{graph.stack.label}: trainingDefaults allows {problem(itype)}. "
-                    f"Fix: remove it from training.allowedInstanceTypes",
-                )
+        default = td.values.get("defaultInstanceType")
+        if isinstance(default, str) and (wrong := problem(default)):
+            out.flag(td.stack, f"training default instance type {wrong}", f"use one of {', '.join(permitted)}")
+        for itype in listify(td.values.get("allowedInstanceTypes")):
+            if isinstance(itype, str) and itype != default and (wrong := problem(itype)):
+                out.flag(td.stack, f"trainingDefaults allows {wrong}", "remove it from training.allowedInstanceTypes")
     for resource in graph.of_type(*IDENTITY_POLICY_TYPES):
         for where, statements in identity_statements(resource, graph):
             for s in statements:
@@ -548,121 +526,94 @@ def sagemaker_training_instance_allowlist(graph: StackGraph, ctx: PolicyContext)
                     continue
                 bad = [v for v in s.condition_values("sagemaker:InstanceTypes") if problem(v)]
                 if bad:
-                    out.add(
+                    out.flag(
                         resource,
-                        say(
-                            resource,
-                            f"{where} {s.label} lets training use {', '.join(bad)}, outside the allowlist",
-                            f"limit sagemaker:InstanceTypes to {', '.join(permitted)}",
-                        ),
+                        f"{where} {s.label} lets training use {', '.join(bad)}, outside the allowlist",
+                        f"limit sagemaker:InstanceTypes to {', '.join(permitted)}",
                     )
     return out.items
 
 
-@stack_rule(
-    "sagemaker-training-spot-checkpoints",
-    "Dev trains on managed spot with checkpoints, so interruptions resume.",
-    severity="medium",
-    family="sagemaker",
-    environments=("dev",),
-    why="Experiments do not need on-demand capacity: managed spot is up to 90% cheaper, and with a checkpoint "
-    "URI an interrupted job resumes instead of starting over.",
-    fix="set training.spot: true and training.maxWaitSeconds >= maxRuntimeSeconds in the dev stack; the "
-    "pipeline passes trainingDefaults.checkpointS3Uri to every job.",
-)
-def sagemaker_training_spot_checkpoints(graph: StackGraph, ctx: PolicyContext):
+@SAGEMAKER.stack("sagemaker-training-spot-checkpoints", severity="medium", environments=("dev",))
+def sagemaker_training_spot_checkpoints(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Dev trains on managed spot with checkpoints, so interruptions resume.
+
+    Why: Experiments do not need on-demand capacity: managed spot is up to 90% cheaper, and with a checkpoint URI an
+    interrupted job resumes instead of starting over.
+
+    Fix: set training.spot: true and training.maxWaitSeconds >= maxRuntimeSeconds in the dev stack; the pipeline passes
+    trainingDefaults.checkpointS3Uri to every job.
+    """
     td = _training_defaults(graph)
     if td is None:
-        return []
+        return
+    spot = truthy(td.values.get("useSpot", False))
     problems = []
-    if not truthy(td.get("useSpot", False)):
+    if not spot:
         problems.append("trains on on-demand capacity (useSpot false)")
-    if not td.get("checkpointS3Uri"):
+    if not td.values.get("checkpointS3Uri"):
         problems.append("has no checkpointS3Uri, so a spot interruption restarts from scratch")
-    runtime, wait = number(td.get("maxRuntimeSeconds")), number(td.get("maxWaitSeconds"))
-    if truthy(td.get("useSpot", False)) and runtime and (wait is None or wait < runtime):
+    runtime, wait = number(td.values.get("maxRuntimeSeconds")), number(td.values.get("maxWaitSeconds"))
+    if spot and runtime and (wait is None or wait < runtime):
         problems.append(f"maxWaitSeconds ({wait}) is below maxRuntimeSeconds ({runtime}); SageMaker rejects the job")
-    return [
-        (
-            graph.stack,
-            f"{graph.stack.label}: dev training {p}. Fix: training.spot true with a checkpoint URI and "
-            "maxWaitSeconds >= maxRuntimeSeconds",
+    for p in problems:
+        yield td.finding(
+            f"dev training {p}", "training.spot true with a checkpoint URI and maxWaitSeconds >= maxRuntimeSeconds"
         )
-        for p in problems
-    ]
 
 
-@stack_rule(
-    "sagemaker-training-max-runtime",
-    "Training jobs have a maximum runtime (at most SageMaker's 28 days).",
-    severity="medium",
-    family="sagemaker",
-    why="A hung GPU job bills until someone notices; MaxRuntimeInSeconds is the only hard stop.",
-    fix="set training.maxRuntimeSeconds (the pipeline passes it as StoppingCondition.MaxRuntimeInSeconds).",
-)
-def sagemaker_training_max_runtime(graph: StackGraph, ctx: PolicyContext):
+@SAGEMAKER.stack("sagemaker-training-max-runtime", severity="medium")
+def sagemaker_training_max_runtime(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Training jobs have a maximum runtime (at most SageMaker's 28 days).
+
+    Why: A hung GPU job bills until someone notices; MaxRuntimeInSeconds is the only hard stop.
+
+    Fix: set training.maxRuntimeSeconds (the pipeline passes it as StoppingCondition.MaxRuntimeInSeconds).
+    """
     td = _training_defaults(graph)
     if td is None:
-        return []
-    runtime = number(td.get("maxRuntimeSeconds"))
+        return
+    runtime = number(td.values.get("maxRuntimeSeconds"))
     if runtime is None or runtime <= 0:
-        return [
-            (graph.stack, f"{graph.stack.label}: training has no maximum runtime. Fix: set training.maxRuntimeSeconds")
-        ]
-    if runtime > MAX_RUNTIME_CEILING:
-        return [
-            (
-                graph.stack,
-                f"{graph.stack.label}: training maxRuntimeSeconds {int(runtime)} exceeds SageMaker's "
-                f"{MAX_RUNTIME_CEILING}. Fix: lower training.maxRuntimeSeconds",
-            )
-        ]
-    return []
-
-
-@stack_rule(
-    "sagemaker-training-volume-kms",
-    "Training jobs encrypt their ML storage volumes with the environment key.",
-    severity="medium",
-    family="sagemaker",
-    why="Training volumes hold a copy of the training data and checkpoints; without VolumeKmsKeyId they use an "
-    "AWS-owned key outside the environment's control.",
-    fix="export trainingDefaults.volumeKmsKeyArn (the environment key); the pipeline passes it as "
-    "ResourceConfig.VolumeKmsKeyId.",
-)
-def sagemaker_training_volume_kms(graph: StackGraph, ctx: PolicyContext):
-    td = _training_defaults(graph)
-    if td is None or td.get("volumeKmsKeyArn"):
-        return []
-    return [
-        (
-            graph.stack,
-            f"{graph.stack.label}: trainingDefaults has no volumeKmsKeyArn. Fix: export the "
-            "environment key as trainingDefaults.volumeKmsKeyArn",
+        yield td.finding("training has no maximum runtime", "set training.maxRuntimeSeconds")
+    elif runtime > MAX_RUNTIME_CEILING:
+        yield td.finding(
+            f"training maxRuntimeSeconds {int(runtime)} exceeds SageMaker's {MAX_RUNTIME_CEILING}",
+            "lower training.maxRuntimeSeconds",
         )
-    ]
 
 
-@stack_rule(
-    "sagemaker-training-vpc",
-    "Where the environment has a VPC, training jobs run inside it.",
-    severity="medium",
-    family="sagemaker",
-    needs=("has_vpc",),
-    why="Training containers read the whole training set; outside the VPC they can send it anywhere.",
-    fix="export trainingDefaults.vpc with the stack's subnetIds and securityGroupIds.",
-)
-def sagemaker_training_vpc(graph: StackGraph, ctx: PolicyContext):
+@SAGEMAKER.stack("sagemaker-training-volume-kms", severity="medium")
+def sagemaker_training_volume_kms(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Training jobs encrypt their ML storage volumes with the environment key.
+
+    Why: Training volumes hold a copy of the training data and checkpoints; without VolumeKmsKeyId they use an AWS-owned
+    key outside the environment's control.
+
+    Fix: export trainingDefaults.volumeKmsKeyArn (the environment key); the pipeline passes it as
+    ResourceConfig.VolumeKmsKeyId.
+    """
+    td = _training_defaults(graph)
+    if td is not None and not td.values.get("volumeKmsKeyArn"):
+        yield td.finding(
+            "trainingDefaults has no volumeKmsKeyArn", "export the environment key as trainingDefaults.volumeKmsKeyArn"
+        )
+
+
+@SAGEMAKER.stack("sagemaker-training-vpc", severity="medium", needs=("has_vpc",))
+def sagemaker_training_vpc(graph: StackGraph, ctx: PolicyContext) -> Iterable[Finding]:
+    """Where the environment has a VPC, training jobs run inside it.
+
+    Why: Training containers read the whole training set; outside the VPC they can send it anywhere.
+
+    Fix: export trainingDefaults.vpc with the stack's subnetIds and securityGroupIds.
+    """
     td = _training_defaults(graph)
     if not ctx.has_vpc or td is None:
-        return []
-    vpc = td.get("vpc")
-    if isinstance(vpc, Mapping) and listify(vpc.get("subnetIds")) and listify(vpc.get("securityGroupIds")):
-        return []
-    return [
-        (
-            graph.stack,
-            f"{graph.stack.label}: training jobs run outside the environment's VPC. Fix: export "
-            "trainingDefaults.vpc with the stack's subnets and security groups",
+        return
+    vpc = td.values.get("vpc")
+    if not (isinstance(vpc, Mapping) and listify(vpc.get("subnetIds")) and listify(vpc.get("securityGroupIds"))):
+        yield td.finding(
+            "training jobs run outside the environment's VPC",
+            "export trainingDefaults.vpc with the stack's subnets and security groups",
         )
-    ]

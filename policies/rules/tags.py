@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kernel.aws_model import UNKNOWN
 from policies.context import PolicyContext
 from policies.graph import StackGraph, first, listify
-from policies.records import UNKNOWN, Resource
-from policies.rules.base import resource_rule, say
+from policies.records import Resource
+from policies.rules.base import RuleFamily, say
+
+TAGS = RuleFamily("tags")
 
 # Resource types of the platform that take tags (pulumi-aws v7; V2 tokens fold onto these).
 TAGGABLE = (
@@ -36,7 +40,7 @@ def effective_tags(resource: Resource, graph: StackGraph) -> Mapping[str, Any] |
     tags: dict[str, Any] = {}
     provider = graph.provider_of(resource)
     if provider is not None:
-        for block in listify(provider.props.get("defaultTags")):
+        for block in listify(_decoded(provider.props.get("defaultTags"))):
             inner = first(block, "tags") if isinstance(block, Mapping) else None
             if inner is UNKNOWN:
                 return None
@@ -51,18 +55,27 @@ def effective_tags(resource: Resource, graph: StackGraph) -> Mapping[str, Any] |
     return tags
 
 
-@resource_rule(
-    "tags-required",
-    "Taggable resources carry the stack's required tags (environment, owner, cost-center, ...).",
-    severity="low",
-    family="tags",
-    types=TAGGABLE,
-    needs=("required_tags",),
-    why="The cost budget filters on the environment tag and cost reports group by owner and cost-center: an "
-    "untagged GPU endpoint is spend nobody is accountable for.",
-    fix="pass tags=infra.stack.resource_tags(config) to every taggable resource (or set the provider's default_tags).",
-)
-def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph):
+def _decoded(value: Any) -> Any:
+    """A provider's object-valued settings travel as JSON text (`"defaultTags": "{\\"tags\\": ...}"`)
+    in the engine's wire form, in state exports and under the mocks alike."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    return value
+
+
+@TAGS.resource("tags-required", severity="low", types=TAGGABLE, needs=("required_tags",))
+def tags_required(resource: Resource, ctx: PolicyContext, graph: StackGraph) -> Iterable[str]:
+    """Taggable resources carry the stack's required tags (environment, owner, cost-center, ...).
+
+    Why: The cost budget filters on the environment tag and cost reports group by owner and cost-center: an untagged GPU
+    endpoint is spend nobody is accountable for.
+
+    Fix: create the resource through the stack's provider (infra.environment.aws_provider), whose default_tags carry
+    infra.environment.resource_tags(config).
+    """
     tags = effective_tags(resource, graph)
     if tags is None:
         return

@@ -1,6 +1,6 @@
 """Bad command-line arguments: each refused with exit 2 (or the documented code of the check that
 catches it first) in one line naming the flag; never a traceback, never taken silently. NaN and
-infinity parse as floats, so every numeric flag says its finite range (ci/argtypes.py)."""
+infinity parse as floats, so every numeric flag says its finite range (ci/commands/argtypes.py)."""
 
 from __future__ import annotations
 

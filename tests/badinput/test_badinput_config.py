@@ -1,5 +1,5 @@
 """Bad stack files: each refused by `mlops preview` with exit 2 and one line naming the problem,
-before any resource is declared. (AWS rules and sources: infra/config.py; this table proves the
+before any resource is declared. (AWS rules and sources: kernel/stack_config.py; this table proves the
 refusal path, not the rules.)"""
 
 from __future__ import annotations

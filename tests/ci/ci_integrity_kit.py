@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ci_registration_kit import model_archive
+from ci_registration_kit import a_registration, model_archive
 
-from ci import integrity, registry
+from ci.aws import registry
+from ci.steps import integrity
 
 UPSTREAM_BUCKET = "mlops-test-upstream"
 FILES = {
@@ -41,3 +42,29 @@ def store_model(boto, job: str, files: dict[str, bytes] | None = None) -> tuple[
         **integrity.metadata(digests),
     }
     return f"s3://{UPSTREAM_BUCKET}/{job}/output/model.tar.gz", metadata
+
+
+def make_package(boto, group="churn-dev", job="mlops-dev-churn-1", gate="passed", status=None, model="churn"):
+    """A package registered as `mlops register` would, with its model stored; approved or rejected if asked."""
+    sm = boto("sagemaker")
+    try:
+        sm.create_model_package_group(ModelPackageGroupName=group)
+    except sm.exceptions.ClientError:
+        pass
+    model_data_url, digests = store_model(boto, job)
+    package, created = registry.register(
+        sm,
+        a_registration(
+            job,
+            group=group,
+            model_data_url=model_data_url,
+            metadata={registry.K_MODEL: model, registry.K_GATE: gate, registry.K_STACK: "dev", **digests},
+            tags={"owner": "test"},
+        ),
+    )
+    assert created
+    if status:
+        registry.set_status(
+            sm, package.arn, status, by="alice", reason="looks good" if status == "Approved" else "bias found"
+        )
+    return package.arn

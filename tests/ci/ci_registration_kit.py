@@ -12,8 +12,30 @@ import json
 import tarfile
 from datetime import UTC, datetime
 
+from ci.aws import registry
+
 BUCKET = "mlops-dev-artifacts-123456789012"  # the dev stack's artifact bucket (offline preview)
 GROUP = "churn-dev"
+
+
+def a_registration(
+    job: str, *, bucket: str = "b", model: str = "churn", gate: str = "passed", **changes
+) -> registry.Registration:
+    """A dev-stack registration of `job`, with the fields `mlops register` fills; `changes` replace fields."""
+    fields = dict(
+        group=GROUP,
+        training_job=job,
+        model_data_url=f"s3://{bucket}/{job}/output/model.tar.gz",
+        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev:abc",
+        content_types=["text/csv"],
+        response_types=["application/json"],
+        realtime_instance_types=["ml.m5.large"],
+        evaluation_report_uri=f"s3://{bucket}/evaluations/{job}/evaluation.json",
+        metadata={registry.K_MODEL: model, registry.K_GATE: gate, registry.K_STACK: "dev"},
+        description="test",
+        tags={},
+    )
+    return registry.Registration(**{**fields, **changes})
 
 
 def model_archive(files: dict[str, bytes]) -> bytes:

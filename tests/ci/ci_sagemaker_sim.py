@@ -21,7 +21,7 @@ from typing import Any
 
 import boto3
 
-from ci.container import package_model, run_training
+from ci.steps.container import package_model, run_training
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 

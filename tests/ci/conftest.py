@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -43,7 +44,7 @@ def emulator(moto_url, monkeypatch, tmp_path):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "4")
-    # what ci.aws.sagemaker_sdk_session would set for the process, set here so it is undone after the test
+    # what ci.aws.clients.sagemaker_sdk_session would set for the process, set here so it is undone after the test
     config = tmp_path / "sagemaker-config.yaml"
     config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
@@ -104,8 +105,8 @@ class AwsCallRecorder:
     """Every AWS call made while an `mlops` command runs: (command line, service, operation, params).
 
     Hooks botocore's `before-parameter-build` event (the caller's parameters, before serialising)
-    on each botocore session `ci.aws` creates, and labels calls with the command line through the
-    CLI's dispatch; production code is untouched. Calls made outside a command (arranging, asserting) are
+    on each botocore session `ci.aws.clients` creates, and labels calls with the command line through
+    the CLI's dispatch; production code is untouched. Calls made outside a command (arranging, asserting) are
     not recorded.
     """
 
@@ -114,10 +115,10 @@ class AwsCallRecorder:
         self.command: list[str] | None = None
 
     def install(self, monkeypatch) -> AwsCallRecorder:
-        import ci.aws
+        import ci.aws.clients
         import ci.commands.framework as framework
 
-        make_botocore_session, dispatch = ci.aws._botocore_session, framework.dispatch
+        make_botocore_session, dispatch = ci.aws.clients._botocore_session, framework.dispatch
 
         def botocore_session():
             session = make_botocore_session()
@@ -131,7 +132,7 @@ class AwsCallRecorder:
             finally:
                 self.command = None
 
-        monkeypatch.setattr(ci.aws, "_botocore_session", botocore_session)
+        monkeypatch.setattr(ci.aws.clients, "_botocore_session", botocore_session)
         monkeypatch.setattr(framework, "dispatch", labelled_dispatch)
         return self
 
@@ -181,3 +182,15 @@ def _record_aws_calls_when_asked(request, monkeypatch):
     with open(target, "a") as out:
         for call in recorder.calls:
             out.write(json.dumps({"test": request.node.nodeid, **call}, sort_keys=True) + "\n")
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No emulator, and any attempt to open a network connection fails the test (dry runs)."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a dry run opened a connection: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

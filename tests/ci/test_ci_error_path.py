@@ -42,12 +42,12 @@ def test_a_traceback_only_with_debug(stacks, mlops):
 
 
 def test_a_bug_is_one_line_that_says_how_to_see_more(stacks, mlops, monkeypatch):
-    import ci.pipeline
+    import ci.steps.pipeline
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(ci.pipeline, "open_context", broken)
+    monkeypatch.setattr(ci.steps.pipeline, "open_context", broken)
     result = mlops("packages", "--stack", "dev", "--json")
     assert result.code == 1 and "Traceback" not in result.err
     assert "internal error: ZeroDivisionError" in result.err and "--debug" in result.err
@@ -56,13 +56,13 @@ def test_a_bug_is_one_line_that_says_how_to_see_more(stacks, mlops, monkeypatch)
 
 def test_sigterm_unwinds_like_ctrl_c(stacks, mlops, monkeypatch):
     """SIGTERM (CI cancelling a job) runs every `finally` (run records, temp folders), exit 143."""
-    import ci.pipeline
+    import ci.steps.pipeline
 
     def terminated(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("SIGTERM did not interrupt")
 
-    monkeypatch.setattr(ci.pipeline, "open_context", terminated)
+    monkeypatch.setattr(ci.steps.pipeline, "open_context", terminated)
     previous = signal.getsignal(signal.SIGTERM)
     result = mlops("packages", "--stack", "dev")
     assert result.code == 143 and "terminated" in result.err
@@ -82,7 +82,7 @@ def test_sigterm_unwinds_like_ctrl_c(stacks, mlops, monkeypatch):
     ],
 )
 def test_expected_failures_get_their_exit_code(error, code, says):
-    from ci.errors import classify
+    from ci.commands.framework import classify
 
     clear = classify(error)
     assert clear is not None and clear.exit_code == code and says in str(clear)

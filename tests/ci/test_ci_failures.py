@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from ci_testkit import FAST_HP, free_port, push_project_image, snapshot
 
@@ -25,45 +27,50 @@ def dev(emulator, stacks, mlops, boto):
     return stacks
 
 
+@contextmanager
+def registers_nothing(dev, boto):
+    """After the block the registry is still empty and the stack files are as they were."""
+    files = snapshot(dev)
+    yield
+    assert packages(boto) == [] and snapshot(dev) == files
+
+
 def train(mlops, *extra):
     return mlops("train", "--stack", "dev", "--synthetic", "600", "--poll-seconds", "0.05", *FAST_HP, "--json", *extra)
 
 
 def test_a_failed_training_job_says_why_and_registers_nothing(dev, sagemaker, mlops, boto):
     sagemaker.outcome = "Failed"
-    files = snapshot(dev)
-    result = train(mlops)
-    assert result.code == 5, result
-    assert "Failed: AlgorithmError: ClientError: out of memory on GPU 0; nothing was registered" in result.err
-    run = result.json["run"]
-    assert run["status"] == "Failed" and "out of memory" in run["failureReason"]
-    refused = mlops("register", "--stack", "dev", "--job", run["job"])
-    assert refused.code == 4 and "is Failed: nothing to register" in refused.err
-    assert packages(boto) == [] and snapshot(dev) == files
+    with registers_nothing(dev, boto):
+        result = train(mlops)
+        assert result.code == 5, result
+        assert "Failed: AlgorithmError: ClientError: out of memory on GPU 0; nothing was registered" in result.err
+        run = result.json["run"]
+        assert run["status"] == "Failed" and "out of memory" in run["failureReason"]
+        refused = mlops("register", "--stack", "dev", "--job", run["job"])
+        assert refused.code == 4 and "is Failed: nothing to register" in refused.err
 
 
 def test_a_stopped_training_job_registers_nothing(dev, sagemaker, mlops, boto):
     sagemaker.outcome = "Stopped"
-    files = snapshot(dev)
-    result = train(mlops)
-    assert result.code == 5 and "Stopped" in result.err
-    evaluate = mlops("evaluate", "--stack", "dev", "--job", result.json["run"]["job"])
-    assert evaluate.code == 1 and "only a Completed job can be evaluated" in evaluate.err
-    assert packages(boto) == [] and snapshot(dev) == files
+    with registers_nothing(dev, boto):
+        result = train(mlops)
+        assert result.code == 5 and "Stopped" in result.err
+        evaluate = mlops("evaluate", "--stack", "dev", "--job", result.json["run"]["job"])
+        assert evaluate.code == 1 and "only a Completed job can be evaluated" in evaluate.err
 
 
 def test_a_corrupt_model_archive_is_caught_before_registration(dev, sagemaker, mlops, boto):
     sagemaker.outcome = "Corrupt"
-    files = snapshot(dev)
-    result = train(mlops)
-    assert result.code == 0, result  # SageMaker said Completed ...
-    job = result.json["run"]["job"]
-    evaluate = mlops("evaluate", "--stack", "dev", "--job", job, "--json")
-    assert evaluate.code == 1 and "corrupt model archive" in evaluate.err  # ... but the archive is not a model
-    assert evaluate.json["ok"] is False
-    forced = mlops("register", "--stack", "dev", "--job", job, "--force", "--reason", "ship it")
-    assert forced.code == 6 and "run `mlops evaluate" in forced.err  # no report, no package, even forced
-    assert packages(boto) == [] and snapshot(dev) == files
+    with registers_nothing(dev, boto):
+        result = train(mlops)
+        assert result.code == 0, result  # SageMaker said Completed ...
+        job = result.json["run"]["job"]
+        evaluate = mlops("evaluate", "--stack", "dev", "--job", job, "--json")
+        assert evaluate.code == 1 and "corrupt model archive" in evaluate.err  # ... but the archive is not a model
+        assert evaluate.json["ok"] is False
+        forced = mlops("register", "--stack", "dev", "--job", job, "--force", "--reason", "ship it")
+        assert forced.code == 6 and "run `mlops evaluate" in forced.err  # no report, no package, even forced
 
 
 def test_a_candidate_that_loses_to_the_champion_is_not_registered(dev, sagemaker, mlops, boto):
@@ -127,16 +134,15 @@ def test_monitor_of_a_model_that_is_not_deployed_says_so(dev, mlops):
 
 
 def test_a_failed_local_run_reports_the_containers_reason(dev, mlops, boto):
-    files = snapshot(dev)
-    # `--hp epochs=many` is now refused before launch (exit 2); a data set smaller than the container's
-    # min_rows passes every client-side check and fails inside the container
-    result = mlops("train", "--stack", "dev", "--local", "--synthetic", "300", "--hp", "min_rows=100000", "--json")
-    assert result.code == 5, result
-    run = result.json["run"]
-    assert run["status"] == "Failed" and "100000" in run["failureReason"]  # from the container's output/failure
-    key = run["modelDataUrl"].split("/", 3)[3]
-    assert boto("s3").list_objects_v2(Bucket="mlops-dev-artifacts-123456789012", Prefix=key).get("KeyCount", 0) == 0
-    assert packages(boto) == [] and snapshot(dev) == files
+    with registers_nothing(dev, boto):
+        # `--hp epochs=many` is now refused before launch (exit 2); a data set smaller than the container's
+        # min_rows passes every client-side check and fails inside the container
+        result = mlops("train", "--stack", "dev", "--local", "--synthetic", "300", "--hp", "min_rows=100000", "--json")
+        assert result.code == 5, result
+        run = result.json["run"]
+        assert run["status"] == "Failed" and "100000" in run["failureReason"]  # from the container's output/failure
+        key = run["modelDataUrl"].split("/", 3)[3]
+        assert boto("s3").list_objects_v2(Bucket="mlops-dev-artifacts-123456789012", Prefix=key).get("KeyCount", 0) == 0
 
 
 def test_a_stack_with_a_vpc_trains_inside_it(emulator, stacks, sagemaker, mlops, boto):

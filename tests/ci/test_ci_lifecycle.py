@@ -165,9 +165,9 @@ def test_train_gate_register_promote_monitor(emulator, stacks, sagemaker, mlops,
     assert receive(boto, queue) == []
 
     # -- traffic through ml.serve with capture, drifted -------------------------------------------
-    from ci.evaluation import fetch_model
-    from ci.pipeline import open_context
-    from ci.traffic import send_traffic
+    from ci.emulator.hosting import send_traffic
+    from ci.steps.evaluation import fetch_model
+    from ci.steps.pipeline import open_context
     from ml.data import make_synthetic
 
     ctx = open_context("prod")

@@ -15,8 +15,8 @@ from ci.cli import mlops
 from ci.errors import MlopsError, error_document
 
 # Every module that declares an MlopsError subclass, so the table below sees them all.
-ERROR_MODULES = ["ci.errors", "ci.aws", "ci.integrity", "ci.stackfile", "ci.verify", "ci.commands.evaluate",
-                 "ci.commands.train"]  # fmt: skip
+ERROR_MODULES = ["ci.errors", "ci.aws.clients", "ci.aws.stackfile", "ci.steps.integrity", "ci.steps.verify",
+                 "ci.commands.evaluate", "ci.commands.train"]  # fmt: skip
 
 
 def leaves(group: click.Group, path: tuple[str, ...] = ()):

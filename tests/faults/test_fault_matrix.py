@@ -14,6 +14,7 @@ See docs/reliability.md for what each row proves.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import botocore.retries.standard
 import pytest
@@ -22,7 +23,8 @@ from ci_registration_kit import GROUP, arrange_dev, arrange_run, packages_of, s3
 from ci_testkit import snapshot
 from faultproxy import FAULTS, FaultProxy
 
-from ci import aws, registry, stackfile
+from ci.aws import clients as aws
+from ci.aws import registry, stackfile
 
 pytestmark = pytest.mark.moto_server
 
@@ -52,14 +54,29 @@ CALLS = {
 }
 
 
-def call_sites(command: str) -> list[tuple[str, int]]:
-    """(operation, how many earlier calls of it to let through) for each call of the command."""
+def call_sites(calls: list[str]) -> list[tuple[str, int]]:
+    """(operation, how many earlier calls of it to let through) for each call of a command."""
     seen: dict[str, int] = {}
     sites = []
-    for operation in CALLS[command]:
+    for operation in calls:
         sites.append((operation, seen.get(operation, 0)))
         seen[operation] = seen.get(operation, 0) + 1
     return sites
+
+
+def fault_rows(name: str, calls: list[str], in_core: Callable[[str, int, str], bool]) -> list:
+    """A row (operation, skip, fault) for every fault at every call; rows outside the core are marked slow."""
+    return [
+        pytest.param(
+            operation,
+            skip,
+            fault,
+            id=f"{name}-{operation}#{skip + 1}-{fault}",
+            marks=() if in_core(operation, skip, fault) else pytest.mark.slow,
+        )
+        for operation, skip in call_sites(calls)
+        for fault in FAULTS
+    ]
 
 
 # The rows run by default (the core): every fault at each call that changes something
@@ -81,17 +98,9 @@ def in_core(command: str, operation: str, fault: str) -> bool:
 
 
 ROWS = [
-    pytest.param(
-        command,
-        operation,
-        skip,
-        fault,
-        id=f"{command}-{operation}#{skip + 1}-{fault}",
-        marks=() if in_core(command, operation, fault) else pytest.mark.slow,
-    )
-    for command in CALLS
-    for operation, skip in call_sites(command)
-    for fault in FAULTS
+    pytest.param(command, *row.values, id=row.id, marks=row.marks)
+    for command, calls in CALLS.items()
+    for row in fault_rows(command, calls, lambda operation, _skip, fault, c=command: in_core(c, operation, fault))
 ]
 
 

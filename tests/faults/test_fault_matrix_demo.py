@@ -21,7 +21,8 @@ import pytest
 from ci_testkit import REPO
 from faultproxy import FaultProxy
 
-from ci import aws, demo
+from ci.aws import clients as aws
+from ci.emulator import demo
 
 pytestmark = [pytest.mark.moto_server, pytest.mark.slow]
 # A fresh emulator loads its backends on its first calls, slowly when the whole suite shares two cores

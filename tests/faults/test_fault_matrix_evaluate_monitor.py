@@ -14,13 +14,13 @@ import json
 import shutil
 import urllib.request
 
-import botocore.retries.standard
 import pytest
 import test_fault_matrix as matrix
 from ci_testkit import REGION, REPO
-from faultproxy import FAULTS, FaultProxy
+from faultproxy import FaultProxy
 
-from ci import aws, monitor, registry
+from ci.aws import clients as aws
+from ci.steps import monitor
 
 pytestmark = pytest.mark.moto_server
 READ_TIMEOUT_S = 1.0  # a busy shared machine must not fault a call the row did not choose
@@ -132,14 +132,15 @@ def _report_versions(direct, job: str) -> int:
     return len(listed.get("Versions", []))
 
 
+fast_failures = matrix.fast_failures
+
+
 @pytest.fixture
-def fast(monkeypatch):
-    monkeypatch.setenv("MLOPS_AWS_MAX_ATTEMPTS", "2")
+def fast(fast_failures, monkeypatch):
+    """The matrix's fast failures, with this module's longer timeout and no backoff between publications."""
     monkeypatch.setattr(aws, "READ_TIMEOUT_S", READ_TIMEOUT_S)
     monkeypatch.setattr(aws, "CONNECT_TIMEOUT_S", READ_TIMEOUT_S)
-    monkeypatch.setattr(registry, "CREATE_BACKOFF_S", 0.0)
     monkeypatch.setattr(monitor, "PUBLISH_BACKOFF_S", 0.0)
-    monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
 
 
 @pytest.fixture
@@ -147,15 +148,6 @@ def proxy(trained, monkeypatch, fast):
     with FaultProxy(trained["url"], late_s=READ_TIMEOUT_S + 0.3) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         yield proxy
-
-
-def call_sites(calls: list[str]) -> list[tuple[str, int]]:
-    seen: dict[str, int] = {}
-    sites = []
-    for operation in calls:
-        sites.append((operation, seen.get(operation, 0)))
-        seen[operation] = seen.get(operation, 0) + 1
-    return sites
 
 
 # --- evaluate ---------------------------------------------------------------------------------
@@ -169,17 +161,7 @@ def evaluate_in_core(operation: str, skip: int, fault: str) -> bool:
     return skip == 0 and (operation, fault) in {("GetObject", "drop"), ("ListModelPackages", "error500")}
 
 
-EVALUATE_ROWS = [
-    pytest.param(
-        operation,
-        skip,
-        fault,
-        id=f"evaluate-{operation}#{skip + 1}-{fault}",
-        marks=() if evaluate_in_core(operation, skip, fault) else pytest.mark.slow,
-    )
-    for operation, skip in call_sites(EVALUATE_CALLS)
-    for fault in FAULTS
-]
+EVALUATE_ROWS = matrix.fault_rows("evaluate", EVALUATE_CALLS, evaluate_in_core)
 
 
 def test_evaluate_calls(trained, proxy, mlops, monkeypatch):
@@ -242,9 +224,9 @@ ENDPOINT = "mlops-local-churn"
 
 @pytest.fixture(scope="module")
 def deployed(trained):
-    from ci.evaluation import fetch_model
-    from ci.pipeline import open_context
-    from ci.traffic import send_traffic
+    from ci.emulator.hosting import send_traffic
+    from ci.steps.evaluation import fetch_model
+    from ci.steps.pipeline import open_context
     from ml.data import make_synthetic
 
     direct, job = trained["direct"], trained["job"]
@@ -314,17 +296,7 @@ def monitor_in_core(operation: str, skip: int, fault: str) -> bool:
     return operation == "DescribeModelPackage" and fault == "drop"
 
 
-MONITOR_ROWS = [
-    pytest.param(
-        operation,
-        skip,
-        fault,
-        id=f"monitor-{operation}#{skip + 1}-{fault}",
-        marks=() if monitor_in_core(operation, skip, fault) else pytest.mark.slow,
-    )
-    for operation, skip in call_sites(MONITOR_CALLS)
-    for fault in FAULTS
-]
+MONITOR_ROWS = matrix.fault_rows("monitor", MONITOR_CALLS, monitor_in_core)
 
 
 def test_monitor_calls(deployed, proxy, mlops, monkeypatch):

@@ -5,7 +5,7 @@
 asserts the failure is one `error:` line with exit 3 (or that the command absorbed the fault), and
 that a re-run converges to exactly the state a clean run leaves: the same buckets, keys, roles,
 groups, repositories, topics and log groups, none twice. (It found that a lost CreateKey answer, or a
-failed rotation or alias after it, left an orphan key and the re-run made a second: ci/local.py
+failed rotation or alias after it, left an orphan key and the re-run made a second: ci/emulator/pulumi_up.py
 now creates the key in one attempt and adopts the stack's unaliased key on the re-run.)
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pytest
 import test_fault_matrix as matrix
-from faultproxy import FAULTS
 
 pytestmark = pytest.mark.moto_server
 # The matrix's fixtures (clients around the proxy, fast failures), shared; the proxy here gives a
@@ -59,34 +58,11 @@ CREATES = {"CreateKey", "CreateAlias", "CreateBucket", "CreateRole", "CreateMode
            "CreateTopic", "CreateLogGroup"}  # fmt: skip
 
 
-def call_sites(calls: list[str]) -> list[tuple[str, int]]:
-    seen: dict[str, int] = {}
-    sites = []
-    for operation in calls:
-        sites.append((operation, seen.get(operation, 0)))
-        seen[operation] = seen.get(operation, 0) + 1
-    return sites
-
-
-def marks(operation: str, skip: int, fault: str) -> tuple:
-    return () if in_core(operation, skip, fault) else (pytest.mark.slow,)
-
-
 def in_core(operation: str, skip: int, fault: str) -> bool:
     return operation in CREATES and skip == 0 and fault in ("drop", "error500")
 
 
-ROWS = [
-    pytest.param(
-        operation,
-        skip,
-        fault,
-        id=f"local-up-{operation}#{skip + 1}-{fault}",
-        marks=marks(operation, skip, fault),
-    )
-    for operation, skip in call_sites(LOCAL_UP_CALLS)
-    for fault in FAULTS
-]
+ROWS = matrix.fault_rows("local-up", LOCAL_UP_CALLS, in_core)
 
 
 def world(direct) -> dict:

@@ -29,3 +29,18 @@ def deployed(request):
 @pytest.fixture
 def preview_of():
     return _preview
+
+
+@pytest.fixture
+def registrations(monkeypatch) -> list[str]:
+    """The type of every resource previews register from here on (a refused config registers none)."""
+    from infra import preview as preview_module
+
+    seen: list[str] = []
+    original = preview_module.RecordingMonitor.RegisterResource
+    monkeypatch.setattr(
+        preview_module.RecordingMonitor,
+        "RegisterResource",
+        lambda self, request: seen.append(request.type) or original(self, request),
+    )
+    return seen

@@ -4,8 +4,9 @@ import copy
 
 import pytest
 
-from infra.config import STACKS_DIR, ConfigError, load_stack_config, parse_config, read_raw_config
 from infra.preview import preview_stack
+from kernel.paths import STACKS_DIR
+from kernel.stack_config import ConfigError, load_stack_config, parse_config, read_raw_config
 
 
 def raw(stack="prod"):
@@ -27,6 +28,10 @@ def test_every_shipped_stack_is_valid():
         assert config.deployed_models == []  # nothing approved until `mlops promote`
 
 
+def _update(section: str, **changes):
+    return lambda c: c[section].update(**changes)
+
+
 BAD = [
     # (id, stack, mutation, fragments that must appear in the message)
     (
@@ -38,7 +43,7 @@ BAD = [
     (
         "gpu-not-allowed-in-dev",
         "dev",
-        lambda c: c["mlops:training"].update(allowedInstanceTypes=["ml.g5.xlarge", "ml.p5.48xlarge"]),
+        _update("mlops:training", allowedInstanceTypes=["ml.g5.xlarge", "ml.p5.48xlarge"]),
         [
             "mlops:training.allowedInstanceTypes[1]",
             "'ml.p5.48xlarge'",
@@ -49,13 +54,13 @@ BAD = [
     (
         "default-not-in-allowlist",
         "staging",
-        lambda c: c["mlops:training"].update(defaultInstanceType="ml.g4dn.xlarge"),
+        _update("mlops:training", defaultInstanceType="ml.g4dn.xlarge"),
         ["mlops:training.defaultInstanceType", "'ml.g4dn.xlarge'", "must be one of allowedInstanceTypes"],
     ),
     (
         "zero-instances",
         "prod",
-        lambda c: c["mlops:serving"].update(initialInstanceCount=0),
+        _update("mlops:serving", initialInstanceCount=0),
         ["mlops:serving.initialInstanceCount", "0", "between 1 and 100"],
     ),
     (
@@ -91,19 +96,19 @@ BAD = [
     (
         "malformed-email",
         "dev",
-        lambda c: c["mlops:monitoring"].update(alertEmail="not-an-address"),
+        _update("mlops:monitoring", alertEmail="not-an-address"),
         ["mlops:monitoring.alertEmail", "'not-an-address'", "e-mail"],
     ),
     (
         "malformed-package-arn",
         "staging",
-        lambda c: c["mlops:approvedPackages"].update(churn="arn:aws:sagemaker:us-east-1:1:model/churn"),
+        _update("mlops:approvedPackages", churn="arn:aws:sagemaker:us-east-1:1:model/churn"),
         ["mlops:approvedPackages.churn", "versioned model package ARN"],
     ),
     (
         "package-for-unknown-model",
         "dev",
-        lambda c: c["mlops:approvedPackages"].update(fraud=""),
+        _update("mlops:approvedPackages", fraud=""),
         ["mlops:approvedPackages.fraud", "not a model of this stack"],
     ),
     (
@@ -115,31 +120,31 @@ BAD = [
     (
         "unknown-nested-key",
         "dev",
-        lambda c: c["mlops:training"].update(maxRuntime=5),
+        _update("mlops:training", maxRuntime=5),
         ["mlops:training.maxRuntime: unknown key", "maxRuntimeSeconds"],
     ),
     (
         "zero-budget",
         "staging",
-        lambda c: c["mlops:monitoring"].update(monthlyBudgetUsd=0),
+        _update("mlops:monitoring", monthlyBudgetUsd=0),
         ["mlops:monitoring.monthlyBudgetUsd", "over 0"],
     ),
     (
         "spot-wait-below-runtime",
         "dev",
-        lambda c: c["mlops:training"].update(maxWaitSeconds=60),
+        _update("mlops:training", maxWaitSeconds=60),
         ["mlops:training.maxWaitSeconds", "at least maxRuntimeSeconds (7200)"],
     ),
     (
         "dev-bills-by-the-hour",
         "dev",
-        lambda c: c["mlops:serving"].update(mode="instance", instanceType="ml.g5.xlarge"),
+        _update("mlops:serving", mode="instance", instanceType="ml.g5.xlarge"),
         ["mlops:serving.mode", "dev must not bill by the hour"],
     ),
     (
         "prod-without-capture",
         "prod",
-        lambda c: c["mlops:serving"].update(dataCaptureSamplingPercent=0),
+        _update("mlops:serving", dataCaptureSamplingPercent=0),
         ["mlops:serving.dataCaptureSamplingPercent", "prod must capture data"],
     ),
     (
@@ -161,12 +166,7 @@ BAD = [
         ["aws:region", "'mars-north-1'", "us-east-1"],
     ),
     ("missing-required-tag", "dev", lambda c: c["mlops:tags"].pop("cost-center"), ["mlops:tags.cost-center: missing"]),
-    (
-        "bad-log-retention",
-        "dev",
-        lambda c: c["mlops:retention"].update(logDays=10),
-        ["mlops:retention.logDays", "10", "14"],
-    ),
+    ("bad-log-retention", "dev", _update("mlops:retention", logDays=10), ["mlops:retention.logDays", "10", "14"]),
     (
         "custom-endpoint-outside-local",
         "prod",
@@ -233,25 +233,25 @@ BAD = [
     (
         "serverless-limits-from-botocore",
         "dev",
-        lambda c: c["mlops:serving"].update(serverlessMemoryMb=1000, serverlessMaxConcurrency=201),
+        _update("mlops:serving", serverlessMemoryMb=1000, serverlessMaxConcurrency=201),
         ["mlops:serving.serverlessMemoryMb", "1024, 2048", "6144", "serverlessMaxConcurrency", "between 1 and 200"],
     ),
     (
         "nan-drift-threshold",
         "dev",
-        lambda c: c["mlops:monitoring"].update(driftThreshold=float("nan")),
+        _update("mlops:monitoring", driftThreshold=float("nan")),
         ["mlops:monitoring.driftThreshold", "nan", "finite number", "FINITE-NUMBERS", "rfc8259"],
     ),
     (
         "infinite-budget",
         "dev",
-        lambda c: c["mlops:monitoring"].update(monthlyBudgetUsd=float("inf")),
+        _update("mlops:monitoring", monthlyBudgetUsd=float("inf")),
         ["mlops:monitoring.monthlyBudgetUsd", "inf", "finite number"],
     ),
     (
         "nan-instance-count",
         "prod",
-        lambda c: c["mlops:serving"].update(initialInstanceCount=float("nan")),
+        _update("mlops:serving", initialInstanceCount=float("nan")),
         ["mlops:serving.initialInstanceCount", "nan", "whole number", "FINITE-NUMBERS"],
     ),
     (
@@ -294,7 +294,7 @@ BAD = [
     (
         "training-count-not-a-number",
         "dev",
-        lambda c: c["mlops:training"].update(maxRuntimeSeconds="lots"),
+        _update("mlops:training", maxRuntimeSeconds="lots"),
         ["mlops:training.maxRuntimeSeconds", "'lots'", "whole number"],
     ),
 ]
@@ -352,17 +352,8 @@ def test_every_problem_is_reported_at_once():
     assert "initialInstanceCount" in message and "alertEmail" in message
 
 
-def test_bad_config_declares_no_resource(monkeypatch):
+def test_bad_config_declares_no_resource(registrations):
     """The program must refuse before Pulumi sees a single registration."""
-    from infra import preview as preview_module
-
-    registrations = []
-    original = preview_module.RecordingMonitor.RegisterResource
-    monkeypatch.setattr(
-        preview_module.RecordingMonitor,
-        "RegisterResource",
-        lambda self, request: registrations.append(request.type) or original(self, request),
-    )
     with pytest.raises(ConfigError, match="initialInstanceCount"):
         preview_stack("prod", {"mlops:serving": {**raw("prod")["mlops:serving"], "initialInstanceCount": 0}})
     assert registrations == []
@@ -377,8 +368,8 @@ def test_program_validates_config_itself_under_the_engine():
     from pulumi.runtime import settings
     from pulumi.runtime.stack import run_pulumi_func
 
-    from infra.config import to_pulumi_config
     from infra.preview import PROGRAM, AwsMocks, RecordingMonitor
+    from kernel.stack_config import to_pulumi_config
 
     bad = raw("dev")
     bad["mlops:training"]["allowedInstanceTypes"] = ["ml.p5.48xlarge"]

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from moto.events.models import EventPattern
 
-from infra.config import load_stack_config
 from infra.monitoring import ENDPOINT_EVENT, PACKAGE_EVENT, TRAINING_EVENT
 from infra.registry import group_name
 from kernel.names import endpoint_name
+from kernel.stack_config import load_stack_config
 
 SAMPLES = json.loads((Path(__file__).parent / "data" / "sagemaker_lifecycle_events.json").read_text())
 STACKS = ("dev", "staging", "prod", "local")

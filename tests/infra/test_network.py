@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from infra.config import ConfigError, load_stack_config
 from infra.network import INTERFACE_SERVICES, ecr_layer_bucket
 from infra.preview import ACCOUNT_ID, preview_stack
+from kernel.stack_config import ConfigError, load_stack_config
 
 PRIVATE = ("staging", "prod")
 APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-staging/7"  # as in conftest.py

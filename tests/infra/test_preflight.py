@@ -9,10 +9,10 @@ import copy
 
 import pytest
 
-from infra.config import ConfigError, parse_config, read_raw_config
 from infra.preflight import AUTONAME_SUFFIX, PreflightError, check_resources, requests_of, require_clean
 from kernel import aws_rules, names
 from kernel.aws_rules import PROVIDER_ENDPOINT_WAIT_SECONDS, Request, check_requests
+from kernel.stack_config import ConfigError, parse_config, read_raw_config
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/f1220eb2-2d10-4aa3-80da-aad419f0ff4a"
 
@@ -258,18 +258,10 @@ def test_derived_name_templates_match_what_the_program_declares(deployed):
 # --- config-level: a bad stack stops before any resource --------------------------------------------
 
 
-def test_a_rollout_aws_refuses_stops_the_program_before_any_resource(monkeypatch):
+def test_a_rollout_aws_refuses_stops_the_program_before_any_resource(registrations):
     """AWS rule: BLUEGREEN-CANARY"""
-    from infra import preview as preview_module
     from infra.preview import preview_stack
 
-    registrations = []
-    original = preview_module.RecordingMonitor.RegisterResource
-    monkeypatch.setattr(
-        preview_module.RecordingMonitor,
-        "RegisterResource",
-        lambda self, request: registrations.append(request.type) or original(self, request),
-    )
     serving = copy.deepcopy(read_raw_config("prod")[1]["mlops:serving"])
     serving["rollout"]["stepPercent"] = 60
     with pytest.raises(ConfigError) as caught:

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from infra.contract import OUTPUT_KEYS, StackOutputs
 from infra.preview import ACCOUNT_ID
+from kernel.stack_outputs import OUTPUT_KEYS, StackOutputs
 
 APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-staging/7"  # as in conftest.py
 
@@ -60,8 +60,35 @@ def test_every_resource_is_parented_to_a_component(shipped):
         "mlops:monitoring:Monitoring",
         "mlops:identity:Identity",
     }
-    orphans = [r["name"] for r in shipped.resources if r["custom"] and r["parent"] not in components]
+    aws_resources = [r for r in shipped.resources if r["custom"] and not r["type"].startswith("pulumi:providers:")]
+    orphans = [r["name"] for r in aws_resources if r["parent"] not in components]
     assert orphans == []
+
+
+def test_the_explicit_provider_keeps_the_stacks_aws_settings(shipped):
+    """An explicit provider reads no `aws:` stack config: the program passes it on, typed."""
+    (provider,) = [r["props"] for r in shipped.resources if r["type"] == "pulumi:providers:aws"]
+    assert provider["region"] == shipped.config.region
+    if shipped.stack == "local":
+        assert "http://127.0.0.1:5000" in provider["endpoints"]
+        assert provider["skipCredentialsValidation"] == "true"  # a boolean, not the text "true"
+
+
+def test_every_resource_is_tagged_through_the_stack_provider(shipped):
+    """Tags are the provider's default_tags, not per-resource copies; the tag rule still sees them."""
+    from policies.graph import StackGraph
+    from policies.records import from_preview_graph
+    from policies.rules.tags import TAGGABLE, effective_tags
+
+    (provider,) = [r for r in shipped.resources if r["type"] == "pulumi:providers:aws"]
+    aws_resources = [r for r in shipped.resources if r["type"].startswith("aws:")]
+    assert {r["provider"].rsplit("::", 1)[0] for r in aws_resources} == {provider["urn"]}
+    graph = StackGraph(from_preview_graph(shipped.resources))
+    taggable = [r for r in graph.records if r.type in TAGGABLE]
+    assert taggable
+    for resource in taggable:
+        tags = effective_tags(resource, graph)
+        assert tags is not None and {"environment", "owner", "cost-center", "project"} <= set(tags), resource.name
 
 
 def test_inputs_built_from_arns_survive_the_mocks(shipped):
@@ -345,28 +372,6 @@ def test_budget_notifies_the_topic(shipped):
     props = budget["props"]
     assert float(props["limitAmount"]) == shipped.config.monitoring.monthlyBudgetUsd
     assert all(n["subscriberSnsTopicArns"] == [shipped.outputs["alertTopicArn"]] for n in props["notifications"])
-
-
-def test_every_taggable_resource_carries_required_tags(shipped):
-    for r in shipped.resources:
-        if r["custom"] and "tags" in r["props"]:
-            assert {"owner", "cost-center", "environment", "project"} <= set(r["props"]["tags"]), r["name"]
-    untagged = [
-        r["type"]
-        for r in shipped.resources
-        if r["custom"]
-        and "tags" not in r["props"]
-        and r["type"]
-        in (
-            "aws:s3/bucket:Bucket",
-            "aws:kms/key:Key",
-            "aws:iam/role:Role",
-            "aws:sns/topic:Topic",
-            "aws:ecr/repository:Repository",
-            "aws:cloudwatch/metricAlarm:MetricAlarm",
-        )
-    ]
-    assert untagged == []
 
 
 # --- serving, once a package is approved ----------------------------------------------------

@@ -13,10 +13,10 @@ import json
 import pytest
 
 import infra.preview as preview_module
-from infra.config import load_stack_config
 from infra.preview import preview_stack
 from infra.serving import fleet_size
 from kernel.instances import accepts_volume_kms_key
+from kernel.stack_config import load_stack_config
 from policies.context import PolicyContext
 from policies.engine import evaluate
 from policies.records import from_preview_graph

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from infra.config import ConfigError, read_raw_config
+from kernel.stack_config import ConfigError, read_raw_config
 
 BOMB = (
     'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
@@ -47,7 +47,7 @@ def test_undecodable_oversized_and_recursive_files_are_refused(tmp_path, data, s
 
 
 def test_the_stack_file_editor_reads_through_the_same_bounds(tmp_path):
-    from ci.stackfile import StackFileError, load_document
+    from ci.aws.stackfile import StackFileError, load_document
 
     stack = tmp_path / "Pulumi.bomb.yaml"
     stack.write_text(BOMB)

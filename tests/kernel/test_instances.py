@@ -31,7 +31,7 @@ def test_not_an_instance_type_is_a_clear_error():
 
 
 def test_policy_side_gpu_tiers_are_the_kernels():
-    from infra import config
+    from kernel import stack_config as config
     from policies import context
 
     assert context.ENVIRONMENT_GPU_CEILING is instances.TIER_TRAINING_TYPES

@@ -104,3 +104,10 @@ def run_train_subprocess(base: Path, timeout: float = 120, **extra_env: str) -> 
         text=True,
         timeout=timeout,
     )
+
+
+def saved_weights(model_dir: Path) -> dict:
+    """The state dict a torch family saved in its model directory."""
+    import torch
+
+    return torch.load(Path(model_dir) / "model.pt", weights_only=True)["state_dict"]

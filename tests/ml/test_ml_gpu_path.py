@@ -122,6 +122,36 @@ def test_each_worker_gets_its_share_of_the_cores():
     assert distributed.threads_per_worker({"SM_NUM_CPUS": "16"}) == 16
 
 
+def test_a_worker_joins_with_the_timeout_asked_for_and_its_share_of_the_cores(monkeypatch):
+    """The process group's timeout bounds every collective, the barrier where ranks 1.. wait while
+    rank 0 writes the model directory included: it is `dist_timeout_seconds`, not NCCL's 10 minutes."""
+    from datetime import timedelta
+
+    joined, threads = {}, []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kwargs: joined.update(kwargs))
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    environ = {"WORLD_SIZE": "8", "RANK": "3", "LOCAL_RANK": "3", "LOCAL_WORLD_SIZE": "8", "SM_NUM_CPUS": "48"}
+    runtime = distributed.start(environ, use_cuda=False, timeout_seconds=5400)
+    assert joined == {"backend": "gloo", "rank": 3, "world_size": 8, "timeout": timedelta(seconds=5400)}
+    assert threads == [6] and (runtime.rank, runtime.world_size) == (3, 8)
+
+
+def test_the_training_run_starts_its_process_group_with_dist_timeout_seconds(tmp_path, monkeypatch):
+    from ml import train
+
+    asked = []
+
+    def start(environ, use_cuda, timeout_seconds):
+        asked.append(timeout_seconds)
+        raise train.TrainingError("stopped here by the test")
+
+    monkeypatch.setattr(train.distributed, "start", start)
+    base = make_base_dir(tmp_path, make_synthetic(50, seed=1), None, {**FAST, "dist_timeout_seconds": "5400"})
+    assert train.main(["--base-dir", str(base)]) == 1
+    assert asked == [5400]
+
+
 def test_sigterm_writes_a_final_checkpoint_and_a_restart_resumes_there(tmp_path):
     """SageMaker (a spot interruption, StopTrainingJob) sends SIGTERM, then SIGKILL after a grace
     period: the loop writes a checkpoint at the step it is on, and the next run resumes there."""

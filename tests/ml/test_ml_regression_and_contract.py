@@ -80,7 +80,7 @@ def test_every_gate_metric_a_stack_may_name_is_one_the_models_report():
     """infra cannot import ml (the arrows point the other way), so the stack's list of gate
     metrics is a second list; it must stay within what evaluation reports, and its direction
     comes from ml.evaluate.LOWER_IS_BETTER alone."""
-    from infra.config import GATE_METRICS
+    from kernel.stack_config import GATE_METRICS
     from ml.evaluate import METRIC_NAMES
 
     assert set(GATE_METRICS) <= set(METRIC_NAMES)

@@ -7,7 +7,7 @@ import json
 import signal
 
 import torch
-from ml_testkit import CHURN, FAST, make_base_dir, run_train_subprocess
+from ml_testkit import CHURN, FAST, make_base_dir, run_train_subprocess, saved_weights
 
 from ml.checkpoint import CheckpointStore
 from ml.data import make_synthetic
@@ -24,10 +24,6 @@ HP = {
     "seed": "3",
 }
 KILL_AFTER = 27  # mid-epoch 3, seven steps after the checkpoint at step 20
-
-
-def _weights(model_dir):
-    return torch.load(model_dir / "model.pt", weights_only=True)["state_dict"]
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
@@ -48,7 +44,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from checkpoint at step 20 (epoch 2, step 8 of 12)" in resumed.stdout
 
-    a, b = _weights(straight / "model"), _weights(interrupted / "model")
+    a, b = saved_weights(straight / "model"), saved_weights(interrupted / "model")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # the curves are the same too: the epoch's running loss was in the checkpoint
     curves_a = json.loads((straight / "model" / "curves.json").read_text())

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 import torch
-from ml_testkit import CHURN, FAST, make_base_dir, run_train_subprocess
+from ml_testkit import CHURN, FAST, make_base_dir, run_train_subprocess, saved_weights
 
 from ml.data import load_sklearn_dataset, make_synthetic, split
 from ml.evaluate import evaluate
@@ -34,10 +34,6 @@ def _train(base, train, valid, hp, **kwargs):
     code = main(["--base-dir", str(base)])
     failure = base / "output" / "failure"
     return code, (failure.read_text() if failure.exists() else None)
-
-
-def _weights(model_dir):
-    return torch.load(model_dir / "model.pt", weights_only=True)["state_dict"]
 
 
 def test_real_dataset_reaches_a_sensible_accuracy(tmp_path):
@@ -90,7 +86,7 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         code, failure = _train(tmp_path / name, train, valid, {"seed": seed, "epochs": "3", "dropout": "0.2"})
         assert code == 0, failure
-        runs[name] = _weights(tmp_path / name / "model")
+        runs[name] = saved_weights(tmp_path / name / "model")
     assert runs["a"].keys() == runs["b"].keys()
     assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
     assert not all(torch.equal(runs["a"][k], runs["c"][k]) for k in runs["a"])

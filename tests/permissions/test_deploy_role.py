@@ -12,10 +12,10 @@ import pytest
 from permissions_testkit import REGION, bootstrap, boundary, deploy_role, stack_preview
 
 from infra.bootstrap.preview import preview_bootstrap
-from infra.config import ConfigError
 from infra.preview import ACCOUNT_ID
 from kernel.deploy_permissions import requests_for_resource
 from kernel.iam_eval import ALLOW, DENY, Request, decide
+from kernel.stack_config import ConfigError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "permissions.md"
 STACKS = ("dev", "staging", "prod", "local")
@@ -29,7 +29,7 @@ def resource_records():
     """Every resource of the four stacks, with a model approved where one can be."""
     for stack in STACKS:
         for record in stack_preview(stack, approved=stack != "local").resources:
-            if record["custom"]:
+            if record["custom"] and not record["type"].startswith("pulumi:providers:"):  # no AWS call
                 yield stack, record
 
 

@@ -64,11 +64,11 @@ def ci_calls(request) -> list[dict]:
 
 
 def _fake_docker(tmp_path, monkeypatch) -> Path:
-    """The docker stand-in of test_ci_image.py: `push` puts a manifest into the emulator's ECR."""
+    """The docker stand-in of ci_testkit.py: `push` puts a manifest into the emulator's ECR."""
     import stat
     import sys
 
-    from test_ci_image import FAKE_DOCKER
+    from ci_testkit import FAKE_DOCKER
 
     script = tmp_path / "docker"
     script.write_text(FAKE_DOCKER.format(python=sys.executable))
@@ -78,9 +78,9 @@ def _fake_docker(tmp_path, monkeypatch) -> Path:
 
 
 def _send_prod_traffic(tmp_path) -> None:
-    from ci.evaluation import fetch_model
-    from ci.pipeline import open_context
-    from ci.traffic import send_traffic
+    from ci.emulator.hosting import send_traffic
+    from ci.steps.evaluation import fetch_model
+    from ci.steps.pipeline import open_context
     from ml.data import make_synthetic
 
     ctx = open_context("prod")

@@ -24,6 +24,7 @@ from permissions_testkit import (
     stack_preview,
 )
 
+from infra.environment import Environment
 from infra.identity import IdentityArgs, sagemaker_guardrails
 from infra.preview import ACCOUNT_ID, preview_stack
 from infra.training import MODEL_PACKAGE_WRITES
@@ -189,19 +190,14 @@ def test_tuning_jobs_pass_the_same_guardrails():
 
 def guardrails(**kwargs) -> list[dict]:
     args = dict(
-        stack="staging",
-        account_id=ACCOUNT_ID,
-        region=REGION,
+        env=Environment("staging", ACCOUNT_ID, REGION, kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/staging"),
         repository=REPO,
         github_environment="staging",
         execution_role_arn="role",
         bucket_arns=[],
-        kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/staging",
         topic_arn="topic",
         repository_arn="repo",
         training_instance_types=("ml.g5.xlarge", "ml.p3.2xlarge"),
-        upstream=(),
-        tags={},
     )
     return [{"Statement": sagemaker_guardrails(IdentityArgs(**{**args, **kwargs}))}]
 

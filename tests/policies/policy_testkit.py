@@ -30,14 +30,21 @@ def deployed(stack: str, **extra: Any) -> dict[str, Any]:
     return {"mlops:approvedPackages": {"churn": package_arn(stack)}, **extra}
 
 
+def shipped_with(stack: str, key: str, **changes: Any) -> dict[str, Any]:
+    """`{key: the shipped stack's value, with changes}`: a config mutation that changes only what it names."""
+    from kernel.stack_config import read_raw_config
+
+    return {key: {**read_raw_config(stack)[1][key], **changes}}
+
+
 def _freeze(overrides: dict[str, Any] | None) -> str:
     return json.dumps(overrides or {}, sort_keys=True)
 
 
 @cache
 def _preview(stack: str, frozen: str) -> tuple[list[Resource], PolicyContext]:
-    from infra.config import load_stack_config
     from infra.preview import preview_stack
+    from kernel.stack_config import load_stack_config
 
     overrides = json.loads(frozen) or None
     preview = preview_stack(stack, config_overrides=overrides)

@@ -38,7 +38,7 @@ def test_price_file_records_source_date_and_covers_the_stacks_regions_and_famili
 
 
 def test_every_instance_type_the_stacks_may_use_has_a_price():
-    from infra.config import GPU_TRAINING_TYPES, HOSTING_TYPES
+    from kernel.stack_config import GPU_TRAINING_TYPES, HOSTING_TYPES
 
     book = PriceBook.load()
     for region in REGIONS:

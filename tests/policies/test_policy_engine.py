@@ -125,7 +125,7 @@ def test_pack_config_round_trip_and_validation():
 
 
 def test_context_from_the_real_stack_config():
-    from infra.config import load_stack_config
+    from kernel.stack_config import load_stack_config
 
     c = PolicyContext.from_stack_config(load_stack_config("prod"))
     assert (c.environment, c.default_enforcement, c.monthly_budget_usd) == ("prod", "mandatory", 6000.0)

@@ -26,6 +26,7 @@ from policy_testkit import (
     find,
     findings,
     res,
+    shipped_with,
     stack_records,
 )
 
@@ -33,6 +34,15 @@ from policies.records import Resource
 
 Mutate = Callable[[list[Resource]], list[Resource]]
 VPC = {"subnetIds": ["subnet-0a1b2c3d4e5f60718"], "securityGroupIds": ["sg-0a1b2c3d4e5f60718"]}
+# Resources of the deployed stacks that variants edit: (type suffix, name).
+ENDPOINT_CONFIG = ("EndpointConfiguration", "serving-churn-config")
+MODEL = ("sagemaker/model:Model", "serving-churn-model")
+REPOSITORY = ("ecr/repository:Repository", "registry-images")
+TOPIC = ("sns/topic:Topic", "monitoring-alerts")
+LOG_GROUP = ("LogGroup", "training-pipeline-logs")
+KEY = ("kms/key:Key", "storage-key")
+TRAINING_FAILED_ALARM = ("MetricAlarm", "monitoring-training-failed")
+TRAINING_PERMISSIONS = ("RolePolicy", "training-execution-permissions")
 BRING_VPC = {"mlops:vpc": VPC, "mlops:network": {"enabled": False}}  # instead of the stack's own network
 
 
@@ -40,11 +50,16 @@ BRING_VPC = {"mlops:vpc": VPC, "mlops:network": {"enabled": False}}  # instead o
 class Variant:
     id: str
     rule: str
-    stack: str
     mutate: Mutate | None = None
+    stack: str = "prod"
     base_overrides: dict[str, Any] | None = None  # config of the base (model deployed unless given)
     config_change: dict[str, Any] | None = None  # a config-level mutation on top of the base
     base_mutate: Mutate | None = None  # records the base gains first (a network the shipped stacks lack yet)
+
+
+def _for_rule(rule: str, mutations: dict[str, Mutate]) -> list[Variant]:
+    """Variants of a prod stack that break the same rule: variant id -> mutation."""
+    return [Variant(id, rule, mutate) for id, mutate in mutations.items()]
 
 
 def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -59,6 +74,15 @@ def _pop(key: str) -> Callable[[dict[str, Any]], None]:
         props.pop(key, None)
 
     return change
+
+
+def _edit(target: tuple[str, str], change: Callable[[dict[str, Any]], None]) -> Mutate:
+    """A mutation of one resource of the stack, named by (type suffix, name): one of the targets below."""
+    return lambda records: edit(records, *target, change)
+
+
+def _drop(type_suffix: str, name: str) -> Mutate:
+    return lambda records: drop(records, type_suffix, name)
 
 
 def _in_policy(key: str, change: Callable[[list[dict[str, Any]]], None]) -> Callable[[dict[str, Any]], None]:
@@ -82,23 +106,14 @@ def _pab_flag_off(records):
 
 def _public_read_statement(records):
     bucket_arn = find(records, "s3/bucket:Bucket", "storage-data").props["arn"]
-    return edit(
-        records,
-        "BucketPolicy",
-        "storage-data",
-        _in_policy(
-            "policy",
-            _append(
-                {
-                    "Sid": "PublicRead",
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": "s3:GetObject",
-                    "Resource": f"{bucket_arn}/*",
-                }
-            ),
-        ),
-    )
+    read = {
+        "Sid": "PublicRead",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"{bucket_arn}/*",
+    }
+    return edit(records, "BucketPolicy", "storage-data", _in_policy("policy", _append(read)))
 
 
 def _sse_s3(records):
@@ -124,36 +139,13 @@ def _artifacts_arn(records) -> str:
 
 
 def _wildcard_action(records):
-    return edit(
-        records,
-        "RolePolicy",
-        "training-execution-permissions",
-        _in_policy(
-            "policy",
-            _append(
-                {"Sid": "Everything", "Effect": "Allow", "Action": "*", "Resource": f"{_artifacts_arn(records)}/*"}
-            ),
-        ),
-    )
+    everything = {"Sid": "Everything", "Effect": "Allow", "Action": "*", "Resource": f"{_artifacts_arn(records)}/*"}
+    return edit(records, *TRAINING_PERMISSIONS, _in_policy("policy", _append(everything)))
 
 
 def _wildcard_resource(records):
-    return edit(
-        records,
-        "RolePolicy",
-        "training-execution-permissions",
-        _in_policy(
-            "policy",
-            _append(
-                {
-                    "Sid": "WriteAnywhere",
-                    "Effect": "Allow",
-                    "Action": ["s3:PutObject", "s3:DeleteObject"],
-                    "Resource": "*",
-                }
-            ),
-        ),
-    )
+    write = {"Sid": "WriteAnywhere", "Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject"], "Resource": "*"}
+    return edit(records, *TRAINING_PERMISSIONS, _in_policy("policy", _append(write)))
 
 
 def _full_access_attachment(records):
@@ -201,22 +193,13 @@ def _inline_and_role_policy(records):
 
 
 def _training_without_instance_condition(records):
-    return edit(
-        records,
-        "RolePolicy",
-        "training-execution-permissions",
-        _in_policy(
-            "policy",
-            _append(
-                {
-                    "Sid": "StartTraining",
-                    "Effect": "Allow",
-                    "Action": "sagemaker:CreateTrainingJob",
-                    "Resource": "arn:aws:sagemaker:us-east-1:123456789012:training-job/mlops-prod-*",
-                }
-            ),
-        ),
-    )
+    start = {
+        "Sid": "StartTraining",
+        "Effect": "Allow",
+        "Action": "sagemaker:CreateTrainingJob",
+        "Resource": "arn:aws:sagemaker:us-east-1:123456789012:training-job/mlops-prod-*",
+    }
+    return edit(records, *TRAINING_PERMISSIONS, _in_policy("policy", _append(start)))
 
 
 def _no_capture(records):
@@ -442,12 +425,7 @@ def _network(records):
 
 def _network_variant(id: str, mutate: Mutate) -> Variant:
     return Variant(
-        id,
-        "network-private-prod",
-        "prod",
-        mutate,
-        base_overrides=deployed("prod", **BRING_VPC),  # the synthetic network below, not the stack's own
-        base_mutate=_network,
+        id, "network-private-prod", mutate, base_overrides=deployed("prod", **BRING_VPC), base_mutate=_network
     )
 
 
@@ -462,282 +440,177 @@ def _public_subnets(*names: str) -> Mutate:
 
 TRUST_CHAIN_VARIANTS = [
     # OIDC subject: wildcards and pull requests
-    Variant(
-        "oidc-pull-request-subject",
+    *_for_rule(
         "iam-oidc-trust-subject",
-        "prod",
-        _oidc_sub("StringEquals", f"{REPO_SUB}:pull_request"),
-    ),
-    Variant(
-        "oidc-any-ref-of-the-repository", "iam-oidc-trust-subject", "prod", _oidc_sub("StringLike", f"{REPO_SUB}:*")
-    ),
-    Variant("oidc-any-repository-at-all", "iam-oidc-trust-subject", "prod", _oidc_sub("StringLike", "repo:*")),
-    Variant(
-        "oidc-any-environment", "iam-oidc-trust-subject", "prod", _oidc_sub("StringLike", f"{REPO_SUB}:environment:*")
-    ),
-    Variant(
-        "oidc-subjects-include-pull-requests",
-        "iam-oidc-trust-subject",
-        "prod",
-        _oidc_sub("StringEquals", [f"{REPO_SUB}:environment:prod", f"{REPO_SUB}:pull_request"]),
+        {
+            "oidc-pull-request-subject": _oidc_sub("StringEquals", f"{REPO_SUB}:pull_request"),
+            "oidc-any-ref-of-the-repository": _oidc_sub("StringLike", f"{REPO_SUB}:*"),
+            "oidc-any-repository-at-all": _oidc_sub("StringLike", "repo:*"),
+            "oidc-any-environment": _oidc_sub("StringLike", f"{REPO_SUB}:environment:*"),
+            "oidc-subjects-include-pull-requests": _oidc_sub(
+                "StringEquals", [f"{REPO_SUB}:environment:prod", f"{REPO_SUB}:pull_request"]
+            ),
+        },
     ),
     # OIDC audience
-    Variant("oidc-no-audience", "iam-oidc-trust-audience", "prod", _oidc_aud(None)),
-    Variant("oidc-any-audience", "iam-oidc-trust-audience", "prod", _oidc_aud("StringLike", "*")),
-    Variant(
-        "oidc-audience-if-exists",
+    *_for_rule(
         "iam-oidc-trust-audience",
-        "prod",
-        _oidc_aud("StringEqualsIfExists", "sts.amazonaws.com"),
+        {
+            "oidc-no-audience": _oidc_aud(None),
+            "oidc-any-audience": _oidc_aud("StringLike", "*"),
+            "oidc-audience-if-exists": _oidc_aud("StringEqualsIfExists", "sts.amazonaws.com"),
+        },
     ),
     # Service trust: the confused deputy
-    Variant("sagemaker-trust-any-account", "iam-service-trust-source", "prod", _sagemaker_trust_condition(None)),
-    Variant(
-        "sagemaker-trust-account-wildcard",
+    *_for_rule(
         "iam-service-trust-source",
-        "prod",
-        _sagemaker_trust_condition({"StringLike": {"aws:SourceAccount": "*"}}),
-    ),
-    Variant(
-        "sagemaker-trust-source-if-exists",
-        "iam-service-trust-source",
-        "prod",
-        _sagemaker_trust_condition({"StringEqualsIfExists": {"aws:SourceAccount": ACCOUNT}}),
-    ),
-    Variant(
-        "sagemaker-trust-jobs-of-any-account",
-        "iam-service-trust-source",
-        "prod",
-        _sagemaker_trust_condition({"ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:*:*:training-job/*"}}),
+        {
+            "sagemaker-trust-any-account": _sagemaker_trust_condition(None),
+            "sagemaker-trust-account-wildcard": _sagemaker_trust_condition({"StringLike": {"aws:SourceAccount": "*"}}),
+            "sagemaker-trust-source-if-exists": _sagemaker_trust_condition(
+                {"StringEqualsIfExists": {"aws:SourceAccount": ACCOUNT}}
+            ),
+            "sagemaker-trust-jobs-of-any-account": _sagemaker_trust_condition(
+                {"ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:*:*:training-job/*"}}
+            ),
+        },
     ),
     # PassRole
-    Variant(
-        "passrole-on-any-resource",
+    *_for_rule(
         "iam-passrole-scoped",
-        "prod",
-        _deployer_statement("PassOnlyTheExecutionRole", _set("Resource", "*")),
-    ),
-    Variant(
-        "passrole-on-every-role",
-        "iam-passrole-scoped",
-        "prod",
-        _deployer_statement("PassOnlyTheExecutionRole", _set("Resource", f"arn:aws:iam::{ACCOUNT}:role/*")),
-    ),
-    Variant(
-        "passrole-to-any-service",
-        "iam-passrole-scoped",
-        "prod",
-        _deployer_statement("PassOnlyTheExecutionRole", _pop("Condition")),
-    ),
-    Variant(
-        "passrole-to-a-wildcard-service",
-        "iam-passrole-scoped",
-        "prod",
-        _deployer_statement(
-            "PassOnlyTheExecutionRole", _set("Condition", {"StringLike": {"iam:PassedToService": "*"}})
-        ),
-    ),
-    Variant(
-        "passrole-through-an-action-glob",
-        "iam-passrole-scoped",
-        "prod",
-        _grant("identity-deployer-pipeline", "iam:Pass*", f"arn:aws:iam::{ACCOUNT}:role/*"),
+        {
+            "passrole-on-any-resource": _deployer_statement("PassOnlyTheExecutionRole", _set("Resource", "*")),
+            "passrole-on-every-role": _deployer_statement(
+                "PassOnlyTheExecutionRole", _set("Resource", f"arn:aws:iam::{ACCOUNT}:role/*")
+            ),
+            "passrole-to-any-service": _deployer_statement("PassOnlyTheExecutionRole", _pop("Condition")),
+            "passrole-to-a-wildcard-service": _deployer_statement(
+                "PassOnlyTheExecutionRole", _set("Condition", {"StringLike": {"iam:PassedToService": "*"}})
+            ),
+            "passrole-through-an-action-glob": _grant(
+                "identity-deployer-pipeline", "iam:Pass*", f"arn:aws:iam::{ACCOUNT}:role/*"
+            ),
+        },
     ),
     # Roles that rewrite themselves
-    Variant(
-        "deployer-rewrites-own-policy",
+    *_for_rule(
         "iam-no-self-modification",
-        "prod",
-        _grant("identity-deployer-pipeline", "iam:PutRolePolicy", DEPLOYER_ARN),
-    ),
-    Variant(
-        "deployer-attaches-to-every-role",
-        "iam-no-self-modification",
-        "prod",
-        _grant("identity-deployer-pipeline", "iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/*"),
-    ),
-    Variant(
-        "deployer-rewrites-own-trust",
-        "iam-no-self-modification",
-        "prod",
-        _grant("identity-deployer-pipeline", "iam:UpdateAssumeRolePolicy", DEPLOYER_ARN),
-    ),
-    Variant(
-        "deployer-drops-own-boundary",
-        "iam-no-self-modification",
-        "prod",
-        _grant(
-            "identity-deployer-pipeline",
-            "iam:DeleteRolePermissionsBoundary",
-            f"arn:aws:iam::{ACCOUNT}:role/mlops-prod-*",
-        ),
-    ),
-    Variant(
-        "execution-role-edits-itself",
-        "iam-no-self-modification",
-        "prod",
-        _grant("training-execution-permissions", "iam:PutRole*", EXECUTION_ARN),
+        {
+            "deployer-rewrites-own-policy": _grant("identity-deployer-pipeline", "iam:PutRolePolicy", DEPLOYER_ARN),
+            "deployer-attaches-to-every-role": _grant(
+                "identity-deployer-pipeline", "iam:AttachRolePolicy", f"arn:aws:iam::{ACCOUNT}:role/*"
+            ),
+            "deployer-rewrites-own-trust": _grant(
+                "identity-deployer-pipeline", "iam:UpdateAssumeRolePolicy", DEPLOYER_ARN
+            ),
+            "deployer-drops-own-boundary": _grant(
+                "identity-deployer-pipeline",
+                "iam:DeleteRolePermissionsBoundary",
+                f"arn:aws:iam::{ACCOUNT}:role/mlops-prod-*",
+            ),
+            "execution-role-edits-itself": _grant("training-execution-permissions", "iam:PutRole*", EXECUTION_ARN),
+        },
     ),
     # Public access behind conditions that restrict nothing
-    Variant(
-        "bucket-public-from-any-address",
+    *_for_rule(
         "s3-no-public-grants",
-        "prod",
-        _data_bucket_grant("*", {"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}),
+        {
+            "bucket-public-from-any-address": _data_bucket_grant("*", {"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}),
+            "bucket-public-to-any-principal-account": _data_bucket_grant(
+                "*", {"StringLike": {"aws:PrincipalAccount": "*"}}
+            ),
+            "bucket-public-forallvalues-source-account": _data_bucket_grant(
+                "*", {"ForAllValues:StringEquals": {"aws:SourceAccount": ACCOUNT}}
+            ),
+            "bucket-public-except-one-endpoint": _data_bucket_grant(
+                "*", {"StringNotEquals": {"aws:SourceVpce": "vpce-0a1b2c3d"}}
+            ),
+        },
     ),
-    Variant(
-        "bucket-public-to-any-principal-account",
-        "s3-no-public-grants",
-        "prod",
-        _data_bucket_grant("*", {"StringLike": {"aws:PrincipalAccount": "*"}}),
-    ),
-    Variant(
-        "bucket-public-forallvalues-source-account",
-        "s3-no-public-grants",
-        "prod",
-        _data_bucket_grant("*", {"ForAllValues:StringEquals": {"aws:SourceAccount": ACCOUNT}}),
-    ),
-    Variant(
-        "bucket-public-except-one-endpoint",
-        "s3-no-public-grants",
-        "prod",
-        _data_bucket_grant("*", {"StringNotEquals": {"aws:SourceVpce": "vpce-0a1b2c3d"}}),
-    ),
-    Variant(
-        "key-public-to-any-caller-account",
+    *_for_rule(
         "kms-key-policy-no-public",
-        "prod",
-        _key_grant("*", {"StringLike": {"kms:CallerAccount": "*"}}),
-    ),
-    Variant(
-        "key-public-to-roles-of-any-account",
-        "kms-key-policy-no-public",
-        "prod",
-        _key_grant("*", {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}}),
+        {
+            "key-public-to-any-caller-account": _key_grant("*", {"StringLike": {"kms:CallerAccount": "*"}}),
+            "key-public-to-roles-of-any-account": _key_grant(
+                "*", {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}}
+            ),
+        },
     ),
     Variant(
         "topic-public-if-source-exists",
         "sns-topic-policy-no-public",
-        "prod",
         _topic_grant("*", "sns:Publish", {"StringEqualsIfExists": {"aws:SourceAccount": ACCOUNT}}),
     ),
     Variant(
         "package-group-public-to-any-organisation",
         "sagemaker-package-group-policy-no-public",
-        "dev",
         _package_group_reader("*", {"StringLike": {"aws:PrincipalOrgID": "o-*"}}),
+        stack="dev",
     ),
     # Grants to foreign accounts
-    Variant(
-        "bucket-shared-with-foreign-root",
+    *_for_rule(
         "iam-resource-policy-no-foreign-account",
-        "prod",
-        _data_bucket_grant({"AWS": f"arn:aws:iam::{FOREIGN}:root"}),
-    ),
-    Variant(
-        "bucket-shared-with-foreign-account-id",
-        "iam-resource-policy-no-foreign-account",
-        "prod",
-        _data_bucket_grant({"AWS": FOREIGN}),
-    ),
-    Variant(
-        "bucket-shared-with-anyone-of-foreign-account",
-        "iam-resource-policy-no-foreign-account",
-        "prod",
-        _data_bucket_grant("*", {"StringEquals": {"aws:PrincipalAccount": FOREIGN}}),
-    ),
-    Variant(
-        "key-shared-with-foreign-role",
-        "iam-resource-policy-no-foreign-account",
-        "prod",
-        _key_grant({"AWS": f"arn:aws:iam::{FOREIGN}:role/analytics"}),
-    ),
-    Variant(
-        "topic-subscribable-by-foreign-account",
-        "iam-resource-policy-no-foreign-account",
-        "prod",
-        _topic_grant({"AWS": f"arn:aws:iam::{FOREIGN}:root"}, "sns:Subscribe"),
+        {
+            "bucket-shared-with-foreign-root": _data_bucket_grant({"AWS": f"arn:aws:iam::{FOREIGN}:root"}),
+            "bucket-shared-with-foreign-account-id": _data_bucket_grant({"AWS": FOREIGN}),
+            "bucket-shared-with-anyone-of-foreign-account": _data_bucket_grant(
+                "*", {"StringEquals": {"aws:PrincipalAccount": FOREIGN}}
+            ),
+            "key-shared-with-foreign-role": _key_grant({"AWS": f"arn:aws:iam::{FOREIGN}:role/analytics"}),
+            "topic-subscribable-by-foreign-account": _topic_grant(
+                {"AWS": f"arn:aws:iam::{FOREIGN}:root"}, "sns:Subscribe"
+            ),
+        },
     ),
     Variant(
         "package-group-shared-with-foreign-account",
         "iam-resource-policy-no-foreign-account",
-        "dev",
         _package_group_reader({"AWS": f"arn:aws:iam::{FOREIGN}:root"}, None),
+        stack="dev",
     ),
     Variant(
         "repository-shared-with-foreign-account",
         "iam-resource-policy-no-foreign-account",
-        "prod",
         _repository_policy({"AWS": f"arn:aws:iam::{FOREIGN}:root"}),
     ),
     # Data under a key that is not the stack's
-    Variant("data-under-staging-key", "kms-stack-key-only", "prod", _bucket_key("storage-data", STAGING_ALIAS)),
-    Variant("artifacts-under-foreign-key", "kms-stack-key-only", "prod", _bucket_key("storage-artifacts", FOREIGN_KEY)),
-    Variant(
-        "endpoint-volumes-under-dev-key",
+    *_for_rule(
         "kms-stack-key-only",
-        "prod",
-        lambda r: edit(r, "EndpointConfiguration", "serving-churn-config", _set("kmsKeyArn", "alias/mlops-dev")),
-    ),
-    Variant("capture-under-foreign-key", "kms-stack-key-only", "prod", _capture("kmsKeyId", FOREIGN_KEY)),
-    Variant(
-        "topic-under-staging-key",
-        "kms-stack-key-only",
-        "prod",
-        lambda r: edit(r, "sns/topic:Topic", "monitoring-alerts", _set("kmsMasterKeyId", "alias/mlops-staging")),
-    ),
-    Variant(
-        "logs-under-foreign-key",
-        "kms-stack-key-only",
-        "prod",
-        lambda r: edit(r, "LogGroup", "training-pipeline-logs", _set("kmsKeyId", FOREIGN_KEY)),
-    ),
-    Variant(
-        "images-under-dev-key",
-        "kms-stack-key-only",
-        "prod",
-        lambda r: edit(
-            r,
-            "ecr/repository:Repository",
-            "registry-images",
-            _set(
-                "encryptionConfigurations",
-                [{"encryptionType": "KMS", "kmsKey": f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/mlops-dev"}],
+        {
+            "data-under-staging-key": _bucket_key("storage-data", STAGING_ALIAS),
+            "artifacts-under-foreign-key": _bucket_key("storage-artifacts", FOREIGN_KEY),
+            "endpoint-volumes-under-dev-key": _edit(ENDPOINT_CONFIG, _set("kmsKeyArn", "alias/mlops-dev")),
+            "capture-under-foreign-key": _capture("kmsKeyId", FOREIGN_KEY),
+            "topic-under-staging-key": _edit(TOPIC, _set("kmsMasterKeyId", "alias/mlops-staging")),
+            "logs-under-foreign-key": _edit(LOG_GROUP, _set("kmsKeyId", FOREIGN_KEY)),
+            "images-under-dev-key": _edit(
+                REPOSITORY,
+                _set(
+                    "encryptionConfigurations",
+                    [{"encryptionType": "KMS", "kmsKey": f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/mlops-dev"}],
+                ),
             ),
-        ),
-    ),
-    Variant(
-        "training-volumes-under-foreign-key",
-        "kms-stack-key-only",
-        "prod",
-        _outputs(lambda td: td.update(volumeKmsKeyArn=FOREIGN_KEY)),
+            "training-volumes-under-foreign-key": _outputs(lambda td: td.update(volumeKmsKeyArn=FOREIGN_KEY)),
+        },
     ),
     # Public images
-    Variant(
-        "public-gallery-repository",
+    *_for_rule(
         "ecr-no-public-repository",
-        "prod",
-        _add("aws:ecrpublic/repository:Repository", "registry-public-images", {"repositoryName": "mlops-prod"}),
-    ),
-    Variant("repository-policy-public-pull", "ecr-no-public-repository", "prod", _repository_policy("*")),
-    Variant(
-        "repository-policy-public-to-any-org",
-        "ecr-no-public-repository",
-        "prod",
-        _repository_policy("*", {"StringLike": {"aws:PrincipalOrgID": "*"}}),
+        {
+            "public-gallery-repository": _add(
+                "aws:ecrpublic/repository:Repository", "registry-public-images", {"repositoryName": "mlops-prod"}
+            ),
+            "repository-policy-public-pull": _repository_policy("*"),
+            "repository-policy-public-to-any-org": _repository_policy("*", {"StringLike": {"aws:PrincipalOrgID": "*"}}),
+        },
     ),
     # Captured requests leave the stack
-    Variant(
-        "capture-to-another-teams-bucket",
+    *_for_rule(
         "sagemaker-capture-in-stack",
-        "prod",
-        _capture("destinationS3Uri", "s3://analytics-team-landing/churn"),
-    ),
-    Variant(
-        "capture-to-dev-bucket",
-        "sagemaker-capture-in-stack",
-        "prod",
-        _capture("destinationS3Uri", f"s3://mlops-dev-capture-{ACCOUNT}/churn"),
+        {
+            "capture-to-another-teams-bucket": _capture("destinationS3Uri", "s3://analytics-team-landing/churn"),
+            "capture-to-dev-bucket": _capture("destinationS3Uri", f"s3://mlops-dev-capture-{ACCOUNT}/churn"),
+        },
     ),
     # Prod's private network (the base gains the network infra/network.py will declare)
     _network_variant("prod-without-vpc", lambda r: drop(r, "ec2/vpc:Vpc", "network-vpc")),
@@ -764,226 +637,118 @@ TRUST_CHAIN_VARIANTS = [
 
 VARIANTS = [
     # S3
-    Variant("public-access-block-flag-off", "s3-public-access-block", "prod", _pab_flag_off),
-    Variant("bucket-policy-public-read", "s3-no-public-grants", "prod", _public_read_statement),
-    Variant("artifacts-sse-s3-not-kms", "s3-bucket-kms-encryption", "prod", _sse_s3),
-    Variant(
-        "capture-unversioned", "s3-bucket-versioning", "prod", lambda r: drop(r, "BucketVersioning", "storage-capture")
-    ),
-    Variant("data-bucket-without-tls-policy", "s3-tls-only", "prod", lambda r: drop(r, "BucketPolicy", "storage-data")),
-    Variant("data-bucket-not-logged", "s3-access-logging", "prod", lambda r: drop(r, "BucketLogging", "storage-data")),
-    Variant(
-        "capture-kept-forever",
-        "s3-lifecycle",
-        "prod",
-        lambda r: drop(r, "BucketLifecycleConfiguration", "storage-capture"),
-    ),
-    Variant("acls-enabled", "s3-object-ownership-enforced", "prod", _ownership_writer),
+    Variant("public-access-block-flag-off", "s3-public-access-block", _pab_flag_off),
+    Variant("bucket-policy-public-read", "s3-no-public-grants", _public_read_statement),
+    Variant("artifacts-sse-s3-not-kms", "s3-bucket-kms-encryption", _sse_s3),
+    Variant("capture-unversioned", "s3-bucket-versioning", _drop("BucketVersioning", "storage-capture")),
+    Variant("data-bucket-without-tls-policy", "s3-tls-only", _drop("BucketPolicy", "storage-data")),
+    Variant("data-bucket-not-logged", "s3-access-logging", _drop("BucketLogging", "storage-data")),
+    Variant("capture-kept-forever", "s3-lifecycle", _drop("BucketLifecycleConfiguration", "storage-capture")),
+    Variant("acls-enabled", "s3-object-ownership-enforced", _ownership_writer),
     # KMS
-    Variant(
-        "key-rotation-off",
-        "kms-key-rotation",
-        "prod",
-        lambda r: edit(r, "kms/key:Key", "storage-key", _set("enableKeyRotation", False)),
-    ),
-    Variant("key-policy-to-anyone", "kms-key-policy-no-public", "prod", _key_policy_public),
+    Variant("key-rotation-off", "kms-key-rotation", _edit(KEY, _set("enableKeyRotation", False))),
+    Variant("key-policy-to-anyone", "kms-key-policy-no-public", _key_policy_public),
     # IAM
-    Variant("wildcard-action", "iam-no-wildcard-action", "prod", _wildcard_action),
-    Variant("write-on-any-resource", "iam-no-wildcard-resource-write", "prod", _wildcard_resource),
-    Variant("sagemaker-full-access", "iam-no-full-access-policy", "prod", _full_access_attachment),
-    Variant("trust-any-principal", "iam-trust-no-wildcard-principal", "prod", _trust_anyone),
-    Variant("oidc-any-repository-of-org", "iam-oidc-trust-subject", "prod", _oidc_any_repository),
-    Variant("inline-and-separate-policies", "iam-role-policy-management-conflict", "prod", _inline_and_role_policy),
-    Variant(
-        "training-any-instance-type",
-        "iam-training-instance-type-condition",
-        "prod",
-        _training_without_instance_condition,
-    ),
+    Variant("wildcard-action", "iam-no-wildcard-action", _wildcard_action),
+    Variant("write-on-any-resource", "iam-no-wildcard-resource-write", _wildcard_resource),
+    Variant("sagemaker-full-access", "iam-no-full-access-policy", _full_access_attachment),
+    Variant("trust-any-principal", "iam-trust-no-wildcard-principal", _trust_anyone),
+    Variant("oidc-any-repository-of-org", "iam-oidc-trust-subject", _oidc_any_repository),
+    Variant("inline-and-separate-policies", "iam-role-policy-management-conflict", _inline_and_role_policy),
+    Variant("training-any-instance-type", "iam-training-instance-type-condition", _training_without_instance_condition),
     # SageMaker
-    Variant(
-        "unencrypted-endpoint",
-        "sagemaker-endpoint-config-kms",
-        "prod",
-        lambda r: edit(r, "EndpointConfiguration", "serving-churn-config", _pop("kmsKeyArn")),
-    ),
-    Variant("prod-endpoint-without-capture", "sagemaker-endpoint-data-capture", "prod", _no_capture),
+    Variant("unencrypted-endpoint", "sagemaker-endpoint-config-kms", _edit(ENDPOINT_CONFIG, _pop("kmsKeyArn"))),
+    Variant("prod-endpoint-without-capture", "sagemaker-endpoint-data-capture", _no_capture),
     Variant(
         "staging-capture-off",
         "sagemaker-endpoint-data-capture",
-        "staging",
-        config_change={
-            "mlops:serving": {
-                "mode": "instance",
-                "instanceType": "ml.m5.xlarge",
-                "initialInstanceCount": 1,
-                "autoscaling": {"minCapacity": 1, "maxCapacity": 2, "targetInvocationsPerInstance": 200},
-                "rollout": {"type": "linear", "stepPercent": 50, "bakeSeconds": 300},
-                "dataCaptureSamplingPercent": 0,
-            }
-        },
+        stack="staging",
+        config_change=shipped_with("staging", "mlops:serving", dataCaptureSamplingPercent=0),
     ),
     Variant(
-        "model-with-network",
-        "sagemaker-model-network-isolation",
-        "prod",
-        lambda r: edit(r, "sagemaker/model:Model", "serving-churn-model", _set("enableNetworkIsolation", False)),
+        "model-with-network", "sagemaker-model-network-isolation", _edit(MODEL, _set("enableNetworkIsolation", False))
     ),
     Variant(
         "model-outside-vpc",
         "sagemaker-model-vpc",
-        "prod",
-        lambda r: edit(r, "sagemaker/model:Model", "serving-churn-model", _pop("vpcConfig")),
+        _edit(MODEL, _pop("vpcConfig")),
         base_overrides=deployed("prod", **BRING_VPC),
     ),
     Variant(
         "training-outside-vpc",
         "sagemaker-training-vpc",
-        "prod",
         _outputs(lambda td: td.update(vpc={"subnetIds": [], "securityGroupIds": []})),
         base_overrides=deployed("prod", **BRING_VPC),
     ),
     Variant(
         "5xx-alarm-missing-variant-dimension",
         "sagemaker-endpoint-5xx-alarm",
-        "prod",
         _alarm_dims("monitoring-churn-5xx", {"EndpointName": "mlops-prod-churn"}),
     ),
     Variant(
         "latency-alarm-on-another-endpoint",
         "sagemaker-endpoint-latency-alarm",
-        "prod",
         _alarm_dims("monitoring-churn-latency", {"EndpointName": "mlops-prod-other", "VariantName": "primary"}),
     ),
-    Variant("prod-rollout-without-rollback", "sagemaker-endpoint-rollout-rollback", "prod", _no_rollback),
+    Variant("prod-rollout-without-rollback", "sagemaker-endpoint-rollout-rollback", _no_rollback),
+    Variant("no-package-group", "sagemaker-model-package-group-exists", _drop("ModelPackageGroup", "registry-churn")),
     Variant(
-        "no-package-group",
-        "sagemaker-model-package-group-exists",
-        "prod",
-        lambda r: drop(r, "ModelPackageGroup", "registry-churn"),
-    ),
-    Variant(
-        "package-group-shared-with-anyone", "sagemaker-package-group-policy-no-public", "dev", _public_package_group
+        "package-group-shared-with-anyone",
+        "sagemaker-package-group-policy-no-public",
+        _public_package_group,
+        stack="dev",
     ),
     Variant(
         "gpu-outside-allowlist",
         "sagemaker-training-instance-allowlist",
-        "dev",
         _outputs(lambda td: td.update(defaultInstanceType="ml.p5.48xlarge")),
+        stack="dev",
     ),
     Variant(
         "dev-on-demand-training",
         "sagemaker-training-spot-checkpoints",
-        "dev",
-        config_change={
-            "mlops:training": {
-                "allowedInstanceTypes": ["ml.g5.xlarge"],
-                "defaultInstanceType": "ml.g5.xlarge",
-                "spot": False,
-                "maxRuntimeSeconds": 7200,
-                "maxWaitSeconds": 7200,
-            }
-        },
+        stack="dev",
+        config_change=shipped_with("dev", "mlops:training", spot=False, maxWaitSeconds=7200),
     ),
+    Variant("unbounded-training", "sagemaker-training-max-runtime", _outputs(lambda td: td.pop("maxRuntimeSeconds"))),
     Variant(
-        "unbounded-training", "sagemaker-training-max-runtime", "prod", _outputs(lambda td: td.pop("maxRuntimeSeconds"))
-    ),
-    Variant(
-        "training-volume-unencrypted",
-        "sagemaker-training-volume-kms",
-        "prod",
-        _outputs(lambda td: td.pop("volumeKmsKeyArn")),
+        "training-volume-unencrypted", "sagemaker-training-volume-kms", _outputs(lambda td: td.pop("volumeKmsKeyArn"))
     ),
     # ECR
     Variant(
         "no-scan-on-push",
         "ecr-scan-on-push",
-        "prod",
-        lambda r: edit(
-            r, "ecr/repository:Repository", "registry-images", _set("imageScanningConfiguration", {"scanOnPush": False})
-        ),
+        _edit(REPOSITORY, _set("imageScanningConfiguration", {"scanOnPush": False})),
     ),
-    Variant(
-        "mutable-tags",
-        "ecr-immutable-tags",
-        "prod",
-        lambda r: edit(r, "ecr/repository:Repository", "registry-images", _set("imageTagMutability", "MUTABLE")),
-    ),
+    Variant("mutable-tags", "ecr-immutable-tags", _edit(REPOSITORY, _set("imageTagMutability", "MUTABLE"))),
     Variant(
         "images-aes256",
         "ecr-kms-encryption",
-        "prod",
-        lambda r: edit(
-            r,
-            "ecr/repository:Repository",
-            "registry-images",
-            _set("encryptionConfigurations", [{"encryptionType": "AES256"}]),
-        ),
+        _edit(REPOSITORY, _set("encryptionConfigurations", [{"encryptionType": "AES256"}])),
     ),
     # SNS / CloudWatch
-    Variant(
-        "topic-unencrypted",
-        "sns-topic-encrypted",
-        "prod",
-        lambda r: edit(r, "sns/topic:Topic", "monitoring-alerts", _pop("kmsMasterKeyId")),
-    ),
-    Variant("topic-open-to-anyone", "sns-topic-policy-no-public", "prod", _public_topic),
-    Variant(
-        "silent-alarm",
-        "cloudwatch-alarm-has-action",
-        "prod",
-        lambda r: edit(r, "MetricAlarm", "monitoring-training-failed", _set("alarmActions", [])),
-    ),
-    Variant(
-        "logs-forever",
-        "cloudwatch-log-group-retention",
-        "prod",
-        lambda r: edit(r, "LogGroup", "training-pipeline-logs", _pop("retentionInDays")),
-    ),
-    Variant(
-        "logs-unencrypted",
-        "cloudwatch-log-group-kms",
-        "prod",
-        lambda r: edit(r, "LogGroup", "training-pipeline-logs", _pop("kmsKeyId")),
-    ),
+    Variant("topic-unencrypted", "sns-topic-encrypted", _edit(TOPIC, _pop("kmsMasterKeyId"))),
+    Variant("topic-open-to-anyone", "sns-topic-policy-no-public", _public_topic),
+    Variant("silent-alarm", "cloudwatch-alarm-has-action", _edit(TRAINING_FAILED_ALARM, _set("alarmActions", []))),
+    Variant("logs-forever", "cloudwatch-log-group-retention", _edit(LOG_GROUP, _pop("retentionInDays"))),
+    Variant("logs-unencrypted", "cloudwatch-log-group-kms", _edit(LOG_GROUP, _pop("kmsKeyId"))),
     # Cost
-    Variant("no-budget", "cost-budget-exists", "prod", lambda r: drop(r, "budgets/budget:Budget", "monitoring-budget")),
+    Variant("no-budget", "cost-budget-exists", _drop("budgets/budget:Budget", "monitoring-budget")),
     Variant(
         "gpu-endpoint-over-budget",
         "cost-within-budget",
-        "prod",
-        config_change={
-            "mlops:serving": {
-                "mode": "instance",
-                "instanceType": "ml.p3.2xlarge",
-                "initialInstanceCount": 2,
-                "autoscaling": {"minCapacity": 2, "maxCapacity": 8, "targetInvocationsPerInstance": 300},
-                "rollout": {"type": "canary", "stepPercent": 10, "bakeSeconds": 600},
-                "dataCaptureSamplingPercent": 20,
-            }
-        },
+        config_change=shipped_with("prod", "mlops:serving", instanceType="ml.p3.2xlarge"),
     ),
     # The budget is raised so that the estimate stays within it: this variant is about the idle GPU itself.
     Variant(
         "dev-endpoint-bills-by-the-hour",
         "cost-no-always-on-gpu-in-dev",
-        "dev",
         _dev_gpu_endpoint,
-        base_overrides=deployed(
-            "dev",
-            **{
-                "mlops:monitoring": {
-                    "alertEmail": "ml-platform-dev@example.com",
-                    "latencyP99Ms": 1000,
-                    "error5xxThreshold": 10,
-                    "driftThreshold": 0.25,
-                    "monthlyBudgetUsd": 3000,
-                }
-            },
-        ),
+        stack="dev",
+        base_overrides=deployed("dev", **shipped_with("dev", "mlops:monitoring", monthlyBudgetUsd=3000)),
     ),
     # Tags
-    Variant("key-without-owner", "tags-required", "prod", _drop_tag("kms/key:Key", "storage-key", "owner")),
+    Variant("key-without-owner", "tags-required", _drop_tag("kms/key:Key", "storage-key", "owner")),
     *TRUST_CHAIN_VARIANTS,
 ]
 

@@ -173,10 +173,9 @@ def test_load_state_reads_stack_and_project(tmp_path):
     ],
 )
 def test_bad_state_files_are_named_errors(tmp_path, content, message):
-    path = tmp_path / "bad.json"
-    path.write_text(content)
+    (tmp_path / "bad.json").write_text(content)
     with pytest.raises(StateFileError, match=message):
-        load_state(path)
+        load_state(tmp_path / "bad.json")
 
 
 def test_missing_state_file_is_an_error(tmp_path):

@@ -3,6 +3,8 @@ unknown values, exemptions), each with a compliant twin so a rule that always fi
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from policy_testkit import ctx, doc, res, stack_resource
 
@@ -70,71 +72,29 @@ def _v7_bucket(
         bucket,
         res("aws:s3/bucket:Bucket", "logs", {"bucket": "logs", "tags": {"purpose": "access-logs"}}, id="logs"),
     ]
+
+    def attach(kind: str, suffix: str, **props):
+        """A v7 resource of the bucket's (`aws:s3/<kind>:<Kind>`), named after it and naming it."""
+        records.append(res(f"aws:s3/{kind}:{kind[0].upper()}{kind[1:]}", f"{name}-{suffix}", {"bucket": name, **props}))
+
     if versioning:
-        records.append(
-            res(
-                "aws:s3/bucketVersioning:BucketVersioning",
-                f"{name}-v",
-                {"bucket": name, "versioningConfiguration": {"status": versioning}},
-            )
-        )
+        attach("bucketVersioning", "v", versioningConfiguration={"status": versioning})
     if sse:
-        records.append(
-            res(
-                "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-                f"{name}-sse",
-                {
-                    "bucket": name,
-                    "rules": [
-                        {
-                            "applyServerSideEncryptionByDefault": {
-                                "sseAlgorithm": sse,
-                                "kmsMasterKeyId": KEY_ARN if sse == "aws:kms" else None,
-                            }
-                        }
-                    ],
-                },
-            )
-        )
-    records.append(
-        res(
-            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-            f"{name}-pab",
-            {
-                "bucket": name,
-                "blockPublicAcls": True,
-                "blockPublicPolicy": pab,
-                "ignorePublicAcls": True,
-                "restrictPublicBuckets": True,
-            },
-        )
-    )
+        key = KEY_ARN if sse == "aws:kms" else None
+        default = {"applyServerSideEncryptionByDefault": {"sseAlgorithm": sse, "kmsMasterKeyId": key}}
+        attach("bucketServerSideEncryptionConfiguration", "sse", rules=[default])
+    flags = {"blockPublicAcls": True, "blockPublicPolicy": pab, "ignorePublicAcls": True, "restrictPublicBuckets": True}
+    attach("bucketPublicAccessBlock", "pab", **flags)
     if tls:
-        records.append(res("aws:s3/bucketPolicy:BucketPolicy", f"{name}-policy", {"bucket": name, "policy": doc(TLS)}))
+        attach("bucketPolicy", "policy", policy=doc(TLS))
     if logging:
-        records.append(
-            res(
-                "aws:s3/bucketLogging:BucketLogging",
-                f"{name}-log",
-                {"bucket": name, "targetBucket": "logs", "targetPrefix": "b/"},
-            )
-        )
+        attach("bucketLogging", "log", targetBucket="logs", targetPrefix="b/")
     if lifecycle:
-        records.append(
-            res(
-                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-                f"{name}-lc",
-                {"bucket": name, "rules": [{"id": "x", "status": "Enabled", "expiration": {"days": 30.0}}]},
-            )
+        attach(
+            "bucketLifecycleConfiguration", "lc", rules=[{"id": "x", "status": "Enabled", "expiration": {"days": 30.0}}]
         )
     if ownership:
-        records.append(
-            res(
-                "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
-                f"{name}-own",
-                {"bucket": name, "rule": {"objectOwnership": ownership}},
-            )
-        )
+        attach("bucketOwnershipControls", "own", rule={"objectOwnership": ownership})
     return records
 
 
@@ -353,43 +313,23 @@ def test_wildcard_action_and_notaction():
     assert not fired([_role_policy({"Effect": "Deny", "Action": "*", "Resource": "*"})], rule="iam-no-wildcard-action")
 
 
-def test_wildcard_resource_only_for_writes_and_not_for_star_only_actions():
-    rule = "iam-no-wildcard-resource-write"
-    assert fired([_role_policy({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"})], rule=rule)
-    assert fired([_role_policy({"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"})], rule=rule)
-    assert not fired(
-        [_role_policy({"Effect": "Allow", "Action": ["s3:GetObject", "s3:List*"], "Resource": "*"})], rule=rule
-    )
-    assert not fired(
-        [_role_policy({"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"})], rule=rule
-    )
-    assert not fired(
-        [
-            _role_policy(
-                {
-                    "Effect": "Allow",
-                    "Action": "cloudwatch:PutMetricData",
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"cloudwatch:namespace": "X"}},
-                }
-            )
-        ],
-        rule=rule,
-    )
-    # a weak condition does not scope a write
-    assert fired(
-        [
-            _role_policy(
-                {
-                    "Effect": "Allow",
-                    "Action": "s3:PutObject",
-                    "Resource": "*",
-                    "Condition": {"Bool": {"aws:SecureTransport": "true"}},
-                }
-            )
-        ],
-        rule=rule,
-    )
+WRITE = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}
+PUT_METRICS = {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"}
+
+
+@pytest.mark.parametrize(
+    "statement, fires",
+    [
+        (WRITE, True),
+        ({"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"}, True),
+        ({"Effect": "Allow", "Action": ["s3:GetObject", "s3:List*"], "Resource": "*"}, False),
+        ({"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}, False),
+        ({**PUT_METRICS, "Condition": {"StringEquals": {"cloudwatch:namespace": "X"}}}, False),
+        ({**WRITE, "Condition": {"Bool": {"aws:SecureTransport": "true"}}}, True),  # a weak condition scopes nothing
+    ],
+)
+def test_wildcard_resource_only_for_writes_and_not_for_star_only_actions(statement, fires):
+    assert bool(fired([_role_policy(statement)], rule="iam-no-wildcard-resource-write")) is fires
 
 
 def test_role_inline_policies_are_checked_but_observed_copies_of_role_policies_are_not():
@@ -698,6 +638,17 @@ def test_tags_include_provider_default_tags_and_tags_all():
     state = res("aws:s3/bucket:Bucket", "b", {"tagsAll": {"environment": "dev", "owner": "me"}}, source="state")
     assert not fired([state], needs, rule="tags-required")
     assert not fired([res("aws:s3/bucketPolicy:BucketPolicy", "p", {})], needs, rule="tags-required")  # not taggable
+
+
+def test_provider_default_tags_are_read_from_their_wire_form_json_text():
+    """The engine, state exports and the mocks hold a provider's object settings as JSON text."""
+    wire = json.dumps({"tags": {"owner": "me", "environment": "dev"}})
+    provider = res("pulumi:providers:aws", "aws", {"defaultTags": wire})
+    bucket = res("aws:s3/bucket:Bucket", "b", {}, provider=provider.urn)
+    needs = ctx(required_tags=("owner", "environment"))
+    assert not fired([provider, bucket], needs, rule="tags-required")
+    garbled = res("pulumi:providers:aws", "aws", {"defaultTags": "{not json"})
+    assert fired([garbled, bucket], needs, rule="tags-required")
 
 
 def test_unknown_values_never_produce_violations():
