@@ -24,7 +24,7 @@ import torch
 from ci_testkit import REPO
 
 from ci.errors import NotFoundError
-from ci.training import RESUME_OWNER, TEMP_PREFIX, load_run
+from ci.steps.training import RESUME_OWNER, TEMP_PREFIX, load_run
 
 pytestmark = pytest.mark.moto_server
 
