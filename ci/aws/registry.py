@@ -22,7 +22,7 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
@@ -172,6 +172,14 @@ def champion(sm, group: str) -> Package | None:
     """The newest Approved package of the group: what a candidate must beat."""
     approved = list_packages(sm, group, APPROVED)
     return describe(sm, approved[0]["ModelPackageArn"]) if approved else None
+
+
+def job_started(run: dict[str, Any]) -> datetime | None:
+    """When the run started, a minute early (clock skew): its package cannot be older."""
+    try:
+        return datetime.fromisoformat(run["startedAt"]) - timedelta(minutes=1)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def find_by_training_job(sm, group: str, job_name: str, created_after: datetime | None = None) -> Package | None:

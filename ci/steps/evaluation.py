@@ -121,7 +121,7 @@ def evaluate_run(
         progress.step(f"evaluating {run['job']} on the {split} split of data set {manifest.id}")
         if split != "test":
             progress.info("the data set has no test split: scoring on validation, which early stopping has seen")
-        registered = registry.find_by_training_job(sm, group, run["job"], _started(run))
+        registered = registry.find_by_training_job(sm, group, run["job"], registry.job_started(run))
         candidate_dir = fetch_model(s3, run["modelDataUrl"], work / "candidate", registered)
         candidate_model = load_model(candidate_dir)
         frame = load_frame(download_split(s3, manifest, split, work / split), candidate_model.schema)
@@ -184,12 +184,6 @@ def evaluate_run(
     finally:
         if work_dir is None:  # our temporary folder (models, data): gone on every way out
             shutil.rmtree(work, ignore_errors=True)
-
-
-def _started(run: dict[str, Any]):
-    from ci.steps.register import job_started
-
-    return job_started(run)
 
 
 def _baseline(s3, manifest: Manifest, model, candidate: dict[str, Any], held_out, metric: str, work: Path, progress):

@@ -13,12 +13,12 @@ PendingManualApproval. The same training job never makes two packages.
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci.aws import registry
 from ci.aws import s3 as s3util
+from ci.aws.registry import job_started
 from ci.errors import RefusedError, UsageError
 from ci.progress import QUIET, Progress
 from ci.steps import integrity, lineage
@@ -190,14 +190,6 @@ def _register_checked(
 def serving_environment(digests: integrity.ModelDigests) -> dict[str, str]:
     """The serving container checks lineage.json against this digest, then every file against it."""
     return {ENV_MODEL_DIGEST: digests.lineage_sha256} if digests.lineage_sha256 else {}
-
-
-def job_started(run: dict[str, Any]) -> datetime | None:
-    """When the run started, a minute early (clock skew): its package cannot be older."""
-    try:
-        return datetime.fromisoformat(run["startedAt"]) - timedelta(minutes=1)
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def require_reason(force: bool, reason: str | None) -> str | None:
