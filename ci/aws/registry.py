@@ -30,6 +30,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ci.aws import clients as aws
 from ci.errors import NotFoundError, UsageError
+from kernel.records import RunRecord
 from ml.lineage import metadata_text  # SageMaker's metadata charset: letters, digits, spaces, _.:/=+-@
 
 APPROVED, PENDING, REJECTED = "Approved", "PendingManualApproval", "Rejected"
@@ -174,11 +175,11 @@ def champion(sm, group: str) -> Package | None:
     return describe(sm, approved[0]["ModelPackageArn"]) if approved else None
 
 
-def job_started(run: dict[str, Any]) -> datetime | None:
+def job_started(run: RunRecord) -> datetime | None:
     """When the run started, a minute early (clock skew): its package cannot be older."""
     try:
-        return datetime.fromisoformat(run["startedAt"]) - timedelta(minutes=1)
-    except (KeyError, TypeError, ValueError):
+        return datetime.fromisoformat(run.startedAt or "") - timedelta(minutes=1)
+    except ValueError:
         return None
 
 

@@ -7,13 +7,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from ci.errors import NotFoundError, UsageError
+from kernel.records import Record, RecordError
 from ml.lineage import sha256_file  # the container hashes its data files the same way
+
+R = TypeVar("R", bound=Record)
 
 SHA_META = "sha256"  # x-amz-meta-sha256 on every object the pipeline writes
 
@@ -102,6 +105,15 @@ def get_json(s3, uri: str, version_id: str | None = None) -> Any:
         return json.loads(data)
     except json.JSONDecodeError as err:
         raise UsageError(f"{uri} is not JSON: {err}") from err
+
+
+def as_record(record_type: type[R], raw: dict[str, Any], uri: str) -> R:
+    """A JSON document read from `uri`, parsed into its record type; a malformed one is a usage
+    error that names the fields (as a document that is not JSON is)."""
+    try:
+        return record_type.from_dict(raw, uri)
+    except RecordError as err:
+        raise UsageError(str(err)) from None
 
 
 def exists(s3, uri: str) -> bool:

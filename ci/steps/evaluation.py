@@ -33,6 +33,7 @@ from ci.progress import QUIET, Progress
 from ci.steps import integrity
 from ci.steps.container import CorruptArchiveError, unpack_model
 from ci.steps.datasets import Manifest, download_split
+from kernel.records import EvaluationReport, RunRecord
 from kernel.stack_outputs import StackOutputs
 from ml.lineage import ModelIntegrityError, verify_model_dir
 
@@ -94,7 +95,7 @@ def held_out_split(manifest: Manifest) -> str:
 def evaluate_run(
     session,
     outputs: StackOutputs,
-    run: dict[str, Any],
+    run: RunRecord,
     gate: GateConfig,  # the stack's mlops:gate
     progress: Progress = QUIET,
     work_dir: Path | None = None,
@@ -103,12 +104,12 @@ def evaluate_run(
     from ml.evaluate import compare, evaluate
     from ml.model import load_model
 
-    if run.get("status") != "Completed":
+    if run.status != "Completed":
         raise MlopsError(
-            f"training job {run['job']} is {run.get('status')}: only a Completed job can be evaluated"
-            + (f" ({run.get('failureReason')})" if run.get("failureReason") else "")
+            f"training job {run.job} is {run.status}: only a Completed job can be evaluated"
+            + (f" ({run.failureReason})" if run.failureReason else "")
         )
-    model = run["model"]
+    model = run.model
     group = outputs.modelPackageGroups.get(model)
     if not group:
         raise UsageError(f"model {model!r} has no package group in stack {outputs.stackName}")
@@ -116,13 +117,13 @@ def evaluate_run(
     sm = session.client("sagemaker")
     work = Path(work_dir or tempfile.mkdtemp(prefix="mlops-evaluate-"))
     try:
-        manifest = Manifest.from_dict(run["dataset"])
+        manifest = Manifest.from_dict(run.dataset)
         split = held_out_split(manifest)
-        progress.step(f"evaluating {run['job']} on the {split} split of data set {manifest.id}")
+        progress.step(f"evaluating {run.job} on the {split} split of data set {manifest.id}")
         if split != "test":
             progress.info("the data set has no test split: scoring on validation, which early stopping has seen")
-        registered = registry.find_by_training_job(sm, group, run["job"], registry.job_started(run))
-        candidate_dir = fetch_model(s3, run["modelDataUrl"], work / "candidate", registered)
+        registered = registry.find_by_training_job(sm, group, run.job, registry.job_started(run))
+        candidate_dir = fetch_model(s3, run.modelDataUrl, work / "candidate", registered)
         candidate_model = load_model(candidate_dir)
         frame = load_frame(download_split(s3, manifest, split, work / split), candidate_model.schema)
         candidate = plain(evaluate(candidate_model, frame))
@@ -131,7 +132,7 @@ def evaluate_run(
         champion_pkg = registry.champion(sm, group)
         champion_block: dict[str, Any] | None = None
         champion_metrics = None
-        if champion_pkg is not None and champion_pkg.training_job == run["job"]:
+        if champion_pkg is not None and champion_pkg.training_job == run.job:
             champion_pkg = None  # re-evaluating the champion itself: nothing to compare against
         if champion_pkg is not None:
             champion_metrics, source = _champion_metrics(s3, champion_pkg, frame, work / "champion", evaluate)
@@ -147,10 +148,10 @@ def evaluate_run(
         baseline_block = _baseline(s3, manifest, candidate_model, candidate, frame, gate.metric, work, progress)
         result = compare(candidate, champion_metrics, gate.metric, gate.minImprovement, gate.minimums)
         report = {
-            "job": run["job"],
+            "job": run.job,
             "model": model,
             "stack": outputs.stackName,
-            "modelDataUrl": run["modelDataUrl"],
+            "modelDataUrl": run.modelDataUrl,
             "evaluatedAt": datetime.now(UTC).isoformat(timespec="seconds"),
             "testSet": {
                 "dataset": manifest.id,
@@ -174,7 +175,7 @@ def evaluate_run(
                 if isinstance(v, (int, float))
             },
         }
-        uri = report_uri(outputs.artifactBucket, run["job"])
+        uri = report_uri(outputs.artifactBucket, run.job)
         version = s3util.put_json(s3, uri, report, outputs.kmsKeyArn)
         report["reportUri"] = uri
         report["reportVersionId"] = version.version_id
@@ -244,7 +245,7 @@ def _champion_metrics(s3, package, frame, dest: Path, evaluate) -> tuple[dict[st
         return dict(recorded["candidate"]["metrics"]), f"recorded in {report_uri_} (re-scoring failed: {err})"
 
 
-def load_report(s3, artifact_bucket: str, job_name: str) -> dict[str, Any]:
+def load_report(s3, artifact_bucket: str, job_name: str) -> EvaluationReport:
     uri = report_uri(artifact_bucket, job_name)
     try:
         report = s3util.get_json(s3, uri)
@@ -252,8 +253,7 @@ def load_report(s3, artifact_bucket: str, job_name: str) -> dict[str, Any]:
         raise NotFoundError(
             f"no evaluation report for {job_name} at {uri}; run `mlops evaluate --job {job_name}` first"
         ) from err
-    report["reportUri"] = uri
-    return report
+    return s3util.as_record(EvaluationReport, {**report, "reportUri": uri}, uri)
 
 
 def _summary(metrics: dict[str, Any], main: str) -> str:

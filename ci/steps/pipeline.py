@@ -24,6 +24,7 @@ from ci.steps import datasets, lineage, training
 from ci.steps.evaluation import evaluate_run
 from ci.steps.register import default_inference_image, register_run, serving_instance_types
 from kernel.paths import stack_name
+from kernel.records import RunRecord
 from kernel.stack_outputs import StackOutputs
 
 if TYPE_CHECKING:
@@ -267,9 +268,11 @@ def dry_run_data(ctx: Context, model: str, req: TrainRequest) -> tuple[datasets.
     return datasets.Manifest(prefix, content_id, "", []), uploads
 
 
-def load_run(ctx: Context, job: str) -> dict[str, Any]:
+def load_run(ctx: Context, job: str) -> RunRecord:
+    """The run record, brought up to date with its job and parsed: evaluate and register read it typed."""
     run = training.load_run(ctx.s3, ctx.outputs.artifactBucket, job)
-    return training.refresh_run(ctx.session, run, ctx.outputs.kmsKeyArn)
+    fresh = training.refresh_run(ctx.session, run, ctx.outputs.kmsKeyArn)
+    return s3util.as_record(RunRecord, fresh, training.run_record_uri(ctx.outputs.artifactBucket, job))
 
 
 def evaluate(ctx: Context, job: str) -> dict[str, Any]:
@@ -280,7 +283,7 @@ def register(
     ctx: Context, job: str, *, inference_image: str | None = None, force_reason: str | None = None
 ) -> dict[str, Any]:
     run = load_run(ctx, job)
-    image = inference_image or default_inference_image(ctx.outputs, run.get("git", {}).get("commit", "latest")[:12])
+    image = inference_image or default_inference_image(ctx.outputs, run.git.get("commit", "latest")[:12])
     return register_run(
         ctx.session,
         ctx.outputs,

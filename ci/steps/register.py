@@ -24,6 +24,7 @@ from ci.progress import QUIET, Progress
 from ci.steps import integrity, lineage
 from ci.steps.evaluation import fetch_model, load_report
 from ci.steps.training import pin_image, resolve_digest
+from kernel.records import EvaluationReport, RunRecord
 from kernel.stack_outputs import StackOutputs
 from ml.lineage import ENV_MODEL_DIGEST
 
@@ -42,7 +43,7 @@ def default_inference_image(outputs: StackOutputs, tag: str) -> str:
 def register_run(
     session,
     outputs: StackOutputs,
-    run: dict[str, Any],
+    run: RunRecord,
     *,
     inference_image: str,
     instance_types: list[str],
@@ -50,29 +51,29 @@ def register_run(
     force_reason: str | None = None,
     progress: Progress = QUIET,
 ) -> dict[str, Any]:
-    model = run["model"]
+    model = run.model
     group = outputs.modelPackageGroups.get(model)
     if not group:
         raise UsageError(f"model {model!r} has no package group in stack {outputs.stackName}")
     sm = session.client("sagemaker")
     s3 = session.client("s3")
     started = job_started(run)
-    existing = registry.find_by_training_job(sm, group, run["job"], started)
+    existing = registry.find_by_training_job(sm, group, run.job, started)
     if existing is not None:
-        progress.step(f"{run['job']} is already registered as {existing.arn}; nothing to do")
+        progress.step(f"{run.job} is already registered as {existing.arn}; nothing to do")
         return {"package": existing.to_dict(), "created": False}
-    if run.get("status") != "Completed":
+    if run.status != "Completed":
         raise RefusedError(
-            f"training job {run['job']} is {run.get('status')}: nothing to register"
-            + (f" ({run.get('failureReason')})" if run.get("failureReason") else "")
+            f"training job {run.job} is {run.status}: nothing to register"
+            + (f" ({run.failureReason})" if run.failureReason else "")
         )
-    report = load_report(s3, outputs.artifactBucket, run["job"])
-    gate = report["gate"]
-    if not gate["passed"]:
+    report = load_report(s3, outputs.artifactBucket, run.job)
+    gate = report.gate
+    if not gate.passed:
         if not force_reason:
             raise RefusedError(
-                f"the gate failed for {run['job']}: {gate['reason']}; register anyway only with --force --reason 'why'",
-                details={"gate": gate},
+                f"the gate failed for {run.job}: {gate.reason}; register anyway only with --force --reason 'why'",
+                details={"gate": gate.to_dict()},
             )
         progress.warn(f"registering despite a failed gate, forced: {force_reason}")
     elif force_reason:
@@ -90,16 +91,26 @@ def register_run(
 
 
 def _register_checked(
-    session, outputs, run, report, work: Path, *, inference_image, instance_types, tags, force_reason, progress
+    session,
+    outputs,
+    run: RunRecord,
+    report: EvaluationReport,
+    work: Path,
+    *,
+    inference_image,
+    instance_types,
+    tags,
+    force_reason,
+    progress,
 ) -> dict[str, Any]:
     """The checked, gated run: store baseline and lineage beside the model, create the package."""
-    model, gate, started = run["model"], report["gate"], job_started(run)
+    model, gate, started = run.model, report.gate, job_started(run)
     group = outputs.modelPackageGroups[model]
     sm, s3 = session.client("sagemaker"), session.client("s3")
-    progress.step(f"checking the model archive {run['modelDataUrl']}")
-    model_dir = fetch_model(s3, run["modelDataUrl"], work)  # its files match the container's lineage.json
+    progress.step(f"checking the model archive {run.modelDataUrl}")
+    model_dir = fetch_model(s3, run.modelDataUrl, work)  # its files match the container's lineage.json
     digests = integrity.ModelDigests.measure(work / "model.tar.gz", model_dir)
-    output_root = run["modelDataUrl"].rsplit("/output/", 1)[0]
+    output_root = run.modelDataUrl.rsplit("/output/", 1)[0]
     baseline_uri = ""
     if (model_dir / "baseline.json").exists():
         baseline_uri = s3util.join(output_root, "baseline.json")
@@ -115,35 +126,31 @@ def _register_checked(
     record = lineage.merge(
         lineage.read_container_record(model_dir),
         {
-            "git": run.get("git", {}),
-            "dataManifest": run.get("dataset", {}),
-            "trainingImage": {
-                "uri": run.get("imageUri"),
-                "digest": run.get("imageDigest"),
-                "pinned": run.get("pinnedImage"),
-            },
+            "git": run.git,
+            "dataManifest": run.dataset,
+            "trainingImage": {"uri": run.imageUri, "digest": run.imageDigest, "pinned": run.pinnedImage},
             "inferenceImage": {"uri": inference_image, "digest": digest, "pinned": image},
-            "hyperparameters": run.get("hyperparameters", {}),
-            "seed": run.get("seed"),
+            "hyperparameters": run.hyperparameters,
+            "seed": run.seed,
             "stack": outputs.stackName,
-            "trainingJob": run["job"],
-            "mode": run.get("mode"),
-            "instanceType": run.get("instanceType"),
-            "metrics": {"training": run.get("metrics", {}), "evaluation": report["candidate"]["metrics"]},
-            "evaluationReport": report["reportUri"],
-            "model": {"uri": run["modelDataUrl"], **digests.to_record()},
+            "trainingJob": run.job,
+            "mode": run.mode,
+            "instanceType": run.instanceType,
+            "metrics": {"training": run.metrics, "evaluation": report.candidate_metrics},
+            "evaluationReport": report.uri,
+            "model": {"uri": run.modelDataUrl, **digests.to_record()},
         },
     )
     lineage_uri = s3util.join(output_root, "lineage.json")
     stored = s3util.put_bytes(s3, lineage_uri, lineage.canonical_bytes(record), "application/json", outputs.kmsKeyArn)
 
-    gate_state = "passed" if gate["passed"] else "forced"
+    gate_state = "passed" if gate.passed else "forced"
     metadata = {
         registry.K_MODEL: model,
         registry.K_STACK: outputs.stackName,
         registry.K_GATE: gate_state,
-        registry.K_GATE_REASON: gate["reason"][: registry.MAX_VALUE_LEN],
-        registry.K_REPORT: report["reportUri"],
+        registry.K_GATE_REASON: gate.reason[: registry.MAX_VALUE_LEN],
+        registry.K_REPORT: report.uri,
         registry.K_LINEAGE: lineage_uri,
         registry.K_LINEAGE_SHA: stored.sha256,
         **integrity.metadata(digests),
@@ -151,29 +158,27 @@ def _register_checked(
         "lineage:gitDirty": str(record["git"].get("dirty")).lower(),
         "lineage:dataManifest": record["dataManifest"].get("manifestUri", "") or record["dataManifest"].get("uri", ""),
         "lineage:dataSha256": record["dataManifest"].get("sha256", ""),
-        "lineage:trainingImage": str(run.get("pinnedImage") or ""),
-        "lineage:seed": str(run.get("seed")),
+        "lineage:trainingImage": str(run.pinnedImage or ""),
+        "lineage:seed": str(run.seed),
     }
     if baseline_uri:
         metadata[registry.K_BASELINE] = baseline_uri
     if force_reason:
         metadata[registry.K_FORCE_REASON] = force_reason[:256]
     # Console copies of the hyperparameters, as many as fit; lineage.json (its SHA-256 above) has them all.
-    hyperparameters = {
-        f"{registry.HP_PREFIX}{k}": str(v) for k, v in sorted((run.get("hyperparameters") or {}).items())
-    }
-    description = f"{model} from {run['job']} ({outputs.stackName}); gate {gate_state}: {gate['reason']}"
+    hyperparameters = {f"{registry.HP_PREFIX}{k}": str(v) for k, v in sorted(run.hyperparameters.items())}
+    description = f"{model} from {run.job} ({outputs.stackName}); gate {gate_state}: {gate.reason}"
     package, created = registry.register(
         sm,
         registry.Registration(
             group=group,
-            training_job=run["job"],
-            model_data_url=run["modelDataUrl"],
+            training_job=run.job,
+            model_data_url=run.modelDataUrl,
             image=image,
             content_types=CONTENT_TYPES,
             response_types=RESPONSE_TYPES,
             realtime_instance_types=instance_types,
-            evaluation_report_uri=report["reportUri"],
+            evaluation_report_uri=report.uri,
             metadata=metadata,
             description=description,
             tags={**tags, "mlops:model": model, "mlops:stack": outputs.stackName},

@@ -8,6 +8,7 @@ import pytest
 
 from ci.steps import evaluation
 from ci.steps.evaluation import evaluate_run
+from kernel.records import RunRecord
 from kernel.stack_config import GateConfig
 
 
@@ -35,13 +36,15 @@ def test_the_temporary_folder_goes_however_evaluation_ends(tmp_path, monkeypatch
     monkeypatch.setattr(evaluation, "fetch_model", fetch_model)
     monkeypatch.setattr(evaluation.registry, "find_by_training_job", lambda *args, **kwargs: None)  # not registered
     outputs = SimpleNamespace(modelPackageGroups={"churn": "churn-dev"}, stackName="dev")
-    run = {
-        "job": "j",
-        "model": "churn",
-        "status": "Completed",
-        "modelDataUrl": "s3://b/j/output/model.tar.gz",
-        "dataset": {"uri": "s3://d/", "id": "abc", "created": "2026-11-29", "objects": []},
-    }
+    run = RunRecord.from_dict(
+        {
+            "job": "j",
+            "model": "churn",
+            "status": "Completed",
+            "modelDataUrl": "s3://b/j/output/model.tar.gz",
+            "dataset": {"uri": "s3://d/", "id": "abc", "created": "2026-11-29", "objects": []},
+        }
+    )
     gate = GateConfig(metric="roc_auc", minImprovement=0.0, minimums={})
     with pytest.raises(type(failure)):
         evaluate_run(_Session(), outputs, run, gate)
