@@ -24,7 +24,8 @@ class RecordError(ValueError):
 class Record(BaseModel):
     """Frozen, strict, open: later steps add keys, and every key survives a round trip."""
 
-    model_config = ConfigDict(frozen=True, strict=True, extra="allow")
+    # NaN stays NaN (a metric may be undefined): pydantic's JSON mode would write it as null.
+    model_config = ConfigDict(frozen=True, strict=True, extra="allow", ser_json_inf_nan="constants")
     what: ClassVar[str] = "record"
 
     @classmethod

@@ -37,6 +37,7 @@ from ci.steps.container import package_model, package_output, run_training
 from ci.steps.datasets import TRAINING_CHANNELS, Manifest, download_split
 from kernel.instances import accepts_volume_kms_key
 from kernel.paths import REPO_ROOT
+from kernel.records import RunRecord
 from kernel.stack_outputs import StackOutputs
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -296,8 +297,9 @@ def new_run_record(
 
 
 def save_run(s3, artifact_bucket: str, record: dict[str, Any], kms_key: str | None = None) -> str:
+    """Store the record through its model: what evaluate and register will parse is checked as it is written."""
     uri = run_record_uri(artifact_bucket, record["job"])
-    s3util.put_json(s3, uri, record, kms_key)
+    s3util.put_json(s3, uri, RunRecord.from_dict(record, uri).to_dict(), kms_key)
     return uri
 
 

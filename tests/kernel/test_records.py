@@ -52,7 +52,7 @@ def test_the_run_record_train_writes_round_trips_byte_for_byte():
             "BillableTimeInSeconds": 42,
         },
     )
-    finished["streamedMetrics"] = {"val_loss": [0.5, 0.4]}  # keys later steps add stay, in their place
+    finished["streamedMetrics"] = {"val_loss": [0.5, float("nan")]}  # keys later steps add stay, in their place
     run = RunRecord.from_dict(finished)
     assert _bytes(run.to_dict()) == _bytes(finished)
     assert (run.status, run.metrics, run.seed) == ("Completed", {"val_roc_auc": 0.81}, None)
