@@ -176,7 +176,7 @@ def evaluate_run(
             },
         }
         uri = report_uri(outputs.artifactBucket, run.job)
-        version = s3util.put_json(s3, uri, report, outputs.kmsKeyArn)
+        version = s3util.put_json(s3, uri, EvaluationReport.from_dict(report, uri).to_dict(), outputs.kmsKeyArn)
         report["reportUri"] = uri
         report["reportVersionId"] = version.version_id
         verdict = "PASSED" if result.passed else "FAILED"

@@ -126,3 +126,12 @@ def test_a_malformed_run_record_is_refused_naming_its_fields():
 def test_a_report_without_a_verdict_is_refused():
     with pytest.raises(RecordError, match=r"^evaluation report is malformed: gate\.passed: Field required$"):
         EvaluationReport.from_dict({"gate": {"reason": "?"}, "candidate": {"metrics": {}}})
+
+
+def test_the_cli_reports_a_malformed_record_as_a_usage_error():
+    """Read from S3, a malformed record is the user's to mend (exit 2, fields named), not a traceback."""
+    from ci.aws.s3 import as_record
+    from ci.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"^run record s3://a/runs/j/run\.json is malformed: job: Field required"):
+        as_record(RunRecord, {"model": "churn", "modelDataUrl": "s3://a/m.tar.gz"}, "s3://a/runs/j/run.json")
