@@ -26,6 +26,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from infra.common import content_hash
 from kernel.names import PROVIDER_UNIQUE_SUFFIX_LENGTH
 from kernel.stack_config import load_stack_config, read_raw_config, to_pulumi_config
+from kernel.wire import plain  # secrets unwrapped as the policy records unwrap them
 
 PROJECT = "mlops"
 PROGRAM = Path(__file__).resolve().parent / "__main__.py"
@@ -250,21 +251,8 @@ def _record(urn: str, request: Any, resource_id: str, props: dict[str, Any]) -> 
         "parent": request.parent or "",
         "provider": request.provider or "",
         "dependencies": list(request.dependencies),
-        "props": _plain(props),
+        "props": plain(props, stringify=True),
     }
-
-
-def _plain(value: Any) -> Any:
-    """Wire values as JSON-able Python: drop the SDK's unknown/secret markers."""
-    if isinstance(value, dict):
-        if value.get("4dabf18193072939515e22adb298388d") == "1b47061264138c4ac30d75fd1eb44270":
-            return _plain(value.get("value"))
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 # --- running the program --------------------------------------------------------------------
@@ -308,7 +296,7 @@ def run_program(
         pulumi_settings.ROOT.set(None)
         loop.close()
         asyncio.set_event_loop(None)
-    return monitor.records, _plain(outputs)
+    return monitor.records, plain(outputs, stringify=True)
 
 
 def _run(program: Path) -> None:

@@ -728,6 +728,7 @@ def _monitoring(c: _Checker, raw: Raw, tier: str) -> MonitoringConfig:
         c.problems.append(f"{key}.alertEmail: missing; {tier} must page a person: give an e-mail address")
     latency = c.integer(f"{key}.latencyP99Ms", m.get("latencyP99Ms", 500), 1, 60_000)
     errors = c.integer(f"{key}.error5xxThreshold", m.get("error5xxThreshold", 5), 1)
+    # 0.2: ml.drift.DEFAULT_THRESHOLD (kernel may not import ml; tests/kernel/test_facts_held_equal.py)
     drift = c.number(f"{key}.driftThreshold", m.get("driftThreshold", 0.2), 0.0, 10.0, strict=True)
     budget = c.number(f"{key}.monthlyBudgetUsd", m.get("monthlyBudgetUsd"), 0.0, strict=True)
     return MonitoringConfig(email or "", latency, errors, drift, budget)

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 from ci.aws import registry
 from ci.aws import s3 as s3util
 from ci.errors import MlopsError, NotFoundError, UsageError
-from ci.jsonable import plain
 from ci.progress import QUIET, Progress
 from ci.steps import integrity
 from ci.steps.container import CorruptArchiveError, unpack_model
 from ci.steps.datasets import Manifest, download_split
 from kernel.stack_outputs import StackOutputs
+from ml.jsonable import plain
 from ml.lineage import ModelIntegrityError, verify_model_dir
 
 if TYPE_CHECKING:
