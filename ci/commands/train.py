@@ -1,6 +1,6 @@
 """`mlops train`, `mlops tune` and `mlops reproduce`: training runs, launched, searched and re-run.
 
-Each parses its flags into a `ci.pipeline.TrainRequest` (or the tuning and reproduce calls) and
+Each parses its flags into a `ci.steps.pipeline.TrainRequest` (or the tuning and reproduce calls) and
 prints what the step did; --dry-run prints the request AWS would get and sends nothing.
 """
 
