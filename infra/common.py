@@ -32,6 +32,17 @@ def bucket_and_objects(bucket_arn: pulumi.Input[str]) -> list[pulumi.Input[str]]
     return [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]
 
 
+def pass_role(sid: str, role_arn: pulumi.Input[str], service: str = "sagemaker.amazonaws.com") -> Statement:
+    """iam:PassRole of the named role(s) to one service only (the iam_escalation rule's fix)."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": role_arn,
+        "Condition": {"StringEquals": {"iam:PassedToService": service}},
+    }
+
+
 def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> Statement:
     """The statement that makes a bucket TLS-only."""
     return {

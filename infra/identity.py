@@ -34,7 +34,14 @@ from infra.bootstrap.contract import (
     oidc_provider_arn,
     pinned_ref,
 )
-from infra.common import Statement, bucket_and_objects, physical_name, policy_document, upstream_objects
+from infra.common import (
+    Statement,
+    bucket_and_objects,
+    pass_role,
+    physical_name,
+    policy_document,
+    upstream_objects,
+)
 from infra.environment import Environment
 from infra.training import DLC_ACCOUNT
 from kernel.instances import accepts_volume_kms_key
@@ -405,13 +412,7 @@ class Identity(pulumi.ComponentResource):
                     sm(f"model/{physical_name(stack)}-*"),
                 ],
             },
-            {
-                "Sid": "PassOnlyTheExecutionRole",
-                "Effect": "Allow",
-                "Action": "iam:PassRole",
-                "Resource": args.execution_role_arn,
-                "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            },
+            pass_role("PassOnlyTheExecutionRole", args.execution_role_arn),
             {
                 "Sid": "EnvironmentBuckets",
                 "Effect": "Allow",

@@ -232,40 +232,16 @@ class Storage(pulumi.ComponentResource):
             }
         ]
         if expire_days:
-            rules.append(
-                {
-                    "id": "expire-objects",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"days": expire_days},
-                    "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_GRACE_DAYS},
-                }
-            )
+            rules.append(_expiry("expire-objects", {"days": expire_days}, NONCURRENT_GRACE_DAYS))
         if noncurrent_days:
-            rules.append(
-                {
-                    "id": "expire-noncurrent-versions",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days},
-                    # Current versions here never expire by age, so S3 would keep a deleted object's
-                    # last delete marker forever. (It cannot share an Expiration with Days.)
-                    "expiration": {"expired_object_delete_marker": True},
-                }
-            )
+            # Current versions here never expire by age, so S3 would keep a deleted object's
+            # last delete marker forever. (It cannot share an Expiration with Days.)
+            rules.append(_expiry("expire-noncurrent-versions", {"expired_object_delete_marker": True}, noncurrent_days))
         if expire_prefix:
             prefix, days = expire_prefix
-            rules.append(
-                {
-                    "id": f"expire-{prefix.strip('/')}",
-                    "status": "Enabled",
-                    "filter": {"prefix": prefix},
-                    "expiration": {"days": days},
-                    # Without this, expired checkpoints would stay as noncurrent versions for the
-                    # bucket-wide noncurrent period (artifactDays: years in prod).
-                    "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_GRACE_DAYS},
-                }
-            )
+            # The grace period: without it, expired checkpoints would stay as noncurrent versions for
+            # the bucket-wide noncurrent period (artifactDays: years in prod).
+            rules.append(_expiry(f"expire-{prefix.strip('/')}", {"days": days}, NONCURRENT_GRACE_DAYS, prefix))
         aws.s3.BucketLifecycleConfiguration(logical, bucket=bucket.id, rules=rules, opts=child)
 
         if kms:
@@ -273,6 +249,23 @@ class Storage(pulumi.ComponentResource):
                 logical, bucket=bucket.id, target_bucket=self.log_bucket.id, target_prefix=f"{purpose}/", opts=child
             )
         return bucket
+
+
+def _expiry(
+    rule_id: str,
+    expiration: aws.s3.BucketLifecycleConfigurationRuleExpirationArgsDict,
+    noncurrent_days: int,
+    prefix: str = "",
+) -> aws.s3.BucketLifecycleConfigurationRuleArgsDict:
+    """An enabled rule that expires the objects under `prefix` (all by default) and, after
+    `noncurrent_days`, their noncurrent versions."""
+    return {
+        "id": rule_id,
+        "status": "Enabled",
+        "filter": {"prefix": prefix},
+        "expiration": expiration,
+        "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days},
+    }
 
 
 ARTIFACTS = "artifacts"
