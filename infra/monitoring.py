@@ -194,11 +194,24 @@ class Monitoring(pulumi.ComponentResource):
         names = alarm_names(args.env.stack, model, args.serving_mode)
         endpoint = endpoint_name(args.env.stack, model, args.serving_mode)
         dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
-        actions: dict[str, Any] = dict(alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn])
-        errors = aws.cloudwatch.MetricAlarm(
-            f"{name}-{model}-5xx",
-            name=names.errors,
-            alarm_description=f"{endpoint}: model container 5xx errors; rolls back a deployment in progress",
+
+        def alarm(suffix: str, alarm_name: str, description: str, **metric: Any) -> aws.cloudwatch.MetricAlarm:
+            """An alarm that tells the alert topic when it fires and when it clears; no data is no alarm."""
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{model}-{suffix}",
+                name=alarm_name,
+                alarm_description=f"{endpoint}: {description}",
+                treat_missing_data="notBreaching",
+                alarm_actions=[self.topic.arn],
+                ok_actions=[self.topic.arn],
+                opts=child,
+                **metric,
+            )
+
+        errors = alarm(
+            "5xx",
+            names.errors,
+            "model container 5xx errors; rolls back a deployment in progress",
             namespace="AWS/SageMaker",
             metric_name="Invocation5XXErrors",
             dimensions=dims,
@@ -208,16 +221,11 @@ class Monitoring(pulumi.ComponentResource):
             datapoints_to_alarm=2,
             threshold=args.error_5xx_threshold,
             comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            opts=child,
-            **actions,
         )
-        latency = aws.cloudwatch.MetricAlarm(
-            f"{name}-{model}-latency",
-            name=names.latency,
-            alarm_description=(
-                f"{endpoint}: p99 model latency over {args.latency_p99_ms} ms (ModelLatency is in microseconds)"
-            ),
+        latency = alarm(
+            "latency",
+            names.latency,
+            f"p99 model latency over {args.latency_p99_ms} ms (ModelLatency is in microseconds)",
             namespace="AWS/SageMaker",
             metric_name="ModelLatency",
             dimensions=dims,
@@ -227,14 +235,11 @@ class Monitoring(pulumi.ComponentResource):
             datapoints_to_alarm=3,
             threshold=args.latency_p99_ms * 1000,
             comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            opts=child,
-            **actions,
         )
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-{model}-drift",
-            name=names.drift,
-            alarm_description=f"{endpoint}: data drift score published by `mlops monitor` over {args.drift_threshold}",
+        alarm(
+            "drift",
+            names.drift,
+            f"data drift score published by `mlops monitor` over {args.drift_threshold}",
             namespace=DRIFT_NAMESPACE,
             metric_name=DRIFT_METRIC,
             dimensions={"EndpointName": endpoint},
@@ -243,9 +248,6 @@ class Monitoring(pulumi.ComponentResource):
             evaluation_periods=1,
             threshold=args.drift_threshold,
             comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            opts=child,
-            **actions,
         )
         self.alarm_resources[model] = (errors, latency)
         return names

@@ -66,6 +66,9 @@ def subnet_blocks(cidr: str, count: int) -> list[str]:
     return [str(s) for s in list(block.subnets(prefixlen_diff=SUBNET_SPLIT_BITS))[:count]]
 
 
+Rule = aws.vpc.SecurityGroupIngressRule | aws.vpc.SecurityGroupEgressRule
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where training jobs and instance endpoints run: `VpcConfig`'s shape, with ids the network
@@ -127,22 +130,18 @@ class Network(pulumi.ComponentResource):
             self.subnets.append(subnet)
             self.route_tables.append(table)
 
-        self.endpoint_sg = aws.ec2.SecurityGroup(
-            f"{name}-endpoints-sg",
-            name=f"{prefix}-vpc-endpoints",
-            description=f"mlops {args.env.stack}: VPC interface endpoints, HTTPS from the workloads only",
-            vpc_id=self.vpc.id,
-            tags=tags("vpc-endpoints"),
-            opts=child,
-        )
-        self.workload_sg = aws.ec2.SecurityGroup(
-            f"{name}-workload-sg",
-            name=f"{prefix}-workloads",
-            description=f"mlops {args.env.stack}: training jobs and endpoints, HTTPS to AWS endpoints only",
-            vpc_id=self.vpc.id,
-            tags=tags("workloads"),
-            opts=child,
-        )
+        def group(logical: str, purpose: str, description: str) -> aws.ec2.SecurityGroup:
+            return aws.ec2.SecurityGroup(
+                f"{name}-{logical}-sg",
+                name=f"{prefix}-{purpose}",
+                description=f"mlops {args.env.stack}: {description}",
+                vpc_id=self.vpc.id,
+                tags=tags(purpose),
+                opts=child,
+            )
+
+        self.endpoint_sg = group("endpoints", "vpc-endpoints", "VPC interface endpoints, HTTPS from the workloads only")
+        self.workload_sg = group("workload", "workloads", "training jobs and endpoints, HTTPS to AWS endpoints only")
 
         self.s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3",
@@ -236,36 +235,40 @@ class Network(pulumi.ComponentResource):
     def _rules(self, name: str, child: pulumi.ResourceOptions) -> None:
         """Separate rule resources, so the two groups can name each other without a cycle."""
         workload, endpoints = self.workload_sg.id, self.endpoint_sg.id
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-endpoints-from-workloads",
-            security_group_id=endpoints,
-            referenced_security_group_id=workload,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            description="HTTPS from training jobs and endpoints",
-            opts=child,
+        https: tuple[tuple[str, type[Rule], pulumi.Input[str], dict[str, Any], str], ...] = (
+            (
+                "endpoints-from-workloads",
+                aws.vpc.SecurityGroupIngressRule,
+                endpoints,
+                {"referenced_security_group_id": workload},
+                "HTTPS from training jobs and endpoints",
+            ),
+            (
+                "workloads-to-endpoints",
+                aws.vpc.SecurityGroupEgressRule,
+                workload,
+                {"referenced_security_group_id": endpoints},
+                "HTTPS to the interface endpoints",
+            ),
+            (
+                "workloads-to-s3",
+                aws.vpc.SecurityGroupEgressRule,
+                workload,
+                {"prefix_list_id": self.s3_endpoint.prefix_list_id},
+                "HTTPS to S3 through the gateway endpoint",
+            ),
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-workloads-to-endpoints",
-            security_group_id=workload,
-            referenced_security_group_id=endpoints,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            description="HTTPS to the interface endpoints",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-workloads-to-s3",
-            security_group_id=workload,
-            prefix_list_id=self.s3_endpoint.prefix_list_id,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            description="HTTPS to S3 through the gateway endpoint",
-            opts=child,
-        )
+        for suffix, rule, group, peer, description in https:
+            rule(
+                f"{name}-{suffix}",
+                security_group_id=group,
+                ip_protocol="tcp",
+                from_port=HTTPS,
+                to_port=HTTPS,
+                description=description,
+                opts=child,
+                **peer,
+            )
         # VPC-DISTRIBUTED-TRAINING-SG: the hosts of one job exchange gradients (NCCL, MPI).
         for direction, rule in (("in", aws.vpc.SecurityGroupIngressRule), ("out", aws.vpc.SecurityGroupEgressRule)):
             rule(
