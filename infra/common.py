@@ -11,6 +11,15 @@ import pulumi
 Statement = dict[str, Any]  # one IAM policy statement; values may hold Outputs
 
 
+class Component(pulumi.ComponentResource):
+    """One component of the stack: every resource it makes takes `self.child` as options, so it is
+    the component's child in the graph and shares its provider."""
+
+    def __init__(self, token: str, name: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(token, name, None, opts)
+        self.child = pulumi.ResourceOptions(parent=self)
+
+
 def physical_name(stack: str, *parts: str) -> str:
     """Deterministic names (`mlops-dev-data-…`) so the pipeline and the local backend find resources."""
     return "-".join(["mlops", stack, *parts])

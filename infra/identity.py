@@ -35,6 +35,7 @@ from infra.bootstrap.contract import (
     pinned_ref,
 )
 from infra.common import (
+    Component,
     Statement,
     bucket_and_objects,
     pass_role,
@@ -82,10 +83,9 @@ class IdentityArgs:
     serving_mode: str = "instance"  # serverless models cannot take network isolation
 
 
-class Identity(pulumi.ComponentResource):
+class Identity(Component):
     def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:identity:Identity", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:identity:Identity", name, opts)
         provider = oidc_provider_arn(args.env.account_id)
         ref = pinned_ref(args.env.tier, args.default_branch)
 
@@ -99,7 +99,7 @@ class Identity(pulumi.ComponentResource):
                 assume_role_policy=policy_document(trust),
                 permissions_boundary=boundary_arn(args.env.account_id),
                 max_session_duration=3600,
-                opts=child,
+                opts=self.child,
             )
             return made, statements
 
@@ -111,7 +111,9 @@ class Identity(pulumi.ComponentResource):
             github_trust(provider, args.repository, args.github_environment, pipeline_workflows(args.env.tier), ref),
             [*self._pipeline_statements(args), *sagemaker_guardrails(args), *self._no_approval_statements(args)],
         )
-        aws.iam.RolePolicy(f"{name}-deployer-pipeline", role=self.role.id, policy=policy_document(pipeline), opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-deployer-pipeline", role=self.role.id, policy=policy_document(pipeline), opts=self.child
+        )
         # The approver always trusts the default branch only, dev included: approving is never a branch's job.
         approval_ref = pinned_ref("prod", args.default_branch)
         self.approver, approver = role(
@@ -129,7 +131,7 @@ class Identity(pulumi.ComponentResource):
             self._approver_statements(args),
         )
         aws.iam.RolePolicy(
-            f"{name}-approver-permissions", role=self.approver.id, policy=policy_document(approver), opts=child
+            f"{name}-approver-permissions", role=self.approver.id, policy=policy_document(approver), opts=self.child
         )
         self.monitor, monitor = role(
             "monitor",
@@ -140,7 +142,7 @@ class Identity(pulumi.ComponentResource):
             self._monitor_statements(args),
         )
         aws.iam.RolePolicy(
-            f"{name}-monitor-permissions", role=self.monitor.id, policy=policy_document(monitor), opts=child
+            f"{name}-monitor-permissions", role=self.monitor.id, policy=policy_document(monitor), opts=self.child
         )
         self.register_outputs(
             {

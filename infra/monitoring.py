@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.common import physical_name, policy_document
+from infra.common import Component, physical_name, policy_document
 from infra.environment import Environment
 from infra.registry import group_name
 from kernel.names import endpoint_alarm_names, endpoint_name
@@ -144,14 +144,13 @@ class MonitoringArgs:
     monthly_budget_usd: float
 
 
-class Monitoring(pulumi.ComponentResource):
+class Monitoring(Component):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:monitoring:Monitoring", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:monitoring:Monitoring", name, opts)
         prefix = physical_name(args.env.stack)
 
         self.topic = aws.sns.Topic(
-            f"{name}-alerts", name=f"{prefix}-alerts", kms_master_key_id=args.env.kms_key_arn, opts=child
+            f"{name}-alerts", name=f"{prefix}-alerts", kms_master_key_id=args.env.kms_key_arn, opts=self.child
         )
         aws.sns.TopicPolicy(
             f"{name}-alerts-publishers",
@@ -170,11 +169,15 @@ class Monitoring(pulumi.ComponentResource):
                     }
                 ]
             ),
-            opts=child,
+            opts=self.child,
         )
         if args.alert_email:
             aws.sns.TopicSubscription(
-                f"{name}-alerts-email", topic=self.topic.arn, protocol="email", endpoint=args.alert_email, opts=child
+                f"{name}-alerts-email",
+                topic=self.topic.arn,
+                protocol="email",
+                endpoint=args.alert_email,
+                opts=self.child,
             )
 
         self.alarms: dict[str, EndpointAlarmNames] = {}
@@ -184,13 +187,15 @@ class Monitoring(pulumi.ComponentResource):
 
         self._lifecycle_events(name, args)
         self.dashboard = aws.cloudwatch.Dashboard(
-            f"{name}-dashboard", dashboard_name=prefix, dashboard_body=json.dumps(self._dashboard(args)), opts=child
+            f"{name}-dashboard",
+            dashboard_name=prefix,
+            dashboard_body=json.dumps(self._dashboard(args)),
+            opts=self.child,
         )
         self._budget(name, args)
         self.register_outputs({"alertTopicArn": self.topic.arn, "dashboardName": self.dashboard.dashboard_name})
 
     def _endpoint_alarms(self, name: str, model: str, args: MonitoringArgs) -> EndpointAlarmNames:
-        child = pulumi.ResourceOptions(parent=self)
         names = alarm_names(args.env.stack, model, args.serving_mode)
         endpoint = endpoint_name(args.env.stack, model, args.serving_mode)
         dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
@@ -204,7 +209,7 @@ class Monitoring(pulumi.ComponentResource):
                 treat_missing_data="notBreaching",
                 alarm_actions=[self.topic.arn],
                 ok_actions=[self.topic.arn],
-                opts=child,
+                opts=self.child,
                 **metric,
             )
 
@@ -255,14 +260,13 @@ class Monitoring(pulumi.ComponentResource):
     def _lifecycle_events(self, name: str, args: MonitoringArgs) -> None:
         """SageMaker's own events reach the alert topic, each rule with a message that says what happened,
         to which model, in which environment; an alarm counts failed training jobs."""
-        child = pulumi.ResourceOptions(parent=self)
         for lifecycle in lifecycle_rules(args.env.stack, args.models, args.serving_mode):
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{lifecycle.key}",
                 name=lifecycle.rule_name(args.env.stack),
                 description=lifecycle.description,
                 event_pattern=json.dumps(lifecycle.pattern),
-                opts=child,
+                opts=self.child,
             )
             aws.cloudwatch.EventTarget(
                 f"{name}-{lifecycle.key}-alert",
@@ -270,7 +274,7 @@ class Monitoring(pulumi.ComponentResource):
                 arn=self.topic.arn,
                 target_id="alert-topic",
                 input_transformer={"input_paths": lifecycle.input_paths, "input_template": lifecycle.template},
-                opts=child,
+                opts=self.child,
             )
         aws.cloudwatch.MetricAlarm(
             f"{name}-training-failed",
@@ -286,7 +290,7 @@ class Monitoring(pulumi.ComponentResource):
             comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="notBreaching",
             alarm_actions=[self.topic.arn],
-            opts=child,
+            opts=self.child,
         )
 
     def _dashboard(self, args: MonitoringArgs) -> dict[str, Any]:
@@ -355,7 +359,6 @@ class Monitoring(pulumi.ComponentResource):
         return {"widgets": widgets}
 
     def _budget(self, name: str, args: MonitoringArgs) -> None:
-        child = pulumi.ResourceOptions(parent=self)
 
         def notify(kind: str, threshold: int) -> aws.budgets.BudgetNotificationArgsDict:
             notice: aws.budgets.BudgetNotificationArgsDict = {
@@ -378,5 +381,5 @@ class Monitoring(pulumi.ComponentResource):
             limit_unit="USD",
             cost_filters=[{"name": "TagKeyValue", "values": [f"user:environment${args.env.stack}"]}],
             notifications=[notify("ACTUAL", 80), notify("FORECASTED", 100)],
-            opts=child,
+            opts=self.child,
         )

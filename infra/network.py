@@ -30,7 +30,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.bootstrap.contract import boundary_arn
-from infra.common import physical_name, policy_document
+from infra.common import Component, physical_name, policy_document
 from infra.environment import Environment
 from kernel.stack_config import SUBNET_SPLIT_BITS, NetworkConfig
 
@@ -85,12 +85,11 @@ class NetworkArgs:
     network: NetworkConfig
 
 
-class Network(pulumi.ComponentResource):
+class Network(Component):
     """VPC, private subnets, the S3 gateway endpoint, interface endpoints and two security groups."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:network:Network", name, opts)
         self._name, self._args = name, args
         prefix = physical_name(args.env.stack)
 
@@ -103,11 +102,11 @@ class Network(pulumi.ComponentResource):
             enable_dns_support=True,  # VPC-ENDPOINT-PRIVATE-DNS
             enable_dns_hostnames=True,
             tags=tags("vpc"),
-            opts=child,
+            opts=self.child,
         )
         # The default security group admits all traffic among its members: strip it, so nothing
         # lands in it by accident.
-        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=self.vpc.id, tags=tags("default"), opts=child)
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=self.vpc.id, tags=tags("default"), opts=self.child)
 
         zones = self._zones(args.network)
         self.subnets: list[aws.ec2.Subnet] = []
@@ -120,12 +119,14 @@ class Network(pulumi.ComponentResource):
                 availability_zone=zones[i],
                 map_public_ip_on_launch=False,
                 tags=tags(f"private-{i}"),
-                opts=child,
+                opts=self.child,
             )
             # Only the implicit local route: no internet or NAT gateway anywhere in this VPC.
-            table = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=self.vpc.id, tags=tags(f"private-{i}"), opts=child)
+            table = aws.ec2.RouteTable(
+                f"{name}-private-{i}", vpc_id=self.vpc.id, tags=tags(f"private-{i}"), opts=self.child
+            )
             aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=child
+                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=self.child
             )
             self.subnets.append(subnet)
             self.route_tables.append(table)
@@ -137,7 +138,7 @@ class Network(pulumi.ComponentResource):
                 description=f"mlops {args.env.stack}: {description}",
                 vpc_id=self.vpc.id,
                 tags=tags(purpose),
-                opts=child,
+                opts=self.child,
             )
 
         self.endpoint_sg = group("endpoints", "vpc-endpoints", "VPC interface endpoints, HTTPS from the workloads only")
@@ -162,7 +163,7 @@ class Network(pulumi.ComponentResource):
                 ]
             ),
             tags=tags("s3"),
-            opts=child,
+            opts=self.child,
         )
         self.interface_endpoints = {
             key: aws.ec2.VpcEndpoint(
@@ -175,11 +176,11 @@ class Network(pulumi.ComponentResource):
                 security_group_ids=[self.endpoint_sg.id],
                 policy=policy_document([self._this_account("*", self._endpoint_resources(key))]),
                 tags=tags(key),
-                opts=child,
+                opts=self.child,
             )
             for key, service in INTERFACE_SERVICES.items()
         }
-        self._rules(name, child)
+        self._rules(name)
 
         self.register_outputs(
             {
@@ -232,7 +233,7 @@ class Network(pulumi.ComponentResource):
             return pulumi.Output.concat("arn:aws:logs:", a.env.region, ":", a.env.account_id, ":log-group:*")
         return "*"
 
-    def _rules(self, name: str, child: pulumi.ResourceOptions) -> None:
+    def _rules(self, name: str) -> None:
         """Separate rule resources, so the two groups can name each other without a cycle."""
         workload, endpoints = self.workload_sg.id, self.endpoint_sg.id
         https: tuple[tuple[str, type[Rule], pulumi.Input[str], dict[str, Any], str], ...] = (
@@ -266,7 +267,7 @@ class Network(pulumi.ComponentResource):
                 from_port=HTTPS,
                 to_port=HTTPS,
                 description=description,
-                opts=child,
+                opts=self.child,
                 **peer,
             )
         # VPC-DISTRIBUTED-TRAINING-SG: the hosts of one job exchange gradients (NCCL, MPI).
@@ -277,7 +278,7 @@ class Network(pulumi.ComponentResource):
                 referenced_security_group_id=workload,
                 ip_protocol="-1",
                 description="distributed training: hosts of one job talk to each other",
-                opts=child,
+                opts=self.child,
             )
 
     def add_flow_logs(self, kms_key_arn: pulumi.Input[str], retention_days: int) -> aws.ec2.FlowLog:
@@ -287,13 +288,12 @@ class Network(pulumi.ComponentResource):
         need this network's S3 endpoint first.
         """
         a, name = self._args, self._name
-        child = pulumi.ResourceOptions(parent=self)
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             name=f"/mlops/{a.env.stack}/vpc-flow-logs",
             kms_key_id=kms_key_arn,  # the key policy lets CloudWatch Logs use it for this account's groups
             retention_in_days=retention_days,
-            opts=child,
+            opts=self.child,
         )
         account = a.env.account_id
         role = aws.iam.Role(
@@ -318,7 +318,7 @@ class Network(pulumi.ComponentResource):
                 ]
             ),
             permissions_boundary=boundary_arn(account),  # the deploy role creates no role without it
-            opts=child,
+            opts=self.child,
         )
         delivery = aws.iam.RolePolicy(
             f"{name}-flow-logs",
@@ -339,7 +339,7 @@ class Network(pulumi.ComponentResource):
                     }
                 ]
             ),
-            opts=child,
+            opts=self.child,
         )
         self.flow_log = aws.ec2.FlowLog(
             f"{name}-flow-logs",

@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.common import Statement, deny_insecure_transport, physical_name, policy_document
+from infra.common import Component, Statement, deny_insecure_transport, physical_name, policy_document
 from infra.environment import Environment
 
 # Days a version expired by a lifecycle rule stays recoverable before it is deleted for good.
@@ -77,12 +77,11 @@ class StorageArgs:
     perimeter: DataPerimeter | None = None  # with the stack's own network (infra/network.py)
 
 
-class Storage(pulumi.ComponentResource):
+class Storage(Component):
     """KMS key + data / artifact / capture buckets + their access-log bucket."""
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:storage:Storage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:storage:Storage", name, opts)
         account = args.env.account_id
 
         self.key = aws.kms.Key(
@@ -132,13 +131,13 @@ class Storage(pulumi.ComponentResource):
                     },
                 ]
             ),
-            opts=child,
+            opts=self.child,
         )
         self.alias = aws.kms.Alias(
             f"{name}-key-alias",
             name=f"alias/{physical_name(args.env.stack)}",
             target_key_id=self.key.key_id,
-            opts=child,
+            opts=self.child,
         )
 
         self.log_bucket = self._bucket(name, "access-logs", args, kms=False, expire_days=max(args.log_days, 90))
@@ -174,17 +173,16 @@ class Storage(pulumi.ComponentResource):
         noncurrent_days: int | None = None,
         expire_prefix: tuple[str, int] | None = None,
     ) -> aws.s3.Bucket:
-        child = pulumi.ResourceOptions(parent=self)
         logical = f"{name}-{purpose}"
         bucket = aws.s3.Bucket(
             logical,
             bucket=pulumi.Output.concat(physical_name(args.env.stack, purpose), "-", args.env.account_id),
             force_destroy=False,
             tags={"purpose": purpose},
-            opts=child,
+            opts=self.child,
         )
         aws.s3.BucketOwnershipControls(
-            logical, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
+            logical, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=self.child
         )
         aws.s3.BucketPublicAccessBlock(
             logical,
@@ -193,9 +191,11 @@ class Storage(pulumi.ComponentResource):
             block_public_policy=True,
             ignore_public_acls=True,
             restrict_public_buckets=True,
-            opts=child,
+            opts=self.child,
         )
-        aws.s3.BucketVersioning(logical, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child)
+        aws.s3.BucketVersioning(
+            logical, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=self.child
+        )
         sse: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict = (
             {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn} if kms else {"sse_algorithm": "AES256"}
         )
@@ -203,7 +203,7 @@ class Storage(pulumi.ComponentResource):
             logical,
             bucket=bucket.id,
             rules=[{"apply_server_side_encryption_by_default": sse, "bucket_key_enabled": kms}],
-            opts=child,
+            opts=self.child,
         )
 
         statements = [deny_insecure_transport(bucket.arn)]
@@ -221,7 +221,7 @@ class Storage(pulumi.ComponentResource):
                     "Condition": {"StringEquals": {"aws:SourceAccount": args.env.account_id}},
                 }
             )
-        aws.s3.BucketPolicy(logical, bucket=bucket.id, policy=policy_document(statements), opts=child)
+        aws.s3.BucketPolicy(logical, bucket=bucket.id, policy=policy_document(statements), opts=self.child)
 
         rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
             {
@@ -242,11 +242,15 @@ class Storage(pulumi.ComponentResource):
             # The grace period: without it, expired checkpoints would stay as noncurrent versions for
             # the bucket-wide noncurrent period (artifactDays: years in prod).
             rules.append(_expiry(f"expire-{prefix.strip('/')}", {"days": days}, NONCURRENT_GRACE_DAYS, prefix))
-        aws.s3.BucketLifecycleConfiguration(logical, bucket=bucket.id, rules=rules, opts=child)
+        aws.s3.BucketLifecycleConfiguration(logical, bucket=bucket.id, rules=rules, opts=self.child)
 
         if kms:
             aws.s3.BucketLogging(
-                logical, bucket=bucket.id, target_bucket=self.log_bucket.id, target_prefix=f"{purpose}/", opts=child
+                logical,
+                bucket=bucket.id,
+                target_bucket=self.log_bucket.id,
+                target_prefix=f"{purpose}/",
+                opts=self.child,
             )
         return bucket
 
