@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 
 Statement = dict[str, Any]  # one IAM policy statement; values may hold Outputs
+READ_OBJECTS = ("s3:GetObject", "s3:GetObjectVersion")  # an object, and any version of it
 
 
 class Component(pulumi.ComponentResource):

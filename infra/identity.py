@@ -35,6 +35,7 @@ from infra.bootstrap.contract import (
     pinned_ref,
 )
 from infra.common import (
+    READ_OBJECTS,
     Component,
     Statement,
     bucket_and_objects,
@@ -232,7 +233,7 @@ class Identity(Component):
                 # The drift baseline beside this environment's training output, or beside a promoted copy.
                 "Sid": "ReadBaselines",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Action": list(READ_OBJECTS),
                 "Resource": [
                     pulumi.Output.concat(args.artifact_bucket_arn, "/training-output/*"),
                     # a promoted package's baseline sits in this environment's write-once prefix
@@ -303,7 +304,7 @@ class Identity(Component):
                 # The model data and drift baseline stay beside the training output upstream.
                 "Sid": "ReadUpstreamModelData",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Action": list(READ_OBJECTS),
                 "Resource": upstream_objects(args.env.upstream, account, "/training-output/*"),
             },
             {
@@ -418,13 +419,7 @@ class Identity(Component):
             {
                 "Sid": "EnvironmentBuckets",
                 "Effect": "Allow",
-                "Action": [
-                    "s3:GetObject",
-                    "s3:GetObjectVersion",
-                    "s3:PutObject",
-                    "s3:ListBucket",
-                    "s3:ListBucketVersions",
-                ],
+                "Action": [*READ_OBJECTS, "s3:PutObject", "s3:ListBucket", "s3:ListBucketVersions"],
                 "Resource": [*args.bucket_arns, *objects],
             },
             {

@@ -18,6 +18,7 @@ from infra.common import Component, physical_name, policy_document
 from infra.environment import Environment
 from infra.registry import group_name
 from kernel.names import endpoint_alarm_names, endpoint_name
+from kernel.stack_config import MonitoringConfig
 
 VARIANT_NAME = "primary"
 DRIFT_NAMESPACE = "MLOps/Drift"
@@ -134,14 +135,10 @@ def lifecycle_rules(stack: str, models: tuple[str, ...], serving_mode: str) -> t
 @dataclass(frozen=True)
 class MonitoringArgs:
     env: Environment
-    alert_email: str
+    monitoring: MonitoringConfig
     deployed_models: tuple[str, ...]
     serving_mode: str
     models: tuple[str, ...]
-    latency_p99_ms: int
-    error_5xx_threshold: int
-    drift_threshold: float
-    monthly_budget_usd: float
 
 
 class Monitoring(Component):
@@ -171,12 +168,12 @@ class Monitoring(Component):
             ),
             opts=self.child,
         )
-        if args.alert_email:
+        if args.monitoring.alertEmail:
             aws.sns.TopicSubscription(
                 f"{name}-alerts-email",
                 topic=self.topic.arn,
                 protocol="email",
-                endpoint=args.alert_email,
+                endpoint=args.monitoring.alertEmail,
                 opts=self.child,
             )
 
@@ -224,13 +221,13 @@ class Monitoring(Component):
             period=60,
             evaluation_periods=2,
             datapoints_to_alarm=2,
-            threshold=args.error_5xx_threshold,
+            threshold=args.monitoring.error5xxThreshold,
             comparison_operator="GreaterThanOrEqualToThreshold",
         )
         latency = alarm(
             "latency",
             names.latency,
-            f"p99 model latency over {args.latency_p99_ms} ms (ModelLatency is in microseconds)",
+            f"p99 model latency over {args.monitoring.latencyP99Ms} ms (ModelLatency is in microseconds)",
             namespace="AWS/SageMaker",
             metric_name="ModelLatency",
             dimensions=dims,
@@ -238,20 +235,20 @@ class Monitoring(Component):
             period=60,
             evaluation_periods=3,
             datapoints_to_alarm=3,
-            threshold=args.latency_p99_ms * 1000,
+            threshold=args.monitoring.latencyP99Ms * 1000,
             comparison_operator="GreaterThanThreshold",
         )
         alarm(
             "drift",
             names.drift,
-            f"data drift score published by `mlops monitor` over {args.drift_threshold}",
+            f"data drift score published by `mlops monitor` over {args.monitoring.driftThreshold}",
             namespace=DRIFT_NAMESPACE,
             metric_name=DRIFT_METRIC,
             dimensions={"EndpointName": endpoint},
             statistic="Maximum",
             period=3600,
             evaluation_periods=1,
-            threshold=args.drift_threshold,
+            threshold=args.monitoring.driftThreshold,
             comparison_operator="GreaterThanThreshold",
         )
         self.alarm_resources[model] = (errors, latency)
@@ -334,7 +331,9 @@ class Monitoring(Component):
                         "stat": "Maximum",
                         "period": 3600,
                         "metrics": [[DRIFT_NAMESPACE, DRIFT_METRIC, "EndpointName", endpoint]],
-                        "annotations": {"horizontal": [{"label": "threshold", "value": args.drift_threshold}]},
+                        "annotations": {
+                            "horizontal": [{"label": "threshold", "value": args.monitoring.driftThreshold}]
+                        },
                     },
                 }
             )
@@ -368,8 +367,8 @@ class Monitoring(Component):
                 "threshold_type": "PERCENTAGE",
                 "subscriber_sns_topic_arns": [self.topic.arn],
             }
-            if args.alert_email:
-                notice["subscriber_email_addresses"] = [args.alert_email]
+            if args.monitoring.alertEmail:
+                notice["subscriber_email_addresses"] = [args.monitoring.alertEmail]
             return notice
 
         aws.budgets.Budget(
@@ -377,7 +376,7 @@ class Monitoring(Component):
             name=physical_name(args.env.stack, "monthly"),
             budget_type="COST",
             time_unit="MONTHLY",
-            limit_amount=f"{args.monthly_budget_usd:.2f}",
+            limit_amount=f"{args.monitoring.monthlyBudgetUsd:.2f}",
             limit_unit="USD",
             cost_filters=[{"name": "TagKeyValue", "values": [f"user:environment${args.env.stack}"]}],
             notifications=[notify("ACTUAL", 80), notify("FORECASTED", 100)],

@@ -68,17 +68,18 @@ def _prefixed(prefix: str | None, logical_name: str) -> str | None:
 
 
 # type token -> (id prefix, ARN resource type) for the network's EC2 resources.
-# Types whose mock ARN is the service's and the resource part below, nothing else.
+# Types whose mock ARN is `arn:aws:<service>:<region>:<account>:<resource>` and nothing else, as
+# "<service>:<resource>".
 ARN_RESOURCES = {
-    "aws:kms/alias:Alias": ("kms", "{name}"),
-    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": ("sagemaker", "model-package-group/{name}"),
-    "aws:sagemaker/model:Model": ("sagemaker", "model/{name}"),
-    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": ("sagemaker", "endpoint-config/{name}"),
-    "aws:sagemaker/endpoint:Endpoint": ("sagemaker", "endpoint/{name}"),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", "alarm:{name}"),
-    "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{name}"),
-    "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:{name}"),
-    "aws:appautoscaling/policy:Policy": ("autoscaling", "scalingPolicy:{name}"),
+    "aws:kms/alias:Alias": "kms:{name}",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": "sagemaker:model-package-group/{name}",
+    "aws:sagemaker/model:Model": "sagemaker:model/{name}",
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": "sagemaker:endpoint-config/{name}",
+    "aws:sagemaker/endpoint:Endpoint": "sagemaker:endpoint/{name}",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "cloudwatch:alarm:{name}",
+    "aws:cloudwatch/eventRule:EventRule": "events:rule/{name}",
+    "aws:cloudwatch/logGroup:LogGroup": "logs:log-group:{name}",
+    "aws:appautoscaling/policy:Policy": "autoscaling:scalingPolicy:{name}",
 }
 EC2_ID_PREFIXES = {
     "aws:ec2/vpc:Vpc": ("vpc", "vpc"),
@@ -176,7 +177,7 @@ class AwsMocks(pulumi_mocks.Mocks):
             resource_id = str(inputs.get("resourceId", args.name))
             out.update(arn=_arn("application-autoscaling", r, f"scalable-target/{content_hash(resource_id)}"))
         elif token in ARN_RESOURCES:
-            service, resource = ARN_RESOURCES[token]
+            service, _, resource = ARN_RESOURCES[token].partition(":")
             out.update(arn=_arn(service, r, resource.format(name=name)))
         elif token in EC2_ID_PREFIXES:
             # EC2 ids are a type prefix and 17 hex digits; ARNs name the type by its API resource name.

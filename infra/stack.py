@@ -34,9 +34,7 @@ def build_stack(
         "storage",
         StorageArgs(
             env,
-            artifact_days=config.retention.artifactDays,
-            capture_days=config.retention.captureDays,
-            log_days=config.retention.logDays,
+            config.retention,
             perimeter=DataPerimeter(
                 s3_endpoint_id=network.s3_endpoint.id,
                 environments=(stack,),
@@ -69,14 +67,10 @@ def build_stack(
         "monitoring",
         MonitoringArgs(
             env,
-            alert_email=config.monitoring.alertEmail,
+            config.monitoring,
             deployed_models=deployed,
             serving_mode=config.serving.mode,
             models=config.models,
-            latency_p99_ms=config.monitoring.latencyP99Ms,
-            error_5xx_threshold=config.monitoring.error5xxThreshold,
-            drift_threshold=config.monitoring.driftThreshold,
-            monthly_budget_usd=config.monitoring.monthlyBudgetUsd,
         ),
         opts,
     )

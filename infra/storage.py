@@ -22,6 +22,7 @@ import pulumi_aws as aws
 
 from infra.common import Component, Statement, deny_insecure_transport, physical_name, policy_document
 from infra.environment import Environment
+from kernel.stack_config import RetentionConfig
 
 # Days a version expired by a lifecycle rule stays recoverable before it is deleted for good.
 NONCURRENT_GRACE_DAYS = 7
@@ -71,9 +72,7 @@ class DataPerimeter:
 @dataclass(frozen=True)
 class StorageArgs:
     env: Environment
-    artifact_days: int
-    capture_days: int
-    log_days: int
+    retention: RetentionConfig
     perimeter: DataPerimeter | None = None  # with the stack's own network (infra/network.py)
 
 
@@ -140,17 +139,19 @@ class Storage(Component):
             opts=self.child,
         )
 
-        self.log_bucket = self._bucket(name, "access-logs", args, kms=False, expire_days=max(args.log_days, 90))
-        self.data_bucket = self._bucket(name, "data", args, kms=True, noncurrent_days=args.artifact_days)
+        self.log_bucket = self._bucket(
+            name, "access-logs", args, kms=False, expire_days=max(args.retention.logDays, 90)
+        )
+        self.data_bucket = self._bucket(name, "data", args, kms=True, noncurrent_days=args.retention.artifactDays)
         self.artifact_bucket = self._bucket(
             name,
             ARTIFACTS,
             args,
             kms=True,
-            noncurrent_days=args.artifact_days,
+            noncurrent_days=args.retention.artifactDays,
             expire_prefix=("checkpoints/", CHECKPOINT_DAYS),
         )
-        self.capture_bucket = self._bucket(name, "capture", args, kms=True, expire_days=args.capture_days)
+        self.capture_bucket = self._bucket(name, "capture", args, kms=True, expire_days=args.retention.captureDays)
 
         self.register_outputs(
             {

@@ -13,7 +13,15 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.bootstrap.contract import VPC_DESCRIBE_ACTIONS, VPC_INTERFACE_ACTIONS, boundary_arn
-from infra.common import Component, Statement, bucket_and_objects, physical_name, policy_document, upstream_objects
+from infra.common import (
+    READ_OBJECTS,
+    Component,
+    Statement,
+    bucket_and_objects,
+    physical_name,
+    policy_document,
+    upstream_objects,
+)
 from infra.environment import Environment
 
 # AWS Deep Learning Containers live in this account's registry in every commercial region.
@@ -93,15 +101,14 @@ class TrainingPlatform(Component):
             {
                 "Sid": "ReadTrainingData",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
+                "Action": [*READ_OBJECTS, "s3:ListBucket", "s3:GetBucketLocation"],
                 "Resource": bucket_and_objects(args.data_bucket_arn),
             },
             {
                 "Sid": "ReadWriteArtifacts",
                 "Effect": "Allow",
                 "Action": [
-                    "s3:GetObject",
-                    "s3:GetObjectVersion",
+                    *READ_OBJECTS,
                     "s3:PutObject",
                     "s3:ListBucket",
                     "s3:GetBucketLocation",
@@ -182,7 +189,7 @@ class TrainingPlatform(Component):
                 {
                     "Sid": "ReadPromotedModelData",
                     "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                    "Action": list(READ_OBJECTS),
                     "Resource": upstream_objects(args.env.upstream, account, "/training-output/*"),
                 }
             )
