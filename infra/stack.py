@@ -95,8 +95,7 @@ def build_stack(
         "identity",
         IdentityArgs(
             env,
-            repository=config.github.repository,
-            github_environment=config.github.environment,
+            config.github,
             execution_role_arn=training.role.arn,
             bucket_arns=[storage.data_bucket.arn, storage.artifact_bucket.arn, storage.capture_bucket.arn],
             topic_arn=monitoring.topic.arn,
@@ -104,7 +103,6 @@ def build_stack(
             training_instance_types=config.training.allowedInstanceTypes,
             artifact_bucket_arn=storage.artifact_bucket.arn,
             capture_bucket_arn=storage.capture_bucket.arn,
-            default_branch=config.github.defaultBranch,
             # the guardrails pin jobs to the subnets and group they run in: the stack's network or the user's VPC
             vpc_subnet_ids=tuple(vpc.subnetIds),
             vpc_security_group_ids=tuple(vpc.securityGroupIds),
