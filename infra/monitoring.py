@@ -195,7 +195,6 @@ class Monitoring(Component):
     def _endpoint_alarms(self, name: str, model: str, args: MonitoringArgs) -> EndpointAlarmNames:
         names = alarm_names(args.env.stack, model, args.serving_mode)
         endpoint = endpoint_name(args.env.stack, model, args.serving_mode)
-        dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
 
         def alarm(suffix: str, alarm_name: str, description: str, **metric: Any) -> aws.cloudwatch.MetricAlarm:
             """An alarm that tells the alert topic when it fires and when it clears; no data is no alarm."""
@@ -210,33 +209,33 @@ class Monitoring(Component):
                 **metric,
             )
 
+        def every_minute_for(minutes: int, metric_name: str, **statistic: str) -> dict[str, Any]:
+            """The variant's SageMaker metric, breaching in each of `minutes` minutes in a row."""
+            return dict(
+                namespace="AWS/SageMaker",
+                metric_name=metric_name,
+                dimensions={"EndpointName": endpoint, "VariantName": VARIANT_NAME},
+                period=60,
+                evaluation_periods=minutes,
+                datapoints_to_alarm=minutes,
+                **statistic,
+            )
+
         errors = alarm(
             "5xx",
             names.errors,
             "model container 5xx errors; rolls back a deployment in progress",
-            namespace="AWS/SageMaker",
-            metric_name="Invocation5XXErrors",
-            dimensions=dims,
-            statistic="Sum",
-            period=60,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
             threshold=args.monitoring.error5xxThreshold,
             comparison_operator="GreaterThanOrEqualToThreshold",
+            **every_minute_for(2, "Invocation5XXErrors", statistic="Sum"),
         )
         latency = alarm(
             "latency",
             names.latency,
             f"p99 model latency over {args.monitoring.latencyP99Ms} ms (ModelLatency is in microseconds)",
-            namespace="AWS/SageMaker",
-            metric_name="ModelLatency",
-            dimensions=dims,
-            extended_statistic="p99",
-            period=60,
-            evaluation_periods=3,
-            datapoints_to_alarm=3,
             threshold=args.monitoring.latencyP99Ms * 1000,
             comparison_operator="GreaterThanThreshold",
+            **every_minute_for(3, "ModelLatency", extended_statistic="p99"),
         )
         alarm(
             "drift",
