@@ -66,7 +66,7 @@ def subnet_blocks(cidr: str, count: int) -> list[str]:
     return [str(s) for s in list(block.subnets(prefixlen_diff=SUBNET_SPLIT_BITS))[:count]]
 
 
-Rule = aws.vpc.SecurityGroupIngressRule | aws.vpc.SecurityGroupEgressRule
+Rule = aws.vpc.SecurityGroupIngressRule | aws.vpc.SecurityGroupEgressRule  # a security group rule, either way
 
 
 @dataclass(frozen=True)

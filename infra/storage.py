@@ -139,19 +139,18 @@ class Storage(Component):
             opts=self.child,
         )
 
-        self.log_bucket = self._bucket(
-            name, "access-logs", args, kms=False, expire_days=max(args.retention.logDays, 90)
-        )
-        self.data_bucket = self._bucket(name, "data", args, kms=True, noncurrent_days=args.retention.artifactDays)
+        days = args.retention
+        self.log_bucket = self._bucket(name, "access-logs", args, kms=False, expire_days=max(days.logDays, 90))
+        self.data_bucket = self._bucket(name, "data", args, kms=True, noncurrent_days=days.artifactDays)
         self.artifact_bucket = self._bucket(
             name,
             ARTIFACTS,
             args,
             kms=True,
-            noncurrent_days=args.retention.artifactDays,
+            noncurrent_days=days.artifactDays,
             expire_prefix=("checkpoints/", CHECKPOINT_DAYS),
         )
-        self.capture_bucket = self._bucket(name, "capture", args, kms=True, expire_days=args.retention.captureDays)
+        self.capture_bucket = self._bucket(name, "capture", args, kms=True, expire_days=days.captureDays)
 
         self.register_outputs(
             {
