@@ -52,14 +52,18 @@ TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 Raw = dict[str, Any]  # a stack file's `config:` mapping, keys as written (`mlops:training`)
 
 
+def bulleted(problems: Iterable[object]) -> str:
+    """Problems one a line, as the list under a sentence that counts them (config and preflight errors)."""
+    return "\n".join(f"  - {p}" for p in problems)
+
+
 class ConfigError(ValueError):
     """A stack configuration that must not be deployed; carries every problem found."""
 
     def __init__(self, stack: str, problems: list[str]):
         self.stack = stack
         self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"stack '{stack}' has {len(problems)} configuration error(s):\n{lines}")
+        super().__init__(f"stack '{stack}' has {len(problems)} configuration error(s):\n{bulleted(problems)}")
 
 
 @dataclass(frozen=True)

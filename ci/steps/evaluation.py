@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci.aws import registry
 from ci.aws import s3 as s3util
-from ci.errors import MlopsError, NotFoundError, UsageError
+from ci.errors import MlopsError, NotFoundError
 from ci.progress import QUIET, Progress
 from ci.steps import integrity
 from ci.steps.container import CorruptArchiveError, unpack_model
@@ -109,9 +109,7 @@ def evaluate_run(
             + (f" ({run.get('failureReason')})" if run.get("failureReason") else "")
         )
     model = run["model"]
-    group = outputs.modelPackageGroups.get(model)
-    if not group:
-        raise UsageError(f"model {model!r} has no package group in stack {outputs.stackName}")
+    group = registry.group_of(outputs, model)
     s3 = session.client("s3")
     sm = session.client("sagemaker")
     work = Path(work_dir or tempfile.mkdtemp(prefix="mlops-evaluate-"))
