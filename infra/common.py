@@ -9,6 +9,16 @@ from typing import Any
 import pulumi
 
 Statement = dict[str, Any]  # one IAM policy statement; values may hold Outputs
+READ_OBJECTS = ("s3:GetObject", "s3:GetObjectVersion")  # an object, and any version of it
+
+
+class Component(pulumi.ComponentResource):
+    """One component of the stack: every resource it makes takes `self.child` as options, so it is
+    the component's child in the graph and shares its provider."""
+
+    def __init__(self, token: str, name: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(token, name, None, opts)
+        self.child = pulumi.ResourceOptions(parent=self)
 
 
 def physical_name(stack: str, *parts: str) -> str:
@@ -30,6 +40,17 @@ def policy_document(statements: list[Statement]) -> pulumi.Output[str]:
 def bucket_and_objects(bucket_arn: pulumi.Input[str]) -> list[pulumi.Input[str]]:
     """A bucket and every object in it, as IAM resources."""
     return [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")]
+
+
+def pass_role(sid: str, role_arn: pulumi.Input[str], service: str = "sagemaker.amazonaws.com") -> Statement:
+    """iam:PassRole of the named role(s) to one service only (the iam_escalation rule's fix)."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": role_arn,
+        "Condition": {"StringEquals": {"iam:PassedToService": service}},
+    }
 
 
 def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> Statement:

@@ -28,16 +28,25 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.bootstrap.contract import (
-    DEFAULT_BRANCH,
     boundary_arn,
     github_trust,
     oidc_provider_arn,
     pinned_ref,
 )
-from infra.common import Statement, bucket_and_objects, physical_name, policy_document, upstream_objects
+from infra.common import (
+    READ_OBJECTS,
+    Component,
+    Statement,
+    bucket_and_objects,
+    pass_role,
+    physical_name,
+    policy_document,
+    upstream_objects,
+)
 from infra.environment import Environment
 from infra.training import DLC_ACCOUNT
 from kernel.instances import accepts_volume_kms_key
+from kernel.stack_config import GithubConfig
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # SageMaker's, one per account and region
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"  # ModelApprovalStatus values
@@ -59,8 +68,7 @@ def approval_environment(github_environment: str) -> str:
 @dataclass(frozen=True)
 class IdentityArgs:
     env: Environment
-    repository: str
-    github_environment: str
+    github: GithubConfig  # the repository whose workflows assume the roles, their environment and branch
     execution_role_arn: pulumi.Input[str]
     bucket_arns: list[pulumi.Input[str]]
     topic_arn: pulumi.Input[str]
@@ -68,19 +76,17 @@ class IdentityArgs:
     training_instance_types: tuple[str, ...]
     artifact_bucket_arn: pulumi.Input[str] = ""
     capture_bucket_arn: pulumi.Input[str] = ""
-    default_branch: str = DEFAULT_BRANCH
     # Where training and models run: the VPC's subnets and security groups (empty: no VPC condition).
     vpc_subnet_ids: tuple[pulumi.Input[str], ...] = field(default_factory=tuple)
     vpc_security_group_ids: tuple[pulumi.Input[str], ...] = field(default_factory=tuple)
     serving_mode: str = "instance"  # serverless models cannot take network isolation
 
 
-class Identity(pulumi.ComponentResource):
+class Identity(Component):
     def __init__(self, name: str, args: IdentityArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:identity:Identity", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:identity:Identity", name, opts)
         provider = oidc_provider_arn(args.env.account_id)
-        ref = pinned_ref(args.env.tier, args.default_branch)
+        ref = pinned_ref(args.env.tier, args.github.defaultBranch)
 
         def role(
             suffix: str, role_name: str, description: str, trust: list[Statement], statements: list[Statement]
@@ -92,48 +98,52 @@ class Identity(pulumi.ComponentResource):
                 assume_role_policy=policy_document(trust),
                 permissions_boundary=boundary_arn(args.env.account_id),
                 max_session_duration=3600,
-                opts=child,
+                opts=self.child,
             )
             return made, statements
 
         self.role, pipeline = role(
             "deployer",
             "github-deployer",
-            f"GitHub Actions runs the mlops {args.env.stack} pipeline from {args.repository} "
-            f"(environment {args.github_environment}); it cannot approve, pulumi up runs as the deploy role",
-            github_trust(provider, args.repository, args.github_environment, pipeline_workflows(args.env.tier), ref),
+            f"GitHub Actions runs the mlops {args.env.stack} pipeline from {args.github.repository} "
+            f"(environment {args.github.environment}); it cannot approve, pulumi up runs as the deploy role",
+            github_trust(
+                provider, args.github.repository, args.github.environment, pipeline_workflows(args.env.tier), ref
+            ),
             [*self._pipeline_statements(args), *sagemaker_guardrails(args), *self._no_approval_statements(args)],
         )
-        aws.iam.RolePolicy(f"{name}-deployer-pipeline", role=self.role.id, policy=policy_document(pipeline), opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-deployer-pipeline", role=self.role.id, policy=policy_document(pipeline), opts=self.child
+        )
         # The approver always trusts the default branch only, dev included: approving is never a branch's job.
-        approval_ref = pinned_ref("prod", args.default_branch)
+        approval_ref = pinned_ref("prod", args.github.defaultBranch)
         self.approver, approver = role(
             "approver",
             "approver",
             f"Sets the approval status of mlops {args.env.stack} model packages, from {APPROVAL_WORKFLOW} "
-            f"in GitHub environment {approval_environment(args.github_environment)}",
+            f"in GitHub environment {approval_environment(args.github.environment)}",
             github_trust(
                 provider,
-                args.repository,
-                approval_environment(args.github_environment),
+                args.github.repository,
+                approval_environment(args.github.environment),
                 (APPROVAL_WORKFLOW,),
                 approval_ref,
             ),
             self._approver_statements(args),
         )
         aws.iam.RolePolicy(
-            f"{name}-approver-permissions", role=self.approver.id, policy=policy_document(approver), opts=child
+            f"{name}-approver-permissions", role=self.approver.id, policy=policy_document(approver), opts=self.child
         )
         self.monitor, monitor = role(
             "monitor",
             "monitor",
             f"Drift of mlops {args.env.stack}: reads captures and baselines, publishes the drift metric, "
-            f"notifies the alert topic; from {DRIFT_WORKFLOW} in GitHub environment {args.github_environment}",
-            github_trust(provider, args.repository, args.github_environment, (DRIFT_WORKFLOW,), ref),
+            f"notifies the alert topic; from {DRIFT_WORKFLOW} in GitHub environment {args.github.environment}",
+            github_trust(provider, args.github.repository, args.github.environment, (DRIFT_WORKFLOW,), ref),
             self._monitor_statements(args),
         )
         aws.iam.RolePolicy(
-            f"{name}-monitor-permissions", role=self.monitor.id, policy=policy_document(monitor), opts=child
+            f"{name}-monitor-permissions", role=self.monitor.id, policy=policy_document(monitor), opts=self.child
         )
         self.register_outputs(
             {
@@ -223,7 +233,7 @@ class Identity(pulumi.ComponentResource):
                 # The drift baseline beside this environment's training output, or beside a promoted copy.
                 "Sid": "ReadBaselines",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Action": list(READ_OBJECTS),
                 "Resource": [
                     pulumi.Output.concat(args.artifact_bucket_arn, "/training-output/*"),
                     # a promoted package's baseline sits in this environment's write-once prefix
@@ -294,7 +304,7 @@ class Identity(pulumi.ComponentResource):
                 # The model data and drift baseline stay beside the training output upstream.
                 "Sid": "ReadUpstreamModelData",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Action": list(READ_OBJECTS),
                 "Resource": upstream_objects(args.env.upstream, account, "/training-output/*"),
             },
             {
@@ -405,23 +415,11 @@ class Identity(pulumi.ComponentResource):
                     sm(f"model/{physical_name(stack)}-*"),
                 ],
             },
-            {
-                "Sid": "PassOnlyTheExecutionRole",
-                "Effect": "Allow",
-                "Action": "iam:PassRole",
-                "Resource": args.execution_role_arn,
-                "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            },
+            pass_role("PassOnlyTheExecutionRole", args.execution_role_arn),
             {
                 "Sid": "EnvironmentBuckets",
                 "Effect": "Allow",
-                "Action": [
-                    "s3:GetObject",
-                    "s3:GetObjectVersion",
-                    "s3:PutObject",
-                    "s3:ListBucket",
-                    "s3:ListBucketVersions",
-                ],
+                "Action": [*READ_OBJECTS, "s3:PutObject", "s3:ListBucket", "s3:ListBucketVersions"],
                 "Resource": [*args.bucket_arns, *objects],
             },
             {

@@ -14,10 +14,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.common import physical_name, policy_document
+from infra.common import Component, physical_name, policy_document
 from infra.environment import Environment
 from infra.registry import group_name
 from kernel.names import endpoint_alarm_names, endpoint_name
+from kernel.stack_config import MonitoringConfig
 
 VARIANT_NAME = "primary"
 DRIFT_NAMESPACE = "MLOps/Drift"
@@ -134,24 +135,19 @@ def lifecycle_rules(stack: str, models: tuple[str, ...], serving_mode: str) -> t
 @dataclass(frozen=True)
 class MonitoringArgs:
     env: Environment
-    alert_email: str
+    monitoring: MonitoringConfig
     deployed_models: tuple[str, ...]
     serving_mode: str
     models: tuple[str, ...]
-    latency_p99_ms: int
-    error_5xx_threshold: int
-    drift_threshold: float
-    monthly_budget_usd: float
 
 
-class Monitoring(pulumi.ComponentResource):
+class Monitoring(Component):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:monitoring:Monitoring", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:monitoring:Monitoring", name, opts)
         prefix = physical_name(args.env.stack)
 
         self.topic = aws.sns.Topic(
-            f"{name}-alerts", name=f"{prefix}-alerts", kms_master_key_id=args.env.kms_key_arn, opts=child
+            f"{name}-alerts", name=f"{prefix}-alerts", kms_master_key_id=args.env.kms_key_arn, opts=self.child
         )
         aws.sns.TopicPolicy(
             f"{name}-alerts-publishers",
@@ -170,11 +166,15 @@ class Monitoring(pulumi.ComponentResource):
                     }
                 ]
             ),
-            opts=child,
+            opts=self.child,
         )
-        if args.alert_email:
+        if args.monitoring.alertEmail:
             aws.sns.TopicSubscription(
-                f"{name}-alerts-email", topic=self.topic.arn, protocol="email", endpoint=args.alert_email, opts=child
+                f"{name}-alerts-email",
+                topic=self.topic.arn,
+                protocol="email",
+                endpoint=args.monitoring.alertEmail,
+                opts=self.child,
             )
 
         self.alarms: dict[str, EndpointAlarmNames] = {}
@@ -184,68 +184,71 @@ class Monitoring(pulumi.ComponentResource):
 
         self._lifecycle_events(name, args)
         self.dashboard = aws.cloudwatch.Dashboard(
-            f"{name}-dashboard", dashboard_name=prefix, dashboard_body=json.dumps(self._dashboard(args)), opts=child
+            f"{name}-dashboard",
+            dashboard_name=prefix,
+            dashboard_body=json.dumps(self._dashboard(args)),
+            opts=self.child,
         )
         self._budget(name, args)
         self.register_outputs({"alertTopicArn": self.topic.arn, "dashboardName": self.dashboard.dashboard_name})
 
     def _endpoint_alarms(self, name: str, model: str, args: MonitoringArgs) -> EndpointAlarmNames:
-        child = pulumi.ResourceOptions(parent=self)
         names = alarm_names(args.env.stack, model, args.serving_mode)
         endpoint = endpoint_name(args.env.stack, model, args.serving_mode)
-        dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
-        actions: dict[str, Any] = dict(alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn])
-        errors = aws.cloudwatch.MetricAlarm(
-            f"{name}-{model}-5xx",
-            name=names.errors,
-            alarm_description=f"{endpoint}: model container 5xx errors; rolls back a deployment in progress",
-            namespace="AWS/SageMaker",
-            metric_name="Invocation5XXErrors",
-            dimensions=dims,
-            statistic="Sum",
-            period=60,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
-            threshold=args.error_5xx_threshold,
+
+        def alarm(suffix: str, alarm_name: str, description: str, **metric: Any) -> aws.cloudwatch.MetricAlarm:
+            """An alarm that tells the alert topic when it fires and when it clears; no data is no alarm."""
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{model}-{suffix}",
+                name=alarm_name,
+                alarm_description=f"{endpoint}: {description}",
+                treat_missing_data="notBreaching",
+                alarm_actions=[self.topic.arn],
+                ok_actions=[self.topic.arn],
+                opts=self.child,
+                **metric,
+            )
+
+        def every_minute_for(minutes: int, metric_name: str, **statistic: str) -> dict[str, Any]:
+            """The variant's SageMaker metric, breaching in each of `minutes` minutes in a row."""
+            return dict(
+                namespace="AWS/SageMaker",
+                metric_name=metric_name,
+                dimensions={"EndpointName": endpoint, "VariantName": VARIANT_NAME},
+                period=60,
+                evaluation_periods=minutes,
+                datapoints_to_alarm=minutes,
+                **statistic,
+            )
+
+        errors = alarm(
+            "5xx",
+            names.errors,
+            "model container 5xx errors; rolls back a deployment in progress",
+            threshold=args.monitoring.error5xxThreshold,
             comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            opts=child,
-            **actions,
+            **every_minute_for(2, "Invocation5XXErrors", statistic="Sum"),
         )
-        latency = aws.cloudwatch.MetricAlarm(
-            f"{name}-{model}-latency",
-            name=names.latency,
-            alarm_description=(
-                f"{endpoint}: p99 model latency over {args.latency_p99_ms} ms (ModelLatency is in microseconds)"
-            ),
-            namespace="AWS/SageMaker",
-            metric_name="ModelLatency",
-            dimensions=dims,
-            extended_statistic="p99",
-            period=60,
-            evaluation_periods=3,
-            datapoints_to_alarm=3,
-            threshold=args.latency_p99_ms * 1000,
+        latency = alarm(
+            "latency",
+            names.latency,
+            f"p99 model latency over {args.monitoring.latencyP99Ms} ms (ModelLatency is in microseconds)",
+            threshold=args.monitoring.latencyP99Ms * 1000,
             comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            opts=child,
-            **actions,
+            **every_minute_for(3, "ModelLatency", extended_statistic="p99"),
         )
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-{model}-drift",
-            name=names.drift,
-            alarm_description=f"{endpoint}: data drift score published by `mlops monitor` over {args.drift_threshold}",
+        alarm(
+            "drift",
+            names.drift,
+            f"data drift score published by `mlops monitor` over {args.monitoring.driftThreshold}",
             namespace=DRIFT_NAMESPACE,
             metric_name=DRIFT_METRIC,
             dimensions={"EndpointName": endpoint},
             statistic="Maximum",
             period=3600,
             evaluation_periods=1,
-            threshold=args.drift_threshold,
+            threshold=args.monitoring.driftThreshold,
             comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            opts=child,
-            **actions,
         )
         self.alarm_resources[model] = (errors, latency)
         return names
@@ -253,14 +256,13 @@ class Monitoring(pulumi.ComponentResource):
     def _lifecycle_events(self, name: str, args: MonitoringArgs) -> None:
         """SageMaker's own events reach the alert topic, each rule with a message that says what happened,
         to which model, in which environment; an alarm counts failed training jobs."""
-        child = pulumi.ResourceOptions(parent=self)
         for lifecycle in lifecycle_rules(args.env.stack, args.models, args.serving_mode):
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{lifecycle.key}",
                 name=lifecycle.rule_name(args.env.stack),
                 description=lifecycle.description,
                 event_pattern=json.dumps(lifecycle.pattern),
-                opts=child,
+                opts=self.child,
             )
             aws.cloudwatch.EventTarget(
                 f"{name}-{lifecycle.key}-alert",
@@ -268,7 +270,7 @@ class Monitoring(pulumi.ComponentResource):
                 arn=self.topic.arn,
                 target_id="alert-topic",
                 input_transformer={"input_paths": lifecycle.input_paths, "input_template": lifecycle.template},
-                opts=child,
+                opts=self.child,
             )
         aws.cloudwatch.MetricAlarm(
             f"{name}-training-failed",
@@ -284,7 +286,7 @@ class Monitoring(pulumi.ComponentResource):
             comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="notBreaching",
             alarm_actions=[self.topic.arn],
-            opts=child,
+            opts=self.child,
         )
 
     def _dashboard(self, args: MonitoringArgs) -> dict[str, Any]:
@@ -328,7 +330,9 @@ class Monitoring(pulumi.ComponentResource):
                         "stat": "Maximum",
                         "period": 3600,
                         "metrics": [[DRIFT_NAMESPACE, DRIFT_METRIC, "EndpointName", endpoint]],
-                        "annotations": {"horizontal": [{"label": "threshold", "value": args.drift_threshold}]},
+                        "annotations": {
+                            "horizontal": [{"label": "threshold", "value": args.monitoring.driftThreshold}]
+                        },
                     },
                 }
             )
@@ -353,7 +357,6 @@ class Monitoring(pulumi.ComponentResource):
         return {"widgets": widgets}
 
     def _budget(self, name: str, args: MonitoringArgs) -> None:
-        child = pulumi.ResourceOptions(parent=self)
 
         def notify(kind: str, threshold: int) -> aws.budgets.BudgetNotificationArgsDict:
             notice: aws.budgets.BudgetNotificationArgsDict = {
@@ -363,8 +366,8 @@ class Monitoring(pulumi.ComponentResource):
                 "threshold_type": "PERCENTAGE",
                 "subscriber_sns_topic_arns": [self.topic.arn],
             }
-            if args.alert_email:
-                notice["subscriber_email_addresses"] = [args.alert_email]
+            if args.monitoring.alertEmail:
+                notice["subscriber_email_addresses"] = [args.monitoring.alertEmail]
             return notice
 
         aws.budgets.Budget(
@@ -372,9 +375,9 @@ class Monitoring(pulumi.ComponentResource):
             name=physical_name(args.env.stack, "monthly"),
             budget_type="COST",
             time_unit="MONTHLY",
-            limit_amount=f"{args.monthly_budget_usd:.2f}",
+            limit_amount=f"{args.monitoring.monthlyBudgetUsd:.2f}",
             limit_unit="USD",
             cost_filters=[{"name": "TagKeyValue", "values": [f"user:environment${args.env.stack}"]}],
             notifications=[notify("ACTUAL", 80), notify("FORECASTED", 100)],
-            opts=child,
+            opts=self.child,
         )

@@ -30,7 +30,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.bootstrap.contract import boundary_arn
-from infra.common import physical_name, policy_document
+from infra.common import Component, physical_name, policy_document
 from infra.environment import Environment
 from kernel.stack_config import SUBNET_SPLIT_BITS, NetworkConfig
 
@@ -66,6 +66,9 @@ def subnet_blocks(cidr: str, count: int) -> list[str]:
     return [str(s) for s in list(block.subnets(prefixlen_diff=SUBNET_SPLIT_BITS))[:count]]
 
 
+Rule = aws.vpc.SecurityGroupIngressRule | aws.vpc.SecurityGroupEgressRule  # a security group rule, either way
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where training jobs and instance endpoints run: `VpcConfig`'s shape, with ids the network
@@ -82,12 +85,11 @@ class NetworkArgs:
     network: NetworkConfig
 
 
-class Network(pulumi.ComponentResource):
+class Network(Component):
     """VPC, private subnets, the S3 gateway endpoint, interface endpoints and two security groups."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:network:Network", name, opts)
         self._name, self._args = name, args
         prefix = physical_name(args.env.stack)
 
@@ -100,11 +102,11 @@ class Network(pulumi.ComponentResource):
             enable_dns_support=True,  # VPC-ENDPOINT-PRIVATE-DNS
             enable_dns_hostnames=True,
             tags=tags("vpc"),
-            opts=child,
+            opts=self.child,
         )
         # The default security group admits all traffic among its members: strip it, so nothing
         # lands in it by accident.
-        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=self.vpc.id, tags=tags("default"), opts=child)
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=self.vpc.id, tags=tags("default"), opts=self.child)
 
         zones = self._zones(args.network)
         self.subnets: list[aws.ec2.Subnet] = []
@@ -117,32 +119,30 @@ class Network(pulumi.ComponentResource):
                 availability_zone=zones[i],
                 map_public_ip_on_launch=False,
                 tags=tags(f"private-{i}"),
-                opts=child,
+                opts=self.child,
             )
             # Only the implicit local route: no internet or NAT gateway anywhere in this VPC.
-            table = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=self.vpc.id, tags=tags(f"private-{i}"), opts=child)
+            table = aws.ec2.RouteTable(
+                f"{name}-private-{i}", vpc_id=self.vpc.id, tags=tags(f"private-{i}"), opts=self.child
+            )
             aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=child
+                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=self.child
             )
             self.subnets.append(subnet)
             self.route_tables.append(table)
 
-        self.endpoint_sg = aws.ec2.SecurityGroup(
-            f"{name}-endpoints-sg",
-            name=f"{prefix}-vpc-endpoints",
-            description=f"mlops {args.env.stack}: VPC interface endpoints, HTTPS from the workloads only",
-            vpc_id=self.vpc.id,
-            tags=tags("vpc-endpoints"),
-            opts=child,
-        )
-        self.workload_sg = aws.ec2.SecurityGroup(
-            f"{name}-workload-sg",
-            name=f"{prefix}-workloads",
-            description=f"mlops {args.env.stack}: training jobs and endpoints, HTTPS to AWS endpoints only",
-            vpc_id=self.vpc.id,
-            tags=tags("workloads"),
-            opts=child,
-        )
+        def group(logical: str, purpose: str, description: str) -> aws.ec2.SecurityGroup:
+            return aws.ec2.SecurityGroup(
+                f"{name}-{logical}-sg",
+                name=f"{prefix}-{purpose}",
+                description=f"mlops {args.env.stack}: {description}",
+                vpc_id=self.vpc.id,
+                tags=tags(purpose),
+                opts=self.child,
+            )
+
+        self.endpoint_sg = group("endpoints", "vpc-endpoints", "VPC interface endpoints, HTTPS from the workloads only")
+        self.workload_sg = group("workload", "workloads", "training jobs and endpoints, HTTPS to AWS endpoints only")
 
         self.s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3",
@@ -163,7 +163,7 @@ class Network(pulumi.ComponentResource):
                 ]
             ),
             tags=tags("s3"),
-            opts=child,
+            opts=self.child,
         )
         self.interface_endpoints = {
             key: aws.ec2.VpcEndpoint(
@@ -176,11 +176,11 @@ class Network(pulumi.ComponentResource):
                 security_group_ids=[self.endpoint_sg.id],
                 policy=policy_document([self._this_account("*", self._endpoint_resources(key))]),
                 tags=tags(key),
-                opts=child,
+                opts=self.child,
             )
             for key, service in INTERFACE_SERVICES.items()
         }
-        self._rules(name, child)
+        self._rules(name)
 
         self.register_outputs(
             {
@@ -233,39 +233,43 @@ class Network(pulumi.ComponentResource):
             return pulumi.Output.concat("arn:aws:logs:", a.env.region, ":", a.env.account_id, ":log-group:*")
         return "*"
 
-    def _rules(self, name: str, child: pulumi.ResourceOptions) -> None:
+    def _rules(self, name: str) -> None:
         """Separate rule resources, so the two groups can name each other without a cycle."""
         workload, endpoints = self.workload_sg.id, self.endpoint_sg.id
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-endpoints-from-workloads",
-            security_group_id=endpoints,
-            referenced_security_group_id=workload,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            description="HTTPS from training jobs and endpoints",
-            opts=child,
+        https: tuple[tuple[str, type[Rule], pulumi.Input[str], dict[str, Any], str], ...] = (
+            (
+                "endpoints-from-workloads",
+                aws.vpc.SecurityGroupIngressRule,
+                endpoints,
+                {"referenced_security_group_id": workload},
+                "HTTPS from training jobs and endpoints",
+            ),
+            (
+                "workloads-to-endpoints",
+                aws.vpc.SecurityGroupEgressRule,
+                workload,
+                {"referenced_security_group_id": endpoints},
+                "HTTPS to the interface endpoints",
+            ),
+            (
+                "workloads-to-s3",
+                aws.vpc.SecurityGroupEgressRule,
+                workload,
+                {"prefix_list_id": self.s3_endpoint.prefix_list_id},
+                "HTTPS to S3 through the gateway endpoint",
+            ),
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-workloads-to-endpoints",
-            security_group_id=workload,
-            referenced_security_group_id=endpoints,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            description="HTTPS to the interface endpoints",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-workloads-to-s3",
-            security_group_id=workload,
-            prefix_list_id=self.s3_endpoint.prefix_list_id,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            description="HTTPS to S3 through the gateway endpoint",
-            opts=child,
-        )
+        for suffix, rule, group, peer, description in https:
+            rule(
+                f"{name}-{suffix}",
+                security_group_id=group,
+                ip_protocol="tcp",
+                from_port=HTTPS,
+                to_port=HTTPS,
+                description=description,
+                opts=self.child,
+                **peer,
+            )
         # VPC-DISTRIBUTED-TRAINING-SG: the hosts of one job exchange gradients (NCCL, MPI).
         for direction, rule in (("in", aws.vpc.SecurityGroupIngressRule), ("out", aws.vpc.SecurityGroupEgressRule)):
             rule(
@@ -274,7 +278,7 @@ class Network(pulumi.ComponentResource):
                 referenced_security_group_id=workload,
                 ip_protocol="-1",
                 description="distributed training: hosts of one job talk to each other",
-                opts=child,
+                opts=self.child,
             )
 
     def add_flow_logs(self, kms_key_arn: pulumi.Input[str], retention_days: int) -> aws.ec2.FlowLog:
@@ -284,13 +288,12 @@ class Network(pulumi.ComponentResource):
         need this network's S3 endpoint first.
         """
         a, name = self._args, self._name
-        child = pulumi.ResourceOptions(parent=self)
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             name=f"/mlops/{a.env.stack}/vpc-flow-logs",
             kms_key_id=kms_key_arn,  # the key policy lets CloudWatch Logs use it for this account's groups
             retention_in_days=retention_days,
-            opts=child,
+            opts=self.child,
         )
         account = a.env.account_id
         role = aws.iam.Role(
@@ -315,7 +318,7 @@ class Network(pulumi.ComponentResource):
                 ]
             ),
             permissions_boundary=boundary_arn(account),  # the deploy role creates no role without it
-            opts=child,
+            opts=self.child,
         )
         delivery = aws.iam.RolePolicy(
             f"{name}-flow-logs",
@@ -336,7 +339,7 @@ class Network(pulumi.ComponentResource):
                     }
                 ]
             ),
-            opts=child,
+            opts=self.child,
         )
         self.flow_log = aws.ec2.FlowLog(
             f"{name}-flow-logs",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kernel.aws_model import UNKNOWN, validate_request
 from kernel.aws_rules import Request, check_requests
 from kernel.names import NAME_MEMBERS
+from kernel.stack_config import bulleted
 
 if TYPE_CHECKING:
     from infra.preview import Preview
@@ -49,8 +50,9 @@ class PreflightError(RuntimeError):
     def __init__(self, stack: str, findings: list[Finding]):
         self.stack = stack
         self.findings = findings
-        lines = "\n".join(f"  - {f.message}" for f in findings)
-        super().__init__(f"stack '{stack}' fails the AWS preflight with {len(findings)} problem(s):\n{lines}")
+        super().__init__(
+            f"stack '{stack}' fails the AWS preflight with {len(findings)} problem(s):\n{bulleted(findings)}"
+        )
 
 
 # --- wire form -> API request ------------------------------------------------------------------

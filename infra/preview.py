@@ -26,6 +26,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from infra.common import content_hash
 from kernel.names import PROVIDER_UNIQUE_SUFFIX_LENGTH
 from kernel.stack_config import load_stack_config, read_raw_config, to_pulumi_config
+from kernel.wire import plain  # secrets unwrapped as the policy records unwrap them
 
 PROJECT = "mlops"
 PROGRAM = Path(__file__).resolve().parent / "__main__.py"
@@ -68,6 +69,19 @@ def _prefixed(prefix: str | None, logical_name: str) -> str | None:
 
 
 # type token -> (id prefix, ARN resource type) for the network's EC2 resources.
+# Types whose mock ARN is `arn:aws:<service>:<region>:<account>:<resource>` and nothing else, as
+# "<service>:<resource>".
+ARN_RESOURCES = {
+    "aws:kms/alias:Alias": "kms:{name}",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": "sagemaker:model-package-group/{name}",
+    "aws:sagemaker/model:Model": "sagemaker:model/{name}",
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": "sagemaker:endpoint-config/{name}",
+    "aws:sagemaker/endpoint:Endpoint": "sagemaker:endpoint/{name}",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "cloudwatch:alarm:{name}",
+    "aws:cloudwatch/eventRule:EventRule": "events:rule/{name}",
+    "aws:cloudwatch/logGroup:LogGroup": "logs:log-group:{name}",
+    "aws:appautoscaling/policy:Policy": "autoscaling:scalingPolicy:{name}",
+}
 EC2_ID_PREFIXES = {
     "aws:ec2/vpc:Vpc": ("vpc", "vpc"),
     "aws:ec2/subnet:Subnet": ("subnet", "subnet"),
@@ -126,8 +140,6 @@ class AwsMocks(pulumi_mocks.Mocks):
             digest = content_hash(pulumi.get_stack(), args.name, length=32)  # one key per stack, as in AWS
             resource_id = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
             out.update(keyId=resource_id, arn=_arn("kms", r, f"key/{resource_id}"))
-        elif token == "aws:kms/alias:Alias":
-            out.update(arn=_arn("kms", r, str(name)))
         elif token == "aws:s3/bucket:Bucket":
             out.update(bucket=name, arn=f"arn:aws:s3:::{name}", bucketDomainName=f"{name}.s3.amazonaws.com", region=r)
         elif token == "aws:iam/role:Role":
@@ -151,26 +163,12 @@ class AwsMocks(pulumi_mocks.Mocks):
                 registryId=ACCOUNT_ID,
                 repositoryUrl=f"{ACCOUNT_ID}.dkr.ecr.{r}.amazonaws.com/{name}",
             )
-        elif token == "aws:sagemaker/modelPackageGroup:ModelPackageGroup":
-            out.update(arn=_arn("sagemaker", r, f"model-package-group/{name}"))
-        elif token == "aws:sagemaker/model:Model":
-            out.update(arn=_arn("sagemaker", r, f"model/{name}"))
-        elif token == "aws:sagemaker/endpointConfiguration:EndpointConfiguration":
-            out.update(arn=_arn("sagemaker", r, f"endpoint-config/{name}"))
-        elif token == "aws:sagemaker/endpoint:Endpoint":
-            out.update(arn=_arn("sagemaker", r, f"endpoint/{name}"))
         elif token == "aws:sns/topic:Topic":
             out.update(arn=_arn("sns", r, str(name)))
             resource_id = out["arn"]
         elif token == "aws:sns/topicSubscription:TopicSubscription":
             out.update(arn=f"{inputs.get('topic')}:{content_hash(args.name, length=8)}")
             resource_id = out["arn"]
-        elif token == "aws:cloudwatch/metricAlarm:MetricAlarm":
-            out.update(arn=_arn("cloudwatch", r, f"alarm:{name}"))
-        elif token == "aws:cloudwatch/eventRule:EventRule":
-            out.update(arn=_arn("events", r, f"rule/{name}"))
-        elif token == "aws:cloudwatch/logGroup:LogGroup":
-            out.update(arn=_arn("logs", r, f"log-group:{name}"))
         elif token == "aws:cloudwatch/dashboard:Dashboard":
             out.update(dashboardArn=f"arn:aws:cloudwatch::{ACCOUNT_ID}:dashboard/{name}")
         elif token == "aws:budgets/budget:Budget":
@@ -179,8 +177,9 @@ class AwsMocks(pulumi_mocks.Mocks):
         elif token == "aws:appautoscaling/target:Target":
             resource_id = str(inputs.get("resourceId", args.name))
             out.update(arn=_arn("application-autoscaling", r, f"scalable-target/{content_hash(resource_id)}"))
-        elif token == "aws:appautoscaling/policy:Policy":
-            out.update(arn=_arn("autoscaling", r, f"scalingPolicy:{name}"))
+        elif token in ARN_RESOURCES:
+            service, _, resource = ARN_RESOURCES[token].partition(":")
+            out.update(arn=_arn(service, r, resource.format(name=name)))
         elif token in EC2_ID_PREFIXES:
             # EC2 ids are a type prefix and 17 hex digits; ARNs name the type by its API resource name.
             prefix, arn_type = EC2_ID_PREFIXES[token]
@@ -190,9 +189,7 @@ class AwsMocks(pulumi_mocks.Mocks):
                 out["prefixListId"] = f"pl-{content_hash(inputs.get('serviceName'), length=8)}"
             if token == "aws:ec2/securityGroup:SecurityGroup":
                 out.update(name=name)
-            if token == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
-                out["securityGroupRuleId"] = resource_id
-            if token == "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule":
+            if arn_type == "security-group-rule":  # ingress and egress rules alike
                 out["securityGroupRuleId"] = resource_id
         elif token.startswith("aws:") and "arn" not in out:
             out["arn"] = _arn(token.split(":")[1].split("/")[0], r, f"{token.rsplit(':', 1)[-1].lower()}/{name}")
@@ -250,21 +247,8 @@ def _record(urn: str, request: Any, resource_id: str, props: dict[str, Any]) -> 
         "parent": request.parent or "",
         "provider": request.provider or "",
         "dependencies": list(request.dependencies),
-        "props": _plain(props),
+        "props": plain(props, stringify=True),
     }
-
-
-def _plain(value: Any) -> Any:
-    """Wire values as JSON-able Python: drop the SDK's unknown/secret markers."""
-    if isinstance(value, dict):
-        if value.get("4dabf18193072939515e22adb298388d") == "1b47061264138c4ac30d75fd1eb44270":
-            return _plain(value.get("value"))
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 # --- running the program --------------------------------------------------------------------
@@ -308,7 +292,7 @@ def run_program(
         pulumi_settings.ROOT.set(None)
         loop.close()
         asyncio.set_event_loop(None)
-    return monitor.records, _plain(outputs)
+    return monitor.records, plain(outputs, stringify=True)
 
 
 def _run(program: Path) -> None:

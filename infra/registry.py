@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.common import physical_name, policy_document
+from infra.common import Component, physical_name, policy_document
 from infra.environment import Environment
 
 
@@ -41,10 +41,9 @@ def group_name(model: str, stack: str) -> str:
     return f"{model}-{stack}"
 
 
-class Registry(pulumi.ComponentResource):
+class Registry(Component):
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:registry:Registry", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:registry:Registry", name, opts)
         self.groups: dict[str, aws.sagemaker.ModelPackageGroup] = {}
         readers = args.env.downstream
         for model in args.models:
@@ -52,7 +51,7 @@ class Registry(pulumi.ComponentResource):
                 f"{name}-{model}",
                 model_package_group_name=group_name(model, args.env.stack),
                 model_package_group_description=f"{model} models trained in {args.env.stack}",
-                opts=child,
+                opts=self.child,
             )
             self.groups[model] = group
             if readers:
@@ -60,7 +59,7 @@ class Registry(pulumi.ComponentResource):
                     f"{name}-{model}-read-downstream",
                     model_package_group_name=group.model_package_group_name,
                     resource_policy=self._read_policy(args, model, readers),
-                    opts=child,
+                    opts=self.child,
                 )
 
         self.repository = aws.ecr.Repository(
@@ -70,7 +69,7 @@ class Registry(pulumi.ComponentResource):
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.env.kms_key_arn}],
             force_delete=False,
-            opts=child,
+            opts=self.child,
         )
         aws.ecr.LifecyclePolicy(
             f"{name}-images-expire-untagged",
@@ -92,7 +91,7 @@ class Registry(pulumi.ComponentResource):
                     ]
                 }
             ),
-            opts=child,
+            opts=self.child,
         )
         self.register_outputs(
             {

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.common import content_hash, physical_name
+from infra.common import Component, content_hash, physical_name
 from infra.environment import Environment
 from infra.monitoring import VARIANT_NAME, EndpointAlarmNames
 from infra.network import Placement
@@ -63,10 +63,9 @@ def fleet_size(serving: ServingConfig) -> int:
     return max(serving.initialInstanceCount, serving.autoscaling.maxCapacity)
 
 
-class ModelEndpoint(pulumi.ComponentResource):
+class ModelEndpoint(Component):
     def __init__(self, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:serving:ModelEndpoint", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:serving:ModelEndpoint", name, opts)
         s = args.serving
         serverless = s.mode == "serverless"
         # SERVERLESS-EXCLUSIONS: serverless hosting runs the container on AWS-managed compute that
@@ -96,7 +95,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             tags={
                 "model-package": args.package_arn.rsplit("/", 2)[-2] + "/" + args.package_arn.rsplit("/", 1)[-1],
             },
-            opts=child,
+            opts=self.child,
         )
 
         variant: aws.sagemaker.EndpointConfigurationProductionVariantArgsDict = {
@@ -217,7 +216,6 @@ class ModelEndpoint(pulumi.ComponentResource):
         cannot tell an instance-type change from a model change, so every rollout does this;
         autoscaling is blocked during an endpoint update anyway.
         """
-        child = pulumi.ResourceOptions(parent=self)
         a = args.serving.autoscaling
         resource_id = pulumi.Output.all(self.endpoint.name, self.config.id).apply(
             lambda names: f"endpoint/{names[0]}/variant/{VARIANT_NAME}"
@@ -229,7 +227,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=a.minCapacity,
             max_capacity=a.maxCapacity,
-            opts=child,
+            opts=self.child,
         )
         aws.appautoscaling.Policy(
             f"{name}-scaling-policy",
@@ -244,5 +242,5 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "scale_in_cooldown": 300,
                 "scale_out_cooldown": 60,
             },
-            opts=child,
+            opts=self.child,
         )

@@ -34,9 +34,7 @@ def build_stack(
         "storage",
         StorageArgs(
             env,
-            artifact_days=config.retention.artifactDays,
-            capture_days=config.retention.captureDays,
-            log_days=config.retention.logDays,
+            config.retention,
             perimeter=DataPerimeter(
                 s3_endpoint_id=network.s3_endpoint.id,
                 environments=(stack,),
@@ -69,14 +67,10 @@ def build_stack(
         "monitoring",
         MonitoringArgs(
             env,
-            alert_email=config.monitoring.alertEmail,
+            config.monitoring,
             deployed_models=deployed,
             serving_mode=config.serving.mode,
             models=config.models,
-            latency_p99_ms=config.monitoring.latencyP99Ms,
-            error_5xx_threshold=config.monitoring.error5xxThreshold,
-            drift_threshold=config.monitoring.driftThreshold,
-            monthly_budget_usd=config.monitoring.monthlyBudgetUsd,
         ),
         opts,
     )
@@ -101,8 +95,7 @@ def build_stack(
         "identity",
         IdentityArgs(
             env,
-            repository=config.github.repository,
-            github_environment=config.github.environment,
+            config.github,
             execution_role_arn=training.role.arn,
             bucket_arns=[storage.data_bucket.arn, storage.artifact_bucket.arn, storage.capture_bucket.arn],
             topic_arn=monitoring.topic.arn,
@@ -110,7 +103,6 @@ def build_stack(
             training_instance_types=config.training.allowedInstanceTypes,
             artifact_bucket_arn=storage.artifact_bucket.arn,
             capture_bucket_arn=storage.capture_bucket.arn,
-            default_branch=config.github.defaultBranch,
             # the guardrails pin jobs to the subnets and group they run in: the stack's network or the user's VPC
             vpc_subnet_ids=tuple(vpc.subnetIds),
             vpc_security_group_ids=tuple(vpc.securityGroupIds),

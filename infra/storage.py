@@ -20,8 +20,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.common import Statement, deny_insecure_transport, physical_name, policy_document
+from infra.common import Component, Statement, deny_insecure_transport, physical_name, policy_document
 from infra.environment import Environment
+from kernel.stack_config import RetentionConfig
 
 # Days a version expired by a lifecycle rule stays recoverable before it is deleted for good.
 NONCURRENT_GRACE_DAYS = 7
@@ -71,18 +72,15 @@ class DataPerimeter:
 @dataclass(frozen=True)
 class StorageArgs:
     env: Environment
-    artifact_days: int
-    capture_days: int
-    log_days: int
+    retention: RetentionConfig
     perimeter: DataPerimeter | None = None  # with the stack's own network (infra/network.py)
 
 
-class Storage(pulumi.ComponentResource):
+class Storage(Component):
     """KMS key + data / artifact / capture buckets + their access-log bucket."""
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:storage:Storage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:storage:Storage", name, opts)
         account = args.env.account_id
 
         self.key = aws.kms.Key(
@@ -132,26 +130,27 @@ class Storage(pulumi.ComponentResource):
                     },
                 ]
             ),
-            opts=child,
+            opts=self.child,
         )
         self.alias = aws.kms.Alias(
             f"{name}-key-alias",
             name=f"alias/{physical_name(args.env.stack)}",
             target_key_id=self.key.key_id,
-            opts=child,
+            opts=self.child,
         )
 
-        self.log_bucket = self._bucket(name, "access-logs", args, kms=False, expire_days=max(args.log_days, 90))
-        self.data_bucket = self._bucket(name, "data", args, kms=True, noncurrent_days=args.artifact_days)
+        days = args.retention
+        self.log_bucket = self._bucket(name, "access-logs", args, kms=False, expire_days=max(days.logDays, 90))
+        self.data_bucket = self._bucket(name, "data", args, kms=True, noncurrent_days=days.artifactDays)
         self.artifact_bucket = self._bucket(
             name,
             ARTIFACTS,
             args,
             kms=True,
-            noncurrent_days=args.artifact_days,
+            noncurrent_days=days.artifactDays,
             expire_prefix=("checkpoints/", CHECKPOINT_DAYS),
         )
-        self.capture_bucket = self._bucket(name, "capture", args, kms=True, expire_days=args.capture_days)
+        self.capture_bucket = self._bucket(name, "capture", args, kms=True, expire_days=days.captureDays)
 
         self.register_outputs(
             {
@@ -174,17 +173,16 @@ class Storage(pulumi.ComponentResource):
         noncurrent_days: int | None = None,
         expire_prefix: tuple[str, int] | None = None,
     ) -> aws.s3.Bucket:
-        child = pulumi.ResourceOptions(parent=self)
         logical = f"{name}-{purpose}"
         bucket = aws.s3.Bucket(
             logical,
             bucket=pulumi.Output.concat(physical_name(args.env.stack, purpose), "-", args.env.account_id),
             force_destroy=False,
             tags={"purpose": purpose},
-            opts=child,
+            opts=self.child,
         )
         aws.s3.BucketOwnershipControls(
-            logical, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
+            logical, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=self.child
         )
         aws.s3.BucketPublicAccessBlock(
             logical,
@@ -193,9 +191,11 @@ class Storage(pulumi.ComponentResource):
             block_public_policy=True,
             ignore_public_acls=True,
             restrict_public_buckets=True,
-            opts=child,
+            opts=self.child,
         )
-        aws.s3.BucketVersioning(logical, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child)
+        aws.s3.BucketVersioning(
+            logical, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=self.child
+        )
         sse: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict = (
             {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn} if kms else {"sse_algorithm": "AES256"}
         )
@@ -203,7 +203,7 @@ class Storage(pulumi.ComponentResource):
             logical,
             bucket=bucket.id,
             rules=[{"apply_server_side_encryption_by_default": sse, "bucket_key_enabled": kms}],
-            opts=child,
+            opts=self.child,
         )
 
         statements = [deny_insecure_transport(bucket.arn)]
@@ -221,7 +221,7 @@ class Storage(pulumi.ComponentResource):
                     "Condition": {"StringEquals": {"aws:SourceAccount": args.env.account_id}},
                 }
             )
-        aws.s3.BucketPolicy(logical, bucket=bucket.id, policy=policy_document(statements), opts=child)
+        aws.s3.BucketPolicy(logical, bucket=bucket.id, policy=policy_document(statements), opts=self.child)
 
         rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
             {
@@ -232,47 +232,44 @@ class Storage(pulumi.ComponentResource):
             }
         ]
         if expire_days:
-            rules.append(
-                {
-                    "id": "expire-objects",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"days": expire_days},
-                    "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_GRACE_DAYS},
-                }
-            )
+            rules.append(_expiry("expire-objects", {"days": expire_days}, NONCURRENT_GRACE_DAYS))
         if noncurrent_days:
-            rules.append(
-                {
-                    "id": "expire-noncurrent-versions",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days},
-                    # Current versions here never expire by age, so S3 would keep a deleted object's
-                    # last delete marker forever. (It cannot share an Expiration with Days.)
-                    "expiration": {"expired_object_delete_marker": True},
-                }
-            )
+            # Current versions here never expire by age, so S3 would keep a deleted object's
+            # last delete marker forever. (It cannot share an Expiration with Days.)
+            rules.append(_expiry("expire-noncurrent-versions", {"expired_object_delete_marker": True}, noncurrent_days))
         if expire_prefix:
             prefix, days = expire_prefix
-            rules.append(
-                {
-                    "id": f"expire-{prefix.strip('/')}",
-                    "status": "Enabled",
-                    "filter": {"prefix": prefix},
-                    "expiration": {"days": days},
-                    # Without this, expired checkpoints would stay as noncurrent versions for the
-                    # bucket-wide noncurrent period (artifactDays: years in prod).
-                    "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_GRACE_DAYS},
-                }
-            )
-        aws.s3.BucketLifecycleConfiguration(logical, bucket=bucket.id, rules=rules, opts=child)
+            # The grace period: without it, expired checkpoints would stay as noncurrent versions for
+            # the bucket-wide noncurrent period (artifactDays: years in prod).
+            rules.append(_expiry(f"expire-{prefix.strip('/')}", {"days": days}, NONCURRENT_GRACE_DAYS, prefix))
+        aws.s3.BucketLifecycleConfiguration(logical, bucket=bucket.id, rules=rules, opts=self.child)
 
         if kms:
             aws.s3.BucketLogging(
-                logical, bucket=bucket.id, target_bucket=self.log_bucket.id, target_prefix=f"{purpose}/", opts=child
+                logical,
+                bucket=bucket.id,
+                target_bucket=self.log_bucket.id,
+                target_prefix=f"{purpose}/",
+                opts=self.child,
             )
         return bucket
+
+
+def _expiry(
+    rule_id: str,
+    expiration: aws.s3.BucketLifecycleConfigurationRuleExpirationArgsDict,
+    noncurrent_days: int,
+    prefix: str = "",
+) -> aws.s3.BucketLifecycleConfigurationRuleArgsDict:
+    """An enabled rule that expires the objects under `prefix` (all by default) and, after
+    `noncurrent_days`, their noncurrent versions."""
+    return {
+        "id": rule_id,
+        "status": "Enabled",
+        "filter": {"prefix": prefix},
+        "expiration": expiration,
+        "noncurrent_version_expiration": {"noncurrent_days": noncurrent_days},
+    }
 
 
 ARTIFACTS = "artifacts"

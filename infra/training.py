@@ -13,7 +13,15 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.bootstrap.contract import VPC_DESCRIBE_ACTIONS, VPC_INTERFACE_ACTIONS, boundary_arn
-from infra.common import Statement, bucket_and_objects, physical_name, policy_document, upstream_objects
+from infra.common import (
+    READ_OBJECTS,
+    Component,
+    Statement,
+    bucket_and_objects,
+    physical_name,
+    policy_document,
+    upstream_objects,
+)
 from infra.environment import Environment
 
 # AWS Deep Learning Containers live in this account's registry in every commercial region.
@@ -47,10 +55,9 @@ class TrainingArgs:
     vpc_enabled: bool
 
 
-class TrainingPlatform(pulumi.ComponentResource):
+class TrainingPlatform(Component):
     def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("mlops:training:TrainingPlatform", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("mlops:training:TrainingPlatform", name, opts)
         account = args.env.account_id
         prefix = physical_name(args.env.stack)
 
@@ -59,7 +66,7 @@ class TrainingPlatform(pulumi.ComponentResource):
             name=f"/mlops/{args.env.stack}/pipeline",
             retention_in_days=args.log_days,
             kms_key_id=args.env.kms_key_arn,
-            opts=child,
+            opts=self.child,
         )
         self.role = aws.iam.Role(
             f"{name}-execution-role",
@@ -77,13 +84,13 @@ class TrainingPlatform(pulumi.ComponentResource):
             ),
             permissions_boundary=boundary_arn(account),  # the deploy role may create no role without it
             max_session_duration=43200,
-            opts=child,
+            opts=self.child,
         )
         aws.iam.RolePolicy(
             f"{name}-execution-permissions",
             role=self.role.id,
             policy=policy_document(self._statements(args, prefix)),
-            opts=child,
+            opts=self.child,
         )
         self.register_outputs({"executionRoleArn": self.role.arn, "logGroupName": self.log_group.name})
 
@@ -94,15 +101,14 @@ class TrainingPlatform(pulumi.ComponentResource):
             {
                 "Sid": "ReadTrainingData",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
+                "Action": [*READ_OBJECTS, "s3:ListBucket", "s3:GetBucketLocation"],
                 "Resource": bucket_and_objects(args.data_bucket_arn),
             },
             {
                 "Sid": "ReadWriteArtifacts",
                 "Effect": "Allow",
                 "Action": [
-                    "s3:GetObject",
-                    "s3:GetObjectVersion",
+                    *READ_OBJECTS,
                     "s3:PutObject",
                     "s3:ListBucket",
                     "s3:GetBucketLocation",
@@ -183,7 +189,7 @@ class TrainingPlatform(pulumi.ComponentResource):
                 {
                     "Sid": "ReadPromotedModelData",
                     "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                    "Action": list(READ_OBJECTS),
                     "Resource": upstream_objects(args.env.upstream, account, "/training-output/*"),
                 }
             )

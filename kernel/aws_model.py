@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,12 +158,27 @@ def member_limits(service: str, operation: str, path: str) -> dict[str, Any]:
     return dict(shape.metadata)
 
 
+# The kinds whose value has a size the model bounds: the Python types that carry them, the word for
+# one, and what the size counts.
+SIZED: dict[str, tuple[tuple[type[Sized], ...], str, str]] = {
+    "list": ((list, tuple), "a list", "items"),
+    "map": ((dict,), "a map", "entries"),
+    "string": ((str,), "a string", "characters"),
+}
+
+
 def _walk(shape: Any, value: Any, path: str, source: str, out: list[Problem], partial: bool) -> None:
     if value is UNKNOWN or value is None:
         return
     kind = shape.type_name
     meta = shape.metadata
     where = path or "(request)"
+    if kind in SIZED:
+        types, expected, unit = SIZED[kind]
+        if not isinstance(value, types):
+            out.append(Problem(where, value, f"expected {expected}", source))
+            return
+        _size(meta, len(value), value, where, unit, source, out)
     if kind == "structure":
         if not isinstance(value, dict):
             out.append(Problem(where, value, "expected a structure (mapping)", source))
@@ -178,25 +194,13 @@ def _walk(shape: Any, value: Any, path: str, source: str, out: list[Problem], pa
             if name in value:
                 _walk(member, value[name], _join(path, name), source, out, partial)
     elif kind == "list":
-        if not isinstance(value, (list, tuple)):
-            out.append(Problem(where, value, "expected a list", source))
-            return
-        _size(meta, len(value), value, where, "items", source, out)
         for i, item in enumerate(value):
             _walk(shape.member, item, f"{path}[{i}]", source, out, partial)
     elif kind == "map":
-        if not isinstance(value, dict):
-            out.append(Problem(where, value, "expected a map", source))
-            return
-        _size(meta, len(value), value, where, "entries", source, out)
         for key, item in value.items():
             _walk(shape.key, key, f"{path}.<key {key}>", source, out, partial)
             _walk(shape.value, item, f"{path}[{key!r}]", source, out, partial)
     elif kind == "string":
-        if not isinstance(value, str):
-            out.append(Problem(where, value, "expected a string", source))
-            return
-        _size(meta, len(value), value, where, "characters", source, out)
         enum = meta.get("enum")
         if enum and value not in enum:
             shown = ", ".join(enum[:12]) + (f", ... ({len(enum)} values in all)" if len(enum) > 12 else "")

@@ -52,14 +52,18 @@ TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 Raw = dict[str, Any]  # a stack file's `config:` mapping, keys as written (`mlops:training`)
 
 
+def bulleted(problems: Iterable[object]) -> str:
+    """Problems one a line, as the list under a sentence that counts them (config and preflight errors)."""
+    return "\n".join(f"  - {p}" for p in problems)
+
+
 class ConfigError(ValueError):
     """A stack configuration that must not be deployed; carries every problem found."""
 
     def __init__(self, stack: str, problems: list[str]):
         self.stack = stack
         self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"stack '{stack}' has {len(problems)} configuration error(s):\n{lines}")
+        super().__init__(f"stack '{stack}' has {len(problems)} configuration error(s):\n{bulleted(problems)}")
 
 
 @dataclass(frozen=True)
@@ -728,6 +732,7 @@ def _monitoring(c: _Checker, raw: Raw, tier: str) -> MonitoringConfig:
         c.problems.append(f"{key}.alertEmail: missing; {tier} must page a person: give an e-mail address")
     latency = c.integer(f"{key}.latencyP99Ms", m.get("latencyP99Ms", 500), 1, 60_000)
     errors = c.integer(f"{key}.error5xxThreshold", m.get("error5xxThreshold", 5), 1)
+    # 0.2: ml.drift.DEFAULT_THRESHOLD (kernel may not import ml; tests/kernel/test_facts_held_equal.py)
     drift = c.number(f"{key}.driftThreshold", m.get("driftThreshold", 0.2), 0.0, 10.0, strict=True)
     budget = c.number(f"{key}.monthlyBudgetUsd", m.get("monthlyBudgetUsd"), 0.0, strict=True)
     return MonitoringConfig(email or "", latency, errors, drift, budget)

@@ -27,6 +27,7 @@ import pandas as pd
 from ml.drift import build_baseline
 from ml.evaluate import evaluate_report
 from ml.explain import permutation_importance
+from ml.jsonable import plain
 from ml.lineage import build_record, now, sha256_file, write_record
 from ml.model import PREPROCESS_FILE, SCHEMA_FILE, SKLEARN_FILE, TORCH_FILE, load_model, save_model
 from ml.schema import label_text
@@ -47,15 +48,7 @@ HASHED = (
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+    path.write_text(json.dumps(plain(payload), indent=2, default=str) + "\n")
 
 
 def data_summary(frame: pd.DataFrame, schema, classes) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from ml.jsonable import plain
+
 
 class _Number(click.ParamType):
     """A float flag: NaN and infinity are refused (they would switch a check off silently)."""
@@ -78,6 +80,7 @@ def data_check(**params: Any) -> int:
     required=True,
     help="CSV/Parquet files or a folder of them, or capture *.jsonl files or a folder of them",
 )
+# 0.2: ml.drift.DEFAULT_THRESHOLD, not imported so `mlops --help` loads no pandas (a test holds them equal)
 @click.option("--threshold", type=POSITIVE, default=0.2, help="PSI at which a feature counts as drifted (default 0.2)")
 @_json_option("print the report as JSON")
 def drift(**params: Any) -> int:
@@ -224,24 +227,10 @@ def run_drift(args: SimpleNamespace) -> int:
     if errors:
         print(f"skipped {len(errors)} unreadable capture lines (first: {errors[0]})", file=sys.stderr)
     if args.json:
-        print(json.dumps(_plain(report.to_dict()), indent=2))
+        print(json.dumps(plain(report.to_dict(), nan_as_null=True), indent=2))
     else:
         print(report.to_text())
     return 1 if report.drifted else 0
-
-
-def _plain(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 def run_model_card(args: SimpleNamespace) -> int:

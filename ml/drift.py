@@ -48,6 +48,8 @@ PSI_FLOOR = 1e-4  # fractions below this count as this, so an empty bin does not
 #    the number `mlops monitor` publishes and the alarm compares with the same threshold
 #    (GreaterThanThreshold), so "score > threshold" and "drifted" are one statement (`decide`).
 DEFAULT_THRESHOLD = 0.2  # PSI: < 0.1 stable, 0.1-0.2 moving, > 0.2 shifted (the usual reading)
+# Written again, held equal by tests/kernel/test_facts_held_equal.py: the stack's monitoring.driftThreshold
+# default (kernel/stack_config.py) and `drift --threshold` (ml/cli.py, which loads no numpy at import).
 DEFAULT_ALPHA = 0.01
 MIN_ROWS = 100
 PSI_Z = 2.0

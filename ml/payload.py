@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.jsonable import scalar
 from ml.schema import Feature, Schema
 
 JSON_TYPES = ("application/json",)
@@ -393,7 +394,7 @@ def format_predictions(
         return buffer.getvalue().encode()
     top = rounded.max(axis=1).tolist() if rows else []
     predictions = [
-        {"label": _plain(label), "probability": p, "probabilities": dict(zip(names, row))}
+        {"label": scalar(label), "probability": p, "probabilities": dict(zip(names, row))}
         for label, p, row in zip(labels, top, rows)
     ]
     return _json_out(predictions, kind)
@@ -403,7 +404,3 @@ def _json_out(predictions: list[dict[str, Any]], kind: str) -> bytes:
     if kind == "application/jsonlines":
         return "".join(json.dumps(p) + "\n" for p in predictions).encode()
     return json.dumps({"predictions": predictions}).encode()
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

@@ -298,8 +298,3 @@ def label_text(value: Any) -> str:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars to Python ones, so classes survive JSON."""
-    return value.item() if isinstance(value, np.generic) else value

@@ -12,14 +12,17 @@ import sys
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from policies.cost import CostEstimate
 
 PLACEHOLDER_PACKAGE = "arn:aws:sagemaker:{region}:123456789012:model-package/{model}-{stack}/1"
 
 
-class _Date(click.ParamType):
+class _Date(click.ParamType[date, Any]):
     name = "YYYY-MM-DD"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
@@ -31,7 +34,7 @@ class _Date(click.ParamType):
             self.fail(f"{value!r} is not a date YYYY-MM-DD", param, ctx)
 
 
-class _Amount(click.ParamType):
+class _Amount(click.ParamType[float, Any]):
     """A finite number not below 0 (or above 0 with `positive`): NaN passes `< 0`; infinity prices nothing."""
 
     name = "N"
@@ -259,7 +262,7 @@ def _deployed_overrides(stack: str) -> dict[str, Any]:
     return {"mlops:approvedPackages": packages}
 
 
-def format_cost(result, budget: float | None) -> str:
+def format_cost(result: CostEstimate, budget: float | None) -> str:
     lines = [
         f"stack {result.stack} ({result.region}): ${result.monthly_total:,.2f}/month"
         + (f" of a ${budget:,.2f} budget ({result.monthly_total / budget:.0%})" if budget else ""),

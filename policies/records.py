@@ -16,27 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kernel.aws_model import UNKNOWN  # one definition of a value known only after deployment
+from kernel.wire import has_ciphertext, plain  # Pulumi's wire form, read once (kernel/wire.py)
 
 if TYPE_CHECKING:  # CrossGuard's types; the auditor reads records without pulumi_policy
     from pulumi_policy import PolicyProviderResource, PolicyResource, ResourceValidationArgs
-
-# `pulumi stack export` marks special values (secrets, assets) with this key.
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-
-# The engine's placeholders for values computed during an update (pulumi_policy.proxy).
-UNKNOWN_SENTINELS = frozenset(
-    {
-        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
-        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
-        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
-        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
-        "030794c1-ac77-496b-92df-f27374a8bd58",
-        "e48ece36-62e2-4504-bad9-02848725956a",
-        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
-    }
-)
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -108,59 +91,6 @@ def type_from_urn(urn: str) -> str:
     if len(parts) < 4:
         return ""
     return parts[2].rsplit("$", 1)[-1]
-
-
-# --- value normalisation -------------------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    """Deep copy into plain dicts/lists: unwrap secrets, drop `__defaults`/`__meta`, mark unknowns.
-
-    Accepts `pulumi_policy` proxies too (their `__target` holds the raw value).
-    """
-    target = _proxy_target(value)
-    if target is not None:
-        value = target
-    if isinstance(value, str):
-        return UNKNOWN if value in UNKNOWN_SENTINELS else value
-    if isinstance(value, Mapping):
-        if value.get(SIG_KEY) == SECRET_SIG:
-            if "value" in value:  # in-memory form (engine, CrossGuard)
-                return plain(value["value"])
-            if "plaintext" in value:  # `pulumi stack export --show-secrets`: the value as JSON text
-                try:
-                    return plain(json.loads(value["plaintext"]))
-                except (TypeError, json.JSONDecodeError):
-                    return plain(value["plaintext"])
-            return UNKNOWN  # only ciphertext: present, but not readable without the stack's key
-        return {str(k): plain(v) for k, v in value.items() if k not in ("__defaults", "__meta")}
-    if isinstance(value, (list, tuple)) or _is_sequence_proxy(value):
-        return [plain(v) for v in value]
-    secret_value = getattr(value, "value", None) if type(value).__name__ == "Secret" else None
-    if secret_value is not None:
-        return plain(secret_value)
-    return value
-
-
-def has_ciphertext(value: Any) -> bool:
-    """Does `value` hold, anywhere, a secret this process cannot read (ciphertext only)?"""
-    if isinstance(value, Mapping):
-        if value.get(SIG_KEY) == SECRET_SIG:
-            return "value" not in value and "plaintext" not in value
-        return any(has_ciphertext(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_ciphertext(v) for v in value)
-    return False
-
-
-def _proxy_target(value: Any) -> Any:
-    if type(value).__name__ in ("_DictProxy", "_ListProxy", "_DictSecretsProxy", "_ListSecretsProxy"):
-        return value["__target"]
-    return None
-
-
-def _is_sequence_proxy(value: Any) -> bool:
-    return type(value).__name__ in ("_ListProxy", "_ListSecretsProxy")
 
 
 # --- loaders -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -32,6 +32,9 @@ from ci.aws import clients as aws
 from ci.errors import NotFoundError, UsageError
 from kernel.records import RunRecord
 from ml.lineage import metadata_text  # SageMaker's metadata charset: letters, digits, spaces, _.:/=+-@
+
+if TYPE_CHECKING:
+    from kernel.stack_outputs import StackOutputs
 
 APPROVED, PENDING, REJECTED = "Approved", "PendingManualApproval", "Rejected"
 STATUSES = (APPROVED, PENDING, REJECTED)
@@ -167,6 +170,14 @@ def list_packages(
         reverse=True,
     )
     return out
+
+
+def group_of(outputs: StackOutputs, model: str) -> str:
+    """The stack's model package group of `model`: a model the stack does not declare is a usage error."""
+    group = outputs.modelPackageGroups.get(model)
+    if not group:
+        raise UsageError(f"model {model!r} has no package group in stack {outputs.stackName}")
+    return group
 
 
 def champion(sm, group: str) -> Package | None:

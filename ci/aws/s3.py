@@ -85,13 +85,18 @@ def upload_file(s3, path: Path, uri: str, kms_key: str | None = None) -> ObjectV
     return ObjectVersion(uri, head.get("VersionId") or "null", sha, int(head.get("ContentLength", path.stat().st_size)))
 
 
-def get_bytes(s3, uri: str, version_id: str | None = None) -> bytes:
+def _object(uri: str, version_id: str | None) -> dict[str, Any]:
+    """Bucket, Key and, unless it is S3's `null` (an unversioned object), VersionId: one object's request."""
     bucket, key = split_uri(uri)
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id and version_id != "null":
         kwargs["VersionId"] = version_id
+    return kwargs
+
+
+def get_bytes(s3, uri: str, version_id: str | None = None) -> bytes:
     try:
-        return s3.get_object(**kwargs)["Body"].read()
+        return s3.get_object(**_object(uri, version_id))["Body"].read()
     except ClientError as err:
         if err.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "404", "NoSuchBucket", "InvalidArgument"):
             suffix = f" (version {version_id})" if version_id else ""
@@ -129,12 +134,8 @@ def exists(s3, uri: str) -> bool:
 
 def describe_object(s3, uri: str, version_id: str | None = None) -> ObjectVersion:
     """Version and SHA-256 of an object: from our metadata when present, else by reading it."""
-    bucket, key = split_uri(uri)
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id and version_id != "null":
-        kwargs["VersionId"] = version_id
     try:
-        head = s3.head_object(**kwargs)
+        head = s3.head_object(**_object(uri, version_id))
     except ClientError as err:
         raise NotFoundError(f"{uri} does not exist") from err
     sha = (head.get("Metadata") or {}).get(SHA_META) or sha256_bytes(get_bytes(s3, uri, version_id))

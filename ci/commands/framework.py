@@ -25,8 +25,8 @@ from typing import Any
 import click
 
 from ci.errors import AwsAccessError, MlopsError, UsageError, error_document
-from ci.jsonable import dumps
 from ci.progress import Progress
+from ml.jsonable import dumps
 
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "MLOPS_DEBUG"

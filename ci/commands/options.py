@@ -2,7 +2,7 @@
 
 Decorators list options in the order `--help` shows them. `stack_options` are the ones every
 command that reads a stack takes (which stack, where its files are, where its outputs come from,
---json); `open_stack` turns them into the step's `ci.pipeline.Context`.
+--json); `open_stack` turns them into the step's `ci.steps.pipeline.Context`.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def _hyperparameters(ctx: click.Context, param: click.Parameter, pairs: tuple[st
 
 
 def open_stack(args: Params, progress: Progress, stack: str | None = None) -> Any:
-    """The step context (`ci.pipeline.Context`) of the stack the options name."""
+    """The step context (`ci.steps.pipeline.Context`) of the stack the options name."""
     from ci.steps.pipeline import open_context
 
     return open_context(

@@ -1,13 +1,12 @@
 """`mlops train`, `mlops tune` and `mlops reproduce`: training runs, launched, searched and re-run.
 
-Each parses its flags into a `ci.pipeline.TrainRequest` (or the tuning and reproduce calls) and
+Each parses its flags into a `ci.steps.pipeline.TrainRequest` (or the tuning and reproduce calls) and
 prints what the step did; --dry-run prints the request AWS would get and sends nothing.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from ci.commands.options import (
 )
 from ci.errors import MlopsError, UsageError
 from ci.progress import Progress
+from ml.jsonable import dumps
 
 DATA = "data (exactly one)"
 data_option = functools.partial(click.option, cls=GroupedOption, group=DATA)
@@ -164,7 +164,7 @@ def _dry_run_result(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
     summary = [
         "dry run: nothing was sent to AWS and nothing was uploaded.",
         "CreateTrainingJob request (as boto3 takes it):",
-        json.dumps(result["request"], indent=2, sort_keys=True, default=str),
+        dumps(result["request"]),
         f"would upload {len(result['codeUploads'])} code file(s) (ml/ and the SDK's drivers) under "
         f"{_common_prefix(result['codeUploads'])}",
     ]
@@ -215,7 +215,7 @@ def tune(args: Params, progress: Progress) -> tuple[dict[str, Any], str]:
                 details=result,
             )
         text = "dry run: nothing was sent to AWS.\nCreateHyperParameterTuningJob request (as boto3 takes it):\n"
-        return result, text + json.dumps(result["request"], indent=2, sort_keys=True, default=str)
+        return result, text + dumps(result["request"])
     search = result["tuning"]
     if "run" not in result:
         return result, f"tuning job {search['tuningJob']} created; follow it in SageMaker's console or describe it"

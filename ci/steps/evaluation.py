@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from ci.aws import registry
 from ci.aws import s3 as s3util
-from ci.errors import MlopsError, NotFoundError, UsageError
-from ci.jsonable import plain
+from ci.errors import MlopsError, NotFoundError
 from ci.progress import QUIET, Progress
 from ci.steps import integrity
 from ci.steps.container import CorruptArchiveError, unpack_model
 from ci.steps.datasets import Manifest, download_split
 from kernel.records import EvaluationReport, RunRecord
 from kernel.stack_outputs import StackOutputs
+from ml.jsonable import plain
 from ml.lineage import ModelIntegrityError, verify_model_dir
 
 if TYPE_CHECKING:
@@ -110,9 +110,7 @@ def evaluate_run(
             + (f" ({run.failureReason})" if run.failureReason else "")
         )
     model = run.model
-    group = outputs.modelPackageGroups.get(model)
-    if not group:
-        raise UsageError(f"model {model!r} has no package group in stack {outputs.stackName}")
+    group = registry.group_of(outputs, model)
     s3 = session.client("s3")
     sm = session.client("sagemaker")
     work = Path(work_dir or tempfile.mkdtemp(prefix="mlops-evaluate-"))

@@ -26,9 +26,9 @@ from ci.aws import clients as aws
 from ci.aws import registry
 from ci.aws import s3 as s3util
 from ci.errors import MlopsError, NotFoundError
-from ci.jsonable import plain
 from ci.progress import QUIET, Progress
 from kernel.stack_outputs import StackOutputs
+from ml.jsonable import plain
 
 PUBLISH_BACKOFF_S = 0.2  # first wait before sending a throttled publication again (doubles, capped)
 

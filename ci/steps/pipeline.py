@@ -164,24 +164,46 @@ def resolve_data(ctx: Context, model: str, req: TrainRequest) -> datasets.Manife
     return datasets.upload(ctx.s3, o.dataBucket, model, Path(req.data_dir), o.kmsKeyArn, ctx.progress)
 
 
+@dataclass(frozen=True)
+class Launch:
+    """What a train request asks for, resolved against the stack before any AWS call (train, its dry run
+    and tune alike): a disallowed GPU type is refused here."""
+
+    model: str
+    instance_type: str
+    image: str
+    hyperparameters: dict[str, str]
+
+    @property
+    def named_digest(self) -> str | None:
+        """The digest the image reference itself names (`…@sha256:…`), if it does."""
+        return self.image.split("@", 1)[1] if "@sha256:" in self.image else None
+
+
+def launch_of(ctx: Context, req: TrainRequest) -> Launch:
+    return Launch(
+        ctx.model(req.model),
+        training.choose_instance_type(ctx.outputs, req.instance_type),
+        req.training_image or training.project_image(ctx.outputs),
+        {**{k: str(v) for k, v in req.hyperparameters.items()}, "seed": str(req.seed)},
+    )
+
+
 def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
     """Plan (refusing a disallowed GPU type before any call), pin the data, run, record."""
-    model = ctx.model(req.model)
-    instance_type = training.choose_instance_type(ctx.outputs, req.instance_type)
-    image = req.training_image or training.project_image(ctx.outputs)
-    hyperparameters = {**{k: str(v) for k, v in req.hyperparameters.items()}, "seed": str(req.seed)}
+    launch = launch_of(ctx, req)
     if req.dry_run:
-        return dry_run_train(ctx, req, model, instance_type, image, hyperparameters)
-    digest = training.resolve_digest(ctx.session.client("ecr"), image)
+        return dry_run_train(ctx, req, launch)
+    digest = training.resolve_digest(ctx.session.client("ecr"), launch.image)
     if not digest:
         # One lock for training and serving: a SageMaker job runs the pushed project image or
         # an image named on purpose. The local runner runs this checkout's environment (the lock).
         if not req.training_image and not req.local:
-            raise RefusedError(training.unpushed_image_message(ctx.outputs, image))
-        ctx.progress.info(f"training image {image}: digest unknown to this registry, recorded by tag")
-    manifest = resolve_data(ctx, model, req)
+            raise RefusedError(training.unpushed_image_message(ctx.outputs, launch.image))
+        ctx.progress.info(f"training image {launch.image}: digest unknown to this registry, recorded by tag")
+    manifest = resolve_data(ctx, launch.model, req)
     git = lineage.git_state()
-    plan = plan_request(ctx, req, model, manifest, instance_type, image, digest, hyperparameters, git)
+    plan = plan_request(ctx, req, launch, manifest, digest, git)
     if req.local:
         return training.train_local(ctx.session, plan, manifest, git, req.seed, ctx.progress)
     return training.train_sagemaker(
@@ -195,25 +217,17 @@ def train(ctx: Context, req: TrainRequest) -> dict[str, Any]:
 
 
 def plan_request(
-    ctx: Context,
-    req: TrainRequest,
-    model: str,
-    manifest: Any,
-    instance_type: str,
-    image: str,
-    digest: str | None,
-    hyperparameters: dict[str, str],
-    git: dict[str, Any],
+    ctx: Context, req: TrainRequest, launch: Launch, manifest: Any, digest: str | None, git: dict[str, Any]
 ) -> training.JobPlan:
     """The job a train request becomes (train, its dry run and each tuning trial plan it alike)."""
     return training.plan_job(
         ctx.outputs,
-        model,
+        launch.model,
         manifest,
-        instance_type=instance_type,
-        image_uri=image,
+        instance_type=launch.instance_type,
+        image_uri=launch.image,
         image_digest=digest,
-        hyperparameters=hyperparameters,
+        hyperparameters=launch.hyperparameters,
         tags=ctx.tags(),
         git=git,
         image_source="override" if req.training_image else "project",
@@ -221,15 +235,14 @@ def plan_request(
     )
 
 
-def dry_run_train(
-    ctx: Context, req: TrainRequest, model: str, instance_type: str, image: str, hyperparameters: dict[str, str]
-) -> dict[str, Any]:
+def dry_run_train(ctx: Context, req: TrainRequest, launch: Launch) -> dict[str, Any]:
     """The job `train` would create, as the exact CreateTrainingJob request; no AWS call, no upload."""
-    manifest, data_uploads = dry_run_data(ctx, model, req)
-    digest = image.split("@", 1)[1] if "@sha256:" in image else None
-    plan = plan_request(ctx, req, model, manifest, instance_type, image, digest, hyperparameters, lineage.git_state())
-    if not digest and not req.training_image:
-        ctx.progress.info(f"dry run: {image} is named by tag here; the launch pins its digest, or refuses if unpushed")
+    manifest, data_uploads = dry_run_data(ctx, launch.model, req)
+    plan = plan_request(ctx, req, launch, manifest, launch.named_digest, lineage.git_state())
+    if not launch.named_digest and not req.training_image:
+        ctx.progress.info(
+            f"dry run: {launch.image} is named by tag here; the launch pins its digest, or refuses if unpushed"
+        )
     built = training.dry_run_request(plan)
     ctx.progress.step(
         f"dry run: CreateTrainingJob built by the sagemaker SDK offline; "

@@ -52,9 +52,7 @@ def register_run(
     progress: Progress = QUIET,
 ) -> dict[str, Any]:
     model = run.model
-    group = outputs.modelPackageGroups.get(model)
-    if not group:
-        raise UsageError(f"model {model!r} has no package group in stack {outputs.stackName}")
+    group = registry.group_of(outputs, model)
     sm = session.client("sagemaker")
     s3 = session.client("s3")
     started = job_started(run)

@@ -356,30 +356,27 @@ def tune(ctx, req, *, max_jobs: int, max_parallel_jobs: int) -> dict[str, Any]:
     """Plan from the stack like `mlops train` (same image, data pinning, refusals), then search."""
     from ci.steps import lineage, pipeline
 
-    model = ctx.model(req.model)
-    instance_type = training.choose_instance_type(ctx.outputs, req.instance_type)
-    image = req.training_image or training.project_image(ctx.outputs)
-    hyperparameters = {**{k: str(v) for k, v in req.hyperparameters.items()}, "seed": str(req.seed)}
+    launch = pipeline.launch_of(ctx, req)
     allowed = list(ctx.outputs.trainingDefaults.allowedInstanceTypes)
     git = lineage.git_state()
 
     def plan_with(manifest, digest) -> TunePlan:
-        job = pipeline.plan_request(ctx, req, model, manifest, instance_type, image, digest, hyperparameters, git)
+        job = pipeline.plan_request(ctx, req, launch, manifest, digest, git)
         return plan_tuning(
             job, allowed, ctx.gate().metric, max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs, seed=req.seed
         )
 
     if req.dry_run:
-        manifest, data_uploads = pipeline.dry_run_data(ctx, model, req)
-        plan = plan_with(manifest, image.split("@", 1)[1] if "@sha256:" in image else None)
+        manifest, data_uploads = pipeline.dry_run_data(ctx, launch.model, req)
+        plan = plan_with(manifest, launch.named_digest)
         built = dry_run_request(plan)
         return {"dryRun": True, "search": plan.describe(), "dataUploads": data_uploads, **built}
-    digest = training.resolve_digest(ctx.session.client("ecr"), image)
+    digest = training.resolve_digest(ctx.session.client("ecr"), launch.image)
     if not digest and not req.training_image and not req.local:
         from ci.errors import RefusedError
 
-        raise RefusedError(training.unpushed_image_message(ctx.outputs, image))
-    manifest = pipeline.resolve_data(ctx, model, req)
+        raise RefusedError(training.unpushed_image_message(ctx.outputs, launch.image))
+    manifest = pipeline.resolve_data(ctx, launch.model, req)
     plan = plan_with(manifest, digest)
     if req.local:
         return tune_local(ctx.session, plan, manifest, git, req.seed, ctx.progress)

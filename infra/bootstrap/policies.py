@@ -21,7 +21,7 @@ from collections.abc import Callable
 import pulumi
 
 from infra.bootstrap.contract import DEPLOY_PATH, VPC_DESCRIBE_ACTIONS, VPC_INTERFACE_ACTIONS
-from infra.common import Statement
+from infra.common import Statement, pass_role
 
 # Services the stacks' resources belong to (the boundary's ceiling for every mlops role).
 SERVICES = (
@@ -269,23 +269,11 @@ def deploy_statements(account: pulumi.Input[str], boundary_arn: pulumi.Input[str
             "Resource": _arn("iam", account, "role/mlops-*"),
             "Condition": {"StringEquals": {"iam:PermissionsBoundary": boundary_arn}},
         },
-        {
-            # SageMaker models run as the stack's execution role: pass it, to SageMaker only.
-            "Sid": "PassExecutionRolesToSageMaker",
-            "Effect": "Allow",
-            "Action": "iam:PassRole",
-            "Resource": _arn("iam", account, "role/mlops-*-sagemaker-execution"),
-            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        },
+        # SageMaker models run as the stack's execution role: pass it, to SageMaker only.
+        pass_role("PassExecutionRolesToSageMaker", _arn("iam", account, "role/mlops-*-sagemaker-execution")),
         {"Sid": "PrivateNetwork", "Effect": "Allow", "Action": list(NETWORK_ACTIONS), "Resource": "*"},
-        {
-            # VPC flow logs deliver to their log group as the stack's flow-log role: pass it, to them only.
-            "Sid": "PassFlowLogRoles",
-            "Effect": "Allow",
-            "Action": "iam:PassRole",
-            "Resource": _arn("iam", account, "role/mlops-*-vpc-flow-logs"),
-            "Condition": {"StringEquals": {"iam:PassedToService": FLOW_LOGS_SERVICE}},
-        },
+        # VPC flow logs deliver to their log group as the stack's flow-log role: pass it, to them only.
+        pass_role("PassFlowLogRoles", _arn("iam", account, "role/mlops-*-vpc-flow-logs"), FLOW_LOGS_SERVICE),
         {
             # Endpoint autoscaling runs through Application Auto Scaling's service-linked role.
             "Sid": "AutoscalingServiceLinkedRole",

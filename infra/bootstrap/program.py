@@ -71,21 +71,30 @@ def build_bootstrap(config: BootstrapConfig, account_id: pulumi.Input[str]) -> d
         tags=tags,
     )
     boundary_ref = boundary_arn(account_id)
-    boundary = aws.iam.Policy(
-        "deploy-boundary",
-        name=BOUNDARY_POLICY_NAME,
-        path=DEPLOY_PATH,
-        description="Ceiling of every mlops role: the stacks' services; no role may change the deploy roles",
-        policy=policy_document(boundary_statements(account_id, boundary_ref)),
-        tags=tags,
-    )
-    deploy = aws.iam.Policy(
-        "deploy-permissions",
-        name=DEPLOY_POLICY_NAME,
-        path=DEPLOY_PATH,
-        description="pulumi up of the mlops stacks: create, read, update, delete and tag their resources",
-        policy=policy_document(deploy_statements(account_id, boundary_ref)),
-        tags=tags,
+    # The boundary every mlops role carries, and what the deploy roles may do within it.
+    boundary, deploy = (
+        aws.iam.Policy(
+            logical,
+            name=policy_name,
+            path=DEPLOY_PATH,
+            description=description,
+            policy=policy_document(statements(account_id, boundary_ref)),
+            tags=tags,
+        )
+        for logical, policy_name, description, statements in (
+            (
+                "deploy-boundary",
+                BOUNDARY_POLICY_NAME,
+                "Ceiling of every mlops role: the stacks' services; no role may change the deploy roles",
+                boundary_statements,
+            ),
+            (
+                "deploy-permissions",
+                DEPLOY_POLICY_NAME,
+                "pulumi up of the mlops stacks: create, read, update, delete and tag their resources",
+                deploy_statements,
+            ),
+        )
     )
     roles = {}
     for env in config.environments:

@@ -30,6 +30,7 @@ from infra.preview import ACCOUNT_ID, preview_stack
 from infra.training import MODEL_PACKAGE_WRITES
 from kernel.iam_eval import ALLOW, DENY, Request, decide
 from kernel.permissions import action_entries
+from kernel.stack_config import GithubConfig
 
 REPO = "example-org/mlops-blueprint"
 CTX = {"aws:RequestedRegion": REGION}
@@ -191,8 +192,7 @@ def test_tuning_jobs_pass_the_same_guardrails():
 def guardrails(**kwargs) -> list[dict]:
     args = dict(
         env=Environment("staging", ACCOUNT_ID, REGION, kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/staging"),
-        repository=REPO,
-        github_environment="staging",
+        github=GithubConfig(REPO, "staging"),
         execution_role_arn="role",
         bucket_arns=[],
         topic_arn="topic",

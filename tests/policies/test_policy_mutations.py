@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -250,10 +250,29 @@ def _dev_gpu_endpoint(records):
 
 
 def _drop_tag(type_suffix: str, name: str, tag: str) -> Mutate:
-    def change(props):
-        props["tags"] = {k: v for k, v in props["tags"].items() if k != tag}
+    """The resource lacks `tag` however AWS would see it: not among its own tags, nor in what
+    AWS reports (`tagsAll`), and created through a second AWS provider whose default tags lack it
+    (the stack's provider tags everything it creates, so no resource of it can lack one)."""
 
-    return lambda records: edit(records, type_suffix, name, change)
+    def without(tags: Any) -> Any:
+        return {k: v for k, v in tags.items() if k != tag} if isinstance(tags, dict) else tags
+
+    def mutate(records: list[Resource]) -> list[Resource]:
+        target = find(records, type_suffix, name)
+        provider = next(r for r in records if r.urn in (target.provider, target.provider.rsplit("::", 1)[0]))
+        defaults = json.loads(provider.props["defaultTags"])
+        defaults["tags"] = without(defaults["tags"])
+        untagged = replace(
+            provider,
+            urn=provider.urn.rsplit("::", 1)[0] + "::untagged",
+            name="untagged",
+            props={**provider.props, "defaultTags": json.dumps(defaults)},
+        )
+        props = {**target.props, **{k: without(target.props[k]) for k in ("tags", "tagsAll") if k in target.props}}
+        edited = [replace(r, props=props, provider=untagged.urn) if r is target else r for r in records]
+        return [*edited, untagged]
+
+    return mutate
 
 
 # --- the trust chain: who may assume, pass, rewrite, read and decrypt ---------------------------

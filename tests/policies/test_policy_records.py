@@ -14,11 +14,10 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
+from kernel.aws_model import UNKNOWN
+from kernel.wire import SECRET_SIG, SIG_KEY
 from policies.graph import StackGraph
 from policies.records import (
-    SECRET_SIG,
-    SIG_KEY,
-    UNKNOWN,
     StateFileError,
     canonical_type,
     from_policy_resource,

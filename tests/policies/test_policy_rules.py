@@ -8,8 +8,8 @@ import json
 import pytest
 from policy_testkit import ctx, doc, res, stack_resource
 
+from kernel.aws_model import UNKNOWN
 from policies.engine import evaluate
-from policies.records import UNKNOWN
 from policies.rules import RULES, RULES_BY_ID
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1111"

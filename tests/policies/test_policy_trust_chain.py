@@ -11,9 +11,10 @@ import pytest
 from policy_testkit import ACCOUNT, ctx, doc, res, stack_resource
 
 from ci.cli import main
+from kernel.aws_model import UNKNOWN
+from kernel.wire import SECRET_SIG, SIG_KEY
 from policies.audit import audit, target_from_state
 from policies.engine import CANNOT_VERIFY, evaluate
-from policies.records import SECRET_SIG, SIG_KEY, UNKNOWN
 from policies.rules import RULES_BY_ID
 
 FOREIGN = "999988887777"

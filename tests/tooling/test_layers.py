@@ -1,7 +1,7 @@
 """The layers of the tree, read from the source with `ast` (nothing is imported, nothing runs).
 
 Inside ci/ imports run one way: commands -> steps -> aws, with the emulator beside the steps
-(ci/emulator/__init__.py says why); ci's root modules (errors, progress, jsonable) serve every
+(ci/emulator/__init__.py says why); ci's root modules (errors, progress) serve every
 layer. Across the tree: policies/ imports no ci, ml/ imports nothing of ours outside ml/, and
 kernel/ imports none of ci, infra, policies or ml. Every import counts, a function's too.
 """

@@ -22,7 +22,8 @@ MYPY = shutil.which("mypy", path=str(Path(sys.executable).parent)) or shutil.whi
 
 
 @pytest.mark.skipif(MYPY is None, reason="mypy is not installed (it is in requirements.lock)")
-def test_mypy_strict_on_the_kernel():
-    """The files and strictness come from [tool.mypy] in pyproject.toml (kernel/ strict, ml/ basic)."""
-    done = subprocess.run([MYPY], cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_mypy():
+    """The files and strictness come from [tool.mypy] in pyproject.toml: strict on kernel/, infra/
+    and policies/, basic on ci/ and ml/. A cold run (no .mypy_cache) reads pulumi_aws's stubs."""
+    done = subprocess.run([MYPY], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
