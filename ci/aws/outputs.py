@@ -18,11 +18,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci.errors import MlopsError, UnknownStackError, UsageError
 from kernel.paths import REPO_ROOT, STACKS_DIR, known_stacks, stack_name, stack_path
-from kernel.stack_outputs import MissingOutputsError, StackOutputs
+
+if TYPE_CHECKING:  # pydantic's models load at first use: `mlops --help` stays a tenth of a second
+    from kernel.stack_outputs import StackOutputs
 
 SOURCES = ("auto", "file", "pulumi", "local", "preview")
 
@@ -56,6 +58,8 @@ def parse_outputs(raw: Any, origin: str) -> StackOutputs:
     """The typed outputs, or an error that names the missing keys and where they were read."""
     if not isinstance(raw, dict):
         raise UsageError(f"stack outputs from {origin} must be a JSON object, got {type(raw).__name__}")
+    from kernel.stack_outputs import MissingOutputsError, StackOutputs
+
     try:
         return StackOutputs.from_dict(raw)
     except MissingOutputsError as err:
