@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,26 +19,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from timing import mlops_process_seconds  # noqa: E402  (bench/ is the script's own folder)
+
 TARGET_SECONDS = 5.0
 
 
 def timed(argv: list[str], repeat: int) -> tuple[float, float]:
-    """(median wall seconds, median CPU seconds) of `mlops <argv>` in a fresh process.
-
-    CPU time (user + system of the child) is what the command costs on an idle core; wall time
-    also counts waiting for a CPU, so it grows with whatever else the machine runs.
-    """
-    walls, cpus = [], []
-    for _ in range(repeat):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "ci.cli", *argv], cwd=REPO, capture_output=True, text=True)
-        walls.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-        if done.returncode not in (0, 1):
-            raise SystemExit(f"mlops {' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return statistics.median(walls), statistics.median(cpus)
+    """(median wall seconds, median CPU seconds) of `mlops <argv>` in a fresh process (timing.py)."""
+    samples = [mlops_process_seconds(argv, REPO) for _ in range(repeat)]
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 
 def in_process(repeat: int) -> dict[str, float]:

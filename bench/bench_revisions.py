@@ -12,14 +12,12 @@ ratio.
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import mlops_process_seconds  # bench/timing.py: run as a script, bench/ is on the path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,27 +30,14 @@ COMMANDS = [
 ]
 
 
-def run_once(tree: Path, argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of `mlops <argv>` run from `tree`'s own sources."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "ci.cli", *argv], cwd=tree, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"{tree}: mlops {' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-
-
 def compare(base_tree: Path, repeat: int) -> list[dict[str, object]]:
     rows = []
     for argv in COMMANDS:
         samples: dict[str, list[tuple[float, float]]] = {"base": [], "head": []}
-        run_once(base_tree, argv), run_once(REPO, argv)  # warm the page cache for both trees
+        mlops_process_seconds(argv, base_tree), mlops_process_seconds(argv, REPO)  # warm the page cache for both trees
         for _ in range(repeat):
-            samples["base"].append(run_once(base_tree, argv))
-            samples["head"].append(run_once(REPO, argv))
+            samples["base"].append(mlops_process_seconds(argv, base_tree))
+            samples["head"].append(mlops_process_seconds(argv, REPO))
         row: dict[str, object] = {"command": "mlops " + " ".join(argv)}
         for side, values in samples.items():
             row[f"{side}_wall"] = statistics.median(v[0] for v in values)
